@@ -1,0 +1,43 @@
+# Build, demo and test entry points. `make demo` and `make test` install what they need.
+.PHONY: all deps build bpf lint demo test test-unit test-netns test-vm test-docker clean
+
+NODE ?= node
+BPF_SRC := $(wildcard dataplane/bpf/*.bpf.c)
+BPF_OBJ := $(patsubst dataplane/bpf/%.bpf.c,dist/bpf/%.bpf.o,$(BPF_SRC))
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I dataplane/bpf/include
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	npx tsc -p tsconfig.json
+	@$(MAKE) --no-print-directory bpf
+
+bpf: $(BPF_OBJ)
+
+dist/bpf/%.bpf.o: dataplane/bpf/%.bpf.c $(wildcard dataplane/bpf/include/*.h)
+	@mkdir -p dist/bpf
+	clang $(BPF_CFLAGS) -c $< -o $@
+
+lint: build
+	npx eslint .
+
+demo: build
+	$(NODE) dist/test/netns/demo.js
+
+test: lint
+	$(NODE) dist/test/run.js
+
+test-unit: build
+	$(NODE) dist/test/run.js unit
+test-netns: build
+	$(NODE) dist/test/run.js netns
+test-vm: build
+	$(NODE) dist/test/run.js vm
+test-docker: build
+	$(NODE) dist/test/run.js docker cni
+
+clean:
+	rm -rf dist
