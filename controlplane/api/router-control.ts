@@ -1,0 +1,32 @@
+// What the HTTP API needs from the running router and the other services.
+// The composition root (weaver) implements it over the mesh; unit tests use
+// plain objects.
+import type { FastifyInstance } from 'fastify';
+import type { MetricFamily } from './metrics.js';
+import type { ReportServices } from './report.js';
+import type { RouterStatus, ServiceSection } from './status-model.js';
+
+export interface RouterControl {
+  /** A consistent snapshot of the router's state. */
+  status(): RouterStatus;
+  /** Add direct peers (already syntax-checked); `replace` forgets all others first (spec §1.7). */
+  connect(peers: string[], replace: boolean): void;
+  /** Remove direct peers, given as the same strings used to connect. */
+  forget(peers: string[]): void;
+  /** The router's own port: the default for peers without one. */
+  port(): number;
+}
+
+export interface ApiServices {
+  router: RouterControl;
+  /** Router version string, e.g. `2.8.1`. */
+  version: string;
+  /** Summary blocks after the router's (IPAM, DNS, proxy, plugin), spec §2.1. */
+  summarySections?(): ServiceSection[];
+  /** Report sections after `Router`, spec §3. */
+  reportServices?(): ReportServices;
+  /** Metric families beyond the router's, spec §5.3. */
+  metrics?(): MetricFamily[];
+  /** Register the service's own routes (IPAM, DNS) on the control API. */
+  registerControlRoutes?(app: FastifyInstance): void;
+}

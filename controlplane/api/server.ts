@@ -1,0 +1,124 @@
+// The router's HTTP API (user-surface spec §5.1-5.3, wire spec §10): the full
+// control API on --http-addr, the read-only subset on --status-addr.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { toJsonText } from './json-text.js';
+import { formatMetricFamilies, processMetricFamilies, routerMetricFamilies } from './metrics.js';
+import { parsePeerAddress } from './peer-address.js';
+import { renderConnections, renderPeers, renderStatusSummary, renderTargets } from './render-status.js';
+import { buildReport } from './report.js';
+import { renderTemplate, TemplateParseError } from './report-template.js';
+import type { ApiServices } from './router-control.js';
+import type { RouterStatus } from './status-model.js';
+
+export type ApiKind = 'control' | 'status' | 'metrics';
+
+const TEXT = 'text/plain; charset=utf-8';
+
+/** Form values from the query string and an urlencoded body, repeated keys kept (Go FormValue). */
+export function formValues(req: FastifyRequest, key: string): string[] {
+  const fromQuery = new URL(req.url, 'http://localhost').searchParams.getAll(key);
+  const body = typeof req.body === 'string' ? new URLSearchParams(req.body).getAll(key) : [];
+  return [...body, ...fromQuery];
+}
+
+function sendText(reply: FastifyReply, code: number, body: string): FastifyReply {
+  return reply.code(code).type(TEXT).send(body);
+}
+
+function statusView(
+  services: ApiServices,
+  render: (s: RouterStatus) => string,
+): (req: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  return (_req, reply) => {
+    const s = services.router.status();
+    // spec §5.1: 503 with the same body while the router is not ready.
+    return sendText(reply, s.ready ? 200 : 503, render(s));
+  };
+}
+
+function registerReadOnly(app: FastifyInstance, services: ApiServices): void {
+  const versionText = `${services.version} (version check update disabled)`;
+  app.get('/status', statusView(services, (s) => renderStatusSummary(s, versionText, services.summarySections?.() ?? [])));
+  app.get('/status/targets', statusView(services, renderTargets));
+  app.get('/status/connections', statusView(services, renderConnections));
+  app.get('/status/peers', statusView(services, renderPeers));
+  app.get('/report', (req, reply) => {
+    const report = buildReport(services.router.status(), services.version, services.reportServices?.() ?? {});
+    const formats = formValues(req, 'format');
+    if (formats.length === 0 && !new URL(req.url, 'http://localhost').searchParams.has('format')) {
+      return reply.code(200).type('application/json; charset=utf-8').send(toJsonText(report, 4) + '\n');
+    }
+    if (formats.length !== 1) return sendText(reply, 400, 'error: must supply one format parameter\n');
+    try {
+      return sendText(reply, 200, renderTemplate(formats[0], report));
+    } catch (err) {
+      if (err instanceof TemplateParseError) return sendText(reply, 400, `${err.message}\n`);
+      return sendText(reply, 500, `error during template execution: ${(err as Error).message}\n`);
+    }
+  });
+  registerMetrics(app, services);
+}
+
+function registerMetrics(app: FastifyInstance, services: ApiServices): void {
+  app.get('/metrics', (_req, reply) => {
+    const families = [...routerMetricFamilies(services.router.status()), ...(services.metrics?.() ?? []), ...processMetricFamilies()];
+    return reply.code(200).type('text/plain; version=0.0.4; charset=utf-8').send(formatMetricFamilies(families));
+  });
+}
+
+function registerRouterControl(app: FastifyInstance, services: ApiServices): void {
+  app.post('/connect', (req, reply) => {
+    const peers = formValues(req, 'peer');
+    const replace = formValues(req, 'replace').includes('true');
+    const errors: string[] = [];
+    for (const p of peers) {
+      try {
+        parsePeerAddress(p, services.router.port());
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    if (errors.length > 0) return sendText(reply, 400, errors.join('\n') + '\n');
+    services.router.connect(peers, replace);
+    return sendText(reply, 200, '');
+  });
+  app.post('/forget', (req, reply) => {
+    services.router.forget(formValues(req, 'peer'));
+    return sendText(reply, 200, '');
+  });
+}
+
+/** Build (not listen) the API of the given kind. */
+export function buildApiServer(services: ApiServices, kind: ApiKind): FastifyInstance {
+  const app = Fastify({ logger: false });
+  // Go's FormValue reads urlencoded bodies; keep the raw text and parse per key.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, body);
+  });
+  app.setNotFoundHandler((_req, reply) => sendText(reply, 404, '404 page not found\n'));
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const code = err.statusCode !== undefined && err.statusCode >= 400 ? err.statusCode : 500;
+    return sendText(reply, code, `${err.message}\n`);
+  });
+  if (kind === 'metrics') {
+    registerMetrics(app, services);
+    return app;
+  }
+  registerReadOnly(app, services);
+  if (kind === 'control') {
+    registerRouterControl(app, services);
+    services.registerControlRoutes?.(app);
+  }
+  return app;
+}
+
+/** Listen address `host:port`, or an absolute unix socket path (wire spec §10.1). */
+export async function listenApi(app: FastifyInstance, addr: string): Promise<void> {
+  if (addr.startsWith('/')) {
+    await app.listen({ path: addr });
+    return;
+  }
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
+  await app.listen({ host, port: Number(addr.slice(i + 1)) });
+}

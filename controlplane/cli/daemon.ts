@@ -1,0 +1,125 @@
+// Starting and stopping weaver as a host daemon (user-surface spec §1.1
+// steps 1-2 and 14, §1.2): no Docker, a pid file and a log file in the state
+// directory.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { callRouter, RouterUnreachableError } from './api-client.js';
+import type { LaunchPlan } from './launch-plan.js';
+import { processAlive, runningPid } from './pid-file.js';
+import { statePaths } from './state-paths.js';
+
+/** dist/controlplane/cli/daemon.js -> dist/weaver/main.js */
+export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/main.js', import.meta.url));
+
+export class LaunchError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+async function apiAnswers2xx(addr: string): Promise<boolean> {
+  try {
+    const res = await callRouter(addr, 'GET', '/status', { timeoutMs: 1000 });
+    return res.code >= 200 && res.code < 300;
+  } catch (err) {
+    if (err instanceof RouterUnreachableError) return false;
+    throw err;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The lines weaver wrote to stderr before dying (`weave: ...`), else the log's tail. */
+function deathReason(logFile: string, fromByte: number): string {
+  let text = '';
+  try {
+    text = readFileSync(logFile).subarray(fromByte).toString('utf8');
+  } catch {
+    return '';
+  }
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const own = lines.filter((l) => l.startsWith('weave: '));
+  return (own.length > 0 ? own : lines.slice(-10)).join('\n');
+}
+
+export interface LaunchResult {
+  pid: number;
+}
+
+/**
+ * Start weaver detached and wait until GET /status answers 2xx (polling every
+ * 0.1 s, spec §1.1 step 14) or the deadline passes.
+ */
+export async function launchDaemon(plan: LaunchPlan, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<LaunchResult> {
+  const paths = statePaths(plan.stateDir);
+  if (runningPid(paths.pidFile) !== undefined) {
+    throw new LaunchError("weave is already running; you can stop it with 'weave stop'.", 3);
+  }
+  if (await apiAnswers2xx(plan.httpAddr)) throw new LaunchError('Weave Net is already running', 1);
+
+  mkdirSync(paths.dir, { recursive: true });
+  const logFd = openSync(paths.logFile, 'a');
+  let logStart = 0;
+  try {
+    logStart = readFileSync(paths.logFile).length;
+  } catch {
+    // new file
+  }
+  const child = spawn(process.execPath, [WEAVER_MAIN, ...plan.routerArgs], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...env, ...plan.routerEnv },
+  });
+  closeSync(logFd);
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  child.on('exit', (code, signal) => {
+    exited = { code, signal };
+  });
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  child.unref();
+
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const early = await Promise.race([spawnError, delay(100).then(() => undefined)]);
+    if (early) throw new LaunchError(`cannot start ${WEAVER_MAIN}: ${early.message}`, 1);
+    if (exited) {
+      const why = deathReason(paths.logFile, logStart);
+      throw new LaunchError(`${why ? `${why}\n` : ''}The weave router has died. Consult the log file ${paths.logFile} for further details.`, 1);
+    }
+    if (await apiAnswers2xx(plan.httpAddr)) return { pid: child.pid ?? 0 };
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new LaunchError(
+        `The weave router did not answer on http://${plan.httpAddr}/status within ${timeoutMs / 1000} s and was stopped. Consult the log file ${paths.logFile}.`,
+        1,
+      );
+    }
+  }
+}
+
+export type StopOutcome = 'stopped' | 'killed' | 'not-running';
+
+/** SIGTERM the router, wait for it to exit (SIGKILL after the grace period), remove its pid file. */
+export async function stopDaemon(stateDir: string, graceMs: number): Promise<StopOutcome> {
+  const paths = statePaths(stateDir);
+  const pid = runningPid(paths.pidFile);
+  if (pid === undefined) {
+    rmSync(paths.pidFile, { force: true });
+    return 'not-running';
+  }
+  process.kill(pid, 'SIGTERM');
+  // The router is not our child, so there is no exit event to wait on: poll.
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid) && Date.now() < deadline) await delay(50);
+  let outcome: StopOutcome = 'stopped';
+  if (processAlive(pid)) {
+    process.kill(pid, 'SIGKILL');
+    while (processAlive(pid)) await delay(20);
+    outcome = 'killed';
+  }
+  rmSync(paths.pidFile, { force: true });
+  return outcome;
+}

@@ -1,0 +1,193 @@
+// `weave <command> ...`: dispatch and the commands that talk to the router
+// (user-surface spec §0.3, §1.1-1.7, §1.13). Returns the exit status.
+import { hostname } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { WEAVE_VERSION } from '../api/version.js';
+import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
+import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
+import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
+import { statePaths } from './state-paths.js';
+import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+type Command = (args: string[], io: CliIo) => Promise<number>;
+
+const LAUNCH_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 10_000;
+
+/** A router call; an unreachable router is reported once, here, with exit 1. */
+async function call(io: CliIo, method: string, path: string, opts: Parameters<typeof callRouter>[3] = {}): Promise<ApiResponse | number> {
+  const addr = httpAddrFromEnv(io.env);
+  try {
+    return await callRouter(addr, method, path, opts);
+  } catch (err) {
+    if (!(err instanceof RouterUnreachableError)) throw err;
+    const pidFile = statePaths(stateDirFromEnv(io.env)).pidFile;
+    io.stderr.write(`weave router is not running: ${err.message}. Have you launched it? (pid file ${pidFile})\n`);
+    return 1;
+  }
+}
+
+const launch: Command = async (args, io) => {
+  const plan = planLaunch(args, io.env, hostname());
+  try {
+    const { pid } = await launchDaemon(plan, io.env, Number(io.env.WEAVE_LAUNCH_TIMEOUT_MS ?? LAUNCH_TIMEOUT_MS));
+    io.stdout.write(`${pid}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof LaunchError)) throw err;
+    io.stderr.write(`${err.message}\n`);
+    return err.exitCode;
+  }
+};
+
+const stop: Command = async (args, io) => {
+  if (args.length > 0) throw new UsageError();
+  const outcome = await stopDaemon(stateDirFromEnv(io.env), STOP_GRACE_MS);
+  if (outcome === 'not-running') io.stderr.write('Weave is not running (ignore on Kubernetes).\n');
+  if (outcome === 'killed') io.stderr.write(`weave router did not stop within ${STOP_GRACE_MS / 1000} s of SIGTERM and was killed\n`);
+  return 0;
+};
+
+const reset: Command = async (args, io) => {
+  const force = args.length === 1 && args[0] === '--force';
+  if (args.length > 0 && !force) throw new UsageError();
+  const paths = statePaths(stateDirFromEnv(io.env));
+  if (!force) {
+    const res = await call(io, 'DELETE', '/peer');
+    // A router that is not running is taken as already reset; 404 = nothing to hand over.
+    if (typeof res !== 'number' && res.code !== 404 && (res.code < 200 || res.code >= 300)) {
+      io.stderr.write(res.body);
+      return 1;
+    }
+  }
+  await stopDaemon(paths.dir, STOP_GRACE_MS);
+  // Persisted identity and peer list go with the reset (spec §1.3 step 4).
+  rmSync(paths.peerNameFile, { force: true });
+  rmSync(paths.targetsFile, { force: true });
+  return 0;
+};
+
+const status: Command = async (args, io) => {
+  const sub = args.join('/');
+  const res = await call(io, 'GET', sub === '' ? '/status' : `/status/${sub}`);
+  if (typeof res === 'number') return res;
+  if (res.code === 404) {
+    io.stderr.write(`Invalid 'weave status' sub-command: ${args.join(' ')}\n${USAGE}`);
+    return 1;
+  }
+  // spec §1.4: the summary is framed by blank lines, sub-views are not.
+  const ok = res.code >= 200 && res.code < 300;
+  if (sub === '' && ok) io.stdout.write('\n');
+  const rc = relayResponse(res, io.stdout, io.stderr);
+  if (sub === '' && ok) io.stdout.write('\n');
+  return rc;
+};
+
+const report: Command = async (args, io) => {
+  let path = '/report';
+  if (args.length > 0) {
+    if (args.length !== 2 || args[0] !== '-f') throw new UsageError();
+    path = `/report?${new URLSearchParams({ format: args[1] }).toString()}`;
+  }
+  const res = await call(io, 'GET', path, { accept: 'application/json' });
+  return typeof res === 'number' ? res : relayResponse(res, io.stdout, io.stderr);
+};
+
+function peerCommand(endpoint: '/connect' | '/forget'): Command {
+  return async (args, io) => {
+    const replace = endpoint === '/connect' && args[0] === '--replace';
+    const peers = replace ? args.slice(1) : args;
+    if (peers.length === 0 && !replace) throw new UsageError();
+    const form: [string, string][] = peers.map((p) => ['peer', p]);
+    if (replace) form.push(['replace', 'true']);
+    const res = await call(io, 'POST', endpoint, { form });
+    return typeof res === 'number' ? res : relayResponse(res, io.stdout, io.stderr);
+  };
+}
+
+const version: Command = async (args, io) => {
+  if (args.length > 0) throw new UsageError();
+  io.stdout.write(`weave script ${WEAVE_VERSION}\n`);
+  let routerVersion = WEAVE_VERSION;
+  try {
+    const res = await callRouter(httpAddrFromEnv(io.env), 'GET', `/report?${new URLSearchParams({ format: '{{.Version}}' }).toString()}`);
+    if (res.code === 200) routerVersion = res.body.trim();
+  } catch (err) {
+    // Not running: report the installed router's version, as `weaver --version` would.
+    if (!(err instanceof RouterUnreachableError)) throw err;
+  }
+  io.stdout.write(`weave ${routerVersion}\n`);
+  return 0;
+};
+
+/**
+ * `weave ps` (spec §1.6). Containers need a container runtime, which this
+ * host daemon does not require; the `weave:expose` line shows the bridge MAC
+ * and its addresses, and there is no output without a bridge.
+ */
+const ps: Command = async (args, io) => {
+  const wanted = args.length === 0 || args.includes('weave:expose');
+  if (!wanted) return 0;
+  let mac: string;
+  try {
+    mac = readFileSync('/sys/class/net/weave/address', 'utf8').trim();
+  } catch {
+    return 0;
+  }
+  let cidrs: string[] = [];
+  try {
+    const out = execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'weave'], { encoding: 'utf8' });
+    cidrs = [...out.matchAll(/inet (\S+)/g)].map((m) => m[1]);
+  } catch {
+    // no addresses
+  }
+  io.stdout.write(`${['weave:expose', mac, ...cidrs].join(' ')}\n`);
+  return 0;
+};
+
+const COMMANDS: Record<string, Command> = {
+  launch,
+  stop,
+  reset,
+  status,
+  report,
+  connect: peerCommand('/connect'),
+  forget: peerCommand('/forget'),
+  version,
+  ps,
+};
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) {
+    io.stderr.write(USAGE);
+    return 1;
+  }
+  if (cmd === 'help' || cmd === '--help' || (args[0] === '--help' && !['launch', 'version'].includes(cmd))) {
+    io.stderr.write(USAGE);
+    return 0;
+  }
+  if (REMOVED_COMMANDS.includes(cmd)) {
+    io.stderr.write(`The 'weave ${cmd}' command has been removed as of Weave Net version 2.0\nPlease see release notes for further information\n`);
+    return 1;
+  }
+  const run = COMMANDS[cmd];
+  if (run === undefined) {
+    io.stderr.write(`Unknown weave command '${cmd}'\n${USAGE}`);
+    return 1;
+  }
+  try {
+    return await run(args, io);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`${err.message ? `${err.message}\n` : ''}${USAGE}`);
+    return 1;
+  }
+}

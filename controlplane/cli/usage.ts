@@ -1,0 +1,37 @@
+// The `weave` usage block (user-surface spec §1): commands and flags exactly
+// as the user types them.
+export const USAGE = `Usage:
+
+weave --help | help
+      version
+weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
+                    [--host <ip_address>] [--name <mac>] [--nickname <nickname>]
+                    [--no-restart] [--resume] [--no-discovery] [--no-dns]
+                    [--conn-limit <n>] [--port <port>] [--mtu <mtu>] [--no-fastdp]
+                    [--state-dir <dir>] [--log-level=debug|info|warning|error]
+                    <peer> ...
+weave connect       [--replace] [<peer> ...]
+      forget        <peer> ...
+weave status        [targets | connections | peers | dns | ipam]
+      report        [-f <format>]
+      ps            [<container_id> ...]
+weave stop
+weave reset         [--force]
+
+where <peer>     = <ip_address_or_fqdn>[:<port>]
+      <cidr>     = <ip_address>/<routing_prefix_length>
+
+Environment: WEAVE_STATE_DIR (default /var/lib/weave), WEAVE_HTTP_ADDR (default 127.0.0.1:6784),
+WEAVE_STATUS_ADDR, WEAVE_PORT, WEAVE_PASSWORD, WEAVE_MTU, WEAVE_NO_FASTDP.
+`;
+
+/** Commands removed in Weave Net 2.0 (spec §1). */
+export const REMOVED_COMMANDS = [
+  'run', 'start', 'restart', 'launch-plugin', 'stop-plugin', 'launch-proxy', 'stop-proxy', 'launch-router', 'stop-router',
+];
+
+export class UsageError extends Error {
+  constructor(message = '') {
+    super(message);
+  }
+}

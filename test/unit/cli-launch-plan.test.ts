@@ -1,0 +1,37 @@
+// `weave launch` argument rewriting (user-surface spec §1.1 step 6, §4.4).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planLaunch } from '../../controlplane/cli/launch-plan.js';
+import { UsageError } from '../../controlplane/cli/usage.js';
+
+test('password leaves argv for the environment; port, state dir and WEAVE_* map to flags', () => {
+  const plan = planLaunch(
+    ['--password', 's3cret', '--port=7000', '--state-dir', '/tmp/x', '--no-restart', '--iprange', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1'],
+    { WEAVE_MTU: '1400', WEAVE_NO_FASTDP: '1', WEAVE_HTTP_ADDR: '127.0.0.1:9999' },
+    'hostA',
+  );
+  assert.equal(plan.stateDir, '/tmp/x');
+  assert.equal(plan.httpAddr, '127.0.0.1:9999');
+  assert.deepEqual(plan.routerEnv, { WEAVE_PASSWORD: 's3cret' });
+  assert.ok(!plan.routerArgs.some((a) => a.includes('s3cret')), 'the password never appears in argv');
+  assert.deepEqual(plan.routerArgs, [
+    '--port', '7000', '--nickname', 'hostA', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
+    '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x',
+    '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
+  ]);
+});
+
+test('defaults: WEAVE_STATE_DIR, WEAVE_PORT, WEAVE_PASSWORD from the environment', () => {
+  const plan = planLaunch(['-password=pw'], { WEAVE_STATE_DIR: '/srv/w', WEAVE_PORT: '6999' }, 'h');
+  assert.equal(plan.stateDir, '/srv/w');
+  assert.deepEqual(plan.routerArgs.slice(0, 2), ['--port', '6999']);
+  assert.deepEqual(plan.routerEnv, { WEAVE_PASSWORD: 'pw' });
+  assert.deepEqual(planLaunch([], { WEAVE_PASSWORD: 'env' }, 'h').routerEnv, { WEAVE_PASSWORD: 'env' });
+  assert.equal(planLaunch([], {}, 'h').stateDir, '/var/lib/weave');
+});
+
+test('a missing value after --password/--port/--state-dir is a usage error', () => {
+  for (const flag of ['--password', '--port', '--state-dir', '--ipalloc-range']) {
+    assert.throws(() => planLaunch([flag], {}, 'h'), UsageError, flag);
+  }
+});

@@ -1,0 +1,113 @@
+// weaver, the router daemon: the composition root. Parses flags, claims the
+// state directory, picks the peer identity, starts the mesh and the HTTP
+// APIs, and shuts everything down on SIGTERM/SIGINT.
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildApiServer, listenApi } from '../controlplane/api/server.js';
+import { WEAVE_VERSION } from '../controlplane/api/version.js';
+import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
+import { statePaths } from '../controlplane/cli/state-paths.js';
+import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
+import { createIdentity, resolvePeerName } from './identity.js';
+import { startMesh, type RunningMesh } from './mesh-wiring.js';
+import { formatPeerName } from './peer-name.js';
+import { loadTargets, saveTargets } from './targets-store.js';
+
+const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`weave: ${message}\n`);
+  process.exit(code);
+}
+
+function initialTargets(cfg: WeaverConfig, targetsFile: string, logger: Logger): string[] {
+  if (cfg.resume) {
+    const persisted = loadTargets(targetsFile);
+    logger.info(`Restart/resume detected - using persisted peer list: [${persisted.join(' ')}]`);
+    return persisted;
+  }
+  logger.info(`Launch detected - using supplied peer list: [${cfg.peers.join(' ')}]`);
+  return cfg.peers;
+}
+
+async function main(argv: string[]): Promise<void> {
+  let cfg: WeaverConfig;
+  try {
+    cfg = parseWeaverFlags(argv);
+  } catch (err) {
+    if (err instanceof FlagError) fail(err.message, 2);
+    throw err;
+  }
+  if (cfg.printVersion) {
+    process.stdout.write(`weave ${WEAVE_VERSION}\n`);
+    return;
+  }
+  const paths = statePaths(cfg.stateDir);
+  const logger = pino({ level: PINO_LEVEL[cfg.logLevel], base: { pid: process.pid } });
+  if (cfg.printPeerName) {
+    process.stdout.write(`${formatPeerName(resolvePeerName(paths, cfg.name))}\n`);
+    return;
+  }
+  // Claim the state directory before touching anything in it (another router may own it).
+  claimPidFile(paths.pidFile, paths.dir);
+  const name = resolvePeerName(paths, cfg.name);
+  logger.info(`Command line options: ${describeFlags(cfg.raw)}`);
+  logger.info(`weave ${WEAVE_VERSION}`);
+  const identity = createIdentity(name, cfg.nickname);
+  logger.info({ name: formatPeerName(name), nickname: cfg.nickname, uid: identity.uid.toString() }, 'Our name');
+  logger.info(cfg.password === '' ? 'Communication between peers is unencrypted.' : 'Communication between peers via untrusted networks is encrypted.');
+
+  const servers: FastifyInstance[] = [];
+  let mesh: RunningMesh | undefined;
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await Promise.allSettled(servers.map((s) => s.close()));
+    await mesh?.close().catch((err: unknown) => logger.error({ err }, 'closing the mesh'));
+    releasePidFile(paths.pidFile);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    mesh = await startMesh({
+      identity,
+      config: cfg,
+      logger,
+      initialTargets: initialTargets(cfg, paths.targetsFile, logger),
+      onTargetsChanged: (t) => saveTargets(paths.targetsFile, t),
+    });
+    const services = { router: mesh, version: WEAVE_VERSION };
+    const listeners: [string, 'control' | 'status' | 'metrics'][] = [
+      [cfg.httpAddr, 'control'],
+      [cfg.statusAddr, 'status'],
+      [cfg.metricsAddr, 'metrics'],
+    ];
+    for (const [addr, kind] of listeners) {
+      if (addr === '') continue;
+      const app = buildApiServer(services, kind);
+      try {
+        await listenApi(app, addr);
+      } catch (err) {
+        throw new Error(`Unable to create http listener socket: ${(err as Error).message}`);
+      }
+      servers.push(app);
+      logger.info({ addr, kind }, 'Listening for HTTP');
+    }
+  } catch (err) {
+    logger.fatal((err as Error).message);
+    await Promise.allSettled(servers.map((s) => s.close()));
+    await mesh?.close().catch(() => undefined);
+    releasePidFile(paths.pidFile);
+    fail((err as Error).message, 1);
+  }
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (err) {
+  fail((err as Error).message, 1);
+}
