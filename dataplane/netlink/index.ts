@@ -1,0 +1,24 @@
+// dataplane/netlink: talking to the kernel over netlink, in two layers.
+//
+// Wire layer
+//   attributes.ts  nlattr codec: AttributeWriter (builder), parseAttributes -> Attributes
+//   message.ts     nlmsghdr codec, NLM_F_* flags, NLMSG_ERROR / extended-ack decoding
+//   errors.ts      errno names and NetlinkError ("EEXIST: create veth link "v0" ...")
+//   socket.ts      NetlinkSocket: open (optionally in a netns), request/reply, dumps,
+//                  multicast join/leave and receive; never blocks the event loop
+//   netns.ts       namespace handles and withNetns() for short synchronous calls
+//
+// Typed layer
+//   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes
+//   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
+//
+// Only this folder (and its dataplane siblings) touches koffi.
+
+export * from './attributes.js';
+export * from './message.js';
+export * from './errors.js';
+export * from './socket.js';
+export * from './netns.js';
+export * from './inet.js';
+export * from './rtnl.js';
+export * from './genl.js';
