@@ -1,0 +1,26 @@
+// WeaveDNS protocol constants, named as the spec names them (wire spec §9, §11;
+// user-surface spec §4.3, §6.6).
+
+/** Gossip channel name (wire spec §4.4). */
+export const NAMESERVER_CHANNEL = 'nameserver';
+/** Incoming gossip whose Timestamp differs from ours by more is rejected (wire spec §9.3). */
+export const GOSSIP_WINDOW_SECONDS = 900;
+/** Tombstones are purged this long after their timestamp (wire spec §9.3). */
+export const TOMBSTONE_TIMEOUT_SECONDS = 30 * 60;
+/** How often tombstones are purged (wire spec §9.3). */
+export const TOMBSTONE_PURGE_INTERVAL_MS = 30 * 60 * 1000;
+
+/** Router flag defaults (user-surface spec §4.3). */
+export const DEFAULT_DOMAIN = 'weave.local.';
+export const DEFAULT_LISTEN_ADDRESS = '0.0.0.0:53';
+export const DEFAULT_TTL_SECONDS = 1;
+export const DEFAULT_FALLBACK_TIMEOUT_MS = 5000;
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+
+/** resolv.conf is re-read at most this often, and only when it changed (user-surface spec §6.6). */
+export const RESOLV_CONF_RECHECK_MS = 5000;
+/** Classic DNS UDP payload limit without EDNS0 (user-surface spec §6.6). */
+export const UDP_MAX_PAYLOAD = 512;
+
+/** Owner id of names added without a container (user-surface spec §1.11). */
+export const EXTERN_CONTAINER_ID = 'weave:extern';

@@ -1,0 +1,153 @@
+// The nameserver: the local table of DNS entries, the local add/delete rules
+// and the receive rules for gossip (wire spec §9.2, §9.3). Encoding and the
+// mesh seam live in gossiper.ts; this module sees decoded payloads only.
+import type { PeerName } from '../mesh/types.js';
+import { GOSSIP_WINDOW_SECONDS, TOMBSTONE_PURGE_INTERVAL_MS, TOMBSTONE_TIMEOUT_SECONDS } from './constants.js';
+import { NameTable, mergeEntryLists, type Entry } from './entries.js';
+import { DnsGossipError, type GossipPayload } from './gossip-payload.js';
+
+export interface NameserverOptions {
+  ourName: PeerName;
+  /** Whether the mesh currently knows this peer (wire spec §9.3 step 2). */
+  isKnownPeer(name: PeerName): boolean;
+  /** Unix time in seconds; injectable for tests. */
+  now?(): number;
+}
+
+/** Outcome of receiving one gossip payload (wire spec §9.3 step 5). */
+export interface ReceiveResult {
+  /** Entries that were new or changed here (what tag 4 passes on). */
+  delta: Entry[];
+  /** The received entries after filtering (what tag 6 relays). */
+  relay: Entry[];
+}
+
+/** `{hostname, containerId, addr}` filters for deletion; undefined matches anything. */
+export interface DeleteFilter {
+  hostname?: string;
+  containerId?: string;
+  addr?: number;
+}
+
+export class Nameserver {
+  readonly ourName: PeerName;
+  private readonly table = new NameTable();
+  private readonly isKnownPeer: (name: PeerName) => boolean;
+  private readonly clock: () => number;
+  private broadcaster: ((payload: GossipPayload) => void) | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: NameserverOptions) {
+    this.ourName = opts.ourName;
+    this.isKnownPeer = opts.isKnownPeer;
+    this.clock = opts.now ?? ((): number => Math.floor(Date.now() / 1000));
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  /** Where local changes are broadcast (tag 6); set by the gossiper. */
+  setBroadcaster(fn: ((payload: GossipPayload) => void) | undefined): void {
+    this.broadcaster = fn;
+  }
+
+  /** Purge old tombstones periodically (wire spec §9.3) until stop(). */
+  start(): void {
+    if (this.purgeTimer) return;
+    this.purgeTimer = setInterval(() => this.purgeTombstones(), TOMBSTONE_PURGE_INTERVAL_MS);
+    this.purgeTimer.unref();
+  }
+
+  stop(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.purgeTimer = undefined;
+  }
+
+  /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. */
+  add(hostname: string, containerId: string, addr: number): Entry {
+    const entry = this.table.add(hostname, containerId, this.ourName, addr);
+    this.broadcast([entry]);
+    return entry;
+  }
+
+  /** Local delete (wire spec §9.2): tombstone our matching live entries and broadcast them. */
+  delete(filter: DeleteFilter): Entry[] {
+    const changed = this.table.tombstone(this.ourName, this.now(), (e) =>
+      (filter.hostname === undefined || e.hostname === filter.hostname) &&
+      (filter.containerId === undefined || e.containerId === filter.containerId) &&
+      (filter.addr === undefined || e.addr === filter.addr));
+    this.broadcast(changed);
+    return changed;
+  }
+
+  /** A container died: tombstone all its names (wire spec §9.2). */
+  containerDied(containerId: string): Entry[] {
+    return this.delete({ containerId });
+  }
+
+  /** The mesh garbage-collected a peer (wire spec §4.7): forget its entries. */
+  peerGone(name: PeerName): number {
+    return this.table.removeOrigin(name);
+  }
+
+  purgeTombstones(): number {
+    return this.table.purgeTombstones(this.now(), TOMBSTONE_TIMEOUT_SECONDS);
+  }
+
+  lookup(hostname: string): Entry[] {
+    return this.table.lookup(hostname);
+  }
+
+  reverseLookup(addr: number): Entry[] {
+    return this.table.reverseLookup(addr);
+  }
+
+  /** All entries, tombstones included, in display order. */
+  entries(): Entry[] {
+    return this.table.all();
+  }
+
+  /** Complete state for periodic gossip / gossip-down (wire spec §9.2). */
+  fullState(): GossipPayload {
+    return { timestamp: this.now(), entries: this.table.all() };
+  }
+
+  /** Receive a decoded gossip payload (tags 4 and 6), wire spec §9.3. Throws DnsGossipError. */
+  receive(payload: GossipPayload): ReceiveResult {
+    const now = this.now();
+    const skew = payload.timestamp - now;
+    if (skew > GOSSIP_WINDOW_SECONDS || skew < -GOSSIP_WINDOW_SECONDS) {
+      throw new DnsGossipError(
+        `host clock skew of ${skew}s exceeds ${GOSSIP_WINDOW_SECONDS}s limit (synchronise the hosts' clocks, e.g. with NTP)`);
+    }
+    // Duplicates are merged rather than rejected: one bad sender must not wedge the channel.
+    const incoming = mergeEntryLists([], payload.entries)
+      .filter((e) => e.origin === this.ourName || this.isKnownPeer(e.origin));
+
+    // Step 3: entries claiming to be ours are checked against what we hold.
+    const overridden: Entry[] = [];
+    for (let i = 0; i < incoming.length; i++) {
+      const e = incoming[i];
+      if (e.origin !== this.ourName) continue;
+      const ours = this.table.find(e);
+      if (ours) {
+        if (ours.version < e.version || (ours.version === e.version && ours.tombstone !== e.tombstone)) {
+          incoming[i] = { ...ours, version: e.version + 1 };
+          overridden.push(incoming[i]);
+        }
+      } else if (e.tombstone === 0) {
+        incoming[i] = { ...e, tombstone: now, version: e.version + 1 };
+        overridden.push(incoming[i]);
+      }
+    }
+    const delta = this.table.merge(incoming);
+    this.broadcast(overridden);
+    return { delta, relay: incoming };
+  }
+
+  private broadcast(entries: Entry[]): void {
+    if (entries.length === 0 || !this.broadcaster) return;
+    this.broadcaster({ timestamp: this.now(), entries: entries.map((e) => ({ ...e })) });
+  }
+}

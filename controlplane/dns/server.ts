@@ -1,0 +1,256 @@
+// The weaveDNS server: UDP and TCP on one address and port, answering names in
+// our domain from the nameserver and forwarding the rest upstream
+// (user-surface spec §6.6). Bad input is answered FORMERR or dropped, and
+// counted; it never stops the server.
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
+import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
+import { Rcode, answerLocally, errorResponse, truncateToFit, udpLimit, type NameLookup } from './answer.js';
+import {
+  DEFAULT_DOMAIN, DEFAULT_FALLBACK_TIMEOUT_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_TTL_SECONDS,
+} from './constants.js';
+import { normaliseDomain } from './domain.js';
+import { parseListenAddress, type ListenAddress } from './listen-address.js';
+import { ResolvConfWatcher, type UpstreamServer } from './resolv-conf.js';
+import { forward } from './upstream.js';
+
+export interface DnsServerConfig {
+  names: NameLookup;
+  /** `--dns-listen-address` (default 0.0.0.0:53); port 0 picks a free port for both UDP and TCP. */
+  listenAddress?: string;
+  /** `--dns-domain` (default weave.local.). */
+  domain?: string;
+  /** `--dns-ttl` in seconds (default 1). */
+  ttl?: number;
+  /** `--dns-fallback-timeout` in milliseconds (default 5000). */
+  fallbackTimeoutMs?: number;
+  /** `--resolv-conf`: where upstream servers are listed; empty or absent = no forwarding. */
+  resolvConf?: string;
+  /** Port the upstream servers listen on (resolv.conf cannot say; default 53). */
+  upstreamPort?: number;
+}
+
+/** Counters for `/metrics` and tests; every query ends in exactly one outcome. */
+export interface DnsServerMetrics {
+  udpQueries: number;
+  tcpQueries: number;
+  answeredLocally: number;
+  nxdomain: number;
+  forwarded: number;
+  servfail: number;
+  formerr: number;
+  notimp: number;
+  /** Datagrams/messages too broken to answer (not even a DNS header). */
+  dropped: number;
+  truncated: number;
+}
+
+const TCP_IDLE_TIMEOUT_MS = 10_000;
+
+export class DnsServer {
+  readonly metrics: DnsServerMetrics = {
+    udpQueries: 0, tcpQueries: 0, answeredLocally: 0, nxdomain: 0, forwarded: 0,
+    servfail: 0, formerr: 0, notimp: 0, dropped: 0, truncated: 0,
+  };
+  readonly domain: string;
+  readonly ttl: number;
+  private readonly fallbackTimeoutMs: number;
+  private readonly names: NameLookup;
+  private readonly requested: ListenAddress;
+  private readonly resolvConfPath: string;
+  private readonly upstreamPort: number;
+  private resolv: ResolvConfWatcher | undefined;
+  private udp: UdpSocket | undefined;
+  private tcp: TcpServer | undefined;
+  private readonly tcpClients = new Set<TcpSocket>();
+  private bound: ListenAddress | undefined;
+
+  constructor(cfg: DnsServerConfig) {
+    this.names = cfg.names;
+    this.domain = normaliseDomain(cfg.domain ?? DEFAULT_DOMAIN);
+    this.ttl = cfg.ttl ?? DEFAULT_TTL_SECONDS;
+    if (!Number.isInteger(this.ttl) || this.ttl < 0) throw new Error(`weave: invalid --dns-ttl ${this.ttl} (give whole seconds >= 0)`);
+    this.fallbackTimeoutMs = cfg.fallbackTimeoutMs ?? DEFAULT_FALLBACK_TIMEOUT_MS;
+    this.requested = parseListenAddress(cfg.listenAddress ?? DEFAULT_LISTEN_ADDRESS);
+    this.resolvConfPath = cfg.resolvConf ?? '';
+    this.upstreamPort = cfg.upstreamPort ?? 53;
+  }
+
+  /** The bound address (after start), e.g. for `GET /dns-address-port`. */
+  address(): ListenAddress {
+    if (!this.bound) throw new Error('weave: DNS server is not started');
+    return { ...this.bound };
+  }
+
+  /** Upstream servers currently in use (for `weave status`). */
+  upstreams(): UpstreamServer[] {
+    return this.resolv?.upstreams() ?? [];
+  }
+
+  async start(): Promise<void> {
+    const udp = createSocket(isIPv6(this.requested.host) ? 'udp6' : 'udp4');
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(this.requested.port, this.requested.host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    }).catch((err: Error) => {
+      throw new Error(`Unable to start dns server: listen udp ${this.requested.host}:${this.requested.port}: ${err.message}`);
+    });
+    const port = udp.address().port;
+    udp.on('error', () => { /* per-datagram send errors must not stop the server */ });
+    udp.on('message', (msg, rinfo) => { void this.onUdp(msg, rinfo); });
+    this.udp = udp;
+
+    const tcp = createServer((sock) => this.onTcpConnection(sock));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, this.requested.host, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      udp.close();
+      this.udp = undefined;
+      throw new Error(`Unable to start dns server: listen tcp ${this.requested.host}:${port}: ${(err as Error).message}`);
+    }
+    tcp.on('error', () => { /* accept errors are transient */ });
+    this.tcp = tcp;
+    this.bound = { host: this.requested.host, port };
+    this.resolv = new ResolvConfWatcher(this.resolvConfPath, this.upstreamPort, { address: this.bound.host, port });
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.tcpClients) c.destroy();
+    this.tcpClients.clear();
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  }
+
+  /** Answer one query message; undefined = drop. Exposed for the transports and tests. */
+  async handle(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    if (msg.length < 12) {
+      this.metrics.dropped++;
+      return undefined;
+    }
+    const id = msg.readUInt16BE(0);
+    const flags = msg.readUInt16BE(2);
+    const rd = (flags & 0x0100) !== 0;
+    // Responses sent to us are never answered: answering could loop between two servers.
+    if ((flags & 0x8000) !== 0) {
+      this.metrics.dropped++;
+      return undefined;
+    }
+    let query: DecodedPacket;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      this.metrics.formerr++;
+      return dnsPacket.encode(errorResponse(id, rd, Rcode.FORMERR));
+    }
+    const opcode = (flags >> 11) & 0xf;
+    if (opcode !== 0) {
+      this.metrics.notimp++;
+      return dnsPacket.encode(errorResponse(id, rd, Rcode.NOTIMP));
+    }
+    if (query.questions?.length !== 1) {
+      this.metrics.formerr++;
+      return dnsPacket.encode(errorResponse(id, rd, Rcode.FORMERR));
+    }
+    const local = answerLocally(query, this.names, { domain: this.domain, ttl: this.ttl });
+    if (local) {
+      if (((local.flags ?? 0) & 0xf) === Rcode.NXDOMAIN) this.metrics.nxdomain++;
+      else this.metrics.answeredLocally++;
+      try {
+        return this.encodeForTransport(withEdns(local, query), query, transport);
+      } catch {
+        // A gossiped hostname that is not a valid DNS name cannot be encoded.
+        this.metrics.servfail++;
+        return dnsPacket.encode(errorResponse(id, rd, Rcode.SERVFAIL));
+      }
+    }
+    const upstreams = this.upstreams();
+    const reply = upstreams.length > 0
+      ? await forward(msg, upstreams, transport, this.fallbackTimeoutMs)
+      : undefined;
+    if (reply) {
+      this.metrics.forwarded++;
+      return reply;
+    }
+    this.metrics.servfail++;
+    return dnsPacket.encode(errorResponse(id, rd, Rcode.SERVFAIL, query.questions));
+  }
+
+  private encodeForTransport(response: Packet, query: DecodedPacket, transport: 'udp' | 'tcp'): Buffer {
+    if (transport === 'tcp') return dnsPacket.encode(response);
+    const { packet, truncated } = truncateToFit(response, udpLimit(query));
+    if (truncated) this.metrics.truncated++;
+    return dnsPacket.encode(packet);
+  }
+
+  private async onUdp(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+    this.metrics.udpQueries++;
+    let reply: Buffer | undefined;
+    try {
+      reply = await this.handle(msg, 'udp');
+    } catch {
+      this.metrics.dropped++;
+      return;
+    }
+    if (reply && this.udp) this.udp.send(reply, rinfo.port, rinfo.address, () => { /* a lost reply is the client's retry */ });
+  }
+
+  private onTcpConnection(sock: TcpSocket): void {
+    this.tcpClients.add(sock);
+    let buffered = Buffer.alloc(0);
+    sock.setTimeout(TCP_IDLE_TIMEOUT_MS, () => sock.destroy());
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => this.tcpClients.delete(sock));
+    sock.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2) {
+        const n = buffered.readUInt16BE(0);
+        if (buffered.length < 2 + n) break;
+        const msg = buffered.subarray(2, 2 + n);
+        buffered = buffered.subarray(2 + n);
+        void this.onTcpMessage(sock, msg);
+      }
+    });
+  }
+
+  private async onTcpMessage(sock: TcpSocket, msg: Buffer): Promise<void> {
+    this.metrics.tcpQueries++;
+    let reply: Buffer | undefined;
+    try {
+      reply = await this.handle(msg, 'tcp');
+    } catch {
+      reply = undefined;
+    }
+    if (!reply) {
+      // A message we cannot answer ends the stream: the framing can no longer be trusted.
+      sock.destroy();
+      return;
+    }
+    if (sock.destroyed || reply.length > 0xffff) return;
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(reply.length);
+    sock.write(Buffer.concat([len, reply]));
+  }
+}
+
+/** Echo EDNS0 in the response when the query used it (RFC 6891 §6.1.1). */
+function withEdns(response: Packet, query: DecodedPacket): Packet {
+  const opt = (query.additionals ?? []).find((rr) => rr.type === 'OPT');
+  if (!opt) return response;
+  return {
+    ...response,
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }],
+  };
+}

@@ -1,0 +1,182 @@
+// Nameserver table and gossip rules (wire spec §9.2, §9.3).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { NameTable, mergeEntry, type Entry } from '../../controlplane/dns/entries.js';
+import { Nameserver } from '../../controlplane/dns/nameserver.js';
+import { DnsGossipData, NameserverGossiper } from '../../controlplane/dns/gossiper.js';
+import { DnsGossipError, type GossipPayload } from '../../controlplane/dns/gossip-payload.js';
+import { encodeGossipPayload, decodeGossipPayload } from '../../controlplane/dns/codec.js';
+import type { GossipData } from '../../controlplane/dns/gossip-port.js';
+
+const A = 0x0a0000000001n;
+const B = 0x0a0000000002n;
+const C = 0x0a0000000003n;
+const NOW = 1_700_000_000;
+
+function entry(over: Partial<Entry> = {}): Entry {
+  return { containerId: 'c1', origin: B, addr: 0x0a200001, hostname: 'web.weave.local.', version: 0, tombstone: 0, ...over };
+}
+
+function nameserver(ourName: bigint, known: bigint[] = [A, B], now = (): number => NOW): { ns: Nameserver; sent: GossipPayload[] } {
+  const ns = new Nameserver({ ourName, isKnownPeer: (p) => known.includes(p), now });
+  const sent: GossipPayload[] = [];
+  ns.setBroadcaster((p) => sent.push(p));
+  return { ns, sent };
+}
+
+// A small universe so generated entries collide on identity often.
+const identityArb = fc.record({
+  containerId: fc.constantFrom('c1', 'c2'),
+  origin: fc.constantFrom(A, B),
+  addr: fc.constantFrom(1, 2),
+  hostname: fc.constantFrom('web.weave.local.', 'WEB.weave.local.'),
+});
+const entryArb: fc.Arbitrary<Entry> = fc.record({
+  id: identityArb,
+  version: fc.integer({ min: 0, max: 5 }),
+  tombstone: fc.oneof(fc.constant(0), fc.integer({ min: NOW - 100, max: NOW })),
+}).map(({ id, version, tombstone }) => ({ ...id, version, tombstone }));
+
+test('merge is order-independent and idempotent: replicas receiving the same entries converge', () => {
+  fc.assert(fc.property(fc.array(entryArb, { maxLength: 20 }), fc.integer(), (entries, seed) => {
+    const one = new NameTable();
+    for (const e of entries) one.merge([e]);
+    const shuffled = fc.sample(fc.shuffledSubarray(entries, { minLength: entries.length, maxLength: entries.length }), { seed, numRuns: 1 })[0];
+    const two = new NameTable();
+    two.merge(shuffled);
+    two.merge(entries); // receiving everything again changes nothing
+    assert.deepEqual(two.all(), one.all());
+  }));
+});
+
+test('merge keeps, per identity, the greatest (Version, Tombstone) pair', () => {
+  fc.assert(fc.property(entryArb, fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: NOW }), (a, version, tombstone) => {
+    const b = { ...a, version, tombstone };
+    const local = { ...a };
+    const changed = mergeEntry(local, b);
+    const bWins = b.version > a.version || (b.version === a.version && b.tombstone > a.tombstone);
+    assert.equal(changed, bWins);
+    assert.deepEqual([local.version, local.tombstone], bWins ? [b.version, b.tombstone] : [a.version, a.tombstone]);
+  }));
+});
+
+test('a tombstone wins over a live entry of the same version; a higher version resurrects', () => {
+  const t = new NameTable();
+  t.merge([entry({ version: 3 })]);
+  assert.equal(t.merge([entry({ version: 3, tombstone: NOW })]).length, 1);
+  assert.equal(t.lookup('web.weave.local.').length, 0);
+  assert.equal(t.merge([entry({ version: 3 })]).length, 0, 'live at the same version loses');
+  t.merge([entry({ version: 4 })]);
+  assert.equal(t.lookup('WEB.Weave.Local.').length, 1);
+});
+
+test('identity is case-sensitive but lookup is not', () => {
+  const t = new NameTable();
+  t.merge([entry({ hostname: 'web.weave.local.', addr: 1 }), entry({ hostname: 'Web.weave.local.', addr: 2 })]);
+  assert.equal(t.size, 2);
+  assert.deepEqual(t.lookup('WEB.WEAVE.LOCAL.').map((e) => e.addr).sort(), [1, 2]);
+});
+
+test('local add, delete and resurrect follow §9.2 and broadcast each change', () => {
+  const { ns, sent } = nameserver(A);
+  const added = ns.add('db.weave.local.', 'c9', 7);
+  assert.deepEqual([added.version, added.tombstone, added.origin], [0, 0, A]);
+  const gone = ns.delete({ containerId: 'c9' });
+  assert.deepEqual(gone.map((e) => [e.version, e.tombstone]), [[1, NOW]]);
+  assert.deepEqual(ns.delete({ containerId: 'c9' }), [], 'already tombstoned: nothing to do');
+  const back = ns.add('db.weave.local.', 'c9', 7);
+  assert.deepEqual([back.version, back.tombstone], [2, 0]);
+  assert.deepEqual(sent.map((p) => p.entries.map((e) => [e.version, e.tombstone])), [[[0, 0]], [[1, NOW]], [[2, 0]]]);
+  assert.ok(sent.every((p) => p.timestamp === NOW));
+});
+
+test('delete only tombstones entries we originated', () => {
+  const { ns } = nameserver(A);
+  ns.receive({ timestamp: NOW, entries: [entry({ origin: B, containerId: 'x' })] });
+  assert.deepEqual(ns.delete({ containerId: 'x' }), []);
+  assert.equal(ns.lookup('web.weave.local.').length, 1);
+});
+
+test('clock skew beyond 900 s rejects the whole message', () => {
+  const { ns } = nameserver(A);
+  assert.throws(() => ns.receive({ timestamp: NOW + 901, entries: [entry()] }), DnsGossipError);
+  assert.throws(() => ns.receive({ timestamp: NOW - 901, entries: [entry()] }), /clock skew/);
+  assert.equal(ns.entries().length, 0);
+  ns.receive({ timestamp: NOW - 900, entries: [entry()] });
+  assert.equal(ns.entries().length, 1);
+});
+
+test('entries from unknown peers are dropped', () => {
+  const { ns } = nameserver(A, [A, B]);
+  const r = ns.receive({ timestamp: NOW, entries: [entry({ origin: C }), entry({ origin: B })] });
+  assert.deepEqual(r.relay.map((e) => e.origin), [B]);
+  assert.deepEqual(ns.entries().map((e) => e.origin), [B]);
+});
+
+test('a stale copy of our own entry is overridden by ours with a higher version', () => {
+  const { ns, sent } = nameserver(A);
+  ns.add('web.weave.local.', 'c1', 5);
+  sent.length = 0;
+  const r = ns.receive({ timestamp: NOW, entries: [entry({ origin: A, addr: 5, version: 4, tombstone: NOW - 10 })] });
+  assert.deepEqual(r.relay.map((e) => [e.version, e.tombstone]), [[5, 0]]);
+  assert.deepEqual(ns.lookup('web.weave.local.').map((e) => e.version), [5]);
+  assert.deepEqual(sent.map((p) => p.entries.map((e) => [e.version, e.tombstone])), [[[5, 0]]]);
+});
+
+test('a live entry claiming to be ours that we do not hold is tombstoned and broadcast', () => {
+  const { ns, sent } = nameserver(A);
+  ns.receive({ timestamp: NOW, entries: [entry({ origin: A, version: 2 })] });
+  assert.equal(ns.lookup('web.weave.local.').length, 0);
+  assert.deepEqual(ns.entries().map((e) => [e.version, e.tombstone]), [[3, NOW]]);
+  assert.deepEqual(sent.map((p) => p.entries.map((e) => [e.version, e.tombstone])), [[[3, NOW]]]);
+});
+
+test('peer garbage collection drops its entries; old tombstones are purged after 30 min', () => {
+  let now = NOW;
+  const { ns } = nameserver(A, [A, B], () => now);
+  ns.receive({ timestamp: now, entries: [entry({ origin: B }), entry({ origin: B, containerId: 'dead', tombstone: now })] });
+  ns.add('mine.weave.local.', 'm', 9);
+  now += 30 * 60;
+  assert.equal(ns.purgeTombstones(), 0, 'exactly 30 min old: kept');
+  now += 1;
+  assert.equal(ns.purgeTombstones(), 1);
+  assert.equal(ns.peerGone(B), 1);
+  assert.deepEqual(ns.entries().map((e) => e.hostname), ['mine.weave.local.']);
+});
+
+test('gossiper: a broadcast from one peer reaches another through gob bytes', () => {
+  const a = nameserver(A);
+  const b = nameserver(B);
+  const ga = new NameserverGossiper(a.ns);
+  const gb = new NameserverGossiper(b.ns);
+  const outA: GossipData[] = [];
+  ga.attach({ gossipBroadcast: (d) => outA.push(d) });
+  a.ns.add('web.weave.local.', 'c1', 0x0a200001);
+  assert.equal(outA.length, 1);
+  const [bytes] = outA[0].encode();
+  const relay = gb.onGossipBroadcast(A, bytes);
+  assert.ok(relay, 'broadcast is relayed');
+  assert.deepEqual(b.ns.lookup('web.weave.local.').map((e) => e.origin), [A]);
+
+  // Tag 4: full state once gives a delta, a second time nothing.
+  const full = ga.gossip()!.encode()[0];
+  assert.equal(gb.onGossip(full), undefined, 'nothing new');
+  a.ns.add('db.weave.local.', 'c2', 0x0a200002);
+  const delta = gb.onGossip(ga.gossip()!.encode()[0]);
+  assert.ok(delta instanceof DnsGossipData);
+  assert.deepEqual(delta.payload.entries.map((e) => e.hostname), ['db.weave.local.']);
+  assert.throws(() => gb.onGossip(new Uint8Array([1, 2, 3])), DnsGossipError);
+  gb.onGossipUnicast(A, new Uint8Array([1]));
+});
+
+test('GossipData.merge unions entries with the table rules and keeps the later timestamp', () => {
+  const x = new DnsGossipData({ timestamp: NOW, entries: [entry({ version: 1 }), entry({ addr: 9 })] });
+  const y = new DnsGossipData({ timestamp: NOW + 5, entries: [entry({ version: 2, tombstone: NOW })] });
+  const m = x.merge(y) as DnsGossipData;
+  assert.equal(m.payload.timestamp, NOW + 5);
+  const decoded = decodeGossipPayload(m.encode()[0]);
+  assert.deepEqual(decoded.entries.map((e) => [e.addr, e.version, e.tombstone]).sort(), [[0x0a200001, 2, NOW], [9, 0, 0]].sort());
+  assert.equal(x.payload.entries.length, 2, 'merge leaves its inputs alone');
+  assert.ok(encodeGossipPayload(m.payload).length > 0);
+});
