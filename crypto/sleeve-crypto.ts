@@ -1,0 +1,117 @@
+// Sleeve datagram encryption (spec §5.3): the body after the sender name is
+// `u64 BE seqNoAndDF | secretbox(frames)`, sealed with the connection's session
+// key (spec §3.1, used as is). Bit 63 of seqNoAndDF marks the DF path; DF and
+// non-DF datagrams have independent counters and independent replay windows.
+// The nonce is `0x80 if the sender's control connection side is outbound, else
+// 0x00 | 15 zero bytes | seqNoAndDF`; bit 6 stays clear, so sleeve nonces never
+// collide with the TCP stream's (spec §3.2).
+import { createRequire } from 'node:module';
+import { ReplayWindow } from './replay.js';
+
+/** The few libsodium calls used here, typed locally (the package ships no types). */
+interface SecretboxBinding {
+  crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void;
+  crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
+}
+const sodium = createRequire(import.meta.url)('sodium-native') as SecretboxBinding;
+
+export const SESSION_KEY_SIZE = 32;
+export const NONCE_SIZE = 24;
+export const SEQ_SIZE = 8;
+export const TAG_SIZE = 16;
+/** Bit 63 of seqNoAndDF (spec §5.3). */
+export const DF_FLAG = 1n << 63n;
+const seqMask = DF_FLAG - 1n;
+
+export type SleeveCryptoErrorKind =
+  /** Shorter than seqNoAndDF + tag: cannot be a sealed body. */
+  | 'too-short'
+  /** The tag did not verify: wrong key, forged, corrupted, or sent in clear. */
+  | 'authentication-failed'
+  /** Authentic, but this sequence number was seen already or is too old (spec §5.3). */
+  | 'replayed'
+  /** 2^63 datagrams sent on one path: the connection must be re-established. */
+  | 'sequence-exhausted';
+
+export class SleeveCryptoError extends Error {
+  constructor(readonly kind: SleeveCryptoErrorKind, message: string) {
+    super(`sleeve crypto: ${message}`);
+    this.name = 'SleeveCryptoError';
+  }
+}
+
+function checkKey(key: Uint8Array): Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== SESSION_KEY_SIZE) {
+    throw new RangeError(`sleeve crypto: session key must be ${SESSION_KEY_SIZE} bytes, got ${key?.length}`);
+  }
+  return Uint8Array.from(key);
+}
+
+/** The 24-byte nonce for one datagram (spec §5.3). */
+export function sleeveNonce(senderIsOutbound: boolean, seqNoAndDF: bigint): Uint8Array {
+  const nonce = new Uint8Array(NONCE_SIZE);
+  nonce[0] = senderIsOutbound ? 0x80 : 0x00;
+  new DataView(nonce.buffer).setBigUint64(16, seqNoAndDF);
+  return nonce;
+}
+
+/** Seals outgoing datagram bodies for one connection; owns the DF and non-DF counters. */
+export class SleeveSealer {
+  private readonly key: Uint8Array;
+  private nextSeq = { df: 0n, nonDF: 0n };
+
+  /** `localIsOutbound`: this side initiated the TCP control connection (spec §5.3 nonce byte 0). */
+  constructor(sessionKey: Uint8Array, private readonly localIsOutbound: boolean) {
+    this.key = checkKey(sessionKey);
+  }
+
+  /** Returns `seqNoAndDF | tag | ciphertext` for `plaintext` (the encoded frames) on the given path. */
+  seal(plaintext: Uint8Array, df: boolean): Uint8Array {
+    const path = df ? 'df' : 'nonDF';
+    const seq = this.nextSeq[path];
+    if (seq > seqMask) throw new SleeveCryptoError('sequence-exhausted', `${path} sequence numbers exhausted; the connection must be re-established`);
+    this.nextSeq[path] = seq + 1n;
+    const seqNoAndDF = df ? seq | DF_FLAG : seq;
+    const out = new Uint8Array(SEQ_SIZE + TAG_SIZE + plaintext.length);
+    new DataView(out.buffer).setBigUint64(0, seqNoAndDF);
+    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE), plaintext, sleeveNonce(this.localIsOutbound, seqNoAndDF), this.key);
+    return out;
+  }
+}
+
+export interface OpenedBody {
+  plaintext: Uint8Array;
+  df: boolean;
+  /** The 63-bit sequence number (without the DF bit). */
+  seq: bigint;
+}
+
+/** Opens incoming datagram bodies from one connection's remote and drops replays. */
+export class SleeveOpener {
+  private readonly key: Uint8Array;
+  private readonly windows = { df: new ReplayWindow(), nonDF: new ReplayWindow() };
+
+  /** `remoteIsOutbound`: the remote initiated the TCP control connection (i.e. we are the inbound side). */
+  constructor(sessionKey: Uint8Array, private readonly remoteIsOutbound: boolean) {
+    this.key = checkKey(sessionKey);
+  }
+
+  /** Decrypts `seqNoAndDF | box`; throws SleeveCryptoError, and only advances replay state for authentic bodies. */
+  open(body: Uint8Array): OpenedBody {
+    if (body.length < SEQ_SIZE + TAG_SIZE) {
+      throw new SleeveCryptoError('too-short', `encrypted body of ${body.length} byte(s) is shorter than seqNoAndDF + tag (${SEQ_SIZE + TAG_SIZE})`);
+    }
+    const seqNoAndDF = new DataView(body.buffer, body.byteOffset, body.byteLength).getBigUint64(0);
+    const df = (seqNoAndDF & DF_FLAG) !== 0n;
+    const seq = seqNoAndDF & seqMask;
+    const box = body.subarray(SEQ_SIZE);
+    const plaintext = new Uint8Array(box.length - TAG_SIZE);
+    if (!sodium.crypto_secretbox_open_easy(plaintext, box, sleeveNonce(this.remoteIsOutbound, seqNoAndDF), this.key)) {
+      throw new SleeveCryptoError('authentication-failed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} failed authentication (wrong key or tampered)`);
+    }
+    if (!this.windows[df ? 'df' : 'nonDF'].accept(seq)) {
+      throw new SleeveCryptoError('replayed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} was already received or is too old`);
+    }
+    return { plaintext, df, seq };
+  }
+}

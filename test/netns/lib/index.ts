@@ -1,0 +1,10 @@
+// Simulated hosts for netns tests: namespaces as hosts and containers, an
+// underlay between them, link cuts and UDP blocks, and cleanup that survives
+// a failing test (see testbed.ts and cleanup.ts).
+export {
+  createTestbed, waitForPing,
+  type Testbed, type TestbedOptions, type Underlay, type Host, type Container,
+  type NamespaceRunner, type PingOptions, type BlockOptions,
+} from './testbed.js';
+export { sweepStale, listNamespaces, newRunPrefix } from './cleanup.js';
+export { execCommand, mustExec, pollUntil, type ExecResult, type ExecOptions, type SpawnedProcess } from './exec.js';
