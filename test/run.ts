@@ -1,7 +1,7 @@
 // The one test runner: runs every test group with node:test, prints the spec
 // reporter's output, and ends with the line "N passed, N failed, N skipped".
 //
-//   node dist/test/run.js [group ...]     groups: unit netns vm docker (default: all)
+//   node dist/test/run.js [group ...]     groups: unit netns vm docker cni (default: all)
 //
 // Groups run one after another (namespaces, the VM and dockerd are heavy on two
 // cores); files inside the unit group run concurrently.
