@@ -1,0 +1,270 @@
+// Gob stream decoder (spec §1.8.7). It works from the type definitions received
+// on the stream itself, so values come back in the sender's shape: structs as
+// objects keyed by the sender's field names (fields not sent are absent).
+// Every malformed input ends in a GobDecodeError; lengths are checked against
+// the bytes actually present before anything is allocated.
+import type { GobValue, GobStruct } from './types.js';
+import { GobTypeId } from './types.js';
+import { ByteReader } from './primitives.js';
+import { GobDecodeError } from './errors.js';
+import { builtinDefs, bootstrapDefs, type WireDef } from './wire-types.js';
+
+export interface GobDecoderOptions {
+  /** Largest accepted message (byte count prefix), default 10 MiB. */
+  maxMessageSize?: number;
+  /** Deepest accepted nesting of composite values, default 64. */
+  maxDepth?: number;
+  /** Most type definitions accepted in one stream, default 1024. */
+  maxTypes?: number;
+}
+
+/** One top-level value with the wire id of its type. */
+export interface GobMessage { typeId: number; value: GobValue }
+
+const DEFAULT_MAX_MESSAGE = 10 * 1024 * 1024;
+const MAX_TYPE_ID = 0x7fffffff;
+const utf8 = new TextDecoder('utf-8');
+
+function setField(obj: GobStruct, name: string, value: GobValue): void {
+  // defineProperty so that a field called "__proto__" is just a field.
+  Object.defineProperty(obj, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** A stateful decoder for one gob stream, fed incrementally. */
+export class GobDecoder {
+  private readonly maxMessageSize: number;
+  private readonly maxDepth: number;
+  private readonly maxTypes: number;
+  private readonly userTypes = new Map<number, WireDef>();
+  private buf = new Uint8Array(0);
+  private failure: GobDecodeError | undefined;
+
+  constructor(opts: GobDecoderOptions = {}) {
+    this.maxMessageSize = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE;
+    this.maxDepth = opts.maxDepth ?? 64;
+    this.maxTypes = opts.maxTypes ?? 1024;
+  }
+
+  /** Bytes received that do not yet form a complete message. */
+  get pendingBytes(): number { return this.buf.length; }
+
+  /** Feeds bytes; returns the top-level values completed by them, in order. */
+  push(chunk: Uint8Array): GobValue[] {
+    return this.pushMessages(chunk).map((m) => m.value);
+  }
+
+  /** Like push, but also reports each value's wire type id. */
+  pushMessages(chunk: Uint8Array): GobMessage[] {
+    if (this.failure) throw this.failure;
+    try {
+      return this.drain(chunk);
+    } catch (err) {
+      this.failure = err instanceof GobDecodeError ? err : new GobDecodeError(`internal error: ${String(err)}`);
+      throw this.failure;
+    }
+  }
+
+  /** Declares the end of the stream: fails if a message was cut short. */
+  end(): void {
+    if (this.failure) throw this.failure;
+    if (this.buf.length > 0) throw new GobDecodeError(`stream ended inside a message (${this.buf.length} bytes left over)`);
+  }
+
+  private drain(chunk: Uint8Array): GobMessage[] {
+    if (chunk.length > 0) {
+      const joined = new Uint8Array(this.buf.length + chunk.length);
+      joined.set(this.buf);
+      joined.set(chunk, this.buf.length);
+      this.buf = joined;
+    }
+    const out: GobMessage[] = [];
+    let pos = 0;
+    for (;;) {
+      const header = this.readLength(pos);
+      if (header === undefined) break;
+      const [size, bodyStart] = header;
+      if (bodyStart + size > this.buf.length) break;
+      const msg = this.decodeMessage(new ByteReader(this.buf, bodyStart, bodyStart + size));
+      if (msg) out.push(msg);
+      pos = bodyStart + size;
+    }
+    this.buf = this.buf.slice(pos);
+    return out;
+  }
+
+  /** Reads a message's byte count at `pos`; undefined when more bytes are needed. */
+  private readLength(pos: number): [number, number] | undefined {
+    if (pos >= this.buf.length) return undefined;
+    const first = this.buf[pos]!;
+    let n = 0;
+    if (first >= 0x80) {
+      n = 0x100 - first;
+      if (n > 8) throw new GobDecodeError(`bad message length byte 0x${first.toString(16)}`);
+      if (pos + 1 + n > this.buf.length) return undefined;
+    }
+    const size = new ByteReader(this.buf, pos, pos + 1 + n).uint();
+    if (size === 0n) throw new GobDecodeError('empty message');
+    if (size > BigInt(this.maxMessageSize)) {
+      throw new GobDecodeError(`message of ${size} bytes exceeds the ${this.maxMessageSize}-byte limit`);
+    }
+    return [Number(size), pos + 1 + n];
+  }
+
+  private decodeMessage(r: ByteReader): GobMessage | undefined {
+    const id = r.int();
+    if (id < 0n) {
+      this.defineType(-id, r);
+      return undefined;
+    }
+    if (id === 0n || id > BigInt(MAX_TYPE_ID)) throw new GobDecodeError(`bad type id ${id}`);
+    const typeId = Number(id);
+    const def = this.userDef(typeId);
+    let value: GobValue;
+    if (def.kind === 'struct') {
+      value = this.decodeStruct(r, def, 0, (i) => this.userDef(i));
+    } else {
+      // spec §1.8.4: a non-struct top-level value starts with a zero delta.
+      if (r.uint() !== 0n) throw new GobDecodeError(`non-zero singleton marker for type id ${typeId}`);
+      value = this.decodeValue(r, typeId, 0, (i) => this.userDef(i));
+    }
+    if (r.remaining > 0) throw new GobDecodeError(`${r.remaining} bytes of extra data after a value of type id ${typeId}`);
+    return { typeId, value };
+  }
+
+  private userDef(id: number): WireDef {
+    const def = builtinDefs.get(id) ?? this.userTypes.get(id);
+    if (!def) {
+      if (id === GobTypeId.complex || id === GobTypeId.interface) throw new GobDecodeError(`type id ${id} (complex/interface) is not supported`);
+      throw new GobDecodeError(`type id ${id} used but not defined in this stream`);
+    }
+    return def;
+  }
+
+  private defineType(idBig: bigint, r: ByteReader): void {
+    if (idBig < BigInt(GobTypeId.firstUserId) || idBig > BigInt(MAX_TYPE_ID)) {
+      throw new GobDecodeError(`type definition for reserved or out-of-range id ${idBig}`);
+    }
+    const id = Number(idBig);
+    if (this.userTypes.has(id)) throw new GobDecodeError(`type id ${id} defined twice`);
+    if (this.userTypes.size >= this.maxTypes) throw new GobDecodeError(`more than ${this.maxTypes} type definitions`);
+    const wire = this.decodeStruct(r, bootstrapDefs.get(GobTypeId.wireType) as Extract<WireDef, { kind: 'struct' }>, 0,
+      (i) => bootstrapDefs.get(i) ?? builtinDefs.get(i)!);
+    if (r.remaining > 0) throw new GobDecodeError(`extra data after the definition of type id ${id}`);
+    this.userTypes.set(id, toWireDef(id, wire));
+  }
+
+  private decodeStruct(r: ByteReader, def: Extract<WireDef, { kind: 'struct' }>, depth: number, lookup: (id: number) => WireDef): GobStruct {
+    const out: GobStruct = {};
+    let field = -1;
+    for (;;) {
+      const delta = r.uint();
+      if (delta === 0n) return out;
+      const index = BigInt(field) + delta;
+      if (index >= BigInt(def.fields.length)) {
+        throw new GobDecodeError(`field number ${index} out of range for struct ${def.name || '(unnamed)'} with ${def.fields.length} fields`);
+      }
+      field = Number(index);
+      const f = def.fields[field]!;
+      setField(out, f.name, this.decodeValue(r, f.id, depth + 1, lookup));
+    }
+  }
+
+  private decodeValue(r: ByteReader, id: number, depth: number, lookup: (id: number) => WireDef): GobValue {
+    if (depth > this.maxDepth) throw new GobDecodeError(`values nested deeper than ${this.maxDepth}`);
+    const def = lookup(id);
+    switch (def.kind) {
+      case 'builtin':
+        switch (def.type) {
+          case 'bool': return r.uint() !== 0n;
+          case 'int': return r.int();
+          case 'uint': return r.uint();
+          case 'float': {
+            const dv = new DataView(new ArrayBuffer(8));
+            dv.setBigUint64(0, r.uint(), false);
+            return dv.getFloat64(0, true);
+          }
+          case 'bytes': return r.take(r.count('byte string length', r.remaining));
+          case 'string': return utf8.decode(r.take(r.count('string length', r.remaining)));
+        }
+        break;
+      case 'opaque': return r.take(r.count('marshaled value length', r.remaining));
+      case 'struct': return this.decodeStruct(r, def, depth, lookup);
+      case 'slice':
+      case 'array': {
+        // Every element takes at least one byte, so a count beyond the bytes left is forged.
+        const n = r.count('element count', r.remaining);
+        if (def.kind === 'array' && n !== def.len) throw new GobDecodeError(`array of length ${def.len} received with ${n} elements`);
+        const out: GobValue[] = [];
+        for (let i = 0; i < n; i++) out.push(this.decodeValue(r, def.elem, depth + 1, lookup));
+        return out;
+      }
+      case 'map': {
+        const n = r.count('map entry count', Math.floor(r.remaining / 2));
+        const out = new Map<GobValue, GobValue>();
+        for (let i = 0; i < n; i++) {
+          const k = this.decodeValue(r, def.key, depth + 1, lookup);
+          out.set(k, this.decodeValue(r, def.elem, depth + 1, lookup));
+        }
+        return out;
+      }
+    }
+    throw new GobDecodeError(`unsupported type id ${id}`);
+  }
+}
+
+/** Checks a type id named inside a definition: a builtin we support, or a user id. */
+function refId(v: GobValue | undefined, what: string): number {
+  if (typeof v !== 'bigint') throw new GobDecodeError(`type definition lacks ${what}`);
+  if (v >= 1n && v <= 6n) return Number(v);
+  if (v >= BigInt(GobTypeId.firstUserId) && v <= BigInt(MAX_TYPE_ID)) return Number(v);
+  throw new GobDecodeError(`type definition refers to unsupported type id ${v} (${what})`);
+}
+
+function asStruct(v: GobValue | undefined): GobStruct | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof Map)
+    ? v as GobStruct : undefined;
+}
+
+function commonName(s: GobStruct): string {
+  const common = asStruct(s.CommonType);
+  return typeof common?.Name === 'string' ? common.Name : '';
+}
+
+/** Turns a decoded `wireType` into the decoder's own form (spec §1.8.6). */
+function toWireDef(id: number, wire: GobStruct): WireDef {
+  const present = Object.keys(wire);
+  if (present.length !== 1) throw new GobDecodeError(`definition of type id ${id} must set exactly one kind, got ${present.length}`);
+  const kind = present[0]!;
+  const body = asStruct(wire[kind])!;
+  const name = commonName(body);
+  switch (kind) {
+    case 'ArrayT': {
+      const len = body.Len;
+      if (typeof len !== 'bigint' && len !== undefined) throw new GobDecodeError('array definition with a bad length');
+      const n = len ?? 0n;
+      if (n < 0n || n > BigInt(MAX_TYPE_ID)) throw new GobDecodeError(`array definition with length ${n}`);
+      return { kind: 'array', name, elem: refId(body.Elem, 'array element'), len: Number(n) };
+    }
+    case 'SliceT': return { kind: 'slice', name, elem: refId(body.Elem, 'slice element') };
+    case 'MapT': return { kind: 'map', name, key: refId(body.Key, 'map key'), elem: refId(body.Elem, 'map element') };
+    case 'StructT': {
+      const fieldsRaw = body.Field ?? [];
+      if (!Array.isArray(fieldsRaw)) throw new GobDecodeError('struct definition with bad fields');
+      const fields = fieldsRaw.map((f, i) => {
+        const fs = asStruct(f)!;
+        return { name: typeof fs.Name === 'string' ? fs.Name : `field${i}`, id: refId(fs.Id, `field ${i}`) };
+      });
+      return { kind: 'struct', name, fields };
+    }
+    default:
+      return { kind: 'opaque', name };
+  }
+}
+
+/** Decodes a complete stream; fails if it ends inside a message. */
+export function decodeGobStream(bytes: Uint8Array, opts?: GobDecoderOptions): GobValue[] {
+  const dec = new GobDecoder(opts);
+  const values = dec.push(bytes);
+  dec.end();
+  return values;
+}

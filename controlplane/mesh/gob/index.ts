@@ -1,0 +1,7 @@
+// The Go gob codec for Weave's wire (spec §1.8): type descriptors, a stream
+// encoder, an incremental stream decoder, and typed accessors for decoded structs.
+export * from './types.js';
+export { GobEncoder, encodeGobStream, type GobEncoderOptions } from './encoder.js';
+export { GobDecoder, decodeGobStream, type GobDecoderOptions, type GobMessage } from './decoder.js';
+export { GobDecodeError, GobEncodeError } from './errors.js';
+export * from './read.js';
