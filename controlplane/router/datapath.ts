@@ -1,0 +1,106 @@
+// The one seam between the control plane and the data plane. Types only.
+//
+// Implementations live in dataplane/ovs, dataplane/bpf and dataplane/sleeve and
+// are chosen by weaver's composition root; the router never imports them and
+// they never import the router.
+//
+// Model (spec §5.9, §6.4): each datapath is an *overlay*. For every control
+// connection the router asks each overlay both peers share for a *forwarder*,
+// which runs its own heartbeat protocol and reports when it is established,
+// unhealthy or failed; the router's overlay switch picks the best one per
+// neighbour and tells every datapath the resulting forwarding state as one
+// value, applied idempotently. Per-packet work (MAC learning, forwarding,
+// encryption) happens in the kernel or in the sleeve process, never here.
+import type { PeerName, PeerShortID } from '../mesh/types.js';
+
+/** Overlay names as advertised in the `Overlays` handshake feature (spec §1.5). */
+export type OverlayName = 'fastdp' | 'sleeve';
+
+/** Which implementation carries an overlay. */
+export type DatapathKind = 'ovs' | 'bpf' | 'sleeve';
+
+/** What a forwarder needs to know about its control connection. */
+export interface ForwarderParams {
+  remoteName: PeerName;
+  remoteShortId?: PeerShortID;
+  /** Remote underlay IPv4 address (from the control connection's TCP peer address). */
+  remoteIp: string;
+  /** Remote UDP port (mesh port for sleeve, mesh port + 1 for fastdp; spec §0). */
+  remotePort: number;
+  localIp: string;
+  outbound: boolean;
+  /** ourConnID XOR theirConnID (spec §1.6), embedded in heartbeats. */
+  connUID: bigint;
+  /** Session key of the control connection, present when a password is set (spec §3.1). */
+  sessionKey?: Uint8Array;
+  /** Whether the traffic to this peer must be encrypted (password set and not trusted). */
+  encrypt: boolean;
+}
+
+/** How a forwarder talks back to the router. */
+export interface ForwarderEvents {
+  /** Send an overlay control message to the remote's forwarder over the control connection (spec §2.4). */
+  sendControlMessage(subTag: number, payload: Uint8Array): void;
+  /** Heartbeat exchange completed: this forwarder can carry traffic. */
+  established(): void;
+  /** Heartbeats stopped (fastdp: put on hold, spec §5.9) or resumed. */
+  healthChanged(healthy: boolean, reason?: string): void;
+  /** The forwarder cannot work for this connection (e.g. UDP heartbeat timeout). */
+  failed(reason: Error): void;
+}
+
+export interface ForwarderStatus {
+  state: 'initiating' | 'established' | 'unhealthy' | 'failed';
+  encrypted: boolean;
+  /** Overlay MTU in use on this path, when known (spec §5.6, §6.4). */
+  mtu?: number;
+  /** Why the forwarder is not (or no longer) working, for `weave status connections`. */
+  reason?: string;
+}
+
+export interface OverlayForwarder {
+  /** An overlay control message from the remote's forwarder (already unwrapped from tag 7). */
+  handleControlMessage(subTag: number, payload: Uint8Array): void;
+  status(): ForwarderStatus;
+  stop(): void;
+}
+
+/** Forwarding state computed by the router, applied as one value (idempotent). */
+export interface ForwardingState {
+  ourName: PeerName;
+  ourShortId: PeerShortID;
+  /**
+   * Every reachable peer: its short id (for fastdp VNIs), and the neighbour
+   * that unicast traffic for it goes through (spec §4.6 `Unicast`).
+   */
+  peers: ReadonlyArray<{ name: PeerName; shortId?: PeerShortID; nextHop: PeerName }>;
+  /** Per neighbour: the overlay chosen by the switch, and its underlay address. */
+  neighbours: ReadonlyArray<{ name: PeerName; overlay: OverlayName; remoteIp: string }>;
+  /** Broadcast next hops for traffic originating at each source peer (spec §4.6 `Broadcast(S)`). */
+  broadcast: ReadonlyArray<{ source: PeerName; nextHops: ReadonlyArray<PeerName> }>;
+}
+
+export interface DatapathStats {
+  /** Packets forwarded without entering userspace (kernel datapaths). */
+  kernelForwarded: bigint;
+  /** Packets that went up to userspace (misses, sleeve). */
+  userspace: bigint;
+  /** Drops by named reason. */
+  drops: Readonly<Record<string, bigint>>;
+}
+
+export interface Datapath {
+  readonly overlay: OverlayName;
+  readonly kind: DatapathKind;
+  /** Overlay MTU offered to containers on this host (underlay MTU minus encapsulation, or --mtu). */
+  readonly mtu: number;
+  createForwarder(params: ForwarderParams, events: ForwarderEvents): OverlayForwarder;
+  applyForwardingState(state: ForwardingState): void;
+  /** A container interface appeared on or left the bridge (kernel datapaths attach programs/vports). */
+  setLocalPorts(ports: ReadonlyArray<{ ifname: string; ifindex: number }>): void;
+  stats(): DatapathStats;
+  /** Stop the control side; kernel state stays so forwarding survives a router restart. */
+  close(): Promise<void>;
+  /** Remove all kernel state (`weave reset`). */
+  teardown(): Promise<void>;
+}
