@@ -1,0 +1,625 @@
+// The IPAM allocator (spec §8): hands out addresses from the space this peer
+// owns on the ring, asks other owners for space when it runs out, bootstraps
+// the ring by Paxos or seeds, and gossips on the `IPallocation` channel.
+// Single-threaded: every method runs to completion on the event loop.
+import type { Address, CIDR, Range } from './addr.js';
+import { cidrRange, formatAddress, formatCIDR, hostRange, intersect, overlaps, rangeContains, rangeSize } from './addr.js';
+import type { PeerName, RingSnapshot } from './ring.js';
+import { Ring, formatPeerName } from './ring.js';
+import { Space } from './space.js';
+import { PaxosNode } from './paxos.js';
+import type { GossipChannel, GossipData, Gossiper } from './gossip-port.js';
+import type { GobStreamCodec, GossipStateMessage, UnicastMessage } from './messages.js';
+import { decodeGossipState, decodeUnicast, encodeGossipState, encodeUnicast } from './messages.js';
+import type { IpamStore, PersistedIpam } from './store.js';
+
+/** `--ipalloc-init` (user surface §4.3). */
+export type IpamInit =
+  | { mode: 'consensus'; count?: number }
+  | { mode: 'seed'; seeds: PeerName[] }
+  | { mode: 'observer' };
+
+export interface AllocatorConfig {
+  name: PeerName;
+  uid: bigint;
+  nickname: string;
+  /** `--ipalloc-range`. */
+  universe: CIDR;
+  /** `--ipalloc-default-subnet` (defaults to the universe). */
+  defaultSubnet?: CIDR;
+  init: IpamInit;
+  /** Number of initial peers given to the router, for the default quorum (spec §8.6). */
+  initialPeerCount?: () => number;
+  /** Whether a peer is currently reachable in the mesh topology. */
+  isKnownPeer: (peer: PeerName) => boolean;
+  codec: GobStreamCodec;
+  store?: IpamStore;
+  /** What to do with persisted state for another range (default: refuse to start). */
+  onRangeMismatch?: 'error' | 'discard';
+  /** Whether a container is still running (for check-alive and dead-container cleanup). */
+  isContainerAlive?: (ident: string) => boolean;
+  nowMs?: () => number;
+  random?: () => number;
+  log?: (message: string) => void;
+}
+
+/** A request that cannot be served: HTTP 400 at the API (spec §10.4). */
+export class IpamError extends Error {
+  constructor(message: string) { super(message); this.name = 'IpamError'; }
+}
+/** The container died or the request was aborted (API body `cancelled`). */
+export class IpamCancelledError extends IpamError {
+  constructor(ident: string) { super(`cancelled: container ${ident} is not running`); this.name = 'IpamCancelledError'; }
+}
+
+/** Allocator tick and retry interval (spec §8.8). */
+export const TICK_INTERVAL_MS = 5_000;
+/** Addresses of a dead container are released after this long (spec §8.8). */
+export const DEAD_CONTAINER_GRACE_MS = 30_000;
+/** Idents that are not containers and never die. */
+const NEVER_DIES = new Set(['weave:expose', '_']);
+
+interface PendingOp {
+  kind: 'allocate' | 'claim';
+  ident: string;
+  /** allocate: the subnet to allocate in; claim: the address and its prefix. */
+  cidr: CIDR;
+  noErrorOnUnknown: boolean;
+  checkAlive: boolean;
+  askedGeneration: number;
+  askedAtMs: number;
+  done(result: CIDR): void;
+  fail(err: Error): void;
+}
+
+export interface AllocateOptions { checkAlive?: boolean }
+export interface ClaimOptions { checkAlive?: boolean; noErrorOnUnknown?: boolean }
+
+export class Allocator implements Gossiper {
+  readonly universe: CIDR;
+  readonly defaultSubnet: CIDR;
+  private readonly universeRange: Range;
+  private ring: Ring;
+  private readonly space = new Space();
+  private readonly paxos: PaxosNode | undefined;
+  private paxosRunning = false;
+  /** Addresses in use per ident, in allocation order, with their prefix lengths. */
+  private readonly owned = new Map<string, CIDR[]>();
+  private readonly nicknames = new Map<PeerName, string>();
+  private pending: PendingOp[] = [];
+  private primeWaiters: Array<() => void> = [];
+  private ringGeneration = 0;
+  private readonly deadSince = new Map<string, number>();
+  private channel: GossipChannel | undefined;
+  private stopped = false;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly log: (m: string) => void;
+
+  constructor(private readonly cfg: AllocatorConfig) {
+    this.universe = cfg.universe;
+    this.universeRange = cidrRange(cfg.universe);
+    this.defaultSubnet = cfg.defaultSubnet ?? cfg.universe;
+    if (!overlaps(cidrRange(this.defaultSubnet), this.universeRange)) {
+      throw new IpamError(`IP address allocation default subnet ${formatCIDR(this.defaultSubnet)} does not overlap with allocation range ${formatCIDR(this.universe)}`);
+    }
+    this.now = cfg.nowMs ?? Date.now;
+    this.random = cfg.random ?? Math.random;
+    this.log = cfg.log ?? (() => undefined);
+    this.ring = new Ring(this.universeRange.start, this.universeRange.end, cfg.name);
+    this.nicknames.set(cfg.name, cfg.nickname);
+    if (cfg.init.mode === 'consensus') this.paxos = new PaxosNode(cfg.name, cfg.uid, this.quorum());
+    this.restore();
+    if (this.ring.isEmpty() && cfg.init.mode === 'seed') {
+      const seeds = [...new Set(cfg.init.seeds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      if (seeds.length === 0) throw new IpamError('Unable to parse --ipalloc-init: seed mode requires peer name list');
+      this.ring.claimForPeers(seeds);
+      this.ringChanged();
+    }
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  /** Attach the gossip channel; nothing is sent before this. */
+  setChannel(channel: GossipChannel): void { this.channel = channel; }
+
+  /** Run the 5 s tick on a timer (the host may instead call tick() itself). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.stopped = true;
+    for (const op of this.pending) op.fail(new IpamError('IPAM is shutting down'));
+    this.pending = [];
+  }
+
+  /** Quorum for consensus (spec §8.6). */
+  quorum(): number {
+    const init = this.cfg.init;
+    if (init.mode === 'consensus' && init.count !== undefined) return Math.floor(init.count / 2) + 1;
+    const peers = this.cfg.initialPeerCount?.() ?? 0;
+    return Math.floor((peers + 1) / 2) + 1;
+  }
+
+  // ------------------------------------------------------------ operations
+
+  /** Allocate an address for `ident` in `subnet` (idempotent: an existing one is returned). */
+  async allocate(ident: string, subnet: CIDR = this.defaultSubnet, opts: AllocateOptions = {}): Promise<CIDR> {
+    this.checkRunning();
+    const net = { addr: cidrRange(subnet).start, prefixLen: subnet.prefixLen };
+    if (rangeSize(cidrRange(net)) < 4) throw new IpamError(`subnet ${formatCIDR(subnet)} is too small (minimum subnet size is 4 addresses)`);
+    if (!overlaps(cidrRange(net), this.universeRange)) {
+      throw new IpamError(`subnet ${formatCIDR(subnet)} is outside the allocation range ${formatCIDR(this.universe)}`);
+    }
+    const existing = (this.owned.get(ident) ?? []).find((c) => rangeContains(cidrRange(net), c.addr) && c.prefixLen === net.prefixLen);
+    if (existing) return existing;
+    return this.enqueue({ kind: 'allocate', ident, cidr: net, noErrorOnUnknown: false, checkAlive: opts.checkAlive ?? false });
+  }
+
+  /** Claim a specific address for `ident` (spec §8.7). */
+  async claim(ident: string, cidr: CIDR, opts: ClaimOptions = {}): Promise<void> {
+    this.checkRunning();
+    const mine = this.owned.get(ident)?.some((c) => c.addr === cidr.addr);
+    if (mine) return;
+    if (!rangeContains(this.universeRange, cidr.addr)) {
+      // Outside the universe nobody else can hand it out: just record it.
+      this.record(ident, cidr);
+      this.persist();
+      return;
+    }
+    await this.enqueue({
+      kind: 'claim', ident, cidr, checkAlive: opts.checkAlive ?? false, noErrorOnUnknown: opts.noErrorOnUnknown ?? false,
+    });
+  }
+
+  /** Addresses `ident` holds, optionally restricted to a subnet. */
+  lookup(ident: string, subnet?: CIDR): CIDR[] {
+    const all = this.owned.get(ident) ?? [];
+    return subnet ? all.filter((c) => rangeContains(cidrRange(subnet), c.addr)) : [...all];
+  }
+
+  /** Every ident and its addresses (GET /ip). */
+  allOwned(): Array<{ ident: string; addrs: CIDR[] }> {
+    return [...this.owned].map(([ident, addrs]) => ({ ident, addrs: [...addrs] }));
+  }
+
+  /** Release one address (DELETE /ip/{id}/{ip}). */
+  free(ident: string, addr: Address): void {
+    const list = this.owned.get(ident) ?? [];
+    const idx = list.findIndex((c) => c.addr === addr);
+    if (idx < 0) throw new IpamError(`address ${formatAddress(addr)} is not owned by ${ident}`);
+    list.splice(idx, 1);
+    if (list.length === 0) this.owned.delete(ident);
+    this.space.release(addr);
+    this.persist();
+    this.retryPending();
+  }
+
+  /** Release all addresses of `ident` (DELETE /ip/{id}); returns how many. */
+  deleteIdent(ident: string): number {
+    this.cancelPending(ident);
+    const list = this.owned.get(ident);
+    if (!list || list.length === 0) throw new IpamError(`no addresses are owned by ${ident}`);
+    for (const c of list) this.space.release(c.addr);
+    this.owned.delete(ident);
+    this.deadSince.delete(ident);
+    this.persist();
+    this.retryPending();
+    return list.length;
+  }
+
+  /** A container died: abort its pending requests (its addresses go after the grace period). */
+  containerDied(ident: string): void {
+    this.cancelPending(ident);
+    if (!this.deadSince.has(ident)) this.deadSince.set(ident, this.now());
+  }
+
+  /** Resolves once the ring exists (GET /ring, `weave prime`). */
+  async prime(): Promise<void> {
+    this.checkRunning();
+    if (!this.ring.isEmpty()) return;
+    const waiting = new Promise<void>((resolve) => this.primeWaiters.push(resolve));
+    this.establishRing();
+    await waiting;
+  }
+
+  hasRing(): boolean { return !this.ring.isEmpty(); }
+
+  /**
+   * `weave rmpeer` / DELETE /peer/{id}: take over every range of a dead peer
+   * (spec §8.4 transfer). Returns the number of addresses taken over.
+   */
+  adminTakeRangesFromPeer(peerNameOrNickname: string): number {
+    const peer = this.resolvePeer(peerNameOrNickname);
+    if (peer === undefined || peer === this.cfg.name) return 0;
+    const moved = this.ring.transfer(peer, this.cfg.name);
+    if (moved.length === 0) return 0;
+    this.log(`IPAM: took over ${moved.length} range(s) from ${formatPeerName(peer)}`);
+    this.ringChanged();
+    this.persist();
+    this.broadcast();
+    return moved.reduce((n, r) => n + rangeSize(r), 0);
+  }
+
+  /** DELETE /peer (`weave reset`): hand all our ranges to a reachable peer, then stop. */
+  leave(): PeerName | undefined {
+    let heir: PeerName | undefined;
+    if (!this.ring.isEmpty()) {
+      heir = this.ring.pickPeerForTransfer((p) => this.cfg.isKnownPeer(p));
+      if (heir !== undefined) {
+        this.ring.transfer(this.cfg.name, heir);
+        this.ringChanged();
+        this.broadcast();
+      }
+    }
+    this.stop();
+    return heir;
+  }
+
+  /** The 5 s tick (spec §8.8): retry pending requests and release dead containers' addresses. */
+  tick(): void {
+    if (this.stopped) return;
+    if (this.ring.isEmpty() && this.pending.length + this.primeWaiters.length > 0) this.establishRing(true);
+    const isAlive = this.cfg.isContainerAlive;
+    if (isAlive) {
+      for (const ident of this.owned.keys()) {
+        if (NEVER_DIES.has(ident) || isAlive(ident)) { this.deadSince.delete(ident); continue; }
+        if (!this.deadSince.has(ident)) this.deadSince.set(ident, this.now());
+      }
+    }
+    for (const [ident, since] of this.deadSince) {
+      if (this.now() - since >= DEAD_CONTAINER_GRACE_MS && this.owned.has(ident)) {
+        this.log(`IPAM: releasing addresses of dead container ${ident}`);
+        this.deleteIdent(ident);
+      }
+      if (!this.owned.has(ident)) this.deadSince.delete(ident);
+    }
+    this.retryPending(true);
+    if (!this.ring.isEmpty() && this.ring.reportFree((rs) => this.space.numFreeIn(rs))) this.broadcast();
+  }
+
+  // ------------------------------------------------------------ gossiper
+
+  onGossipUnicast(src: PeerName, payload: Uint8Array): void {
+    const msg: UnicastMessage = decodeUnicast(this.cfg.codec, payload);
+    switch (msg.kind) {
+      case 'spaceRequest': this.donateSpace(msg.range, src); break;
+      case 'ringUpdate': this.update(src, msg.state); break;
+      case 'spaceRequestDenied': this.spaceDenied(msg.range, src); break;
+    }
+  }
+
+  onGossipBroadcast(src: PeerName, payload: Uint8Array): GossipData | undefined {
+    this.update(src, decodeGossipState(this.cfg.codec, payload));
+    return this.gossipData();
+  }
+
+  gossip(): GossipData | undefined { return this.gossipData(); }
+
+  onGossip(payload: Uint8Array): GossipData | undefined {
+    this.update(undefined, decodeGossipState(this.cfg.codec, payload));
+    return undefined;
+  }
+
+  /** The current gossipState (spec §8.2); free counts are refreshed first. */
+  currentState(): GossipStateMessage {
+    if (!this.ring.isEmpty()) this.ring.reportFree((rs) => this.space.numFreeIn(rs));
+    const state: GossipStateMessage = { now: BigInt(Math.floor(this.now() / 1000)), nicknames: new Map(this.nicknames) };
+    if (!this.ring.isEmpty()) state.ring = this.ring.snapshot();
+    else if (this.paxos) state.paxos = this.paxos.state(); // electors always send their claims (spec §8.2)
+    return state;
+  }
+
+  encodeState(): Uint8Array { return encodeGossipState(this.cfg.codec, this.currentState()); }
+
+  // ------------------------------------------------------------ status
+
+  /** Everything status.ts needs. */
+  statusSnapshot(): AllocatorStatusData {
+    return {
+      ourName: this.cfg.name,
+      universe: this.universe,
+      defaultSubnet: this.defaultSubnet,
+      ring: this.ring.isEmpty() ? undefined : this.ring.snapshot(),
+      ringRanges: this.ring.allRangeInfo(),
+      nicknames: new Map(this.nicknames),
+      isKnownPeer: this.cfg.isKnownPeer,
+      activeIPs: [...this.owned.values()].reduce((n, l) => n + l.length, 0),
+      paxos: this.paxos && this.ring.isEmpty()
+        ? { elector: true, knownNodes: this.paxos.knownNodes, quorum: this.paxos.quorum } : undefined,
+      observerPriming: !this.paxos && this.ring.isEmpty() && this.cfg.init.mode === 'observer' && this.pending.length + this.primeWaiters.length > 0,
+      consensusRunning: this.paxosRunning && this.ring.isEmpty(),
+      pendingClaims: this.pending.filter((o) => o.kind === 'claim').map((o) => ({ ident: o.ident, cidr: o.cidr })),
+      pendingAllocates: this.pending.filter((o) => o.kind === 'allocate').map((o) => ({ ident: o.ident, range: cidrRange(o.cidr) })),
+    };
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private checkRunning(): void {
+    if (this.stopped) throw new IpamError('IPAM is shutting down');
+  }
+
+  private enqueue(spec: Omit<PendingOp, 'askedGeneration' | 'askedAtMs' | 'done' | 'fail'>): Promise<CIDR> {
+    return new Promise<CIDR>((resolve, reject) => {
+      const op: PendingOp = { ...spec, askedGeneration: -1, askedAtMs: -Infinity, done: resolve, fail: reject };
+      if (!this.tryOp(op, false)) this.pending.push(op);
+    });
+  }
+
+  /** Try one operation; true when it finished (either way). */
+  private tryOp(op: PendingOp, fromTick: boolean): boolean {
+    if (op.checkAlive && this.cfg.isContainerAlive && !this.cfg.isContainerAlive(op.ident)) {
+      op.fail(new IpamCancelledError(op.ident));
+      return true;
+    }
+    if (this.ring.isEmpty()) { this.establishRing(); return false; }
+    return op.kind === 'allocate' ? this.tryAllocate(op, fromTick) : this.tryClaim(op);
+  }
+
+  private tryAllocate(op: PendingOp, fromTick: boolean): boolean {
+    const existing = (this.owned.get(op.ident) ?? []).find((c) => rangeContains(cidrRange(op.cidr), c.addr) && c.prefixLen === op.cidr.prefixLen);
+    if (existing) { op.done(existing); return true; }
+    const addr = this.space.allocate(hostRange(op.cidr));
+    if (addr !== undefined) {
+      const result = { addr, prefixLen: op.cidr.prefixLen };
+      this.record(op.ident, result);
+      this.persist(); // durable before we acknowledge
+      op.done(result);
+      return true;
+    }
+    // Out of space: ask another owner (spec §8.7), once per ring change or retry interval.
+    const due = op.askedGeneration !== this.ringGeneration || (fromTick && this.now() - op.askedAtMs >= TICK_INTERVAL_MS);
+    if (due) {
+      const want = intersect(cidrRange(op.cidr), this.universeRange)!;
+      const donor = this.ring.choosePeersToAskForSpace(want, this.random).find((p) => this.cfg.isKnownPeer(p));
+      op.askedGeneration = this.ringGeneration;
+      op.askedAtMs = this.now();
+      if (donor !== undefined) this.unicast(donor, { kind: 'spaceRequest', range: want });
+    }
+    return false;
+  }
+
+  private tryClaim(op: PendingOp): boolean {
+    const addr = op.cidr.addr;
+    const holder = this.holderOf(addr);
+    if (holder === op.ident) { op.done(op.cidr); return true; }
+    if (holder !== undefined) {
+      op.fail(new IpamError(`address ${formatAddress(addr)} is already owned by ${holder}`));
+      return true;
+    }
+    const owner = this.ring.owner(addr)!;
+    if (owner === this.cfg.name) {
+      this.space.claim(addr);
+      this.record(op.ident, op.cidr);
+      this.persist();
+      op.done(op.cidr);
+      return true;
+    }
+    if (!this.cfg.isKnownPeer(owner)) {
+      if (op.noErrorOnUnknown) { op.done(op.cidr); return true; }
+      op.fail(new IpamError(`address ${formatAddress(addr)} is owned by peer ${this.describePeer(owner)}, which is not reachable`));
+      return true;
+    }
+    if (op.askedGeneration !== this.ringGeneration) {
+      op.askedGeneration = this.ringGeneration;
+      op.askedAtMs = this.now();
+      this.unicast(owner, { kind: 'spaceRequest', range: { start: addr, end: addr + 1 } });
+    }
+    return false;
+  }
+
+  private holderOf(addr: Address): string | undefined {
+    for (const [ident, list] of this.owned) if (list.some((c) => c.addr === addr)) return ident;
+    return undefined;
+  }
+
+  private record(ident: string, cidr: CIDR): void {
+    const list = this.owned.get(ident) ?? [];
+    list.push(cidr);
+    this.owned.set(ident, list);
+  }
+
+  private cancelPending(ident: string): void {
+    this.pending = this.pending.filter((op) => {
+      if (op.ident !== ident) return true;
+      op.fail(new IpamCancelledError(ident));
+      return false;
+    });
+  }
+
+  private retryPending(fromTick = false): void {
+    if (this.pending.length === 0) return;
+    const ops = this.pending;
+    this.pending = [];
+    const still = ops.filter((op) => !this.tryOp(op, fromTick));
+    this.pending = [...still, ...this.pending];
+  }
+
+  /** Start getting a ring (spec §8.6): propose as elector, or ask electors as observer. */
+  private establishRing(retry = false): void {
+    if (!this.ring.isEmpty() || this.stopped) return;
+    if (this.paxos) {
+      if (this.paxosRunning && !retry) return;
+      this.paxosRunning = true;
+      this.paxos.quorum = this.quorum();
+      this.paxos.propose();
+      this.paxos.think();
+      if (this.checkConsensus()) return;
+      this.broadcast();
+    } else if (this.cfg.init.mode === 'observer') {
+      this.broadcast(); // neither ring nor Paxos: electors answer with the ring
+    }
+  }
+
+  private checkConsensus(): boolean {
+    const agreed = this.paxos?.consensus();
+    if (!agreed || !this.ring.isEmpty()) return false;
+    const peers = [...new Set(agreed.value)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.log(`IPAM: consensus reached, creating ring for ${peers.map(formatPeerName).join(', ')}`);
+    this.ring.claimForPeers(peers);
+    this.ringChanged();
+    this.persist();
+    this.broadcast();
+    return true;
+  }
+
+  /** Receive processing (spec §8.3). `sender` is undefined for tag 4. */
+  private update(sender: PeerName | undefined, msg: GossipStateMessage): void {
+    for (const [name, nick] of msg.nicknames) this.nicknames.set(name, nick);
+    if (msg.ring) {
+      const wasEmpty = this.ring.isEmpty();
+      const changed = this.ring.merge(msg.ring, (r) => this.space.hasInUse(r));
+      if (changed || (wasEmpty && !this.ring.isEmpty())) {
+        this.ringChanged();
+        this.persist();
+      }
+      return;
+    }
+    if (!this.ring.isEmpty()) {
+      if (sender !== undefined && sender !== this.cfg.name && this.cfg.isKnownPeer(sender)) {
+        this.unicast(sender, { kind: 'ringUpdate', state: this.currentState() });
+      }
+      return;
+    }
+    if (msg.paxos) {
+      if (!this.paxos) return; // observers never take part
+      this.paxos.quorum = this.quorum();
+      const learned = this.paxos.update(msg.paxos);
+      const ourChange = this.paxos.think();
+      if (this.paxos.hasPromised()) this.paxosRunning = true;
+      if (this.checkConsensus()) return;
+      if (ourChange || learned) this.broadcast();
+      return;
+    }
+    if (this.paxos && sender !== undefined && this.cfg.isKnownPeer(sender)) this.establishRing();
+  }
+
+  private donateSpace(requested: Range, to: PeerName): void {
+    if (this.ring.isEmpty()) return;
+    const want = intersect(requested, this.universeRange);
+    const donated = want ? this.space.donate(want) : undefined;
+    if (donated) {
+      this.log(`IPAM: giving ${formatAddress(donated.start)}-${formatAddress(donated.end - 1)} to ${this.describePeer(to)}`);
+      this.ring.grantRangeToHost(donated.start, donated.end, to);
+      this.ringChanged();
+      this.persist();
+      this.broadcast();
+    } else {
+      this.unicast(to, { kind: 'spaceRequestDenied', range: requested });
+    }
+    this.unicast(to, { kind: 'ringUpdate', state: this.currentState() });
+  }
+
+  private spaceDenied(range: Range, from: PeerName): void {
+    this.pending = this.pending.filter((op) => {
+      if (op.kind !== 'claim' || !rangeContains(range, op.cidr.addr)) return true;
+      op.fail(new IpamError(`address ${formatAddress(op.cidr.addr)} is in use by peer ${this.describePeer(from)}`));
+      return false;
+    });
+  }
+
+  /** After any change of the ring: refresh owned space, wake waiters, retry. */
+  private ringChanged(): void {
+    this.ringGeneration++;
+    this.space.setOwned(this.ring.ownedRanges());
+    for (const list of this.owned.values()) for (const c of list) this.space.claim(c.addr);
+    if (!this.ring.isEmpty()) {
+      this.paxosRunning = false;
+      const waiters = this.primeWaiters;
+      this.primeWaiters = [];
+      for (const w of waiters) w();
+    }
+    this.retryPending();
+  }
+
+  private resolvePeer(text: string): PeerName | undefined {
+    if (/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/i.test(text)) return BigInt('0x' + text.split(':').map((p) => p.padStart(2, '0')).join(''));
+    for (const [name, nick] of this.nicknames) if (nick === text) return name;
+    return undefined;
+  }
+
+  private describePeer(p: PeerName): string {
+    const nick = this.nicknames.get(p);
+    return nick ? `${formatPeerName(p)}(${nick})` : formatPeerName(p);
+  }
+
+  private gossipData(): GossipData { return new IpamGossipData(this); }
+
+  private broadcast(): void { this.channel?.gossipBroadcast(this.gossipData()); }
+
+  private unicast(dst: PeerName, msg: UnicastMessage): void {
+    this.channel?.gossipUnicast(dst, encodeUnicast(this.cfg.codec, msg));
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  private persist(): void {
+    if (!this.cfg.store) return;
+    const state: PersistedIpam = {
+      peerName: this.cfg.name,
+      range: { ...this.universeRange },
+      allocations: [...this.owned].map(([ident, list]) => ({ ident, addrs: list.map((c) => ({ ...c })) })),
+    };
+    if (!this.ring.isEmpty()) state.ring = this.ring.snapshot();
+    this.cfg.store.save(state);
+  }
+
+  private restore(): void {
+    const saved = this.cfg.store?.load();
+    if (!saved) return;
+    if (saved.peerName !== this.cfg.name) {
+      this.log(`IPAM: discarding persisted data of peer ${formatPeerName(saved.peerName)} (we are ${formatPeerName(this.cfg.name)})`);
+      return;
+    }
+    if (saved.range.start !== this.universeRange.start || saved.range.end !== this.universeRange.end) {
+      const was = `${formatAddress(saved.range.start)}-${formatAddress(saved.range.end - 1)}`;
+      if (this.cfg.onRangeMismatch === 'discard') {
+        this.log(`IPAM: discarding persisted data for range ${was}; --ipalloc-range is now ${formatCIDR(this.universe)}`);
+        return;
+      }
+      throw new IpamError(`${this.cfg.store!.location}: persisted IPAM data is for range ${was} but --ipalloc-range is ${formatCIDR(this.universe)}; ` +
+        `run 'weave reset' (or delete ${this.cfg.store!.location}) to start afresh, or launch with the previous --ipalloc-range`);
+    }
+    if (saved.ring) {
+      try {
+        this.ring = Ring.restore(saved.ring, this.cfg.name);
+      } catch (err) {
+        throw new IpamError(`${this.cfg.store!.location}: ${(err as Error).message}; remove it or run 'weave reset' to start with fresh IPAM state`);
+      }
+    }
+    for (const { ident, addrs } of saved.allocations) {
+      for (const c of addrs) this.record(ident, { addr: c.addr, prefixLen: c.prefixLen });
+    }
+    if (!this.ring.isEmpty()) this.ringChanged();
+  }
+}
+
+/** IPAM gossip data: encodes the allocator's state at send time (spec §4.2). */
+class IpamGossipData implements GossipData {
+  constructor(private readonly alloc: Allocator) {}
+  encode(): Uint8Array[] { return [this.alloc.encodeState()]; }
+  merge(other: GossipData): GossipData { return other instanceof IpamGossipData ? other : this; }
+}
+
+export interface AllocatorStatusData {
+  ourName: PeerName;
+  universe: CIDR;
+  defaultSubnet: CIDR;
+  ring: RingSnapshot | undefined;
+  ringRanges: Array<{ peer: PeerName; range: Range; version: number }>;
+  nicknames: Map<PeerName, string>;
+  isKnownPeer: (p: PeerName) => boolean;
+  activeIPs: number;
+  paxos: { elector: boolean; knownNodes: number; quorum: number } | undefined;
+  observerPriming: boolean;
+  consensusRunning: boolean;
+  pendingClaims: Array<{ ident: string; cidr: CIDR }>;
+  pendingAllocates: Array<{ ident: string; range: Range }>;
+}

@@ -1,0 +1,113 @@
+// IPAM state file: round trip, restart, corrupt file, range mismatch, and an
+// acknowledged allocation surviving kill -9.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  Allocator, FileIpamStore, IpamDataFileError, gobStreamCodec, parseCIDR, formatCIDR, type PeerName, type AllocatorConfig,
+} from '../../controlplane/ipam/index.js';
+
+const A: PeerName = 0x0a0000000001n;
+
+function withDir(fn: (dir: string) => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipam-persist-'));
+    try { await fn(dir); } finally { rmSync(dir, { recursive: true, force: true }); }
+  };
+}
+
+function allocator(dir: string, over: Partial<AllocatorConfig> = {}): Allocator {
+  return new Allocator({
+    name: A, uid: 1n, nickname: 'host1', universe: parseCIDR('10.32.0.0/12'), init: { mode: 'seed', seeds: [A] },
+    isKnownPeer: () => true, codec: gobStreamCodec, store: new FileIpamStore(dir), ...over,
+  });
+}
+
+test('allocations and the ring survive a restart', withDir(async (dir) => {
+  const first = allocator(dir);
+  const a = await first.allocate('c1');
+  const b = await first.allocate('c2', parseCIDR('10.32.5.0/24'));
+  await first.claim('weave:expose', parseCIDR('10.32.9.9/12'));
+  first.stop();
+  const again = allocator(dir);
+  assert.deepEqual(again.lookup('c1'), [a]);
+  assert.deepEqual(again.lookup('c2'), [b]);
+  assert.equal(formatCIDR(again.lookup('weave:expose')[0]!), '10.32.9.9/12');
+  assert.equal(again.hasRing(), true);
+  const c = await again.allocate('c3');
+  assert.notEqual(c.addr, a.addr, 'a restored address is not handed out again');
+}));
+
+test('state written for another peer name is discarded', withDir(async (dir) => {
+  const first = allocator(dir);
+  await first.allocate('c1');
+  const other = allocator(dir, { name: 0x0a0000000002n, init: { mode: 'consensus' } });
+  assert.deepEqual(other.lookup('c1'), []);
+  assert.equal(other.hasRing(), false);
+}));
+
+test('a corrupt data file gives an error naming the file and the fix', withDir((dir) => {
+  const path = join(dir, 'ipam.json');
+  writeFileSync(path, '{"format":"weave-ipam-data/1","peerName":');
+  assert.throws(() => allocator(dir), (err: Error) => {
+    assert.ok(err instanceof IpamDataFileError);
+    assert.ok(err.message.includes(path), err.message);
+    assert.match(err.message, /corrupt data/);
+    assert.match(err.message, /weave reset/);
+    return true;
+  });
+  writeFileSync(path, JSON.stringify({ format: 'weave-ipam-data/1', peerName: '0a:00:00:00:00:01', range: { start: 1, end: 2 }, allocations: 'x' }));
+  assert.throws(() => allocator(dir), /allocations is not a list/);
+}));
+
+test('a data file for a different range is refused with the fix, or discarded when asked', withDir(async (dir) => {
+  const first = allocator(dir);
+  await first.allocate('c1');
+  assert.throws(() => allocator(dir, { universe: parseCIDR('10.40.0.0/16') }), (err: Error) => {
+    assert.ok(err.message.includes(join(dir, 'ipam.json')), err.message);
+    assert.match(err.message, /is for range 10\.32\.0\.0-10\.47\.255\.255 but --ipalloc-range is 10\.40\.0\.0\/16/);
+    assert.match(err.message, /weave reset/);
+    return true;
+  });
+  const fresh = allocator(dir, { universe: parseCIDR('10.40.0.0/16'), onRangeMismatch: 'discard' });
+  assert.deepEqual(fresh.lookup('c1'), []);
+  assert.equal(formatCIDR(await fresh.allocate('c9')), '10.40.0.1/16');
+}));
+
+test('no temp file is left behind after a save', withDir(async (dir) => {
+  const a = allocator(dir);
+  await a.allocate('c1');
+  assert.equal(existsSync(join(dir, 'ipam.json')), true);
+  assert.equal(existsSync(join(dir, 'ipam.json.tmp')), false);
+  assert.match(readFileSync(join(dir, 'ipam.json'), 'utf8'), /"ident":"c1"/);
+}));
+
+test('an acknowledged allocation survives kill -9', withDir(async (dir) => {
+  const ipam = join(dirname(fileURLToPath(import.meta.url)), '../../controlplane/ipam/index.js');
+  // The child allocates, prints the acknowledged address, then spins until killed.
+  const script = `
+    const m = await import(${JSON.stringify(ipam)});
+    const a = new m.Allocator({ name: 0x0a0000000001n, uid: 1n, nickname: 'h', universe: m.parseCIDR('10.32.0.0/12'),
+      init: { mode: 'seed', seeds: [0x0a0000000001n] }, isKnownPeer: () => true, codec: m.gobStreamCodec,
+      store: new m.FileIpamStore(${JSON.stringify(dir)}) });
+    for (let i = 0; i < 5; i++) { const c = await a.allocate('c' + i); process.stdout.write(m.formatCIDR(c) + '\\n'); }
+    setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const acked: string[] = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('child did not acknowledge 5 allocations in 10 s')); }, 10_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split('\n').filter(Boolean);
+      if (lines.length >= 5) { child.kill('SIGKILL'); clearTimeout(timer); resolve(lines); }
+    });
+    child.on('exit', (code, signal) => { if (signal !== 'SIGKILL') { clearTimeout(timer); reject(new Error(`child exited ${code}`)); } });
+  });
+  await new Promise((r) => child.once('close', r));
+  const restored = allocator(dir);
+  for (let i = 0; i < 5; i++) assert.deepEqual(restored.lookup(`c${i}`).map(formatCIDR), [acked[i]]);
+}));
