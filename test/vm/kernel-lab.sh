@@ -68,7 +68,9 @@ mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/up,workdir=/rw/work /ne
 mkdir -p /newroot/out; mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hostout /newroot/out
 mount --move /proc /newroot/proc; mount --move /sys /newroot/sys; mount --move /dev /newroot/dev
 exec switch_root /newroot /bin/sh -c '
-  mount -t tmpfs tmpfs /tmp; mount -t tmpfs tmpfs /run; mkdir -p /run/netns /var/run
+  # A fresh /tmp, unless the project itself lives under /tmp (a CI clone): then keep the host view.
+  case "$(cat /out/.cwd)" in /tmp/*) ;; *) mount -t tmpfs tmpfs /tmp;; esac
+  mount -t tmpfs tmpfs /run; mkdir -p /run/netns /var/run
   mount -t bpf bpf /sys/fs/bpf 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
   ip link set lo up
   export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
