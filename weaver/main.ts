@@ -10,6 +10,7 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
+import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 
@@ -59,6 +60,7 @@ async function main(argv: string[]): Promise<void> {
 
   const servers: FastifyInstance[] = [];
   let mesh: RunningMesh | undefined;
+  let hostNet: RunningHostNetwork | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -66,6 +68,7 @@ async function main(argv: string[]): Promise<void> {
     logger.info({ signal }, 'shutting down');
     await Promise.allSettled(servers.map((s) => s.close()));
     await mesh?.close().catch((err: unknown) => logger.error({ err }, 'closing the mesh'));
+    hostNet?.close();
     releasePidFile(paths.pidFile);
     process.exit(0);
   };
@@ -73,6 +76,9 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
+    // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
+    // plug into it and `weave attach` can follow `weave launch`.
+    hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
     mesh = await startMesh({
       identity,
       config: cfg,
@@ -80,7 +86,7 @@ async function main(argv: string[]): Promise<void> {
       initialTargets: initialTargets(cfg, paths.targetsFile, logger),
       onTargetsChanged: (t) => saveTargets(paths.targetsFile, t),
     });
-    const services = { router: mesh, version: WEAVE_VERSION };
+    const services = { router: mesh, version: WEAVE_VERSION, host: hostNet.control };
     const listeners: [string, 'control' | 'status' | 'metrics'][] = [
       [cfg.httpAddr, 'control'],
       [cfg.statusAddr, 'status'],
@@ -101,6 +107,7 @@ async function main(argv: string[]): Promise<void> {
     logger.fatal((err as Error).message);
     await Promise.allSettled(servers.map((s) => s.close()));
     await mesh?.close().catch(() => undefined);
+    hostNet?.close();
     releasePidFile(paths.pidFile);
     fail((err as Error).message, 1);
   }

@@ -2,6 +2,7 @@
 // The composition root (weaver) implements it over the mesh; unit tests use
 // plain objects.
 import type { FastifyInstance } from 'fastify';
+import type { HostControl } from './host-control.js';
 import type { MetricFamily } from './metrics.js';
 import type { ReportServices } from './report.js';
 import type { RouterStatus, ServiceSection } from './status-model.js';
@@ -27,6 +28,8 @@ export interface ApiServices {
   reportServices?(): ReportServices;
   /** Metric families beyond the router's, spec §5.3. */
   metrics?(): MetricFamily[];
+  /** Host networking (bridge, attach/detach, ps, expose/hide), when the router owns a bridge. */
+  host?: HostControl;
   /** Register the service's own routes (IPAM, DNS) on the control API. */
   registerControlRoutes?(app: FastifyInstance): void;
 }

@@ -2,6 +2,7 @@
 // control API on --http-addr, the read-only subset on --status-addr.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { toJsonText } from './json-text.js';
+import { registerHostRoutes } from './host-routes.js';
 import { formatMetricFamilies, processMetricFamilies, routerMetricFamilies } from './metrics.js';
 import { parsePeerAddress } from './peer-address.js';
 import { renderConnections, renderPeers, renderStatusSummary, renderTargets } from './render-status.js';
@@ -107,6 +108,7 @@ export function buildApiServer(services: ApiServices, kind: ApiKind): FastifyIns
   registerReadOnly(app, services);
   if (kind === 'control') {
     registerRouterControl(app, services);
+    if (services.host) registerHostRoutes(app, services.host);
     services.registerControlRoutes?.(app);
   }
   return app;

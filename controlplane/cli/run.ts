@@ -1,11 +1,13 @@
 // `weave <command> ...`: dispatch and the commands that talk to the router
-// (user-surface spec §0.3, §1.1-1.7, §1.13). Returns the exit status.
+// (user-surface spec §0.3, §1.1-1.10, §1.13). Returns the exit status.
 import { hostname } from 'node:os';
-import { readFileSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../api/version.js';
 import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
+import { hostCommands } from './host-commands.js';
 import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
@@ -19,6 +21,8 @@ export interface CliIo {
 type Command = (args: string[], io: CliIo) => Promise<number>;
 
 const LAUNCH_TIMEOUT_MS = 30_000;
+/** dist/controlplane/cli/run.js -> dist/weaver/host-reset.js: removes the bridge, veths and firewall table. */
+const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
 /** A router call; an unreachable router is reported once, here, with exit 1. */
@@ -71,6 +75,13 @@ const reset: Command = async (args, io) => {
   // Persisted identity and peer list go with the reset (spec §1.3 step 4).
   rmSync(paths.peerNameFile, { force: true });
   rmSync(paths.targetsFile, { force: true });
+  // Host networking (spec §1.3 step 6, §6.5): torn down with the router stopped, so nothing recreates it.
+  const teardown = spawnSync(process.execPath, [HOST_RESET_MAIN, '--state-dir', paths.dir], { encoding: 'utf8' });
+  if (teardown.status !== 0) {
+    io.stderr.write(teardown.stderr || `weave: reset: ${HOST_RESET_MAIN} failed (${teardown.error?.message ?? `status ${teardown.status}`})
+`);
+    return 1;
+  }
   return 0;
 };
 
@@ -127,31 +138,6 @@ const version: Command = async (args, io) => {
   return 0;
 };
 
-/**
- * `weave ps` (spec §1.6). Containers need a container runtime, which this
- * host daemon does not require; the `weave:expose` line shows the bridge MAC
- * and its addresses, and there is no output without a bridge.
- */
-const ps: Command = async (args, io) => {
-  const wanted = args.length === 0 || args.includes('weave:expose');
-  if (!wanted) return 0;
-  let mac: string;
-  try {
-    mac = readFileSync('/sys/class/net/weave/address', 'utf8').trim();
-  } catch {
-    return 0;
-  }
-  let cidrs: string[] = [];
-  try {
-    const out = execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'weave'], { encoding: 'utf8' });
-    cidrs = [...out.matchAll(/inet (\S+)/g)].map((m) => m[1]);
-  } catch {
-    // no addresses
-  }
-  io.stdout.write(`${['weave:expose', mac, ...cidrs].join(' ')}\n`);
-  return 0;
-};
-
 const COMMANDS: Record<string, Command> = {
   launch,
   stop,
@@ -161,7 +147,7 @@ const COMMANDS: Record<string, Command> = {
   connect: peerCommand('/connect'),
   forget: peerCommand('/forget'),
   version,
-  ps,
+  ...hostCommands(call),
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {

@@ -12,6 +12,11 @@ weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     <peer> ...
 weave connect       [--replace] [<peer> ...]
       forget        <peer> ...
+weave attach        [--without-dns] [--no-multicast-route] [<addr> ...]
+                    <container_id> | --netns <path> | --pid <pid>
+      detach        [<addr> ...] <container_id> | --netns <path> | --pid <pid>
+weave expose        [<addr> ...] [-h <fqdn>] [--without-masquerade]
+      hide          [<addr> ...]
 weave status        [targets | connections | peers | dns | ipam]
       report        [-f <format>]
       ps            [<container_id> ...]
@@ -20,6 +25,7 @@ weave reset         [--force]
 
 where <peer>     = <ip_address_or_fqdn>[:<port>]
       <cidr>     = <ip_address>/<routing_prefix_length>
+      <addr>     = [ip:]<cidr> | net:<cidr> | net:default
 
 Environment: WEAVE_STATE_DIR (default /var/lib/weave), WEAVE_HTTP_ADDR (default 127.0.0.1:6784),
 WEAVE_STATUS_ADDR, WEAVE_PORT, WEAVE_PASSWORD, WEAVE_MTU, WEAVE_NO_FASTDP.

@@ -1,0 +1,37 @@
+// What the HTTP API needs from the router's host networking (bridge,
+// container endpoints, exposed addresses). The composition root (weaver)
+// implements it over dataplane/host; the API layer only sees these types.
+
+/** A container's network namespace: a namespace file path, or a process whose namespace it is. */
+export type HostNetnsTarget = { netns: string } | { pid: number };
+
+export interface HostAttachRequest {
+  target: HostNetnsTarget;
+  /** Shown by `weave ps`: a container id, or the namespace as the user gave it. */
+  label: string;
+  cidrs: string[];
+  multicastRoute: boolean;
+}
+
+export interface HostPsEntry {
+  label: string;
+  mac: string;
+  cidrs: string[];
+}
+
+/** A failure caused by the request (bad namespace, not attached): reported as 400, else 500. */
+export class HostRequestError extends Error {}
+
+export interface HostControl {
+  /** Attaches (idempotently); returns the addresses the container now has on ethwe. */
+  attach(req: HostAttachRequest): Promise<string[]>;
+  /** Removes addresses (all when empty); returns those removed. */
+  detach(target: HostNetnsTarget, cidrs: string[]): Promise<string[]>;
+  /** `weave:expose` first, then attached containers; `labels` filters. */
+  ps(labels: string[]): Promise<HostPsEntry[]>;
+  expose(cidr: string, masquerade: boolean): Promise<void>;
+  /** Removes bridge addresses (all when empty); returns those removed. */
+  hide(cidrs: string[]): Promise<string[]>;
+  /** `bridge`, `fastdp` or `bridged_fastdp` (spec §1.13). */
+  bridgeType(): string;
+}

@@ -1,0 +1,231 @@
+// Container endpoints (user-surface spec §1.8, §1.9, §6.1, §6.2): a veth pair
+// `vethwepl<id>` (host, on the bridge) <-> `ethwe` (inside the container's
+// network namespace), with the container's addresses, a route per subnet and
+// the multicast route. attach() converges: attaching again only adds what is
+// missing; detach() removes addresses and the veth once none are left.
+import { fstatSync, statSync } from 'node:fs';
+import {
+  isNetlinkError, openNetns, Rtnl, THREAD_NETNS_PATH, withNetns, RT_SCOPE_LINK,
+  type Address, type NetnsHandle,
+} from '../netlink/index.js';
+import { findBridge } from './bridge.js';
+import { networkOf, parseCidr } from './cidr.js';
+import { CONTAINER_IFNAME, endpointVethNames, MULTICAST_ROUTE } from './names.js';
+import { applySysctls, containerInterfaceSysctls, hostVethSysctls, setHairpin } from './sysctls.js';
+
+export class EndpointError extends Error {}
+
+/** Where the container's network namespace is: a path (/run/netns/X, a bind mount) or a process. */
+export type NetnsTarget = { netns: string } | { pid: number };
+
+export interface AttachOptions {
+  target: NetnsTarget;
+  /** Addresses as CIDRs, e.g. ["10.32.0.2/12", "10.2.1.1/24"]. */
+  cidrs: readonly string[];
+  /** Bridge to plug the host end into (`--weave-bridge`). */
+  bridge: string;
+  /** Add 224.0.0.0/4 dev ethwe (default true; `--no-multicast-route`). */
+  multicastRoute?: boolean;
+}
+
+export interface AttachResult {
+  /** Host-side veth name. */
+  hostVeth: string;
+  /** MAC of the container's ethwe. */
+  mac: string;
+  /** Addresses ethwe now has, as CIDRs. */
+  cidrs: string[];
+  /** Whether this call created the veth (false: re-attach). */
+  created: boolean;
+}
+
+export interface EndpointInfo {
+  mac: string;
+  cidrs: string[];
+  /** Host-side interface index of the veth peer (IFLA_LINK as seen from inside). */
+  peerIndex?: number;
+}
+
+/** The namespace file of a target. */
+export function targetPath(target: NetnsTarget): string {
+  if ('pid' in target) {
+    if (!Number.isInteger(target.pid) || target.pid <= 0) throw new EndpointError(`invalid process id ${String(target.pid)}`);
+    return `/proc/${target.pid}/ns/net`;
+  }
+  return target.netns;
+}
+
+function openTarget(target: NetnsTarget): NetnsHandle {
+  const path = targetPath(target);
+  try {
+    return openNetns(path);
+  } catch (e) {
+    const hint = 'pid' in target ? ` (is process ${target.pid} running?)` : '';
+    throw new EndpointError(`${(e as Error).message}${hint}`);
+  }
+}
+
+/**
+ * The short id in `vethwepl<id>`: the process id when known (spec §1.8), else
+ * the namespace's inode number (unique while the namespace exists), last 7 digits.
+ */
+export function endpointId(target: NetnsTarget, handle: NetnsHandle): string {
+  const pid = 'pid' in target ? target.pid : /^\/proc\/(\d+)\/ns\/net$/.exec(target.netns)?.[1];
+  if (pid !== undefined) return String(pid).slice(0, 7);
+  return String(fstatSync(handle.fd).ino).slice(-7);
+}
+
+function sameNamespace(handle: NetnsHandle): boolean {
+  const a = fstatSync(handle.fd);
+  const b = statSync(THREAD_NETNS_PATH);
+  return a.ino === b.ino && a.dev === b.dev;
+}
+
+function cidrOf(a: Address): string {
+  return `${a.address}/${a.prefixLen}`;
+}
+
+async function ignoreCode<T>(p: Promise<T>, code: string): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isNetlinkError(e, code)) return undefined;
+    throw e;
+  }
+}
+
+/** Creates the veth pair with its container end already inside the namespace, named ethwe. */
+async function createPair(host: Rtnl, inside: Rtnl, handle: NetnsHandle, id: string, bridge: string, mtu: number): Promise<string> {
+  const names = endpointVethNames(id);
+  // A host end without its ethwe is left over from an earlier namespace with the same id.
+  if (await host.findLink(names.host)) await ignoreCode(host.deleteLink(names.host), 'ENODEV');
+  await host.createVeth(names.host, names.peer, { mtu, peerMtu: mtu, peerNetns: handle });
+  try {
+    await inside.rename(names.peer, CONTAINER_IFNAME);
+    await host.setMaster(names.host, bridge);
+    applySysctls(hostVethSysctls(names.host));
+    setHairpin(names.host);
+    await host.setUp(names.host);
+  } catch (e) {
+    await ignoreCode(host.deleteLink(names.host), 'ENODEV');
+    throw e;
+  }
+  return names.host;
+}
+
+/** Finds the host end of ethwe: the link whose index ethwe names as its peer. */
+async function hostEndName(host: Rtnl, peerIndex: number | undefined): Promise<string> {
+  if (peerIndex === undefined) return '';
+  const link = await host.findLink(peerIndex);
+  return link?.name ?? '';
+}
+
+/** Attaches (or re-attaches) a container. Throws EndpointError with a message naming the fix. */
+export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachResult> {
+  const cidrs = opts.cidrs.map((c) => {
+    parseCidr(c);
+    return c;
+  });
+  const bridgeLink = await findBridge(host, opts.bridge);
+  if (!bridgeLink) throw new EndpointError(`bridge "${opts.bridge}" not present; did you launch weave?`);
+  const handle = openTarget(opts.target);
+  let inside: Rtnl | undefined;
+  try {
+    if (sameNamespace(handle)) {
+      throw new EndpointError(
+        `Container is running in the host network namespace, and therefore cannot be\nconnected to weave - perhaps the container was started with --net=host (namespace ${handle.path})`,
+      );
+    }
+    inside = Rtnl.open({ netns: handle });
+    let created = false;
+    let ethwe = await inside.findLink(CONTAINER_IFNAME);
+    let hostVeth: string;
+    if (!ethwe) {
+      hostVeth = await createPair(host, inside, handle, endpointId(opts.target, handle), opts.bridge, bridgeLink.mtu);
+      created = true;
+      ethwe = await inside.getLink(CONTAINER_IFNAME);
+    } else {
+      if (ethwe.kind !== 'veth') {
+        throw new EndpointError(`the container already has an interface named ${CONTAINER_IFNAME} that is not a veth (kind ${ethwe.kind ?? 'unknown'}); remove it first`);
+      }
+      hostVeth = await hostEndName(host, ethwe.parentIndex);
+    }
+    const ifname = CONTAINER_IFNAME;
+    withNetns(handle, () => applySysctls(containerInterfaceSysctls(ifname)));
+    // Up before addresses, so the kernel installs each subnet's route at once.
+    if (!ethwe.up) await inside.setUp(ifname);
+    const have = new Set((await inside.listAddresses(ifname)).map(cidrOf));
+    for (const c of cidrs) {
+      if (have.has(c)) continue;
+      await ignoreCode(inside.addAddress(ifname, c), 'EEXIST');
+      have.add(c);
+    }
+    for (const c of cidrs) {
+      // The kernel adds the subnet route with the address; add it ourselves if something removed it.
+      await ignoreCode(inside.addRoute({ dst: networkOf(c), link: ifname, scope: RT_SCOPE_LINK, source: parseCidr(c).ip }), 'EEXIST');
+    }
+    if (opts.multicastRoute ?? true) {
+      await ignoreCode(inside.addRoute({ dst: MULTICAST_ROUTE, link: ifname, scope: RT_SCOPE_LINK }), 'EEXIST');
+    }
+    const final = await inside.getLink(ifname);
+    return { hostVeth, mac: final.mac ?? '', cidrs: (await inside.listAddresses(ifname)).map(cidrOf), created };
+  } finally {
+    inside?.close();
+    handle.close();
+  }
+}
+
+export interface DetachResult {
+  /** Addresses removed. */
+  removed: string[];
+  /** True when ethwe (and so the veth pair) was deleted. */
+  deleted: boolean;
+}
+
+/**
+ * Removes the given addresses (all of them when `cidrs` is empty) from the
+ * container's ethwe; deletes the veth when no address is left (spec §1.9).
+ */
+export async function detach(target: NetnsTarget, cidrs: readonly string[]): Promise<DetachResult> {
+  for (const c of cidrs) parseCidr(c);
+  const handle = openTarget(target);
+  const inside = Rtnl.open({ netns: handle });
+  try {
+    const ethwe = await inside.findLink(CONTAINER_IFNAME);
+    if (!ethwe) throw new EndpointError(`namespace ${handle.path} has no ${CONTAINER_IFNAME} interface: it is not attached to weave`);
+    const have = (await inside.listAddresses(ethwe.index)).map(cidrOf);
+    const wanted = cidrs.length === 0 ? have : cidrs.filter((c) => have.includes(c));
+    for (const c of wanted) await ignoreCode(inside.deleteAddress(ethwe.index, c), 'EADDRNOTAVAIL');
+    const left = (await inside.listAddresses(ethwe.index)).length;
+    let deleted = false;
+    if (left === 0) {
+      // Deleting one end of a veth deletes the host end too.
+      await ignoreCode(inside.deleteLink(ethwe.index), 'ENODEV');
+      deleted = true;
+    }
+    return { removed: wanted, deleted };
+  } finally {
+    inside.close();
+    handle.close();
+  }
+}
+
+/** MAC and addresses of the container's ethwe, or undefined if it has none (for `weave ps`). */
+export async function inspectEndpoint(target: NetnsTarget): Promise<EndpointInfo | undefined> {
+  let handle: NetnsHandle;
+  try {
+    handle = openTarget(target);
+  } catch {
+    return undefined;
+  }
+  const inside = Rtnl.open({ netns: handle });
+  try {
+    const ethwe = await inside.findLink(CONTAINER_IFNAME);
+    if (!ethwe) return undefined;
+    const cidrs = (await inside.listAddresses(ethwe.index)).map(cidrOf);
+    return { mac: ethwe.mac ?? '', cidrs, peerIndex: ethwe.parentIndex };
+  } finally {
+    inside.close();
+    handle.close();
+  }
+}

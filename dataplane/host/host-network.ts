@@ -1,0 +1,182 @@
+// The router's host networking as one object: the bridge, container
+// endpoints, exposed addresses and the firewall that follows from them.
+// The firewall is recomputed from the bridge's addresses after every change,
+// so the rules always match what is exposed (desired state, applied whole).
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Rtnl } from '../netlink/index.js';
+import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
+import { attach, detach, inspectEndpoint, targetPath, type AttachResult, type DetachResult, type NetnsTarget } from './endpoint.js';
+import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
+import { applyFirewall, type FirewallConfig } from './firewall.js';
+
+export interface HostNetworkOptions {
+  bridge: string;
+  mtu: number;
+  /** Bridge MAC: the peer name (spec §6.1). */
+  mac?: string;
+  controlApi?: FirewallConfig['controlApi'];
+  /** Where attached endpoints are remembered across router restarts (for `weave ps`). */
+  registryFile?: string;
+}
+
+export interface AttachRequest {
+  target: NetnsTarget;
+  /** What `weave ps` shows for it: a container id, or the namespace as given. */
+  label: string;
+  cidrs: readonly string[];
+  multicastRoute?: boolean;
+}
+
+export interface PsEntry {
+  label: string;
+  mac: string;
+  cidrs: string[];
+}
+
+/** The `weave ps` label of the bridge's own addresses (spec §1.6). */
+export const EXPOSE_LABEL = 'weave:expose';
+
+interface RegistryEntry {
+  label: string;
+  target: NetnsTarget;
+}
+
+export class HostNetwork {
+  private readonly endpoints = new Map<string, RegistryEntry>();
+  /** Exposed CIDRs added with `--without-masquerade`; everything else on the bridge is masqueraded. */
+  private readonly skipNat = new Set<string>();
+  /** Serialises changes: the firewall is rendered from a state read in between. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly rtnl: Rtnl,
+    readonly opts: HostNetworkOptions,
+  ) {}
+
+  /** Creates/converges the bridge and loads the firewall, re-exposing addresses already on the bridge (spec §4.5 step 5). */
+  static async start(opts: HostNetworkOptions): Promise<HostNetwork> {
+    const rtnl = Rtnl.open();
+    const net = new HostNetwork(rtnl, opts);
+    try {
+      await ensureBridge(rtnl, { name: opts.bridge, mtu: opts.mtu, mac: opts.mac });
+      net.loadRegistry();
+      await net.syncFirewall();
+    } catch (e) {
+      rtnl.close();
+      throw e;
+    }
+    return net;
+  }
+
+  get bridgeType(): string {
+    return LINUX_BRIDGE_TYPE;
+  }
+
+  close(): void {
+    this.rtnl.close();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async syncFirewall(): Promise<void> {
+    const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
+    await applyFirewall({
+      bridge: this.opts.bridge,
+      exposed: addrs.map((cidr) => ({ cidr, masquerade: !this.skipNat.has(cidr) })),
+      controlApi: this.opts.controlApi,
+    });
+  }
+
+  attach(req: AttachRequest): Promise<AttachResult> {
+    return this.serial(async () => {
+      const result = await attach(this.rtnl, { target: req.target, cidrs: req.cidrs, bridge: this.opts.bridge, multicastRoute: req.multicastRoute });
+      this.endpoints.set(targetPath(req.target), { label: req.label, target: req.target });
+      this.saveRegistry();
+      return result;
+    });
+  }
+
+  detach(target: NetnsTarget, cidrs: readonly string[]): Promise<DetachResult> {
+    return this.serial(async () => {
+      const result = await detach(target, cidrs);
+      if (result.deleted && this.endpoints.delete(targetPath(target))) this.saveRegistry();
+      return result;
+    });
+  }
+
+  /** The bridge line, then one line per attached endpoint still present; `labels` filters (prefix match). */
+  ps(labels: readonly string[] = []): Promise<PsEntry[]> {
+    return this.serial(async () => {
+      const out: PsEntry[] = [];
+      const wanted = (label: string): boolean => labels.length === 0 || labels.some((l) => label === l || (l.length >= 3 && label.startsWith(l)));
+      const bridge = await this.rtnl.findLink(this.opts.bridge);
+      if (!bridge) return out;
+      if (labels.length === 0 || labels.includes(EXPOSE_LABEL)) {
+        out.push({ label: EXPOSE_LABEL, mac: bridge.mac ?? '', cidrs: await bridgeAddresses(this.rtnl, this.opts.bridge) });
+      }
+      let changed = false;
+      for (const [key, entry] of this.endpoints) {
+        const info = await inspectEndpoint(entry.target);
+        if (!info) {
+          this.endpoints.delete(key);
+          changed = true;
+          continue;
+        }
+        if (wanted(entry.label)) out.push({ label: entry.label, mac: info.mac, cidrs: info.cidrs });
+      }
+      if (changed) this.saveRegistry();
+      return out;
+    });
+  }
+
+  expose(cidr: string, masquerade: boolean): Promise<void> {
+    return this.serial(async () => {
+      await addBridgeAddress(this.rtnl, this.opts.bridge, cidr);
+      if (masquerade) this.skipNat.delete(cidr);
+      else this.skipNat.add(cidr);
+      await this.syncFirewall();
+    });
+  }
+
+  /** Removes the given bridge addresses (all when empty); returns those removed. */
+  hide(cidrs: readonly string[] = []): Promise<string[]> {
+    return this.serial(async () => {
+      const targets = cidrs.length > 0 ? cidrs : await bridgeAddresses(this.rtnl, this.opts.bridge);
+      const removed: string[] = [];
+      for (const c of targets) {
+        if (await removeBridgeAddress(this.rtnl, this.opts.bridge, c)) removed.push(c);
+        this.skipNat.delete(c);
+      }
+      await this.syncFirewall();
+      return removed;
+    });
+  }
+
+  private loadRegistry(): void {
+    if (!this.opts.registryFile) return;
+    let text: string;
+    try {
+      text = readFileSync(this.opts.registryFile, 'utf8');
+    } catch {
+      return;
+    }
+    try {
+      const entries = JSON.parse(text) as RegistryEntry[];
+      for (const e of entries) this.endpoints.set(targetPath(e.target), e);
+    } catch {
+      // A damaged registry only costs `weave ps` lines; start afresh.
+      rmSync(this.opts.registryFile, { force: true });
+    }
+  }
+
+  private saveRegistry(): void {
+    if (!this.opts.registryFile) return;
+    const tmp = `${this.opts.registryFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify([...this.endpoints.values()]));
+    renameSync(tmp, this.opts.registryFile);
+  }
+}

@@ -1,0 +1,23 @@
+// dataplane/host: a router's networking on its own host (user-surface spec §6).
+//
+//   names.ts         interface names and fixed addresses Weave uses
+//   cidr.ts          IPv4 CIDR parsing and network-of arithmetic
+//   bridge.ts        ensureBridge: the `weave` Linux bridge, idempotently
+//   mtu.ts           the MTU to use (configured, plain bridge, or underlay - VXLAN)
+//   sysctls.ts       per-interface sysctls via /proc/sys, hairpin via sysfs
+//   endpoint.ts      attach/detach/inspect a container's `ethwe`
+//   expose.ts        bridge addresses for `weave expose` / `weave hide`
+//   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
+//   teardown.ts      `weave reset`: bridge, vethwe* links, the table
+//   host-network.ts  HostNetwork: all of the above as the router's one object
+
+export * from './names.js';
+export * from './cidr.js';
+export * from './bridge.js';
+export * from './mtu.js';
+export * from './sysctls.js';
+export * from './endpoint.js';
+export * from './expose.js';
+export * from './firewall.js';
+export * from './teardown.js';
+export * from './host-network.js';

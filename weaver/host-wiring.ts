@@ -1,0 +1,109 @@
+// Wires the router's host networking (dataplane/host) into weaver: picks the
+// bridge name and MTU, creates the bridge with the peer name as its MAC, loads
+// the firewall, and adapts HostNetwork to the API's HostControl. Also records
+// the bridge name in the state directory so `weave reset` finds it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
+import {
+  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, validInterfaceName,
+} from '../dataplane/host/index.js';
+import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
+import type { WeaverConfig } from './flags.js';
+
+/** File in the state directory naming the bridge this router made (read by `weave reset`). */
+export const HOST_NETWORK_FILE = 'host-network.json';
+export const ENDPOINTS_FILE = 'endpoints.json';
+
+export interface HostNetworkRecord {
+  bridge: string;
+}
+
+export interface RunningHostNetwork {
+  control: HostControl;
+  bridge: string;
+  mtu: number;
+  close(): void;
+}
+
+export function bridgeNameOf(cfg: WeaverConfig): string {
+  const v = cfg.raw.get('weave-bridge');
+  const name = typeof v === 'string' && v !== '' ? v : DEFAULT_BRIDGE;
+  if (!validInterfaceName(name)) throw new Error(`invalid value "${name}" for --weave-bridge: 1-15 characters, no spaces, '/' or ':'`);
+  return name;
+}
+
+/** The bridge name a router recorded in `stateDir`, else the default. */
+export function recordedBridge(stateDir: string): string {
+  try {
+    const rec = JSON.parse(readFileSync(join(stateDir, HOST_NETWORK_FILE), 'utf8')) as Partial<HostNetworkRecord>;
+    if (typeof rec.bridge === 'string' && validInterfaceName(rec.bridge)) return rec.bridge;
+  } catch {
+    // no record: the default bridge
+  }
+  return DEFAULT_BRIDGE;
+}
+
+/** The control API as host/port when it listens on one IPv4 address (the firewall protects it, spec §5.1). */
+function controlApiOf(httpAddr: string): { address: string; port: number } | undefined {
+  const i = httpAddr.lastIndexOf(':');
+  if (httpAddr.startsWith('/') || i < 0) return undefined;
+  const address = httpAddr.slice(0, i);
+  if (!isIPv4(address) || address === '0.0.0.0') return undefined;
+  return { address, port: Number(httpAddr.slice(i + 1)) };
+}
+
+/** A peer name is usable as the bridge MAC only when it is unicast. */
+function usableMac(peerName: string): string | undefined {
+  return (parseInt(peerName.slice(0, 2), 16) & 1) === 0 ? peerName : undefined;
+}
+
+/** Errors the caller can fix (bad namespace, not attached, bad address) become 400s. */
+function asRequestError(err: unknown): unknown {
+  if (err instanceof EndpointError || err instanceof ExposeError || err instanceof BridgeError || err instanceof RangeError) {
+    return new HostRequestError(err.message);
+  }
+  if (isNetlinkError(err, 'EEXIST') || isNetlinkError(err, 'EADDRNOTAVAIL')) return new HostRequestError((err as Error).message);
+  return err;
+}
+
+async function translate<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw asRequestError(err);
+  }
+}
+
+export async function startHostNetworking(cfg: WeaverConfig, peerName: string, logger: Logger): Promise<RunningHostNetwork> {
+  const bridge = bridgeNameOf(cfg);
+  const rtnl = Rtnl.open();
+  let mtu: number;
+  try {
+    mtu = await chooseMtu(rtnl, { configured: cfg.mtu, fastdp: !cfg.noFastdp }, bridge);
+  } finally {
+    rtnl.close();
+  }
+  const net = await HostNetwork.start({
+    bridge,
+    mtu,
+    mac: usableMac(peerName),
+    controlApi: controlApiOf(cfg.httpAddr),
+    registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
+  });
+  const record: HostNetworkRecord = { bridge };
+  writeFileSync(join(cfg.stateDir, HOST_NETWORK_FILE), JSON.stringify(record));
+  logger.info({ bridge, mtu }, `Bridge type is ${net.bridgeType}`);
+
+  const control: HostControl = {
+    attach: async (req) => (await translate(net.attach(req))).cidrs,
+    detach: async (target, cidrs) => (await translate(net.detach(target, cidrs))).removed,
+    ps: (labels) => translate(net.ps(labels)),
+    expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),
+    hide: (cidrs) => translate(net.hide(cidrs)),
+    bridgeType: () => net.bridgeType,
+  };
+  return { control, bridge, mtu, close: () => net.close() };
+}
