@@ -98,7 +98,19 @@ async function handshake(socket: Socket, reader: SocketReader, opts: HandshakeOp
   const ours = { min: opts.minVersion ?? PROTOCOL_MIN_VERSION, max: opts.maxVersion ?? PROTOCOL_MAX_VERSION };
   if (ours.min > ours.max) throw new HandshakeError(`minimum protocol version ${ours.min} is above the maximum ${ours.max}`);
   socket.write(encodeHeader(ours));
-  const theirs = await withDeadline(reader, timeouts.headerMs, 'protocol header', async () => parseHeader(await reader.read(HEADER_SIZE)));
+  const theirs = await withDeadline(reader, timeouts.headerMs, 'protocol header', async () => {
+    try {
+      return parseHeader(await reader.read(HEADER_SIZE));
+    } catch (err) {
+      // A peer that rejects our version range closes at once with a reset, which
+      // can overtake its own header on the way to us (spec §1.1, §1.2).
+      if (err instanceof HandshakeError && err.message.startsWith('connection ')) {
+        throw new HandshakeError(`${err.message} (during the protocol header exchange; if the peer is a weave peer, `
+          + `check that its protocol version range overlaps ours, ${ours.min}..${ours.max})`);
+      }
+      throw err;
+    }
+  });
   const version = negotiateVersion(ours, theirs);
 
   const connId = opts.connId ?? randomConnId();

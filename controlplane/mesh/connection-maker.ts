@@ -1,0 +1,262 @@
+// The connection maker (spec §2.5 last paragraph, §4.10): keeps one target per
+// address to dial — direct targets from launch/`weave connect`, discovered
+// ones from topology — and retries failures with randomised backoff.
+import { systemClock, type Cancel, type Clock } from './clock.js';
+import type { MeshConnection } from './connection.js';
+import { ConnectionRefusedError } from './errors.js';
+import type { Router } from './router.js';
+import type { Handshake, MessageLink } from './types.js';
+
+export const INITIAL_RETRY_INTERVAL_MS = 2_000;
+export const MAX_RETRY_INTERVAL_MS = 6 * 60_000;
+/** A connection that outlived its scheduled attempt by this much is retried at once. */
+export const RESET_AFTER_MS = 60_000;
+
+export type TargetState = 'waiting' | 'attempting' | 'connected' | 'suspended' | 'failed';
+
+export interface TargetInfo {
+  /** `host:port` as dialled. */
+  address: string;
+  direct: boolean;
+  state: TargetState;
+  lastError?: string;
+  /** When the next attempt is due (waiting). */
+  tryAfter?: number;
+}
+
+export type Dialler = (address: string) => Promise<{ handshake: Handshake; link: MessageLink }>;
+
+export interface ConnectionMakerOptions {
+  router: Router;
+  dial: Dialler;
+  /** The mesh port, for targets given without one. */
+  port: number;
+  /** spec §4.10; `--no-discovery` turns it off. */
+  discovery: boolean;
+  clock?: Clock;
+  random?: () => number;
+  initialTargets?: string[];
+}
+
+interface Target {
+  address: string;
+  direct: boolean;
+  state: TargetState;
+  lastError?: string;
+  /** Scheduled time of the next (or the latest) attempt; undefined = never again. */
+  tryAfter: number | undefined;
+  tryInterval: number;
+  connection?: MeshConnection;
+}
+
+/**
+ * Delay before the next attempt: random in [i/2, 3i/2), then i grows ×1.5 up
+ * to 6 min (spec §2.5).
+ */
+export function nextRetry(interval: number, random: () => number): { delay: number; interval: number } {
+  const delay = interval / 2 + random() * interval;
+  return { delay, interval: Math.min(interval * 1.5, MAX_RETRY_INTERVAL_MS) };
+}
+
+/** Split `host[:port]`; IPv6 literals need brackets when a port is given. */
+export function splitHostPort(s: string): { host: string; port?: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : undefined };
+  const idx = s.lastIndexOf(':');
+  if (idx < 0 || s.indexOf(':') !== idx) return { host: s };
+  return { host: s.slice(0, idx), port: Number(s.slice(idx + 1)) };
+}
+
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class ConnectionMaker {
+  private readonly router: Router;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  /** Direct peers exactly as supplied, in order (spec §2.2). */
+  private direct: string[] = [];
+  private readonly targetsByAddr = new Map<string, Target>();
+  private wake: Cancel | undefined;
+  private evaluateQueued = false;
+  private stopped = false;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(private readonly opts: ConnectionMakerOptions) {
+    this.router = opts.router;
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? Math.random;
+    this.unsubscribe.push(
+      this.router.onConnectionAdded(() => this.evaluateSoon()),
+      this.router.onConnectionRemoved((c) => this.connectionRemoved(c)),
+      this.router.onTopologyChanged(() => this.evaluateSoon()),
+    );
+    if (opts.initialTargets) this.connect(opts.initialTargets, false);
+  }
+
+  /** Add direct peers; `replace` forgets all previous ones first (spec §1.7 of the user surface). */
+  connect(peers: string[], replace: boolean): void {
+    if (replace) this.forget(this.direct);
+    for (const p of peers) if (!this.direct.includes(p)) this.direct.push(p);
+    this.evaluate();
+  }
+
+  forget(peers: string[]): void {
+    const gone = new Set(peers);
+    const addrs = new Set(peers.map((p) => this.normalise(p)));
+    this.direct = this.direct.filter((p) => !gone.has(p));
+    for (const [addr, t] of this.targetsByAddr) {
+      if (!addrs.has(addr) || !t.direct) continue;
+      if (t.state === 'connected' || t.state === 'attempting') t.direct = false;
+      else this.targetsByAddr.delete(addr);
+    }
+    this.evaluate();
+  }
+
+  /** Direct peers as supplied (`weave status targets`). */
+  targets(): string[] {
+    return [...this.direct];
+  }
+
+  targetInfo(): TargetInfo[] {
+    return [...this.targetsByAddr.values()].map((t) => ({
+      address: t.address,
+      direct: t.direct,
+      state: t.state,
+      ...(t.lastError !== undefined ? { lastError: t.lastError } : {}),
+      ...(t.state === 'waiting' && t.tryAfter !== undefined ? { tryAfter: t.tryAfter } : {}),
+    }));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.wake?.();
+    for (const u of this.unsubscribe) u();
+  }
+
+  private normalise(peer: string): string {
+    const { host, port } = splitHostPort(peer);
+    return joinHostPort(host, port ?? this.opts.port);
+  }
+
+  private evaluateSoon(): void {
+    if (this.evaluateQueued) return;
+    this.evaluateQueued = true;
+    queueMicrotask(() => {
+      this.evaluateQueued = false;
+      this.evaluate();
+    });
+  }
+
+  /** Recompute the valid target set and start due attempts (connection_maker's checkState). */
+  private evaluate(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const conns = this.router.allConnections();
+    const connectedPeers = new Set(conns.map((c) => c.remoteName));
+    const connectedAddrs = new Set(conns.map((c) => c.remoteAddr));
+    const inboundIPs = new Set(conns.filter((c) => !c.outbound).map((c) => splitHostPort(c.remoteAddr).host));
+    const valid = new Map<string, boolean>();
+    for (const p of this.direct) {
+      const { host, port } = splitHostPort(p);
+      // A target without a port is probably the peer that already connected to us.
+      if (port === undefined && inboundIPs.has(host)) continue;
+      const addr = joinHostPort(host, port ?? this.opts.port);
+      if (!connectedAddrs.has(addr)) valid.set(addr, true);
+    }
+    if (this.opts.discovery) {
+      const us = this.router.ourName;
+      for (const peer of this.router.peers.all()) {
+        if (peer.name === us) continue;
+        for (const c of peer.connections.values()) {
+          if (c.name === us || connectedPeers.has(c.name)) continue;
+          const addr = c.outbound ? c.remoteTcpAddr : joinHostPort(splitHostPort(c.remoteTcpAddr).host, this.opts.port);
+          if (!connectedAddrs.has(addr) && !valid.has(addr)) valid.set(addr, false);
+        }
+      }
+    }
+    for (const [addr, direct] of valid) {
+      const t = this.targetsByAddr.get(addr);
+      if (!t) {
+        this.targetsByAddr.set(addr, { address: addr, direct, state: 'waiting', tryAfter: now, tryInterval: INITIAL_RETRY_INTERVAL_MS });
+        continue;
+      }
+      if (direct) t.direct = true;
+      if (t.state === 'suspended') {
+        t.state = 'waiting';
+        t.tryAfter = now;
+      }
+    }
+    let nextWake: number | undefined;
+    for (const [addr, t] of this.targetsByAddr) {
+      if (t.state === 'connected' || t.state === 'attempting') continue;
+      if (!valid.has(addr)) {
+        if (this.direct.some((p) => this.normalise(p) === addr)) t.state = 'suspended';
+        else this.targetsByAddr.delete(addr);
+        continue;
+      }
+      if (t.state !== 'waiting' || t.tryAfter === undefined) continue;
+      if (t.tryAfter <= now) this.attempt(t);
+      else if (nextWake === undefined || t.tryAfter < nextWake) nextWake = t.tryAfter;
+    }
+    this.wake?.();
+    this.wake = nextWake === undefined ? undefined : this.clock.schedule(nextWake - now, () => this.evaluate());
+  }
+
+  private attempt(t: Target): void {
+    t.state = 'attempting';
+    this.opts.dial(t.address).then(
+      ({ handshake, link }) => {
+        if (this.stopped) {
+          link.close(new Error('connection maker stopped'));
+          return;
+        }
+        try {
+          t.connection = this.router.addConnection(handshake, link, { direct: t.direct });
+          t.state = 'connected';
+          t.lastError = undefined;
+        } catch (err) {
+          this.failed(t, err as Error);
+        }
+      },
+      (err: unknown) => this.failed(t, err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  private failed(t: Target, err: Error): void {
+    t.lastError = err.message;
+    if (err instanceof ConnectionRefusedError && !err.retry) {
+      // Name collision and connecting to ourselves never heal (spec §1.7 steps 3-4).
+      t.state = 'failed';
+      t.tryAfter = undefined;
+    } else {
+      this.scheduleRetry(t);
+    }
+    this.evaluateSoon();
+  }
+
+  private scheduleRetry(t: Target): void {
+    const { delay, interval } = nextRetry(t.tryInterval, this.random);
+    t.state = 'waiting';
+    t.tryAfter = this.clock.now() + delay;
+    t.tryInterval = interval;
+  }
+
+  private connectionRemoved(conn: MeshConnection): void {
+    for (const t of this.targetsByAddr.values()) {
+      if (t.connection !== conn) continue;
+      t.connection = undefined;
+      const now = this.clock.now();
+      if (t.tryAfter !== undefined && now > t.tryAfter + RESET_AFTER_MS) {
+        // It lived long enough: try again at once, with the backoff reset.
+        t.state = 'waiting';
+        t.tryAfter = now;
+        t.tryInterval = INITIAL_RETRY_INTERVAL_MS;
+      } else {
+        this.scheduleRetry(t);
+      }
+    }
+    this.evaluateSoon();
+  }
+}

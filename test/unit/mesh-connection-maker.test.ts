@@ -1,0 +1,146 @@
+// The connection maker (spec §2.5, §4.10): backoff schedule on a manual
+// clock, permanent failures, reconnects, discovery, and the status view.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConnectionMaker, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
+import { meshStatus } from '../../controlplane/mesh/status.js';
+import { TestMesh, handshakes, linkPair, addressOf } from './mesh-harness.js';
+
+const half = (): number => 0.5;
+
+/** Dial the mesh's routers by `10.0.0.<index+1>:6783`, adding the inbound end on the callee. */
+function meshDialler(mesh: TestMesh, fromIndex: number, log: string[] = []): Dialler {
+  let seq = 1n;
+  return async (address) => {
+    log.push(address);
+    const idx = mesh.peers.findIndex((_, i) => `${addressOf(i + 1)}:6783` === address);
+    if (idx < 0) throw new Error(`dial tcp4 ${address}: connect: connection refused`);
+    const from = mesh.peers[fromIndex]!;
+    const to = mesh.peers[idx]!;
+    const [out, inb] = handshakes(from.identity, addressOf(fromIndex + 1), to.identity, address, 7_000_000n + seq++ * 13n);
+    const [la, lb] = linkPair();
+    to.router.addConnection(inb, lb, { direct: true });
+    return { handshake: out, link: la };
+  };
+}
+
+test('retry schedule: 2 s initial, random in [i/2, 3i/2), ×1.5 up to 6 min', () => {
+  assert.deepEqual(nextRetry(2_000, () => 0), { delay: 1_000, interval: 3_000 });
+  assert.deepEqual(nextRetry(2_000, () => 0.999999).delay < 3_000, true);
+  assert.deepEqual(nextRetry(300_000, half), { delay: 300_000, interval: 360_000 });
+  assert.deepEqual(nextRetry(360_000, half).interval, 360_000);
+});
+
+test('a failing target is retried with backoff on the clock', async () => {
+  const mesh = new TestMesh(1);
+  const times: number[] = [];
+  const start = mesh.clock.now();
+  const maker = new ConnectionMaker({
+    router: mesh.peers[0]!.router,
+    port: 6783,
+    discovery: false,
+    clock: mesh.clock,
+    random: half,
+    dial: async (address) => {
+      times.push(mesh.clock.now() - start);
+      throw new Error(`dial tcp4 ${address}: connect: connection refused`);
+    },
+  });
+  try {
+    maker.connect(['10.9.9.9'], false);
+    await mesh.advance(20_000);
+    // random 0.5 -> delay = i: attempts at 0, +2 s, +3 s, +4.5 s, +6.75 s.
+    assert.deepEqual(times, [0, 2_000, 5_000, 9_500, 16_250]);
+    const st = meshStatus(mesh.peers[0]!.router, maker);
+    assert.deepEqual(st.targets, ['10.9.9.9']);
+    const line = st.connections[0]!;
+    assert.equal(line.kind, 'target');
+    assert.equal(line.address, '10.9.9.9:6783');
+    assert.equal(line.state, 'failed');
+    assert.match(line.kind === 'target' ? line.lastError ?? '' : '', /connection refused/);
+    assert.ok(line.kind === 'target' && line.retryAt instanceof Date);
+  } finally {
+    maker.stop();
+    mesh.stop();
+  }
+});
+
+test('connecting to ourselves is never retried', async () => {
+  const mesh = new TestMesh(1);
+  let dials = 0;
+  const us = mesh.peers[0]!;
+  const maker = new ConnectionMaker({
+    router: us.router, port: 6783, discovery: false, clock: mesh.clock, random: half,
+    dial: async (address) => {
+      dials++;
+      const [hs] = handshakes(us.identity, '10.0.0.1', us.identity, address, 5n);
+      return { handshake: hs, link: linkPair()[0] };
+    },
+  });
+  try {
+    maker.connect(['10.0.0.1:6783'], false);
+    await mesh.advance(30 * 60_000);
+    assert.equal(dials, 1);
+    const [t] = maker.targetInfo();
+    assert.equal(t!.state, 'failed');
+    assert.equal(t!.lastError, 'cannot connect to ourself');
+  } finally {
+    maker.stop();
+    mesh.stop();
+  }
+});
+
+test('reconnects at once after a long-lived connection, with backoff after a short one', async () => {
+  const mesh = new TestMesh(2);
+  const log: string[] = [];
+  const maker = new ConnectionMaker({ router: mesh.peers[0]!.router, port: 6783, discovery: false, clock: mesh.clock, random: half, dial: meshDialler(mesh, 0, log) });
+  try {
+    maker.connect(['10.0.0.2'], false);
+    await mesh.advance(10);
+    assert.equal(log.length, 1);
+    assert.ok(mesh.peers[0]!.router.connectionTo(mesh.peers[1]!.identity.name));
+    assert.deepEqual(meshStatus(mesh.peers[0]!.router, maker).connections.map((c) => `${c.kind} ${c.state}`), ['connection established']);
+    await mesh.advance(2 * 60_000);
+    mesh.disconnect(1, 0);
+    await mesh.advance(10);
+    assert.equal(log.length, 2, 'redialled at once');
+    assert.ok(mesh.peers[0]!.router.connectionTo(mesh.peers[1]!.identity.name));
+    // A connection that dies right away backs off (2 s with random 0.5).
+    mesh.disconnect(1, 0);
+    await mesh.advance(1_900);
+    assert.equal(log.length, 2);
+    await mesh.advance(200);
+    assert.equal(log.length, 3);
+  } finally {
+    maker.stop();
+    mesh.stop();
+  }
+});
+
+test('discovery dials peers learned from topology; forget and replace manage direct targets', async () => {
+  const mesh = new TestMesh(3);
+  const log: string[] = [];
+  const makerA = new ConnectionMaker({ router: mesh.peers[0]!.router, port: 6783, discovery: true, clock: mesh.clock, random: half, dial: meshDialler(mesh, 0, log) });
+  const makerB = new ConnectionMaker({ router: mesh.peers[1]!.router, port: 6783, discovery: false, clock: mesh.clock, random: half, dial: meshDialler(mesh, 1) });
+  try {
+    makerA.connect(['10.0.0.2'], false);
+    makerB.connect(['10.0.0.3:6783'], false);
+    await mesh.advance(5_000);
+    assert.ok(log.includes('10.0.0.3:6783'), `A discovered C: ${log.join(' ')}`);
+    assert.ok(mesh.peers[0]!.router.connectionTo(mesh.peers[2]!.identity.name), 'A is connected to C');
+    assert.deepEqual(makerA.targets(), ['10.0.0.2']);
+    makerA.connect(['10.7.7.7', '10.0.0.2'], false);
+    assert.deepEqual(makerA.targets(), ['10.0.0.2', '10.7.7.7']);
+    makerA.forget(['10.7.7.7']);
+    assert.deepEqual(makerA.targets(), ['10.0.0.2']);
+    // The attempt already in flight fails; the forgotten target is then dropped, not retried.
+    await mesh.advance(10_000);
+    assert.ok(!makerA.targetInfo().some((t) => t.address === '10.7.7.7:6783'));
+    makerA.connect(['10.8.8.8'], true);
+    assert.deepEqual(makerA.targets(), ['10.8.8.8']);
+  } finally {
+    makerA.stop();
+    makerB.stop();
+    mesh.stop();
+  }
+});
