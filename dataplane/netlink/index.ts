@@ -22,3 +22,4 @@ export * from './netns.js';
 export * from './inet.js';
 export * from './rtnl.js';
 export * from './genl.js';
+export * from './xfrm.js';

@@ -1,0 +1,54 @@
+// The CryptoInitSARemote body (spec §7.2) and the nft rendering of the
+// spec §7.5 marking rules.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  CryptoInitSARemoteError,
+  IPsecFirewallError,
+  decodeCryptoInitSARemote,
+  encodeCryptoInitSARemote,
+  renderIPsecChains,
+  renderIPsecTable,
+} from '../../dataplane/ipsec/index.js';
+
+const nonce = Buffer.from(Array.from({ length: 32 }, (_, i) => 0xa0 + i));
+
+test('CryptoInitSARemote is nonce ‖ SPI (u32 BE) ‖ 28 zero bytes', () => {
+  const body = encodeCryptoInitSARemote({ nonce, spi: 0xc1a0b2c3 });
+  assert.equal(body.length, 64);
+  assert.deepEqual(body, Buffer.concat([nonce, Buffer.from('c1a0b2c3', 'hex'), Buffer.alloc(28)]));
+  assert.deepEqual(decodeCryptoInitSARemote(body), { nonce, spi: 0xc1a0b2c3 });
+});
+
+test('CryptoInitSARemote round-trips and rejects other lengths and reserved SPIs', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 0x100, max: 0xffffffff }), (n, spi) => {
+      const back = decodeCryptoInitSARemote(encodeCryptoInitSARemote({ nonce: n, spi }));
+      assert.deepEqual(back, { nonce: Buffer.from(n), spi });
+    }),
+  );
+  for (const len of [0, 36, 63, 65, 96]) assert.throws(() => decodeCryptoInitSARemote(Buffer.alloc(len)), CryptoInitSARemoteError);
+  const reserved = Buffer.concat([nonce, Buffer.from('000000ff', 'hex'), Buffer.alloc(28)]);
+  assert.throws(() => decodeCryptoInitSARemote(reserved), /outside 0x100/);
+  assert.throws(() => encodeCryptoInitSARemote({ nonce: Buffer.alloc(31), spi: 0x100 }), /32 bytes/);
+});
+
+test('nft chains carry each spec §7.5 rule for a connection', () => {
+  const lines = renderIPsecChains([{ localIp: '10.1.0.1', remoteIp: '10.1.0.2', vxlanPort: 6784, spiIn: 0xabc }]).join('\n');
+  assert.match(lines, /type filter hook input priority mangle;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 esp spi 0xabc meta mark set meta mark or 0x20000/);
+  assert.match(lines, /type filter hook input priority filter;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 udp dport 6784 meta mark and 0x20000 != 0x20000 drop/);
+  assert.match(lines, /type route hook output priority mangle;[\s\S]*ip saddr 10\.1\.0\.1 ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
+  assert.match(lines, /meta l4proto != esp rt ipsec missing meta mark and 0x20000 == 0x20000 drop/);
+});
+
+test('nft rendering: duplicate marking rules are merged, bad input rejected', () => {
+  const e = { localIp: '10.1.0.1', remoteIp: '10.1.0.2', vxlanPort: 6784, spiIn: 0x200 };
+  const lines = renderIPsecChains([e, { ...e, vxlanPort: 6785 }]);
+  assert.equal(lines.filter((l) => l.includes('esp spi 0x200')).length, 1);
+  assert.equal(lines.filter((l) => l.includes('udp dport 6785')).length, 2);
+  assert.throws(() => renderIPsecChains([{ ...e, remoteIp: '10.1.0' }]), IPsecFirewallError);
+  assert.throws(() => renderIPsecChains([{ ...e, spiIn: 5 }]), IPsecFirewallError);
+  assert.throws(() => renderIPsecTable('inet', 'bad name', []), IPsecFirewallError);
+  assert.match(renderIPsecTable('inet', 'weave', []), /^table inet weave \{\}\ndelete table inet weave\ntable inet weave \{/);
+});
