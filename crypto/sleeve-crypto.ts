@@ -58,24 +58,42 @@ export function sleeveNonce(senderIsOutbound: boolean, seqNoAndDF: bigint): Uint
 /** Seals outgoing datagram bodies for one connection; owns the DF and non-DF counters. */
 export class SleeveSealer {
   private readonly key: Uint8Array;
-  private nextSeq = { df: 0n, nonDF: 0n };
+  /** [next DF seq, next non-DF seq]; may live in shared memory so a restarted sender continues the sequence. */
+  private readonly nextSeq: BigUint64Array;
 
-  /** `localIsOutbound`: this side initiated the TCP control connection (spec §5.3 nonce byte 0). */
-  constructor(sessionKey: Uint8Array, private readonly localIsOutbound: boolean) {
+  /**
+   * `localIsOutbound`: this side initiated the TCP control connection (spec §5.3 nonce byte 0).
+   * `counters`: optional storage for the two counters (two u64), continued from its current values.
+   */
+  constructor(sessionKey: Uint8Array, private readonly localIsOutbound: boolean, counters?: BigUint64Array) {
     this.key = checkKey(sessionKey);
+    if (counters !== undefined && counters.length < 2) throw new RangeError('sleeve crypto: counter storage needs two u64 slots');
+    this.nextSeq = counters ?? new BigUint64Array(2);
+  }
+
+  private take(df: boolean): bigint {
+    const slot = df ? 0 : 1;
+    const seq = this.nextSeq[slot]!;
+    if (seq > seqMask) throw new SleeveCryptoError('sequence-exhausted', `${df ? 'DF' : 'non-DF'} sequence numbers exhausted; the connection must be re-established`);
+    this.nextSeq[slot] = seq + 1n;
+    return df ? seq | DF_FLAG : seq;
   }
 
   /** Returns `seqNoAndDF | tag | ciphertext` for `plaintext` (the encoded frames) on the given path. */
   seal(plaintext: Uint8Array, df: boolean): Uint8Array {
-    const path = df ? 'df' : 'nonDF';
-    const seq = this.nextSeq[path];
-    if (seq > seqMask) throw new SleeveCryptoError('sequence-exhausted', `${path} sequence numbers exhausted; the connection must be re-established`);
-    this.nextSeq[path] = seq + 1n;
-    const seqNoAndDF = df ? seq | DF_FLAG : seq;
     const out = new Uint8Array(SEQ_SIZE + TAG_SIZE + plaintext.length);
-    new DataView(out.buffer).setBigUint64(0, seqNoAndDF);
-    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE), plaintext, sleeveNonce(this.localIsOutbound, seqNoAndDF), this.key);
+    this.sealInto(out, plaintext, df);
     return out;
+  }
+
+  /** Writes `seqNoAndDF | tag | ciphertext` at the start of `out`; returns the bytes written. */
+  sealInto(out: Uint8Array, plaintext: Uint8Array, df: boolean): number {
+    const len = SEQ_SIZE + TAG_SIZE + plaintext.length;
+    if (out.length < len) throw new RangeError(`sleeve crypto: output of ${out.length} bytes cannot hold ${len}`);
+    const seqNoAndDF = this.take(df);
+    new DataView(out.buffer, out.byteOffset, SEQ_SIZE).setBigUint64(0, seqNoAndDF);
+    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE, len), plaintext, sleeveNonce(this.localIsOutbound, seqNoAndDF), this.key);
+    return len;
   }
 }
 

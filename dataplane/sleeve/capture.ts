@@ -1,0 +1,41 @@
+// The capture/inject port on the weave bridge (user-surface spec §6.1, bridge
+// mode): veth `vethwe-bridge` (a bridge port) <-> `vethwe-pcap`, where the
+// sleeve's AF_PACKET socket sits. Converges an existing pair, so a restarted
+// router reuses it.
+import { withNetns, type Rtnl } from '../netlink/index.js';
+import { disableTxOffload } from './sockets.js';
+
+export const CAPTURE_BRIDGE_END = 'vethwe-bridge';
+export const CAPTURE_END = 'vethwe-pcap';
+
+export interface CapturePortOptions {
+  bridge: string;
+  /** MTU for both ends: at least the largest frame containers send (default 65535 so nothing is cut). */
+  mtu?: number;
+  /** Namespace the rtnl handle belongs to (for the ethtool ioctl); current namespace when omitted. */
+  netns?: string;
+}
+
+/** Ensures the pair exists, is attached to `bridge` and up, with tx offloads off on the bridge side. Returns vethwe-pcap's ifindex. */
+export async function ensureCapturePort(rtnl: Rtnl, opts: CapturePortOptions): Promise<number> {
+  const bridge = await rtnl.findLink(opts.bridge);
+  if (!bridge) throw new Error(`sleeve: bridge "${opts.bridge}" does not exist (create it before starting the sleeve datapath)`);
+  let pcap = await rtnl.findLink(CAPTURE_END);
+  if (!pcap) {
+    const mtu = opts.mtu ?? 65535;
+    await rtnl.createVeth(CAPTURE_BRIDGE_END, CAPTURE_END, { mtu, peerMtu: mtu });
+    pcap = await rtnl.getLink(CAPTURE_END);
+  }
+  await rtnl.setMaster(CAPTURE_BRIDGE_END, bridge.index);
+  const offload = (): void => disableTxOffload(CAPTURE_BRIDGE_END);
+  if (opts.netns) withNetns(opts.netns, offload);
+  else offload();
+  await rtnl.setUp(CAPTURE_END);
+  await rtnl.setUp(CAPTURE_BRIDGE_END);
+  return pcap.index;
+}
+
+/** Removes the pair (both ends go with one delete). */
+export async function removeCapturePort(rtnl: Rtnl): Promise<void> {
+  if (await rtnl.findLink(CAPTURE_BRIDGE_END)) await rtnl.deleteLink(CAPTURE_BRIDGE_END);
+}

@@ -1,0 +1,276 @@
+// One sleeve forwarder's state inside the packet worker (spec §5.5, §5.6,
+// §5.7): heartbeats and their timeout, the ConnectionEstablished /
+// FragmentationReceived / PMTUVerified exchange, the PMTU search, the choice
+// of DF or non-DF path per frame, and the per-path send queues. It never does
+// I/O itself: the worker flushes its queues and reports send errors back.
+import type { PeerName } from '../../controlplane/mesh/types.js';
+import { SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
+import {
+  FAST_HEARTBEAT_MS, FRAGMENTATION_TEST_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MAX_UDP_PAYLOAD, MTU_VERIFY_ATTEMPTS,
+  MTU_VERIFY_FIRST_TIMEOUT_MS, PMTU_SEARCH_FLOOR, SLOW_HEARTBEAT_MS, SleeveControlTag, UDP_IP_OVERHEAD, overheadDF,
+  ENCRYPTED_PACKET_OVERHEAD, PLAIN_PACKET_OVERHEAD, ETHERNET_HEADER_SIZE,
+} from './constants.js';
+import { encodeSleeveControl, decodeSleeveControl } from './control-messages.js';
+import type { SleeveFrame } from './frame-codec.js';
+import { fragmentationTestFrame, heartbeatFrame, mtuTestFrame, pmtuDiscoveryFrame, type SpecialFrame } from './special-frames.js';
+import { fragmentIPv4, icmpFragNeeded, isIPv4, isIPv4DF } from './ethernet.js';
+import { sockaddrIn } from './sockets.js';
+import type { AddForwarder } from './worker-protocol.js';
+
+/** Initial overlay MTU before any PMTU discovery (spec §5.6). */
+const INITIAL_MTU = 65535;
+
+export interface ConnectionEvents {
+  sendControl(subTag: number, payload: Uint8Array): void;
+  established(): void;
+  failed(reason: string): void;
+  changed(): void;
+  drop(reason: string, count?: number): void;
+  /** A frame the local router must handle as if it arrived from `src` for `dst` (spec §5.7 ICMP). */
+  deliver(src: PeerName, dst: PeerName, frame: Uint8Array): void;
+  /** Connect the DF socket to a newly learned remote address. */
+  connectDF(ip: string, port: number): void;
+}
+
+interface PmtuSearch {
+  candidate: number;
+  highestGood: number;
+  lowestBad: number;
+  attempt: number;
+  timeoutMs: number;
+  deadline: number;
+}
+
+export class SleeveConnection {
+  readonly id: number;
+  readonly remoteName: PeerName;
+  readonly dfFd: number;
+  readonly sealer: SleeveSealer | undefined;
+  readonly opener: SleeveOpener | undefined;
+  readonly packetOverhead: number;
+  remoteIp: string | undefined;
+  remotePort: number;
+  remoteSockaddr: Buffer | undefined;
+  established = false;
+  failed = false;
+  stackFrag = false;
+  mtu = INITIAL_MTU;
+  /** Largest UDP payload on the DF path (spec §5.6). */
+  maxPayloadDF = INITIAL_MTU - UDP_IP_OVERHEAD;
+  readonly dfQueue: SleeveFrame[] = [];
+  readonly nonDfQueue: SleeveFrame[] = [];
+  private heartbeatSeen = false;
+  private interval = FAST_HEARTBEAT_MS;
+  private nextHeartbeat: number;
+  private lastHeartbeat: number;
+  private nextFragTest = Infinity;
+  private search: PmtuSearch | undefined;
+  private readonly connUID: bigint;
+  private readonly overheadDF: number;
+
+  constructor(msg: AddForwarder, private readonly ourName: PeerName, private readonly events: ConnectionEvents, now: number) {
+    this.id = msg.id;
+    this.remoteName = msg.remoteName;
+    this.dfFd = msg.dfFd;
+    this.connUID = msg.connUID;
+    this.remotePort = msg.remotePort;
+    const encrypted = msg.sessionKey !== undefined;
+    if (msg.sessionKey) {
+      this.sealer = new SleeveSealer(msg.sessionKey, msg.outbound, new BigUint64Array(msg.counters));
+      this.opener = new SleeveOpener(msg.sessionKey, !msg.outbound);
+    }
+    this.packetOverhead = encrypted ? ENCRYPTED_PACKET_OVERHEAD : PLAIN_PACKET_OVERHEAD;
+    this.overheadDF = overheadDF(encrypted);
+    // Outbound: the remote's UDP address is the TCP one from the start (spec §5.1).
+    if (msg.outbound) this.setRemote(msg.remoteIp, msg.remotePort);
+    const r = msg.resume;
+    if (r) {
+      if (r.remoteIp !== undefined) this.setRemote(r.remoteIp, r.remotePort ?? msg.remotePort);
+      this.stackFrag = r.stackFrag;
+      if (r.mtu !== undefined) {
+        this.mtu = r.mtu;
+        this.maxPayloadDF = r.mtu + this.overheadDF - UDP_IP_OVERHEAD;
+      }
+      if (r.established) {
+        this.established = true;
+        this.heartbeatSeen = true;
+        this.interval = SLOW_HEARTBEAT_MS;
+        this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
+      }
+    }
+    this.lastHeartbeat = now;
+    this.nextHeartbeat = now;
+  }
+
+  get encrypted(): boolean {
+    return this.sealer !== undefined;
+  }
+
+  private setRemote(ip: string, port: number): void {
+    this.remoteIp = ip;
+    this.remotePort = port;
+    this.remoteSockaddr = sockaddrIn(ip, port);
+    this.events.connectDF(ip, port);
+  }
+
+  private special(frame: Uint8Array): SleeveFrame {
+    return { src: this.ourName, dst: this.remoteName, frame };
+  }
+
+  private sendHeartbeat(): void {
+    if (this.remoteSockaddr) this.dfQueue.push(this.special(heartbeatFrame(this.connUID)));
+  }
+
+  /** Timers (spec §5.5); returns the next time it wants to run. */
+  tick(now: number): number {
+    if (this.failed) return Infinity;
+    if (now - this.lastHeartbeat >= HEARTBEAT_TIMEOUT_MS) {
+      this.failed = true;
+      this.events.failed('timed out waiting for UDP heartbeat');
+      return Infinity;
+    }
+    if (now >= this.nextHeartbeat) {
+      this.sendHeartbeat();
+      this.nextHeartbeat = now + this.interval;
+    }
+    if (now >= this.nextFragTest) {
+      this.sendFragmentationTest();
+      this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
+    }
+    const s = this.search;
+    if (s && now >= s.deadline) {
+      s.attempt++;
+      if (s.attempt < MTU_VERIFY_ATTEMPTS) {
+        s.timeoutMs *= 2;
+        this.sendMtuTest(now);
+      } else {
+        s.lowestBad = s.candidate;
+        this.nextCandidate(now);
+      }
+    }
+    let next = Math.min(this.nextHeartbeat, this.lastHeartbeat + HEARTBEAT_TIMEOUT_MS, this.nextFragTest);
+    if (this.search) next = Math.min(next, this.search.deadline);
+    return next;
+  }
+
+  private sendFragmentationTest(): void {
+    this.stackFrag = false;
+    if (this.remoteSockaddr) this.nonDfQueue.push(this.special(fragmentationTestFrame()));
+  }
+
+  /** A special frame from the remote to us (spec §5.4). `from` is the datagram's source address. */
+  handleSpecial(sf: SpecialFrame, from: { ip: string; port: number }, now: number): void {
+    switch (sf.kind) {
+      case 'heartbeat': {
+        if (sf.connUID !== this.connUID) return;
+        const hadAddress = this.remoteSockaddr !== undefined;
+        if (this.remoteIp !== from.ip || this.remotePort !== from.port) {
+          this.setRemote(from.ip, from.port);
+          this.events.changed();
+        }
+        if (!hadAddress) this.sendHeartbeat();
+        if (!this.heartbeatSeen) {
+          this.heartbeatSeen = true;
+          this.events.sendControl(SleeveControlTag.ConnectionEstablished, encodeSleeveControl({ type: 'ConnectionEstablished' }).subarray(1));
+        }
+        this.lastHeartbeat = now;
+        return;
+      }
+      case 'fragmentation-test':
+        if (sf.allZero) this.events.sendControl(SleeveControlTag.FragmentationReceived, new Uint8Array(0));
+        return;
+      case 'mtu-test':
+        if (sf.mtu <= 0xffff) this.events.sendControl(SleeveControlTag.PMTUVerified, encodeSleeveControl({ type: 'PMTUVerified', mtu: sf.mtu }).subarray(1));
+    }
+  }
+
+  /** A sleeve control message from the remote's forwarder (spec §5.5). */
+  handleControl(subTag: number, payload: Uint8Array, now: number): void {
+    const msg = decodeSleeveControl(Uint8Array.of(subTag, ...payload));
+    switch (msg.type) {
+      case 'ConnectionEstablished':
+        if (this.established) return;
+        this.established = true;
+        this.interval = SLOW_HEARTBEAT_MS;
+        this.nextHeartbeat = now + this.interval;
+        this.events.established();
+        this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
+        this.sendFragmentationTest();
+        if (this.remoteSockaddr) this.dfQueue.push(this.special(pmtuDiscoveryFrame()));
+        return;
+      case 'FragmentationReceived':
+        this.stackFrag = true;
+        this.events.changed();
+        return;
+      case 'PMTUVerified':
+        if (this.search && msg.mtu === this.search.candidate) {
+          this.search.highestGood = msg.mtu;
+          this.nextCandidate(now);
+        }
+    }
+  }
+
+  /** The DF socket refused a datagram with EMSGSIZE; the kernel's path MTU is `pathMtu` (spec §5.6). */
+  handleMsgSize(pathMtu: number, now: number): void {
+    const m = pathMtu - this.overheadDF;
+    if (this.search && this.search.candidate <= m) return;
+    if (m < PMTU_SEARCH_FLOOR) return;
+    this.search = { candidate: m, highestGood: PMTU_SEARCH_FLOOR, lowestBad: m + 1, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0 };
+    this.maxPayloadDF = pathMtu - UDP_IP_OVERHEAD;
+    this.mtu = m;
+    this.sendMtuTest(now);
+    this.events.changed();
+  }
+
+  private sendMtuTest(now: number): void {
+    const s = this.search!;
+    s.deadline = now + s.timeoutMs;
+    if (this.remoteSockaddr) this.dfQueue.push(this.special(mtuTestFrame(s.candidate)));
+  }
+
+  private nextCandidate(now: number): void {
+    const s = this.search!;
+    if (s.highestGood + 1 >= s.lowestBad) {
+      this.mtu = s.highestGood;
+      this.maxPayloadDF = this.mtu + this.overheadDF - UDP_IP_OVERHEAD;
+      this.search = undefined;
+      this.events.changed();
+      return;
+    }
+    s.candidate = Math.floor((s.highestGood + s.lowestBad) / 2);
+    s.attempt = 0;
+    s.timeoutMs = MTU_VERIFY_FIRST_TIMEOUT_MS;
+    this.sendMtuTest(now);
+  }
+
+  /** Queues an Ethernet frame for the remote, choosing the path (spec §5.7). */
+  send(src: PeerName, dst: PeerName, frame: Uint8Array, broadcast: boolean): void {
+    if (!this.remoteSockaddr) {
+      this.events.drop('no-remote-address');
+      return;
+    }
+    const limit = this.mtu + ETHERNET_HEADER_SIZE;
+    if (isIPv4DF(frame)) {
+      if (frame.length <= limit) this.dfQueue.push({ src, dst, frame });
+      else if (broadcast) this.events.drop('df-too-big-broadcast');
+      else {
+        this.events.drop('df-too-big');
+        const icmp = icmpFragNeeded(frame, this.mtu);
+        if (icmp) this.events.deliver(dst, src, icmp);
+      }
+      return;
+    }
+    if (this.stackFrag || !isIPv4(frame)) this.nonDfQueue.push({ src, dst, frame });
+    else if (frame.length <= limit) this.dfQueue.push({ src, dst, frame });
+    else {
+      const parts = fragmentIPv4(frame, this.mtu);
+      if (parts.length === 0) this.events.drop('cannot-fragment');
+      for (const p of parts) this.dfQueue.push({ src, dst, frame: p });
+    }
+  }
+
+  /** Largest UDP payload for a datagram on the path (spec §5.7). */
+  maxPayload(df: boolean): number {
+    return df ? this.maxPayloadDF : MAX_UDP_PAYLOAD;
+  }
+}

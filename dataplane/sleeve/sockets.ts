@@ -1,0 +1,259 @@
+// The sleeve's kernel sockets (spec §5.1) and batched I/O over them.
+//
+// Why native arenas: recvmmsg/sendmmsg move up to BATCH datagrams per system
+// call, which is what lets a userspace overlay keep up with a TCP stream. Each
+// MsgBatch is one block of native memory holding the mmsghdr array, the iovecs,
+// the socket addresses and the packet slots, wired together once; JS reads and
+// writes the slots through a Uint8Array view of the same memory, so a packet
+// is never copied between JS and C.
+import koffi from 'koffi';
+import * as libc from '../netlink/libc.js';
+import { NetlinkError } from '../netlink/errors.js';
+
+const lib = koffi.load('libc.so.6');
+
+type Fd = number;
+/** Addresses are passed as plain numbers (uintptr_t): user-space pointers fit in 2^53. */
+const recvmmsgC = lib.func('int recvmmsg(int fd, uintptr_t msgs, unsigned int vlen, int flags, void *timeout)') as
+  (fd: Fd, msgs: number, vlen: number, flags: number, timeout: null) => number;
+const sendmmsgC = lib.func('int sendmmsg(int fd, uintptr_t msgs, unsigned int vlen, int flags)') as
+  (fd: Fd, msgs: number, vlen: number, flags: number) => number;
+const connectC = lib.func('int connect(int fd, const void *addr, uint32_t len)') as (fd: Fd, addr: Buffer, len: number) => number;
+const ioctlC = lib.func('int ioctl(int fd, unsigned long req, uintptr_t arg)') as (fd: Fd, req: number, arg: number) => number;
+const ifNameToIndexC = lib.func('unsigned int if_nametoindex(const char *name)') as (name: string) => number;
+
+export const AF_INET = 2;
+export const AF_PACKET = 17;
+export const SOCK_DGRAM = 2;
+const IPPROTO_IP = 0;
+const IP_MTU_DISCOVER = 10;
+const IP_MTU = 14;
+/** IP_PMTUDISC_DONT: never set DF (spec §5.1 non-DF path). */
+const IP_PMTUDISC_DONT = 0;
+/** IP_PMTUDISC_DO: always set DF and fail with EMSGSIZE above the path MTU (spec §5.1 DF path). */
+const IP_PMTUDISC_DO = 2;
+const SO_REUSEADDR = 2;
+const SO_REUSEPORT = 15;
+const SOL_PACKET = 263;
+/** PACKET_IGNORE_OUTGOING: frames we inject must not come back to us as captures. */
+const PACKET_IGNORE_OUTGOING = 23;
+const ETH_P_ALL = 0x0003;
+export const EMSGSIZE = 90;
+export const ECONNREFUSED = 111;
+const MSG_DONTWAIT = libc.MSG_DONTWAIT;
+const SOCKADDR_IN_SIZE = 16;
+const SOCKADDR_LL_SIZE = 20;
+
+function fail(what: string): never {
+  throw new NetlinkError(libc.lastErrno(), what);
+}
+
+function setIntOption(fd: Fd, level: number, name: number, value: number, what: string): void {
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value);
+  if (libc.setsockopt(fd, level, name, v, 4) < 0) fail(what);
+}
+
+export function sockaddrIn(ip: string, port: number): Buffer {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new RangeError(`sleeve: "${ip}" is not an IPv4 address`);
+  }
+  const sa = Buffer.alloc(SOCKADDR_IN_SIZE);
+  sa.writeUInt16LE(AF_INET, 0);
+  sa.writeUInt16BE(port, 2);
+  Buffer.from(parts).copy(sa, 4);
+  return sa;
+}
+
+/** A UDP socket on the sleeve port, shared with the other sleeve sockets (SO_REUSEPORT). */
+export function openUdpSocket(bindIp: string, port: number, df: boolean): Fd {
+  const fd = libc.socket(AF_INET, SOCK_DGRAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('open sleeve UDP socket');
+  try {
+    setIntOption(fd, libc.SOL_SOCKET, SO_REUSEADDR, 1, 'set SO_REUSEADDR on sleeve socket');
+    setIntOption(fd, libc.SOL_SOCKET, SO_REUSEPORT, 1, 'set SO_REUSEPORT on sleeve socket');
+    setIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER, df ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT, 'set IP_MTU_DISCOVER on sleeve socket');
+    setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on sleeve socket');
+    setIntOption(fd, libc.SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, 8 << 20, 'set SO_SNDBUFFORCE on sleeve socket');
+    const sa = sockaddrIn(bindIp, port);
+    if (libc.bindSocket(fd, sa, SOCKADDR_IN_SIZE) < 0) {
+      fail(`bind sleeve UDP socket to ${bindIp}:${port} (is another router using port ${port}?)`);
+    }
+    return fd;
+  } catch (e) {
+    libc.close(fd);
+    throw e;
+  }
+}
+
+/** Connects a DF socket to its remote, so IP_MTU reports the path MTU (spec §5.1). */
+export function connectUdp(fd: Fd, ip: string, port: number): void {
+  if (connectC(fd, sockaddrIn(ip, port), SOCKADDR_IN_SIZE) < 0) fail(`connect sleeve DF socket to ${ip}:${port}`);
+}
+
+/** The kernel's path MTU for a connected socket (spec §5.6). */
+export function pathMtu(fd: Fd): number {
+  const v = Buffer.alloc(4);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(4);
+  if (libc.getsockopt(fd, IPPROTO_IP, IP_MTU, v, len) < 0) fail('read IP_MTU of sleeve DF socket');
+  return v.readInt32LE(0);
+}
+
+export function interfaceIndex(name: string): number {
+  const index = ifNameToIndexC(name);
+  if (index === 0) throw new Error(`sleeve: no interface "${name}" in this namespace (create the capture pair first)`);
+  return index;
+}
+
+/** AF_PACKET socket bound to one interface: captures what the bridge sends it, injects into the bridge. */
+export function openPacketSocket(ifindex: number): Fd {
+  const proto = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8); // htons
+  const fd = libc.socket(AF_PACKET, libc.SOCK_RAW | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, proto);
+  if (fd < 0) fail('open AF_PACKET socket (needs CAP_NET_RAW)');
+  try {
+    setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'set PACKET_IGNORE_OUTGOING');
+    setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on capture socket');
+    setIntOption(fd, libc.SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, 8 << 20, 'set SO_SNDBUFFORCE on capture socket');
+    const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
+    sll.writeUInt16LE(AF_PACKET, 0);
+    sll.writeUInt16LE(proto, 2);
+    sll.writeInt32LE(ifindex, 4);
+    if (libc.bindSocket(fd, sll, SOCKADDR_LL_SIZE) < 0) fail(`bind AF_PACKET socket to ifindex ${ifindex}`);
+    return fd;
+  } catch (e) {
+    libc.close(fd);
+    throw e;
+  }
+}
+
+const SIOCETHTOOL = 0x8946;
+const ETHTOOL_STXCSUM = 0x17;
+
+/**
+ * Turns transmit checksum offload (and with it TSO/GSO) off on `ifname`, so the
+ * kernel hands the capture socket finished, MTU-sized frames rather than 64 KiB
+ * segments with partial checksums.
+ */
+export function disableTxOffload(ifname: string): void {
+  const fd = libc.socket(AF_INET, SOCK_DGRAM | libc.SOCK_CLOEXEC, 0);
+  if (fd < 0) fail('open socket for ethtool ioctl');
+  const mem = koffi.alloc('uint8_t', 64);
+  try {
+    const base = Number(koffi.address(mem));
+    const view = new DataView(koffi.view(mem, 64));
+    // struct ethtool_value { u32 cmd; u32 data; } at +48; struct ifreq { char name[16]; void *data; } at 0.
+    view.setUint32(48, ETHTOOL_STXCSUM, true);
+    view.setUint32(52, 0, true);
+    const name = Buffer.from(ifname);
+    for (let i = 0; i < 16; i++) view.setUint8(i, i < name.length ? name[i]! : 0);
+    view.setBigUint64(16, BigInt(base + 48), true);
+    if (ioctlC(fd, SIOCETHTOOL, base) < 0) fail(`turn off tx checksum offload on ${ifname}`);
+  } finally {
+    koffi.free(mem);
+    libc.close(fd);
+  }
+}
+
+export function closeFd(fd: Fd): void {
+  libc.close(fd);
+}
+
+export function lastErrno(): number {
+  return libc.lastErrno();
+}
+
+const MMSGHDR_SIZE = 64;
+const IOVEC_SIZE = 16;
+const NAME_SLOT = 32;
+
+/**
+ * `count` message slots of `slotSize` bytes for recvmmsg/sendmmsg. The struct
+ * layouts are the LP64 Linux ones (x86_64, arm64).
+ */
+export class MsgBatch {
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private readonly base: number;
+  private readonly iovBase: number;
+  private readonly namesBase: number;
+  private readonly slotsBase: number;
+  private readonly mem: unknown;
+
+  constructor(readonly count: number, readonly slotSize: number) {
+    this.iovBase = count * MMSGHDR_SIZE;
+    this.namesBase = this.iovBase + count * IOVEC_SIZE;
+    this.slotsBase = this.namesBase + count * NAME_SLOT;
+    const total = this.slotsBase + count * slotSize;
+    this.mem = koffi.alloc('uint8_t', total);
+    this.base = Number(koffi.address(this.mem));
+    const ab = koffi.view(this.mem, total);
+    this.bytes = new Uint8Array(ab);
+    this.view = new DataView(ab);
+    for (let i = 0; i < count; i++) {
+      const h = i * MMSGHDR_SIZE;
+      const iov = this.iovBase + i * IOVEC_SIZE;
+      this.view.setBigUint64(h + 16, BigInt(this.base + iov), true); // msg_iov
+      this.view.setBigUint64(h + 24, 1n, true); // msg_iovlen
+      this.view.setBigUint64(iov, BigInt(this.base + this.slotsBase + i * slotSize), true);
+    }
+  }
+
+  /** The whole slot `i` (write a datagram here before send). */
+  slot(i: number): Uint8Array {
+    const start = this.slotsBase + i * this.slotSize;
+    return this.bytes.subarray(start, start + this.slotSize);
+  }
+
+  /** The received bytes of slot `i`. */
+  received(i: number): Uint8Array {
+    const start = this.slotsBase + i * this.slotSize;
+    return this.bytes.subarray(start, start + this.view.getUint32(i * MMSGHDR_SIZE + 56, true));
+  }
+
+  /** Source IPv4 address and port of a datagram received in slot `i`. */
+  sourceOf(i: number): { ip: string; port: number } {
+    const n = this.namesBase + i * NAME_SLOT;
+    const b = this.bytes;
+    return { ip: `${b[n + 4]}.${b[n + 5]}.${b[n + 6]}.${b[n + 7]}`, port: (b[n + 2]! << 8) | b[n + 3]! };
+  }
+
+  private prepare(i: number, len: number, name: Uint8Array | undefined, recv: boolean): void {
+    const h = i * MMSGHDR_SIZE;
+    this.view.setBigUint64(this.iovBase + i * IOVEC_SIZE + 8, BigInt(len), true);
+    if (name || recv) {
+      const n = this.namesBase + i * NAME_SLOT;
+      if (name) this.bytes.set(name, n);
+      this.view.setBigUint64(h, BigInt(this.base + n), true);
+      this.view.setUint32(h + 8, recv ? NAME_SLOT : name!.length, true);
+    } else {
+      this.view.setBigUint64(h, 0n, true);
+      this.view.setUint32(h + 8, 0, true);
+    }
+    this.view.setUint32(h + 48, 0, true); // msg_flags
+  }
+
+  /** Receives up to `count` datagrams without blocking; returns how many (0 when none are queued). */
+  receive(fd: Fd, wantSource: boolean): number {
+    for (let i = 0; i < this.count; i++) this.prepare(i, this.slotSize, undefined, wantSource);
+    const n = recvmmsgC(fd, this.base, this.count, MSG_DONTWAIT, null);
+    if (n < 0) {
+      const errno = libc.lastErrno();
+      if (errno === libc.EAGAIN || errno === libc.EINTR || errno === ECONNREFUSED) return 0;
+      fail(`receive on fd ${fd}`);
+    }
+    return n;
+  }
+
+  /** Marks slot `i` for sending `len` bytes (to `name`, or on a connected/bound socket when omitted). */
+  setSend(i: number, len: number, name?: Uint8Array): void {
+    this.prepare(i, len, name, false);
+  }
+
+  /** sendmmsg of slots [from, to); returns the number sent, or -errno when the first one failed. */
+  send(fd: Fd, from: number, to: number): number {
+    const n = sendmmsgC(fd, this.base + from * MMSGHDR_SIZE, to - from, MSG_DONTWAIT);
+    return n < 0 ? -libc.lastErrno() : n;
+  }
+}

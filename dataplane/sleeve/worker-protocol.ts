@@ -1,0 +1,70 @@
+// Messages between SleeveDatapath (control-plane thread) and the sleeve packet
+// worker. Small and infrequent: forwarder start/stop, control messages,
+// forwarding state, events and stats snapshots. Packets never cross here.
+import type { MessagePort } from 'node:worker_threads';
+import type { PeerName } from '../../controlplane/mesh/types.js';
+import type { ForwardingState } from '../../controlplane/router/datapath.js';
+
+/** What a restarted worker needs to pick a forwarder up where the old one was. */
+export interface ForwarderResume {
+  established: boolean;
+  remoteIp?: string;
+  remotePort?: number;
+  mtu?: number;
+  stackFrag: boolean;
+}
+
+export interface AddForwarder {
+  t: 'add';
+  id: number;
+  remoteName: PeerName;
+  remoteIp: string;
+  remotePort: number;
+  outbound: boolean;
+  connUID: bigint;
+  sessionKey?: Uint8Array;
+  /** The DF socket, created by the main thread inside the datapath's namespace. */
+  dfFd: number;
+  /** Sealer counters [df, nonDF] shared with the main thread, so a restart never reuses a nonce. */
+  counters: SharedArrayBuffer;
+  resume?: ForwarderResume;
+}
+
+export type ToWorker =
+  | AddForwarder
+  | { t: 'remove'; id: number }
+  | { t: 'control'; id: number; subTag: number; payload: Uint8Array }
+  | { t: 'state'; state: ForwardingState }
+  | { t: 'stop' };
+
+export interface WorkerStats {
+  captured: number;
+  injected: number;
+  framesSent: number;
+  framesReceived: number;
+  datagramsSent: number;
+  datagramsReceived: number;
+  drops: Record<string, number>;
+  /** CPU time the worker thread used, microseconds. */
+  cpuMicros: number;
+}
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
+  | { t: 'established'; id: number }
+  | { t: 'failed'; id: number; reason: string }
+  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean }
+  | { t: 'stats'; stats: WorkerStats }
+  | { t: 'log'; message: string };
+
+export interface WorkerConfig {
+  ourName: PeerName;
+  port: number;
+  epollFd: number;
+  wakeFd: number;
+  packetFd: number;
+  udpFd: number;
+  /** Port the main thread posts ToWorker messages on. */
+  control: MessagePort;
+}

@@ -1,0 +1,427 @@
+// The sleeve packet worker: a worker thread running one synchronous loop —
+// wait (epoll), receive a batch, route, seal, send a batch — so per-packet work
+// never touches the control plane's event loop. Read the pipeline top to
+// bottom: captureBatch -> routeLocal -> Connection.send -> flush (seal, sendmmsg);
+// receiveBatch -> open -> routeReceived -> inject / relay.
+//
+// Sockets are created by the main thread inside the datapath's namespace and
+// handed over as fds, so a restarted worker reuses them and never needs setns.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import * as libc from '../netlink/libc.js';
+import type { PeerName } from '../../controlplane/mesh/types.js';
+import type { ForwardingState } from '../../controlplane/router/datapath.js';
+import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
+import { FRAME_HEADER_SIZE, MAX_FRAMES_PER_DATAGRAM, NAME_SIZE, SEQ_SIZE, SECRETBOX_TAG_SIZE } from './constants.js';
+import { readPeerName, writePeerName, type SleeveFrame } from './frame-codec.js';
+import { classifySpecialFrame } from './special-frames.js';
+import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
+import { MacCache } from './mac-cache.js';
+import { SleeveConnection } from './connection.js';
+import { EMSGSIZE, MsgBatch, connectUdp, pathMtu } from './sockets.js';
+import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+
+const BATCH = 64;
+const SLOT = 65536;
+const EPOLL_CTL_ADD = 1;
+const EPOLLIN = 0x001;
+const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
+const EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
+const STATS_INTERVAL_MS = 500;
+const MAC_EXPIRY_CHECK_MS = 60_000;
+
+const config = workerData as WorkerConfig;
+const ourName: PeerName = config.ourName;
+
+function post(msg: FromWorker): void {
+  parentPort!.postMessage(msg);
+}
+
+const stats: WorkerStats = {
+  captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0,
+};
+function drop(reason: string, count = 1): void {
+  stats.drops[reason] = (stats.drops[reason] ?? 0) + count;
+}
+
+// ---- forwarding state (spec §5.8)
+
+let nextHops = new Map<PeerName, PeerName>();
+let broadcastHops = new Map<PeerName, PeerName[]>();
+let sleeveNeighbours = new Set<PeerName>();
+let knownPeers = new Set<PeerName>([ourName]);
+const macs = new MacCache();
+
+function applyState(state: ForwardingState): void {
+  nextHops = new Map(state.peers.map((p) => [p.name, p.nextHop]));
+  broadcastHops = new Map(state.broadcast.map((b) => [b.source, [...b.nextHops]]));
+  sleeveNeighbours = new Set(state.neighbours.filter((n) => n.overlay === 'sleeve').map((n) => n.name));
+  knownPeers = new Set([ourName, ...state.peers.map((p) => p.name)]);
+}
+
+// ---- connections
+
+const connections = new Map<number, SleeveConnection>();
+/** The forwarder datagrams from a sender name belong to (spec §5.2: the newest one). */
+const byName = new Map<PeerName, SleeveConnection>();
+
+function usable(name: PeerName): SleeveConnection | undefined {
+  const c = byName.get(name);
+  return c && c.established && !c.failed && sleeveNeighbours.has(name) ? c : undefined;
+}
+
+function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
+  const box: { conn?: SleeveConnection } = {};
+  const id = msg.id;
+  const report = (): void => {
+    const conn = box.conn;
+    if (conn) post({ t: 'forwarder', id, remoteIp: conn.remoteIp, remotePort: conn.remotePort, mtu: conn.mtu === 65535 ? undefined : conn.mtu, stackFrag: conn.stackFrag });
+  };
+  const conn = new SleeveConnection(msg, ourName, {
+    sendControl: (subTag, payload) => post({ t: 'sendControl', id, subTag, payload }),
+    established: () => { post({ t: 'established', id }); report(); },
+    failed: (reason) => post({ t: 'failed', id, reason }),
+    changed: report,
+    drop,
+    deliver: (src, dst, frame) => routeReceived(src, dst, frame),
+    connectDF: (ip, port) => {
+      try {
+        connectUdp(msg.dfFd, ip, port);
+      } catch (e) {
+        post({ t: 'log', message: `sleeve: ${(e as Error).message}` });
+      }
+    },
+  }, Date.now());
+  box.conn = conn;
+  connections.set(id, conn);
+  byName.set(msg.remoteName, conn);
+  report();
+}
+
+function removeConnection(id: number): void {
+  const c = connections.get(id);
+  if (!c) return;
+  connections.delete(id);
+  if (byName.get(c.remoteName) === c) {
+    byName.delete(c.remoteName);
+    for (const other of connections.values()) if (other.remoteName === c.remoteName) byName.set(c.remoteName, other);
+  }
+}
+
+// ---- routing (spec §5.8)
+
+const injectQueue: Uint8Array[] = [];
+
+function unicast(src: PeerName, dst: PeerName, frame: Uint8Array): void {
+  const hop = nextHops.get(dst);
+  const conn = hop === undefined ? undefined : usable(hop);
+  if (!conn) {
+    drop('no-route');
+    return;
+  }
+  conn.send(src, dst, frame, false);
+}
+
+function broadcast(src: PeerName, frame: Uint8Array): void {
+  for (const hop of broadcastHops.get(src) ?? []) {
+    const conn = usable(hop);
+    if (conn) conn.send(src, hop, frame, true);
+  }
+}
+
+/** A frame captured from the local bridge. */
+function routeLocal(frame: Uint8Array): void {
+  stats.captured++;
+  if (frame.length < 14) return drop('runt');
+  if (isStpFrame(frame)) return drop('stp');
+  if (!isMulticastMac(frame, 6)) {
+    const src = srcMac(frame);
+    const owner = macs.lookup(src);
+    if (owner !== undefined && owner !== ourName) return drop('src-mac-owned-by-peer');
+    macs.learn(src, ourName);
+  }
+  if (isMulticastMac(frame, 0)) return broadcast(ourName, frame);
+  const owner = macs.lookup(dstMac(frame));
+  if (owner === undefined) return broadcast(ourName, frame);
+  if (owner === ourName) return drop('local-destination');
+  unicast(ourName, owner, frame);
+}
+
+/** A frame from a peer (or generated locally on its behalf). */
+function routeReceived(src: PeerName, dst: PeerName, frame: Uint8Array): void {
+  if (dst !== ourName) return unicast(src, dst, frame);
+  if (frame.length < 14) return drop('runt');
+  if (!isMulticastMac(frame, 6)) macs.learn(srcMac(frame), src);
+  injectQueue.push(frame);
+  if (isMulticastMac(frame, 0) || macs.lookup(dstMac(frame)) !== ourName) broadcast(src, frame);
+}
+
+// ---- receive pipeline
+
+const udpBatch = new MsgBatch(BATCH, SLOT);
+const captureBatch = new MsgBatch(BATCH, SLOT);
+const sendBatch = new MsgBatch(BATCH, SLOT);
+const scratch = new Uint8Array(SLOT);
+
+function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
+  stats.datagramsReceived++;
+  if (datagram.length < NAME_SIZE) return drop('datagram-too-short');
+  const sender = readPeerName(datagram, 0);
+  const conn = byName.get(sender);
+  if (!conn || conn.failed) return drop('unknown-sender');
+  let body = datagram.subarray(NAME_SIZE);
+  if (conn.opener) {
+    try {
+      body = conn.opener.open(body).plaintext;
+    } catch (e) {
+      if (e instanceof SleeveCryptoError) return drop(e.kind);
+      throw e;
+    }
+  }
+  let at = 0;
+  while (body.length - at >= FRAME_HEADER_SIZE) {
+    const len = (body[at + 12]! << 8) | body[at + 13]!;
+    const start = at + FRAME_HEADER_SIZE;
+    if (len > body.length - start) return drop('frame-too-short');
+    const src = readPeerName(body, at);
+    const dst = readPeerName(body, at + NAME_SIZE);
+    const frame = body.subarray(start, start + len);
+    at = start + len;
+    stats.framesReceived++;
+    const special = classifySpecialFrame(frame);
+    if (special) {
+      if (src === conn.remoteName && dst === ourName) conn.handleSpecial(special, from, now);
+      else drop('special-frame-misaddressed');
+      continue;
+    }
+    if (!knownPeers.has(src) || !knownPeers.has(dst)) {
+      drop('unknown-peer');
+      continue;
+    }
+    if (!conn.established) {
+      drop('forwarder-not-established');
+      continue;
+    }
+    routeReceived(src, dst, frame);
+  }
+  if (at !== body.length) drop('trailing-garbage');
+}
+
+// ---- send pipeline
+
+/** Packs the queue into datagrams in sendBatch (spec §5.7) and sends them; returns frames sent. */
+function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
+  const queue = df ? conn.dfQueue : conn.nonDfQueue;
+  if (queue.length === 0) return;
+  const maxPayload = conn.maxPayload(df);
+  const fd = df ? conn.dfFd : config.udpFd;
+  const name = df ? undefined : conn.remoteSockaddr;
+  let slots = 0;
+  let i = 0;
+  const sendSlots = (): void => {
+    let from = 0;
+    while (from < slots) {
+      const r = sendBatch.send(fd, from, slots);
+      if (r > 0) {
+        stats.datagramsSent += r;
+        from += r;
+        continue;
+      }
+      const errno = -r;
+      if (errno === EMSGSIZE && df) {
+        drop('emsgsize');
+        try {
+          conn.handleMsgSize(pathMtu(fd), now);
+        } catch {
+          drop('path-mtu-unreadable');
+        }
+      } else if (errno === libc.EAGAIN) {
+        drop('send-buffer-full', slots - from);
+        break;
+      } else {
+        drop(`send-errno-${errno}`);
+      }
+      from++;
+    }
+    slots = 0;
+  };
+  while (i < queue.length) {
+    // Build one datagram's frames: as many as fit (spec §5.7).
+    let size = conn.packetOverhead;
+    let n = 0;
+    const first = i;
+    while (i < queue.length && n < MAX_FRAMES_PER_DATAGRAM) {
+      const need = FRAME_HEADER_SIZE + queue[i]!.frame.length;
+      if (n === 0 && size + need > maxPayload) break;
+      if (size + need > maxPayload) break;
+      size += need;
+      n++;
+      i++;
+    }
+    if (n === 0) {
+      drop('frame-too-big');
+      i++;
+      continue;
+    }
+    const slot = sendBatch.slot(slots);
+    writePeerName(slot, 0, ourName);
+    const plain = conn.sealer ? scratch : slot.subarray(NAME_SIZE);
+    let at = 0;
+    for (let k = first; k < first + n; k++) {
+      const f: SleeveFrame = queue[k]!;
+      writePeerName(plain, at, f.src);
+      writePeerName(plain, at + NAME_SIZE, f.dst);
+      plain[at + 12] = f.frame.length >> 8;
+      plain[at + 13] = f.frame.length & 0xff;
+      plain.set(f.frame, at + FRAME_HEADER_SIZE);
+      at += FRAME_HEADER_SIZE + f.frame.length;
+    }
+    let len = NAME_SIZE + at;
+    if (conn.sealer) len = NAME_SIZE + conn.sealer.sealInto(slot.subarray(NAME_SIZE, NAME_SIZE + SEQ_SIZE + SECRETBOX_TAG_SIZE + at), scratch.subarray(0, at), df);
+    sendBatch.setSend(slots, len, name);
+    slots++;
+    stats.framesSent += n;
+    if (slots === BATCH) sendSlots();
+  }
+  sendSlots();
+  queue.length = 0;
+}
+
+function flushAll(now: number): void {
+  for (const conn of connections.values()) {
+    flushQueue(conn, true, now);
+    flushQueue(conn, false, now);
+  }
+  if (injectQueue.length === 0) return;
+  let from = 0;
+  while (from < injectQueue.length) {
+    const n = Math.min(BATCH, injectQueue.length - from);
+    // Frames are views into receive slots; one copy into the inject slots is cheap next to the syscall.
+    for (let k = 0; k < n; k++) {
+      const f = injectQueue[from + k]!;
+      const slot = injectSlot(k);
+      slot.set(f);
+      injectBatchLarge.setSend(k, f.length);
+    }
+    let sent = 0;
+    while (sent < n) {
+      const r = injectBatchLarge.send(config.packetFd, sent, n);
+      if (r > 0) {
+        sent += r;
+        stats.injected += r;
+      } else {
+        drop(-r === libc.EAGAIN ? 'inject-buffer-full' : `inject-errno-${-r}`);
+        sent++;
+      }
+    }
+    from += n;
+  }
+  injectQueue.length = 0;
+}
+
+const injectBatchLarge = new MsgBatch(BATCH, SLOT);
+function injectSlot(i: number): Uint8Array {
+  return injectBatchLarge.slot(i);
+}
+
+/** This thread's CPU time in microseconds (utime + stime from /proc/thread-self/stat, in clock ticks of 10 ms). */
+function threadCpuMicros(): number {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
+// ---- the loop
+
+const events = Buffer.alloc(EVENT_SIZE * 8);
+for (const fd of [config.wakeFd, config.packetFd, config.udpFd]) watch(fd);
+
+function watch(fd: number): void {
+  const ev = Buffer.alloc(EVENT_SIZE);
+  ev.writeUInt32LE(EPOLLIN, 0);
+  ev.writeUInt32LE(fd, EVENT_DATA_OFFSET);
+  // EEXIST after a restart: the epoll set is new per worker, so this only happens for a re-added fd.
+  libc.epollCtl(config.epollFd, EPOLL_CTL_ADD, fd, ev);
+}
+
+let running = true;
+
+function drainControl(now: number): void {
+  for (;;) {
+    const m = receiveMessageOnPort(config.control);
+    if (!m) return;
+    const msg = m.message as ToWorker;
+    switch (msg.t) {
+      case 'add':
+        addConnection(msg);
+        watch(msg.dfFd);
+        break;
+      case 'remove':
+        removeConnection(msg.id);
+        break;
+      case 'control': {
+        const c = connections.get(msg.id);
+        try {
+          c?.handleControl(msg.subTag, msg.payload, now);
+        } catch (e) {
+          post({ t: 'log', message: `sleeve: bad control message from ${c?.remoteName.toString(16)}: ${(e as Error).message}` });
+        }
+        break;
+      }
+      case 'state':
+        applyState(msg.state);
+        break;
+      case 'stop':
+        running = false;
+        break;
+    }
+  }
+}
+
+function receiveUdp(fd: number, now: number): void {
+  const n = udpBatch.receive(fd, true);
+  for (let i = 0; i < n; i++) handleDatagram(udpBatch.received(i), udpBatch.sourceOf(i), now);
+  flushAll(now);
+}
+
+function receiveCapture(now: number): void {
+  const n = captureBatch.receive(config.packetFd, false);
+  for (let i = 0; i < n; i++) routeLocal(captureBatch.received(i));
+  flushAll(now);
+}
+
+let nextStats = 0;
+let nextMacExpiry = Date.now() + MAC_EXPIRY_CHECK_MS;
+const wakeBuf = Buffer.alloc(8);
+
+post({ t: 'ready' });
+while (running) {
+  let now = Date.now();
+  let wakeAt = Math.min(nextStats, nextMacExpiry);
+  for (const conn of connections.values()) wakeAt = Math.min(wakeAt, conn.tick(now));
+  flushAll(now);
+  const timeout = Math.max(0, Math.min(1000, wakeAt - now));
+  const n = libc.epollWait(config.epollFd, events, 8, timeout);
+  now = Date.now();
+  drainControl(now);
+  for (let i = 0; i < n; i++) {
+    const fd = events.readUInt32LE(i * EVENT_SIZE + EVENT_DATA_OFFSET);
+    if (fd === config.wakeFd) libc.read(config.wakeFd, wakeBuf, 8);
+    else if (fd === config.packetFd) receiveCapture(now);
+    else receiveUdp(fd, now);
+  }
+  if (now >= nextMacExpiry) {
+    macs.expire();
+    nextMacExpiry = now + MAC_EXPIRY_CHECK_MS;
+  }
+  if (now >= nextStats) {
+    stats.cpuMicros = threadCpuMicros();
+    post({ t: 'stats', stats });
+    nextStats = now + STATS_INTERVAL_MS;
+  }
+}
+process.exit(0);
