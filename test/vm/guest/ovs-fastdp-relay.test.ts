@@ -1,0 +1,174 @@
+// Runs INSIDE the kernel lab VM: three simulated hosts in a line, A - B - C,
+// with no underlay between A and C. Traffic between A's and C's containers is
+// relayed by B's OVS fast datapath in the kernel (spec §5.8 relaying, §6.5
+// "miss on a vxlan vport": destination peer not us -> tunnel onwards).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
+import { OdpConnection, getVport, listFlows, output, setTunnel, weaveTunnelId } from '../../../dataplane/ovs/index.js';
+import { OvsFastDatapath, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
+import type { ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
+
+const run = uniqueSuffix(4);
+const MTU = 1376;
+
+interface Host {
+  name: string;
+  ns: string;
+  /** Container namespace, when the host has one. */
+  cns?: string;
+  mac?: string;
+  ip?: string;
+  peer: bigint;
+  shortId: number;
+}
+
+const A: Host = { name: 'A', ns: `wtr-${run}-ha`, cns: `wtr-${run}-ca`, mac: '02:00:0a:21:00:01', ip: '10.33.0.1', peer: 0xa1n, shortId: 1 };
+const B: Host = { name: 'B', ns: `wtr-${run}-hb`, peer: 0xb2n, shortId: 2 };
+const C: Host = { name: 'C', ns: `wtr-${run}-hc`, cns: `wtr-${run}-cc`, mac: '02:00:0a:21:00:03', ip: '10.33.0.3', peer: 0xc3n, shortId: 3 };
+// Underlay: A - B on 172.31.1.0/24, B - C on 172.31.2.0/24.
+const LINKS = { ab: { a: '172.31.1.1', b: '172.31.1.2' }, bc: { b: '172.31.2.2', c: '172.31.2.3' } };
+const namespaces = [A.ns, B.ns, C.ns, A.cns ?? '', C.cns ?? ''];
+const logs: string[] = [];
+const opened: OvsFastDatapath[] = [];
+
+async function ipBatch(ns: string | undefined, lines: string[]): Promise<void> {
+  await mustRun('ip', [...(ns ? ['-n', ns] : []), '-batch', '-'], { input: lines.join('\n') + '\n' });
+}
+
+before(async () => {
+  try {
+    execFileSync('modprobe', ['openvswitch'], { stdio: 'ignore' });
+  } catch {
+    // built in or already loaded
+  }
+  await ipBatch(undefined, namespaces.map((n) => `netns add ${n}`));
+  await Promise.all(namespaces.map((n) => mustRun('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])));
+  await ipBatch(A.ns, [`link add ulb type veth peer name ula netns ${B.ns}`, `addr add ${LINKS.ab.a}/24 dev ulb`, 'link set ulb up']);
+  await ipBatch(C.ns, [`link add ulb type veth peer name ulc netns ${B.ns}`, `addr add ${LINKS.bc.c}/24 dev ulb`, 'link set ulb up']);
+  await ipBatch(B.ns, [`addr add ${LINKS.ab.b}/24 dev ula`, 'link set ula up', `addr add ${LINKS.bc.b}/24 dev ulc`, 'link set ulc up']);
+  for (const h of [A, B, C]) {
+    await ipBatch(h.ns, ['link set lo up', 'link add weave type bridge', `link set weave mtu ${MTU} up`]);
+    if (h.cns && h.mac && h.ip) {
+      await ipBatch(h.ns, [`link add vc type veth peer name eth0 netns ${h.cns}`, `link set vc mtu ${MTU} master weave up`]);
+      await ipBatch(h.cns, ['link set lo up', `link set eth0 address ${h.mac} mtu ${MTU}`, `addr add ${h.ip}/24 dev eth0`, 'link set eth0 up']);
+    }
+  }
+});
+
+after(async () => {
+  await Promise.allSettled(opened.map((d) => d.teardown()));
+  await runCommand('ip', ['-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join('') });
+});
+
+async function open(h: Host): Promise<OvsFastDatapath> {
+  const d = await OvsFastDatapath.open({
+    netns: h.ns,
+    mtu: MTU,
+    forwarderTimings: { slowIntervalMs: 600_000, timeoutMs: 600_000 },
+    log: (m) => logs.push(`${h.name}: ${m}`),
+  });
+  opened.push(d);
+  return d;
+}
+
+const peersOf = (nextHop: (p: Host) => Host) => [A, B, C].map((p) => ({ name: p.peer, shortId: p.shortId, nextHop: nextHop(p).peer }));
+
+/** Connects two hosts' datapaths with one forwarder each; resolves once both are established. */
+async function connect(x: { h: Host; d: OvsFastDatapath; ip: string }, y: { h: Host; d: OvsFastDatapath; ip: string }, connUID: bigint): Promise<void> {
+  const pair: { fx?: OverlayForwarder; fy?: OverlayForwarder } = {};
+  const up = [false, false];
+  const events = (i: number, remote: () => OverlayForwarder | undefined) => ({
+    sendControlMessage: (subTag: number, payload: Uint8Array) => remote()?.handleControlMessage(subTag, payload),
+    established: () => {
+      up[i] = true;
+    },
+    healthChanged: () => {},
+    failed: (e: Error) => logs.push(`forwarder failed: ${e.message}`),
+  });
+  pair.fx = x.d.createForwarder(
+    { remoteName: y.h.peer, remoteShortId: y.h.shortId, remoteIp: y.ip, remotePort: 6784, localIp: x.ip, outbound: true, connUID, encrypt: false },
+    events(0, () => pair.fy),
+  );
+  pair.fy = y.d.createForwarder(
+    { remoteName: x.h.peer, remoteShortId: x.h.shortId, remoteIp: x.ip, remotePort: 6784, localIp: y.ip, outbound: false, connUID, encrypt: false },
+    events(1, () => pair.fx),
+  );
+  await pollUntil(`fastdp ${x.h.name}-${y.h.name} established`, 30_000, async () => (up[0] && up[1] ? true : undefined));
+}
+
+async function ping(count: number, interval: string): Promise<void> {
+  const r = await runCommand('ip', ['netns', 'exec', A.cns ?? '', 'ping', '-n', '-c', String(count), '-i', interval, '-W', '3', C.ip ?? ''], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, `ping A -> C failed:\n${r.stdout}\n${logs.join('\n')}`);
+  assert.match(r.stdout, new RegExp(`${count} packets transmitted, ${count} received`));
+}
+
+test('three hosts in a line: A-C traffic is relayed by B in the kernel', async () => {
+  const [da, db, dc] = await Promise.all([open(A), open(B), open(C)]);
+  const stateA: ForwardingState = {
+    ourName: A.peer,
+    ourShortId: A.shortId,
+    peers: peersOf((p) => (p === A ? A : B)),
+    neighbours: [{ name: B.peer, overlay: 'fastdp', remoteIp: LINKS.ab.b }],
+    broadcast: [
+      { source: A.peer, nextHops: [B.peer] },
+      { source: B.peer, nextHops: [] },
+      { source: C.peer, nextHops: [] },
+    ],
+  };
+  const stateB: ForwardingState = {
+    ourName: B.peer,
+    ourShortId: B.shortId,
+    peers: peersOf((p) => p),
+    neighbours: [
+      { name: A.peer, overlay: 'fastdp', remoteIp: LINKS.ab.a },
+      { name: C.peer, overlay: 'fastdp', remoteIp: LINKS.bc.c },
+    ],
+    broadcast: [
+      { source: A.peer, nextHops: [C.peer] },
+      { source: B.peer, nextHops: [A.peer, C.peer] },
+      { source: C.peer, nextHops: [A.peer] },
+    ],
+  };
+  const stateC: ForwardingState = {
+    ourName: C.peer,
+    ourShortId: C.shortId,
+    peers: peersOf((p) => (p === C ? C : B)),
+    neighbours: [{ name: B.peer, overlay: 'fastdp', remoteIp: LINKS.bc.b }],
+    broadcast: [
+      { source: C.peer, nextHops: [B.peer] },
+      { source: A.peer, nextHops: [] },
+      { source: B.peer, nextHops: [] },
+    ],
+  };
+  da.applyForwardingState(stateA);
+  db.applyForwardingState(stateB);
+  dc.applyForwardingState(stateC);
+  await Promise.all([
+    connect({ h: A, d: da, ip: LINKS.ab.a }, { h: B, d: db, ip: LINKS.ab.b }, 0xabn),
+    connect({ h: B, d: db, ip: LINKS.bc.b }, { h: C, d: dc, ip: LINKS.bc.c }, 0xbcn),
+  ]);
+
+  await ping(3, '0.2');
+
+  const odpB = await OdpConnection.open({ netns: B.ns });
+  try {
+    const vxB = (await getVport(odpB, db.dp, vxlanVportName(6784))).portNo;
+    // spec §6.2/§6.5: B keeps tunnel id A | C << 12 and sends it on to C from its B-C address.
+    const relay = (await listFlows(odpB, db.dp)).find((f) => f.key.ethernet?.src === A.mac && f.key.ethernet?.dst === C.mac);
+    assert.ok(relay, `B has a relay flow A -> C\n${logs.join('\n')}`);
+    assert.equal(relay.key.inPort, vxB);
+    assert.equal(relay.key.tunnel?.id, weaveTunnelId(A.shortId, C.shortId));
+    assert.deepEqual(relay.actions, [setTunnel({ id: weaveTunnelId(A.shortId, C.shortId), ipv4Src: LINKS.bc.b, ipv4Dst: LINKS.bc.c, ttl: 64, dontFragment: true }), output(vxB)]);
+
+    const misses = (await db.readStats()).missed;
+    const before = relay.stats.packets;
+    await ping(10, '0.1');
+    assert.equal((await db.readStats()).missed, misses, 'the relay needs no userspace once its flows are in');
+    const after = (await listFlows(odpB, db.dp)).find((f) => f.key.ethernet?.src === A.mac && f.key.ethernet?.dst === C.mac);
+    assert.ok(after && after.stats.packets >= before + 10n, `relay flow packets ${before} -> ${after?.stats.packets}`);
+  } finally {
+    odpB.close();
+  }
+});
