@@ -3,14 +3,15 @@
 //
 //   node dist/weaver/host-reset.js --state-dir DIR
 //
-// Removes the bridge the router recorded in DIR (default `weave`), every
-// vethwe* link, and the nftables table; deletes the endpoint registry.
+// Removes the data plane's kernel state, the bridge the router recorded in DIR
+// (default `weave`), every vethwe* link, and the nftables table; deletes the endpoint registry.
 // Prints nothing on success; exit 1 with the reason otherwise.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { teardownHost } from '../dataplane/host/index.js';
 import { Rtnl } from '../dataplane/netlink/index.js';
 import { ENDPOINTS_FILE, HOST_NETWORK_FILE, recordedBridge } from './host-wiring.js';
+import { teardownDataPlane } from './datapath-wiring.js';
 
 function stateDirArg(argv: string[]): string {
   const i = argv.indexOf('--state-dir');
@@ -21,6 +22,7 @@ function stateDirArg(argv: string[]): string {
 
 try {
   const stateDir = stateDirArg(process.argv.slice(2));
+  await teardownDataPlane();
   const rtnl = Rtnl.open();
   try {
     await teardownHost(rtnl, recordedBridge(stateDir));

@@ -13,6 +13,9 @@ import { startMesh, type RunningMesh } from './mesh-wiring.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
+import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
+import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
+import type { ApiServices } from '../controlplane/api/router-control.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -61,12 +64,16 @@ async function main(argv: string[]): Promise<void> {
   const servers: FastifyInstance[] = [];
   let mesh: RunningMesh | undefined;
   let hostNet: RunningHostNetwork | undefined;
+  let ipam: RunningIpam | undefined;
+  let dns: RunningDns | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await Promise.allSettled(servers.map((s) => s.close()));
+    ipam?.close();
+    await dns?.close().catch((err: unknown) => logger.error({ err }, 'closing the DNS server'));
     await mesh?.close().catch((err: unknown) => logger.error({ err }, 'closing the mesh'));
     hostNet?.close();
     releasePidFile(paths.pidFile);
@@ -76,17 +83,44 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
+    // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
+    const ipamOptions = ipamOptionsOf(cfg);
+    const dnsOptions = dnsOptionsOf(cfg);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
+    const targets = initialTargets(cfg, paths.targetsFile, logger);
     mesh = await startMesh({
       identity,
       config: cfg,
       logger,
-      initialTargets: initialTargets(cfg, paths.targetsFile, logger),
+      initialTargets: targets,
       onTargetsChanged: (t) => saveTargets(paths.targetsFile, t),
+      dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
     });
-    const services = { router: mesh, version: WEAVE_VERSION, host: hostNet.control };
+    const router = mesh.router;
+    const meshPort = {
+      newGossipChannel: router.newGossipChannel.bind(router),
+      isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
+      knownPeers: () => router.peers.all().map((p) => p.name),
+    };
+    const log = (m: string): void => logger.info(m);
+    if (ipamOptions) {
+      ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, log });
+    }
+    if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, log });
+    const services: ApiServices = {
+      router: mesh,
+      version: WEAVE_VERSION,
+      host: hostNet.control,
+      summarySections: () => [ipam?.summarySection(), dns?.summarySection()].filter((s) => s !== undefined),
+      reportServices: () => ({ ...(ipam ? { IPAM: ipam.reportSection() } : {}), ...(dns ? { DNS: dns.reportSection() } : {}) }),
+      metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? [])],
+      registerControlRoutes: (app) => {
+        ipam?.registerRoutes(app);
+        dns?.registerRoutes(app);
+      },
+    };
     const listeners: [string, 'control' | 'status' | 'metrics'][] = [
       [cfg.httpAddr, 'control'],
       [cfg.statusAddr, 'status'],
@@ -106,6 +140,8 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     logger.fatal((err as Error).message);
     await Promise.allSettled(servers.map((s) => s.close()));
+    ipam?.close();
+    await dns?.close().catch(() => undefined);
     await mesh?.close().catch(() => undefined);
     hostNet?.close();
     releasePidFile(paths.pidFile);

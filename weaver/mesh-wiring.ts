@@ -1,17 +1,44 @@
 // Wires the mesh into weaver: the TCP listener on --port, the handshake on
-// every inbound socket and every dial, and the Router that owns the
-// connections. Everything weaver knows about the mesh goes through here.
-import { createServer, type Server, type Socket } from 'node:net';
+// every inbound socket and every dial, the Router that owns the connections,
+// and the ConnectionMaker that keeps dialling targets. Everything weaver knows
+// about the mesh goes through here.
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RouterControl } from '../controlplane/api/router-control.js';
-import type { LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
-import { formatPeerAddress, parsePeerAddress } from '../controlplane/api/peer-address.js';
-import type { PeerIdentity } from '../controlplane/mesh/types.js';
+import type { RouterStatus } from '../controlplane/api/status-model.js';
+import {
+  ConnectionMaker,
+  ConnectionRefusedError,
+  DuplicateConnectionError,
+  Router,
+  SelfConnectionError,
+  joinHostPort,
+  meshStatus,
+  splitHostPort,
+  type AddConnectionOptions,
+  type Handshake,
+  type MeshConnection,
+  type MeshLogger,
+  type MessageLink,
+  type PeerIdentity,
+  type RouterOptions,
+} from '../controlplane/mesh/index.js';
+import { performHandshake, type HandshakeOptions, type HandshakeResult } from '../controlplane/mesh/wire/index.js';
+import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
-import { formatPeerName } from './peer-name.js';
+import { toRouterStatus, type InboundFailure } from './mesh-status.js';
+import { TrustedSubnets } from './trusted-subnets.js';
+import { startDataPlane, type RunningDataPlane } from './datapath-wiring.js';
 
-/** True once the mesh Router and the wire handshake are wired in (the netns mesh tests depend on it). */
-export const MESH_WIRED: boolean = false;
+/** The netns mesh tests ran skipped until the mesh was wired; kept so they can tell. */
+export const MESH_WIRED: boolean = true;
+
+/** A TCP connect that has not completed in this time is given up (the maker retries with backoff). */
+export const DIAL_TIMEOUT_MS = 10_000;
+/** How long a refused inbound attempt stays visible in `weave status connections`. */
+export const INBOUND_FAILURE_TTL_MS = 5 * 60_000;
+/** At most this many refused inbound attempts are remembered (one per remote IP). */
+const MAX_INBOUND_FAILURES = 32;
 
 export interface MeshOptions {
   identity: PeerIdentity;
@@ -21,30 +48,13 @@ export interface MeshOptions {
   initialTargets: string[];
   /** Called with the whole direct-peer list whenever connect/forget changes it. */
   onTargetsChanged(targets: string[]): void;
+  /** The bridge and MTU host-wiring set up: the data plane plugs into them. Without it the mesh runs control-only. */
+  dataPlane?: { bridge: string; mtu: number };
 }
 
 export interface RunningMesh extends RouterControl {
+  readonly router: Router;
   close(): Promise<void>;
-}
-
-/** Target list bookkeeping shared by every wiring: order kept, duplicates dropped. */
-class Targets {
-  private list: string[] = [];
-  constructor(initial: string[], private readonly changed: (t: string[]) => void) {
-    this.add(initial, false);
-  }
-  all(): string[] {
-    return [...this.list];
-  }
-  add(peers: string[], replace: boolean): void {
-    if (replace) this.list = [];
-    for (const p of peers) if (!this.list.includes(p)) this.list.push(p);
-    this.changed(this.all());
-  }
-  remove(peers: string[]): void {
-    this.list = this.list.filter((t) => !peers.includes(t));
-    this.changed(this.all());
-  }
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
@@ -57,59 +67,204 @@ function listen(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
+/** A connected TCP socket to `address` (`host:port`), or a rejection in Weave's words. */
+function dialTcp(address: string, pending: Set<Socket>): Promise<Socket> {
+  const { host, port } = splitHostPort(address);
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host, port: port ?? 0 });
+    pending.add(socket);
+    const fail = (err: unknown): void => {
+      socket.destroy();
+      pending.delete(socket);
+      reject(new Error(describeDialError(address, err)));
+    };
+    socket.setTimeout(DIAL_TIMEOUT_MS, () => fail(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      socket.off('error', fail);
+      pending.delete(socket);
+      resolve(socket);
+    });
+  });
+}
+
+function plainAddress(address: string | undefined): string {
+  const a = address ?? '';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
 /**
- * Start the mesh side of the router. Until the mesh Router and the wire
- * handshake are available this serves the local peer only: the port is
- * bound, inbound control connections are closed with a log line, and
- * targets are listed as `connecting`.
+ * A Router that logs every refusal after a completed handshake (self, name
+ * collision, duplicate, limit), whichever side dialled: the ConnectionMaker
+ * records outbound refusals only as target state.
  */
+class LoggingRouter extends Router {
+  constructor(private readonly log: Logger, opts: RouterOptions) {
+    super(opts);
+  }
+
+  override addConnection(handshake: Handshake, link: MessageLink, opts: AddConnectionOptions): MeshConnection {
+    try {
+      return super.addConnection(handshake, link, opts);
+    } catch (err) {
+      const routine = err instanceof DuplicateConnectionError || err instanceof SelfConnectionError;
+      const line = `${handshake.outbound ? '->' : '<-'}[${handshake.remoteAddr}] connection refused: ${(err as Error).message}`;
+      if (routine) this.log.info(line);
+      else this.log.warn(line);
+      throw err;
+    }
+  }
+}
+
+/** Start the mesh side of the router: listener, Router, ConnectionMaker. */
 export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const { identity, config, logger } = opts;
-  const targets = new Targets(opts.initialTargets, opts.onTargetsChanged);
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'mesh connections are not available in this build; closing');
-    socket.destroy();
+  const trusted = new TrustedSubnets(config.trustedSubnets);
+  const password = config.password === '' ? undefined : new TextEncoder().encode(config.password);
+  const meshLogger: MeshLogger = { info: (m) => logger.info(m), warn: (m) => logger.warn(m) };
+
+  const dataPlane: RunningDataPlane | undefined = opts.dataPlane
+    ? await startDataPlane({ ourName: identity.name, config, logger, bridge: opts.dataPlane.bridge, mtu: opts.dataPlane.mtu })
+    : undefined;
+  const router = new LoggingRouter(logger, {
+    identity,
+    logger: meshLogger,
+    connLimit: config.connLimit,
+    // The overlay switch confirms connections when a forwarder establishes (spec §2.5);
+    // a control-only mesh has nothing to confirm them, so they count as established at once.
+    establishImmediately: dataPlane === undefined,
+    ...(dataPlane ? {
+      overlay: dataPlane.overlayHandler,
+      onRoutesChanged: () => dataPlane.routesChanged(),
+      onShortIdsChanged: () => dataPlane.routesChanged(),
+    } : {}),
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+  dataPlane?.bindRouter(router);
+
+  const handshakeOptions = (outbound: boolean, remoteIp: string): HandshakeOptions => ({
+    identity,
+    ...(password ? { password } : {}),
+    outbound,
+    trustedRemote: trusted.contains(remoteIp),
+    // Our overlays in preference order (wire spec §1.5). Without a data plane we advertise
+    // none, like a legacy mesh-only peer.
+    overlays: dataPlane?.overlays,
+    minVersion: config.minProtocolVersion === 2 ? 2 : 1,
+  });
+
+  // Sockets between accept/connect and the end of their handshake: closed on stop.
+  const pending = new Set<Socket>();
+  const inboundFailures = new Map<string, InboundFailure>();
+  let stopping = false;
+
+  const recordInboundFailure = (address: string, error: string): void => {
+    const ip = splitHostPort(address).host;
+    inboundFailures.delete(ip);
+    inboundFailures.set(ip, { address, error, at: Date.now() });
+    while (inboundFailures.size > MAX_INBOUND_FAILURES) inboundFailures.delete(inboundFailures.keys().next().value as string);
+  };
+  const liveInboundFailures = (): InboundFailure[] => {
+    const cutoff = Date.now() - INBOUND_FAILURE_TTL_MS;
+    for (const [ip, f] of inboundFailures) if (f.at < cutoff) inboundFailures.delete(ip);
+    return [...inboundFailures.values()];
+  };
+
+  const acceptInbound = async (socket: Socket): Promise<void> => {
+    const remoteIp = plainAddress(socket.remoteAddress);
+    const remote = joinHostPort(remoteIp, socket.remotePort ?? 0);
+    pending.add(socket);
+    let result: HandshakeResult;
+    try {
+      result = await performHandshake(socket, handshakeOptions(false, remoteIp));
+    } catch (err) {
+      const msg = (err as Error).message;
+      logger.warn(`<-[${remote}] connection shutting down due to error during handshake: ${msg}`);
+      recordInboundFailure(remote, msg);
+      return;
+    } finally {
+      pending.delete(socket);
+    }
+    if (stopping) {
+      result.link.close(new Error('router stopping'));
+      return;
+    }
+    try {
+      router.addConnection(result.handshake, result.link, { direct: true });
+      inboundFailures.delete(remoteIp);
+    } catch (err) {
+      // Duplicates (simultaneous dials) and ourselves (our own address among the targets) are routine.
+      const routine = err instanceof DuplicateConnectionError || err instanceof SelfConnectionError;
+      if (err instanceof ConnectionRefusedError && !routine) recordInboundFailure(remote, (err as Error).message);
+    }
+  };
+
+  const server = createServer((socket) => {
+    if (stopping) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    void acceptInbound(socket);
   });
   try {
     await listen(server, config.host, config.port);
   } catch (err) {
+    router.stop();
+    await dataPlane?.close();
     throw new Error(`Unable to listen on TCP port ${config.port}: ${(err as Error).message} (is another router using it? pass --port)`);
   }
 
-  const status = (): RouterStatus => ({
-    ready: true,
-    protocolMinVersion: config.minProtocolVersion,
-    protocolMaxVersion: 2,
-    encryption: config.password !== '',
-    peerDiscovery: config.discovery,
-    name: formatPeerName(identity.name),
-    nickName: identity.nickName,
+  const dial = async (address: string): Promise<HandshakeResult> => {
+    logger.info(`->[${address}] attempting connection`);
+    try {
+      const socket = await dialTcp(address, pending);
+      socket.setNoDelay(true);
+      pending.add(socket);
+      try {
+        return await performHandshake(socket, handshakeOptions(true, plainAddress(socket.remoteAddress)));
+      } finally {
+        pending.delete(socket);
+      }
+    } catch (err) {
+      logger.warn(`->[${address}] error during connection attempt: ${(err as Error).message}`);
+      throw err;
+    }
+  };
+
+  const maker = new ConnectionMaker({
+    router,
+    dial,
     port: config.port,
-    peers: [{ name: formatPeerName(identity.name), nickName: identity.nickName, uid: identity.uid, shortId: identity.shortId, version: 1n, connections: [] }],
-    unicastRoutes: [],
-    broadcastRoutes: [],
-    connections: targets.all().map(
-      (t): LocalConnection => ({ kind: 'target', address: formatPeerAddress(parsePeerAddress(t, config.port)), state: 'connecting' }),
-    ),
-    terminationCount: 0,
-    targets: targets.all(),
-    trustedSubnets: config.trustedSubnets,
-    interface: 'none',
-    overlayDiagnostics: {},
+    discovery: config.discovery,
+    initialTargets: opts.initialTargets,
   });
+  router.start();
+
+  const changed = (): void => opts.onTargetsChanged(maker.targets());
 
   return {
-    status,
+    router,
+    status: (): RouterStatus => {
+      const s = toRouterStatus(meshStatus(router, maker), config, liveInboundFailures());
+      return dataPlane ? dataPlane.decorateStatus(s) : s;
+    },
     port: () => config.port,
-    connect: (peers, replace) => targets.add(peers, replace),
-    forget: (peers) => targets.remove(peers),
+    connect: (peers, replace) => {
+      maker.connect(peers, replace);
+      changed();
+    },
+    forget: (peers) => {
+      maker.forget(peers);
+      changed();
+    },
     close: async () => {
-      for (const s of sockets) s.destroy();
+      stopping = true;
+      maker.stop();
+      router.stop();
+      await dataPlane?.close();
+      for (const s of pending) s.destroy();
+      pending.clear();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

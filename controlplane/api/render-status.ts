@@ -74,7 +74,8 @@ export function renderTargets(s: RouterStatus): string {
 export function renderConnections(s: RouterStatus): string {
   return s.connections
     .map((c) => {
-      const dir = c.kind === 'connection' && !c.outbound ? '<-' : '->';
+      const inbound = c.kind === 'connection' ? !c.outbound : c.inbound === true;
+      const dir = inbound ? '<-' : '->';
       const info = connectionInfo(c, s.encryption);
       return `${dir} ${c.address.padEnd(21)} ${c.state.padEnd(11)} ${info} ${connectionAttrs(c)}\n`;
     })

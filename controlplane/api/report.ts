@@ -53,7 +53,7 @@ export function routerReport(s: RouterStatus): Record<string, unknown> {
     BroadcastRoutes: s.broadcastRoutes.map((r) => ({ Source: r.source, Via: r.via })),
     Connections: s.connections.map((c) => ({
       Address: c.address,
-      Outbound: c.kind === 'target' ? true : c.outbound,
+      Outbound: c.kind === 'target' ? c.inbound !== true : c.outbound,
       State: c.state,
       Info: connectionInfo(c, s.encryption),
       Attrs:

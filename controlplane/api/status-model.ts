@@ -36,6 +36,11 @@ export type LocalConnection =
       /** `ip:port` with the default port filled in. */
       address: string;
       state: 'connecting' | 'retrying' | 'failed';
+      /**
+       * A recent inbound attempt this router refused (e.g. a password
+       * mismatch), shown with `<-` so the refusing side can say why.
+       */
+      inbound?: boolean;
       lastError?: string;
       /** When the next attempt is due (state `failed`). */
       retryAt?: Date;

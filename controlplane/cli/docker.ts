@@ -10,6 +10,8 @@ export interface ContainerInfo {
   /** Full 64-hex container id. */
   id: string;
   pid: number;
+  /** `<Hostname>.<Domainname>` when the container has a domain (the name weaveDNS registers, spec §1.11). */
+  fqdn?: string;
 }
 
 export class ContainerError extends Error {}
@@ -37,6 +39,7 @@ function get(socketPath: string, path: string): Promise<{ code: number; body: st
 interface InspectBody {
   Id?: unknown;
   State?: { Pid?: unknown; Running?: unknown };
+  Config?: { Hostname?: unknown; Domainname?: unknown };
 }
 
 /** The container's full id and init pid; ContainerError with what to do otherwise. */
@@ -63,5 +66,7 @@ export async function resolveContainer(container: string, env: NodeJS.ProcessEnv
   const id = typeof body.Id === 'string' ? body.Id : container;
   const pid = typeof body.State?.Pid === 'number' ? body.State.Pid : 0;
   if (body.State?.Running !== true || pid <= 0) throw new ContainerError(`container ${id} not running`);
-  return { id, pid };
+  const host = typeof body.Config?.Hostname === 'string' ? body.Config.Hostname : '';
+  const domain = typeof body.Config?.Domainname === 'string' ? body.Config.Domainname : '';
+  return host !== '' && domain !== '' ? { id, pid, fqdn: `${host}.${domain}` } : { id, pid };
 }

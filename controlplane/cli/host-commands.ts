@@ -16,10 +16,10 @@ export interface HostCommandIo {
 /** A router call that has already reported an unreachable router (returning its exit status). */
 export type RouterCall = (io: HostCommandIo, method: string, path: string, opts?: CallOptions) => Promise<ApiResponse | number>;
 
-type Command = (args: string[], io: HostCommandIo) => Promise<number>;
+export type Command = (args: string[], io: HostCommandIo) => Promise<number>;
 
 /** A failure already explained to the user; carries the exit status. */
-class Stop extends Error {
+export class Stop extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
@@ -31,23 +31,34 @@ const IPAM_MISSING =
 /** The IPAM key of the bridge's own addresses (spec §1 address grammar). */
 const EXPOSE_ID = 'weave:expose';
 
-interface Target {
+/** The IPAM and weaveDNS key of names added without a container (spec §1.11). */
+export const EXTERN_ID = 'weave:extern';
+
+/** Allocation may wait for IPAM consensus or for space from other peers: no client timeout. */
+const WAIT_FOR_IPAM = 0;
+
+export interface Target {
   form: [string, string][];
-  /** IPAM key: the container id, else the namespace as given. */
+  /**
+   * IPAM and weaveDNS key: the container id, else the namespace path as given
+   * (stable across router restarts, unlike the namespace's inode), else `pid:N`.
+   */
   id: string;
+  /** The container's FQDN, for Docker containers that have a domain. */
+  fqdn?: string;
 }
 
-function ok(res: ApiResponse): boolean {
+export function ok(res: ApiResponse): boolean {
   return res.code >= 200 && res.code < 300;
 }
 
-async function mustCall(call: RouterCall, io: HostCommandIo, method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse> {
+export async function mustCall(call: RouterCall, io: HostCommandIo, method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse> {
   const res = await call(io, method, path, opts);
   if (typeof res === 'number') throw new Stop(res, '');
   return res;
 }
 
-function optionValue(args: string[], i: number, name: string): { value: string; next: number } | undefined {
+export function optionValue(args: string[], i: number, name: string): { value: string; next: number } | undefined {
   if (args[i] === name) {
     if (i + 1 >= args.length) throw new UsageError(`${name} needs a value`);
     return { value: args[i + 1], next: i + 2 };
@@ -56,15 +67,17 @@ function optionValue(args: string[], i: number, name: string): { value: string; 
   return undefined;
 }
 
-interface ParsedTarget {
+export interface ParsedTarget {
   netns?: string;
   pid?: string;
+  /** `-h FQDN` / `--name FQDN`: the name to register in weaveDNS. */
+  fqdn?: string;
   positional: string[];
   flags: Set<string>;
 }
 
 /** Options after the addresses; `--netns PATH` / `--pid N` name a namespace instead of a container. */
-function parseOptions(args: string[], booleans: string[]): ParsedTarget {
+export function parseOptions(args: string[], booleans: string[]): ParsedTarget {
   const out: ParsedTarget = { positional: [], flags: new Set() };
   for (let i = 0; i < args.length; ) {
     const netns = optionValue(args, i, '--netns');
@@ -77,6 +90,12 @@ function parseOptions(args: string[], booleans: string[]): ParsedTarget {
     if (pid) {
       out.pid = pid.value;
       i = pid.next;
+      continue;
+    }
+    const name = optionValue(args, i, '-h') ?? optionValue(args, i, '--name');
+    if (name) {
+      out.fqdn = name.value;
+      i = name.next;
       continue;
     }
     const addHost = optionValue(args, i, '--add-host');
@@ -97,7 +116,7 @@ function parseOptions(args: string[], booleans: string[]): ParsedTarget {
   return out;
 }
 
-async function resolveTarget(p: ParsedTarget, io: HostCommandIo): Promise<Target> {
+export async function resolveTarget(p: ParsedTarget, io: HostCommandIo): Promise<Target> {
   const given = [p.netns !== undefined, p.pid !== undefined, p.positional.length > 0].filter(Boolean).length;
   if (given !== 1 || p.positional.length > 1) throw new UsageError('name exactly one container, --netns PATH or --pid N');
   if (p.netns !== undefined) {
@@ -110,7 +129,7 @@ async function resolveTarget(p: ParsedTarget, io: HostCommandIo): Promise<Target
   }
   try {
     const c = await resolveContainer(p.positional[0], io.env);
-    return { form: [['pid', String(c.pid)], ['label', c.id]], id: c.id };
+    return { form: [['pid', String(c.pid)], ['label', c.id]], id: c.id, fqdn: c.fqdn };
   } catch (err) {
     if (err instanceof ContainerError) throw new Stop(1, err.message);
     throw err;
@@ -128,13 +147,13 @@ async function resolveAddresses(call: RouterCall, io: HostCommandIo, id: string,
     if (a.kind === 'cidr') {
       if (mode === 'allocate') {
         const [ip, len] = a.cidr.split('/');
-        const res = await mustCall(call, io, 'PUT', `/ip/${encodeURIComponent(id)}/${ip}/${len}`);
+        const res = await mustCall(call, io, 'PUT', `/ip/${encodeURIComponent(id)}/${ip}/${len}`, { timeoutMs: WAIT_FOR_IPAM });
         if (!ok(res) && res.code !== 404) throw new Stop(1, res.body.trim());
       }
       out.push(a.cidr);
       continue;
     }
-    const res = await mustCall(call, io, mode === 'allocate' ? 'POST' : 'GET', ipamPath(id, a));
+    const res = await mustCall(call, io, mode === 'allocate' ? 'POST' : 'GET', ipamPath(id, a), { timeoutMs: WAIT_FOR_IPAM });
     if (res.code === 404) throw new Stop(1, IPAM_MISSING);
     if (!ok(res)) throw new Stop(1, res.body.trim());
     out.push(...res.body.trim().split(/\s+/).filter((s) => s !== ''));
@@ -147,11 +166,25 @@ async function release(call: RouterCall, io: HostCommandIo, id: string, cidrs: s
   for (const c of cidrs) await call(io, 'DELETE', `/ip/${encodeURIComponent(id)}/${ipOf(c)}`);
 }
 
+/** `PUT /name/{id}/{ip}` per address with check-alive (spec §10.6); weaveDNS off (404) is reported once. */
+export async function registerNames(call: RouterCall, io: HostCommandIo, id: string, ips: string[], fqdn: string, checkAlive = true): Promise<void> {
+  for (const ip of ips) {
+    const form: [string, string][] = [['fqdn', fqdn]];
+    if (checkAlive) form.push(['check-alive', 'true']);
+    const res = await mustCall(call, io, 'PUT', `/name/${encodeURIComponent(id)}/${ip}`, { form });
+    if (res.code === 404) {
+      io.stderr.write(`weaveDNS is not running; ${fqdn} was not registered\n`);
+      return;
+    }
+    if (!ok(res)) throw new Stop(1, res.body.trim());
+  }
+}
+
 function cidrsOf(body: string): string[] {
   return body.trim().split(/\s+/).filter((s) => s !== '');
 }
 
-function guarded(run: Command): Command {
+export function guarded(run: Command): Command {
   return async (args, io) => {
     try {
       return await run(args, io);
@@ -182,7 +215,15 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
     const cidrs = await resolveAddresses(call, io, target.id, addresses.length > 0 ? addresses : [{ kind: 'net' }], 'allocate');
     const form: [string, string][] = [...target.form, ...cidrs.map((c): [string, string] => ['cidr', c])];
     if (p.flags.has('--no-multicast-route')) form.push(['multicast-route', 'false']);
-    await routerResult(call, io, '/weave/attach', form);
+    try {
+      await routerResult(call, io, '/weave/attach', form);
+    } catch (err) {
+      // Nothing was attached: give back what IPAM handed out for it.
+      await release(call, io, target.id, cidrs);
+      throw err;
+    }
+    const fqdn = p.fqdn ?? target.fqdn;
+    if (fqdn !== undefined && !p.flags.has('--without-dns')) await registerNames(call, io, target.id, cidrs.map(ipOf), fqdn);
     io.stdout.write(`${cidrs.map(ipOf).join(' ')}\n`);
     return 0;
   };
@@ -194,6 +235,8 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
     const cidrs = addresses.length > 0 ? await resolveAddresses(call, io, target.id, addresses, 'lookup') : [];
     const removed = await routerResult(call, io, '/weave/detach', [...target.form, ...cidrs.map((c): [string, string] => ['cidr', c])]);
     await release(call, io, target.id, removed);
+    // Names of the removed addresses go too (404 = weaveDNS is off).
+    for (const c of removed) await call(io, 'DELETE', `/name/${encodeURIComponent(target.id)}/${ipOf(c)}`);
     io.stdout.write(`${removed.map(ipOf).join(' ')}\n`);
     return 0;
   };

@@ -8,6 +8,8 @@ import { UsageError } from './usage.js';
 export { DEFAULT_STATE_DIR } from './state-paths.js';
 import { DEFAULT_STATE_DIR } from './state-paths.js';
 export const DEFAULT_STATUS_ADDR = '127.0.0.1:6782';
+/** The allocation range `weave launch` gives the router unless told otherwise (spec §4.4). */
+export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
 
 export interface LaunchPlan {
   stateDir: string;
@@ -41,7 +43,13 @@ function takeValue(args: string[], i: number, names: string[]): { value: string;
   return undefined;
 }
 
-export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: string): LaunchPlan {
+/**
+ * `dockerBridgeIp`: the IPv4 address of the docker bridge, where weaveDNS
+ * listens (spec §4.4 `--dns-listen-address <docker0>:53`); without one the
+ * router keeps its own default.
+ */
+export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: string, dockerBridgeIp?: string): LaunchPlan {
+  let rangeGiven = false;
   let stateDir = stateDirFromEnv(env);
   let password = env.WEAVE_PASSWORD;
   let port = env.WEAVE_PORT || '6783';
@@ -69,6 +77,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
     const range = takeValue(args, i, ['ipalloc-range', 'iprange']);
     if (range) {
       passThrough.push('--ipalloc-range', range.value);
+      rangeGiven = true;
       i = range.next;
       continue;
     }
@@ -86,6 +95,9 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   if (env.WEAVE_NO_FASTDP) routerArgs.push('--no-fastdp');
   if (env.WEAVE_NO_BRIDGED_FASTDP) routerArgs.push('--no-bridged-fastdp');
   routerArgs.push('--http-addr', httpAddr, '--status-addr', env.WEAVE_STATUS_ADDR || DEFAULT_STATUS_ADDR);
-  routerArgs.push('--state-dir', stateDir, ...passThrough);
+  routerArgs.push('--state-dir', stateDir);
+  if (!rangeGiven) routerArgs.push('--ipalloc-range', DEFAULT_IPALLOC_RANGE);
+  if (dockerBridgeIp) routerArgs.push('--dns-listen-address', `${dockerBridgeIp}:53`);
+  routerArgs.push(...passThrough);
   return { stateDir, httpAddr, routerArgs, routerEnv: password ? { WEAVE_PASSWORD: password } : {} };
 }

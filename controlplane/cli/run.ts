@@ -1,6 +1,6 @@
 // `weave <command> ...`: dispatch and the commands that talk to the router
 // (user-surface spec §0.3, §1.1-1.10, §1.13). Returns the exit status.
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { WEAVE_VERSION } from '../api/version.js';
 import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
 import { hostCommands } from './host-commands.js';
+import { dnsCommands } from './dns-commands.js';
 import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
@@ -38,8 +39,14 @@ async function call(io: CliIo, method: string, path: string, opts: Parameters<ty
   }
 }
 
+/** The docker bridge's IPv4 address (DOCKER_BRIDGE, default docker0), where weaveDNS listens (spec §4.4). */
+function dockerBridgeIp(env: NodeJS.ProcessEnv): string | undefined {
+  const addrs = networkInterfaces()[env.DOCKER_BRIDGE || 'docker0'] ?? [];
+  return addrs.find((a) => a.family === 'IPv4')?.address;
+}
+
 const launch: Command = async (args, io) => {
-  const plan = planLaunch(args, io.env, hostname());
+  const plan = planLaunch(args, io.env, hostname(), dockerBridgeIp(io.env));
   try {
     const { pid } = await launchDaemon(plan, io.env, Number(io.env.WEAVE_LAUNCH_TIMEOUT_MS ?? LAUNCH_TIMEOUT_MS));
     io.stdout.write(`${pid}\n`);
@@ -148,6 +155,7 @@ const COMMANDS: Record<string, Command> = {
   forget: peerCommand('/forget'),
   version,
   ...hostCommands(call),
+  ...dnsCommands(call),
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {

@@ -12,14 +12,22 @@ weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     <peer> ...
 weave connect       [--replace] [<peer> ...]
       forget        <peer> ...
-weave attach        [--without-dns] [--no-multicast-route] [<addr> ...]
+weave attach        [--without-dns] [--no-multicast-route] [-h <fqdn>] [<addr> ...]
                     <container_id> | --netns <path> | --pid <pid>
       detach        [<addr> ...] <container_id> | --netns <path> | --pid <pid>
 weave expose        [<addr> ...] [-h <fqdn>] [--without-masquerade]
       hide          [<addr> ...]
+weave dns-add       [<ip_address> ...] <container_id> | --netns <path> [-h <fqdn>] |
+                    <ip_address> ... -h <fqdn>
+      dns-remove    [<ip_address> ...] <container_id> | --netns <path> [-h <fqdn>] |
+                    <ip_address> ... [-h <fqdn>]
+      dns-lookup    <unqualified_name>
+      dns-args
 weave status        [targets | connections | peers | dns | ipam]
       report        [-f <format>]
       ps            [<container_id> ...]
+weave rmpeer        <peer_id> ...
+      prime
 weave stop
 weave reset         [--force]
 

@@ -98,6 +98,20 @@ function logTail(host: Host, lines: number): string {
   }
 }
 
+/** Per connection: the overlay the router's switch chose and why a more preferred one is not used. */
+async function overlayChoices(host: Host): Promise<string> {
+  const r = await weave(host, ['report', '-f', '{{json .Router.OverlayDiagnostics}}'], 10_000);
+  if (r.code !== 0) return `(weave report failed: ${r.stderr.trim()})`;
+  let diag: { connections?: Record<string, { overlay?: string; reason?: string }> };
+  try {
+    diag = JSON.parse(r.stdout) as typeof diag;
+  } catch {
+    return `(unexpected report output: ${r.stdout.trim()})`;
+  }
+  const lines = Object.entries(diag.connections ?? {}).map(([peer, c]) => `${peer}: ${c.overlay ?? 'none'}${c.reason ? ` (${c.reason})` : ''}`);
+  return lines.length > 0 ? lines.join('\n') : '(no overlay details reported)';
+}
+
 async function pingMatrix(pairs: { from: Host | Container; fromName: string; to: string; toName: string }[], timeoutMs: number): Promise<void> {
   const failures: string[] = [];
   for (const p of pairs) {
@@ -159,6 +173,7 @@ async function main(): Promise<number> {
               + `  last lines of ${h.label}'s router log:\n${indent(logTail(h, 10))}`);
           }
           say(`  ${h.label}:\n${indent(last?.stdout ?? '')}`);
+          say(`  ${h.label}: overlay per connection:\n${indent(await overlayChoices(h))}`);
         }
       });
     } else {
@@ -186,12 +201,19 @@ async function main(): Promise<number> {
     }
 
     if (attached) {
-      await step('container pings across hosts over the overlay', () => pingMatrix(
+      await step('container pings across hosts over the overlay', async () => {
+        // A router without a data plane reports no overlay interface: the pings could only fail.
+        const r = await weave(hosts[0] as Host, ['report', '-f', '{{.Router.Interface}}'], 10_000);
+        if (r.code === 0 && r.stdout.trim() === 'none') {
+          throw new Unavailable('the routers have no data plane wired yet (weave report: Router.Interface is "none")');
+        }
+        await pingMatrix(
         hosts.flatMap((a) => hosts.filter((b) => b !== a).map((b) => ({
           from: a.containers[0] as Container, fromName: `${a.label}/c1`, to: containerAddress(b.index), toName: `${b.label}/c1`,
         }))),
         20_000,
-      ));
+        );
+      });
     } else {
       skipped('container pings across hosts over the overlay', "'attach containers'");
     }
@@ -202,6 +224,11 @@ async function main(): Promise<number> {
           const r = await weave(h, ['status'], 10_000);
           if (r.code !== 0) throw weaveFailure(h, ['status'], r);
           say(`  ${h.label}: weave status\n${indent(r.stdout)}`);
+          const peers = await weave(h, ['status', 'peers'], 10_000);
+          if (peers.code !== 0) throw weaveFailure(h, ['status', 'peers'], peers);
+          const listed = peers.stdout.split('\n').filter((l) => /^\S/.test(l)).length;
+          if (listed !== hostCount) throw new Error(`${h.label} lists ${listed} peers, expected ${hostCount}:\n${indent(peers.stdout)}`);
+          say(`  ${h.label}: weave status peers (${listed} peers)\n${indent(peers.stdout)}`);
         }
       });
     } else {

@@ -18,7 +18,7 @@ import { deleteNamespacesWithPrefixSync, newRunPrefix, registerRun, unregisterRu
 export type Underlay = 'bridge' | 'mesh-veths';
 
 export interface TestbedOptions {
-  /** Number of simulated hosts, 1..32. */
+  /** Number of simulated hosts: 1..250 on a bridge underlay (one /24), 1..32 with mesh veths (n² links). */
   hosts: number;
   underlay: Underlay;
   /** Namespace name prefix; default a fresh unique one (see newRunPrefix). */
@@ -92,7 +92,8 @@ export interface Testbed {
   teardown(): Promise<void>;
 }
 
-const maxHosts = 32;
+/** A bridge underlay is one /24 (host i has .i); mesh veths grow as n², so they stay small. */
+const maxHosts: Record<Underlay, number> = { bridge: 250, 'mesh-veths': 32 };
 
 /** `ping` from iputils when installed, else BusyBox's applet (both need root for raw ICMP). */
 let pingCommand: string[] | undefined;
@@ -350,11 +351,12 @@ function checkPort(port: number): void {
  * process exit and SIGINT/SIGTERM/SIGHUP also remove the run's namespaces.
  */
 export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
-  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > maxHosts) {
-    throw new Error(`testbed: hosts must be an integer in 1..${maxHosts}, got ${opts.hosts}`);
-  }
   if (opts.underlay !== 'bridge' && opts.underlay !== 'mesh-veths') {
     throw new Error(`testbed: underlay must be 'bridge' or 'mesh-veths', got '${String(opts.underlay)}'`);
+  }
+  const limit = maxHosts[opts.underlay];
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 1 || opts.hosts > limit) {
+    throw new Error(`testbed: hosts must be an integer in 1..${limit} with a ${opts.underlay} underlay, got ${opts.hosts}`);
   }
   const prefix = opts.prefix ?? newRunPrefix();
   if (!/^[a-z0-9][a-z0-9-]{0,23}$/.test(prefix)) {

@@ -1,0 +1,161 @@
+// Mesh convergence benchmark: N routers (weaver processes, one per simulated
+// host, each in its own network namespace on a shared underlay bridge) start
+// together, each given 1-2 random other routers as peers (the first is always
+// an earlier router, so the peer graph is connected). Measured per N:
+//   ready      ms from spawning the routers until every control API answers
+//   converged  ms from spawning until every router lists all N peers
+//   conns      mean established connections per router at convergence
+//              (peer discovery fills in more than the 1-2 given, spec §4.10)
+//   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
+//
+//   node dist/bench/mesh-convergence.js [N ...]        (default: 10 25 50)
+// Root needed; everything lives in namespaces the bench creates and removes.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
+
+const WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
+const API = '127.0.0.1:6784';
+const TIMEOUT_MS = 180_000;
+
+interface RouterReport {
+  Peers: { NickName: string }[];
+  Connections: { State: string }[] | null;
+}
+
+interface Row {
+  n: number;
+  readyMs: number;
+  convergedMs: number;
+  meanConns: number;
+  rssMiB: number[];
+}
+
+function parseSizes(argv: string[]): number[] {
+  const sizes = argv.length === 0 ? [10, 25, 50] : argv.map(Number);
+  for (const [i, n] of sizes.entries()) {
+    if (!Number.isInteger(n) || n < 2 || n > 250) {
+      throw new Error(`mesh-convergence: "${argv[i]}" is not a router count in 2..250 (usage: mesh-convergence.js [N ...])`);
+    }
+  }
+  return sizes;
+}
+
+/** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
+function randomPeers(bed: Testbed, h: Host): Host[] {
+  const n = bed.hosts.length;
+  const peers: Host[] = [];
+  if (h.index > 1) peers.push(bed.host(1 + Math.floor(Math.random() * (h.index - 1))));
+  const wanted = h.index === 1 || Math.random() < 0.5 ? 1 : 2;
+  while (peers.length < wanted) {
+    const other = bed.host(1 + Math.floor(Math.random() * n));
+    if (other !== h && !peers.includes(other)) peers.push(other);
+  }
+  return peers;
+}
+
+async function report(h: Host): Promise<RouterReport | undefined> {
+  const r = await h.exec('curl', ['-sf', '--max-time', '5', `http://${API}/report`]);
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { Router: RouterReport }).Router;
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!kb) throw new Error(`mesh-convergence: no VmRSS in /proc/${pid}/status (did the router exit?)`);
+  return Number(kb[1]) / 1024;
+}
+
+/** Routers polled at once: polling must not starve the routers of the machine's few cores. */
+const POLL_PARALLELISM = 4;
+
+/**
+ * Polls the routers still waiting, a few at a time, until all satisfy `done`;
+ * returns ms since `t0` when the last one did. A router that exits fails the run.
+ */
+async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: number,
+  done: (r: RouterReport | undefined) => boolean, what: string): Promise<number> {
+  const waiting = new Set(hosts);
+  let last = 0;
+  const ok = await pollUntil(async () => {
+    const queue = [...waiting];
+    await Promise.all(Array.from({ length: POLL_PARALLELISM }, async () => {
+      for (let h = queue.shift(); h; h = queue.shift()) {
+        const p = routers[h.index - 1]!;
+        if (p.child.exitCode !== null || p.child.signalCode !== null) {
+          throw new Error(`mesh-convergence: the router on ${h.label} exited:\n${p.output().split('\n').slice(-10).join('\n')}`);
+        }
+        if (done(await report(h))) {
+          waiting.delete(h);
+          last = Date.now() - t0;
+        }
+      }
+    }));
+    return waiting.size === 0;
+  }, TIMEOUT_MS, 500);
+  if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${TIMEOUT_MS / 1000} s`);
+  return last;
+}
+
+async function measure(n: number): Promise<Row> {
+  const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
+  const routers: SpawnedProcess[] = [];
+  try {
+    const plan = bed.hosts.map((h) => ({ h, peers: randomPeers(bed, h) }));
+    const t0 = Date.now();
+    for (const { h, peers } of plan) {
+      const stateDir = join(h.dir, 'state');
+      mkdirSync(stateDir, { recursive: true });
+      routers.push(h.spawn(process.execPath, [
+        WEAVER, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
+        ...peers.map((p) => p.address),
+      ]));
+    }
+    const failed = await Promise.race([
+      Promise.race(routers.map(async (p, i) => ({ code: await p.exited, i }))),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000).unref()),
+    ]);
+    if (failed) throw new Error(`mesh-convergence: router ${failed.i + 1} exited ${failed.code}:\n${routers[failed.i]?.output()}`);
+    const readyMs = await allOf(bed.hosts, routers, t0, (r) => r !== undefined, 'answer on the control API');
+    const convergedMs = await allOf(bed.hosts, routers, t0, (r) => r?.Peers.length === n, `list all ${n} peers`);
+    let conns = 0;
+    for (const h of bed.hosts) conns += ((await report(h))?.Connections ?? []).filter((c) => c.State === 'established').length;
+    const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
+    return { n, readyMs, convergedMs, meanConns: conns / n, rssMiB: rss };
+  } finally {
+    for (const p of routers) p.kill('SIGTERM');
+    await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
+    await bed.teardown();
+  }
+}
+
+function fmt(v: number, digits = 1): string {
+  return v.toFixed(digits);
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('mesh-convergence: needs root (it creates network namespaces)\n');
+    process.exit(1);
+  }
+  const sizes = parseSizes(process.argv.slice(2));
+  const rows: Row[] = [];
+  for (const n of sizes) {
+    process.stdout.write(`mesh-convergence: ${n} routers...\n`);
+    const row = await measure(n);
+    process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, converged after ${row.convergedMs} ms\n`);
+    rows.push(row);
+  }
+  const header = ['N', 'ready ms', 'converged ms', 'conns/router', 'RSS MiB min', 'median', 'max'];
+  const lines = rows.map((r) => [
+    String(r.n), String(r.readyMs), String(r.convergedMs), fmt(r.meanConns),
+    fmt(r.rssMiB[0] ?? 0), fmt(r.rssMiB[Math.floor(r.rssMiB.length / 2)] ?? 0), fmt(r.rssMiB[r.rssMiB.length - 1] ?? 0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const row = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  process.stdout.write(`\n${row(header)}\n${lines.map(row).join('\n')}\n`);
+}
+
+await main();

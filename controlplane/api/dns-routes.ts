@@ -1,0 +1,54 @@
+// weaveDNS endpoints of the control API (wire spec §10.5), thin adapters over
+// DnsService. Bad input -> 400 with the reason; success -> 204 or the value.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DnsInputError, type DnsService } from '../dns/index.js';
+import { toJsonText } from './json-text.js';
+import { formValues } from './server.js';
+
+const TEXT = 'text/plain; charset=utf-8';
+
+type Params = { container?: string; ip?: string };
+
+function text(reply: FastifyReply, code: number, body: string): FastifyReply {
+  return reply.code(code).type(TEXT).send(body);
+}
+
+function fqdnOf(req: FastifyRequest): string | undefined {
+  return formValues(req, 'fqdn')[0];
+}
+
+function fail(reply: FastifyReply, err: unknown): FastifyReply {
+  return text(reply, err instanceof DnsInputError ? 400 : 500, `${(err as Error).message}\n`);
+}
+
+export function registerDnsRoutes(app: FastifyInstance, dns: DnsService): void {
+  app.get('/domain', (_req, reply) => text(reply, 200, dns.domain()));
+  app.get('/dns-address', (_req, reply) => text(reply, 200, dns.dnsAddress()));
+  app.get('/dns-address-port', (_req, reply) => text(reply, 200, dns.dnsAddressPort()));
+  app.get('/status/dns', (_req, reply) => text(reply, 200, dns.statusText()));
+
+  app.put<{ Params: Params }>('/name/:container/:ip', async (req, reply) => {
+    try {
+      const checkAlive = formValues(req, 'check-alive').includes('true');
+      await dns.addName(req.params.container ?? '', req.params.ip ?? '', fqdnOf(req) ?? '', checkAlive);
+      return reply.code(204).send();
+    } catch (err) {
+      return fail(reply, err);
+    }
+  });
+
+  const remove = (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply): FastifyReply => {
+    try {
+      dns.removeNames({ containerId: req.params.container, ip: req.params.ip, fqdn: fqdnOf(req) });
+      return reply.code(204).send();
+    } catch (err) {
+      return fail(reply, err);
+    }
+  };
+  app.delete<{ Params: Params }>('/name/:container/:ip', remove);
+  app.delete<{ Params: Params }>('/name/:container', remove);
+  app.delete<{ Params: Params }>('/name', remove);
+
+  // Origin is a u64 number in JSON (wire spec §10.5); toJsonText writes bigints as numbers.
+  app.get('/name', (_req, reply) => reply.code(200).type('application/json').send(toJsonText(dns.namesJson()) + '\n'));
+}

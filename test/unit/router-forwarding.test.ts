@@ -1,0 +1,94 @@
+// Forwarding state computed from a real mesh Router's routes and applied to fake datapaths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { computeForwardingState, ForwardingUpdater, type ForwardingMesh } from '../../controlplane/router/forwarding.js';
+import type { Datapath, ForwardingState } from '../../controlplane/router/datapath.js';
+import type { PeerName } from '../../controlplane/mesh/types.js';
+
+const A = 0x0an;
+const B = 0x0bn;
+const C = 0x0cn;
+
+/** A line A - B - C: A reaches C through B. */
+function lineMesh(): ForwardingMesh {
+  const unicast = new Map<PeerName, PeerName>([[A, 0n], [B, B], [C, B]]);
+  return {
+    ourName: A,
+    peers: {
+      ourselves: { shortId: 1 },
+      all: () => [
+        { name: A, shortId: 1, hasShortId: true },
+        { name: B, shortId: 2, hasShortId: true },
+        { name: C, shortId: 3, hasShortId: false },
+      ],
+    },
+    routes: {
+      unicastTable: (establishedOnly) => {
+        assert.equal(establishedOnly, true, 'the data plane uses established routes only');
+        return unicast;
+      },
+      broadcastNextHops: (src) => (src === A ? [B] : []),
+    },
+  };
+}
+
+test('state lists reachable peers with short ids and next hops, neighbours and broadcast trees', () => {
+  const s = computeForwardingState(lineMesh(), [{ name: B, overlay: 'sleeve', remoteIp: '10.0.0.2' }]);
+  assert.deepEqual(s, {
+    ourName: A,
+    ourShortId: 1,
+    peers: [{ name: B, shortId: 2, nextHop: B }, { name: C, nextHop: B }],
+    neighbours: [{ name: B, overlay: 'sleeve', remoteIp: '10.0.0.2' }],
+    broadcast: [{ source: A, nextHops: [B] }, { source: B, nextHops: [] }, { source: C, nextHops: [] }],
+  } satisfies ForwardingState);
+});
+
+function recordingDatapath(states: ForwardingState[]): Datapath {
+  return {
+    overlay: 'sleeve', kind: 'sleeve', mtu: 1376,
+    createForwarder: () => { throw new Error('not used'); },
+    applyForwardingState: (s) => { states.push(s); },
+    setLocalPorts: () => undefined,
+    stats: () => ({ kernelForwarded: 0n, userspace: 0n, drops: {} }),
+    close: async () => undefined,
+    teardown: async () => undefined,
+  };
+}
+
+test('updates are debounced and an unchanged state is not applied again', async () => {
+  const states: ForwardingState[] = [];
+  let neighbours = [{ name: B, overlay: 'sleeve' as const, remoteIp: '10.0.0.2' }];
+  const u = new ForwardingUpdater({ mesh: lineMesh(), datapaths: [recordingDatapath(states)], neighbours: () => neighbours, delayMs: 5 });
+  u.schedule();
+  u.schedule();
+  u.schedule();
+  await new Promise<void>((resolve) => {
+    const poll = (): void => { if (u.applied > 0) resolve(); else setTimeout(poll, 1); };
+    poll();
+  });
+  assert.equal(states.length, 1, 'three triggers, one apply');
+  assert.equal(u.applyNow(), undefined, 'same state: not applied');
+  assert.equal(states.length, 1);
+  neighbours = [{ name: B, overlay: 'sleeve', remoteIp: '10.0.0.9' }];
+  assert.ok(u.applyNow());
+  assert.equal(states.length, 2);
+  assert.equal(states[1]!.neighbours[0]!.remoteIp, '10.0.0.9');
+  u.stop();
+  neighbours = [];
+  u.schedule();
+  assert.equal(u.applyNow(), undefined, 'stopped: nothing applied');
+});
+
+test('a datapath that throws is retried on the next change', () => {
+  const states: ForwardingState[] = [];
+  let fail = true;
+  const dp = recordingDatapath(states);
+  dp.applyForwardingState = (s) => { if (fail) throw new Error('map full'); states.push(s); };
+  const logs: string[] = [];
+  const u = new ForwardingUpdater({ mesh: lineMesh(), datapaths: [dp], neighbours: () => [], log: (m) => logs.push(m) });
+  u.applyNow();
+  assert.match(logs[0] ?? '', /sleeve \(sleeve\): cannot apply forwarding state: map full/);
+  fail = false;
+  assert.ok(u.applyNow(), 'the same state is applied again after a failure');
+  assert.equal(states.length, 1);
+});

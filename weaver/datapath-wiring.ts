@@ -1,0 +1,221 @@
+// Wires the data plane into weaver: chooses the datapaths (fastdp when the
+// kernel offers one and --no-fastdp is not given, always sleeve), creates them
+// on the bridge host-wiring made, and connects them to the mesh Router
+// through the overlay switch (wire spec §2.4, §5.9) and the forwarding state
+// (§4.6). Also decorates the router status with what the switch chose.
+import type { Logger } from 'pino';
+import type { LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
+import type { OverlayHandler, Router } from '../controlplane/mesh/index.js';
+import { formatPeerName } from '../controlplane/mesh/wire/index.js';
+import type { PeerName } from '../controlplane/mesh/types.js';
+import type { Datapath, OverlayName } from '../controlplane/router/datapath.js';
+import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
+import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
+import { Rtnl } from '../dataplane/netlink/index.js';
+import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
+import { removeCapturePort } from '../dataplane/sleeve/capture.js';
+import type { WeaverConfig } from './flags.js';
+import { TrustedSubnets } from './trusted-subnets.js';
+
+/** What the launch-time probe found out about a kernel fast datapath (ARCHITECTURE "Datapath selection"). */
+export interface FastdpProbe {
+  /** Creates the fastdp Datapath; absent when the kernel (or this build) has none. */
+  create?: () => Promise<Datapath>;
+  /** Why there is no fastdp, shown per connection in status. */
+  unavailableReason?: string;
+}
+
+export interface DatapathChoice {
+  /** Overlays to create, in preference order (the `Overlays` feature, spec §1.5). */
+  overlays: OverlayName[];
+  /** Overlays left out, with why. */
+  unavailable: Map<OverlayName, string>;
+}
+
+/** The composition root's one decision: fastdp then sleeve, or sleeve only (--no-fastdp, no kernel support). */
+export function chooseDatapaths(flags: Pick<WeaverConfig, 'noFastdp'>, probe: FastdpProbe): DatapathChoice {
+  const unavailable = new Map<OverlayName, string>();
+  if (flags.noFastdp) unavailable.set('fastdp', 'disabled by --no-fastdp');
+  else if (!probe.create) unavailable.set('fastdp', probe.unavailableReason ?? 'no kernel fast datapath on this host');
+  return { overlays: unavailable.has('fastdp') ? ['sleeve'] : ['fastdp', 'sleeve'], unavailable };
+}
+
+/**
+ * The kernel fast datapath probe. The eBPF datapath does not implement the
+ * Datapath seam yet and OVS is absent on this kernel, so there is none today.
+ */
+export function probeFastdp(): FastdpProbe {
+  return { unavailableReason: 'no kernel fast datapath available in this build (sleeve only)' };
+}
+
+export interface DataPlaneOptions {
+  ourName: PeerName;
+  config: WeaverConfig;
+  logger: Logger;
+  bridge: string;
+  /** Overlay MTU from host-wiring. */
+  mtu: number;
+  probe?: FastdpProbe;
+}
+
+export interface RunningDataPlane {
+  /** Our overlays in preference order, for the handshake's `Overlays` feature. */
+  readonly overlays: string[];
+  /** Pass as the Router's `overlay` option. */
+  readonly overlayHandler: OverlayHandler;
+  /** Pass as the Router's `onRoutesChanged` / `onShortIdsChanged`. */
+  routesChanged(): void;
+  /** Must be called once the Router exists, before any connection is added. */
+  bindRouter(router: Router): void;
+  /** The switch's per-connection view. */
+  connectionStatus(peer: PeerName): ConnectionOverlayStatus | undefined;
+  /** Fills in the data-plane parts of a status snapshot (selected overlay, encryption, interface, reasons). */
+  decorateStatus(status: RouterStatus): RouterStatus;
+  close(): Promise<void>;
+}
+
+function portOf(address: string): number | undefined {
+  const i = address.lastIndexOf(':');
+  const n = Number(address.slice(i + 1));
+  return i >= 0 && Number.isInteger(n) && n > 0 && n <= 65535 ? n : undefined;
+}
+
+export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDataPlane> {
+  const { config, logger } = opts;
+  const choice = chooseDatapaths(config, opts.probe ?? probeFastdp());
+  const datapaths: Datapath[] = [];
+  try {
+    if (choice.overlays.includes('fastdp')) {
+      try {
+        datapaths.push(await opts.probe!.create!());
+      } catch (err) {
+        const reason = `cannot start: ${(err as Error).message}`;
+        choice.unavailable.set('fastdp', reason);
+        choice.overlays = choice.overlays.filter((o) => o !== 'fastdp');
+        logger.warn(`Unable to use fastdp: ${reason}; using sleeve only`);
+      }
+    }
+    datapaths.push(await SleeveDatapath.create({
+      ourName: opts.ourName,
+      bridge: opts.bridge,
+      port: config.port,
+      ...(config.host !== '' ? { bindIp: config.host } : {}),
+      mtu: opts.mtu,
+      log: (m) => logger.warn(m),
+    }));
+    await keepBridgeMtu(opts.bridge, opts.mtu);
+  } catch (err) {
+    await Promise.allSettled(datapaths.map((d) => d.close()));
+    throw new Error(`Unable to start the sleeve overlay on bridge ${opts.bridge} (UDP port ${config.port}): ${(err as Error).message}`);
+  }
+  for (const [o, why] of choice.unavailable) logger.info(`overlay ${o} not used: ${why}`);
+  logger.info(`Overlays: ${datapaths.map((d) => `${d.overlay} (${d.kind})`).join(', ')}`);
+
+  const trusted = new TrustedSubnets(config.trustedSubnets);
+  const passwordSet = config.password !== '';
+  let router: Router | undefined;
+  // Data plane encryption unless both ends trust each other (user-surface spec §8.4).
+  const encryptFor = (conn: SwitchConnection): boolean => {
+    if (!passwordSet) return false;
+    const ip = conn.remoteAddr.slice(0, conn.remoteAddr.lastIndexOf(':'));
+    return !(trusted.contains(ip) && conn.handshake.remote.trusted === true);
+  };
+  let updater: ForwardingUpdater | undefined;
+  const overlaySwitch = new OverlaySwitch({
+    datapaths,
+    mesh: { setConnectionEstablished: (name, e) => router?.setConnectionEstablished(name, e) ?? false },
+    encryptFor,
+    // Outbound we dialled the remote's mesh port; inbound we assume it uses ours (the sleeve learns the real one).
+    remotePortFor: (overlay, conn) => {
+      const meshPort = (conn.outbound ? portOf(conn.remoteAddr) : undefined) ?? config.port;
+      return overlay === 'fastdp' ? meshPort + 1 : meshPort;
+    },
+    unavailable: choice.unavailable,
+    onSelectionChanged: () => updater?.schedule(),
+    log: (m) => logger.info(m),
+  });
+
+  const connectionLine = (c: LocalConnection): LocalConnection => {
+    if (c.kind !== 'connection' || !router) return c;
+    const peer = router.allConnections().find((m) => formatPeerName(m.remoteName) === c.peerName);
+    const s = peer ? overlaySwitch.status(peer.remoteName) : undefined;
+    if (!s) return c;
+    const { overlay: _omit, ...rest } = c;
+    void _omit;
+    return {
+      ...rest,
+      encrypted: s.encrypted,
+      ...(s.overlay ? { overlay: { name: s.overlay, mtu: s.mtu ?? opts.mtu, ...(s.encrypted ? { encrypted: true } : {}) } } : {}),
+    };
+  };
+
+  return {
+    overlays: overlaySwitch.overlayNames(),
+    overlayHandler: {
+      connectionAdded: (conn) => overlaySwitch.connectionAdded(conn),
+      message: (conn, body) => overlaySwitch.message(conn, body),
+      connectionRemoved: (conn) => overlaySwitch.connectionRemoved(conn),
+    },
+    routesChanged: () => updater?.schedule(),
+    bindRouter: (r) => {
+      router = r;
+      updater = new ForwardingUpdater({
+        mesh: r,
+        datapaths,
+        neighbours: () => overlaySwitch.neighbours(),
+        log: (m) => logger.warn(m),
+      });
+      updater.schedule();
+    },
+    connectionStatus: (peer) => overlaySwitch.status(peer),
+    decorateStatus: (status) => {
+      overlaySwitch.refreshAttrs();
+      const diagnostics: Record<string, unknown> = {};
+      for (const conn of router?.allConnections() ?? []) {
+        const s = overlaySwitch.status(conn.remoteName);
+        if (!s) continue;
+        diagnostics[formatPeerName(conn.remoteName)] = {
+          overlay: s.overlay ?? 'none',
+          ...(s.reason ? { reason: s.reason } : {}),
+          forwarders: s.forwarders,
+        };
+      }
+      return {
+        ...status,
+        connections: status.connections.map(connectionLine),
+        interface: datapaths.some((d) => d.overlay === 'fastdp') ? 'datapath (via ODP)' : `${CAPTURE_END} (via pcap)`,
+        overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
+      };
+    },
+    close: async () => {
+      updater?.stop();
+      overlaySwitch.stop();
+      await Promise.allSettled(datapaths.map((d) => d.close()));
+    },
+  };
+}
+
+/**
+ * Adding the sleeve's 65535-byte capture port lets the kernel raise the bridge's
+ * MTU to it; containers take their MTU from the bridge, so put back the one
+ * host-wiring chose (setting it explicitly also stops later auto-adjustment).
+ */
+async function keepBridgeMtu(bridge: string, mtu: number): Promise<void> {
+  const rtnl = Rtnl.open();
+  try {
+    const link = await rtnl.getLink(bridge);
+    if (link.mtu !== mtu) await rtnl.setMtu(bridge, mtu);
+  } finally {
+    rtnl.close();
+  }
+}
+
+/** `weave reset`: remove the data plane's kernel state (the sleeve's capture port). */
+export async function teardownDataPlane(): Promise<void> {
+  const rtnl = Rtnl.open();
+  try {
+    await removeCapturePort(rtnl);
+  } finally {
+    rtnl.close();
+  }
+}

@@ -1,0 +1,124 @@
+// Wires weaveDNS (controlplane/dns) into weaver: the nameserver gossiping on
+// the `nameserver` channel, the DNS server on --dns-listen-address, the HTTP
+// routes (wire spec §10.5), and the DNS parts of `weave status`, `/report` and
+// `/metrics`. Unless --no-dns (user surface §4.3).
+import type { FastifyInstance } from 'fastify';
+import { registerDnsRoutes } from '../controlplane/api/dns-routes.js';
+import type { MetricFamily } from '../controlplane/api/metrics.js';
+import type { ServiceSection } from '../controlplane/api/status-model.js';
+import {
+  DnsServer, DnsService, NAMESERVER_CHANNEL, Nameserver, NameserverGossiper, type GossipChannel, type Gossiper,
+} from '../controlplane/dns/index.js';
+import type { PeerName } from '../controlplane/mesh/types.js';
+import type { WeaverConfig } from './flags.js';
+import { identIsAlive } from './ipam-wiring.js';
+
+/** What weaveDNS needs from the mesh router. */
+export interface DnsMeshPort {
+  newGossipChannel(name: string, gossiper: Gossiper): GossipChannel;
+  isKnownPeer(name: PeerName): boolean;
+  /** Names of every peer the mesh knows now (to notice garbage-collected peers). */
+  knownPeers(): Iterable<PeerName>;
+}
+
+export interface DnsOptions {
+  listenAddress?: string;
+  domain?: string;
+  ttl?: number;
+  fallbackTimeoutMs?: number;
+  resolvConf?: string;
+}
+
+export interface DnsWiringOptions {
+  options: DnsOptions;
+  ourName: PeerName;
+  mesh: DnsMeshPort;
+  log?(message: string): void;
+}
+
+export interface RunningDns {
+  readonly nameserver: Nameserver;
+  readonly server: DnsServer;
+  readonly service: DnsService;
+  registerRoutes(app: FastifyInstance): void;
+  summarySection(): ServiceSection;
+  reportSection(): Record<string, unknown>;
+  metrics(): MetricFamily[];
+  /** The mesh garbage-collected a peer (wire spec §4.7): drop its entries. */
+  peerGone(name: PeerName): void;
+  close(): Promise<void>;
+}
+
+/** How often the peer list is compared with the last one, to catch peers the mesh dropped. */
+export const PEER_GC_CHECK_MS = 1_000;
+
+/** Go duration text as `--dns-fallback-timeout` takes it (`5s`, `500ms`, `1m`), in milliseconds. */
+export function parseDurationMs(flag: string, text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new Error(`invalid value "${text}" for --${flag}: expected a duration such as 5s or 500ms`);
+  return Number(m[1]) * units[m[2]];
+}
+
+/** The DNS flags from the router's command line; undefined with --no-dns (user surface §4.3). */
+export function dnsOptionsOf(cfg: WeaverConfig): DnsOptions | undefined {
+  if (cfg.raw.get('no-dns') === true) return undefined;
+  const str = (k: string): string | undefined => {
+    const v = cfg.raw.get(k);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const ttl = str('dns-ttl');
+  const fallback = str('dns-fallback-timeout');
+  return {
+    listenAddress: str('dns-listen-address'),
+    domain: str('dns-domain'),
+    ttl: ttl === undefined ? undefined : Number(ttl),
+    fallbackTimeoutMs: fallback === undefined ? undefined : parseDurationMs('dns-fallback-timeout', fallback),
+    resolvConf: str('resolv-conf'),
+  };
+}
+
+export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
+  const log = opts.log ?? ((): void => {});
+  const nameserver = new Nameserver({ ourName: opts.ourName, isKnownPeer: (p) => opts.mesh.isKnownPeer(p) });
+  const server = new DnsServer({ names: nameserver, ...opts.options });
+  await server.start();
+  const gossiper = new NameserverGossiper(nameserver);
+  gossiper.attach(opts.mesh.newGossipChannel(NAMESERVER_CHANNEL, gossiper));
+  nameserver.start();
+  const service = new DnsService({
+    nameserver,
+    server,
+    isContainerAlive: async (id) => identIsAlive(id),
+    log,
+  });
+
+  const peerGone = (name: PeerName): void => {
+    const n = nameserver.peerGone(name);
+    if (n > 0) log(`[dns] removed ${n} entries of departed peer`);
+  };
+  // The mesh drops unreachable peers (wire spec §4.7); their names go with them (§9.3).
+  let lastPeers = new Set(opts.mesh.knownPeers());
+  const gcTimer = setInterval(() => {
+    const now = new Set(opts.mesh.knownPeers());
+    for (const p of lastPeers) if (!now.has(p)) peerGone(p);
+    lastPeers = now;
+  }, PEER_GC_CHECK_MS);
+  gcTimer.unref();
+
+  return {
+    nameserver,
+    server,
+    service,
+    registerRoutes: (app) => registerDnsRoutes(app, service),
+    summarySection: () => service.summarySection(),
+    reportSection: () => service.reportSection(),
+    metrics: () => service.metrics(),
+    peerGone,
+    close: async () => {
+      clearInterval(gcTimer);
+      nameserver.stop();
+      await server.stop();
+    },
+  };
+}

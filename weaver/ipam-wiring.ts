@@ -1,0 +1,104 @@
+// Wires IPAM (controlplane/ipam) into weaver: the allocator on the
+// `IPallocation` gossip channel, its data file in the state directory, its
+// HTTP routes (wire spec §10.4, §10.2 DELETE /peer) and what `weave status`,
+// `weave status ipam`, `/report` and `/metrics` show about it (user surface
+// §2.1, §2.6, §3, §5.3).
+import { existsSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { MetricFamily } from '../controlplane/api/metrics.js';
+import type { ServiceSection } from '../controlplane/api/status-model.js';
+import {
+  Allocator, FileIpamStore, IPAM_CHANNEL, gobStreamCodec, ipamMetrics, ipamReport, ipamSummaryFields,
+  parseIpamOptions, registerIpamRoutes, renderStatusIpam, type GossipChannel, type Gossiper, type IpamOptions,
+} from '../controlplane/ipam/index.js';
+import type { PeerName } from '../controlplane/mesh/types.js';
+import type { WeaverConfig } from './flags.js';
+
+/** What IPAM needs from the mesh router. */
+export interface IpamMeshPort {
+  newGossipChannel(name: string, gossiper: Gossiper): GossipChannel;
+  /** Whether the peer is in the mesh topology now. */
+  isKnownPeer(name: PeerName): boolean;
+}
+
+export interface IpamWiringOptions {
+  options: IpamOptions;
+  stateDir: string;
+  identity: { name: PeerName; uid: bigint; nickName: string };
+  mesh: IpamMeshPort;
+  /** Number of peers the router was started with (spec §8.6 default quorum). */
+  initialPeerCount(): number;
+  log?(message: string): void;
+}
+
+export interface RunningIpam {
+  readonly allocator: Allocator;
+  /** GET /status/ipam plus the allocator's routes; register on the control API. */
+  registerRoutes(app: FastifyInstance): void;
+  summarySection(): ServiceSection;
+  reportSection(): Record<string, unknown>;
+  metrics(): MetricFamily[];
+  close(): void;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+
+/** The IPAM flags from the router's command line; undefined when IPAM is off (user surface §4.3). */
+export function ipamOptionsOf(cfg: WeaverConfig): IpamOptions | undefined {
+  const str = (k: string): string => {
+    const v = cfg.raw.get(k);
+    return typeof v === 'string' ? v : '';
+  };
+  return parseIpamOptions(str('ipalloc-range'), str('ipalloc-default-subnet'), str('ipalloc-init'));
+}
+
+/**
+ * Whether the owner of an IPAM ident is still there. Namespace paths and
+ * `pid:N` can be checked here; container ids need the runtime, so they are
+ * taken as alive (the CLI releases their addresses on detach).
+ */
+export function identIsAlive(ident: string): boolean {
+  if (ident.startsWith('/')) return existsSync(ident);
+  const pid = /^pid:(\d+)$/.exec(ident);
+  if (pid) return existsSync(`/proc/${pid[1]}`);
+  return true;
+}
+
+export function startIpam(opts: IpamWiringOptions): RunningIpam {
+  const allocator = new Allocator({
+    name: opts.identity.name,
+    uid: opts.identity.uid,
+    nickname: opts.identity.nickName,
+    universe: opts.options.universe,
+    defaultSubnet: opts.options.defaultSubnet,
+    init: opts.options.init,
+    initialPeerCount: opts.initialPeerCount,
+    isKnownPeer: (p) => opts.mesh.isKnownPeer(p),
+    codec: gobStreamCodec,
+    store: new FileIpamStore(opts.stateDir),
+    // A data file for another range is refused with the allocator's message (spec §8.8).
+    onRangeMismatch: 'error',
+    isContainerAlive: identIsAlive,
+    log: opts.log,
+  });
+  allocator.setChannel(opts.mesh.newGossipChannel(IPAM_CHANNEL, allocator));
+  allocator.start();
+
+  return {
+    allocator,
+    registerRoutes: (app) => {
+      // A request that started consensus on a lone router finds the ring only
+      // after it was queued: retry queued requests at once instead of at the next 5 s tick.
+      app.addHook('preHandler', (req, _reply, done) => {
+        if (/^\/(ip|ring)(\/|$|\?)/.test(req.url)) setImmediate(() => allocator.tick());
+        done();
+      });
+      app.get('/status/ipam', (_req, reply) => reply.code(200).type(TEXT).send(renderStatusIpam(allocator.statusSnapshot())));
+      registerIpamRoutes(app, allocator);
+    },
+    summarySection: () => ({ service: 'ipam', fields: ipamSummaryFields(allocator.statusSnapshot()) }),
+    reportSection: () => ipamReport(allocator.statusSnapshot()) as unknown as Record<string, unknown>,
+    metrics: () => ipamMetrics(allocator.statusSnapshot()),
+    close: () => allocator.stop(),
+  };
+}
