@@ -146,6 +146,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       ...rest,
       encrypted: s.encrypted,
       ...(s.overlay ? { overlay: { name: s.overlay, mtu: s.mtu ?? opts.mtu, ...(s.encrypted ? { encrypted: true } : {}) } } : {}),
+      ...(s.reason ? { fallbackReason: s.reason } : {}),
     };
   };
 

@@ -77,7 +77,8 @@ export function renderConnections(s: RouterStatus): string {
       const inbound = c.kind === 'connection' ? !c.outbound : c.inbound === true;
       const dir = inbound ? '<-' : '->';
       const info = connectionInfo(c, s.encryption);
-      return `${dir} ${c.address.padEnd(21)} ${c.state.padEnd(11)} ${info} ${connectionAttrs(c)}\n`;
+      const why = c.kind === 'connection' && c.fallbackReason ? ` (${c.fallbackReason})` : '';
+      return `${dir} ${c.address.padEnd(21)} ${c.state.padEnd(11)} ${info} ${connectionAttrs(c)}${why}\n`;
     })
     .join('');
 }

@@ -30,6 +30,12 @@ export type LocalConnection =
       encrypted: boolean;
       /** Selected forwarder, or undefined while none is selected yet (`none`). */
       overlay?: OverlayAttrs;
+      /**
+       * Why a preferred overlay is not the one in use (e.g. fastdp heartbeats not
+       * acknowledged). Not in Weave's format: appended in parentheses so a user sees
+       * why a connection is on sleeve instead of guessing.
+       */
+      fallbackReason?: string;
     }
   | {
       kind: 'target';

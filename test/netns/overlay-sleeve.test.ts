@@ -60,9 +60,9 @@ test('two hosts: containers ping across the sleeve; status shows sleeve and why 
     const [h1, h2] = bed.hosts as [Host, Host];
     await mustWeave(h1, ['launch', '--nickname', 'h1']);
     await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address]);
-    const line = await connectionsMatch(h2, /^-> \S+:6783\s+established sleeve \S+\(h1\) mtu=\d+\s*$/m);
+    const line = await connectionsMatch(h2, /^-> \S+:6783\s+established sleeve \S+\(h1\) mtu=\d+ \(fastdp: [^)]+\)+\s*$/m);
     assert.doesNotMatch(line, /encrypted/);
-    await connectionsMatch(h1, /^<- \S+\s+established sleeve \S+\(h2\) mtu=\d+\s*$/m);
+    await connectionsMatch(h1, /^<- \S+\s+established sleeve \S+\(h2\) mtu=\d+ \(fastdp: [^)]+\)+\s*$/m);
     const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1');
     await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1');
@@ -79,8 +79,8 @@ test('two hosts with --password: encrypted sleeve, and the containers still reac
     const [h1, h2] = bed.hosts as [Host, Host];
     await mustWeave(h1, ['launch', '--password', 'overlay-secret', '--nickname', 'h1']);
     await mustWeave(h2, ['launch', '--password', 'overlay-secret', '--nickname', 'h2', h1.address]);
-    await connectionsMatch(h2, /^-> \S+\s+established encrypted\s+sleeve \S+\(h1\) encrypted=truemtu=\d+\s*$/m);
-    await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+sleeve \S+\(h2\) encrypted=truemtu=\d+\s*$/m);
+    await connectionsMatch(h2, /^-> \S+\s+established encrypted\s+sleeve \S+\(h1\) encrypted=truemtu=\d+ \(fastdp: [^)]+\)+\s*$/m);
+    await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+sleeve \S+\(h2\) encrypted=truemtu=\d+ \(fastdp: [^)]+\)+\s*$/m);
     const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted)');
     await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted)');

@@ -134,3 +134,19 @@ test('targets view: one per line as supplied, empty when none', () => {
   assert.equal(renderTargets(baseStatus({ targets: ['10.2.2.1', 'host2:6783'] })), '10.2.2.1\nhost2:6783\n');
   assert.equal(renderTargets(baseStatus()), '');
 });
+
+test('status connections says why a connection is not on its preferred overlay', () => {
+  const s = baseStatus({
+    connections: [
+      {
+        kind: 'connection', outbound: true, address: '192.168.48.12:6783', state: 'established',
+        peerName: '7e:21:4a:70:2f:45', peerNickName: 'host2', encrypted: false, overlay: { name: 'sleeve', mtu: 1438 },
+        fallbackReason: 'fastdp: no heartbeat acks from peer (UDP 6784 blocked?)',
+      },
+    ],
+  });
+  assert.equal(
+    renderConnections(s),
+    '-> 192.168.48.12:6783    established sleeve 7e:21:4a:70:2f:45(host2) mtu=1438 (fastdp: no heartbeat acks from peer (UDP 6784 blocked?))\n',
+  );
+});
