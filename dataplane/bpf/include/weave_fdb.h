@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* MAC lookups: local ports, learned remote MACs (with expiry) and peers. */
+#ifndef WEAVE_FDB_H
+#define WEAVE_FDB_H
+
+#include "weave_maps.h"
+#include "weave_counters.h"
+
+#define NSEC_PER_SEC 1000000000ull
+
+WEAVE_INLINE struct weave_config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&weave_config, &zero);
+}
+
+WEAVE_INLINE void mac_key(struct weave_mac_key *k, const __u8 *mac)
+{
+	__builtin_memcpy(k->mac, mac, 6);
+	k->pad = 0;
+}
+
+WEAVE_INLINE int is_multicast(const __u8 *mac)
+{
+	return mac[0] & 1;
+}
+
+WEAVE_INLINE struct weave_local_port *local_port(const __u8 *mac)
+{
+	struct weave_mac_key k = {};
+	mac_key(&k, mac);
+	return bpf_map_lookup_elem(&weave_local_macs, &k);
+}
+
+/* Deliver to a local port; only valid from a tc ingress hook. */
+WEAVE_INLINE int redirect_local(const struct weave_local_port *port)
+{
+	if (port->flags & WEAVE_PORT_F_REDIRECT_PEER)
+		return bpf_redirect_peer(port->ifindex, 0);
+	return bpf_redirect(port->ifindex, 0);
+}
+
+/* The peer a remote MAC was learned from, or -1 when unknown or expired. */
+WEAVE_INLINE int remote_peer(const struct weave_config *cfg, const __u8 *mac)
+{
+	struct weave_mac_key k = {};
+	struct weave_remote_mac *r;
+
+	mac_key(&k, mac);
+	r = bpf_map_lookup_elem(&weave_remote_macs, &k);
+	if (!r)
+		return -1;
+	if (cfg->mac_ttl_sec &&
+	    bpf_ktime_get_ns() - r->last_seen_ns > (__u64)cfg->mac_ttl_sec * NSEC_PER_SEC)
+		return -1;
+	return r->peer_short_id;
+}
+
+/* Underlay address to send frames for this peer to (host order), 0 if none. */
+WEAVE_INLINE __u32 peer_underlay(__u32 short_id)
+{
+	__u32 k = short_id & WEAVE_SHORT_ID_MASK;
+	struct weave_peer *p = bpf_map_lookup_elem(&weave_peers, &k);
+	return p ? p->underlay_ip : 0;
+}
+
+/* Learn src MAC -> peer. Look up first and refresh the timestamp at most once a
+ * second: an update takes the bucket lock and dirties a shared cache line. */
+WEAVE_INLINE void learn_remote(const __u8 *mac, __u32 peer_short_id)
+{
+	struct weave_mac_key k = {};
+	struct weave_remote_mac *r;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (is_multicast(mac))
+		return;
+	mac_key(&k, mac);
+	r = bpf_map_lookup_elem(&weave_remote_macs, &k);
+	if (r && r->peer_short_id == peer_short_id) {
+		if (now - r->last_seen_ns > NSEC_PER_SEC)
+			r->last_seen_ns = now;
+		return;
+	}
+	struct weave_remote_mac v = { .peer_short_id = peer_short_id, .last_seen_ns = now };
+	if (bpf_map_update_elem(&weave_remote_macs, &k, &v, BPF_ANY) == 0)
+		count(WC_LEARNED);
+}
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The maps shared by from-container and from-tunnel. Every map is pinned by
+ * name; the loader points the pin path at its bpffs directory (default
+ * /sys/fs/bpf/weave), so a restarted loader reuses the same maps and forwarding
+ * never stops. Layouts here are mirrored by dataplane/bpf/maps.ts. */
+#ifndef WEAVE_MAPS_H
+#define WEAVE_MAPS_H
+
+#include "weave_common.h"
+
+/* config[0]: written by the control plane before any port is attached. */
+#define WEAVE_CFG_F_LEARN 1u /* learn remote source MACs from received frames */
+struct weave_config {
+	__u32 local_short_id; /* this peer's short id (12 bits) */
+	__u32 tunnel_ifindex; /* the VXLAN external device on UDP 6784 */
+	__u32 flags;          /* WEAVE_CFG_F_* */
+	__u32 mac_ttl_sec;    /* learned remote MACs older than this count as unknown (0 = never) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weave_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_config SEC(".maps");
+
+/* A MAC address as a map key: the padding must always be zero. */
+struct weave_mac_key {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* Local MAC -> the host-side veth (or host port) it lives behind. */
+#define WEAVE_PORT_F_REDIRECT_PEER 1u /* a veth whose other end is in a container netns:
+					* deliver to that end's ingress (bpf_redirect_peer),
+					* skipping one backlog queue */
+struct weave_local_port {
+	__u32 ifindex;
+	__u32 flags; /* WEAVE_PORT_F_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weave_mac_key);
+	__type(value, struct weave_local_port);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_local_macs SEC(".maps");
+
+/* Remote MAC -> peer, learned in the kernel from received frames (the VNI's
+ * source short id, spec §6.2). LRU: a full table forgets the coldest MAC, which
+ * then floods until relearned. */
+struct weave_remote_mac {
+	__u32 peer_short_id;
+	__u32 pad;
+	__u64 last_seen_ns; /* bpf_ktime_get_ns(), refreshed at most once a second */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weave_mac_key);
+	__type(value, struct weave_remote_mac);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_remote_macs SEC(".maps");
+
+/* Peer short id -> where to send VXLAN frames for it: the peer's own underlay
+ * address when it is a neighbour, else the address of the next hop that relays. */
+struct weave_peer {
+	__u32 underlay_ip; /* IPv4 in host byte order (bpf_tunnel_key convention); 0 = unknown */
+	__u32 flags;       /* reserved, 0 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WEAVE_MAX_SHORT_IDS);
+	__type(key, __u32);
+	__type(value, struct weave_peer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_peers SEC(".maps");
+
+/* Source peer short id -> next hops of its broadcast tree from this peer (spec §5.8). */
+struct weave_bcast_hops {
+	__u32 count;
+	__u16 hops[WEAVE_MAX_BCAST_HOPS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WEAVE_MAX_SHORT_IDS);
+	__type(key, __u32);
+	__type(value, struct weave_bcast_hops);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_bcast SEC(".maps");
+
+/* The local ports a broadcast is flooded to (index 0 only). */
+struct weave_port_list {
+	__u32 count;
+	__u32 ifindex[WEAVE_MAX_LOCAL_PORTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weave_port_list);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_local_ports SEC(".maps");
+
+#endif

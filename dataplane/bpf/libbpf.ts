@@ -1,0 +1,115 @@
+// The libbpf (Debian libbpf1, libbpf.so.1) and libc calls the eBPF datapath
+// needs, bound once through koffi. Functions return raw C results; libbpf 1.x
+// returns negative errno values, and NULL pointers set errno (read with
+// `lastErrno()` right after the call, on the same thread).
+
+import koffi, { type LibraryHandle } from 'koffi';
+
+type Ptr = unknown;
+type Arg = number | bigint | string | Buffer | Ptr | null;
+type Fn<R> = (...args: Arg[]) => R;
+
+function loadLibbpf(): LibraryHandle {
+  try {
+    return koffi.load('libbpf.so.1');
+  } catch (e) {
+    throw new Error(`cannot load libbpf.so.1 (${(e as Error).message}); install it: apt-get install libbpf1`);
+  }
+}
+
+const lib = loadLibbpf();
+const libc = koffi.load('libc.so.6');
+
+koffi.opaque('bpf_object');
+koffi.opaque('bpf_map');
+koffi.opaque('bpf_program');
+
+function bind<R>(l: LibraryHandle, decl: string): Fn<R> {
+  return l.func(decl) as unknown as Fn<R>;
+}
+
+export const objectOpenFile = bind<Ptr>(lib, 'bpf_object *bpf_object__open_file(const char *path, const void *opts)');
+export const objectLoad = bind<number>(lib, 'int bpf_object__load(bpf_object *obj)');
+export const objectClose = bind<void>(lib, 'void bpf_object__close(bpf_object *obj)');
+export const objectFindMap = bind<Ptr>(lib, 'bpf_map *bpf_object__find_map_by_name(const bpf_object *obj, const char *name)');
+export const objectFindProgram = bind<Ptr>(lib, 'bpf_program *bpf_object__find_program_by_name(const bpf_object *obj, const char *name)');
+export const mapSetPinPath = bind<number>(lib, 'int bpf_map__set_pin_path(bpf_map *map, const char *path)');
+export const mapFd = bind<number>(lib, 'int bpf_map__fd(const bpf_map *map)');
+export const programFd = bind<number>(lib, 'int bpf_program__fd(const bpf_program *prog)');
+export const programSetType = bind<number>(lib, 'int bpf_program__set_type(bpf_program *prog, int type)');
+export const tcHookCreate = bind<number>(lib, 'int bpf_tc_hook_create(void *hook)');
+export const tcHookDestroy = bind<number>(lib, 'int bpf_tc_hook_destroy(void *hook)');
+export const tcAttach = bind<number>(lib, 'int bpf_tc_attach(const void *hook, void *opts)');
+export const tcDetach = bind<number>(lib, 'int bpf_tc_detach(const void *hook, const void *opts)');
+export const tcQuery = bind<number>(lib, 'int bpf_tc_query(const void *hook, void *opts)');
+export const mapUpdateElem = bind<number>(lib, 'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)');
+export const mapLookupElem = bind<number>(lib, 'int bpf_map_lookup_elem(int fd, const void *key, void *value)');
+export const mapDeleteElem = bind<number>(lib, 'int bpf_map_delete_elem(int fd, const void *key)');
+export const mapGetNextKey = bind<number>(lib, 'int bpf_map_get_next_key(int fd, const void *key, void *next_key)');
+export const objGet = bind<number>(lib, 'int bpf_obj_get(const char *pathname)');
+export const setPrint = bind<Ptr>(lib, 'void *libbpf_set_print(void *fn)');
+
+export const mount = bind<number>(libc, 'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)');
+export const statfs = bind<number>(libc, 'int statfs(const char *path, void *buf)');
+export const close = bind<number>(libc, 'int close(int fd)');
+
+export function lastErrno(): number {
+  return koffi.errno();
+}
+
+export const BPF_PROG_TYPE_SCHED_CLS = 3;
+export const BPF_TC_INGRESS = 1;
+export const BPF_TC_F_REPLACE = 1;
+export const BPF_ANY = 0;
+export const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** struct bpf_tc_hook (libbpf.h): sz, ifindex, attach_point, parent. */
+export function tcHook(ifindex: number, attachPoint = BPF_TC_INGRESS): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(24n, 0);
+  b.writeInt32LE(ifindex, 8);
+  b.writeInt32LE(attachPoint, 12);
+  return b;
+}
+
+/** struct bpf_tc_opts (libbpf.h): sz, prog_fd, flags, prog_id, handle, priority. */
+export function tcOpts(o: { progFd?: number; flags?: number; handle: number; priority: number }): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(32n, 0);
+  b.writeInt32LE(o.progFd ?? 0, 8);
+  b.writeUInt32LE(o.flags ?? 0, 12);
+  b.writeUInt32LE(o.handle, 20);
+  b.writeUInt32LE(o.priority, 24);
+  return b;
+}
+
+export function tcOptsProgId(opts: Buffer): number {
+  return opts.readUInt32LE(16);
+}
+
+let printSilenced = false;
+/**
+ * libbpf prints to stderr by default, including harmless notes such as the
+ * "Exclusivity flag on" line of an already present clsact qdisc. Keep it quiet
+ * unless WEAVE_BPF_DEBUG is set (then the verifier log of a failed load shows).
+ */
+export function quietLibbpf(): void {
+  if (printSilenced || process.env.WEAVE_BPF_DEBUG) return;
+  setPrint(null);
+  printSilenced = true;
+}
+
+koffi.struct('bpf_test_run_opts', {
+  sz: 'size_t', data_in: 'void *', data_out: 'void *', data_size_in: 'uint32_t', data_size_out: 'uint32_t',
+  ctx_in: 'void *', ctx_out: 'void *', ctx_size_in: 'uint32_t', ctx_size_out: 'uint32_t',
+  retval: 'uint32_t', repeat: 'int', duration: 'uint32_t', flags: 'uint32_t', cpu: 'uint32_t', batch_size: 'uint32_t',
+});
+
+export interface TestRunOpts {
+  sz: number; data_in: Buffer | null; data_out: Buffer | null; data_size_in: number; data_size_out: number;
+  ctx_in: null; ctx_out: null; ctx_size_in: number; ctx_size_out: number;
+  retval: number; repeat: number; duration: number; flags: number; cpu: number; batch_size: number;
+}
+
+export const progTestRun = bind<number>(lib, 'int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)');
+export const TEST_RUN_OPTS_SIZE = koffi.sizeof('bpf_test_run_opts');

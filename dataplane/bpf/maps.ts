@@ -1,0 +1,209 @@
+// Typed access to the pinned datapath maps. Layouts mirror
+// dataplane/bpf/include/weave_maps.h and weave_counters.h; host byte order
+// (little-endian x86-64) unless said otherwise.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as c from './libbpf.js';
+import {
+  COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, PORT_F_REDIRECT_PEER,
+  checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
+  type Counters, type DatapathConfig, type LearnedMac,
+} from './layout.js';
+
+export * from './layout.js';
+
+export const MAP_NAMES = [
+  'weave_config', 'weave_local_macs', 'weave_remote_macs', 'weave_peers',
+  'weave_bcast', 'weave_local_ports', 'weave_counters',
+] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+/** Order of enum weave_counter. */
+/** Per-CPU map values are sized by the possible CPUs (e.g. "0-1"), not the online ones. */
+function possibleCpuCount(): number {
+  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+  let max = 0;
+  for (const range of text.split(',')) max = Math.max(max, Number(range.split('-').pop()));
+  return max + 1;
+}
+
+function u32Key(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+}
+
+function fail(what: string, rc: number): never {
+  const errno = rc < 0 ? -rc : c.lastErrno();
+  throw new Error(`${what} failed (errno ${errno})`);
+}
+
+/** The map file descriptors of one datapath instance. */
+export class DatapathMaps {
+  private readonly possibleCpus = possibleCpuCount();
+
+  constructor(readonly fds: Readonly<Record<MapName, number>>, private readonly owned = false) {}
+
+  /** Opens the maps pinned in `pinDir` (by another process, or an earlier run). */
+  static openPinned(pinDir: string): DatapathMaps {
+    const fds = {} as Record<MapName, number>;
+    for (const name of MAP_NAMES) {
+      const fd = c.objGet(join(pinDir, name));
+      if (fd < 0) {
+        for (const f of Object.values(fds)) c.close(f);
+        throw new Error(`no pinned map ${join(pinDir, name)} (errno ${-fd}); is the datapath loaded with this pin directory?`);
+      }
+      fds[name] = fd;
+    }
+    return new DatapathMaps(fds, true);
+  }
+
+  close(): void {
+    if (this.owned) for (const fd of Object.values(this.fds)) c.close(fd);
+  }
+
+  private update(map: MapName, key: Buffer, value: Buffer): void {
+    const rc = c.mapUpdateElem(this.fds[map], key, value, c.BPF_ANY);
+    if (rc !== 0) fail(`update ${map}`, rc);
+  }
+
+  private remove(map: MapName, key: Buffer): boolean {
+    const rc = c.mapDeleteElem(this.fds[map], key);
+    if (rc === 0) return true;
+    if (rc === -2) return false; // ENOENT
+    fail(`delete from ${map}`, rc);
+  }
+
+  private keys(map: MapName, keySize: number): Buffer[] {
+    const out: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(keySize);
+      const rc = c.mapGetNextKey(this.fds[map], prev, next);
+      if (rc === -2) return out;
+      if (rc !== 0) fail(`iterate ${map}`, rc);
+      out.push(next);
+      prev = next;
+    }
+  }
+
+  setConfig(cfg: DatapathConfig): void {
+    const v = Buffer.alloc(16);
+    v.writeUInt32LE(checkShortId(cfg.localShortId, 'local short id'), 0);
+    v.writeUInt32LE(cfg.tunnelIfindex, 4);
+    v.writeUInt32LE(cfg.learn ? CFG_F_LEARN : 0, 8);
+    v.writeUInt32LE(cfg.macTtlSec, 12);
+    this.update('weave_config', u32Key(0), v);
+  }
+
+  /** `redirectPeer`: the port is a veth whose other end is in a container namespace (see LocalPortSpec). */
+  setLocalMac(mac: string, ifindex: number, redirectPeer = false): void {
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(ifindex, 0);
+    v.writeUInt32LE(redirectPeer ? PORT_F_REDIRECT_PEER : 0, 4);
+    this.update('weave_local_macs', macKey(mac), v);
+  }
+
+  deleteLocalMac(mac: string): boolean {
+    return this.remove('weave_local_macs', macKey(mac));
+  }
+
+  listLocalMacs(): Map<string, number> {
+    const out = new Map<string, number>();
+    const v = Buffer.alloc(8);
+    for (const k of this.keys('weave_local_macs', 8)) {
+      if (c.mapLookupElem(this.fds.weave_local_macs, k, v) === 0) out.set(formatMac(k), v.readUInt32LE(0));
+    }
+    return out;
+  }
+
+  /** The flood list of local ports (replaces it; entries first, count last). */
+  setLocalPorts(ifindexes: readonly number[]): void {
+    if (ifindexes.length > MAX_LOCAL_PORTS) {
+      throw new RangeError(`${ifindexes.length} local ports exceed the datapath's flood list of ${MAX_LOCAL_PORTS}`);
+    }
+    const v = Buffer.alloc(4 + 4 * MAX_LOCAL_PORTS);
+    v.writeUInt32LE(ifindexes.length, 0);
+    ifindexes.forEach((ifi, i) => v.writeUInt32LE(ifi, 4 + 4 * i));
+    this.update('weave_local_ports', u32Key(0), v);
+  }
+
+  /** Where frames for `shortId` go on the underlay (the peer itself or the next hop towards it). */
+  setPeer(shortId: number, underlayIp: string): void {
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(ipv4ToHostU32(underlayIp), 0);
+    this.update('weave_peers', u32Key(checkShortId(shortId)), v);
+  }
+
+  deletePeer(shortId: number): void {
+    this.update('weave_peers', u32Key(checkShortId(shortId)), Buffer.alloc(8));
+  }
+
+  listPeers(): Map<number, string> {
+    const out = new Map<number, string>();
+    const v = Buffer.alloc(8);
+    for (let id = 0; id <= MAX_SHORT_ID; id++) {
+      if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), v) === 0 && v.readUInt32LE(0) !== 0) {
+        out.set(id, hostU32ToIpv4(v.readUInt32LE(0)));
+      }
+    }
+    return out;
+  }
+
+  setBroadcastNextHops(sourceShortId: number, hops: readonly number[]): void {
+    if (hops.length > MAX_BCAST_HOPS) {
+      throw new RangeError(`broadcast tree of peer ${sourceShortId} has ${hops.length} next hops; the datapath holds ${MAX_BCAST_HOPS}`);
+    }
+    const v = Buffer.alloc(4 + 2 * MAX_BCAST_HOPS);
+    v.writeUInt32LE(hops.length, 0);
+    hops.forEach((h, i) => v.writeUInt16LE(checkShortId(h, 'next hop'), 4 + 2 * i));
+    this.update('weave_bcast', u32Key(checkShortId(sourceShortId)), v);
+  }
+
+  /** Learned remote MACs, with their age against the kernel's monotonic clock. */
+  listLearnedMacs(): LearnedMac[] {
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+    const v = Buffer.alloc(16);
+    const out: LearnedMac[] = [];
+    for (const k of this.keys('weave_remote_macs', 8)) {
+      if (c.mapLookupElem(this.fds.weave_remote_macs, k, v) !== 0) continue;
+      const seen = v.readBigUInt64LE(8);
+      out.push({ mac: formatMac(k), peerShortId: v.readUInt32LE(0), ageSec: Number(now - seen) / 1e9 });
+    }
+    return out;
+  }
+
+  /** Records a remote MAC as if just learned from `peerShortId` (e.g. from gossip, or to re-point a moved MAC). */
+  setRemoteMac(mac: string, peerShortId: number): void {
+    const v = Buffer.alloc(16);
+    v.writeUInt32LE(checkShortId(peerShortId, 'peer short id'), 0);
+    v.writeBigUInt64LE(process.hrtime.bigint(), 8); // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+    this.update('weave_remote_macs', macKey(mac), v);
+  }
+
+  forgetLearnedMac(mac: string): boolean {
+    return this.remove('weave_remote_macs', macKey(mac));
+  }
+
+  /** Deletes learned MACs older than `maxAgeSec`; returns how many. */
+  expireLearnedMacs(maxAgeSec: number): number {
+    let n = 0;
+    for (const e of this.listLearnedMacs()) if (e.ageSec > maxAgeSec && this.forgetLearnedMac(e.mac)) n++;
+    return n;
+  }
+
+  /** Counters summed over all CPUs. */
+  readCounters(): Counters {
+    const v = Buffer.alloc(8 * this.possibleCpus);
+    const out = {} as Counters;
+    COUNTER_NAMES.forEach((name, i) => {
+      const rc = c.mapLookupElem(this.fds.weave_counters, u32Key(i), v);
+      if (rc !== 0) fail('read weave_counters', rc);
+      let sum = 0n;
+      for (let cpu = 0; cpu < this.possibleCpus; cpu++) sum += v.readBigUInt64LE(8 * cpu);
+      out[name] = Number(sum);
+    });
+    return out;
+  }
+}
