@@ -86,7 +86,14 @@ test('veth + bridge: create, enslave, up, mtu, address, route, read back, delete
     assert.equal(ve1.mtu, 1300);
     assert.equal(ve1.mac, '02:aa:bb:cc:dd:01');
     assert.ok(ve0.up && ve1.up && br0.up);
-    assert.equal(ve1.operstate, 'up');
+    // The kernel's link watcher moves operstate to "up" asynchronously (it can take a
+    // second on a loaded machine), so wait for it with a deadline.
+    let operstate = ve1.operstate;
+    for (const deadline = Date.now() + 5000; operstate !== 'up' && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 50));
+      operstate = (await rtnl.getLink('ve1')).operstate;
+    }
+    assert.equal(operstate, 'up');
 
     // Cross-check against iproute2's view of the same namespace.
     const ipLinks = ipJson(ns, ['link', 'show', 've1']) as { mtu: number; address: string; ifindex: number }[];
