@@ -1,29 +1,100 @@
-// Bulk TCP (iperf3) between containers on two simulated hosts, in ONE run:
-//   (a) base    : container veth and the underlay veth in one Linux bridge per host (no overlay)
-//   (b) sleeve  : the sleeve datapath (dataplane/sleeve), UDP 6783
-//   (c) sleeve+e: the sleeve datapath with encryption
-// Prints Gbit/s, the ratios to (a), and the sleeve workers' CPU use
-// (CPU-seconds per second of transfer, summed over both hosts' workers).
+// Sleeve benchmark between containers on two simulated hosts (MTU 1376), for
+//   base     : container veth and the underlay veth in one Linux bridge per host (no overlay)
+//   sleeve   : the sleeve datapath (dataplane/sleeve), UDP 6783
+//   sleeve+e : the sleeve datapath with encryption
+// Each mode is measured on a fresh testbed; modes are interleaved run by run
+// (the machine is shared) and the medians over the runs are reported:
+//   TCP      iperf3 bulk TCP, Gbit/s (and retransmits)
+//   RTT      ping, average of 20 echoes, ms
+//   UDP pps  iperf3 -u with 64-byte payloads at full speed, packets/s received
+//   CPU      the sleeve workers' CPU during the TCP test (CPU-s/s, both hosts summed)
+//   RSS      the process holding both hosts' datapaths, MiB, after the run
 //
-//   node dist/bench/sleeve-bench.js [seconds=5]
+//   node dist/bench/sleeve-bench.js [seconds=5] [runs=3] [modes=base,sleeve,sleeve+e]
+// SLEEVE_BENCH_INTERVALS=1 also prints iperf3's per-second TCP rates.
 // Root needed; everything lives in namespaces the bench creates and removes.
 import { createTestbed, mustExec, pollUntil, waitForPing, type Container, type Testbed } from '../test/netns/lib/index.js';
 import { applyTopology, connectNodes, plugNode, startSleeve, type SleeveNode } from '../test/netns/sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 const seconds = Number(process.argv[2] ?? 5);
+const runs = Number(process.argv[3] ?? 3);
+type Mode = 'base' | 'sleeve' | 'sleeve+e';
+const modes = (process.argv[4] ?? 'base,sleeve,sleeve+e').split(',') as Mode[];
+for (const m of modes) if (!['base', 'sleeve', 'sleeve+e'].includes(m)) throw new Error(`sleeve-bench: unknown mode "${m}" (use base, sleeve, sleeve+e)`);
 
-async function iperf(client: Container, server: Container, serverIp: string): Promise<number> {
-  const srv = server.spawn('iperf3', ['-s', '-1']);
-  await pollUntil(async () => (await server.run('ss -ltn | grep -q :5201')).code === 0, 5000, 50);
-  const r = await client.exec('iperf3', ['-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
-  srv.kill();
-  if (r.code !== 0) throw new Error(`iperf3 failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
-  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return j.end.sum_received.bits_per_second / 1e9;
+interface Sample {
+  gbps: number;
+  retransmits: number;
+  rttMs: number;
+  pps: number;
+  cpu?: number;
+  rssMiB?: number;
+  drops?: string;
 }
 
-async function base(): Promise<number> {
+async function serve<T>(server: Container, fn: () => Promise<T>): Promise<T> {
+  const srv = server.spawn('iperf3', ['-s', '-1']);
+  try {
+    await pollUntil(async () => (await server.run('ss -ltn | grep -q :5201')).code === 0, 5000, 50);
+    return await fn();
+  } finally {
+    srv.kill();
+    await srv.exited;
+  }
+}
+
+async function iperfTcp(client: Container, server: Container, serverIp: string): Promise<{ gbps: number; retransmits: number }> {
+  return serve(server, async () => {
+    const r = await client.exec('iperf3', ['-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
+    if (r.code !== 0) throw new Error(`iperf3 TCP failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
+    if (process.env.SLEEVE_BENCH_INTERVALS) console.log(`  intervals: ${j.intervals.map((x) => (x.sum.bits_per_second / 1e9).toFixed(2)).join(' ')}`);
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
+  });
+}
+
+/** Small-packet rate: 64-byte UDP payloads sent as fast as iperf3 can, packets/s that arrived. */
+async function iperfUdpPps(client: Container, server: Container, serverIp: string): Promise<number> {
+  const t = Math.max(2, Math.min(seconds, 5));
+  return serve(server, async () => {
+    const r = await client.exec('iperf3', ['-c', serverIp, '-u', '-l', '64', '-b', '0', '-t', String(t), '-J'], { timeoutMs: (t + 30) * 1000 });
+    if (r.code !== 0) throw new Error(`iperf3 UDP failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
+    const j = JSON.parse(r.stdout) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } };
+    const s = j.end.sum;
+    return (s.packets - s.lost_packets) / s.seconds;
+  });
+}
+
+async function pingRtt(client: Container, ip: string): Promise<number> {
+  const r = await client.exec('ping', ['-q', '-c', '20', '-i', '0.05', ip], { timeoutMs: 20_000 });
+  const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+  if (!m) throw new Error(`ping failed: ${r.stdout} ${r.stderr}`);
+  return Number(m[1]);
+}
+
+async function measure(nodes: SleeveNode[]): Promise<Sample> {
+  const [a, b] = nodes as [SleeveNode, SleeveNode];
+  const cpuNow = (): number => nodes.reduce((s, n) => s + (n.dp?.workerStats()?.cpuMicros ?? 0), 0);
+  const rttMs = await pingRtt(a.container, b.ip);
+  await new Promise((r) => setTimeout(r, 600)); // stats arrive every 500 ms
+  const cpu0 = cpuNow();
+  const t0 = Date.now();
+  const tcp = await iperfTcp(a.container, b.container, b.ip);
+  const elapsed = (Date.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 600));
+  const cpu1 = cpuNow();
+  const pps = await iperfUdpPps(a.container, b.container, b.ip);
+  const sample: Sample = { ...tcp, rttMs, pps };
+  if (a.dp) {
+    sample.cpu = (cpu1 - cpu0) / 1e6 / elapsed;
+    sample.rssMiB = process.memoryUsage().rss / 2 ** 20;
+    sample.drops = nodes.map((n) => JSON.stringify(n.dp!.workerStats()?.drops ?? {})).join(' | ');
+  }
+  return sample;
+}
+
+async function base(): Promise<Sample> {
   const bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
   try {
     const nodes: SleeveNode[] = [];
@@ -33,13 +104,13 @@ async function base(): Promise<number> {
       nodes.push(n);
     }
     if (!(await waitForPing(nodes[0]!.container, nodes[1]!.ip))) throw new Error('base: no connectivity');
-    return await iperf(nodes[0]!.container, nodes[1]!.container, nodes[1]!.ip);
+    return await measure(nodes);
   } finally {
     await bed.teardown();
   }
 }
 
-async function sleeve(encrypt: boolean): Promise<{ gbps: number; cpu: number }> {
+async function sleeve(encrypt: boolean): Promise<Sample> {
   let bed: Testbed | undefined;
   const nodes: SleeveNode[] = [];
   try {
@@ -49,28 +120,58 @@ async function sleeve(encrypt: boolean): Promise<{ gbps: number; cpu: number }> 
     const [a, b] = nodes as [SleeveNode, SleeveNode];
     const link = connectNodes(a, b, encrypt);
     applyTopology(nodes, [[a, b]]);
-    await link.established;
-    if (!(await waitForPing(a.container, b.ip))) throw new Error('sleeve: no connectivity');
-    await new Promise((r) => setTimeout(r, 600));
-    const cpu0 = nodes.reduce((s, n) => s + (n.dp!.workerStats()?.cpuMicros ?? 0), 0);
-    const t0 = Date.now();
-    const gbps = await iperf(a.container, b.container, b.ip);
-    const elapsed = (Date.now() - t0) / 1000;
-    await new Promise((r) => setTimeout(r, 600));
-    const cpu1 = nodes.reduce((s, n) => s + (n.dp!.workerStats()?.cpuMicros ?? 0), 0);
-    const drops = nodes.map((n) => JSON.stringify(n.dp!.workerStats()?.drops ?? {}));
-    console.log(`  drops: ${drops.join(' | ')}`);
-    return { gbps, cpu: (cpu1 - cpu0) / 1e6 / elapsed };
+    const stuck = (what: string): string => `sleeve: ${what}; worker stats ${nodes.map((n) => JSON.stringify(n.dp!.workerStats())).join(' | ')}`;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([link.established, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(stuck('forwarders not established in 20 s'))), 20_000); })]);
+    clearTimeout(timer);
+    if (!(await waitForPing(a.container, b.ip))) throw new Error(stuck('no connectivity'));
+    return await measure(nodes);
   } finally {
     for (const n of nodes) await n.dp?.teardown();
     await bed?.teardown();
   }
 }
 
-const a = await base();
-console.log(`(a) base     ${a.toFixed(2)} Gbit/s`);
-const b = await sleeve(false);
-console.log(`(b) sleeve   ${b.gbps.toFixed(2)} Gbit/s  ratio ${(b.gbps / a).toFixed(3)}  worker CPU ${b.cpu.toFixed(2)} s/s`);
-const c = await sleeve(true);
-console.log(`(c) sleeve+e ${c.gbps.toFixed(2)} Gbit/s  ratio ${(c.gbps / a).toFixed(3)}  worker CPU ${c.cpu.toFixed(2)} s/s`);
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function line(label: string, s: Sample): string {
+  let out = `${label.padEnd(9)} TCP ${s.gbps.toFixed(2)} Gbit/s (retr ${s.retransmits})  RTT ${s.rttMs.toFixed(3)} ms  UDP ${Math.round(s.pps)} pps`;
+  if (s.cpu !== undefined) out += `  CPU ${s.cpu.toFixed(2)} s/s  RSS ${s.rssMiB!.toFixed(0)} MiB`;
+  return out;
+}
+
+const samples = new Map<Mode, Sample[]>(modes.map((m) => [m, []]));
+for (let r = 1; r <= runs; r++) {
+  for (const m of modes) {
+    const s = m === 'base' ? await base() : await sleeve(m === 'sleeve+e');
+    samples.get(m)!.push(s);
+    console.log(`run ${r} ${line(m, s)}`);
+    if (s.drops) console.log(`          drops: ${s.drops}`);
+  }
+}
+
+console.log(`\nmedians of ${runs} run(s), ${seconds} s each:`);
+const med = new Map<Mode, Sample>();
+for (const m of modes) {
+  const xs = samples.get(m)!;
+  const pick = (f: (s: Sample) => number | undefined): number => median(xs.map((s) => f(s) ?? 0));
+  const s: Sample = { gbps: pick((x) => x.gbps), retransmits: pick((x) => x.retransmits), rttMs: pick((x) => x.rttMs), pps: pick((x) => x.pps) };
+  if (m !== 'base') {
+    s.cpu = pick((x) => x.cpu);
+    s.rssMiB = pick((x) => x.rssMiB);
+  }
+  med.set(m, s);
+  console.log(line(m, s));
+}
+const b = med.get('base');
+if (b) {
+  for (const m of modes.filter((x) => x !== 'base')) {
+    const s = med.get(m)!;
+    console.log(`${m.padEnd(9)} vs base: TCP ${(s.gbps / b.gbps).toFixed(3)}x  RTT ${(s.rttMs / b.rttMs).toFixed(2)}x  UDP pps ${(s.pps / b.pps).toFixed(3)}x`);
+  }
+}
 process.exit(0);

@@ -60,15 +60,20 @@ export class SleeveSealer {
   private readonly key: Uint8Array;
   /** [next DF seq, next non-DF seq]; may live in shared memory so a restarted sender continues the sequence. */
   private readonly nextSeq: BigUint64Array;
+  /** Reused for every datagram: byte 0 is fixed, bytes 16..23 take the sequence number. */
+  private readonly nonce: Uint8Array;
+  private readonly nonceView: DataView;
 
   /**
    * `localIsOutbound`: this side initiated the TCP control connection (spec §5.3 nonce byte 0).
    * `counters`: optional storage for the two counters (two u64), continued from its current values.
    */
-  constructor(sessionKey: Uint8Array, private readonly localIsOutbound: boolean, counters?: BigUint64Array) {
+  constructor(sessionKey: Uint8Array, localIsOutbound: boolean, counters?: BigUint64Array) {
     this.key = checkKey(sessionKey);
     if (counters !== undefined && counters.length < 2) throw new RangeError('sleeve crypto: counter storage needs two u64 slots');
     this.nextSeq = counters ?? new BigUint64Array(2);
+    this.nonce = sleeveNonce(localIsOutbound, 0n);
+    this.nonceView = new DataView(this.nonce.buffer);
   }
 
   private take(df: boolean): bigint {
@@ -91,8 +96,9 @@ export class SleeveSealer {
     const len = SEQ_SIZE + TAG_SIZE + plaintext.length;
     if (out.length < len) throw new RangeError(`sleeve crypto: output of ${out.length} bytes cannot hold ${len}`);
     const seqNoAndDF = this.take(df);
-    new DataView(out.buffer, out.byteOffset, SEQ_SIZE).setBigUint64(0, seqNoAndDF);
-    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE, len), plaintext, sleeveNonce(this.localIsOutbound, seqNoAndDF), this.key);
+    this.nonceView.setBigUint64(16, seqNoAndDF);
+    out.set(this.nonce.subarray(16), 0);
+    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE, len), plaintext, this.nonce, this.key);
     return len;
   }
 }
@@ -110,8 +116,42 @@ export class SleeveOpener {
   private readonly windows = { df: new ReplayWindow(), nonDF: new ReplayWindow() };
 
   /** `remoteIsOutbound`: the remote initiated the TCP control connection (i.e. we are the inbound side). */
+  private readonly nonce: Uint8Array;
+  private readonly nonceView: DataView;
+  /** Path and sequence number of the body last opened by openInto. */
+  lastDF = false;
+  lastSeq = 0n;
+
   constructor(sessionKey: Uint8Array, private readonly remoteIsOutbound: boolean) {
     this.key = checkKey(sessionKey);
+    this.nonce = sleeveNonce(remoteIsOutbound, 0n);
+    this.nonceView = new DataView(this.nonce.buffer);
+  }
+
+  /**
+   * Like open, but decrypts into `out` (at least body length - 24 bytes) and
+   * returns the plaintext length; the path and sequence number are left in
+   * lastDF / lastSeq. Allocates nothing, for the packet worker's hot path.
+   */
+  openInto(body: Uint8Array, out: Uint8Array): number {
+    if (body.length < SEQ_SIZE + TAG_SIZE) {
+      throw new SleeveCryptoError('too-short', `encrypted body of ${body.length} byte(s) is shorter than seqNoAndDF + tag (${SEQ_SIZE + TAG_SIZE})`);
+    }
+    const len = body.length - SEQ_SIZE - TAG_SIZE;
+    if (out.length < len) throw new RangeError(`sleeve crypto: output of ${out.length} bytes cannot hold ${len}`);
+    this.nonce.set(body.subarray(0, SEQ_SIZE), 16);
+    const seqNoAndDF = this.nonceView.getBigUint64(16);
+    const df = (seqNoAndDF & DF_FLAG) !== 0n;
+    const seq = seqNoAndDF & seqMask;
+    if (!sodium.crypto_secretbox_open_easy(out.subarray(0, len), body.subarray(SEQ_SIZE), this.nonce, this.key)) {
+      throw new SleeveCryptoError('authentication-failed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} failed authentication (wrong key or tampered)`);
+    }
+    if (!this.windows[df ? 'df' : 'nonDF'].accept(seq)) {
+      throw new SleeveCryptoError('replayed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} was already received or is too old`);
+    }
+    this.lastDF = df;
+    this.lastSeq = seq;
+    return len;
   }
 
   /** Decrypts `seqNoAndDF | box`; throws SleeveCryptoError, and only advances replay state for authentic bodies. */

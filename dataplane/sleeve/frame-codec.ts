@@ -67,6 +67,36 @@ export function writePeerName(out: Uint8Array, offset: number, name: PeerName): 
   }
 }
 
+const nameBytes = new Map<PeerName, Uint8Array>();
+const namesByKey = new Map<number, PeerName>();
+const NAME_CACHE_LIMIT = 4096;
+
+/** The 6-byte form of `name`, cached: the hot path writes names without BigInt arithmetic. */
+export function peerNameBytes(name: PeerName): Uint8Array {
+  let b = nameBytes.get(name);
+  if (!b) {
+    b = new Uint8Array(NAME_SIZE);
+    writePeerName(b, 0, name);
+    if (nameBytes.size >= NAME_CACHE_LIMIT) nameBytes.clear();
+    nameBytes.set(name, b);
+  }
+  return b;
+}
+
+/** Same as readPeerName, through a cache keyed by the 48-bit value as a number (no BigInt work for known names). */
+export function readPeerNameCached(bytes: Uint8Array, offset: number): PeerName {
+  const key = (bytes[offset]! * 2 ** 40) + (bytes[offset + 1]! * 2 ** 32)
+    + ((bytes[offset + 2]! << 24) >>> 0) + (bytes[offset + 3]! << 16) + (bytes[offset + 4]! << 8) + bytes[offset + 5]!;
+  let name = namesByKey.get(key);
+  if (name === undefined) {
+    name = BigInt(key);
+    // Names come off the wire: bound the cache so garbage cannot grow it without limit.
+    if (namesByKey.size >= NAME_CACHE_LIMIT) namesByKey.clear();
+    namesByKey.set(key, name);
+  }
+  return name;
+}
+
 export function readPeerName(bytes: Uint8Array, offset: number): PeerName {
   let v = 0n;
   for (let i = 0; i < NAME_SIZE; i++) v = (v << 8n) | BigInt(bytes[offset + i] ?? 0);

@@ -38,6 +38,7 @@ const SOL_PACKET = 263;
 /** PACKET_IGNORE_OUTGOING: frames we inject must not come back to us as captures. */
 const PACKET_IGNORE_OUTGOING = 23;
 const ETH_P_ALL = 0x0003;
+const PACKET_VNET_HDR = 15;
 export const EMSGSIZE = 90;
 export const ECONNREFUSED = 111;
 const MSG_DONTWAIT = libc.MSG_DONTWAIT;
@@ -76,6 +77,8 @@ export function openUdpSocket(bindIp: string, port: number, df: boolean): Fd {
     setIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER, df ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT, 'set IP_MTU_DISCOVER on sleeve socket');
     setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on sleeve socket');
     setIntOption(fd, libc.SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, 8 << 20, 'set SO_SNDBUFFORCE on sleeve socket');
+    // Bulk traffic arrives as trains of same-sized datagrams: let the kernel hand them over in one piece.
+    setIntOption(fd, 17 /* SOL_UDP */, 104 /* UDP_GRO */, 1, 'set UDP_GRO on sleeve socket');
     const sa = sockaddrIn(bindIp, port);
     if (libc.bindSocket(fd, sa, SOCKADDR_IN_SIZE) < 0) {
       fail(`bind sleeve UDP socket to ${bindIp}:${port} (is another router using port ${port}?)`);
@@ -114,6 +117,9 @@ export function openPacketSocket(ifindex: number): Fd {
   if (fd < 0) fail('open AF_PACKET socket (needs CAP_NET_RAW)');
   try {
     setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'set PACKET_IGNORE_OUTGOING');
+    // Every frame in either direction carries a virtio-net header: lets the worker inject
+    // coalesced TCP runs as one GSO packet (inject-coalescer.ts).
+    setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'set PACKET_VNET_HDR');
     setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on capture socket');
     setIntOption(fd, libc.SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, 8 << 20, 'set SO_SNDBUFFORCE on capture socket');
     const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
@@ -167,10 +173,22 @@ export function lastErrno(): number {
 const MMSGHDR_SIZE = 64;
 const IOVEC_SIZE = 16;
 const NAME_SLOT = 32;
+/** One cmsghdr (16 bytes) with up to 16 bytes of data: room for UDP_SEGMENT / UDP_GRO. */
+const CONTROL_SLOT = 32;
+const CMSG_HEADER_SIZE = 16;
+export const SOL_UDP = 17;
+/** UDP_SEGMENT: the kernel splits one send into datagrams of this size (UDP GSO). */
+export const UDP_SEGMENT = 103;
+/** UDP_GRO: the kernel may hand us several same-sized datagrams of one flow as one receive. */
+export const UDP_GRO = 104;
+/** Datagrams one UDP GSO send may carry (the kernel allows 64 on every version that has it). */
+export const UDP_MAX_SEGMENTS = 64;
 
 /**
  * `count` message slots of `slotSize` bytes for recvmmsg/sendmmsg. The struct
- * layouts are the LP64 Linux ones (x86_64, arm64).
+ * layouts are the LP64 Linux ones (x86_64, arm64). Pointers never change after
+ * construction; per call only lengths (32-bit writes) are touched, so the hot
+ * path does no BigInt work.
  */
 export class MsgBatch {
   readonly bytes: Uint8Array;
@@ -178,18 +196,24 @@ export class MsgBatch {
   private readonly base: number;
   private readonly iovBase: number;
   private readonly namesBase: number;
+  private readonly controlBase: number;
   private readonly slotsBase: number;
   private readonly mem: unknown;
+  /** Slots whose header a receive may have changed (reset before the next receive). */
+  private dirty: number;
+  private readonly slotViews: Uint8Array[] = [];
 
   constructor(readonly count: number, readonly slotSize: number) {
     this.iovBase = count * MMSGHDR_SIZE;
     this.namesBase = this.iovBase + count * IOVEC_SIZE;
-    this.slotsBase = this.namesBase + count * NAME_SLOT;
+    this.controlBase = this.namesBase + count * NAME_SLOT;
+    this.slotsBase = this.controlBase + count * CONTROL_SLOT;
     const total = this.slotsBase + count * slotSize;
     this.mem = koffi.alloc('uint8_t', total);
     this.base = Number(koffi.address(this.mem));
     const ab = koffi.view(this.mem, total);
     this.bytes = new Uint8Array(ab);
+    this.bytes.fill(0, 0, this.slotsBase);
     this.view = new DataView(ab);
     for (let i = 0; i < count; i++) {
       const h = i * MMSGHDR_SIZE;
@@ -197,19 +221,43 @@ export class MsgBatch {
       this.view.setBigUint64(h + 16, BigInt(this.base + iov), true); // msg_iov
       this.view.setBigUint64(h + 24, 1n, true); // msg_iovlen
       this.view.setBigUint64(iov, BigInt(this.base + this.slotsBase + i * slotSize), true);
+      const start = this.slotsBase + i * slotSize;
+      this.slotViews.push(this.bytes.subarray(start, start + slotSize));
     }
+    this.dirty = count;
   }
 
   /** The whole slot `i` (write a datagram here before send). */
   slot(i: number): Uint8Array {
-    const start = this.slotsBase + i * this.slotSize;
-    return this.bytes.subarray(start, start + this.slotSize);
+    return this.slotViews[i]!;
+  }
+
+  /** Byte offset of slot `i` within `bytes`. */
+  slotOffset(i: number): number {
+    return this.slotsBase + i * this.slotSize;
   }
 
   /** The received bytes of slot `i`. */
   received(i: number): Uint8Array {
     const start = this.slotsBase + i * this.slotSize;
     return this.bytes.subarray(start, start + this.view.getUint32(i * MMSGHDR_SIZE + 56, true));
+  }
+
+  /** Length of the datagram received in slot `i`. */
+  receivedLength(i: number): number {
+    return this.view.getUint32(i * MMSGHDR_SIZE + 56, true);
+  }
+
+  /**
+   * The segment size when the kernel coalesced several datagrams into slot `i`
+   * (UDP_GRO control message), else 0: the slot then holds one datagram.
+   */
+  groSize(i: number): number {
+    const h = i * MMSGHDR_SIZE;
+    if (this.view.getUint32(h + 40, true) < CMSG_HEADER_SIZE + 2) return 0;
+    const c = this.controlBase + i * CONTROL_SLOT;
+    if (this.view.getInt32(c + 8, true) !== SOL_UDP || this.view.getInt32(c + 12, true) !== UDP_GRO) return 0;
+    return this.view.getInt32(c + 16, true);
   }
 
   /** Source IPv4 address and port of a datagram received in slot `i`. */
@@ -219,36 +267,95 @@ export class MsgBatch {
     return { ip: `${b[n + 4]}.${b[n + 5]}.${b[n + 6]}.${b[n + 7]}`, port: (b[n + 2]! << 8) | b[n + 3]! };
   }
 
-  private prepare(i: number, len: number, name: Uint8Array | undefined, recv: boolean): void {
-    const h = i * MMSGHDR_SIZE;
-    this.view.setBigUint64(this.iovBase + i * IOVEC_SIZE + 8, BigInt(len), true);
-    if (name || recv) {
-      const n = this.namesBase + i * NAME_SLOT;
-      if (name) this.bytes.set(name, n);
-      this.view.setBigUint64(h, BigInt(this.base + n), true);
-      this.view.setUint32(h + 8, recv ? NAME_SLOT : name!.length, true);
-    } else {
-      this.view.setBigUint64(h, 0n, true);
-      this.view.setUint32(h + 8, 0, true);
-    }
-    this.view.setUint32(h + 48, 0, true); // msg_flags
+  /** Source of slot `i` as one number (IPv4 << 16 | port), for cheap comparison. */
+  sourceKey(i: number): number {
+    const n = this.namesBase + i * NAME_SLOT;
+    const b = this.bytes;
+    return ((b[n + 4]! * 2 ** 24) + (b[n + 5]! << 16) + (b[n + 6]! << 8) + b[n + 7]!) * 65536 + ((b[n + 2]! << 8) | b[n + 3]!);
+  }
+
+  private setIovLen(i: number, len: number): void {
+    const iov = this.iovBase + i * IOVEC_SIZE + 8;
+    this.view.setUint32(iov, len, true);
+    this.view.setUint32(iov + 4, 0, true);
+  }
+
+  private setPointer(at: number, address: number): void {
+    this.view.setUint32(at, address % 2 ** 32, true);
+    this.view.setUint32(at + 4, Math.floor(address / 2 ** 32), true);
   }
 
   /** Receives up to `count` datagrams without blocking; returns how many (0 when none are queued). */
-  receive(fd: Fd, wantSource: boolean): number {
-    for (let i = 0; i < this.count; i++) this.prepare(i, this.slotSize, undefined, wantSource);
+  receive(fd: Fd, wantSource: boolean, wantControl = false): number {
+    for (let i = 0; i < this.dirty; i++) {
+      const h = i * MMSGHDR_SIZE;
+      this.setIovLen(i, this.slotSize);
+      if (wantSource) {
+        this.setPointer(h, this.base + this.namesBase + i * NAME_SLOT);
+        this.view.setUint32(h + 8, NAME_SLOT, true);
+      } else {
+        this.setPointer(h, 0);
+        this.view.setUint32(h + 8, 0, true);
+      }
+      if (wantControl) {
+        this.setPointer(h + 32, this.base + this.controlBase + i * CONTROL_SLOT);
+        this.view.setUint32(h + 40, CONTROL_SLOT, true);
+      } else {
+        this.setPointer(h + 32, 0);
+        this.view.setUint32(h + 40, 0, true);
+      }
+      this.view.setUint32(h + 44, 0, true);
+      this.view.setUint32(h + 48, 0, true);
+    }
     const n = recvmmsgC(fd, this.base, this.count, MSG_DONTWAIT, null);
     if (n < 0) {
+      this.dirty = 0;
       const errno = libc.lastErrno();
       if (errno === libc.EAGAIN || errno === libc.EINTR || errno === ECONNREFUSED) return 0;
       fail(`receive on fd ${fd}`);
     }
+    this.dirty = n;
     return n;
   }
 
-  /** Marks slot `i` for sending `len` bytes (to `name`, or on a connected/bound socket when omitted). */
-  setSend(i: number, len: number, name?: Uint8Array): void {
-    this.prepare(i, len, name, false);
+  /**
+   * Marks slot `i` for sending `len` bytes (to `name`, or on a connected/bound
+   * socket when omitted). `segment` > 0 asks the kernel to split the slot into
+   * datagrams of that size (UDP GSO; the last may be shorter).
+   */
+  setSend(i: number, len: number, name?: Uint8Array, segment = 0): void {
+    const h = i * MMSGHDR_SIZE;
+    this.dirty = Math.max(this.dirty, i + 1);
+    this.setIovLen(i, len);
+    if (name) {
+      const n = this.namesBase + i * NAME_SLOT;
+      this.bytes.set(name, n);
+      this.setPointer(h, this.base + n);
+      this.view.setUint32(h + 8, name.length, true);
+    } else {
+      this.setPointer(h, 0);
+      this.view.setUint32(h + 8, 0, true);
+    }
+    if (segment > 0 && segment < len) {
+      const c = this.controlBase + i * CONTROL_SLOT;
+      this.view.setUint32(c, CMSG_HEADER_SIZE + 2, true); // cmsg_len (u64)
+      this.view.setUint32(c + 4, 0, true);
+      this.view.setInt32(c + 8, SOL_UDP, true);
+      this.view.setInt32(c + 12, UDP_SEGMENT, true);
+      this.view.setUint16(c + 16, segment, true);
+      this.setPointer(h + 32, this.base + c);
+      this.view.setUint32(h + 40, CMSG_HEADER_SIZE + 8, true); // CMSG_SPACE(2)
+    } else {
+      this.setPointer(h + 32, 0);
+      this.view.setUint32(h + 40, 0, true);
+    }
+    this.view.setUint32(h + 44, 0, true);
+    this.view.setUint32(h + 48, 0, true); // msg_flags
+  }
+
+  /** Returns the native memory; the batch must not be used afterwards. */
+  free(): void {
+    koffi.free(this.mem);
   }
 
   /** sendmmsg of slots [from, to); returns the number sent, or -errno when the first one failed. */

@@ -4,6 +4,11 @@
 // bottom: captureBatch -> routeLocal -> Connection.send -> flush (seal, sendmmsg);
 // receiveBatch -> open -> routeReceived -> inject / relay.
 //
+// Where the time goes is the kernel, once per packet: so runs of equal-sized
+// datagrams leave as one UDP GSO send and arrive as one UDP_GRO receive, and
+// in-order TCP segments are injected as one GSO frame (inject-coalescer.ts).
+// The wire format is unchanged: every datagram the kernel cuts is a plain sleeve datagram (spec §5.2).
+//
 // Sockets are created by the main thread inside the datapath's namespace and
 // handed over as fds, so a restarted worker reuses them and never needs setns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
@@ -12,13 +17,14 @@ import * as libc from '../netlink/libc.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
-import { FRAME_HEADER_SIZE, MAX_FRAMES_PER_DATAGRAM, NAME_SIZE, SEQ_SIZE, SECRETBOX_TAG_SIZE } from './constants.js';
-import { readPeerName, writePeerName, type SleeveFrame } from './frame-codec.js';
+import { FRAME_HEADER_SIZE, MAX_FRAMES_PER_DATAGRAM, MAX_UDP_PAYLOAD, NAME_SIZE, SEQ_SIZE, SECRETBOX_TAG_SIZE } from './constants.js';
+import { peerNameBytes, readPeerNameCached, type SleeveFrame } from './frame-codec.js';
 import { classifySpecialFrame } from './special-frames.js';
 import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
+import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
-import { EMSGSIZE, MsgBatch, connectUdp, pathMtu } from './sockets.js';
+import { EMSGSIZE, MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from './sockets.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
@@ -28,6 +34,8 @@ const EPOLLIN = 0x001;
 const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
 const EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
 const STATS_INTERVAL_MS = 500;
+const EINVAL = 22;
+const EIO = 5;
 const MAC_EXPIRY_CHECK_MS = 60_000;
 
 const config = workerData as WorkerConfig;
@@ -162,17 +170,28 @@ const udpBatch = new MsgBatch(BATCH, SLOT);
 const captureBatch = new MsgBatch(BATCH, SLOT);
 const sendBatch = new MsgBatch(BATCH, SLOT);
 const scratch = new Uint8Array(SLOT);
+/**
+ * Decrypted bodies of one receive batch. Frames routed from them are views
+ * until the batch is flushed, so the arena is only rewound after flushAll; it
+ * holds at least everything one recvmmsg can return.
+ */
+const openArena = new Uint8Array(BATCH * SLOT);
+let openArenaAt = 0;
+const ourNameBytes = peerNameBytes(ourName);
 
 function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
   stats.datagramsReceived++;
   if (datagram.length < NAME_SIZE) return drop('datagram-too-short');
-  const sender = readPeerName(datagram, 0);
+  const sender = readPeerNameCached(datagram, 0);
   const conn = byName.get(sender);
   if (!conn || conn.failed) return drop('unknown-sender');
   let body = datagram.subarray(NAME_SIZE);
   if (conn.opener) {
     try {
-      body = conn.opener.open(body).plaintext;
+      const out = openArena.subarray(openArenaAt);
+      const len = conn.opener.openInto(body, out);
+      body = out.subarray(0, len);
+      openArenaAt += len;
     } catch (e) {
       if (e instanceof SleeveCryptoError) return drop(e.kind);
       throw e;
@@ -183,8 +202,8 @@ function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }
     const len = (body[at + 12]! << 8) | body[at + 13]!;
     const start = at + FRAME_HEADER_SIZE;
     if (len > body.length - start) return drop('frame-too-short');
-    const src = readPeerName(body, at);
-    const dst = readPeerName(body, at + NAME_SIZE);
+    const src = readPeerNameCached(body, at);
+    const dst = readPeerNameCached(body, at + NAME_SIZE);
     const frame = body.subarray(start, start + len);
     at = start + len;
     stats.framesReceived++;
@@ -209,41 +228,76 @@ function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }
 
 // ---- send pipeline
 
-/** Packs the queue into datagrams in sendBatch (spec §5.7) and sends them; returns frames sent. */
+/** Whether UDP GSO works on this underlay; turned off for good when the kernel refuses it. */
+let gsoUsable = true;
+
+/**
+ * Packs the queue into datagrams (spec §5.7) and sends them. On the DF path a
+ * run of equal-sized datagrams (bulk TCP) shares one sendmmsg slot and the
+ * kernel splits it (UDP GSO): the underlay carries the same datagrams, but the
+ * stack is walked once per run instead of once per datagram.
+ */
 function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
   const queue = df ? conn.dfQueue : conn.nonDfQueue;
   if (queue.length === 0) return;
   const maxPayload = conn.maxPayload(df);
   const fd = df ? conn.dfFd : config.udpFd;
   const name = df ? undefined : conn.remoteSockaddr;
+  const gso = df && gsoUsable;
+  const sealOverhead = conn.sealer ? SEQ_SIZE + SECRETBOX_TAG_SIZE : 0;
   let slots = 0;
+  let slotSegments: number[] = [];
+  const segmentsBySlot: number[][] = [];
   let i = 0;
+  // The slot being filled: bytes used, datagram size of its run, datagrams in it.
+  let used = 0;
+  let segSize = 0;
+  let segCount = 0;
   const sendSlots = (): void => {
     let from = 0;
     while (from < slots) {
       const r = sendBatch.send(fd, from, slots);
       if (r > 0) {
-        stats.datagramsSent += r;
+        for (let k = from; k < from + r; k++) stats.datagramsSent += segmentsBySlot[k]!.length;
         from += r;
         continue;
       }
       const errno = -r;
-      if (errno === EMSGSIZE && df) {
-        drop('emsgsize');
+      const lost = segmentsBySlot[from]!.length;
+      if ((errno === EMSGSIZE || (errno === EINVAL && lost > 1)) && df) {
+        // EINVAL: a GSO run whose datagram size no longer fits the path MTU.
+        drop('emsgsize', lost);
         try {
           conn.handleMsgSize(pathMtu(fd), now);
         } catch {
           drop('path-mtu-unreadable');
         }
       } else if (errno === libc.EAGAIN) {
-        drop('send-buffer-full', slots - from);
+        let rest = 0;
+        for (let k = from; k < slots; k++) rest += segmentsBySlot[k]!.length;
+        drop('send-buffer-full', rest);
         break;
       } else {
-        drop(`send-errno-${errno}`);
+        if (lost > 1 && (errno === EIO || errno === EINVAL)) {
+          gsoUsable = false;
+          post({ t: 'log', message: `sleeve: UDP segmentation offload refused (errno ${errno}); sending datagrams one by one` });
+        }
+        drop(`send-errno-${errno}`, lost);
       }
       from++;
     }
     slots = 0;
+    segmentsBySlot.length = 0;
+  };
+  const closeSlot = (): void => {
+    if (segCount === 0) return;
+    sendBatch.setSend(slots, used, name, segCount > 1 ? segSize : 0);
+    segmentsBySlot.push(slotSegments);
+    slotSegments = [];
+    slots++;
+    used = 0;
+    segCount = 0;
+    if (slots === BATCH) sendSlots();
   };
   while (i < queue.length) {
     // Build one datagram's frames: as many as fit (spec §5.7).
@@ -252,7 +306,6 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
     const first = i;
     while (i < queue.length && n < MAX_FRAMES_PER_DATAGRAM) {
       const need = FRAME_HEADER_SIZE + queue[i]!.frame.length;
-      if (n === 0 && size + need > maxPayload) break;
       if (size + need > maxPayload) break;
       size += need;
       n++;
@@ -263,26 +316,36 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
       i++;
       continue;
     }
+    const plainLen = size - conn.packetOverhead;
+    const dgLen = NAME_SIZE + sealOverhead + plainLen;
+    // A datagram joins the open run when every earlier one was exactly segSize
+    // and it is no larger (the kernel's rule: only the last may be shorter).
+    const joins = gso && segCount > 0 && segCount < UDP_MAX_SEGMENTS && dgLen <= segSize && used + dgLen <= MAX_UDP_PAYLOAD;
+    if (!joins) {
+      closeSlot();
+      segSize = dgLen;
+    }
     const slot = sendBatch.slot(slots);
-    writePeerName(slot, 0, ourName);
-    const plain = conn.sealer ? scratch : slot.subarray(NAME_SIZE);
+    slot.set(ourNameBytes, used);
+    const plain = conn.sealer ? scratch : slot.subarray(used + NAME_SIZE);
     let at = 0;
     for (let k = first; k < first + n; k++) {
       const f: SleeveFrame = queue[k]!;
-      writePeerName(plain, at, f.src);
-      writePeerName(plain, at + NAME_SIZE, f.dst);
+      plain.set(peerNameBytes(f.src), at);
+      plain.set(peerNameBytes(f.dst), at + NAME_SIZE);
       plain[at + 12] = f.frame.length >> 8;
       plain[at + 13] = f.frame.length & 0xff;
       plain.set(f.frame, at + FRAME_HEADER_SIZE);
       at += FRAME_HEADER_SIZE + f.frame.length;
     }
-    let len = NAME_SIZE + at;
-    if (conn.sealer) len = NAME_SIZE + conn.sealer.sealInto(slot.subarray(NAME_SIZE, NAME_SIZE + SEQ_SIZE + SECRETBOX_TAG_SIZE + at), scratch.subarray(0, at), df);
-    sendBatch.setSend(slots, len, name);
-    slots++;
+    if (conn.sealer) conn.sealer.sealInto(slot.subarray(used + NAME_SIZE, used + dgLen), scratch.subarray(0, at), df);
+    used += dgLen;
+    segCount++;
+    slotSegments.push(n);
     stats.framesSent += n;
-    if (slots === BATCH) sendSlots();
+    if (dgLen < segSize) closeSlot();
   }
+  closeSlot();
   sendSlots();
   queue.length = 0;
 }
@@ -293,35 +356,39 @@ function flushAll(now: number): void {
     flushQueue(conn, false, now);
   }
   if (injectQueue.length === 0) return;
-  let from = 0;
-  while (from < injectQueue.length) {
-    const n = Math.min(BATCH, injectQueue.length - from);
-    // Frames are views into receive slots; one copy into the inject slots is cheap next to the syscall.
-    for (let k = 0; k < n; k++) {
-      const f = injectQueue[from + k]!;
-      const slot = injectSlot(k);
-      slot.set(f);
-      injectBatchLarge.setSend(k, f.length);
-    }
-    let sent = 0;
-    while (sent < n) {
-      const r = injectBatchLarge.send(config.packetFd, sent, n);
-      if (r > 0) {
-        sent += r;
-        stats.injected += r;
-      } else {
-        drop(-r === libc.EAGAIN ? 'inject-buffer-full' : `inject-errno-${-r}`);
-        sent++;
-      }
-    }
-    from += n;
-  }
+  // Frames are views into receive slots; one copy into the inject slots is cheap next to the syscall.
+  for (const f of injectQueue) coalescer.add(f, nextInjectSlot);
+  coalescer.finish();
+  sendInjectSlots(injectSlotCount);
+  stats.injected += injectQueue.length;
   injectQueue.length = 0;
 }
 
-const injectBatchLarge = new MsgBatch(BATCH, SLOT);
-function injectSlot(i: number): Uint8Array {
-  return injectBatchLarge.slot(i);
+/** Slot memory for the coalescer's next frame; sends the batch first when it is full. */
+function nextInjectSlot(): Uint8Array {
+  if (injectSlotCount === BATCH) sendInjectSlots(BATCH);
+  return injectBatch.slot(injectSlotCount);
+}
+
+const injectBatch = new MsgBatch(BATCH, SLOT);
+let injectSlotCount = 0;
+const coalescer = new InjectCoalescer((length) => {
+  injectBatch.setSend(injectSlotCount, length);
+  injectSlotCount++;
+});
+
+function sendInjectSlots(n: number): void {
+  let sent = 0;
+  while (sent < n) {
+    const r = injectBatch.send(config.packetFd, sent, n);
+    if (r > 0) {
+      sent += r;
+    } else {
+      drop(-r === libc.EAGAIN ? 'inject-buffer-full' : `inject-errno-${-r}`);
+      sent++;
+    }
+  }
+  injectSlotCount = 0;
 }
 
 /** This thread's CPU time in microseconds (utime + stime from /proc/thread-self/stat, in clock ticks of 10 ms). */
@@ -383,14 +450,30 @@ function drainControl(now: number): void {
 }
 
 function receiveUdp(fd: number, now: number): void {
-  const n = udpBatch.receive(fd, true);
-  for (let i = 0; i < n; i++) handleDatagram(udpBatch.received(i), udpBatch.sourceOf(i), now);
+  const n = udpBatch.receive(fd, true, true);
+  for (let i = 0; i < n; i++) {
+    const whole = udpBatch.received(i);
+    const from = udpBatch.sourceOf(i);
+    // UDP_GRO: the slot may hold a train of datagrams of groSize bytes (the last may be shorter).
+    const seg = udpBatch.groSize(i);
+    if (seg > 0 && seg < whole.length) {
+      for (let off = 0; off < whole.length; off += seg) handleDatagram(whole.subarray(off, Math.min(off + seg, whole.length)), from, now);
+    } else handleDatagram(whole, from, now);
+  }
   flushAll(now);
+  openArenaAt = 0;
 }
 
 function receiveCapture(now: number): void {
   const n = captureBatch.receive(config.packetFd, false);
-  for (let i = 0; i < n; i++) routeLocal(captureBatch.received(i));
+  for (let i = 0; i < n; i++) {
+    // Each capture starts with the socket's virtio-net header (PACKET_VNET_HDR). Offloads are
+    // off on the bridge side, so a segmentation request means the port was reconfigured.
+    const c = captureBatch.received(i);
+    if (c.length < VNET_HDR_SIZE) drop('runt');
+    else if (c[1] !== 0) drop('capture-gso-frame');
+    else routeLocal(c.subarray(VNET_HDR_SIZE));
+  }
   flushAll(now);
 }
 
@@ -424,4 +507,6 @@ while (running) {
     nextStats = now + STATS_INTERVAL_MS;
   }
 }
+// Native batch memory is outside the isolate: give it back, or every worker a datapath starts leaks it.
+for (const b of [udpBatch, captureBatch, sendBatch, injectBatch]) b.free();
 process.exit(0);
