@@ -4,12 +4,11 @@
 // resolving everywhere within seconds.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type Container, type Host, type Testbed } from './lib/index.js';
+import {
+  createTestbed, launchFullMesh, mustWeave, pollUntil, stopRouters, type Container, type Host, type Testbed,
+} from './lib/index.js';
 import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
 const CONVERGE_MS = 30_000;
 /** How quickly a removal must be seen everywhere. */
 const REMOVAL_MS = 5_000;
@@ -22,20 +21,10 @@ before(async () => {
 });
 after(async () => {
   if (bed) {
-    for (const h of bed.hosts) await weave(h, ['stop']);
+    await stopRouters(bed.hosts);
     await bed.teardown();
   }
 });
-
-function weave(h: Host, args: string[]) {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: join(h.dir, 'state') }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(h: Host, args: string[]): Promise<string> {
-  const r = await weave(h, args);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} on ${h.label} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** Resolve A records from inside a container with node's resolver, against one server. */
 async function resolveIn(c: Container, server: string, name: string): Promise<string[]> {
@@ -48,9 +37,7 @@ r.resolve4(${JSON.stringify(name)}).then((a) => console.log(a.sort().join(' ')),
 
 test('names registered on three hosts resolve from containers everywhere; removal is seen everywhere', { skip }, async () => {
   const [h1, h2, h3] = bed.hosts;
-  await mustWeave(h1, ['launch', '--nickname', 'h1', h2.address, h3.address]);
-  await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address, h3.address]);
-  await mustWeave(h3, ['launch', '--nickname', 'h3', h1.address, h2.address]);
+  await launchFullMesh(bed.hosts);
 
   // The bridge address is where containers reach their router's DNS server (it listens on 0.0.0.0:53 here).
   const bridgeIp = new Map<Host, string>();

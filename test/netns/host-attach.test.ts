@@ -4,13 +4,10 @@
 // against the kernel (netlink from inside the host namespace, `nft list`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, type Container, type Host, type Testbed } from './lib/index.js';
+import { createTestbed, mustWeave, weave, type Container, type Host, type Testbed } from './lib/index.js';
 import { Rtnl, type Link } from '../../dataplane/netlink/index.js';
 import { BridgeError, ensureBridge } from '../../dataplane/host/index.js';
 
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 let bed: Testbed;
@@ -18,16 +15,6 @@ let h: Host;
 let a: Container;
 let b: Container;
 let c: Container;
-
-function weave(args: string[]) {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: join(h.dir, 'state') }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(args: string[]): Promise<string> {
-  const r = await weave(args);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 async function inNs<T>(path: string, fn: (r: Rtnl) => Promise<T>): Promise<T> {
   const r = Rtnl.open({ netns: path });
@@ -54,12 +41,12 @@ before(async () => {
   a = await h.addContainer('a');
   b = await h.addContainer('b');
   c = await h.addContainer('c');
-  await mustWeave(['launch', '--name', '7a:c4:8b:a1:e6:ad']);
+  await mustWeave(h, ['launch', '--name', '7a:c4:8b:a1:e6:ad']);
 });
 
 after(async () => {
   if (bed) {
-    await weave(['stop']);
+    await weave(h, ['stop']);
     await bed.teardown();
   }
 });
@@ -76,12 +63,12 @@ test('launch creates the weave bridge (peer-name MAC, underlay MTU - 50, up) and
   for (const chain of ['input', 'forward', 'expose', 'postrouting']) assert.match(table, new RegExp(`chain ${chain} \\{`));
   assert.match(table, /iifname "weave" oifname "weave" accept/);
   assert.match(table, /ip daddr 127\.0\.0\.1 tcp dport 6784 .*drop/);
-  assert.equal(await mustWeave(['ps']), 'weave:expose 7a:c4:8b:a1:e6:ad\n', 'only the bridge line, without addresses');
+  assert.equal(await mustWeave(h, ['ps']), 'weave:expose 7a:c4:8b:a1:e6:ad\n', 'only the bridge line, without addresses');
 });
 
 test('two attached containers ping each other over the bridge; ps lists them', async () => {
-  assert.equal(await mustWeave(['attach', '10.32.0.1/12', '--netns', a.netnsPath]), '10.32.0.1\n');
-  assert.equal(await mustWeave(['attach', 'ip:10.32.0.2/12', '--netns', b.netnsPath]), '10.32.0.2\n');
+  assert.equal(await mustWeave(h, ['attach', '10.32.0.1/12', '--netns', a.netnsPath]), '10.32.0.1\n');
+  assert.equal(await mustWeave(h, ['attach', 'ip:10.32.0.2/12', '--netns', b.netnsPath]), '10.32.0.2\n');
   assert.ok(await a.ping('10.32.0.2'), 'a reaches b');
   assert.ok(await b.ping('10.32.0.1'), 'b reaches a');
 
@@ -94,25 +81,25 @@ test('two attached containers ping each other over the bridge; ps lists them', a
   assert.equal(hostEnds.length, 2);
   assert.ok(hostEnds.every((l) => l.masterIndex === bridgeIndex && l.up), 'host ends are up bridge ports');
 
-  const lines = (await mustWeave(['ps'])).trim().split('\n');
+  const lines = (await mustWeave(h, ['ps'])).trim().split('\n');
   assert.match(lines[0], /^weave:expose 7a:c4:8b:a1:e6:ad$/);
   assert.ok(lines.includes(`${a.netnsPath} ${ethA.mac} 10.32.0.1/12`), `ps lists a:\n${lines.join('\n')}`);
   assert.ok(lines.includes(`${b.netnsPath} ${ethB.mac} 10.32.0.2/12`), `ps lists b:\n${lines.join('\n')}`);
   assert.ok(lines.slice(1).every((l) => MAC.test(l.split(' ')[1])));
-  assert.equal((await mustWeave(['ps', b.netnsPath])).trim(), `${b.netnsPath} ${ethB.mac} 10.32.0.2/12`, 'ps filters by container');
+  assert.equal((await mustWeave(h, ['ps', b.netnsPath])).trim(), `${b.netnsPath} ${ethB.mac} 10.32.0.2/12`, 'ps filters by container');
 });
 
 test('attaching again adds nothing twice and keeps the veth', async () => {
   const before = (await hostLinks()).filter((l) => l.name.startsWith('vethwepl')).map((l) => l.name).sort();
   const macBefore = (await ethweOf(a))?.mac;
-  assert.equal(await mustWeave(['attach', '10.32.0.1/12', '--netns', a.netnsPath]), '10.32.0.1\n');
+  assert.equal(await mustWeave(h, ['attach', '10.32.0.1/12', '--netns', a.netnsPath]), '10.32.0.1\n');
   assert.deepEqual(await addressesOf(a), ['10.32.0.1/12']);
   assert.equal((await ethweOf(a))?.mac, macBefore, 'same interface');
   assert.deepEqual((await hostLinks()).filter((l) => l.name.startsWith('vethwepl')).map((l) => l.name).sort(), before);
 });
 
 test('two CIDRs give two addresses, a route for each subnet and the multicast route; detach removes them and the veth', async () => {
-  assert.equal(await mustWeave(['attach', '10.32.0.3/12', '10.2.1.1/24', '--netns', c.netnsPath]), '10.32.0.3 10.2.1.1\n');
+  assert.equal(await mustWeave(h, ['attach', '10.32.0.3/12', '10.2.1.1/24', '--netns', c.netnsPath]), '10.32.0.3 10.2.1.1\n');
   assert.deepEqual((await addressesOf(c)).sort(), ['10.2.1.1/24', '10.32.0.3/12']);
   const routes = await inNs(c.netnsPath, (r) => r.listRoutes({ link: 'ethwe' }));
   const dsts = routes.map((r) => r.dst);
@@ -120,44 +107,44 @@ test('two CIDRs give two addresses, a route for each subnet and the multicast ro
   assert.ok(await c.ping('10.32.0.1'), 'c reaches a');
   const hostEndsBefore = (await hostLinks()).filter((l) => l.name.startsWith('vethwepl')).length;
 
-  assert.equal(await mustWeave(['detach', '10.2.1.1/24', '--netns', c.netnsPath]), '10.2.1.1\n');
+  assert.equal(await mustWeave(h, ['detach', '10.2.1.1/24', '--netns', c.netnsPath]), '10.2.1.1\n');
   assert.deepEqual(await addressesOf(c), ['10.32.0.3/12']);
-  assert.equal(await mustWeave(['detach', '10.32.0.3/12', '--netns', c.netnsPath]), '10.32.0.3\n');
+  assert.equal(await mustWeave(h, ['detach', '10.32.0.3/12', '--netns', c.netnsPath]), '10.32.0.3\n');
   assert.equal(await ethweOf(c), undefined, 'ethwe is gone once no address is left');
   assert.equal((await hostLinks()).filter((l) => l.name.startsWith('vethwepl')).length, hostEndsBefore - 1, 'and so is its host end');
-  assert.doesNotMatch(await mustWeave(['ps']), new RegExp(c.netnsPath), 'ps no longer lists it');
+  assert.doesNotMatch(await mustWeave(h, ['ps']), new RegExp(c.netnsPath), 'ps no longer lists it');
 });
 
 test('expose lets the host reach containers, with masquerade rules; hide takes it back', async () => {
   assert.equal(await h.ping('10.32.0.1'), false, 'not reachable before expose');
-  assert.equal(await mustWeave(['expose', '10.32.0.254/12']), '10.32.0.254\n');
+  assert.equal(await mustWeave(h, ['expose', '10.32.0.254/12']), '10.32.0.254\n');
   assert.ok(await h.ping('10.32.0.1'), 'host reaches a via the bridge address');
-  assert.match((await mustWeave(['ps', 'weave:expose'])).trim(), /^weave:expose 7a:c4:8b:a1:e6:ad 10\.32\.0\.254\/12$/);
+  assert.match((await mustWeave(h, ['ps', 'weave:expose'])).trim(), /^weave:expose 7a:c4:8b:a1:e6:ad 10\.32\.0\.254\/12$/);
   const table = (await nftTable()) ?? '';
   assert.match(table, /ip daddr 10\.32\.0\.0\/12 accept/);
   assert.match(table, /ip saddr 10\.32\.0\.0\/12 ip daddr != 10\.32\.0\.0\/12 masquerade/);
   assert.match(table, /ip daddr 10\.32\.0\.0\/12 ip saddr != 10\.32\.0\.0\/12 masquerade/);
-  assert.equal(await mustWeave(['expose', '10.32.0.254/12']), '10.32.0.254\n', 'expose is idempotent');
+  assert.equal(await mustWeave(h, ['expose', '10.32.0.254/12']), '10.32.0.254\n', 'expose is idempotent');
 
-  assert.equal(await mustWeave(['hide']), '10.32.0.254\n');
+  assert.equal(await mustWeave(h, ['hide']), '10.32.0.254\n');
   assert.deepEqual(await inNs(h.netnsPath, async (r) => (await r.listAddresses('weave')).length), 0);
   assert.doesNotMatch((await nftTable()) ?? '', /masquerade/);
 });
 
 test('bad targets and addresses get clear errors', async () => {
-  const missing = await weave(['attach', '10.32.0.9/12', '--netns', `/run/netns/${bed.prefix}-nonexistent`]);
+  const missing = await weave(h, ['attach', '10.32.0.9/12', '--netns', `/run/netns/${bed.prefix}-nonexistent`]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot open network namespace \/run\/netns\/\S+-nonexistent: ENOENT \(does the namespace exist\?\)/);
 
-  const noIpam = await weave(['attach', 'net:default', '--netns', a.netnsPath]);
+  const noIpam = await weave(h, ['attach', 'net:default', '--netns', a.netnsPath]);
   if (noIpam.code !== 0) assert.match(noIpam.stderr, /IPAM is not available yet/);
   else assert.match(noIpam.stdout, /^\d+\.\d+\.\d+\.\d+\n$/, 'with IPAM the allocated address is printed');
 
-  const noDocker = await weave(['attach', '10.32.0.9/12', 'some-container']);
+  const noDocker = await weave(h, ['attach', '10.32.0.9/12', 'some-container']);
   assert.equal(noDocker.code, 1);
   assert.match(noDocker.stderr, /unable to inspect container some-container: /);
 
-  const hostNs = await weave(['attach', '10.32.0.9/12', '--netns', h.netnsPath]);
+  const hostNs = await weave(h, ['attach', '10.32.0.9/12', '--netns', h.netnsPath]);
   assert.equal(hostNs.code, 1);
   assert.match(hostNs.stderr, /Container is running in the host network namespace/);
 });
@@ -176,11 +163,11 @@ test('a different device named weave is refused with the fix named', async () =>
 
 test('reset removes the bridge, the veths and the nft table', async () => {
   assert.ok((await hostLinks()).some((l) => l.name.startsWith('vethwepl')), 'veths exist before reset');
-  await mustWeave(['reset']);
+  await mustWeave(h, ['reset']);
   const links = await hostLinks();
   assert.equal(links.find((l) => l.name === 'weave'), undefined, 'bridge removed');
   assert.deepEqual(links.filter((l) => l.name.startsWith('vethwe')).map((l) => l.name), [], 'veths removed');
   assert.equal(await ethweOf(a), undefined, "containers' ethwe removed with their host ends");
   assert.equal(await nftTable(), undefined, 'table inet weave removed');
-  await mustWeave(['reset']);
+  await mustWeave(h, ['reset']);
 });

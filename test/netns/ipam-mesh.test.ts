@@ -4,13 +4,11 @@
 // over a dead router's space so it is used again.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type Container, type Host, type Testbed } from './lib/index.js';
+import {
+  createTestbed, launchFullMesh, mustWeave, pollUntil, stopRouters, weave, weaverPid, type Container, type Host, type Testbed,
+} from './lib/index.js';
 import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
 const CONVERGE_MS = 30_000;
 const CONTAINERS = 60;
 const skip = MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)';
@@ -22,20 +20,10 @@ before(async () => {
 });
 after(async () => {
   if (bed) {
-    for (const h of bed.hosts) await weave(h, ['stop']);
+    await stopRouters(bed.hosts);
     await bed.teardown();
   }
 });
-
-function weave(h: Host, args: string[]) {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: join(h.dir, 'state') }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(h: Host, args: string[]): Promise<string> {
-  const r = await weave(h, args);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} on ${h.label} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 function ipToInt(ip: string): number {
   return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
@@ -63,9 +51,7 @@ async function attachAll(h: Host, containers: Container[]): Promise<Map<Containe
 
 test('three routers: 60 automatic addresses are unique, in range, and the ring agrees; rmpeer reclaims a dead peer', { skip }, async () => {
   const [h1, h2, h3] = bed.hosts;
-  await mustWeave(h1, ['launch', '--nickname', 'h1', h2.address, h3.address]);
-  await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address, h3.address]);
-  await mustWeave(h3, ['launch', '--nickname', 'h3', h1.address, h2.address]);
+  await launchFullMesh(bed.hosts);
 
   const perHost = bed.hosts.map(() => [] as Container[]);
   for (let i = 0; i < CONTAINERS; i++) {
@@ -91,7 +77,7 @@ test('three routers: 60 automatic addresses are unique, in range, and the ring a
 
   // h3 dies; its space is taken over on h1 and handed out again there.
   const h3ips = [...results[2].values()];
-  process.kill(Number(readFileSync(join(h3.dir, 'state', 'weaver.pid'), 'utf8')), 'SIGKILL');
+  process.kill(weaverPid(h3), 'SIGKILL');
   const rm = await mustWeave(h1, ['rmpeer', 'h3']);
   const taken = /^(\d+) IPs taken over from h3$/.exec(rm.trim());
   assert.ok(taken && Number(taken[1]) === views[0].get('h3'), `rmpeer takes over all of h3's space: ${rm}`);
@@ -131,7 +117,7 @@ test('kill -9 during allocation: after restart every acknowledged address is sti
       }
     });
     const killed = pollUntil(() => acknowledged.size >= 6, 60_000, 20).then(() => {
-      process.kill(Number(readFileSync(join(h.dir, 'state', 'weaver.pid'), 'utf8')), 'SIGKILL');
+      process.kill(weaverPid(h), 'SIGKILL');
     });
     await Promise.all([...streams, killed]);
     assert.ok(acknowledged.size >= 6 && acknowledged.size < cs.length, `some attaches succeeded before the kill (${acknowledged.size})`);

@@ -5,12 +5,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type Host, type Testbed } from './lib/index.js';
+import {
+  connectionsMatch, createTestbed, mustWeave, pollUntil, pollWeave, stopRouters, weave, weaveStateDir, weaverPid, type Host,
+  type Testbed,
+} from './lib/index.js';
 import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
-
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
-const CONVERGE_MS = 30_000;
 
 let bed: Testbed;
 
@@ -20,24 +19,10 @@ before(async () => {
 after(async () => {
   // Stop routers politely first so their pid files and ports are released; teardown kills the rest.
   if (bed) {
-    for (const h of bed.hosts) await weave(h, ['stop']);
+    await stopRouters(bed.hosts);
     await bed.teardown();
   }
 });
-
-function stateDir(h: Host): string {
-  return join(h.dir, 'state');
-}
-
-function weave(h: Host, args: string[], env: Record<string, string> = {}) {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: stateDir(h), ...env }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(h: Host, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const r = await weave(h, args, env);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} on ${h.label} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 async function listening(h: Host, port: number): Promise<boolean> {
   const r = await h.exec('ss', ['-Htln', `sport = :${port}`]);
@@ -47,7 +32,7 @@ async function listening(h: Host, port: number): Promise<boolean> {
 test('launch, refuse a second launch, status, stop cleans up', async () => {
   const h = bed.host(1);
   const pidText = await mustWeave(h, ['launch', '--nickname', 'alpha', '10.99.0.1']);
-  const pidFile = join(stateDir(h), 'weaver.pid');
+  const pidFile = join(weaveStateDir(h), 'weaver.pid');
   assert.equal(readFileSync(pidFile, 'utf8').trim(), pidText.trim(), 'launch prints the router pid recorded in the pid file');
 
   const again = await weave(h, ['launch']);
@@ -85,7 +70,7 @@ test('a bad flag stops the launch with the router\'s message and a non-zero exit
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^weave: invalid value "many" for --conn-limit: expected an integer/m);
   assert.match(r.stderr, /The weave router has died\. Consult the log file .*weaver\.log/);
-  assert.equal(existsSync(join(stateDir(h), 'weaver.pid')), false);
+  assert.equal(existsSync(join(weaveStateDir(h), 'weaver.pid')), false);
 });
 
 test('a router killed with SIGKILL relaunches with the same name and a new UID', async () => {
@@ -95,8 +80,7 @@ test('a router killed with SIGKILL relaunches with the same name and a new UID',
   assert.match(uidBefore, /^\d+$/);
   const name = (await mustWeave(h, ['report', '-f', '{{.Router.Name}}'])).trim();
   assert.match(name, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-  const pid = Number(readFileSync(join(stateDir(h), 'weaver.pid'), 'utf8'));
-  process.kill(pid, 'SIGKILL');
+  process.kill(weaverPid(h), 'SIGKILL');
   assert.ok(await pollUntil(async () => !(await listening(h, 6784)), 10_000), 'the killed router releases its port');
   // The stale pid file must not block the relaunch.
   await mustWeave(h, ['launch']);
@@ -113,12 +97,10 @@ test('three hosts converge: every host lists every peer', { skip: MESH_WIRED ? f
   await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address]);
   await mustWeave(h3, ['launch', '--nickname', 'h3', h1.address]);
   for (const h of bed.hosts) {
-    const ok = await pollUntil(async () => {
-      const r = await weave(h, ['status', 'peers']);
-      const peers = r.stdout.split('\n').filter((l) => /^\S/.test(l));
+    await pollWeave(h, ['status', 'peers'], (out) => {
+      const peers = out.split('\n').filter((l) => /^\S/.test(l));
       return ['h1', 'h2', 'h3'].every((n) => peers.some((l) => l.endsWith(`(${n})`)));
-    }, CONVERGE_MS, 250);
-    assert.ok(ok, `${h.label} lists h1, h2 and h3:\n${(await weave(h, ['status', 'peers'])).stdout}`);
+    }, { what: 'lists h1, h2 and h3' });
   }
   for (const h of bed.hosts) await mustWeave(h, ['stop']);
 });
@@ -127,12 +109,9 @@ test('a wrong password is refused and the connection status says why', { skip: M
   const [h1, h2] = bed.hosts;
   await mustWeave(h1, ['launch', '--password', 'right-one']);
   await mustWeave(h2, ['launch', '--password', 'wrong-one', h1.address]);
-  let lines = '';
-  const refused = await pollUntil(async () => {
-    lines = (await weave(h2, ['status', 'connections'])).stdout;
-    return /^-> \S+\s+(failed|retrying)\s+.*(password|decrypt|authenticat|encrypt)/im.test(lines);
-  }, CONVERGE_MS, 250);
-  assert.ok(refused, `h2's connection to h1 is refused with a reason:\n${lines}`);
+  await connectionsMatch(h2, /^-> \S+\s+(failed|retrying)\s+.*(password|decrypt|authenticat|encrypt)/im, {
+    what: "h2's connection to h1 is refused with a reason",
+  });
   assert.doesNotMatch((await weave(h2, ['status', 'connections'])).stdout, /established/);
   for (const h of [h1, h2]) await mustWeave(h, ['stop']);
 });

@@ -8,10 +8,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type ExecResult, type Host, type Testbed } from './lib/index.js';
+import {
+  createTestbed, mustWeave, pollUntil, stopRouters, weave, weaveStateDir, type Host, type Testbed,
+} from './lib/index.js';
 
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
 /** Convergence over working links: topology gossip is delayed 1 s per hop (spec §4.5). */
 const CONVERGE_MS = 30_000;
 /** A cut link is noticed only by the 60 s read timeout (spec §2.3), then the peer is garbage-collected. */
@@ -30,7 +30,7 @@ interface RouterReport {
 const beds: Testbed[] = [];
 after(async () => {
   for (const bed of beds) {
-    for (const h of bed.hosts) await weave(h, ['stop']);
+    await stopRouters(bed.hosts);
     await bed.teardown();
   }
 });
@@ -39,20 +39,6 @@ async function newBed(hosts: number): Promise<Testbed> {
   const bed = await createTestbed({ hosts, underlay: 'bridge' });
   beds.push(bed);
   return bed;
-}
-
-function stateDir(h: Host): string {
-  return join(h.dir, 'state');
-}
-
-function weave(h: Host, args: string[]): Promise<ExecResult> {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: stateDir(h) }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(h: Host, args: string[]): Promise<string> {
-  const r = await weave(h, args);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} on ${h.label} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
 }
 
 /** The router's report, read straight from its API (cheaper than a CLI process per poll). */
@@ -243,7 +229,7 @@ describe('mesh topology', { concurrency: true }, () => {
     }
     assert.doesNotMatch(connections, /established/);
     assert.deepEqual(await statusPeerNicks(h1), ['n1'], 'n1 let nobody in');
-    const log = readFileSync(join(stateDir(h1), 'weaver.log'), 'utf8');
+    const log = readFileSync(join(weaveStateDir(h1), 'weaver.log'), 'utf8');
     assert.match(log, /error during handshake: .*password/, 'n1 logs the refusal with its reason');
   });
 
@@ -258,7 +244,7 @@ describe('mesh topology', { concurrency: true }, () => {
     const name3 = peerName(seen, 'n3');
     const uid3 = seen?.Peers.find((p) => p.NickName === 'n3')?.UID;
 
-    const pidFile = join(stateDir(h3), 'weaver.pid');
+    const pidFile = join(weaveStateDir(h3), 'weaver.pid');
     process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
     // The kernel closes the dead router's sockets, so the others notice at once.
     await waitForPeers([h1, h2], ['n1', 'n2'], CONVERGE_MS);

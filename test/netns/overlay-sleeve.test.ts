@@ -5,58 +5,10 @@
 // is encrypted (user-surface spec §2.3, §8).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type Container, type Host, type Testbed } from './lib/index.js';
-
-const WEAVE = fileURLToPath(new URL('../../../bin/weave', import.meta.url));
-const CONVERGE_MS = 30_000;
-
-function weave(h: Host, args: string[]) {
-  return h.exec(process.execPath, [WEAVE, ...args], { env: { WEAVE_STATE_DIR: join(h.dir, 'state') }, timeoutMs: 60_000 });
-}
-
-async function mustWeave(h: Host, args: string[]): Promise<string> {
-  const r = await weave(h, args);
-  assert.equal(r.code, 0, `weave ${args.join(' ')} on ${h.label} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A testbed whose routers are stopped and namespaces removed however the test ends. */
-async function withBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
-  const bed = await createTestbed({ hosts, underlay: 'bridge' });
-  try {
-    await body(bed);
-  } finally {
-    for (const h of bed.hosts) await weave(h, ['stop']).catch(() => undefined);
-    await bed.teardown();
-  }
-}
-
-async function attachContainer(h: Host): Promise<Container> {
-  const c = await h.addContainer('c1');
-  assert.equal(await mustWeave(h, ['attach', `10.32.0.${h.index}/12`, '--netns', c.netnsPath]), `10.32.0.${h.index}\n`);
-  return c;
-}
-
-/** Polls `weave status connections` until `want` matches; returns the last output. */
-async function connectionsMatch(h: Host, want: RegExp): Promise<string> {
-  let out = '';
-  const ok = await pollUntil(async () => {
-    out = (await weave(h, ['status', 'connections'])).stdout;
-    return want.test(out);
-  }, CONVERGE_MS, 250);
-  assert.ok(ok, `${h.label}: status connections should match ${want}:\n${out}`);
-  return out;
-}
-
-async function mustPing(from: Container, to: string, what: string): Promise<void> {
-  const ok = await pollUntil(() => from.ping(to, { count: 1, waitSeconds: 1 }), 20_000, 200);
-  assert.ok(ok, `${what}: ${to} answers ping`);
-}
+import { attachContainer, connectionsMatch, mustPing, mustWeave, weave, withWeaveBed, type Host } from './lib/index.js';
 
 test('two hosts: containers ping across the sleeve; status shows sleeve and why not fastdp', async () => {
-  await withBed(2, async (bed) => {
+  await withWeaveBed(2, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
     await mustWeave(h1, ['launch', '--nickname', 'h1']);
     await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address]);
@@ -75,7 +27,7 @@ test('two hosts: containers ping across the sleeve; status shows sleeve and why 
 });
 
 test('two hosts with --password: encrypted sleeve, and the containers still reach each other', async () => {
-  await withBed(2, async (bed) => {
+  await withWeaveBed(2, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
     await mustWeave(h1, ['launch', '--password', 'overlay-secret', '--nickname', 'h1']);
     await mustWeave(h2, ['launch', '--password', 'overlay-secret', '--nickname', 'h2', h1.address]);
@@ -88,7 +40,7 @@ test('two hosts with --password: encrypted sleeve, and the containers still reac
 });
 
 test('three hosts with h1-h3 cut: h1\'s container reaches h3\'s through h2', async () => {
-  await withBed(3, async (bed) => {
+  await withWeaveBed(3, async (bed) => {
     const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
     await bed.cutLink(h1, h3);
     // Every router is given the same peer list, as Weave's docs ask, so IPAM's
@@ -107,7 +59,7 @@ test('three hosts with h1-h3 cut: h1\'s container reaches h3\'s through h2', asy
 });
 
 test('weave reset removes the sleeve\'s capture port', async () => {
-  await withBed(1, async (bed) => {
+  await withWeaveBed(1, async (bed) => {
     const h = bed.host(1);
     await mustWeave(h, ['launch']);
     assert.equal((await h.exec('ip', ['link', 'show', 'vethwe-pcap'])).code, 0, 'the sleeve made its capture port');

@@ -5,7 +5,7 @@ import {
   type GobType, type GobValue,
 } from '../../controlplane/mesh/gob/index.js';
 import { ByteWriter } from '../../controlplane/mesh/gob/primitives.js';
-import { specBytes, toHex } from './wire-helpers.js';
+import { TOPOLOGY_EXAMPLE, specBytes, toHex } from './wire-helpers.js';
 
 const featuresT: GobType = { kind: 'map', key: { kind: 'string' }, elem: { kind: 'string' } };
 
@@ -60,20 +60,6 @@ test('captured features prefix (spec §1.8.8) decodes: 7 entries follow the defi
   assert.deepEqual(decodeGobStream(bytes), [m]);
 });
 
-const topologyExample = specBytes(`
-62 ff 83 03 01 01 0b "peerSummary" 01 ff 84 00 01 06
-   01 08 "NameByte" 01 0a 00   01 08 "NickName" 01 0c 00   01 03 "UID" 01 06 00
-   01 07 "Version" 01 06 00    01 07 "ShortID" 01 06 00    01 0a "HasShortID" 01 02 00
-   00 00
-1e ff 84 01 06 0a 00 00 00 00 01  01 05 "alpha"  01 fe 04 d2  01 07  01 fe 01 23  01 01  00
-0d ff 87 02 01 02 ff 88 00 01 ff 86 00 00
-5b ff 85 03 01 01 11 "connectionSummary" 01 ff 86 00 01 04
-   01 08 "NameByte" 01 0a 00  01 0d "RemoteTCPAddr" 01 0c 00
-   01 08 "Outbound" 01 02 00  01 0b "Established" 01 02 00  00 00
-23 ff 88 00 01  01 06 0a 00 00 00 00 02  01 10 "192.168.1.2:6783"  01 01  01 01  00
-1d ff 84 01 06 0a 00 00 00 00 02  01 04 "beta"  01 fe 16 2e  01 03  01 fe 04 56  01 01  00
-04 ff 88 00 00`);
-
 const alpha = {
   NameByte: Uint8Array.from([0x0a, 0, 0, 0, 0, 1]), NickName: 'alpha', UID: 1234n, Version: 7n, ShortID: 0x123n, HasShortID: true,
 };
@@ -87,11 +73,11 @@ test('topology example encodes byte for byte (spec §4.5, Go id order, first id 
     { type: peerSummaryT, value: alpha }, { type: connectionListT, value: alphaConns },
     { type: peerSummaryT, value: beta }, { type: connectionListT, value: [] },
   ], { firstTypeId: 66 });
-  assert.equal(toHex(bytes), toHex(topologyExample));
+  assert.equal(toHex(bytes), toHex(TOPOLOGY_EXAMPLE));
 });
 
 test('topology example decodes to structs keyed by field name', () => {
-  const values = decodeGobStream(topologyExample);
+  const values = decodeGobStream(TOPOLOGY_EXAMPLE);
   assert.deepEqual(values, [alpha, alphaConns, beta, []]);
 });
 
@@ -124,14 +110,14 @@ test('type definitions are sent once per stream, again in a new stream', () => {
 test('decoder accepts the stream one byte at a time', () => {
   const dec = new GobDecoder();
   const out: GobValue[] = [];
-  for (const b of topologyExample) out.push(...dec.push(Uint8Array.of(b)));
+  for (const b of TOPOLOGY_EXAMPLE) out.push(...dec.push(Uint8Array.of(b)));
   dec.end();
   assert.equal(out.length, 4);
   assert.deepEqual(out[0], alpha);
 });
 
 test('decoder limits: truncation, oversized message, forged lengths, nesting', () => {
-  assert.throws(() => decodeGobStream(topologyExample.subarray(0, 50)), GobDecodeError);
+  assert.throws(() => decodeGobStream(TOPOLOGY_EXAMPLE.subarray(0, 50)), GobDecodeError);
   assert.throws(() => decodeGobStream(specBytes('fc 7f ff ff ff')), /exceeds the 10485760-byte limit/);
   // a []byte value claiming 2^40 bytes
   assert.throws(() => decodeGobStream(specBytes('09 0a 00 fb 01 00 00 00 00 00 00')), /byte string length/);

@@ -1,6 +1,7 @@
 // Simulated hosts for netns tests: namespaces as hosts and containers, an
 // underlay between them, link cuts and UDP blocks, and cleanup that survives
-// a failing test (see testbed.ts and cleanup.ts).
+// a failing test (see testbed.ts and cleanup.ts), and the weave CLI run on
+// those hosts (weave.ts).
 export {
   createTestbed, waitForPing,
   type Testbed, type TestbedOptions, type Underlay, type Host, type Container,
@@ -8,3 +9,7 @@ export {
 } from './testbed.js';
 export { sweepStale, listNamespaces, newRunPrefix } from './cleanup.js';
 export { execCommand, mustExec, pollUntil, type ExecResult, type ExecOptions, type SpawnedProcess } from './exec.js';
+export {
+  weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, launchFullMesh, pollWeave, connectionsMatch,
+  attachContainer, mustPing, WEAVE_CONVERGE_MS, type WeaveOptions, type PollOptions, type PingPollOptions,
+} from './weave.js';

@@ -4,11 +4,11 @@
 // "miss on a vxlan vport": destination peer not us -> tunnel onwards).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
+import { runCommand, uniqueSuffix } from '../../support/exec.js';
 import { OdpConnection, getVport, listFlows, output, setTunnel, weaveTunnelId } from '../../../dataplane/ovs/index.js';
 import { OvsFastDatapath, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
-import type { ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
+import type { ForwardingState } from '../../../controlplane/router/datapath.js';
+import { addBridgedContainer, addNamespaces, addWeaveBridge, deleteNamespaces, ipBatch, loadOpenvswitch, pairForwarders } from './ovs-fastdp-setup.js';
 
 const run = uniqueSuffix(4);
 const MTU = 1376;
@@ -33,33 +33,21 @@ const namespaces = [A.ns, B.ns, C.ns, A.cns ?? '', C.cns ?? ''];
 const logs: string[] = [];
 const opened: OvsFastDatapath[] = [];
 
-async function ipBatch(ns: string | undefined, lines: string[]): Promise<void> {
-  await mustRun('ip', [...(ns ? ['-n', ns] : []), '-batch', '-'], { input: lines.join('\n') + '\n' });
-}
-
 before(async () => {
-  try {
-    execFileSync('modprobe', ['openvswitch'], { stdio: 'ignore' });
-  } catch {
-    // built in or already loaded
-  }
-  await ipBatch(undefined, namespaces.map((n) => `netns add ${n}`));
-  await Promise.all(namespaces.map((n) => mustRun('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])));
+  loadOpenvswitch();
+  await addNamespaces(namespaces);
   await ipBatch(A.ns, [`link add ulb type veth peer name ula netns ${B.ns}`, `addr add ${LINKS.ab.a}/24 dev ulb`, 'link set ulb up']);
   await ipBatch(C.ns, [`link add ulb type veth peer name ulc netns ${B.ns}`, `addr add ${LINKS.bc.c}/24 dev ulb`, 'link set ulb up']);
   await ipBatch(B.ns, [`addr add ${LINKS.ab.b}/24 dev ula`, 'link set ula up', `addr add ${LINKS.bc.b}/24 dev ulc`, 'link set ulc up']);
   for (const h of [A, B, C]) {
-    await ipBatch(h.ns, ['link set lo up', 'link add weave type bridge', `link set weave mtu ${MTU} up`]);
-    if (h.cns && h.mac && h.ip) {
-      await ipBatch(h.ns, [`link add vc type veth peer name eth0 netns ${h.cns}`, `link set vc mtu ${MTU} master weave up`]);
-      await ipBatch(h.cns, ['link set lo up', `link set eth0 address ${h.mac} mtu ${MTU}`, `addr add ${h.ip}/24 dev eth0`, 'link set eth0 up']);
-    }
+    await addWeaveBridge(h.ns, MTU);
+    if (h.cns && h.mac && h.ip) await addBridgedContainer(h.ns, { cns: h.cns, mac: h.mac, ip: h.ip }, MTU);
   }
 });
 
 after(async () => {
   await Promise.allSettled(opened.map((d) => d.teardown()));
-  await runCommand('ip', ['-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join('') });
+  await deleteNamespaces(namespaces);
 });
 
 async function open(h: Host): Promise<OvsFastDatapath> {
@@ -77,25 +65,12 @@ const peersOf = (nextHop: (p: Host) => Host) => [A, B, C].map((p) => ({ name: p.
 
 /** Connects two hosts' datapaths with one forwarder each; resolves once both are established. */
 async function connect(x: { h: Host; d: OvsFastDatapath; ip: string }, y: { h: Host; d: OvsFastDatapath; ip: string }, connUID: bigint): Promise<void> {
-  const pair: { fx?: OverlayForwarder; fy?: OverlayForwarder } = {};
-  const up = [false, false];
-  const events = (i: number, remote: () => OverlayForwarder | undefined) => ({
-    sendControlMessage: (subTag: number, payload: Uint8Array) => remote()?.handleControlMessage(subTag, payload),
-    established: () => {
-      up[i] = true;
-    },
-    healthChanged: () => {},
-    failed: (e: Error) => logs.push(`forwarder failed: ${e.message}`),
+  const params = (us: typeof x, them: typeof x, outbound: boolean) => ({
+    remoteName: them.h.peer, remoteShortId: them.h.shortId, remoteIp: them.ip, remotePort: 6784, localIp: us.ip, outbound, connUID, encrypt: false,
   });
-  pair.fx = x.d.createForwarder(
-    { remoteName: y.h.peer, remoteShortId: y.h.shortId, remoteIp: y.ip, remotePort: 6784, localIp: x.ip, outbound: true, connUID, encrypt: false },
-    events(0, () => pair.fy),
-  );
-  pair.fy = y.d.createForwarder(
-    { remoteName: x.h.peer, remoteShortId: x.h.shortId, remoteIp: x.ip, remotePort: 6784, localIp: y.ip, outbound: false, connUID, encrypt: false },
-    events(1, () => pair.fx),
-  );
-  await pollUntil(`fastdp ${x.h.name}-${y.h.name} established`, 30_000, async () => (up[0] && up[1] ? true : undefined));
+  await pairForwarders(`fastdp ${x.h.name}-${y.h.name} established`, { datapath: x.d, params: params(x, y, true) }, { datapath: y.d, params: params(y, x, false) }, {
+    log: (line) => logs.push(line),
+  });
 }
 
 async function ping(count: number, interval: string): Promise<void> {

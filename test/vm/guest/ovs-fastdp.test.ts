@@ -5,11 +5,12 @@
 // to each other in-process, as two routers' control connections would carry them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
 import { OdpConnection, getVport, listDatapaths, listFlows, output, setTunnel, weaveTunnelId, type Flow } from '../../../dataplane/ovs/index.js';
 import { DATAPATH_SIDE_VETH, OvsFastDatapath, encodeHeartbeat, parseHeartbeat, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
-import type { ForwarderEvents, ForwarderParams, ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
+import type { ForwarderParams, ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
+import { addBridgedContainer, addNamespaces, addWeaveBridge, deleteNamespaces, ipBatch, loadOpenvswitch, pairForwarders } from './ovs-fastdp-setup.js';
 
 const run = uniqueSuffix(4);
 const DP = 'datapath';
@@ -38,37 +39,20 @@ const namespaces = [hostA.ns, hostB.ns, hostA.cns, hostB.cns];
 const logs: string[] = [];
 const opened: OvsFastDatapath[] = [];
 
-async function ipBatch(ns: string | undefined, lines: string[]): Promise<void> {
-  await mustRun('ip', [...(ns ? ['-n', ns] : []), '-batch', '-'], { input: lines.join('\n') + '\n' });
-}
-
 before(async () => {
-  try {
-    execFileSync('modprobe', ['openvswitch'], { stdio: 'ignore' });
-  } catch {
-    // built in or already loaded: OdpConnection.open tells
-  }
-  await ipBatch(undefined, namespaces.map((n) => `netns add ${n}`));
-  // No IPv6: its router solicitations and MLD reports would be misses of their own.
-  await Promise.all(namespaces.map((n) => mustRun('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])));
+  loadOpenvswitch();
+  await addNamespaces(namespaces);
   await ipBatch(hostA.ns, [`link add ul type veth peer name ul netns ${hostB.ns}`]);
   for (const h of [hostA, hostB]) {
-    await ipBatch(h.ns, [
-      'link set lo up',
-      `addr add ${h.underlay}/24 dev ul`,
-      'link set ul up',
-      'link add weave type bridge',
-      `link set weave mtu ${MTU} up`,
-      `link add vc type veth peer name eth0 netns ${h.cns}`,
-      `link set vc mtu ${MTU} master weave up`,
-    ]);
-    await ipBatch(h.cns, ['link set lo up', `link set eth0 address ${h.mac} mtu ${MTU}`, `addr add ${h.ip}/24 dev eth0`, 'link set eth0 up']);
+    await ipBatch(h.ns, [`addr add ${h.underlay}/24 dev ul`, 'link set ul up']);
+    await addWeaveBridge(h.ns, MTU);
+    await addBridgedContainer(h.ns, h, MTU);
   }
 });
 
 after(async () => {
   await Promise.allSettled(opened.map((d) => d.close()));
-  await runCommand('ip', ['-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join('') });
+  await deleteNamespaces(namespaces);
 });
 
 function openDatapath(h: Host): Promise<OvsFastDatapath> {
@@ -106,19 +90,6 @@ function stateFor(us: Host, them: Host): ForwardingState {
 /** Two forwarders whose control messages go straight to each other; resolves when both are established. */
 async function connect(a: OvsFastDatapath, b: OvsFastDatapath, connUID: bigint): Promise<{ fa: OverlayForwarder; fb: OverlayForwarder; acksSent: number[] }> {
   const acksSent = [0, 0];
-  const pair: { fa?: OverlayForwarder; fb?: OverlayForwarder } = {};
-  const established = [false, false];
-  const events = (i: number, remote: () => OverlayForwarder | undefined): ForwarderEvents => ({
-    sendControlMessage: (subTag, payload) => {
-      if (subTag === 0) acksSent[i]++;
-      remote()?.handleControlMessage(subTag, payload);
-    },
-    established: () => {
-      established[i] = true;
-    },
-    healthChanged: (healthy, reason) => logs.push(`forwarder ${i} healthy=${healthy} ${reason ?? ''}`),
-    failed: (e) => logs.push(`forwarder ${i} failed: ${e.message}`),
-  });
   const params = (us: Host, them: Host, outbound: boolean): ForwarderParams => ({
     remoteName: them.peer,
     remoteShortId: them.shortId,
@@ -129,11 +100,12 @@ async function connect(a: OvsFastDatapath, b: OvsFastDatapath, connUID: bigint):
     connUID,
     encrypt: false,
   });
-  const fa = a.createForwarder(params(hostA, hostB, true), events(0, () => pair.fb));
-  pair.fa = fa;
-  const fb = b.createForwarder(params(hostB, hostA, false), events(1, () => pair.fa));
-  pair.fb = fb;
-  await pollUntil('both fastdp forwarders established', 30_000, async () => (established[0] && established[1] ? true : undefined));
+  const [fa, fb] = await pairForwarders('both fastdp forwarders established', { datapath: a, params: params(hostA, hostB, true) }, { datapath: b, params: params(hostB, hostA, false) }, {
+    log: (line) => logs.push(line),
+    onSend: (i, subTag) => {
+      if (subTag === 0) acksSent[i]++;
+    },
+  });
   return { fa, fb, acksSent };
 }
 
