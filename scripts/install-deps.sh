@@ -8,6 +8,8 @@ need_cmd() { command -v "$1" >/dev/null 2>&1; }
 missing=()
 need_cmd ip        || missing+=(iproute2)
 need_cmd ping      || missing+=(iputils-ping)
+need_cmd curl      || missing+=(curl)
+need_cmd ss        || missing+=(iproute2)
 need_cmd iperf3    || missing+=(iperf3)
 need_cmd tcpdump   || missing+=(tcpdump)
 need_cmd nft       || missing+=(nftables)
