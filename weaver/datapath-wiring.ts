@@ -11,11 +11,17 @@ import type { PeerName } from '../controlplane/mesh/types.js';
 import type { Datapath, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
 import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
-import { Rtnl } from '../dataplane/netlink/index.js';
+import { applyIPsecFirewall } from '../dataplane/host/firewall.js';
+import { IPsec } from '../dataplane/ipsec/index.js';
+import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
+import { OdpConnection } from '../dataplane/ovs/connection.js';
+import { OvsFastDatapath, teardownFastdp } from '../dataplane/ovs/fastdp/index.js';
 import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
 import { removeCapturePort } from '../dataplane/sleeve/capture.js';
 import type { WeaverConfig } from './flags.js';
 import { TrustedSubnets } from './trusted-subnets.js';
+import { probeBpfFastdp } from './bpf-probe.js';
+import { teardownBpfFastdp } from '../dataplane/bpf/datapath/index.js';
 
 /** What the launch-time probe found out about a kernel fast datapath (ARCHITECTURE "Datapath selection"). */
 export interface FastdpProbe {
@@ -40,12 +46,54 @@ export function chooseDatapaths(flags: Pick<WeaverConfig, 'noFastdp'>, probe: Fa
   return { overlays: unavailable.has('fastdp') ? ['sleeve'] : ['fastdp', 'sleeve'], unavailable };
 }
 
+/** ESP in transport mode with AES-GCM adds 34-37 bytes to each VXLAN packet (spec §7.4). */
+export const ESP_OVERHEAD = 37;
+
+export interface FastdpProbeOptions {
+  ourName: PeerName;
+  bridge: string;
+  /** The fastdp overlay MTU (datapath, veth and heartbeat size). */
+  mtu: number;
+  /** Mesh TCP port; VXLAN uses port + 1. */
+  port: number;
+  /** Encrypted connections are possible (a password is set): enable kernel IPsec (spec §7). */
+  ipsec: boolean;
+  logger: Logger;
+}
+
 /**
- * The kernel fast datapath probe. The eBPF datapath does not implement the
- * Datapath seam yet and OVS is absent on this kernel, so there is none today.
+ * The kernel fast datapath probe (ARCHITECTURE "Datapath selection"): OVS
+ * fastdp when the generic netlink family `ovs_datapath` resolves, i.e. the
+ * openvswitch module is loaded; this router does not load kernel modules.
  */
-export function probeFastdp(): FastdpProbe {
-  return { unavailableReason: 'no kernel fast datapath available in this build (sleeve only)' };
+export async function probeFastdp(opts: FastdpProbeOptions): Promise<FastdpProbe> {
+  try {
+    (await OdpConnection.open()).close();
+  } catch (err) {
+    // OVS if available, else the eBPF datapath.
+    const ovsReason = isNetlinkError(err, 'ENODEV')
+      ? 'openvswitch kernel module not available; load it with modprobe openvswitch to use fastdp'
+      : `cannot talk to the openvswitch kernel module: ${(err as Error).message}`;
+    return probeBpfFastdp(opts, ovsReason);
+  }
+  return {
+    create: () => OvsFastDatapath.open({
+      bridgeName: opts.bridge,
+      mtu: opts.mtu,
+      port: opts.port,
+      log: (m) => opts.logger.warn(m),
+      ...(opts.ipsec ? { ipsec: { ourName: opts.ourName, applyFirewall: applyIPsecFirewall } } : {}),
+    }),
+  };
+}
+
+/**
+ * The overlay MTU with fastdp: an automatic MTU (underlay - VXLAN) also leaves
+ * room for ESP when connections may be encrypted, so heartbeats padded to the
+ * MTU still fit the underlay (spec §6.4); an explicit --mtu is kept.
+ */
+export function fastdpMtu(hostMtu: number, config: Pick<WeaverConfig, 'mtu' | 'password'>): number {
+  return config.mtu === 0 && config.password !== '' ? hostMtu - ESP_OVERHEAD : hostMtu;
 }
 
 export interface DataPlaneOptions {
@@ -82,12 +130,16 @@ function portOf(address: string): number | undefined {
 
 export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDataPlane> {
   const { config, logger } = opts;
-  const choice = chooseDatapaths(config, opts.probe ?? probeFastdp());
+  const mtu = config.noFastdp ? opts.mtu : fastdpMtu(opts.mtu, config);
+  const probe = opts.probe ?? (config.noFastdp
+    ? {}
+    : await probeFastdp({ ourName: opts.ourName, bridge: opts.bridge, mtu, port: config.port, ipsec: config.password !== '', logger }));
+  const choice = chooseDatapaths(config, probe);
   const datapaths: Datapath[] = [];
   try {
     if (choice.overlays.includes('fastdp')) {
       try {
-        datapaths.push(await opts.probe!.create!());
+        datapaths.push(await probe.create!());
       } catch (err) {
         const reason = `cannot start: ${(err as Error).message}`;
         choice.unavailable.set('fastdp', reason);
@@ -100,10 +152,10 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       bridge: opts.bridge,
       port: config.port,
       ...(config.host !== '' ? { bindIp: config.host } : {}),
-      mtu: opts.mtu,
+      mtu: datapaths.length > 0 ? mtu : opts.mtu,
       log: (m) => logger.warn(m),
     }));
-    await keepBridgeMtu(opts.bridge, opts.mtu);
+    await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
   } catch (err) {
     await Promise.allSettled(datapaths.map((d) => d.close()));
     throw new Error(`Unable to start the sleeve overlay on bridge ${opts.bridge} (UDP port ${config.port}): ${(err as Error).message}`);
@@ -145,7 +197,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     return {
       ...rest,
       encrypted: s.encrypted,
-      ...(s.overlay ? { overlay: { name: s.overlay, mtu: s.mtu ?? opts.mtu, ...(s.encrypted ? { encrypted: true } : {}) } } : {}),
+      ...(s.overlay ? { overlay: { name: s.overlay, mtu: s.mtu ?? datapaths[0]?.mtu ?? opts.mtu, ...(s.encrypted ? { encrypted: true } : {}) } } : {}),
       ...(s.reason ? { fallbackReason: s.reason } : {}),
     };
   };
@@ -184,7 +236,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       return {
         ...status,
         connections: status.connections.map(connectionLine),
-        interface: datapaths.some((d) => d.overlay === 'fastdp') ? 'datapath (via ODP)' : `${CAPTURE_END} (via pcap)`,
+        interface: interfaceLabel(datapaths),
         overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
       };
     },
@@ -211,12 +263,42 @@ async function keepBridgeMtu(bridge: string, mtu: number): Promise<void> {
   }
 }
 
-/** `weave reset`: remove the data plane's kernel state (the sleeve's capture port). */
+/** The `Interface` line of `weave status` (user-surface spec §2.1): which datapath carries fastdp. */
+function interfaceLabel(datapaths: readonly Datapath[]): string {
+  const fastdp = datapaths.find((d) => d.overlay === 'fastdp');
+  if (fastdp?.kind === 'ovs') return 'datapath (via ODP)';
+  if (fastdp?.kind === 'bpf') return 'vxlan-6784 (via eBPF tc programs)';
+  return `${CAPTURE_END} (via pcap)`;
+}
+
+/**
+ * `weave reset`: remove the data plane's kernel state: the sleeve's capture
+ * port, the OVS datapath with its vports and flows (where the kernel has OVS),
+ * and every XFRM policy and SA of the encrypted fast datapath (spec §7.1).
+ * The IPsec chains go with the firewall table (host teardown).
+ */
 export async function teardownDataPlane(): Promise<void> {
   const rtnl = Rtnl.open();
   try {
     await removeCapturePort(rtnl);
   } finally {
     rtnl.close();
+  }
+  await teardownBpfFastdp();
+  try {
+    await teardownFastdp();
+  } catch (err) {
+    if (!isNetlinkError(err, 'ENODEV')) throw err;
+  }
+  let ipsec: IPsec;
+  try {
+    ipsec = IPsec.open();
+  } catch {
+    return; // no XFRM in this kernel: nothing of ours can exist
+  }
+  try {
+    await ipsec.flushAll();
+  } finally {
+    ipsec.close();
   }
 }

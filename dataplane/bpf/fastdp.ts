@@ -31,6 +31,13 @@ export interface BpfFastDatapathOptions {
   learn?: boolean;
   /** Learned MACs unused this long count as unknown (default 600 s, Weave's MAC expiry). */
   macTtlSec?: number;
+  /**
+   * Bridge mode: the local ports are also ports of a Linux bridge shared with
+   * the sleeve; what the kernel cannot deliver goes on into the bridge, and
+   * container MACs are learned in the kernel (LocalPortSpec.macs may be empty;
+   * learned MACs stay while their port is a local port). Default false.
+   */
+  bridge?: boolean;
 }
 
 export interface LocalPortSpec {
@@ -143,6 +150,7 @@ export class BpfFastDatapath {
       vxlanPort: options.vxlanPort ?? WEAVE_VXLAN_PORT,
       learn: options.learn ?? true,
       macTtlSec: options.macTtlSec ?? 600,
+      bridge: options.bridge ?? false,
     };
     c.quietLibbpf();
     ensurePinDir(opts.pinDir);
@@ -163,9 +171,25 @@ export class BpfFastDatapath {
     }
     const dp = new BpfFastDatapath(opts, fc, ft, new DatapathMaps(fds), tunnelIfindex);
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
-    dp.maps.setConfig({ localShortId: opts.localShortId, tunnelIfindex, learn: opts.learn, macTtlSec: opts.macTtlSec });
+    dp.writeConfig();
     dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd, `tunnel device ${opts.tunnelDevice}`));
     return dp;
+  }
+
+  private writeConfig(): void {
+    const o = this.opts;
+    this.maps.setConfig({ localShortId: o.localShortId, tunnelIfindex: this.tunnelIfindex, learn: o.learn, macTtlSec: o.macTtlSec, bridge: o.bridge });
+  }
+
+  get localShortId(): number {
+    return this.opts.localShortId;
+  }
+
+  /** Our short id changed (spec §4.8 reassignment): frames leave with the new VNI source from now on. */
+  setLocalShortId(id: number): void {
+    if (this.opts.localShortId === checkShortId(id, 'local short id')) return;
+    this.opts.localShortId = id;
+    this.writeConfig();
   }
 
   private inNetns<T>(fn: () => T): T {
@@ -199,7 +223,11 @@ export class BpfFastDatapath {
       for (const mac of p.macs) wantedMacs.set(mac.toLowerCase(), { ifindex: ifindexes.get(p.ifname) as number, redirectPeer: p.redirectPeer ?? false });
     }
     for (const [mac, port] of wantedMacs) this.maps.setLocalMac(mac, port.ifindex, port.redirectPeer);
-    for (const mac of this.maps.listLocalMacs().keys()) if (!wantedMacs.has(mac)) this.maps.deleteLocalMac(mac);
+    const portIndexes = new Set(ifindexes.values());
+    for (const [mac, ifi] of this.maps.listLocalMacs()) {
+      // Bridge mode: MACs the kernel learned stay while their port is ours.
+      if (!wantedMacs.has(mac) && !(this.opts.bridge && portIndexes.has(ifi))) this.maps.deleteLocalMac(mac);
+    }
     this.maps.setLocalPorts([...ifindexes.values()]);
 
     this.inNetns(() => {

@@ -42,8 +42,19 @@ int weave_from_tunnel(struct __sk_buff *skb)
 	__u32 src = vni_source(key.tunnel_id);
 	__u32 dst = vni_destination(key.tunnel_id);
 	__u32 local_id = cfg->local_short_id;
-	if (src == local_id || peer_underlay(src) == 0)
+	if (src == local_id)
 		return drop(WC_DROP_UNKNOWN_SOURCE);
+	if (peer_underlay(src) == 0) {
+		/* Bridge mode: a restarted peer may send with a short id the mesh has
+		 * not told us yet (spec §4.8). Deliver unicast for a local MAC without
+		 * learning: replies keep following the MAC's previous entry. */
+		struct weave_local_port *to = (cfg->flags & WEAVE_CFG_F_BRIDGE) && dst == local_id && !is_multicast(eth->h_dest)
+			? local_port(eth->h_dest) : NULL;
+		if (!to)
+			return drop(WC_DROP_UNKNOWN_SOURCE);
+		count(WC_FWD_FROM_TUNNEL);
+		return redirect_local(to);
+	}
 	if (local_port(eth->h_source))
 		return drop(WC_DROP_SOURCE_IS_LOCAL);
 	if (cfg->flags & WEAVE_CFG_F_LEARN)
@@ -55,8 +66,16 @@ int weave_from_tunnel(struct __sk_buff *skb)
 	if (dst != local_id) {
 		/* Unicast for a peer we are a hop towards: re-encapsulate unchanged. */
 		__u32 ip = peer_underlay(dst);
-		if (ip == 0)
+		if (ip == 0) {
+			/* Our short id changed (spec §4.8, or a restarted router) and the
+			 * sender still uses the old one: deliver what is for a local MAC. */
+			struct weave_local_port *mine = local_port(eth->h_dest);
+			if (mine) {
+				count(WC_FWD_FROM_TUNNEL);
+				return redirect_local(mine);
+			}
 			return drop(WC_DROP_NO_ROUTE);
+		}
 		if (ip == key.remote_ipv4)
 			return drop(WC_DROP_RELAY_LOOP);
 		if (set_tunnel(skb, ip, key.tunnel_id) < 0)

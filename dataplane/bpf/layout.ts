@@ -8,6 +8,7 @@ export const COUNTER_NAMES = [
   'drop_runt', 'drop_no_config', 'drop_hairpin', 'drop_no_route',
   'drop_no_tunnel_key', 'drop_set_tunnel_key', 'drop_unknown_source',
   'drop_bounce', 'drop_relay_loop', 'drop_source_is_local',
+  'to_bridge', 'learned_local',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;
@@ -16,6 +17,10 @@ export const MAX_SHORT_ID = 0xfff;
 export const MAX_LOCAL_PORTS = 64;
 export const MAX_BCAST_HOPS = 32;
 export const CFG_F_LEARN = 1;
+/** Bridge mode: what the kernel cannot deliver goes on into the bridge (and the sleeve). */
+export const CFG_F_BRIDGE = 2;
+/** Learn container MACs from frames entering local ports. */
+export const CFG_F_LEARN_LOCAL = 4;
 export const PORT_F_REDIRECT_PEER = 1;
 
 export interface DatapathConfig {
@@ -24,6 +29,8 @@ export interface DatapathConfig {
   learn: boolean;
   /** Learned remote MACs older than this are treated as unknown; 0 = never. */
   macTtlSec: number;
+  /** Bridge mode (CFG_F_BRIDGE); implies learning local MACs. Default false. */
+  bridge?: boolean;
 }
 
 export interface LearnedMac {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as c from './libbpf.js';
 import {
-  COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, PORT_F_REDIRECT_PEER,
+  COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, PORT_F_REDIRECT_PEER,
   checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
   type Counters, type DatapathConfig, type LearnedMac,
 } from './layout.js';
@@ -92,9 +92,20 @@ export class DatapathMaps {
     const v = Buffer.alloc(16);
     v.writeUInt32LE(checkShortId(cfg.localShortId, 'local short id'), 0);
     v.writeUInt32LE(cfg.tunnelIfindex, 4);
-    v.writeUInt32LE(cfg.learn ? CFG_F_LEARN : 0, 8);
+    v.writeUInt32LE((cfg.learn ? CFG_F_LEARN : 0) | (cfg.bridge ? CFG_F_BRIDGE | CFG_F_LEARN_LOCAL : 0), 8);
     v.writeUInt32LE(cfg.macTtlSec, 12);
     this.update('weave_config', u32Key(0), v);
+  }
+
+  /** The config a loader wrote (e.g. before a restart), or undefined when none was written yet. */
+  readConfig(): DatapathConfig | undefined {
+    const v = Buffer.alloc(16);
+    if (c.mapLookupElem(this.fds.weave_config, u32Key(0), v) !== 0 || v.readUInt32LE(4) === 0) return undefined;
+    const flags = v.readUInt32LE(8);
+    return {
+      localShortId: v.readUInt32LE(0), tunnelIfindex: v.readUInt32LE(4), learn: (flags & CFG_F_LEARN) !== 0,
+      macTtlSec: v.readUInt32LE(12), bridge: (flags & CFG_F_BRIDGE) !== 0,
+    };
   }
 
   /** `redirectPeer`: the port is a veth whose other end is in a container namespace (see LocalPortSpec). */

@@ -4,7 +4,14 @@
 // transaction that creates, flushes and refills it: applying is atomic (no
 // moment without rules) and idempotent (the same config gives the same table).
 // Nothing here touches iptables or any other table; removal deletes the table whole.
+//
+// The encrypted fast datapath's marking rules (wire spec §7.5) live in the same
+// table as chains of their own. They change with the set of encrypted
+// connections, independently of the rest, so the process keeps the current set
+// here: a whole-table reload carries it along, and applyIPsecFirewall replaces
+// just those chains. Every load goes through one queue so the two never race.
 import { spawn } from 'node:child_process';
+import { IPSEC_NFT_CHAINS, renderIPsecChains, type IPsecFirewallEntry } from '../ipsec/firewall-rules.js';
 import { networkOf } from './cidr.js';
 import { MULTICAST_ROUTE, NFT_FAMILY, NFT_TABLE } from './names.js';
 
@@ -20,6 +27,8 @@ export interface FirewallConfig {
   exposed: readonly ExposedSubnet[];
   /** The control API, protected from non-local access (spec §5.1); omit when it is not on a TCP loopback address. */
   controlApi?: { address: string; port: number };
+  /** Encrypted fast datapath connections (wire spec §7.5); default: the set last given to applyIPsecFirewall. */
+  ipsec?: readonly IPsecFirewallEntry[];
 }
 
 /** Base chains of the table, for tests and diagnostics. */
@@ -73,7 +82,35 @@ export function renderFirewall(config: FirewallConfig): string {
       `    ip saddr ${s} ip daddr != ${s} masquerade`,
     );
   }
-  lines.push('  }', '}', '');
+  lines.push('  }');
+  // Chains only while some connection is encrypted: a host without IPsec keeps a table without them.
+  const ipsec = config.ipsec ?? [];
+  if (ipsec.length > 0) lines.push(...renderIPsecChains(ipsec));
+  lines.push('}', '');
+  return lines.join('\n');
+}
+
+/**
+ * The nft script that replaces only the IPsec chains (creating the table if it
+ * is absent): declare them, delete them, and define them again for `entries`,
+ * in one transaction. No entries: the chains are removed.
+ */
+export function renderIPsecFirewallUpdate(entries: readonly IPsecFirewallEntry[]): string {
+  const hooks: Record<string, string> = {
+    [IPSEC_NFT_CHAINS.inMark]: 'type filter hook input priority mangle; policy accept;',
+    [IPSEC_NFT_CHAINS.inFilter]: 'type filter hook input priority filter; policy accept;',
+    [IPSEC_NFT_CHAINS.outMark]: 'type route hook output priority mangle; policy accept;',
+    [IPSEC_NFT_CHAINS.outFilter]: 'type filter hook output priority filter; policy accept;',
+  };
+  const names = Object.keys(hooks);
+  const lines = [
+    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
+    ...names.map((n) => `  chain ${n} { ${hooks[n]} }`),
+    '}',
+    ...names.map((n) => `delete chain ${NFT_FAMILY} ${NFT_TABLE} ${n}`),
+  ];
+  if (entries.length > 0) lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`, ...renderIPsecChains(entries), '}');
+  lines.push('');
   return lines.join('\n');
 }
 
@@ -99,10 +136,33 @@ function runNft(args: string[], input?: string): Promise<NftResult> {
   });
 }
 
+let ipsecEntries: readonly IPsecFirewallEntry[] = [];
+let loads: Promise<unknown> = Promise.resolve();
+
+/** Runs one table change after the previous ones, rendering it only when its turn comes. */
+function serialLoad(render: () => string, what: string): Promise<void> {
+  const run = async (): Promise<void> => {
+    const r = await runNft(['-f', '-'], render());
+    if (r.code !== 0) throw new FirewallError(`cannot load ${what} into nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${r.stderr.trim()}`);
+  };
+  const result = loads.then(run, run);
+  loads = result.catch(() => undefined);
+  return result;
+}
+
 /** Loads the table for `config`, replacing any previous one atomically. */
-export async function applyFirewall(config: FirewallConfig): Promise<void> {
-  const r = await runNft(['-f', '-'], renderFirewall(config));
-  if (r.code !== 0) throw new FirewallError(`cannot load nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${r.stderr.trim()}`);
+export function applyFirewall(config: FirewallConfig): Promise<void> {
+  return serialLoad(() => renderFirewall({ ...config, ipsec: config.ipsec ?? ipsecEntries }), 'the host firewall');
+}
+
+/**
+ * Replaces the encrypted fast datapath's chains (wire spec §7.5) with rules
+ * for exactly `entries`, leaving the rest of the table alone; later
+ * whole-table loads keep them.
+ */
+export function applyIPsecFirewall(entries: readonly IPsecFirewallEntry[]): Promise<void> {
+  ipsecEntries = [...entries];
+  return serialLoad(() => renderIPsecFirewallUpdate(ipsecEntries), 'the IPsec rules');
 }
 
 /** Deletes the table; returns false when it did not exist. */

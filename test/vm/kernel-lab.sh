@@ -59,7 +59,8 @@ for m in crc32c_generic virtio_pci 9pnet_virtio 9p overlay openvswitch vport-vxl
          vxlan geneve esp4 esp6 xfrm_user xfrm_interface crypto_null jitterentropy_rng drbg \
          aes_generic aesni_intel ctr ghash_generic gcm seqiv echainiv authenc cbc hmac \
          sha256_generic sha1_generic chacha20poly1305 veth tun dummy bridge br_netfilter \
-         nf_conntrack nf_nat iptable_nat iptable_filter nft_chain_nat nf_tables; do
+         nf_conntrack nf_nat iptable_nat iptable_filter nft_chain_nat nf_tables \
+         nft_fib nft_fib_inet nft_fib_ipv4 nft_ct nft_masq nft_nat nft_reject nft_reject_inet; do
   modprobe $m 2>/dev/null || true
 done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /lower

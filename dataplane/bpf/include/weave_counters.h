@@ -29,6 +29,9 @@ enum weave_counter {
 	WC_DROP_BOUNCE,          /* tunnel frame addressed to us for a remote MAC */
 	WC_DROP_RELAY_LOOP,      /* relay would send the frame back where it came from */
 	WC_DROP_SOURCE_IS_LOCAL, /* tunnel frame whose source MAC is one of our ports */
+	/* bridge mode (WEAVE_CFG_F_BRIDGE) */
+	WC_TO_BRIDGE,            /* container frame passed on to the bridge (local delivery, sleeve) */
+	WC_LEARNED_LOCAL,        /* container MAC learned or moved to another local port */
 	WC_COUNTER_MAX,
 };
 

@@ -9,9 +9,10 @@
 #include "weave_tunnel.h"
 
 /* Clones go out with bpf_clone_redirect, which may change the packet: nothing
- * here (nor in callers afterwards) reads packet data. Consumes the original. */
-WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
-		       __u32 source_short_id, __u32 except_underlay_ip)
+ * here (nor in callers afterwards) reads packet data. `local_copies` = 0 leaves
+ * local delivery to the bridge (bridge mode). */
+WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config *cfg,
+			       __u32 source_short_id, __u32 except_underlay_ip, int local_copies)
 {
 	__u32 zero = 0;
 	__u32 in = skb->ifindex;
@@ -19,7 +20,7 @@ WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
 	__u32 local_id = cfg->local_short_id;
 
 	count(WC_FLOOD);
-	struct weave_port_list *ports = bpf_map_lookup_elem(&weave_local_ports, &zero);
+	struct weave_port_list *ports = local_copies ? bpf_map_lookup_elem(&weave_local_ports, &zero) : NULL;
 	if (ports) {
 		__u32 n = ports->count;
 		for (__u32 i = 0; i < WEAVE_MAX_LOCAL_PORTS; i++) {
@@ -54,7 +55,23 @@ WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
 				count(WC_FLOOD_TUNNEL_COPY);
 		}
 	}
+}
+
+/* Flood and consume the original. */
+WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
+		       __u32 source_short_id, __u32 except_underlay_ip)
+{
+	flood_copies(skb, cfg, source_short_id, except_underlay_ip, 1);
 	return TC_ACT_SHOT;
+}
+
+/* Bridge mode: copies to the fastdp broadcast next hops, then the original
+ * continues into the bridge, which delivers it locally and to the sleeve. */
+WEAVE_INLINE int flood_via_bridge(struct __sk_buff *skb, const struct weave_config *cfg, __u32 local_id)
+{
+	flood_copies(skb, cfg, local_id, 0, 0);
+	count(WC_TO_BRIDGE);
+	return TC_ACT_OK;
 }
 
 #endif

@@ -10,6 +10,12 @@
 
 /* config[0]: written by the control plane before any port is attached. */
 #define WEAVE_CFG_F_LEARN 1u /* learn remote source MACs from received frames */
+/* Coexistence with a bridge and the sleeve (the router's datapath): a frame from
+ * a container that the kernel cannot deliver itself (broadcast, unknown or
+ * unrouted destination) continues into the bridge after the fastdp copies, so
+ * the bridge delivers it locally and the sleeve carries it to its peers. */
+#define WEAVE_CFG_F_BRIDGE 2u
+#define WEAVE_CFG_F_LEARN_LOCAL 4u /* learn container MACs from frames entering local ports */
 struct weave_config {
 	__u32 local_short_id; /* this peer's short id (12 bits) */
 	__u32 tunnel_ifindex; /* the VXLAN external device on UDP 6784 */

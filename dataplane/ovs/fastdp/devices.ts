@@ -2,7 +2,7 @@
 // missing and reused when present so a restarted router keeps forwarding:
 //
 //   ODP datapath `datapath` (its internal port is the netdev `datapath`, MTU = overlay MTU)
-//   veth vethwe-bridge (on the `weave` bridge) <-> vethwe-datapath (a netdev vport)
+//   veth vethwe-odp (on the `weave` bridge) <-> vethwe-datapath (a netdev vport)
 //   vxlan vport `vxlan-<port>` receiving Weave's VXLAN (UDP mesh port + 1)
 
 import { isNetlinkError, type Rtnl } from '../../netlink/index.js';
@@ -12,7 +12,10 @@ import { isOdpNotFound } from '../errors.js';
 import { createVport, getVport, type Vport, type VportSpec } from '../vport.js';
 
 /** Bridge side and datapath side of the veth joining the `weave` bridge to the datapath (spec §6.1). */
-export const BRIDGE_SIDE_VETH = 'vethwe-bridge';
+// Weave names this end vethwe-bridge (spec §6.1), but here the sleeve runs
+// beside fastdp and its capture port already holds that name (vethwe-bridge <->
+// vethwe-pcap), so the datapath's bridge port gets its own.
+export const BRIDGE_SIDE_VETH = 'vethwe-odp';
 export const DATAPATH_SIDE_VETH = 'vethwe-datapath';
 
 export function vxlanVportName(udpPort: number): string {

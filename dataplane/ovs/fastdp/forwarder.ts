@@ -16,6 +16,7 @@ import {
   HEARTBEAT_TIMEOUT_MS,
   encodeHeartbeat,
 } from './heartbeat.js';
+import type { FastdpIPsec, FastdpIPsecConnection } from './ipsec-session.js';
 
 /** Where a forwarder's tunnel frames go: VXLAN to `remoteIp` with the Weave tunnel id (spec §6.2). */
 export interface TunnelEndpoint {
@@ -37,6 +38,10 @@ export interface ForwarderHost {
   forwarderStopped(forwarder: FastdpForwarder): void;
   /** Problems that are not the router's to handle (a failed send), for the log. */
   warn(message: string): void;
+  /** Kernel IPsec for encrypted connections (spec §7); absent when the datapath has none. */
+  readonly ipsec: FastdpIPsec | undefined;
+  /** Why there is no IPsec, for the reason an encrypted connection stays on sleeve. */
+  readonly ipsecUnavailableReason: string | undefined;
 }
 
 export interface ForwarderTimings {
@@ -63,6 +68,13 @@ export class FastdpForwarder implements OverlayForwarder {
   private stopped = false;
   private sendTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
+  /** The IPsec connection when this forwarder encrypts (spec §7). */
+  private readonly ipsecConn: FastdpIPsecConnection | undefined;
+  /** spec §7.4 step 1 done: our inbound SA exists and our CryptoInitSARemote went out. */
+  private localSAReady = false;
+  /** The peer's CryptoInitSARemote when it arrived before step 1 finished. */
+  private pendingRemoteInit: Uint8Array | undefined;
+  private remoteSAReady = false;
 
   constructor(
     params: ForwarderParams,
@@ -75,11 +87,29 @@ export class FastdpForwarder implements OverlayForwarder {
     this.handshakeShortId = params.remoteShortId;
     this.endpoint = { localIp: params.localIp, remoteIp: params.remoteIp, remotePort: params.remotePort };
     if (params.encrypt) {
-      // spec §7: encrypted fastdp needs the IPsec SA exchange (CryptoInitSARemote)
-      // before any heartbeat. Until that hook is wired to dataplane/ipsec this
-      // forwarder refuses, so the connection uses encrypted sleeve and never
-      // sends plaintext.
-      this.fail('encrypted fast datapath (IPsec) is not available in this router; the connection uses encrypted sleeve');
+      // spec §7: an encrypted connection never sends plaintext. Without kernel
+      // ESP (or a session key) this forwarder fails, and the overlay switch
+      // keeps the connection on encrypted sleeve.
+      const why = host.ipsec === undefined
+        ? `encrypted fastdp needs kernel IPsec: ${host.ipsecUnavailableReason ?? 'not enabled on this datapath'}; the connection uses encrypted sleeve`
+        : params.sessionKey === undefined
+          ? 'encrypted fastdp needs the connection\'s session key, and the handshake gave none; the connection uses encrypted sleeve'
+          : undefined;
+      if (why !== undefined) {
+        this.fail(why);
+        return;
+      }
+      this.ipsecConn = {
+        connUID: params.connUID,
+        localIp: params.localIp,
+        remoteIp: params.remoteIp,
+        remoteName: params.remoteName,
+        sessionKey: params.sessionKey!,
+        vxlanPort: params.remotePort,
+      };
+      // spec §6.4 step 2: heartbeats wait for the SA exchange.
+      this.initLocalSA(host.ipsec!, this.ipsecConn);
+      this.armTimeout();
       return;
     }
     this.sendHeartbeat();
@@ -102,8 +132,7 @@ export class FastdpForwarder implements OverlayForwarder {
         this.acknowledged();
         break;
       case FASTDP_CRYPTO_INIT_SA_REMOTE:
-        // spec §7.2: handled once encrypted fastdp is wired to dataplane/ipsec; refused above until then.
-        this.host.warn(`fastdp: ignoring CryptoInitSARemote (${payload.length} bytes) from ${this.remoteName.toString(16)}: IPsec is not in use`);
+        this.cryptoInitSARemote(payload);
         break;
       default:
         this.host.warn(`fastdp: ignoring unknown control message sub-tag ${subTag} from ${this.remoteName.toString(16)}`);
@@ -127,15 +156,62 @@ export class FastdpForwarder implements OverlayForwarder {
   }
 
   status(): ForwarderStatus {
-    return { state: this.state, encrypted: false, mtu: this.host.mtu, ...(this.reason !== undefined ? { reason: this.reason } : {}) };
+    return { state: this.state, encrypted: this.ipsecConn !== undefined, mtu: this.host.mtu, ...(this.reason !== undefined ? { reason: this.reason } : {}) };
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.release();
+  }
+
+  private release(): void {
     clearTimeout(this.sendTimer);
     clearTimeout(this.timeoutTimer);
     this.host.forwarderStopped(this);
+    if (this.ipsecConn !== undefined && this.host.ipsec !== undefined) {
+      this.host.ipsec.teardown(this.ipsecConn.connUID).catch((e: unknown) => this.host.warn(`fastdp: ${(e as Error).message}`));
+    }
+  }
+
+  // ---- spec §7.4: the SA exchange of an encrypted connection
+
+  private initLocalSA(ipsec: FastdpIPsec, conn: FastdpIPsecConnection): void {
+    ipsec.initLocal(conn).then(
+      (body) => {
+        if (this.stopped) return;
+        this.events.sendControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, body);
+        this.localSAReady = true;
+        const pending = this.pendingRemoteInit;
+        this.pendingRemoteInit = undefined;
+        if (pending !== undefined) this.initRemoteSA(pending);
+      },
+      (e: unknown) => this.failLater(`cannot set up the inbound IPsec SA from ${conn.remoteIp}: ${(e as Error).message}; the connection uses encrypted sleeve`),
+    );
+  }
+
+  private cryptoInitSARemote(payload: Uint8Array): void {
+    if (this.ipsecConn === undefined) {
+      // spec §7.1: a peer that encrypts talks to one that does not: nothing to install.
+      this.host.warn(`fastdp: ignoring CryptoInitSARemote from ${this.remoteName.toString(16)}: this connection is not encrypted`);
+      return;
+    }
+    if (!this.localSAReady) this.pendingRemoteInit = Uint8Array.from(payload);
+    else this.initRemoteSA(payload);
+  }
+
+  private initRemoteSA(body: Uint8Array): void {
+    const conn = this.ipsecConn!;
+    this.host.ipsec!.initRemote(conn, body).then(
+      () => {
+        if (this.stopped) return;
+        // spec §7.4 step 3: heartbeats start now (again, if the peer re-keyed).
+        const first = !this.remoteSAReady;
+        this.remoteSAReady = true;
+        if (first) this.sendHeartbeat();
+      },
+      (e: unknown) => this.failLater(`cannot set up the outbound IPsec SA to ${conn.remoteIp}: ${(e as Error).message}; the connection uses encrypted sleeve`),
+    );
   }
 
   private acknowledged(): void {
@@ -149,6 +225,8 @@ export class FastdpForwarder implements OverlayForwarder {
 
   private sendHeartbeat(): void {
     if (this.stopped) return;
+    // spec §6.4 step 2: an encrypted connection sends nothing before its outbound SA exists.
+    if (this.ipsecConn !== undefined && !this.remoteSAReady) return;
     const ours = this.host.ourShortId();
     const theirs = this.host.shortIdOf(this.remoteName) ?? this.handshakeShortId;
     // Without both short ids there is no tunnel id; try again at the next tick (spec §6.2).
@@ -193,5 +271,15 @@ export class FastdpForwarder implements OverlayForwarder {
     this.stopped = true;
     // Reported after the constructor returns, so the router has the forwarder in hand.
     queueMicrotask(() => this.events.failed(new Error(reason)));
+  }
+
+  /** A failure after construction: also releases the timers, the host's record and any IPsec state. */
+  private failLater(reason: string): void {
+    if (this.stopped) return;
+    this.state = 'failed';
+    this.reason = reason;
+    this.stopped = true;
+    this.release();
+    this.events.failed(new Error(reason));
   }
 }

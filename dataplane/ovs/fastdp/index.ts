@@ -5,7 +5,7 @@
 //   forwarder.ts          FastdpForwarder: the per-connection heartbeat protocol
 //   mac-table.ts          where each MAC lives (local vport or remote peer)
 //   routing.ts            ForwardingState indexed for the miss handler
-//   devices.ts            datapath, vethwe-bridge/vethwe-datapath, vxlan vport (spec §6.1)
+//   devices.ts            datapath, vethwe-odp/vethwe-datapath, vxlan vport (spec §6.1)
 //   vport-events.ts       vport NEW/DEL notifications (ovs_vport multicast group)
 //   ovs-fast-datapath.ts  OvsFastDatapath: misses, flows, expiry, stats; teardownFastdp
 

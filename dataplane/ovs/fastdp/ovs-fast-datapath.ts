@@ -32,6 +32,8 @@ import { listVports, setVportUpcallPid, type Vport } from '../vport.js';
 import { BRIDGE_SIDE_VETH, ensureFastdpDevices } from './devices.js';
 import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from './forwarder.js';
 import { hasZeroMacs, parseHeartbeat } from './heartbeat.js';
+import { FastdpIPsec } from './ipsec-session.js';
+import type { IPsecFirewallEntry } from '../../ipsec/index.js';
 import { MacTable, isGroupMac } from './mac-table.js';
 import { indexForwardingState, type Routing } from './routing.js';
 import { VportEventListener } from './vport-events.js';
@@ -69,6 +71,17 @@ export interface OvsFastDatapathOptions {
   forwarderTimings?: Partial<ForwarderTimings>;
   /** Where problems the router need not act on are reported (default stderr). */
   log?: (message: string) => void;
+  /**
+   * Enables encrypted connections over kernel IPsec (spec §7; set when a
+   * password is configured). Without it, or when the kernel lacks ESP, an
+   * encrypted connection's fastdp forwarder fails and sleeve carries it.
+   */
+  ipsec?: {
+    /** Our peer name (spec §7.3 key derivation). */
+    ourName: PeerName;
+    /** Installs the spec §7.5 marking rules for exactly these connections. */
+    applyFirewall(entries: IPsecFirewallEntry[]): Promise<void>;
+  };
 }
 
 /** Datapath counters as the kernel keeps them, plus the flow count (spec §6.7 OVS_DP_ATTR_STATS). */
@@ -100,6 +113,9 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
   private readonly loops: Promise<void>[] = [];
   private readonly log: (message: string) => void;
   private readonly timings: ForwarderTimings;
+  /** Kernel IPsec for encrypted connections (ForwarderHost). */
+  ipsec: FastdpIPsec | undefined;
+  ipsecUnavailableReason: string | undefined = 'no password is set, so IPsec is not enabled';
 
   private constructor(
     private readonly conn: OdpConnection,
@@ -135,7 +151,22 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
       });
       rx = UpcallReceiver.open(conn);
       const fdp = new OvsFastDatapath(conn, rx, devices.dp, devices.vxlan.portNo, meshPort + 1, mtu, datapathName, opts.netns, opts);
-      await fdp.start();
+      if (opts.ipsec) {
+        const found = await FastdpIPsec.open({ netns: opts.netns, ...opts.ipsec });
+        if (found instanceof FastdpIPsec) {
+          fdp.ipsec = found;
+          fdp.ipsecUnavailableReason = undefined;
+        } else {
+          fdp.ipsecUnavailableReason = found.unavailable;
+          fdp.log(`fastdp: encrypted connections will use sleeve: ${found.unavailable}`);
+        }
+      }
+      try {
+        await fdp.start();
+      } catch (e) {
+        fdp.ipsec?.close();
+        throw e;
+      }
       return fdp;
     } catch (e) {
       rx?.close();
@@ -199,6 +230,14 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     for (const f of [...this.forwarders]) f.stop();
+    if (this.ipsec) {
+      // spec §7.1: on shutdown the SAs, policies and rules go; a restarted router
+      // negotiates new ones (its connections get new session keys). The flows
+      // go first: without the marking rules they would tunnel in clear.
+      await deleteAllFlows(this.conn, this.dp).catch((e: unknown) => this.log(`fastdp: deleting flows before removing IPsec: ${(e as Error).message}`));
+      await this.ipsec.flush().catch((e: unknown) => this.log(`fastdp: removing IPsec state: ${(e as Error).message}`));
+      this.ipsec.close();
+    }
     this.rx.close();
     await this.vportEvents?.close();
     await Promise.allSettled(this.loops);

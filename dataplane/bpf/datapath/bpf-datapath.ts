@@ -1,0 +1,363 @@
+// The eBPF fast datapath as a router Datapath (overlay `fastdp`, kind `bpf`),
+// for kernels without Open vSwitch. The tc programs (dataplane/bpf) forward
+// every data frame in the kernel; this module keeps their maps in line with
+// the router's forwarding state and runs the per-connection heartbeats.
+//
+// Design (settled here):
+// - Heartbeats (spec §6.4): the forwarder logic is the OVS fastdp one
+//   (FastdpForwarder: 500 ms until acknowledged, then the slow interval; ack
+//   over the control connection, sub-tag 0; unhealthy after the timeout,
+//   healthy again when heartbeats resume). Only the I/O differs
+//   (heartbeat-io.ts): sent as UDP datagrams with a VXLAN header and DF set,
+//   received on AF_PACKET sockets bound to the tunnel device, matched by the
+//   connUID inside. Intervals come from WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS and
+//   WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS when set (tests), else the spec's 10 s/60 s.
+// - Coexistence with the sleeve: the programs run in bridge mode. Only peers
+//   reached through a neighbour whose chosen overlay is fastdp go into the
+//   peer and broadcast-tree maps. A container frame the kernel cannot deliver
+//   itself (broadcast, unknown destination, destination behind a sleeve
+//   neighbour) gets its fastdp copies and then continues into the bridge, which
+//   delivers it locally and hands it to the sleeve; local delivery is never
+//   duplicated (no local clones in bridge mode). Frames from the tunnel are
+//   delivered to container ports directly. Not covered: a broadcast relayed
+//   from a fastdp neighbour onward to a sleeve-only neighbour.
+// - Local ports: the bridge's container veths, followed through rtnl link
+//   events (bridge-ports.ts); container MACs are learned in the kernel.
+// - Restart: close() leaves programs, maps (pinned) and the tunnel device, so
+//   the kernel keeps forwarding; a peer whose connection went away (or that
+//   was in the maps when we started) stays for a linger period unless its
+//   neighbour is known to be on the sleeve, so a router restart at either end
+//   loses at most a frame or two.
+// - MTU: the overlay MTU is the underlay's minus 50 (host-wiring), and the
+//   heartbeats are padded to it.
+// - Encryption: this datapath has no kernel ESP; an encrypted connection's
+//   forwarder fails at once with that reason and the connection stays on the
+//   encrypted sleeve (never plaintext).
+
+import type {
+  Datapath,
+  DatapathStats,
+  ForwarderEvents,
+  ForwarderParams,
+  ForwardingState,
+  OverlayForwarder,
+} from '../../../controlplane/router/datapath.js';
+import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
+import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../ovs/fastdp/forwarder.js';
+import { parseHeartbeat } from '../../ovs/fastdp/heartbeat.js';
+import { indexForwardingState, type Routing } from '../../ovs/fastdp/routing.js';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfFastDatapath, DEFAULT_PIN_DIR, type BroadcastTreeSpec, type PeerSpec } from '../fastdp.js';
+import { DatapathMaps, type Counters } from '../maps.js';
+import { deleteTunnelDevice } from '../vxlan-device.js';
+import { BridgePortWatcher, type BridgePort } from './bridge-ports.js';
+import { HeartbeatReceiver, HeartbeatSender, vxlanDatagram } from './heartbeat-io.js';
+
+/** How long a fastdp peer whose connection vanished keeps its kernel entry (restart tolerance). */
+export const DEFAULT_LINGER_MS = 30_000;
+
+export const ESP_UNAVAILABLE = 'kernel ESP (esp4) is not available to the eBPF datapath on this host';
+
+export interface BpfDatapathOptions {
+  /** The Linux bridge the containers are attached to (`weave`). */
+  bridge: string;
+  /** Overlay MTU (underlay - 50): heartbeats are padded to it (spec §6.4). */
+  mtu: number;
+  /** Mesh TCP port; VXLAN uses port + 1 (spec §0). */
+  port: number;
+  /** bpffs directory for the pinned maps (default WEAVE_BPF_PIN_DIR, else /sys/fs/bpf/weave). */
+  pinDir?: string;
+  /** Where the compiled programs are (default dist/bpf). */
+  objectDir?: string;
+  timings?: Partial<ForwarderTimings>;
+  lingerMs?: number;
+  log?: (message: string) => void;
+}
+
+function envMs(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new RangeError(`${name}=${v} is not a positive number of milliseconds`);
+  return n;
+}
+
+/** Heartbeat timings: the spec's, or shorter ones from the environment (tests). */
+export function timingsFromEnv(): ForwarderTimings {
+  const slow = envMs('WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS') ?? DEFAULT_FORWARDER_TIMINGS.slowIntervalMs;
+  return {
+    fastIntervalMs: Math.min(DEFAULT_FORWARDER_TIMINGS.fastIntervalMs, slow),
+    slowIntervalMs: slow,
+    timeoutMs: envMs('WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS') ?? DEFAULT_FORWARDER_TIMINGS.timeoutMs,
+  };
+}
+
+export function pinDirFromEnv(): string {
+  return process.env.WEAVE_BPF_PIN_DIR || DEFAULT_PIN_DIR;
+}
+
+interface Lingering {
+  ip: string;
+  until: number;
+}
+
+export class BpfDatapath implements Datapath, ForwarderHost {
+  readonly overlay = 'fastdp' as const;
+  readonly kind = 'bpf' as const;
+  readonly ipsec = undefined;
+  readonly ipsecUnavailableReason = ESP_UNAVAILABLE;
+  private routing: Routing | undefined;
+  private readonly forwarders = new Set<FastdpForwarder>();
+  private ports: BridgePort[] = [];
+  /** Short id -> underlay IP of the fastdp peers in the kernel maps. */
+  private installed = new Map<number, string>();
+  private readonly lingering = new Map<number, Lingering>();
+  private applying: Promise<void> = Promise.resolve();
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private lastCounters: Counters | undefined;
+  /** Restarted over pinned maps: keep the previous short id in the kernel for now. */
+  private keepPreviousId = false;
+  private readonly log: (m: string) => void;
+
+  private constructor(
+    readonly fastdp: BpfFastDatapath,
+    readonly mtu: number,
+    private readonly vxlanPort: number,
+    private readonly sender: HeartbeatSender,
+    private readonly timings: ForwarderTimings,
+    private readonly lingerMs: number,
+    log: ((m: string) => void) | undefined,
+  ) {
+    this.log = log ?? ((m) => process.stderr.write(`${m}\n`));
+  }
+
+  private receiver: HeartbeatReceiver | undefined;
+  private watcher: BridgePortWatcher | undefined;
+
+  /** Loads the programs (reusing pinned maps after a restart), starts heartbeats and the port watcher. */
+  static async open(opts: BpfDatapathOptions): Promise<BpfDatapath> {
+    const mtu = opts.mtu;
+    if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65_000) throw new RangeError(`eBPF fastdp: MTU ${mtu} is out of range 576..65000`);
+    const vxlanPort = opts.port + 1;
+    if (!Number.isInteger(vxlanPort) || vxlanPort < 2 || vxlanPort > 0xffff) throw new RangeError(`eBPF fastdp: mesh port ${opts.port} is out of range 1..65534`);
+    const pinDir = opts.pinDir ?? pinDirFromEnv();
+    // A restart: keep the short id and the peers the previous run installed until the mesh says otherwise.
+    const previous = readPrevious(pinDir);
+    const fastdp = await BpfFastDatapath.open({
+      localShortId: previous?.localShortId ?? 0,
+      pinDir,
+      ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
+      vxlanPort,
+      bridge: true,
+    });
+    let sender: HeartbeatSender | undefined;
+    try {
+      sender = new HeartbeatSender();
+      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.lingerMs ?? DEFAULT_LINGER_MS, opts.log);
+      const until = Date.now() + dp.lingerMs;
+      dp.keepPreviousId = (previous?.peers.size ?? 0) > 0;
+      for (const [id, ip] of previous?.peers ?? []) {
+        dp.installed.set(id, ip);
+        dp.lingering.set(id, { ip, until });
+      }
+      dp.receiver = new HeartbeatReceiver(fastdp.tunnelIfindex, (f) => dp.heartbeat(f), (e) => dp.log(`fastdp: heartbeats: ${e.message}`));
+      dp.watcher = await BridgePortWatcher.start(opts.bridge, (ports) => {
+        dp.ports = ports;
+        dp.schedule();
+      }, (e) => dp.log(`fastdp: following the ports of bridge ${opts.bridge}: ${e.message}`));
+      await dp.applying;
+      return dp;
+    } catch (e) {
+      sender?.close();
+      fastdp.close();
+      throw e;
+    }
+  }
+
+  // ---- Datapath
+
+  createForwarder(params: ForwarderParams, events: ForwarderEvents): OverlayForwarder {
+    if (this.closed) throw new Error('eBPF fastdp: the datapath is closed; open a new BpfDatapath');
+    const fwd = new FastdpForwarder(params, events, this, this.timings);
+    if (!fwd.isStopped) this.forwarders.add(fwd);
+    return fwd;
+  }
+
+  applyForwardingState(state: ForwardingState): void {
+    this.routing = indexForwardingState(state);
+    this.schedule();
+  }
+
+  /** Ports are followed on the bridge itself (bridge-ports.ts); nothing to do. */
+  setLocalPorts(): void {}
+
+  stats(): DatapathStats {
+    const c = this.readCounters();
+    const drops: Record<string, bigint> = {};
+    let kernelForwarded = 0n;
+    for (const [name, v] of Object.entries(c)) {
+      if (name.startsWith('drop_')) drops[name.slice(5)] = BigInt(v);
+      else if (name.startsWith('fwd_') || name === 'flood') kernelForwarded += BigInt(v);
+    }
+    return { kernelForwarded, userspace: BigInt(c.to_userspace), drops };
+  }
+
+  /** The kernel's per-reason counters (to_userspace counts heartbeats: data never goes up). */
+  readCounters(): Counters {
+    if (!this.closed) this.lastCounters = this.fastdp.readCounters();
+    return this.lastCounters ?? this.fastdp.readCounters();
+  }
+
+  /** Heartbeat frames read from the tunnel device so far. */
+  get heartbeatsReceived(): number {
+    return this.receiver?.received ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.readCounters();
+    this.closed = true;
+    clearTimeout(this.lingerTimer);
+    for (const f of [...this.forwarders]) f.stop();
+    await this.applying.catch(() => undefined);
+    await this.watcher?.close();
+    await this.receiver?.close();
+    this.sender.close();
+    // The programs and pinned maps stay: the kernel keeps forwarding.
+    this.fastdp.close();
+  }
+
+  async teardown(): Promise<void> {
+    await this.close();
+    await this.fastdp.destroy();
+  }
+
+  // ---- ForwarderHost
+
+  ourShortId(): PeerShortID | undefined {
+    return this.routing?.ourShortId;
+  }
+
+  shortIdOf(name: PeerName): PeerShortID | undefined {
+    return this.routing?.shortIdOf.get(name);
+  }
+
+  async sendTunnelFrame(frame: Buffer, srcShortId: PeerShortID, dstShortId: PeerShortID, to: TunnelEndpoint): Promise<void> {
+    if (this.closed) return;
+    this.sender.send(vxlanDatagram(frame, srcShortId, dstShortId), to.remoteIp, to.remotePort || this.vxlanPort);
+  }
+
+  forwarderStopped(forwarder: FastdpForwarder): void {
+    this.forwarders.delete(forwarder);
+    this.schedule();
+  }
+
+  warn(message: string): void {
+    this.log(message);
+  }
+
+  // ---- heartbeats and kernel state
+
+  private heartbeat(frame: Buffer): void {
+    const connUID = parseHeartbeat(frame);
+    if (connUID === undefined) return;
+    for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(undefined);
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.applying = this.applying.then(() => this.apply()).catch((e: unknown) => {
+      if (!this.closed) this.log(`fastdp: updating the eBPF datapath: ${(e as Error).message}`);
+    });
+  }
+
+  /** Whether our fastdp forwarder to `name` can still become (or is) usable: initiating or established. */
+  private fastdpAlive(name: PeerName): boolean {
+    for (const f of this.forwarders) {
+      if (f.remoteName !== name) continue;
+      const s = f.status().state;
+      if (s === 'initiating' || s === 'established') return true;
+    }
+    return false;
+  }
+
+  private async apply(): Promise<void> {
+    if (this.closed) return;
+    const r = this.routing;
+    const now = Date.now();
+    const wanted = new Map<number, string>();
+    const trees: BroadcastTreeSpec[] = [];
+    if (r) {
+      // After a restart the kernel keeps sending with the previous run's short id
+      // until a fastdp neighbour is back (and so knows the new one), so peers that
+      // still route by the old id keep accepting our frames (spec §4.8).
+      if (this.keepPreviousId && ([...r.neighbours.values()].some((n) => n.overlay === 'fastdp') || this.lingering.size === 0)) this.keepPreviousId = false;
+      if (!this.keepPreviousId && r.ourShortId !== this.fastdp.localShortId) this.fastdp.setLocalShortId(r.ourShortId);
+      const fastdpNeighbour = (n: PeerName): string | undefined => {
+        const nb = r.neighbours.get(n);
+        return nb?.overlay === 'fastdp' ? nb.remoteIp : undefined;
+      };
+      for (const [peer, hop] of r.nextHop) {
+        const id = r.shortIdOf.get(peer);
+        const ip = fastdpNeighbour(hop);
+        if (id !== undefined && ip !== undefined && r.peerByShortId.get(id) === peer) wanted.set(id, ip);
+      }
+      for (const [source, hops] of r.broadcast) {
+        const id = r.shortIdOf.get(source);
+        if (id === undefined) continue;
+        const fastHops = hops.filter((h) => fastdpNeighbour(h) !== undefined).map((h) => r.shortIdOf.get(h)).filter((h): h is number => h !== undefined);
+        trees.push({ sourceShortId: id, nextHops: fastHops });
+      }
+    }
+    // Peers that left the maps without being moved to the sleeve linger (restart tolerance).
+    for (const [id, ip] of this.installed) {
+      if (wanted.has(id) || this.lingering.has(id)) continue;
+      this.lingering.set(id, { ip, until: now + this.lingerMs });
+    }
+    for (const [id, l] of this.lingering) {
+      const name = r?.peerByShortId.get(id);
+      const nb = name !== undefined ? r?.neighbours.get(r.nextHop.get(name) ?? name) : undefined;
+      const movedToSleeve = name !== undefined && nb !== undefined && nb.overlay !== 'fastdp' && !this.fastdpAlive(r!.nextHop.get(name) ?? name);
+      if (wanted.has(id) || movedToSleeve || l.until <= now) this.lingering.delete(id);
+      else wanted.set(id, l.ip);
+    }
+    clearTimeout(this.lingerTimer);
+    if (this.lingering.size > 0) {
+      const next = Math.min(...[...this.lingering.values()].map((l) => l.until)) - now;
+      this.lingerTimer = setTimeout(() => this.schedule(), Math.max(next, 10));
+      this.lingerTimer.unref();
+    }
+    const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
+    await this.fastdp.apply({
+      localPorts: this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: true })),
+      peers,
+      broadcastTrees: trees,
+    });
+    this.installed = wanted;
+  }
+}
+
+/** What a previous run left in the pinned maps: its short id and its peers. */
+function readPrevious(pinDir: string): { localShortId: number; peers: Map<number, string> } | undefined {
+  if (!existsSync(join(pinDir, 'weave_config'))) return undefined;
+  let maps: DatapathMaps;
+  try {
+    maps = DatapathMaps.openPinned(pinDir);
+  } catch {
+    return undefined; // an older or partial set of pins: start afresh
+  }
+  try {
+    const cfg = maps.readConfig();
+    return cfg ? { localShortId: cfg.localShortId, peers: maps.listPeers() } : undefined;
+  } finally {
+    maps.close();
+  }
+}
+
+/** `weave reset`: removes the tunnel device and the pinned maps (the programs go with the device and the ports). */
+export async function teardownBpfFastdp(pinDir = pinDirFromEnv()): Promise<void> {
+  await deleteTunnelDevice({});
+  rmSync(pinDir, { recursive: true, force: true });
+}

@@ -1,0 +1,157 @@
+// Real routers (`weave launch`) on a kernel without Open vSwitch use the eBPF
+// fast datapath: connections are `established fastdp` (wire spec §5.9, §6.4),
+// data never reaches userspace, a blocked UDP 6784 moves the connection to the
+// sleeve and back, a --no-fastdp router still joins over the sleeve, and a
+// router killed with -9 and relaunched does not interrupt forwarding (the
+// kernel keeps its pinned maps).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
+import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
+import {
+  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, stopRouters, weave, weaverPid,
+  type Host, type Testbed, type WeaveOptions,
+} from './lib/index.js';
+
+const CONVERGE_MS = 30_000;
+/** Short heartbeat timings, so losing fastdp is noticed in seconds (spec §6.4 says 10 s / 60 s). */
+const HEARTBEAT_ENV = { WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '500', WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS: '3000' };
+
+function pinDirOf(bed: Testbed, h: Host): string {
+  return join('/tmp', `${bed.prefix}-bpffs`, h.label);
+}
+
+function envFor(bed: Testbed, h: Host): WeaveOptions {
+  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: pinDirOf(bed, h) } };
+}
+
+/** Pin dirs are mounted here, in the test's mount namespace, so they outlive a router (`ip netns exec` remounts /sys). */
+async function withBpfBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
+  const bed = await createTestbed({ hosts, underlay: 'bridge' });
+  const root = join('/tmp', `${bed.prefix}-bpffs`);
+  try {
+    for (const h of bed.hosts) ensurePinDir(pinDirOf(bed, h));
+    await body(bed);
+  } finally {
+    for (const h of bed.hosts) await stopRouters([h], 'stop', envFor(bed, h));
+    await bed.teardown();
+    for (const h of bed.hosts) await execCommand('umount', [pinDirOf(bed, h)]);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function launch(bed: Testbed, h: Host, extra: string[] = []): Promise<void> {
+  const others = bed.hosts.filter((o) => o !== h).map((o) => o.address);
+  await mustWeave(h, ['launch', '--nickname', h.label, ...extra, ...others], envFor(bed, h));
+}
+
+function counters(bed: Testbed, h: Host): Counters {
+  const maps = DatapathMaps.openPinned(pinDirOf(bed, h));
+  try {
+    return maps.readCounters();
+  } finally {
+    maps.close();
+  }
+}
+
+test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked -> sleeve and back, kill -9 keeps forwarding', async () => {
+  await withBpfBed(2, async (bed) => {
+    const [h1, h2] = bed.hosts as [Host, Host];
+    await launch(bed, h1);
+    await launch(bed, h2);
+    await connectionsMatch(h1, /^(<-|->) \S+\s+established fastdp \S+\(h2\) mtu=\d+/m, { timeoutMs: CONVERGE_MS });
+    await connectionsMatch(h2, /established fastdp \S+\(h1\) mtu=\d+/, { timeoutMs: CONVERGE_MS });
+
+    const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
+    await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1');
+    await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1');
+
+    // ~5 s of TCP: every data frame is forwarded by the programs; only heartbeats go up.
+    const before = [counters(bed, h1), counters(bed, h2)] as const;
+    const server = c2.spawn('iperf3', ['-s', '-1']);
+    try {
+      type Report = { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+      let report: Report = { error: 'not run' };
+      // The server may not listen yet: retry while the client cannot connect.
+      for (let i = 0; i < 30 && report.error !== undefined; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 100));
+        const run = await c1.exec('iperf3', ['-c', '10.32.0.2', '-t', '5', '-J'], { timeoutMs: 30_000 });
+        try {
+          report = JSON.parse(run.stdout) as Report;
+        } catch {
+          report = { error: `no JSON (exit ${run.code}): ${run.stderr}` };
+        }
+      }
+      assert.equal(report.error, undefined, `iperf3: ${report.error}`);
+      const bps = report.end?.sum_received?.bits_per_second ?? 0;
+      assert.ok(bps > 1e6, `iperf3 moved data (${bps} bit/s)`);
+    } finally {
+      server.kill();
+    }
+    const after = [counters(bed, h1), counters(bed, h2)] as const;
+    const sent = after[0].fwd_to_tunnel - before[0].fwd_to_tunnel;
+    const received = after[1].fwd_from_tunnel - before[1].fwd_from_tunnel;
+    assert.ok(sent > 1000 && received > 1000, `the kernel forwarded the stream (GSO segments count once) (h1 to tunnel ${sent}, h2 from tunnel ${received})`);
+    for (const i of [0, 1] as const) {
+      const up = after[i].to_userspace - before[i].to_userspace;
+      // Heartbeats only: at most a few per second over ~6 s; never the stream.
+      assert.ok(up < 60, `h${i + 1}: frames handed to userspace during the run: ${up} (heartbeats only)`);
+    }
+
+    // Block the fastdp port: heartbeats stop, the connection falls back to the sleeve with a reason.
+    await bed.blockUdpPort(h2, 6784);
+    const fallen = await connectionsMatch(h1, /established sleeve \S+\(h2\) mtu=\d+ \(fastdp: [^)]*heartbeat[^)]*\)/, { timeoutMs: CONVERGE_MS });
+    assert.match(fallen, /fastdp: /);
+    await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 over the sleeve');
+    await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 over the sleeve');
+    await bed.unblockUdpPort(h2, 6784);
+    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: CONVERGE_MS });
+    await connectionsMatch(h2, /established fastdp \S+\(h1\)/, { timeoutMs: CONVERGE_MS });
+    await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 back on fastdp');
+
+    // kill -9 the router on h2 and relaunch it while c1 pings every 100 ms.
+    const pinger = c1.exec('ping', ['-i', '0.1', '-c', '100', '-W', '1', '10.32.0.2'], { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    process.kill(weaverPid(h2), 'SIGKILL');
+    await launch(bed, h2);
+    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: CONVERGE_MS });
+    const ping = await pinger;
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(ping.stdout);
+    assert.ok(m, `ping summary: ${ping.stdout}`);
+    const lost = Number(m[1]) - Number(m[2]);
+    if (lost > 1) {
+      const diag = await h2.run('ip -br link; tc filter show dev vxlan-6784 ingress; for d in $(ls /sys/class/net | grep vethwepl); do tc filter show dev $d ingress; done; bridge fdb show br weave | grep -v permanent');
+      process.stderr.write(`h2 after restart:\n${diag.stdout}${diag.stderr}\nh1 counters ${JSON.stringify(counters(bed, h1))}\nh2 counters ${JSON.stringify(counters(bed, h2))}\n`);
+      const pinned = DatapathMaps.openPinned(pinDirOf(bed, h2));
+      process.stderr.write(`h2 peers ${JSON.stringify([...pinned.listPeers()])} local ${JSON.stringify([...pinned.listLocalMacs()])} cfg ${JSON.stringify(pinned.readConfig())}\n`);
+      pinned.close();
+    }
+    assert.ok(lost <= 1, `at most one echo lost across the router restart (lost ${lost}):\n${ping.stdout.split('\n').slice(-4).join('\n')}`);
+  });
+});
+
+test('three hosts: a --no-fastdp router joins over the sleeve while h1<->h2 stay on fastdp', async () => {
+  await withBpfBed(3, async (bed) => {
+    const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
+    await launch(bed, h1);
+    await launch(bed, h2);
+    await launch(bed, h3, ['--no-fastdp']);
+    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: CONVERGE_MS });
+    const h1view = await connectionsMatch(h1, /established sleeve \S+\(h3\) mtu=\d+ \(fastdp: [^)]+\)/, { timeoutMs: CONVERGE_MS });
+    assert.match(h1view, /established fastdp \S+\(h2\)/);
+    await connectionsMatch(h3, /established sleeve \S+\(h1\)[\s\S]*established sleeve \S+\(h2\)|established sleeve \S+\(h2\)[\s\S]*established sleeve \S+\(h1\)/, { timeoutMs: CONVERGE_MS });
+    const [c1, c2, c3] = [await attachContainer(h1), await attachContainer(h2), await attachContainer(h3)];
+    await mustPing(c1, '10.32.0.2', 'h1 -> h2 (fastdp)');
+    await mustPing(c1, '10.32.0.3', 'h1 -> h3 (sleeve)');
+    await mustPing(c3, '10.32.0.2', 'h3 -> h2 (sleeve)');
+    await mustPing(c2, '10.32.0.1', 'h2 -> h1 (fastdp)');
+    await mustPing(c2, '10.32.0.3', 'h2 -> h3 (sleeve)');
+    const before = counters(bed, h1).fwd_to_tunnel;
+    assert.ok((await c1.ping('10.32.0.2', { count: 3, waitSeconds: 1 })), 'h1 -> h2 again');
+    assert.ok(counters(bed, h1).fwd_to_tunnel >= before + 3, 'h1 -> h2 went through the kernel tunnel');
+    const r = await weave(h3, ['status', 'connections']);
+    assert.doesNotMatch(r.stdout, /fastdp \S+\(h/, 'h3 uses no fastdp');
+  });
+});
