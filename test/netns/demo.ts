@@ -151,7 +151,7 @@ async function main(): Promise<number> {
       if (!existsSync(cliEntry)) throw new Unavailable(`${cliEntry} is not built (run 'make build')`);
       for (const h of hosts) {
         const peers = hosts.filter((p) => p !== h).map((p) => p.address);
-        const args = ['launch', ...(password ? ['--password', password] : []), ...peers];
+        const args = ['launch', '--nickname', h.label, ...(password ? ['--password', password] : []), ...peers];
         const r = await weave(h, args);
         if (r.code !== 0) throw weaveFailure(h, args, r);
         say(`  ${h.label}: weave ${password ? 'launch --password ***' : 'launch'} ${peers.join(' ')} -> pid ${r.stdout.trim()}`);
