@@ -4,7 +4,7 @@
 //
 //   node dist/bench/ipam-bench.js [allocations=2000]
 // The time for a fresh three-router mesh to reach consensus is measured end to
-// end by test/netns/ipam-mesh.test.ts (its first attach waits for the ring).
+// end by bench/ipam-consensus.ts.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
