@@ -4,7 +4,7 @@
 // through the overlay switch (wire spec §2.4, §5.9) and the forwarding state
 // (§4.6). Also decorates the router status with what the switch chose.
 import type { Logger } from 'pino';
-import type { LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
+import type { DatapathCounters, LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
 import type { OverlayHandler, Router } from '../controlplane/mesh/index.js';
 import { formatPeerName } from '../controlplane/mesh/wire/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
@@ -38,11 +38,25 @@ export interface DatapathChoice {
   unavailable: Map<OverlayName, string>;
 }
 
-/** The composition root's one decision: fastdp then sleeve, or sleeve only (--no-fastdp, no kernel support). */
-export function chooseDatapaths(flags: Pick<WeaverConfig, 'noFastdp'>, probe: FastdpProbe): DatapathChoice {
+/** Why the router refuses to start: --fastdp was given and the kernel offers no fast datapath. */
+export class FastdpRequiredError extends Error {
+  constructor(readonly reason: string) {
+    super(`--fastdp was given but no kernel fast datapath can be used: ${reason}; make Open vSwitch or eBPF (tc programs, bpffs) available, or launch without --fastdp to use the sleeve`);
+    this.name = 'FastdpRequiredError';
+  }
+}
+
+/**
+ * The composition root's one decision: fastdp then sleeve, or sleeve only
+ * (--no-fastdp, no kernel support). With --fastdp (`requireFastdp`) a missing
+ * kernel fast datapath is an error instead of a quiet fallback.
+ */
+export function chooseDatapaths(flags: Pick<WeaverConfig, 'noFastdp'> & Partial<Pick<WeaverConfig, 'requireFastdp'>>, probe: FastdpProbe): DatapathChoice {
   const unavailable = new Map<OverlayName, string>();
   if (flags.noFastdp) unavailable.set('fastdp', 'disabled by --no-fastdp');
   else if (!probe.create) unavailable.set('fastdp', probe.unavailableReason ?? 'no kernel fast datapath on this host');
+  const reason = unavailable.get('fastdp');
+  if (flags.requireFastdp && reason !== undefined) throw new FastdpRequiredError(reason);
   return { overlays: unavailable.has('fastdp') ? ['sleeve'] : ['fastdp', 'sleeve'], unavailable };
 }
 
@@ -142,6 +156,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         datapaths.push(await probe.create!());
       } catch (err) {
         const reason = `cannot start: ${(err as Error).message}`;
+        if (config.requireFastdp) throw new FastdpRequiredError(reason);
         choice.unavailable.set('fastdp', reason);
         choice.overlays = choice.overlays.filter((o) => o !== 'fastdp');
         logger.warn(`Unable to use fastdp: ${reason}; using sleeve only`);
@@ -158,6 +173,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
   } catch (err) {
     await Promise.allSettled(datapaths.map((d) => d.close()));
+    if (err instanceof FastdpRequiredError) throw err;
     throw new Error(`Unable to start the sleeve overlay on bridge ${opts.bridge} (UDP port ${config.port}): ${(err as Error).message}`);
   }
   for (const [o, why] of choice.unavailable) logger.info(`overlay ${o} not used: ${why}`);
@@ -238,6 +254,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         connections: status.connections.map(connectionLine),
         interface: interfaceLabel(datapaths),
         overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
+        ...(datapaths[0] ? { datapath: datapathCounters(datapaths[0], logger) } : {}),
       };
     },
     close: async () => {
@@ -260,6 +277,17 @@ async function keepBridgeMtu(bridge: string, mtu: number): Promise<void> {
     if (link.mtu !== mtu) await rtnl.setMtu(bridge, mtu);
   } finally {
     rtnl.close();
+  }
+}
+
+/** The preferred datapath's counters for the report and /metrics; a failed read shows zeros and is logged. */
+function datapathCounters(d: Datapath, logger: Logger): DatapathCounters {
+  try {
+    const s = d.stats();
+    return { kind: d.kind, kernelForwarded: s.kernelForwarded, userspace: s.userspace, drops: s.drops };
+  } catch (err) {
+    logger.warn(`reading the ${d.kind} datapath counters: ${(err as Error).message}`);
+    return { kind: d.kind, kernelForwarded: 0n, userspace: 0n, drops: {} };
   }
 }
 

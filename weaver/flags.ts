@@ -12,14 +12,18 @@ export class FlagError extends Error {}
 
 type Kind = 'bool' | 'string' | 'int' | 'list';
 
-/** Every router flag of spec §4.1-4.3 (so pass-through flags are accepted) plus --state-dir. */
+/**
+ * Every router flag of spec §4.1-4.3 (so pass-through flags are accepted) plus
+ * --state-dir and --fastdp (require a kernel fast datapath instead of quietly
+ * running sleeve only).
+ */
 const FLAGS: Record<string, Kind> = {
   version: 'bool', 'print-peer-name': 'bool', host: 'string', port: 'int', 'min-protocol-version': 'int',
   resume: 'bool', name: 'string', nickname: 'string', password: 'string', 'trusted-subnets': 'string',
   'conn-limit': 'int', 'no-discovery': 'bool', 'log-level': 'string', 'pkt-debug': 'bool', profile: 'string',
   bufsz: 'int', token: 'string', 'peer-discovery-url': 'string', 'advertise-address': 'string',
   'db-prefix': 'string', 'host-root': 'string', 'proc-path': 'string',
-  'weave-bridge': 'string', 'docker-bridge': 'string', datapath: 'string', mtu: 'int', 'no-fastdp': 'bool',
+  'weave-bridge': 'string', 'docker-bridge': 'string', datapath: 'string', mtu: 'int', 'no-fastdp': 'bool', fastdp: 'bool',
   'no-bridged-fastdp': 'bool', 'expect-npc': 'bool', 'no-masq-local': 'bool', awsvpc: 'bool',
   'http-addr': 'string', 'status-addr': 'string', 'metrics-addr': 'string', 'docker-api': 'string',
   'ipalloc-range': 'string', 'ipalloc-default-subnet': 'string', 'ipalloc-init': 'string', 'no-dns': 'bool',
@@ -53,6 +57,8 @@ export interface WeaverConfig {
   logLevel: LogLevel;
   mtu: number;
   noFastdp: boolean;
+  /** --fastdp: refuse to start without a kernel fast datapath (OVS or eBPF). */
+  requireFastdp: boolean;
   httpAddr: string;
   statusAddr: string;
   metricsAddr: string;
@@ -182,6 +188,8 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
   const stateDir = str('state-dir', env.WEAVE_STATE_DIR || DEFAULT_STATE_DIR);
   if (!stateDir.startsWith('/')) throw new FlagError(`invalid value "${stateDir}" for --state-dir: expected an absolute path`);
 
+  if (bool('fastdp') && bool('no-fastdp')) throw new FlagError('--fastdp and --no-fastdp contradict each other: give at most one');
+
   const resume = bool('resume');
   if (resume && positional.length > 0) {
     throw new FlagError('You must not specify an initial peer list in conjunction with --resume');
@@ -212,6 +220,7 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     logLevel: logLevel as LogLevel,
     mtu,
     noFastdp: bool('no-fastdp'),
+    requireFastdp: bool('fastdp'),
     httpAddr: validateListenAddr('http-addr', str('http-addr', '')),
     statusAddr: validateListenAddr('status-addr', str('status-addr', '')),
     metricsAddr: validateListenAddr('metrics-addr', str('metrics-addr', '')),

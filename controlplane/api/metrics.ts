@@ -1,5 +1,5 @@
 // Prometheus text exposition of the router metrics (user-surface spec §5.3).
-import type { RouterStatus } from './status-model.js';
+import type { DatapathCounters, RouterStatus } from './status-model.js';
 
 /** One metric family; other services (IPAM, DNS, datapath) add theirs the same way. */
 export interface MetricFamily {
@@ -53,6 +53,29 @@ export function routerMetricFamilies(s: RouterStatus): MetricFamily[] {
       help: 'Number of peer-to-peer connections terminated.',
       type: 'counter',
       samples: [{ value: s.terminationCount }],
+    },
+    ...datapathMetricFamilies(s.datapath),
+  ];
+}
+
+/** The datapath's packet counters: kernel versus userspace, and drops by reason. */
+export function datapathMetricFamilies(d: DatapathCounters | undefined): MetricFamily[] {
+  if (!d) return [];
+  return [
+    {
+      name: 'weave_datapath_packets_total',
+      help: 'Packets the datapath forwarded, by where: in the kernel or through userspace.',
+      type: 'counter',
+      samples: [
+        { labels: { path: 'kernel' }, value: d.kernelForwarded },
+        { labels: { path: 'userspace' }, value: d.userspace },
+      ],
+    },
+    {
+      name: 'weave_datapath_drops_total',
+      help: 'Packets the datapath dropped, by reason.',
+      type: 'counter',
+      samples: Object.keys(d.drops).sort().map((reason) => ({ labels: { reason }, value: d.drops[reason] ?? 0n })),
     },
   ];
 }

@@ -66,6 +66,17 @@ export function routerReport(s: RouterStatus): Record<string, unknown> {
     OverlayDiagnostics: s.overlayDiagnostics,
     TrustedSubnets: s.trustedSubnets,
     Interface: s.interface,
+    // Not in Weave's report: how much the kernel forwarded versus userspace.
+    ...(s.datapath
+      ? {
+          Datapath: {
+            Kind: s.datapath.kind,
+            KernelForwarded: s.datapath.kernelForwarded,
+            Userspace: s.datapath.userspace,
+            Drops: { ...s.datapath.drops },
+          },
+        }
+      : {}),
   };
 }
 

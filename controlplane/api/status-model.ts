@@ -92,6 +92,17 @@ export interface RouterStatus {
   /** e.g. `datapath (via ODP)`, `vethwe-pcap (via pcap)`. */
   interface: string;
   overlayDiagnostics: Record<string, unknown>;
+  /** Packet counters of the preferred datapath (fastdp when there is one); absent without a data plane. */
+  datapath?: DatapathCounters;
+}
+
+/** What a datapath forwarded in the kernel, handed to userspace and dropped (by reason) since it was created. */
+export interface DatapathCounters {
+  /** `bpf`, `ovs`, `sleeve`. */
+  kind: string;
+  kernelForwarded: bigint;
+  userspace: bigint;
+  drops: Readonly<Record<string, bigint>>;
 }
 
 /**

@@ -223,6 +223,11 @@ export class BpfFastDatapath {
       for (const mac of p.macs) wantedMacs.set(mac.toLowerCase(), { ifindex: ifindexes.get(p.ifname) as number, redirectPeer: p.redirectPeer ?? false });
     }
     for (const [mac, port] of wantedMacs) this.maps.setLocalMac(mac, port.ifindex, port.redirectPeer);
+    // Flags for MACs the kernel learns behind each port (bridge mode), set before its program is attached.
+    const wantedFlags = new Map<number, boolean>();
+    for (const p of state.localPorts) wantedFlags.set(ifindexes.get(p.ifname) as number, p.redirectPeer ?? false);
+    for (const [ifi, redirectPeer] of wantedFlags) this.maps.setPortFlags(ifi, redirectPeer);
+    for (const ifi of this.maps.listPortFlags().keys()) if (!wantedFlags.has(ifi)) this.maps.deletePortFlags(ifi);
     const portIndexes = new Set(ifindexes.values());
     for (const [mac, ifi] of this.maps.listLocalMacs()) {
       // Bridge mode: MACs the kernel learned stay while their port is ours.

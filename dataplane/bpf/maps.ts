@@ -15,7 +15,7 @@ export * from './layout.js';
 
 export const MAP_NAMES = [
   'weave_config', 'weave_local_macs', 'weave_remote_macs', 'weave_peers',
-  'weave_bcast', 'weave_local_ports', 'weave_counters',
+  'weave_bcast', 'weave_local_ports', 'weave_counters', 'weave_port_flags',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -125,6 +125,30 @@ export class DatapathMaps {
     const v = Buffer.alloc(8);
     for (const k of this.keys('weave_local_macs', 8)) {
       if (c.mapLookupElem(this.fds.weave_local_macs, k, v) === 0) out.set(formatMac(k), v.readUInt32LE(0));
+    }
+    return out;
+  }
+
+  /**
+   * The flags MACs learned behind local port `ifindex` get (bridge mode):
+   * `redirectPeer` only for a veth whose other end is in a container namespace.
+   */
+  setPortFlags(ifindex: number, redirectPeer: boolean): void {
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(redirectPeer ? PORT_F_REDIRECT_PEER : 0, 0);
+    this.update('weave_port_flags', u32Key(ifindex), v);
+  }
+
+  deletePortFlags(ifindex: number): boolean {
+    return this.remove('weave_port_flags', u32Key(ifindex));
+  }
+
+  /** ifindex -> redirectPeer of every port with flags. */
+  listPortFlags(): Map<number, boolean> {
+    const out = new Map<number, boolean>();
+    const v = Buffer.alloc(4);
+    for (const k of this.keys('weave_port_flags', 4)) {
+      if (c.mapLookupElem(this.fds.weave_port_flags, k, v) === 0) out.set(k.readUInt32LE(0), (v.readUInt32LE(0) & PORT_F_REDIRECT_PEER) !== 0);
     }
     return out;
   }

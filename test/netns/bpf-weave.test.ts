@@ -47,6 +47,22 @@ async function launch(bed: Testbed, h: Host, extra: string[] = []): Promise<void
   await mustWeave(h, ['launch', '--nickname', h.label, ...extra, ...others], envFor(bed, h));
 }
 
+/** Router.Datapath of `weave report` (JSON numbers: exact enough for these deltas). */
+interface ReportedDatapath {
+  Kind: string;
+  KernelForwarded: number;
+  Userspace: number;
+  Drops: Record<string, number>;
+}
+
+async function reportedDatapath(h: Host): Promise<ReportedDatapath> {
+  const text = await mustWeave(h, ['report']);
+  const report = JSON.parse(text) as { Router?: { Datapath?: ReportedDatapath } };
+  const d = report.Router?.Datapath;
+  assert.ok(d, `weave report on ${h.label} has Router.Datapath: ${text.slice(0, 200)}`);
+  return d;
+}
+
 function counters(bed: Testbed, h: Host): Counters {
   const maps = DatapathMaps.openPinned(pinDirOf(bed, h));
   try {
@@ -70,6 +86,7 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
 
     // ~5 s of TCP: every data frame is forwarded by the programs; only heartbeats go up.
     const before = [counters(bed, h1), counters(bed, h2)] as const;
+    const reportedBefore = [await reportedDatapath(h1), await reportedDatapath(h2)] as const;
     const server = c2.spawn('iperf3', ['-s', '-1']);
     try {
       type Report = { error?: string; end?: { sum_received?: { bits_per_second: number } } };
@@ -98,6 +115,25 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
       const up = after[i].to_userspace - before[i].to_userspace;
       // Heartbeats only: at most a few per second over ~6 s; never the stream.
       assert.ok(up < 60, `h${i + 1}: frames handed to userspace during the run: ${up} (heartbeats only)`);
+    }
+    // The same measurement through `weave report` (Router.Datapath).
+    const reportedAfter = [await reportedDatapath(h1), await reportedDatapath(h2)] as const;
+    for (const i of [0, 1] as const) {
+      const [b, a] = [reportedBefore[i], reportedAfter[i]];
+      assert.equal(a.Kind, 'bpf');
+      assert.ok(a.KernelForwarded - b.KernelForwarded > 1000, `h${i + 1}: weave report counts the stream as kernel-forwarded (${a.KernelForwarded - b.KernelForwarded})`);
+      assert.ok(a.Userspace - b.Userspace < 60, `h${i + 1}: weave report: handed to userspace during the run: ${a.Userspace - b.Userspace} (heartbeats only)`);
+      assert.equal(typeof a.Drops.runt, 'number', 'drops are reported by reason');
+    }
+    // Container veths (the only ports here) deliver with bpf_redirect_peer.
+    for (const h of [h1, h2]) {
+      const pinned = DatapathMaps.openPinned(pinDirOf(bed, h));
+      try {
+        const flags = [...pinned.listPortFlags().values()];
+        assert.ok(flags.length >= 1 && flags.every((f) => f), `${h.label}: every container port is marked for redirect_peer: ${JSON.stringify(flags)}`);
+      } finally {
+        pinned.close();
+      }
     }
 
     // Block the fastdp port: heartbeats stop, the connection falls back to the sleeve with a reason.

@@ -22,7 +22,9 @@
 //   delivered to container ports directly. Not covered: a broadcast relayed
 //   from a fastdp neighbour onward to a sleeve-only neighbour.
 // - Local ports: the bridge's container veths, followed through rtnl link
-//   events (bridge-ports.ts); container MACs are learned in the kernel.
+//   events (bridge-ports.ts); container MACs are learned in the kernel. Only a
+//   veth whose other end is in another namespace is marked for
+//   bpf_redirect_peer (the learned MACs take their port's flags).
 // - Restart: close() leaves programs, maps (pinned) and the tunnel device, so
 //   the kernel keeps forwarding; a peer whose connection went away (or that
 //   was in the maps when we started) stays for a linger period unless its
@@ -331,7 +333,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     }
     const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
     await this.fastdp.apply({
-      localPorts: this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: true })),
+      // Container veths deliver straight into the container (bpf_redirect_peer, README "Performance"); any other port never does.
+      localPorts: this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: p.redirectPeer })),
       peers,
       broadcastTrees: trees,
     });

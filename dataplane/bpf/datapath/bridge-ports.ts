@@ -9,6 +9,13 @@ import { NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK, Rtnl, type Link } from '../
 export interface BridgePort {
   ifname: string;
   ifindex: number;
+  /** A veth whose other end is in another namespace (a container): frames may go straight to that end (bpf_redirect_peer). */
+  redirectPeer: boolean;
+}
+
+/** bpf_redirect_peer needs a veth whose peer lives in another namespace; the kernel reports that namespace's id. */
+export function peerInOtherNetns(link: Link): boolean {
+  return link.kind === 'veth' && link.parentNetnsId !== undefined;
 }
 
 /** Weave's own bridge ports (user-surface spec §6.1) are never container ports. */
@@ -47,7 +54,7 @@ export class BridgePortWatcher {
     const links = await this.rtnl.listLinks();
     const bridge = links.find((l) => l.name === this.bridge);
     if (!bridge) return [];
-    return links.filter((l) => isContainerPort(l, bridge.index)).map((l) => ({ ifname: l.name, ifindex: l.index })).sort((a, b) => a.ifindex - b.ifindex);
+    return links.filter((l) => isContainerPort(l, bridge.index)).map((l) => ({ ifname: l.name, ifindex: l.index, redirectPeer: peerInOtherNetns(l) })).sort((a, b) => a.ifindex - b.ifindex);
   }
 
   private async rescan(): Promise<void> {

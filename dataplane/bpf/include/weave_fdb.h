@@ -86,13 +86,14 @@ WEAVE_INLINE void learn_remote(const __u8 *mac, __u32 peer_short_id)
 		count(WC_LEARNED);
 }
 
-/* Bridge mode: learn a container MAC -> the local port it entered through (a
- * veth whose other end is in the container). Look up first: an update takes
- * the bucket lock. */
+/* Bridge mode: learn a container MAC -> the local port it entered through,
+ * with that port's flags (weave_port_flags: redirect_peer only for a veth whose
+ * other end is in a container). Look up first: an update takes the bucket lock. */
 WEAVE_INLINE void learn_local(const __u8 *mac, __u32 ifindex)
 {
 	struct weave_mac_key k = {};
 	struct weave_local_port *p;
+	__u32 *port_flags;
 
 	if (is_multicast(mac))
 		return;
@@ -100,7 +101,8 @@ WEAVE_INLINE void learn_local(const __u8 *mac, __u32 ifindex)
 	p = bpf_map_lookup_elem(&weave_local_macs, &k);
 	if (p && p->ifindex == ifindex)
 		return;
-	struct weave_local_port v = { .ifindex = ifindex, .flags = WEAVE_PORT_F_REDIRECT_PEER };
+	port_flags = bpf_map_lookup_elem(&weave_port_flags, &ifindex);
+	struct weave_local_port v = { .ifindex = ifindex, .flags = port_flags ? *port_flags : 0 };
 	if (bpf_map_update_elem(&weave_local_macs, &k, &v, BPF_ANY) == 0)
 		count(WC_LEARNED_LOCAL);
 }

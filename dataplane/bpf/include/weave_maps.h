@@ -54,6 +54,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weave_local_macs SEC(".maps");
 
+/* Local port ifindex -> WEAVE_PORT_F_* for the MACs learned behind it (bridge
+ * mode): only a container veth gets WEAVE_PORT_F_REDIRECT_PEER, never the
+ * host's own port or a veth whose other end stays in this namespace. Written by
+ * the control plane before the port's program is attached; a port missing here
+ * has no flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_port_flags SEC(".maps");
+
 /* Remote MAC -> peer, learned in the kernel from received frames (the VNI's
  * source short id, spec §6.2). LRU: a full table forgets the coldest MAC, which
  * then floods until relearned. */
