@@ -30,9 +30,6 @@ import { toRouterStatus, type InboundFailure } from './mesh-status.js';
 import { TrustedSubnets } from './trusted-subnets.js';
 import { startDataPlane, type RunningDataPlane } from './datapath-wiring.js';
 
-/** The netns mesh tests ran skipped until the mesh was wired; kept so they can tell. */
-export const MESH_WIRED: boolean = true;
-
 /** A TCP connect that has not completed in this time is given up (the maker retries with backoff). */
 export const DIAL_TIMEOUT_MS = 10_000;
 /** How long a refused inbound attempt stays visible in `weave status connections`. */

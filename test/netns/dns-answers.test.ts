@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import {
   createTestbed, mustWeave, pollUntil, stopRouters, type Container, type Host, type SpawnedProcess, type Testbed,
 } from './lib/index.js';
-import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
 const CONVERGE_MS = 30_000;
 const WEB = 'web.weave.local';
@@ -23,7 +22,6 @@ const UPSTREAM_NAME = 'example.test';
 const UPSTREAM_ADDR = '198.51.100.7';
 /** Queries for the varying-order check; three records have six orders, so two distinct ones are near-certain. */
 const ORDER_QUERIES = 20;
-const skip = MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)';
 
 const DNS_PACKET = createRequire(import.meta.url).resolve('dns-packet');
 
@@ -115,7 +113,6 @@ async function queryOne(c: Container, q: Query): Promise<QueryResult> {
 const aRecords = (r: QueryResult): string[] => r.answers.filter((a) => a.type === 'A').map((a) => a.data);
 
 before(async () => {
-  if (skip) return;
   bed = await createTestbed({ hosts: 4, underlay: 'bridge' });
   routerHosts = bed.hosts.slice(0, 3);
   upstreamHost = bed.hosts[3];
@@ -148,7 +145,7 @@ after(async () => {
   }
 });
 
-test('a name registered from three hosts answers all three addresses, in varying order, on every host', { skip }, async () => {
+test('a name registered from three hosts answers all three addresses, in varying order, on every host', async () => {
   const want = [...webAddrOf.values()].sort();
   for (const c of containers) {
     let got: string[] = [];
@@ -171,7 +168,7 @@ test('a name registered from three hosts answers all three addresses, in varying
   assert.ok(orders.size >= 2, `records come in more than one order over ${ORDER_QUERIES} queries: ${[...orders].join(' | ')}`);
 });
 
-test('names outside the domain are forwarded to the resolv.conf server; unknown names inside it are NXDOMAIN', { skip }, async () => {
+test('names outside the domain are forwarded to the resolv.conf server; unknown names inside it are NXDOMAIN', async () => {
   for (const c of containers) {
     const fwd = await queryOne(c, { type: 'A', name: UPSTREAM_NAME });
     assert.equal(fwd.rcode, 'NOERROR', `${UPSTREAM_NAME} from ${c.host.label}: ${JSON.stringify(fwd)}`);
@@ -192,7 +189,7 @@ test('names outside the domain are forwarded to the resolv.conf server; unknown 
   assert.ok(!asked.includes('weave.local'), `names in weave.local are never forwarded; upstream saw:\n${asked}`);
 });
 
-test('a registered address answers PTR queries with its name', { skip }, async () => {
+test('a registered address answers PTR queries with its name', async () => {
   for (const [i, c] of containers.entries()) {
     // Ask for another host's registration, so the answer comes from gossiped state.
     const target = containers[(i + 1) % containers.length];

@@ -2,29 +2,17 @@
 // §9): names registered on three routers resolve from containers on every
 // host through the local router's DNS server, and a removed name stops
 // resolving everywhere within seconds.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createTestbed, launchFullMesh, mustWeave, pollUntil, stopRouters, type Container, type Host, type Testbed,
+  sharedWeaveBed, launchFullMesh, mustWeave, pollUntil, type Container, type Host,
 } from './lib/index.js';
-import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
 const CONVERGE_MS = 30_000;
 /** How quickly a removal must be seen everywhere. */
 const REMOVAL_MS = 5_000;
-const skip = MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)';
 
-let bed: Testbed;
-
-before(async () => {
-  bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
-});
-after(async () => {
-  if (bed) {
-    await stopRouters(bed.hosts);
-    await bed.teardown();
-  }
-});
+const testbed = sharedWeaveBed(3);
 
 /** Resolve A records from inside a container with node's resolver, against one server. */
 async function resolveIn(c: Container, server: string, name: string): Promise<string[]> {
@@ -35,16 +23,16 @@ r.resolve4(${JSON.stringify(name)}).then((a) => console.log(a.sort().join(' ')),
   return out.startsWith('ERR') || out === '' ? [] : out.split(' ');
 }
 
-test('names registered on three hosts resolve from containers everywhere; removal is seen everywhere', { skip }, async () => {
-  const [h1, h2, h3] = bed.hosts;
-  await launchFullMesh(bed.hosts);
+test('names registered on three hosts resolve from containers everywhere; removal is seen everywhere', async () => {
+  const [h1, h2, h3] = testbed().hosts;
+  await launchFullMesh(testbed().hosts);
 
   // The bridge address is where containers reach their router's DNS server (it listens on 0.0.0.0:53 here).
   const bridgeIp = new Map<Host, string>();
-  for (const h of bed.hosts) bridgeIp.set(h, (await mustWeave(h, ['expose'])).trim());
+  for (const h of testbed().hosts) bridgeIp.set(h, (await mustWeave(h, ['expose'])).trim());
   const containers: Container[] = [];
   const ipOf = new Map<string, string>();
-  for (const [i, h] of bed.hosts.entries()) {
+  for (const [i, h] of testbed().hosts.entries()) {
     const c = await h.addContainer(`n${i + 1}`);
     containers.push(c);
     ipOf.set(`svc${i + 1}`, (await mustWeave(h, ['attach', '--netns', c.netnsPath, '-h', `svc${i + 1}.weave.local`])).trim());

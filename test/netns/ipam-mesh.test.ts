@@ -2,28 +2,16 @@
 // §8): three routers launched with `weave launch` on simulated hosts hand out
 // unique automatic addresses, agree on the ring, and `weave rmpeer` takes
 // over a dead router's space so it is used again.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createTestbed, launchFullMesh, mustWeave, pollUntil, stopRouters, weave, weaverPid, type Container, type Host, type Testbed,
+  createTestbed, sharedWeaveBed, launchFullMesh, mustWeave, pollUntil, weave, weaverPid, type Container, type Host,
 } from './lib/index.js';
-import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
 const CONVERGE_MS = 30_000;
 const CONTAINERS = 60;
-const skip = MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)';
 
-let bed: Testbed;
-
-before(async () => {
-  bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
-});
-after(async () => {
-  if (bed) {
-    await stopRouters(bed.hosts);
-    await bed.teardown();
-  }
-});
+const testbed = sharedWeaveBed(3);
 
 function ipToInt(ip: string): number {
   return ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
@@ -49,17 +37,17 @@ async function attachAll(h: Host, containers: Container[]): Promise<Map<Containe
   return out;
 }
 
-test('three routers: 60 automatic addresses are unique, in range, and the ring agrees; rmpeer reclaims a dead peer', { skip }, async () => {
-  const [h1, h2, h3] = bed.hosts;
-  await launchFullMesh(bed.hosts);
+test('three routers: 60 automatic addresses are unique, in range, and the ring agrees; rmpeer reclaims a dead peer', async () => {
+  const [h1, h2, h3] = testbed().hosts;
+  await launchFullMesh(testbed().hosts);
 
-  const perHost = bed.hosts.map(() => [] as Container[]);
+  const perHost = testbed().hosts.map(() => [] as Container[]);
   for (let i = 0; i < CONTAINERS; i++) {
-    const h = bed.hosts[i % 3];
+    const h = testbed().hosts[i % 3];
     perHost[i % 3].push(await h.addContainer(`c${i}`));
   }
   // The three hosts attach concurrently, so consensus and space requests interleave.
-  const results = await Promise.all(bed.hosts.map((h, i) => attachAll(h, perHost[i])));
+  const results = await Promise.all(testbed().hosts.map((h, i) => attachAll(h, perHost[i])));
   const ips = results.flatMap((m) => [...m.values()]);
   assert.equal(ips.length, CONTAINERS);
   assert.equal(new Set(ips).size, CONTAINERS, `every address is unique: ${ips.join(' ')}`);
@@ -68,7 +56,7 @@ test('three routers: 60 automatic addresses are unique, in range, and the ring a
   // Every router reports the same ring: three owners sharing all 2^20 addresses.
   let views: Map<string, number>[] = [];
   const agreed = await pollUntil(async () => {
-    views = await Promise.all(bed.hosts.map(async (h) => ownership(await mustWeave(h, ['status', 'ipam']))));
+    views = await Promise.all(testbed().hosts.map(async (h) => ownership(await mustWeave(h, ['status', 'ipam']))));
     return views.every((v) => v.size === 3 && describe(v) === describe(views[0]));
   }, CONVERGE_MS, 250);
   assert.ok(agreed, `status ipam agrees on all hosts: ${views.map(describe).join(' | ')}`);

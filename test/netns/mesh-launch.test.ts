@@ -1,28 +1,15 @@
 // `weave launch` / `stop` / `status` on simulated hosts: each host is a network
 // namespace with its own state directory, running weaver as a host daemon
 // (user-surface spec §1.1-1.7).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  connectionsMatch, createTestbed, mustWeave, pollUntil, pollWeave, stopRouters, weave, weaveStateDir, weaverPid, type Host,
-  type Testbed,
+  sharedWeaveBed, connectionsMatch, mustWeave, pollUntil, pollWeave, weave, weaveStateDir, weaverPid, type Host,
 } from './lib/index.js';
-import { MESH_WIRED } from '../../weaver/mesh-wiring.js';
 
-let bed: Testbed;
-
-before(async () => {
-  bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
-});
-after(async () => {
-  // Stop routers politely first so their pid files and ports are released; teardown kills the rest.
-  if (bed) {
-    await stopRouters(bed.hosts);
-    await bed.teardown();
-  }
-});
+const testbed = sharedWeaveBed(3);
 
 async function listening(h: Host, port: number): Promise<boolean> {
   const r = await h.exec('ss', ['-Htln', `sport = :${port}`]);
@@ -30,7 +17,7 @@ async function listening(h: Host, port: number): Promise<boolean> {
 }
 
 test('launch, refuse a second launch, status, stop cleans up', async () => {
-  const h = bed.host(1);
+  const h = testbed().host(1);
   const pidText = await mustWeave(h, ['launch', '--nickname', 'alpha', '10.99.0.1']);
   const pidFile = join(weaveStateDir(h), 'weaver.pid');
   assert.equal(readFileSync(pidFile, 'utf8').trim(), pidText.trim(), 'launch prints the router pid recorded in the pid file');
@@ -65,7 +52,7 @@ test('launch, refuse a second launch, status, stop cleans up', async () => {
 });
 
 test('a bad flag stops the launch with the router\'s message and a non-zero exit', async () => {
-  const h = bed.host(2);
+  const h = testbed().host(2);
   const r = await weave(h, ['launch', '--conn-limit', 'many']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^weave: invalid value "many" for --conn-limit: expected an integer/m);
@@ -74,7 +61,7 @@ test('a bad flag stops the launch with the router\'s message and a non-zero exit
 });
 
 test('a router killed with SIGKILL relaunches with the same name and a new UID', async () => {
-  const h = bed.host(2);
+  const h = testbed().host(2);
   await mustWeave(h, ['launch']);
   const uidBefore = (await mustWeave(h, ['report', '-f', '{{range .Router.Peers}}{{.UID}}{{end}}'])).trim();
   assert.match(uidBefore, /^\d+$/);
@@ -91,22 +78,22 @@ test('a router killed with SIGKILL relaunches with the same name and a new UID',
   await mustWeave(h, ['stop']);
 });
 
-test('three hosts converge: every host lists every peer', { skip: MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)' }, async () => {
-  const [h1, h2, h3] = bed.hosts;
+test('three hosts converge: every host lists every peer', async () => {
+  const [h1, h2, h3] = testbed().hosts;
   await mustWeave(h1, ['launch', '--nickname', 'h1']);
   await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address]);
   await mustWeave(h3, ['launch', '--nickname', 'h3', h1.address]);
-  for (const h of bed.hosts) {
+  for (const h of testbed().hosts) {
     await pollWeave(h, ['status', 'peers'], (out) => {
       const peers = out.split('\n').filter((l) => /^\S/.test(l));
       return ['h1', 'h2', 'h3'].every((n) => peers.some((l) => l.endsWith(`(${n})`)));
     }, { what: 'lists h1, h2 and h3' });
   }
-  for (const h of bed.hosts) await mustWeave(h, ['stop']);
+  for (const h of testbed().hosts) await mustWeave(h, ['stop']);
 });
 
-test('a wrong password is refused and the connection status says why', { skip: MESH_WIRED ? false : 'mesh Router/handshake not wired (weaver/mesh-wiring.ts)' }, async () => {
-  const [h1, h2] = bed.hosts;
+test('a wrong password is refused and the connection status says why', async () => {
+  const [h1, h2] = testbed().hosts;
   await mustWeave(h1, ['launch', '--password', 'right-one']);
   await mustWeave(h2, ['launch', '--password', 'wrong-one', h1.address]);
   await connectionsMatch(h2, /^-> \S+\s+(failed|retrying)\s+.*(password|decrypt|authenticat|encrypt)/im, {

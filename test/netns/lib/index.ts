@@ -10,6 +10,6 @@ export {
 export { sweepStale, listNamespaces, newRunPrefix } from './cleanup.js';
 export { execCommand, mustExec, pollUntil, type ExecResult, type ExecOptions, type SpawnedProcess } from './exec.js';
 export {
-  weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, launchFullMesh, pollWeave, connectionsMatch,
+  weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, sharedWeaveBed, launchFullMesh, pollWeave, connectionsMatch,
   attachContainer, mustPing, WEAVE_CONVERGE_MS, type WeaveOptions, type PollOptions, type PingPollOptions,
 } from './weave.js';

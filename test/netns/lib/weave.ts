@@ -1,6 +1,7 @@
 // The `weave` CLI on simulated hosts: each host runs its own router as a host
 // daemon with a state directory of its own (user-surface spec §1.1-1.7), and
 // tests drive it through the CLI and poll its status views.
+import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,6 +58,28 @@ export async function mustWeave(h: Host, args: string[], options: WeaveOptions =
 /** Stops the routers on `hosts` one by one, ignoring failures (for cleanup). */
 export async function stopRouters(hosts: readonly Host[], command: 'stop' | 'reset' = 'stop', options: WeaveOptions = {}): Promise<void> {
   for (const h of hosts) await weave(h, [command], options).catch(() => undefined);
+}
+
+/**
+ * One testbed shared by every test of a file: created in `before`, routers stopped
+ * and namespaces removed in `after`. Returns a getter for use inside the tests.
+ */
+export function sharedWeaveBed(hosts: number): () => Testbed {
+  let bed: Testbed | undefined;
+  before(async () => {
+    bed = await createTestbed({ hosts, underlay: 'bridge' });
+  });
+  after(async () => {
+    // Stop routers politely first so pid files and ports are released; teardown kills the rest.
+    if (bed) {
+      await stopRouters(bed.hosts);
+      await bed.teardown();
+    }
+  });
+  return () => {
+    if (!bed) throw new Error('sharedWeaveBed: the testbed is not created yet (use it inside a test)');
+    return bed;
+  };
 }
 
 /** A testbed whose routers are stopped and namespaces removed however `body` ends. */
