@@ -129,6 +129,19 @@ export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, Sle
 }
 
 /** A node TCP sink in `c` on `port` that prints "<bytes> <sha256>" when the sender closes. */
+/**
+ * Three nodes in a line A-B-C (A-B plain, B-C encrypted): starts their sleeves,
+ * pairs the forwarders, applies the topology and waits until every link is up.
+ */
+export async function startLineOfThree(nodes: SleeveNode[], mtu: number): Promise<Link[]> {
+  for (const n of nodes) await startSleeve(n, mtu);
+  const [a, b, c] = nodes as [SleeveNode, SleeveNode, SleeveNode];
+  const links = [connectNodes(a, b, false), connectNodes(b, c, true)];
+  applyTopology(nodes, [[a, b], [b, c]]);
+  await Promise.all(links.map((l) => l.established));
+  return links;
+}
+
 export function tcpSinkScript(port: number): string {
   return `const h=require('crypto').createHash('sha256');let n=0;const s=require('net').createServer(c=>{c.on('data',d=>{n+=d.length;h.update(d)});c.on('end',()=>{console.log(n+' '+h.digest('hex'));s.close();c.end()})});s.listen(${port},()=>console.log('listening'))`;
 }

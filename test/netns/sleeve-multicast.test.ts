@@ -7,7 +7,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, pollUntil, waitForPing, type Testbed } from './lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
+import { plugNode, startLineOfThree, type Link, type SleeveNode } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 const GROUP = '239.1.2.3';
@@ -45,11 +45,7 @@ describe('sleeve multicast and broadcast across three hosts A-B-C', () => {
       assert.equal(r.code, 0, r.stderr);
       nodes.push(n);
     }
-    for (const n of nodes) await startSleeve(n, CONTAINER_MTU);
-    const [a, b, c] = nodes as [SleeveNode, SleeveNode, SleeveNode];
-    links.push(connectNodes(a, b, false), connectNodes(b, c, true));
-    applyTopology(nodes, [[a, b], [b, c]]);
-    await Promise.all(links.map((l) => l.established));
+    links.push(...await startLineOfThree(nodes, CONTAINER_MTU));
   });
 
   after(async () => {

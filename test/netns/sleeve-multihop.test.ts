@@ -5,7 +5,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, waitForPing, type Testbed } from './lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
+import { plugNode, startLineOfThree, type Link, type SleeveNode } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 
@@ -18,11 +18,7 @@ describe('sleeve across three hosts with A-C cut', () => {
     bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
     for (let i = 1; i <= 3; i++) nodes.push(await plugNode(bed.host(i), i, CONTAINER_MTU));
     await bed.cutLink(bed.host(1), bed.host(3));
-    for (const n of nodes) await startSleeve(n, CONTAINER_MTU);
-    const [a, b, c] = nodes as [SleeveNode, SleeveNode, SleeveNode];
-    links.push(connectNodes(a, b, false), connectNodes(b, c, true));
-    applyTopology(nodes, [[a, b], [b, c]]);
-    await Promise.all(links.map((l) => l.established));
+    links.push(...await startLineOfThree(nodes, CONTAINER_MTU));
   });
 
   after(async () => {
