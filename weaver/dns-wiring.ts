@@ -17,8 +17,8 @@ import { identIsAlive } from './ipam-wiring.js';
 export interface DnsMeshPort {
   newGossipChannel(name: string, gossiper: Gossiper): GossipChannel;
   isKnownPeer(name: PeerName): boolean;
-  /** Names of every peer the mesh knows now (to notice garbage-collected peers). */
-  knownPeers(): Iterable<PeerName>;
+  /** Subscribe to the mesh's garbage collection of peers (wire spec §4.7); returns an unsubscribe. */
+  onPeerRemoved(fn: (name: PeerName) => void): () => void;
 }
 
 export interface DnsOptions {
@@ -48,9 +48,6 @@ export interface RunningDns {
   peerGone(name: PeerName): void;
   close(): Promise<void>;
 }
-
-/** How often the peer list is compared with the last one, to catch peers the mesh dropped. */
-export const PEER_GC_CHECK_MS = 1_000;
 
 /** Go duration text as `--dns-fallback-timeout` takes it (`5s`, `500ms`, `1m`), in milliseconds. */
 export function parseDurationMs(flag: string, text: string): number {
@@ -98,13 +95,7 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
     if (n > 0) log(`[dns] removed ${n} entries of departed peer`);
   };
   // The mesh drops unreachable peers (wire spec §4.7); their names go with them (§9.3).
-  let lastPeers = new Set(opts.mesh.knownPeers());
-  const gcTimer = setInterval(() => {
-    const now = new Set(opts.mesh.knownPeers());
-    for (const p of lastPeers) if (!now.has(p)) peerGone(p);
-    lastPeers = now;
-  }, PEER_GC_CHECK_MS);
-  gcTimer.unref();
+  const unsubscribePeerRemoved = opts.mesh.onPeerRemoved(peerGone);
 
   return {
     nameserver,
@@ -116,7 +107,7 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
     metrics: () => service.metrics(),
     peerGone,
     close: async () => {
-      clearInterval(gcTimer);
+      unsubscribePeerRemoved();
       nameserver.stop();
       await server.stop();
     },

@@ -102,7 +102,7 @@ async function main(argv: string[]): Promise<void> {
     const meshPort = {
       newGossipChannel: router.newGossipChannel.bind(router),
       isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
-      knownPeers: () => router.peers.all().map((p) => p.name),
+      onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
     };
     const log = (m: string): void => logger.info(m);
     if (ipamOptions) {

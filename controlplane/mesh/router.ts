@@ -106,6 +106,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private readonly addedListeners = new Set<Listener<MeshConnection>>();
   private readonly removedListeners = new Set<Listener<MeshConnection>>();
   private readonly topologyListeners = new Set<Listener<void>>();
+  private readonly peerRemovedListeners = new Set<Listener<Peer>>();
 
   constructor(private readonly opts: RouterOptions) {
     this.ourName = opts.identity.name;
@@ -120,6 +121,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
       onPeerRemoved: (p) => {
         this.logger.info(`removed unreachable peer ${p.toString()}`);
         opts.onPeerRemoved?.(p);
+        for (const fn of this.peerRemovedListeners) fn(p);
       },
       onShortIdsChanged: () => opts.onShortIdsChanged?.(),
       onLocalChanged: () => this.scheduleTopologyBroadcast([]),
@@ -213,6 +215,12 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   onConnectionRemoved(fn: Listener<MeshConnection>): () => void {
     this.removedListeners.add(fn);
     return () => this.removedListeners.delete(fn);
+  }
+
+  /** A peer was garbage-collected (spec §4.7): DNS drops its names, the data plane its MACs. */
+  onPeerRemoved(fn: Listener<Peer>): () => void {
+    this.peerRemovedListeners.add(fn);
+    return () => this.peerRemovedListeners.delete(fn);
   }
 
   /** Topology improved (peer discovery re-evaluates targets, spec §4.10). */
