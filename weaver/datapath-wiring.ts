@@ -76,11 +76,27 @@ export interface FastdpProbeOptions {
 }
 
 /**
+ * Which kernel fast datapath to use: `ovs`, `bpf`, or unset/`auto` (OVS when
+ * the kernel has it, else eBPF). Lets a host with both run the eBPF one, e.g.
+ * to mix datapath kinds in one mesh.
+ */
+export const FASTDP_KIND_ENV = 'WEAVE_FASTDP_DATAPATH';
+
+export function fastdpKindWanted(env: NodeJS.ProcessEnv = process.env): 'ovs' | 'bpf' | 'auto' {
+  const v = (env[FASTDP_KIND_ENV] ?? '').trim().toLowerCase();
+  if (v === '' || v === 'auto') return 'auto';
+  if (v === 'ovs' || v === 'bpf') return v;
+  throw new Error(`${FASTDP_KIND_ENV}=${v} is not a fast datapath kind; use ovs, bpf or auto`);
+}
+
+/**
  * The kernel fast datapath probe (ARCHITECTURE "Datapath selection"): OVS
  * fastdp when the generic netlink family `ovs_datapath` resolves, i.e. the
  * openvswitch module is loaded; this router does not load kernel modules.
  */
 export async function probeFastdp(opts: FastdpProbeOptions): Promise<FastdpProbe> {
+  const wanted = fastdpKindWanted();
+  if (wanted === 'bpf') return probeBpfFastdp(opts, `${FASTDP_KIND_ENV}=bpf`);
   try {
     (await OdpConnection.open()).close();
   } catch (err) {
@@ -88,6 +104,7 @@ export async function probeFastdp(opts: FastdpProbeOptions): Promise<FastdpProbe
     const ovsReason = isNetlinkError(err, 'ENODEV')
       ? 'openvswitch kernel module not available; load it with modprobe openvswitch to use fastdp'
       : `cannot talk to the openvswitch kernel module: ${(err as Error).message}`;
+    if (wanted === 'ovs') return { unavailableReason: `${ovsReason} (${FASTDP_KIND_ENV}=ovs)` };
     return probeBpfFastdp(opts, ovsReason);
   }
   return {

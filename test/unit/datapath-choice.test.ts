@@ -3,7 +3,7 @@
 // otherwise, and a clear refusal when --fastdp demands what the host lacks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseDatapaths, FastdpRequiredError, type FastdpProbe } from '../../weaver/datapath-wiring.js';
+import { chooseDatapaths, fastdpKindWanted, FastdpRequiredError, type FastdpProbe } from '../../weaver/datapath-wiring.js';
 import { FlagError, parseWeaverFlags } from '../../weaver/flags.js';
 import type { Datapath } from '../../controlplane/router/datapath.js';
 
@@ -42,4 +42,12 @@ test('--fastdp is a router flag; together with --no-fastdp it is rejected', () =
   assert.equal(parseWeaverFlags(['--fastdp'], {}).requireFastdp, true);
   assert.equal(parseWeaverFlags([], {}).requireFastdp, false);
   assert.throws(() => parseWeaverFlags(['--fastdp', '--no-fastdp'], {}), (err: unknown) => err instanceof FlagError && /--fastdp and --no-fastdp/.test(err.message));
+});
+
+test('WEAVE_FASTDP_DATAPATH picks the kernel datapath kind and rejects anything else', () => {
+  assert.equal(fastdpKindWanted({}), 'auto');
+  assert.equal(fastdpKindWanted({ WEAVE_FASTDP_DATAPATH: 'auto' }), 'auto');
+  assert.equal(fastdpKindWanted({ WEAVE_FASTDP_DATAPATH: ' BPF ' }), 'bpf');
+  assert.equal(fastdpKindWanted({ WEAVE_FASTDP_DATAPATH: 'ovs' }), 'ovs');
+  assert.throws(() => fastdpKindWanted({ WEAVE_FASTDP_DATAPATH: 'xdp' }), /WEAVE_FASTDP_DATAPATH=xdp .*use ovs, bpf or auto/);
 });
