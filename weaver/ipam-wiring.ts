@@ -19,6 +19,10 @@ export interface IpamMeshPort {
   newGossipChannel(name: string, gossiper: Gossiper): GossipChannel;
   /** Whether the peer is in the mesh topology now. */
   isKnownPeer(name: PeerName): boolean;
+  /** Subscribe to peers leaving the topology. */
+  onPeerRemoved?(fn: (name: PeerName) => void): void;
+  /** Subscribe to topology changes (a route to a claim's owner may have appeared). */
+  onTopologyChanged?(fn: () => void): void;
 }
 
 export interface IpamWiringOptions {
@@ -82,17 +86,14 @@ export function startIpam(opts: IpamWiringOptions): RunningIpam {
     log: opts.log,
   });
   allocator.setChannel(opts.mesh.newGossipChannel(IPAM_CHANNEL, allocator));
+  // A claim waiting on a peer that has gone fails at once instead of at the next tick.
+  opts.mesh.onPeerRemoved?.(() => allocator.peersChanged());
+  opts.mesh.onTopologyChanged?.(() => allocator.peersChanged());
   allocator.start();
 
   return {
     allocator,
     registerRoutes: (app) => {
-      // A request that started consensus on a lone router finds the ring only
-      // after it was queued: retry queued requests at once instead of at the next 5 s tick.
-      app.addHook('preHandler', (req, _reply, done) => {
-        if (/^\/(ip|ring)(\/|$|\?)/.test(req.url)) setImmediate(() => allocator.tick());
-        done();
-      });
       app.get('/status/ipam', (_req, reply) => reply.code(200).type(TEXT).send(renderStatusIpam(allocator.statusSnapshot())));
       registerIpamRoutes(app, allocator);
     },

@@ -51,11 +51,22 @@ export class IpamError extends Error {
 export class IpamCancelledError extends IpamError {
   constructor(ident: string) { super(`cancelled: container ${ident} is not running`); this.name = 'IpamCancelledError'; }
 }
+/** The caller withdrew a waiting request (its AbortSignal fired). */
+export class IpamAbortedError extends IpamError {
+  constructor(what: string) { super(`${what} was withdrawn by the caller before it completed`); this.name = 'IpamAbortedError'; }
+}
 
 /** Allocator tick and retry interval (spec §8.8). */
 export const TICK_INTERVAL_MS = 5_000;
 /** Addresses of a dead container are released after this long (spec §8.8). */
 export const DEAD_CONTAINER_GRACE_MS = 30_000;
+/**
+ * A claim of an address another peer owns asks that owner when the ring
+ * changes and again every tick (spec §8.7); after this many ticks without the
+ * address it fails, so a claim against an owner that cannot be reached or does
+ * not answer ends within about this many ticks instead of waiting forever.
+ */
+export const CLAIM_MAX_TICK_ASKS = 5;
 /** Idents that are not containers and never die. */
 const NEVER_DIES = new Set(['weave:expose', '_']);
 
@@ -68,12 +79,25 @@ interface PendingOp {
   checkAlive: boolean;
   askedGeneration: number;
   askedAtMs: number;
+  /** Space requests re-sent (or attempted) on ticks for this operation. */
+  tickAsks: number;
+  /** The reason the last space request could not be sent, if it could not. */
+  lastSendError?: string;
   done(result: CIDR): void;
   fail(err: Error): void;
 }
 
-export interface AllocateOptions { checkAlive?: boolean }
-export interface ClaimOptions { checkAlive?: boolean; noErrorOnUnknown?: boolean }
+export interface AllocateOptions {
+  checkAlive?: boolean;
+  /** Aborting withdraws the request (the caller went away); the promise rejects with IpamAbortedError. */
+  signal?: AbortSignal;
+}
+export interface ClaimOptions {
+  checkAlive?: boolean;
+  noErrorOnUnknown?: boolean;
+  /** Aborting withdraws the request (the caller went away); the promise rejects with IpamAbortedError. */
+  signal?: AbortSignal;
+}
 
 export class Allocator implements Gossiper {
   readonly universe: CIDR;
@@ -87,6 +111,9 @@ export class Allocator implements Gossiper {
   private readonly owned = new Map<string, CIDR[]>();
   private readonly nicknames = new Map<PeerName, string>();
   private pending: PendingOp[] = [];
+  /** retryPending is running; a state change during it asks for another pass. */
+  private retrying = false;
+  private retryAgain = false;
   private primeWaiters: Array<() => void> = [];
   private ringGeneration = 0;
   private readonly deadSince = new Map<string, number>();
@@ -159,7 +186,7 @@ export class Allocator implements Gossiper {
     }
     const existing = (this.owned.get(ident) ?? []).find((c) => rangeContains(cidrRange(net), c.addr) && c.prefixLen === net.prefixLen);
     if (existing) return existing;
-    return this.enqueue({ kind: 'allocate', ident, cidr: net, noErrorOnUnknown: false, checkAlive: opts.checkAlive ?? false });
+    return this.enqueue({ kind: 'allocate', ident, cidr: net, noErrorOnUnknown: false, checkAlive: opts.checkAlive ?? false }, opts.signal);
   }
 
   /** Claim a specific address for `ident` (spec §8.7). */
@@ -175,7 +202,7 @@ export class Allocator implements Gossiper {
     }
     await this.enqueue({
       kind: 'claim', ident, cidr, checkAlive: opts.checkAlive ?? false, noErrorOnUnknown: opts.noErrorOnUnknown ?? false,
-    });
+    }, opts.signal);
   }
 
   /** Addresses `ident` holds, optionally restricted to a subnet. */
@@ -218,6 +245,17 @@ export class Allocator implements Gossiper {
   containerDied(ident: string): void {
     this.cancelPending(ident);
     if (!this.deadSince.has(ident)) this.deadSince.set(ident, this.now());
+  }
+
+  /**
+   * A peer left the mesh (or the topology changed otherwise): requests waiting
+   * on a peer are tried again at once, so a claim of an address owned by a
+   * peer that is gone fails now rather than at the next tick.
+   */
+  peersChanged(): void {
+    if (this.stopped) return;
+    for (const op of this.pending) op.askedGeneration = -1;
+    this.retryPending();
   }
 
   /** Resolves once the ring exists (GET /ring, `weave prime`). */
@@ -346,10 +384,34 @@ export class Allocator implements Gossiper {
     if (this.stopped) throw new IpamError('IPAM is shutting down');
   }
 
-  private enqueue(spec: Omit<PendingOp, 'askedGeneration' | 'askedAtMs' | 'done' | 'fail'>): Promise<CIDR> {
+  /**
+   * Queue an operation and run the queue. The operation is queued before it is
+   * first tried, so a state change its own attempt causes (consensus reached
+   * on a lone router, a synchronous answer) re-runs it like any other.
+   */
+  private enqueue(spec: Omit<PendingOp, 'askedGeneration' | 'askedAtMs' | 'tickAsks' | 'done' | 'fail'>, signal?: AbortSignal): Promise<CIDR> {
+    const what = `${spec.kind === 'claim' ? 'claim of' : 'allocation in'} ${formatCIDR(spec.cidr)} for ${spec.ident}`;
+    if (signal?.aborted) return Promise.reject(new IpamAbortedError(what));
     return new Promise<CIDR>((resolve, reject) => {
-      const op: PendingOp = { ...spec, askedGeneration: -1, askedAtMs: -Infinity, done: resolve, fail: reject };
-      if (!this.tryOp(op, false)) this.pending.push(op);
+      const onAbort = (): void => {
+        this.pending = this.pending.filter((o) => o !== op);
+        op.fail(new IpamAbortedError(what));
+      };
+      let settled = false;
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        return true;
+      };
+      const op: PendingOp = {
+        ...spec, askedGeneration: -1, askedAtMs: -Infinity, tickAsks: 0,
+        done: (r) => { if (settle()) resolve(r); },
+        fail: (e) => { if (settle()) reject(e); },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.push(op);
+      this.retryPending();
     });
   }
 
@@ -359,8 +421,12 @@ export class Allocator implements Gossiper {
       op.fail(new IpamCancelledError(op.ident));
       return true;
     }
-    if (this.ring.isEmpty()) { this.establishRing(); return false; }
-    return op.kind === 'allocate' ? this.tryAllocate(op, fromTick) : this.tryClaim(op);
+    if (this.ring.isEmpty()) {
+      // Starting consensus may create the ring at once (quorum 1): then carry on.
+      this.establishRing();
+      if (this.ring.isEmpty()) return false;
+    }
+    return op.kind === 'allocate' ? this.tryAllocate(op, fromTick) : this.tryClaim(op, fromTick);
   }
 
   private tryAllocate(op: PendingOp, fromTick: boolean): boolean {
@@ -386,7 +452,7 @@ export class Allocator implements Gossiper {
     return false;
   }
 
-  private tryClaim(op: PendingOp): boolean {
+  private tryClaim(op: PendingOp, fromTick: boolean): boolean {
     const addr = op.cidr.addr;
     const holder = this.holderOf(addr);
     if (holder === op.ident) { op.done(op.cidr); return true; }
@@ -407,11 +473,20 @@ export class Allocator implements Gossiper {
       op.fail(new IpamError(`address ${formatAddress(addr)} is owned by peer ${this.describePeer(owner)}, which is not reachable`));
       return true;
     }
-    if (op.askedGeneration !== this.ringGeneration) {
-      op.askedGeneration = this.ringGeneration;
-      op.askedAtMs = this.now();
-      this.unicast(owner, { kind: 'spaceRequest', range: { start: addr, end: addr + 1 } });
+    // Ask the owner for the address (spec §8.7) when the ring changes and again
+    // every tick: a request or its answer may be lost on the way, or the owner
+    // may not be routable yet. After CLAIM_MAX_TICK_ASKS ticks the claim fails.
+    const retryDue = fromTick && this.now() - op.askedAtMs >= TICK_INTERVAL_MS / 2;
+    if (op.askedGeneration === this.ringGeneration && !retryDue) return false;
+    if (retryDue && op.tickAsks >= CLAIM_MAX_TICK_ASKS) {
+      const why = op.lastSendError ? `: ${op.lastSendError}` : `, which did not grant it after ${op.tickAsks + 1} requests`;
+      op.fail(new IpamError(`address ${formatAddress(addr)} is owned by other peer ${this.describePeer(owner)}${why}`));
+      return true;
     }
+    if (retryDue) op.tickAsks++;
+    op.askedGeneration = this.ringGeneration;
+    op.askedAtMs = this.now();
+    op.lastSendError = this.unicast(owner, { kind: 'spaceRequest', range: { start: addr, end: addr + 1 } });
     return false;
   }
 
@@ -434,12 +509,40 @@ export class Allocator implements Gossiper {
     });
   }
 
+  /**
+   * Try every queued operation again. Called after every state change that
+   * could satisfy one (ring change, consensus, freed address, new request,
+   * tick). A change made while the queue runs (an attempt that reached
+   * consensus, say) runs it once more. An attempt that throws fails only its
+   * own operation: nothing is ever dropped from the queue unanswered.
+   */
   private retryPending(fromTick = false): void {
-    if (this.pending.length === 0) return;
-    const ops = this.pending;
-    this.pending = [];
-    const still = ops.filter((op) => !this.tryOp(op, fromTick));
-    this.pending = [...still, ...this.pending];
+    if (this.retrying) { this.retryAgain = true; return; }
+    this.retrying = true;
+    try {
+      let pass = 0;
+      do {
+        this.retryAgain = false;
+        const ops = this.pending;
+        this.pending = [];
+        const still: PendingOp[] = [];
+        for (const op of ops) {
+          let finished: boolean;
+          try {
+            finished = this.tryOp(op, fromTick && pass === 0);
+          } catch (err) {
+            op.fail(err instanceof IpamError ? err : new IpamError(`${op.kind} for ${op.ident} failed: ${(err as Error).message}`));
+            finished = true;
+          }
+          if (!finished) still.push(op);
+        }
+        this.pending = [...still, ...this.pending];
+        pass++;
+      } while (this.retryAgain && this.pending.length > 0 && !this.stopped);
+    } finally {
+      this.retrying = false;
+      this.retryAgain = false;
+    }
   }
 
   /** Start getting a ring (spec §8.6): propose as elector, or ask electors as observer. */
@@ -554,8 +657,20 @@ export class Allocator implements Gossiper {
 
   private broadcast(): void { this.channel?.gossipBroadcast(this.gossipData()); }
 
-  private unicast(dst: PeerName, msg: UnicastMessage): void {
-    this.channel?.gossipUnicast(dst, encodeUnicast(this.cfg.codec, msg));
+  /**
+   * Send to one peer; returns why it could not be sent, if it could not (no
+   * route yet, or any more). A peer we cannot reach is not an error in the
+   * gossip we are handling, so nothing is thrown into the mesh.
+   */
+  private unicast(dst: PeerName, msg: UnicastMessage): string | undefined {
+    try {
+      this.channel?.gossipUnicast(dst, encodeUnicast(this.cfg.codec, msg));
+      return undefined;
+    } catch (err) {
+      const why = (err as Error).message;
+      this.log(`IPAM: cannot send ${msg.kind} to ${this.describePeer(dst)}: ${why}`);
+      return why;
+    }
   }
 
   // ------------------------------------------------------------ persistence

@@ -33,6 +33,16 @@ function badRequest(reply: FastifyReply, err: unknown): FastifyReply {
 
 type Params = { id?: string; ip?: string; prefixlen?: string };
 
+/**
+ * Fires when the caller goes away before we answered (the CLI was killed or
+ * timed out), so a request still waiting in the allocator is withdrawn.
+ */
+function callerGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort(); });
+  return controller.signal;
+}
+
 /** `{ip}/{prefixlen}` path segments as a CIDR; throws a readable error. */
 function pathCIDR(p: Params): CIDR {
   return parseCIDR(`${p.ip ?? ''}/${p.prefixlen ?? ''}`);
@@ -49,7 +59,7 @@ function subnetFromPath(p: Params): CIDR {
 export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts: IpamHttpOptions = {}): void {
   const allocate = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, subnet?: CIDR): Promise<FastifyReply> => {
     try {
-      const got = await alloc.allocate(req.params.id!, subnet, { checkAlive: flag(req, 'check-alive') });
+      const got = await alloc.allocate(req.params.id!, subnet, { checkAlive: flag(req, 'check-alive'), signal: callerGone(reply) });
       return text(reply, 200, formatCIDR(got));
     } catch (err) {
       if (err instanceof IpamCancelledError) return text(reply, 200, 'cancelled');
@@ -67,7 +77,7 @@ export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts:
   app.put<{ Params: Params }>('/ip/:id/:ip/:prefixlen', async (req, reply) => {
     try {
       await alloc.claim(req.params.id!, pathCIDR(req.params), {
-        checkAlive: flag(req, 'check-alive'), noErrorOnUnknown: flag(req, 'noErrorOnUnknown'),
+        checkAlive: flag(req, 'check-alive'), noErrorOnUnknown: flag(req, 'noErrorOnUnknown'), signal: callerGone(reply),
       });
       return reply.code(204).send();
     } catch (err) {
