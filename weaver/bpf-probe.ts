@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { PeerName } from '../controlplane/mesh/types.js';
+import { applyIPsecFirewall } from '../dataplane/host/firewall.js';
 import type { FastdpProbe } from './datapath-wiring.js';
 
 export interface BpfProbeOptions {
@@ -16,6 +18,10 @@ export interface BpfProbeOptions {
   /** Mesh TCP port; VXLAN uses port + 1. */
   port: number;
   logger: Logger;
+  /** Our peer name, for the IPsec keys (spec §7.3). */
+  ourName?: PeerName;
+  /** Encrypted connections are possible (a password is set): enable kernel IPsec where the kernel has ESP (spec §7). */
+  ipsec?: boolean;
 }
 
 /** Where the build puts the BPF objects (dist/bpf, beside dist/weaver). */
@@ -47,6 +53,7 @@ export async function probeBpfFastdp(opts: BpfProbeOptions, otherReason?: string
       port: opts.port,
       objectDir,
       log: (m) => opts.logger.warn(m),
+      ...(opts.ipsec && opts.ourName !== undefined ? { ipsec: { ourName: opts.ourName, applyFirewall: applyIPsecFirewall } } : {}),
     }),
   };
 }

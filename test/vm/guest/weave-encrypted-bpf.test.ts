@@ -1,0 +1,174 @@
+// Runs INSIDE the kernel lab VM (the host kernel has no ESP): routers on the
+// eBPF fast datapath (WEAVE_FASTDP_DATAPATH=bpf) launched with `--password`
+// carry their containers' traffic inside kernel IPsec ESP, with the same SA
+// exchange as the OVS datapath (wire spec §7), so an eBPF host and an OVS
+// host also meet on encrypted fastdp. Counters on the receiving host's
+// underlay interface (ingress, before XFRM) prove the VXLAN traffic crossed
+// the wire as ESP (IP protocol 50) and never as plain UDP 6784; `weave reset`
+// leaves no XFRM state, policy or IPsec chain behind.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
+import { createTestbed, execCommand, mustExec, pollUntil, type Host, type Testbed } from '../../netns/lib/index.js';
+import { attachContainer, connectionsMatch, loadKernelModules, mustPing, mustWeave, weave } from './weave-fastdp-harness.js';
+
+before(() => loadKernelModules());
+
+const COUNT_TABLE = 'wtespbpf';
+const PASSWORD = 'bpf-fastdp-secret';
+
+type Kind = 'bpf' | 'ovs';
+
+/** One bpffs mount per test; each host pins in its own directory on it (reset removes that directory). */
+function bpffsOf(bed: Testbed): string {
+  return join('/tmp', `${bed.prefix}-bpffs`);
+}
+
+function pinDirOf(bed: Testbed, h: Host): string {
+  return join(bpffsOf(bed), h.label);
+}
+
+/** The router environment of a host running the `kind` fast datapath (its own bpffs pin dir). */
+function envOf(bed: Testbed, h: Host, kind: Kind): Record<string, string> {
+  return { WEAVE_FASTDP_DATAPATH: kind, WEAVE_BPF_PIN_DIR: pinDirOf(bed, h) };
+}
+
+/** A testbed whose routers are reset, namespaces removed and pin dirs unmounted however the test ends. */
+async function withBpfBed(kinds: Kind[], body: (bed: Testbed) => Promise<void>): Promise<void> {
+  const bed = await createTestbed({ hosts: kinds.length, underlay: 'bridge' });
+  try {
+    ensurePinDir(bpffsOf(bed));
+    for (const h of bed.hosts) ensurePinDir(pinDirOf(bed, h));
+    await body(bed);
+  } finally {
+    for (const [i, h] of bed.hosts.entries()) await weave(h, ['reset'], envOf(bed, h, kinds[i] ?? 'bpf')).catch(() => undefined);
+    await bed.teardown();
+    await execCommand('umount', [bpffsOf(bed)]);
+    rmSync(bpffsOf(bed), { recursive: true, force: true });
+  }
+}
+
+/** Counts ESP and plain VXLAN frames arriving on h's underlay interface, as they were on the wire (before XFRM). */
+async function countUnderlay(h: Host): Promise<void> {
+  const script = [
+    `table netdev ${COUNT_TABLE} {`,
+    '  chain count {',
+    '    type filter hook ingress device "eth0" priority 0; policy accept;',
+    '    ip protocol esp counter comment "esp"',
+    '    udp dport 6784 counter comment "vxlan"',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+  await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: script });
+}
+
+async function underlayCounts(h: Host): Promise<{ esp: number; vxlan: number }> {
+  const out = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'netdev', COUNT_TABLE])).stdout;
+  const packets = (what: string): number => {
+    const m = new RegExp(`counter packets (\\d+) bytes \\d+ comment "${what}"`).exec(out);
+    assert.ok(m, `counter ${what} in:\n${out}`);
+    return Number(m[1]);
+  };
+  return { esp: packets('esp'), vxlan: packets('vxlan') };
+}
+
+async function xfrm(h: Host, what: 'state' | 'policy'): Promise<string> {
+  return (await mustExec('ip', ['-n', h.namespace, 'xfrm', what])).stdout.trim();
+}
+
+/** Router.Datapath.Kind of `weave report`: which kernel datapath carries fastdp. */
+async function datapathKind(h: Host): Promise<string | undefined> {
+  const report = JSON.parse(await mustWeave(h, ['report'])) as { Router?: { Datapath?: { Kind?: string } } };
+  return report.Router?.Datapath?.Kind;
+}
+
+/** Both ends encrypt: two ESP SAs, a marked OUT policy and the marking chains (spec §7.4, §7.5). */
+async function assertIPsecInstalled(h: Host): Promise<void> {
+  const states = await xfrm(h, 'state');
+  assert.equal((states.match(/proto esp spi/g) ?? []).length, 2, `${h.label} has two ESP SAs:\n${states}`);
+  assert.match(states, /rfc4106\(gcm\(aes\)\)/);
+  assert.match(await xfrm(h, 'policy'), /dir out[\s\S]*mark 0x20000\/0x20000/);
+  const rules = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'inet', 'weave'])).stdout;
+  assert.match(rules, /chain ipsec-out-mark/);
+  assert.match(rules, /esp spi \d+ meta mark set/);
+}
+
+/** Ping both ways, then a 4 MiB TCP transfer h1/c1 -> h2/c1 through the tunnel. */
+async function pingAndTcp(h1: Host, h2: Host): Promise<void> {
+  const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
+  await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted fastdp)');
+  await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
+  c2.spawn('iperf3', ['-s', '-1', '-B', '10.32.0.2']);
+  let result = '';
+  let problem = '';
+  const transferred = await pollUntil(async () => {
+    const r = await c1.exec('iperf3', ['-c', '10.32.0.2', '-n', '4M', '-J'], { timeoutMs: 120_000 });
+    result = r.stdout;
+    problem = r.stderr;
+    return r.code === 0;
+  }, 120_000, 1000);
+  assert.ok(transferred, `iperf3 transfers 4 MiB from h1/c1 to h2/c1:\n${result}${problem}`);
+  const report = JSON.parse(result) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
+  assert.ok(report.end.sum_sent.bytes >= 4 * 1024 * 1024, `sent ${report.end.sum_sent.bytes} bytes`);
+  assert.ok(report.end.sum_received.bytes > 0, 'the receiver counted the transfer');
+}
+
+async function assertOnlyEsp(h: Host): Promise<void> {
+  const counts = await underlayCounts(h);
+  assert.ok(counts.esp >= 1000, `the transfer crossed the underlay as ESP (${counts.esp} packets)`);
+  assert.equal(counts.vxlan, 0, 'no plain VXLAN (UDP 6784) ever crossed the underlay');
+}
+
+async function assertResetClean(bed: Testbed, h: Host, kind: Kind): Promise<void> {
+  await mustWeave(h, ['reset'], envOf(bed, h, kind));
+  assert.equal(await xfrm(h, 'state'), '', `reset on ${h.label} removed every SA`);
+  assert.equal(await xfrm(h, 'policy'), '', `reset on ${h.label} removed every policy`);
+  const table = await h.exec('nft', ['list', 'table', 'inet', 'weave']);
+  assert.doesNotMatch(table.stdout, /ipsec/, `reset on ${h.label} removed the IPsec chains`);
+}
+
+test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in clear; reset removes the SAs and rules', { timeout: 700_000 }, async () => {
+  const kinds: Kind[] = ['bpf', 'bpf'];
+  await withBpfBed(kinds, async (bed) => {
+    const [h1, h2] = bed.hosts as [Host, Host];
+    await countUnderlay(h2);
+    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], envOf(bed, h1, 'bpf'));
+    await mustWeave(h2, ['launch', '--password', PASSWORD, '--nickname', 'h2', h1.address], envOf(bed, h2, 'bpf'));
+    const line = await connectionsMatch(h2, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h1\) encrypted=true ?mtu=\d+\s*$/m);
+    await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+fastdp \S+\(h2\) encrypted=true ?mtu=\d+\s*$/m);
+    assert.match(line, /mtu=1413\b/, 'room for ESP below the 1450 of plain fastdp');
+    for (const h of [h1, h2]) assert.equal(await datapathKind(h), 'bpf', `${h.label} runs the eBPF datapath`);
+    for (const h of [h1, h2]) await assertIPsecInstalled(h);
+
+    await pingAndTcp(h1, h2);
+    await assertOnlyEsp(h2);
+    await assertResetClean(bed, h1, 'bpf');
+  });
+});
+
+test('an eBPF host and an OVS host, both with --password: encrypted fastdp between them', { timeout: 700_000 }, async () => {
+  const kinds: Kind[] = ['bpf', 'ovs'];
+  await withBpfBed(kinds, async (bed) => {
+    const [h1, h2] = bed.hosts as [Host, Host];
+    await countUnderlay(h1);
+    await countUnderlay(h2);
+    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], envOf(bed, h1, 'bpf'));
+    await mustWeave(h2, ['launch', '--password', PASSWORD, '--nickname', 'h2', h1.address], envOf(bed, h2, 'ovs'));
+    await connectionsMatch(h2, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h1\) encrypted=true ?mtu=\d+\s*$/m);
+    await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+fastdp \S+\(h2\) encrypted=true ?mtu=\d+\s*$/m);
+    assert.equal(await datapathKind(h1), 'bpf', 'h1 runs the eBPF datapath');
+    assert.equal(await datapathKind(h2), 'ovs', 'h2 runs the OVS datapath');
+    for (const h of [h1, h2]) await assertIPsecInstalled(h);
+
+    await pingAndTcp(h1, h2);
+    // Both directions carry data (TCP acks come back): both underlays saw only ESP.
+    await assertOnlyEsp(h2);
+    const back = await underlayCounts(h1);
+    assert.ok(back.esp >= 100, `the eBPF host received ESP (${back.esp} packets)`);
+    assert.equal(back.vxlan, 0, 'no plain VXLAN reached the eBPF host');
+    await assertResetClean(bed, h1, 'bpf');
+  });
+});
