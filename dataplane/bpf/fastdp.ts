@@ -15,6 +15,8 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/weave';
 /** tc filter handle and priority of our programs (one per hook). */
 const TC_HANDLE = 1;
 const TC_PRIORITY = 1;
+/** libbpf enum bpf_tc_attach_point. */
+const BPF_TC_EGRESS = 2;
 
 export interface BpfFastDatapathOptions {
   /** This peer's 12-bit short id (spec §4.8). */
@@ -51,7 +53,18 @@ export interface LocalPortSpec {
    * backlog queue. Not for the host's own port. Default false.
    */
   redirectPeer?: boolean;
+  /**
+   * Bridge mode only, at most one port each. `host`: the bridge device itself
+   * (frames the host sends are switched at its tc egress; frames for its MACs,
+   * learned or listed, enter the host's stack; broadcasts from the tunnel reach
+   * it). `sleeve`: the sleeve's bridge port (frames the sleeve injects are
+   * switched at its tc ingress and may continue to fastdp peers; MACs learned
+   * behind it are reached over the sleeve). Default `container`.
+   */
+  role?: PortRole;
 }
+
+export type PortRole = 'container' | 'host' | 'sleeve';
 
 export interface PeerSpec {
   shortId: number;
@@ -61,14 +74,25 @@ export interface PeerSpec {
 
 export interface BroadcastTreeSpec {
   sourceShortId: number;
+  /** Fastdp next hops (short ids). */
   nextHops: readonly number[];
+  /** Bridge mode: the tree also continues to a neighbour reached over the sleeve (a copy goes to the sleeve's port). */
+  toSleeve?: boolean;
 }
 
 export interface DesiredState {
   localPorts: readonly LocalPortSpec[];
   peers: readonly PeerSpec[];
   broadcastTrees: readonly BroadcastTreeSpec[];
+  /** Bridge mode: fastdp next hops of broadcasts arriving from the sleeve (see weave_bridge_ports). */
+  sleeveRelayHops?: readonly number[];
 }
+
+/** The programs of each object, and which tc hook each runs at. */
+const FROM_CONTAINER = 'weave_from_container';
+const FROM_HOST = 'weave_from_host';
+const FROM_SLEEVE = 'weave_from_sleeve';
+const FROM_TUNNEL = 'weave_from_tunnel';
 
 function defaultObjectDir(): string {
   // compiled: dist/dataplane/bpf/fastdp.js -> dist/bpf
@@ -76,9 +100,16 @@ function defaultObjectDir(): string {
 }
 
 class LoadedObject {
-  private constructor(private obj: unknown, readonly progFd: number, readonly mapFds: Partial<Record<MapName, number>>) {}
+  private constructor(private obj: unknown, private readonly progFds: ReadonlyMap<string, number>, readonly mapFds: Partial<Record<MapName, number>>) {}
 
-  static load(path: string, program: string, pinDir: string): LoadedObject {
+  /** The fd of one of the programs this object was loaded with. */
+  progFd(program: string): number {
+    const fd = this.progFds.get(program);
+    if (fd === undefined) throw new Error(`program ${program} was not loaded from this object`);
+    return fd;
+  }
+
+  static load(path: string, programs: readonly string[], pinDir: string): LoadedObject {
     if (!existsSync(path)) throw new Error(`BPF object ${path} not found; build it with \`make bpf\``);
     const obj = c.objectOpenFile(path, null);
     if (!obj) throw new Error(`open BPF object ${path} failed (errno ${c.lastErrno()})`);
@@ -92,16 +123,20 @@ class LoadedObject {
         if (rc !== 0) throw new Error(`set pin path of map ${name} failed (errno ${-rc})`);
         maps.push([name, m]);
       }
-      const prog = c.objectFindProgram(obj, program);
-      if (!prog) throw new Error(`program ${program} missing from ${path}`);
-      // SEC("tc") implies it, but set it explicitly: older libbpf needs it.
-      c.programSetType(prog, c.BPF_PROG_TYPE_SCHED_CLS);
+      const progs: [string, unknown][] = [];
+      for (const program of programs) {
+        const prog = c.objectFindProgram(obj, program);
+        if (!prog) throw new Error(`program ${program} missing from ${path}; rebuild it with \`make bpf\``);
+        // SEC("tc") implies it, but set it explicitly: older libbpf needs it.
+        c.programSetType(prog, c.BPF_PROG_TYPE_SCHED_CLS);
+        progs.push([program, prog]);
+      }
       const rc = c.objectLoad(obj);
       if (rc !== 0) {
         throw new Error(`load ${path} failed (errno ${-rc}); if the pinned maps in ${pinDir} come from an incompatible build, remove that directory; set WEAVE_BPF_DEBUG=1 for the verifier log`);
       }
       for (const [name, m] of maps) mapFds[name] = c.mapFd(m);
-      return new LoadedObject(obj, c.programFd(prog), mapFds);
+      return new LoadedObject(obj, new Map(progs.map(([name, prog]) => [name, c.programFd(prog)])), mapFds);
     } catch (e) {
       c.objectClose(obj);
       throw e;
@@ -114,8 +149,8 @@ class LoadedObject {
   }
 }
 
-function attachIngress(ifindex: number, progFd: number, what: string): void {
-  const hook = c.tcHook(ifindex);
+function attachIngress(ifindex: number, progFd: number, what: string, attachPoint = c.BPF_TC_INGRESS): void {
+  const hook = c.tcHook(ifindex, attachPoint);
   const rc = c.tcHookCreate(hook);
   if (rc !== 0 && rc !== -17) throw new Error(`create clsact qdisc on ${what} failed (errno ${-rc})`); // -EEXIST is fine
   const opts = c.tcOpts({ progFd, flags: c.BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
@@ -123,13 +158,26 @@ function attachIngress(ifindex: number, progFd: number, what: string): void {
   if (arc !== 0) throw new Error(`attach tc ingress program to ${what} failed (errno ${-arc})`);
 }
 
-function detachIngress(ifindex: number): void {
-  const rc = c.tcDetach(c.tcHook(ifindex), c.tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY }));
+function detachIngress(ifindex: number, attachPoint = c.BPF_TC_INGRESS): void {
+  const rc = c.tcDetach(c.tcHook(ifindex, attachPoint), c.tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY }));
   if (rc !== 0 && rc !== -2 && rc !== -19) throw new Error(`detach tc program from ifindex ${ifindex} failed (errno ${-rc})`);
 }
 
+/** Each role's program and hook: the host's frames are seen leaving the bridge device (tc egress). */
+function attachPort(ifindex: number, role: PortRole, obj: LoadedObject, what: string): void {
+  switch (role) {
+    case 'container': return attachIngress(ifindex, obj.progFd(FROM_CONTAINER), what);
+    case 'host': return attachIngress(ifindex, obj.progFd(FROM_HOST), what, BPF_TC_EGRESS);
+    case 'sleeve': return attachIngress(ifindex, obj.progFd(FROM_SLEEVE), what);
+  }
+}
+
+function detachPort(ifindex: number, role: PortRole): void {
+  detachIngress(ifindex, role === 'host' ? BPF_TC_EGRESS : c.BPF_TC_INGRESS);
+}
+
 export class BpfFastDatapath {
-  private readonly attached = new Map<string, number>(); // ifname -> ifindex
+  private readonly attached = new Map<string, { ifindex: number; role: PortRole }>(); // ifname -> hook
 
   private constructor(
     private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns'>> & { netns?: string },
@@ -155,10 +203,10 @@ export class BpfFastDatapath {
     c.quietLibbpf();
     ensurePinDir(opts.pinDir);
     const tunnelIfindex = await ensureTunnelDevice({ name: opts.tunnelDevice, port: opts.vxlanPort, netns: opts.netns });
-    const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), 'weave_from_container', opts.pinDir);
+    const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE], opts.pinDir);
     let ft: LoadedObject;
     try {
-      ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), 'weave_from_tunnel', opts.pinDir);
+      ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), [FROM_TUNNEL], opts.pinDir);
     } catch (e) {
       fc.close();
       throw e;
@@ -172,7 +220,7 @@ export class BpfFastDatapath {
     const dp = new BpfFastDatapath(opts, fc, ft, new DatapathMaps(fds), tunnelIfindex);
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
     dp.writeConfig();
-    dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd, `tunnel device ${opts.tunnelDevice}`));
+    dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd(FROM_TUNNEL), `tunnel device ${opts.tunnelDevice}`));
     return dp;
   }
 
@@ -201,7 +249,17 @@ export class BpfFastDatapath {
     const peerIps = new Map<number, number>();
     for (const p of state.peers) peerIps.set(checkShortId(p.shortId, 'peer short id'), ipv4ToHostU32(p.underlayIp));
     for (const p of state.localPorts) p.macs.forEach(macKey); // validate before touching anything
+    const roleOf = (p: LocalPortSpec): PortRole => p.role ?? 'container';
+    for (const role of ['host', 'sleeve'] as const) {
+      const n = state.localPorts.filter((p) => roleOf(p) === role).length;
+      if (n > 0 && !this.opts.bridge) throw new Error(`eBPF fastdp: a ${role} port needs bridge mode (open the datapath with bridge: true)`);
+      if (n > 1) throw new Error(`eBPF fastdp: ${n} ${role} ports given; there is at most one`);
+    }
     const ifindexes = await resolveIfindexes(state.localPorts.map((p) => p.ifname), this.opts.netns);
+    const ifindexOf = (p: LocalPortSpec): number => ifindexes.get(p.ifname) as number;
+    const containers = state.localPorts.filter((p) => roleOf(p) === 'container');
+    const host = state.localPorts.find((p) => roleOf(p) === 'host');
+    const sleeve = state.localPorts.find((p) => roleOf(p) === 'sleeve');
 
     // Peers and trees before ports, so the first flooded frame can reach them.
     const wantedPeers = new Set<number>();
@@ -212,20 +270,28 @@ export class BpfFastDatapath {
     for (const id of this.maps.listPeers().keys()) if (!wantedPeers.has(id)) this.maps.deletePeer(id);
     const wantedTrees = new Set<number>();
     for (const t of state.broadcastTrees) {
-      this.maps.setBroadcastNextHops(t.sourceShortId, t.nextHops);
+      this.maps.setBroadcastNextHops(t.sourceShortId, t.nextHops, t.toSleeve ?? false);
       wantedTrees.add(t.sourceShortId);
     }
     for (const id of this.treeSources) if (!wantedTrees.has(id)) this.maps.setBroadcastNextHops(id, []);
     this.treeSources = wantedTrees;
-
-    const wantedMacs = new Map<string, { ifindex: number; redirectPeer: boolean }>();
-    for (const p of state.localPorts) {
-      for (const mac of p.macs) wantedMacs.set(mac.toLowerCase(), { ifindex: ifindexes.get(p.ifname) as number, redirectPeer: p.redirectPeer ?? false });
+    if (this.opts.bridge) {
+      this.maps.setBridgePorts({
+        hostIfindex: host ? ifindexOf(host) : 0,
+        sleeveIfindex: sleeve ? ifindexOf(sleeve) : 0,
+        sleeveRelayHops: state.sleeveRelayHops ?? [],
+      });
     }
-    for (const [mac, port] of wantedMacs) this.maps.setLocalMac(mac, port.ifindex, port.redirectPeer);
-    // Flags for MACs the kernel learns behind each port (bridge mode), set before its program is attached.
+
+    const wantedMacs = new Map<string, { ifindex: number; redirectPeer: boolean; host: boolean }>();
+    for (const p of state.localPorts) {
+      const port = { ifindex: ifindexOf(p), redirectPeer: p.redirectPeer ?? false, host: roleOf(p) === 'host' };
+      for (const mac of p.macs) wantedMacs.set(mac.toLowerCase(), port);
+    }
+    for (const [mac, port] of wantedMacs) this.maps.setLocalMac(mac, port.ifindex, port.redirectPeer, port.host);
+    // Flags for MACs the kernel learns behind each container port (bridge mode), set before its program is attached.
     const wantedFlags = new Map<number, boolean>();
-    for (const p of state.localPorts) wantedFlags.set(ifindexes.get(p.ifname) as number, p.redirectPeer ?? false);
+    for (const p of containers) wantedFlags.set(ifindexOf(p), p.redirectPeer ?? false);
     for (const [ifi, redirectPeer] of wantedFlags) this.maps.setPortFlags(ifi, redirectPeer);
     for (const ifi of this.maps.listPortFlags().keys()) if (!wantedFlags.has(ifi)) this.maps.deletePortFlags(ifi);
     const portIndexes = new Set(ifindexes.values());
@@ -233,16 +299,22 @@ export class BpfFastDatapath {
       // Bridge mode: MACs the kernel learned stay while their port is ours.
       if (!wantedMacs.has(mac) && !(this.opts.bridge && portIndexes.has(ifi))) this.maps.deleteLocalMac(mac);
     }
-    this.maps.setLocalPorts([...ifindexes.values()]);
+    // The flood list holds the container ports; the host's and the sleeve's are in weave_bridge_ports.
+    this.maps.setLocalPorts(containers.map(ifindexOf));
 
     this.inNetns(() => {
-      for (const [name, ifi] of ifindexes) {
-        attachIngress(ifi, this.fromContainer.progFd, `port ${name}`);
-        this.attached.set(name, ifi);
+      for (const p of state.localPorts) {
+        const role = roleOf(p);
+        const ifindex = ifindexOf(p);
+        const was = this.attached.get(p.ifname);
+        // A port that changed role (or index) leaves its old hook first.
+        if (was && (was.role !== role || was.ifindex !== ifindex)) detachPort(was.ifindex, was.role);
+        attachPort(ifindex, role, this.fromContainer, `${role} port ${p.ifname}`);
+        this.attached.set(p.ifname, { ifindex, role });
       }
-      for (const [name, ifi] of this.attached) {
+      for (const [name, a] of this.attached) {
         if (ifindexes.has(name)) continue;
-        detachIngress(ifi);
+        detachPort(a.ifindex, a.role);
         this.attached.delete(name);
       }
     });
@@ -256,13 +328,18 @@ export class BpfFastDatapath {
    */
   async attachTunnelDevice(ifname: string): Promise<number> {
     const ifindex = (await resolveIfindexes([ifname], this.opts.netns)).get(ifname) as number;
-    this.inNetns(() => attachIngress(ifindex, this.fromTunnel.progFd, `tunnel device ${ifname}`));
+    this.inNetns(() => attachIngress(ifindex, this.fromTunnel.progFd(FROM_TUNNEL), `tunnel device ${ifname}`));
     return ifindex;
   }
 
   /** The loaded program's fd (for BPF_PROG_TEST_RUN self-tests, see test-run.ts). */
-  programFd(program: 'from-container' | 'from-tunnel'): number {
-    return program === 'from-container' ? this.fromContainer.progFd : this.fromTunnel.progFd;
+  programFd(program: 'from-container' | 'from-host' | 'from-sleeve' | 'from-tunnel'): number {
+    switch (program) {
+      case 'from-container': return this.fromContainer.progFd(FROM_CONTAINER);
+      case 'from-host': return this.fromContainer.progFd(FROM_HOST);
+      case 'from-sleeve': return this.fromContainer.progFd(FROM_SLEEVE);
+      case 'from-tunnel': return this.fromTunnel.progFd(FROM_TUNNEL);
+    }
   }
 
   readCounters(): Counters {
@@ -282,7 +359,7 @@ export class BpfFastDatapath {
   /** Stops the datapath: detaches every hook this process attached, deletes the tunnel device and the pins. */
   async destroy(): Promise<void> {
     this.inNetns(() => {
-      for (const ifi of this.attached.values()) detachIngress(ifi);
+      for (const a of this.attached.values()) detachPort(a.ifindex, a.role);
     });
     this.attached.clear();
     await deleteTunnelDevice({ name: this.opts.tunnelDevice, netns: this.opts.netns });

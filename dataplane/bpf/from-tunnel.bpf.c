@@ -2,8 +2,12 @@
 /* tc ingress of the VXLAN external device (UDP 6784): learn where the source
  * MAC lives from the VNI's source short id, deliver to a local port, relay
  * unicast addressed to another peer, and flood broadcasts to the local ports and
- * onward along the source peer's broadcast tree (spec §6.2). Heartbeats (zero
- * MACs, spec §6.4) go up to the stack, where the router reads them. */
+ * onward along the source peer's broadcast tree (spec §6.2). In bridge mode the
+ * local ports include the host's stack and, when the tree continues to a sleeve
+ * neighbour, the sleeve's bridge port; a MAC learned behind the sleeve's port is
+ * a local port too, so unicast for a peer reached over the sleeve goes there.
+ * Heartbeats (zero MACs, spec §6.4) go up to the stack, where the router reads
+ * them. */
 #include "weave_flood.h"
 
 WEAVE_INLINE int is_zero_mac(const __u8 *mac)
@@ -55,8 +59,17 @@ int weave_from_tunnel(struct __sk_buff *skb)
 		count(WC_FWD_FROM_TUNNEL);
 		return redirect_local(to);
 	}
-	if (local_port(eth->h_source))
-		return drop(WC_DROP_SOURCE_IS_LOCAL);
+	struct weave_local_port *src_port = local_port(eth->h_source);
+	if (src_port) {
+		/* A MAC learned behind the sleeve's port moved to a peer we now reach
+		 * over the fastdp (e.g. the connection came back from the sleeve). */
+		struct weave_bridge_ports *bp = (cfg->flags & WEAVE_CFG_F_BRIDGE) ? bridge_ports() : NULL;
+		if (!bp || !bp->sleeve_ifindex || src_port->ifindex != bp->sleeve_ifindex)
+			return drop(WC_DROP_SOURCE_IS_LOCAL);
+		struct weave_mac_key k = {};
+		mac_key(&k, eth->h_source);
+		bpf_map_delete_elem(&weave_local_macs, &k);
+	}
 	if (cfg->flags & WEAVE_CFG_F_LEARN)
 		learn_remote(eth->h_source, src);
 

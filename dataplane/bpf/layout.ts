@@ -22,6 +22,10 @@ export const CFG_F_BRIDGE = 2;
 /** Learn container MACs from frames entering local ports. */
 export const CFG_F_LEARN_LOCAL = 4;
 export const PORT_F_REDIRECT_PEER = 1;
+/** The bridge device (the host's own port, bridge mode): frames for it enter the host's stack. */
+export const PORT_F_HOST = 2;
+/** In a broadcast tree's count word: the tree continues to a neighbour reached over the sleeve. */
+export const BCAST_F_SLEEVE = 0x8000_0000;
 
 export interface DatapathConfig {
   localShortId: number;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as c from './libbpf.js';
 import {
   COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, PORT_F_REDIRECT_PEER,
+  PORT_F_HOST, BCAST_F_SLEEVE,
   checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
   type Counters, type DatapathConfig, type LearnedMac,
 } from './layout.js';
@@ -15,7 +16,7 @@ export * from './layout.js';
 
 export const MAP_NAMES = [
   'weave_config', 'weave_local_macs', 'weave_remote_macs', 'weave_peers',
-  'weave_bcast', 'weave_local_ports', 'weave_counters', 'weave_port_flags',
+  'weave_bcast', 'weave_local_ports', 'weave_counters', 'weave_port_flags', 'weave_bridge_ports',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -37,6 +38,27 @@ function u32Key(v: number): Buffer {
 function fail(what: string, rc: number): never {
   const errno = rc < 0 ? -rc : c.lastErrno();
   throw new Error(`${what} failed (errno ${errno})`);
+}
+
+/** weave_bridge_ports (bridge mode): the bridge ports that are not containers. */
+export interface BridgePorts {
+  /** The bridge device, whose tc egress runs from-host; 0 = none. */
+  hostIfindex: number;
+  /** The sleeve's bridge port (vethwe-bridge), whose tc ingress runs from-sleeve; 0 = none. */
+  sleeveIfindex: number;
+  /** Fastdp next hops of broadcasts the sleeve hands us. */
+  sleeveRelayHops: readonly number[];
+}
+
+const BCAST_HOPS_SIZE = 4 + 2 * MAX_BCAST_HOPS;
+
+/** struct weave_bcast_hops: count (with BCAST_F_SLEEVE) and the next hops' short ids. */
+function encodeBroadcastHops(what: string, hops: readonly number[], toSleeve: boolean): Buffer {
+  if (hops.length > MAX_BCAST_HOPS) throw new RangeError(`${what} has ${hops.length} next hops; the datapath holds ${MAX_BCAST_HOPS}`);
+  const v = Buffer.alloc(BCAST_HOPS_SIZE);
+  v.writeUInt32LE((hops.length | (toSleeve ? BCAST_F_SLEEVE : 0)) >>> 0, 0);
+  hops.forEach((h, i) => v.writeUInt16LE(checkShortId(h, 'next hop'), 4 + 2 * i));
+  return v;
 }
 
 /** The map file descriptors of one datapath instance. */
@@ -108,11 +130,15 @@ export class DatapathMaps {
     };
   }
 
-  /** `redirectPeer`: the port is a veth whose other end is in a container namespace (see LocalPortSpec). */
-  setLocalMac(mac: string, ifindex: number, redirectPeer = false): void {
+  /**
+   * `redirectPeer`: the port is a veth whose other end is in a container
+   * namespace (see LocalPortSpec); `host`: the port is the bridge device, frames
+   * for the MAC enter the host's stack (bridge mode).
+   */
+  setLocalMac(mac: string, ifindex: number, redirectPeer = false, host = false): void {
     const v = Buffer.alloc(8);
     v.writeUInt32LE(ifindex, 0);
-    v.writeUInt32LE(redirectPeer ? PORT_F_REDIRECT_PEER : 0, 4);
+    v.writeUInt32LE((redirectPeer ? PORT_F_REDIRECT_PEER : 0) | (host ? PORT_F_HOST : 0), 4);
     this.update('weave_local_macs', macKey(mac), v);
   }
 
@@ -186,14 +212,28 @@ export class DatapathMaps {
     return out;
   }
 
-  setBroadcastNextHops(sourceShortId: number, hops: readonly number[]): void {
-    if (hops.length > MAX_BCAST_HOPS) {
-      throw new RangeError(`broadcast tree of peer ${sourceShortId} has ${hops.length} next hops; the datapath holds ${MAX_BCAST_HOPS}`);
-    }
-    const v = Buffer.alloc(4 + 2 * MAX_BCAST_HOPS);
-    v.writeUInt32LE(hops.length, 0);
-    hops.forEach((h, i) => v.writeUInt16LE(checkShortId(h, 'next hop'), 4 + 2 * i));
-    this.update('weave_bcast', u32Key(checkShortId(sourceShortId)), v);
+  /** `toSleeve`: the tree also continues to a neighbour reached over the sleeve (bridge mode). */
+  setBroadcastNextHops(sourceShortId: number, hops: readonly number[], toSleeve = false): void {
+    this.update('weave_bcast', u32Key(checkShortId(sourceShortId)), encodeBroadcastHops(`broadcast tree of peer ${sourceShortId}`, hops, toSleeve));
+  }
+
+  /** Bridge mode: the host's port (the bridge device), the sleeve's port and the sleeve relay tree (0 = none). */
+  setBridgePorts(ports: BridgePorts): void {
+    const v = Buffer.alloc(8 + BCAST_HOPS_SIZE);
+    v.writeUInt32LE(ports.hostIfindex, 0);
+    v.writeUInt32LE(ports.sleeveIfindex, 4);
+    encodeBroadcastHops('sleeve relay tree', ports.sleeveRelayHops, false).copy(v, 8);
+    this.update('weave_bridge_ports', u32Key(0), v);
+  }
+
+  readBridgePorts(): BridgePorts {
+    const v = Buffer.alloc(8 + BCAST_HOPS_SIZE);
+    const rc = c.mapLookupElem(this.fds.weave_bridge_ports, u32Key(0), v);
+    if (rc !== 0) fail('read weave_bridge_ports', rc);
+    const n = v.readUInt32LE(8) & 0xffff;
+    const hops: number[] = [];
+    for (let i = 0; i < n && i < MAX_BCAST_HOPS; i++) hops.push(v.readUInt16LE(12 + 2 * i));
+    return { hostIfindex: v.readUInt32LE(0), sleeveIfindex: v.readUInt32LE(4), sleeveRelayHops: hops };
   }
 
   /** Learned remote MACs, with their age against the kernel's monotonic clock. */

@@ -18,9 +18,20 @@
 //   itself (broadcast, unknown destination, destination behind a sleeve
 //   neighbour) gets its fastdp copies and then continues into the bridge, which
 //   delivers it locally and hands it to the sleeve; local delivery is never
-//   duplicated (no local clones in bridge mode). Frames from the tunnel are
-//   delivered to container ports directly. Not covered: a broadcast relayed
-//   from a fastdp neighbour onward to a sleeve-only neighbour.
+//   duplicated (no local clones in bridge mode). The sleeve's bridge port
+//   (vethwe-bridge) is a local port of its own: frames the sleeve injects are
+//   switched at its tc ingress (MACs behind it are learned there, so unicast
+//   from the tunnel for a peer reached over the sleeve is redirected to it),
+//   and broadcasts from the tunnel get a copy to it when the source's tree
+//   continues to a sleeve neighbour (BroadcastTreeSpec.toSleeve). Broadcasts
+//   the sleeve injects continue to the fastdp neighbours in the union of the
+//   trees of the peers reached over the sleeve (the kernel does not know their
+//   source; VNI source: us). Frames from the tunnel are otherwise delivered to
+//   container ports directly.
+// - The host (`weave expose`): the bridge device is the host's port. Its tc
+//   egress switches what the host sends (remote MAC -> tunnel); frames for its
+//   MAC (learned there) and broadcasts from the tunnel enter the host's stack
+//   with an ingress redirect to the bridge device.
 // - Local ports: the bridge's container veths, followed through rtnl link
 //   events (bridge-ports.ts); container MACs are learned in the kernel. Only a
 //   veth whose other end is in another namespace is marked for
@@ -32,9 +43,23 @@
 //   loses at most a frame or two.
 // - MTU: the overlay MTU is the underlay's minus 50 (host-wiring), and the
 //   heartbeats are padded to it.
-// - Encryption: this datapath has no kernel ESP; an encrypted connection's
-//   forwarder fails at once with that reason and the connection stays on the
-//   encrypted sleeve (never plaintext).
+// - Encryption (spec §7): the same per-connection kernel IPsec as the OVS
+//   datapath (dataplane/ipsec FastdpIPsec: SPI exchange, keys, SAs, marked OUT
+//   policy, nft marking rules), so a bpf peer interoperates with OVS and Weave
+//   peers. The tc programs redirect into the kernel's VXLAN driver in external
+//   mode, the same driver OVS's vxlan vport uses: its encapsulated packet is
+//   sent with ip_local_out, so it passes the nft `route` output chain, which
+//   marks it and makes the kernel redo the route and XFRM lookup; the marked
+//   policy then applies (checked in the kernel lab: only ESP on the underlay).
+//   Setting skb->mark in the tc program instead would need a per-peer
+//   "encrypt" flag in the maps (trusted peers must stay unmarked, or the
+//   unprotected-marked drop rule would drop them) for no gain: the reroute
+//   happens only for the packets the rule marks.
+//   Without kernel ESP (probed at open), an encrypted connection's forwarder
+//   fails at once with the reason and the connection stays on the encrypted
+//   sleeve (never plaintext). With IPsec on, no peer lingers in the maps
+//   after its connection (its SAs and rules go with it, so the kernel would
+//   tunnel in clear), and close() empties the peers before removing the SAs.
 
 import type {
   Datapath,
@@ -50,16 +75,20 @@ import { parseHeartbeat } from '../../ovs/fastdp/heartbeat.js';
 import { indexForwardingState, type Routing } from '../../ovs/fastdp/routing.js';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfFastDatapath, DEFAULT_PIN_DIR, type BroadcastTreeSpec, type PeerSpec } from '../fastdp.js';
+import { BpfFastDatapath, DEFAULT_PIN_DIR, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
 import { DatapathMaps, type Counters } from '../maps.js';
 import { deleteTunnelDevice } from '../vxlan-device.js';
 import { BridgePortWatcher, type BridgePort } from './bridge-ports.js';
 import { HeartbeatReceiver, HeartbeatSender, vxlanDatagram } from './heartbeat-io.js';
+import { FastdpIPsec, type IPsecFirewallEntry } from '../../ipsec/index.js';
+import { Rtnl } from '../../netlink/index.js';
+import { BRIDGE_PORT_VETH } from '../../host/names.js';
 
 /** How long a fastdp peer whose connection vanished keeps its kernel entry (restart tolerance). */
 export const DEFAULT_LINGER_MS = 30_000;
 
 export const ESP_UNAVAILABLE = 'kernel ESP (esp4) is not available to the eBPF datapath on this host';
+const IPSEC_NOT_ENABLED = 'no password is set, so IPsec is not enabled';
 
 export interface BpfDatapathOptions {
   /** The Linux bridge the containers are attached to (`weave`). */
@@ -75,6 +104,17 @@ export interface BpfDatapathOptions {
   timings?: Partial<ForwarderTimings>;
   lingerMs?: number;
   log?: (message: string) => void;
+  /**
+   * Enables encrypted connections over kernel IPsec (spec §7; set when a
+   * password is configured). Without it, or when the kernel lacks ESP, an
+   * encrypted connection's fastdp forwarder fails and the sleeve carries it.
+   */
+  ipsec?: {
+    /** Our peer name (spec §7.3 key derivation). */
+    ourName: PeerName;
+    /** Installs the spec §7.5 marking rules for exactly these connections. */
+    applyFirewall(entries: IPsecFirewallEntry[]): Promise<void>;
+  };
 }
 
 function envMs(name: string): number | undefined {
@@ -107,14 +147,17 @@ interface Lingering {
 export class BpfDatapath implements Datapath, ForwarderHost {
   readonly overlay = 'fastdp' as const;
   readonly kind = 'bpf' as const;
-  readonly ipsec = undefined;
-  readonly ipsecUnavailableReason = ESP_UNAVAILABLE;
+  /** Kernel IPsec for encrypted connections (ForwarderHost). */
+  ipsec: FastdpIPsec | undefined;
+  ipsecUnavailableReason: string | undefined = IPSEC_NOT_ENABLED;
   private routing: Routing | undefined;
   private readonly forwarders = new Set<FastdpForwarder>();
   private ports: BridgePort[] = [];
   /** Short id -> underlay IP of the fastdp peers in the kernel maps. */
   private installed = new Map<number, string>();
   private readonly lingering = new Map<number, Lingering>();
+  /** The bridge the containers, the host and the sleeve share (its device is the host's port). */
+  private bridgeName = '';
   private applying: Promise<void> = Promise.resolve();
   private lingerTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -157,19 +200,23 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     let sender: HeartbeatSender | undefined;
     try {
       sender = new HeartbeatSender();
-      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.lingerMs ?? DEFAULT_LINGER_MS, opts.log);
+      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? DEFAULT_LINGER_MS, opts.log);
       const until = Date.now() + dp.lingerMs;
       dp.keepPreviousId = (previous?.peers.size ?? 0) > 0;
       for (const [id, ip] of previous?.peers ?? []) {
         dp.installed.set(id, ip);
         dp.lingering.set(id, { ip, until });
       }
+      dp.bridgeName = opts.bridge;
       dp.receiver = new HeartbeatReceiver(fastdp.tunnelIfindex, (f) => dp.heartbeat(f), (e) => dp.log(`fastdp: heartbeats: ${e.message}`));
       dp.watcher = await BridgePortWatcher.start(opts.bridge, (ports) => {
         dp.ports = ports;
         dp.schedule();
       }, (e) => dp.log(`fastdp: following the ports of bridge ${opts.bridge}: ${e.message}`));
       await dp.applying;
+      // After the first apply: with IPsec, the previous run's peers are gone
+      // from the maps (no linger) before its SAs and rules are flushed.
+      if (opts.ipsec) await dp.openIPsec(opts.ipsec);
       return dp;
     } catch (e) {
       sender?.close();
@@ -194,6 +241,26 @@ export class BpfDatapath implements Datapath, ForwarderHost {
 
   /** Ports are followed on the bridge itself (bridge-ports.ts); nothing to do. */
   setLocalPorts(): void {}
+
+  /**
+   * `weave attach` waits for the new port's program. Attaching it creates the
+   * port's clsact qdisc, and the kernel stops a device's transmit queues while
+   * it grafts a qdisc: frames to the container in that moment are dropped. Done
+   * before attach returns, no traffic can be there yet.
+   */
+  async portAdded(ifname: string): Promise<void> {
+    if (this.closed || !this.watcher) return;
+    let ports: BridgePort[];
+    try {
+      ports = await this.watcher.sync();
+    } catch (e) {
+      this.log(`fastdp: reading the ports of the bridge for ${ifname}: ${(e as Error).message}`);
+      return;
+    }
+    // The rescan scheduled the apply (now, or when a link event saw the port first): wait for it.
+    await this.applying;
+    if (!ports.some((p) => p.ifname === ifname)) this.log(`fastdp: ${ifname} is not a container port of the bridge; the eBPF datapath does not handle it`);
+  }
 
   stats(): DatapathStats {
     const c = this.readCounters();
@@ -227,8 +294,43 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     await this.watcher?.close();
     await this.receiver?.close();
     this.sender.close();
+    if (this.ipsec) await this.closeIPsec(this.ipsec);
     // The programs and pinned maps stay: the kernel keeps forwarding.
     this.fastdp.close();
+  }
+
+  /**
+   * spec §7.1: on shutdown the SAs, policies and rules go (a restarted router
+   * negotiates new ones). The peers leave the kernel maps first: without the
+   * marking rules the programs would tunnel to them in clear.
+   */
+  private async closeIPsec(ipsec: FastdpIPsec): Promise<void> {
+    try {
+      await this.fastdp.apply({
+        localPorts: this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: p.redirectPeer })),
+        peers: [],
+        broadcastTrees: [],
+      });
+      this.installed = new Map();
+      await ipsec.flush();
+    } catch (e) {
+      this.log(`fastdp: removing IPsec state: ${(e as Error).message}`);
+    } finally {
+      ipsec.close();
+      this.ipsec = undefined;
+    }
+  }
+
+  /** Opens kernel IPsec (spec §7), or records why encrypted connections stay on the encrypted sleeve. */
+  private async openIPsec(opts: NonNullable<BpfDatapathOptions['ipsec']>): Promise<void> {
+    const found = await FastdpIPsec.open(opts);
+    if (found instanceof FastdpIPsec) {
+      this.ipsec = found;
+      this.ipsecUnavailableReason = undefined;
+    } else {
+      this.ipsecUnavailableReason = `${ESP_UNAVAILABLE}: ${found.unavailable}`;
+      this.log(`fastdp: encrypted connections will use sleeve: ${this.ipsecUnavailableReason}`);
+    }
   }
 
   async teardown(): Promise<void> {
@@ -291,6 +393,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     const now = Date.now();
     const wanted = new Map<number, string>();
     const trees: BroadcastTreeSpec[] = [];
+    const sleeveRelay = new Set<number>();
     if (r) {
       // After a restart the kernel keeps sending with the previous run's short id
       // until a fastdp neighbour is back (and so knows the new one), so peers that
@@ -306,11 +409,17 @@ export class BpfDatapath implements Datapath, ForwarderHost {
         const ip = fastdpNeighbour(hop);
         if (id !== undefined && ip !== undefined && r.peerByShortId.get(id) === peer) wanted.set(id, ip);
       }
+      const sleeveNeighbour = (n: PeerName): boolean => r.neighbours.get(n)?.overlay === 'sleeve';
       for (const [source, hops] of r.broadcast) {
         const id = r.shortIdOf.get(source);
         if (id === undefined) continue;
         const fastHops = hops.filter((h) => fastdpNeighbour(h) !== undefined).map((h) => r.shortIdOf.get(h)).filter((h): h is number => h !== undefined);
-        trees.push({ sourceShortId: id, nextHops: fastHops });
+        // A tree that continues to a sleeve neighbour gets a copy to the sleeve's port (from the tunnel).
+        trees.push({ sourceShortId: id, nextHops: fastHops, toSleeve: hops.some(sleeveNeighbour) });
+        // Broadcasts from a peer reached over the sleeve come from the sleeve's port; the kernel does
+        // not know their source, so they follow the union of those peers' fastdp next hops.
+        const via = r.nextHop.get(source);
+        if (source !== r.ourName && via !== undefined && sleeveNeighbour(via)) for (const h of fastHops) sleeveRelay.add(h);
       }
     }
     // Peers that left the maps without being moved to the sleeve linger (restart tolerance).
@@ -334,11 +443,32 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
     await this.fastdp.apply({
       // Container veths deliver straight into the container (bpf_redirect_peer, README "Performance"); any other port never does.
-      localPorts: this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: p.redirectPeer })),
+      localPorts: [...this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: p.redirectPeer })), ...await this.bridgeOwnPorts()],
       peers,
       broadcastTrees: trees,
+      sleeveRelayHops: [...sleeveRelay],
     });
     this.installed = wanted;
+  }
+
+  /**
+   * The bridge ports that are not containers: the bridge device (the host's
+   * port) and the sleeve's port when the sleeve has put it on the bridge. Read
+   * at every apply: the sleeve starts after this datapath, and its connections
+   * (hence a forwarding state) come after it.
+   */
+  private async bridgeOwnPorts(): Promise<LocalPortSpec[]> {
+    const rtnl = Rtnl.open();
+    try {
+      const bridge = await rtnl.findLink(this.bridgeName);
+      if (!bridge) return [];
+      const out: LocalPortSpec[] = [{ ifname: bridge.name, macs: [], role: 'host' }];
+      const sleeve = await rtnl.findLink(BRIDGE_PORT_VETH);
+      if (sleeve && sleeve.masterIndex === bridge.index) out.push({ ifname: sleeve.name, macs: [], role: 'sleeve' });
+      return out;
+    } finally {
+      rtnl.close();
+    }
   }
 }
 

@@ -2,7 +2,8 @@
 // container veth enslaved to the `weave` bridge (host side `vethwepl*`, or any
 // other port that is not one of Weave's own `vethwe-*` ports, such as the
 // sleeve's capture port). Follows rtnl link events, so a container attached by
-// another process gets the programs within milliseconds.
+// another process gets the programs within milliseconds; `weave attach` asks
+// for a rescan (sync) and waits for it instead.
 
 import { NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK, Rtnl, type Link } from '../../netlink/index.js';
 
@@ -30,6 +31,8 @@ export class BridgePortWatcher {
   private readonly loop: Promise<void>;
   private timer: NodeJS.Timeout | undefined;
   private last = '';
+  /** Rescans run one at a time, so a listing never overtakes a later one. */
+  private scanning: Promise<BridgePort[]> = Promise.resolve([]);
 
   private constructor(
     private readonly bridge: string,
@@ -45,7 +48,7 @@ export class BridgePortWatcher {
   /** Starts watching; `onPorts` is called with the full port list now and whenever it changes. */
   static async start(bridge: string, onPorts: (ports: BridgePort[]) => void, onError: (e: Error) => void): Promise<BridgePortWatcher> {
     const w = new BridgePortWatcher(bridge, onPorts, onError);
-    await w.rescan();
+    await w.sync();
     return w;
   }
 
@@ -57,12 +60,24 @@ export class BridgePortWatcher {
     return links.filter((l) => isContainerPort(l, bridge.index)).map((l) => ({ ifname: l.name, ifindex: l.index, redirectPeer: peerInOtherNetns(l) })).sort((a, b) => a.ifindex - b.ifindex);
   }
 
-  private async rescan(): Promise<void> {
+  /**
+   * Re-reads the ports now (not waiting for link events) and reports a change
+   * to `onPorts` before resolving; resolves with the current ports.
+   */
+  sync(): Promise<BridgePort[]> {
+    const next = this.scanning.catch(() => []).then(() => this.rescan());
+    this.scanning = next;
+    return next;
+  }
+
+  private async rescan(): Promise<BridgePort[]> {
     const ports = await this.list();
     const key = JSON.stringify(ports);
-    if (key === this.last) return;
-    this.last = key;
-    this.onPorts(ports);
+    if (key !== this.last && !this.closed) {
+      this.last = key;
+      this.onPorts(ports);
+    }
+    return ports;
   }
 
   private async follow(): Promise<void> {
@@ -79,7 +94,7 @@ export class BridgePortWatcher {
       // A burst of link events (a veth pair: two links, master, up) yields one rescan.
       clearTimeout(this.timer);
       this.timer = setTimeout(() => {
-        this.rescan().catch((e: unknown) => { if (!this.closed) this.onError(e as Error); });
+        this.sync().catch((e: unknown) => { if (!this.closed) this.onError(e as Error); });
       }, 10);
     }
   }
@@ -90,6 +105,7 @@ export class BridgePortWatcher {
     clearTimeout(this.timer);
     this.events.close();
     await this.loop.catch(() => undefined);
+    await this.scanning.catch(() => undefined);
     this.rtnl.close();
   }
 }

@@ -32,11 +32,22 @@ WEAVE_INLINE struct weave_local_port *local_port(const __u8 *mac)
 	return bpf_map_lookup_elem(&weave_local_macs, &k);
 }
 
-/* Deliver to a local port; only valid from a tc ingress hook. */
+/* Bridge mode: the host's and the sleeve's bridge ports, NULL before the control plane wrote them. */
+WEAVE_INLINE struct weave_bridge_ports *bridge_ports(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&weave_bridge_ports, &zero);
+}
+
+/* Deliver to a local port; only valid from a tc ingress hook (bpf_redirect_peer
+ * is ingress-only). The host's port is the bridge device: the frame enters the
+ * host's stack as if the bridge had received it. */
 WEAVE_INLINE int redirect_local(const struct weave_local_port *port)
 {
 	if (port->flags & WEAVE_PORT_F_REDIRECT_PEER)
 		return bpf_redirect_peer(port->ifindex, 0);
+	if (port->flags & WEAVE_PORT_F_HOST)
+		return bpf_redirect(port->ifindex, BPF_F_INGRESS);
 	return bpf_redirect(port->ifindex, 0);
 }
 
@@ -86,10 +97,12 @@ WEAVE_INLINE void learn_remote(const __u8 *mac, __u32 peer_short_id)
 		count(WC_LEARNED);
 }
 
-/* Bridge mode: learn a container MAC -> the local port it entered through,
- * with that port's flags (weave_port_flags: redirect_peer only for a veth whose
- * other end is in a container). Look up first: an update takes the bucket lock. */
-WEAVE_INLINE void learn_local(const __u8 *mac, __u32 ifindex)
+/* Bridge mode: learn a MAC -> the local port it entered through. Container
+ * ports take their flags from weave_port_flags (redirect_peer only for a veth
+ * whose other end is in a container); the host's port passes
+ * WEAVE_PORT_F_HOST; the sleeve's port has none. Look up first: an update
+ * takes the bucket lock. */
+WEAVE_INLINE void learn_local_at(const __u8 *mac, __u32 ifindex, int use_port_flags, __u32 flags)
 {
 	struct weave_mac_key k = {};
 	struct weave_local_port *p;
@@ -101,10 +114,18 @@ WEAVE_INLINE void learn_local(const __u8 *mac, __u32 ifindex)
 	p = bpf_map_lookup_elem(&weave_local_macs, &k);
 	if (p && p->ifindex == ifindex)
 		return;
-	port_flags = bpf_map_lookup_elem(&weave_port_flags, &ifindex);
-	struct weave_local_port v = { .ifindex = ifindex, .flags = port_flags ? *port_flags : 0 };
+	if (use_port_flags) {
+		port_flags = bpf_map_lookup_elem(&weave_port_flags, &ifindex);
+		flags = port_flags ? *port_flags : 0;
+	}
+	struct weave_local_port v = { .ifindex = ifindex, .flags = flags };
 	if (bpf_map_update_elem(&weave_local_macs, &k, &v, BPF_ANY) == 0)
 		count(WC_LEARNED_LOCAL);
+}
+
+WEAVE_INLINE void learn_local(const __u8 *mac, __u32 ifindex)
+{
+	learn_local_at(mac, ifindex, 1, 0);
 }
 
 #endif

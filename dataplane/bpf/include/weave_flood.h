@@ -8,11 +8,21 @@
 #include "weave_fdb.h"
 #include "weave_tunnel.h"
 
+WEAVE_INLINE struct weave_bcast_hops *bcast_tree(__u32 source_short_id)
+{
+	__u32 src = source_short_id & WEAVE_SHORT_ID_MASK;
+	return bpf_map_lookup_elem(&weave_bcast, &src);
+}
+
 /* Clones go out with bpf_clone_redirect, which may change the packet: nothing
- * here (nor in callers afterwards) reads packet data. `local_copies` = 0 leaves
- * local delivery to the bridge (bridge mode). */
-WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config *cfg,
-			       __u32 source_short_id, __u32 except_underlay_ip, int local_copies)
+ * here (nor in callers afterwards) reads packet data. `vni_source` is the VNI
+ * source of the tunnel copies, `tree` the next hops they go to. `local_copies`
+ * = 0 leaves local delivery to the bridge (bridge mode, frames entering a
+ * bridge port). In bridge mode the local copies (frames from the tunnel) also
+ * go to the host's stack, and to the sleeve's port when the tree continues to
+ * a sleeve neighbour. */
+WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config *cfg, __u32 vni_source,
+			       const struct weave_bcast_hops *tree, __u32 except_underlay_ip, int local_copies)
 {
 	__u32 zero = 0;
 	__u32 in = skb->ifindex;
@@ -33,11 +43,20 @@ WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config 
 				count(WC_FLOOD_LOCAL_COPY);
 		}
 	}
+	struct weave_bridge_ports *bp = local_copies && (cfg->flags & WEAVE_CFG_F_BRIDGE) ? bridge_ports() : NULL;
+	if (bp) {
+		__u32 host = bp->host_ifindex;
+		__u32 sleeve = bp->sleeve_ifindex;
+		if (host && host != in && bpf_clone_redirect(skb, host, BPF_F_INGRESS) == 0)
+			count(WC_FLOOD_LOCAL_COPY);
+		if (sleeve && sleeve != in && tree && (tree->count & WEAVE_BCAST_F_SLEEVE) &&
+		    bpf_clone_redirect(skb, sleeve, 0) == 0)
+			count(WC_FLOOD_LOCAL_COPY);
+	}
 
-	__u32 src = source_short_id & WEAVE_SHORT_ID_MASK;
-	struct weave_bcast_hops *tree = bpf_map_lookup_elem(&weave_bcast, &src);
+	__u32 src = vni_source & WEAVE_SHORT_ID_MASK;
 	if (tree && tunnel) {
-		__u32 n = tree->count;
+		__u32 n = tree->count & WEAVE_BCAST_COUNT_MASK;
 		for (__u32 i = 0; i < WEAVE_MAX_BCAST_HOPS; i++) {
 			if (i >= n)
 				break;
@@ -57,19 +76,21 @@ WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config 
 	}
 }
 
-/* Flood and consume the original. */
+/* Flood along the source peer's tree and consume the original. */
 WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
 		       __u32 source_short_id, __u32 except_underlay_ip)
 {
-	flood_copies(skb, cfg, source_short_id, except_underlay_ip, 1);
+	flood_copies(skb, cfg, source_short_id, bcast_tree(source_short_id), except_underlay_ip, 1);
 	return TC_ACT_SHOT;
 }
 
-/* Bridge mode: copies to the fastdp broadcast next hops, then the original
- * continues into the bridge, which delivers it locally and to the sleeve. */
-WEAVE_INLINE int flood_via_bridge(struct __sk_buff *skb, const struct weave_config *cfg, __u32 local_id)
+/* Bridge mode: copies to the fastdp next hops of `tree` (VNI source: us), then
+ * the original continues into the bridge, which delivers it locally and to the
+ * sleeve. */
+WEAVE_INLINE int flood_via_bridge(struct __sk_buff *skb, const struct weave_config *cfg,
+				  const struct weave_bcast_hops *tree)
 {
-	flood_copies(skb, cfg, local_id, 0, 0);
+	flood_copies(skb, cfg, cfg->local_short_id, tree, 0, 0);
 	count(WC_TO_BRIDGE);
 	return TC_ACT_OK;
 }

@@ -41,6 +41,8 @@ struct weave_mac_key {
 #define WEAVE_PORT_F_REDIRECT_PEER 1u /* a veth whose other end is in a container netns:
 					* deliver to that end's ingress (bpf_redirect_peer),
 					* skipping one backlog queue */
+#define WEAVE_PORT_F_HOST 2u /* the bridge device itself (bridge mode): deliver into the
+				* host's stack (bpf_redirect with BPF_F_INGRESS) */
 struct weave_local_port {
 	__u32 ifindex;
 	__u32 flags; /* WEAVE_PORT_F_* */
@@ -99,7 +101,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weave_peers SEC(".maps");
 
-/* Source peer short id -> next hops of its broadcast tree from this peer (spec §5.8). */
+/* Source peer short id -> next hops of its broadcast tree from this peer (spec §5.8).
+ * `count` holds the number of fastdp next hops in its low bits; in bridge mode
+ * WEAVE_BCAST_F_SLEEVE says the tree also continues to a neighbour reached over
+ * the sleeve, so a copy goes to the sleeve's bridge port. */
+#define WEAVE_BCAST_COUNT_MASK 0xffffu
+#define WEAVE_BCAST_F_SLEEVE (1u << 31)
 struct weave_bcast_hops {
 	__u32 count;
 	__u16 hops[WEAVE_MAX_BCAST_HOPS];
@@ -126,5 +133,27 @@ struct {
 	__type(value, struct weave_port_list);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weave_local_ports SEC(".maps");
+
+/* Bridge mode: the two bridge ports that are not containers (index 0 only).
+ * The host's own port is the bridge device: its program runs at tc egress
+ * (frames the host sends), frames for it are delivered into the host's stack.
+ * The sleeve's port (vethwe-bridge): frames entering it come from sleeve peers,
+ * MACs learned behind it are reached over the sleeve, and what is redirected to
+ * it goes to the sleeve. `sleeve_relay`: the fastdp next hops of a broadcast the
+ * sleeve hands us (the union of the trees of the peers whose frames reach us
+ * over the sleeve: the kernel does not know a sleeve frame's source peer). */
+struct weave_bridge_ports {
+	__u32 host_ifindex;   /* 0 = none */
+	__u32 sleeve_ifindex; /* 0 = none */
+	struct weave_bcast_hops sleeve_relay;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weave_bridge_ports);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_bridge_ports SEC(".maps");
 
 #endif
