@@ -150,6 +150,8 @@ export interface RunningDataPlane {
   connectionStatus(peer: PeerName): ConnectionOverlayStatus | undefined;
   /** Fills in the data-plane parts of a status snapshot (selected overlay, encryption, interface, reasons). */
   decorateStatus(status: RouterStatus): RouterStatus;
+  /** `weave attach` put `ifname` on the bridge: resolves once every datapath handles it (Datapath.portAdded). */
+  portAdded(ifname: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -273,6 +275,9 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
         ...(datapaths[0] ? { datapath: datapathCounters(datapaths[0], logger) } : {}),
       };
+    },
+    portAdded: async (ifname) => {
+      await Promise.all(datapaths.map((d) => d.portAdded?.(ifname).catch((err: unknown) => logger.warn(`${d.kind} datapath taking port ${ifname}: ${(err as Error).message}`))));
     },
     close: async () => {
       updater?.stop();

@@ -1,7 +1,8 @@
 // Wires the router's host networking (dataplane/host) into weaver: picks the
 // bridge name and MTU, creates the bridge with the peer name as its MAC, loads
 // the firewall, and adapts HostNetwork to the API's HostControl. Also records
-// the bridge name in the state directory so `weave reset` finds it.
+// the bridge name in the state directory so `weave reset` finds it. `weave
+// attach` returns once the data plane has taken the new port (whenAttached).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
@@ -21,10 +22,18 @@ export interface HostNetworkRecord {
   bridge: string;
 }
 
+/** Resolves once the data plane handles a container port just put on the bridge. */
+export type PortAttachedHook = (hostVeth: string) => Promise<void>;
+
 export interface RunningHostNetwork {
   control: HostControl;
   bridge: string;
   mtu: number;
+  /**
+   * From now on `attach` returns only after `hook` resolved for the container's
+   * host-side veth (the data plane starts after the bridge, so it plugs in here).
+   */
+  whenAttached(hook: PortAttachedHook): void;
   close(): void;
 }
 
@@ -97,13 +106,27 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
   writeFileSync(join(cfg.stateDir, HOST_NETWORK_FILE), JSON.stringify(record));
   logger.info({ bridge, mtu }, `Bridge type is ${net.bridgeType}`);
 
+  let portAttached: PortAttachedHook | undefined;
   const control: HostControl = {
-    attach: async (req) => (await translate(net.attach(req))).cidrs,
+    attach: async (req) => {
+      const result = await translate(net.attach(req));
+      // Also on a re-attach: the port may predate this router, and taking it again costs nothing.
+      if (result.hostVeth !== '') await portAttached?.(result.hostVeth);
+      return result.cidrs;
+    },
     detach: async (target, cidrs) => (await translate(net.detach(target, cidrs))).removed,
     ps: (labels) => translate(net.ps(labels)),
     expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),
     hide: (cidrs) => translate(net.hide(cidrs)),
     bridgeType: () => net.bridgeType,
   };
-  return { control, bridge, mtu, close: () => net.close() };
+  return {
+    control,
+    bridge,
+    mtu,
+    whenAttached: (hook) => {
+      portAttached = hook;
+    },
+    close: () => net.close(),
+  };
 }

@@ -1,8 +1,13 @@
 // The local peer's identity (wire spec §1.6): the name is chosen once and
 // persisted in the state directory, so a restarted router rejoins under the
-// same name; the UID and short id are new on every start.
+// same name; the UID is new on every start. The short id (spec §4.8) is kept
+// across restarts when the state directory has one saved for this name, so
+// fastdp peers' kernel state (VNIs carry short ids, spec §6.2) stays valid. A
+// kept id is only a claim like a random one: if another peer holds it with a
+// lower name, the collision rule reassigns ours as usual.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PeerIdentity, PeerName } from '../controlplane/mesh/types.js';
 import type { StatePaths } from '../controlplane/cli/state-paths.js';
 import { formatPeerName, parsePeerName, randomPeerName } from './peer-name.js';
@@ -43,6 +48,54 @@ export function randomUid(): bigint {
   }
 }
 
-export function createIdentity(name: PeerName, nickName: string): PeerIdentity {
-  return { name, nickName, uid: randomUid(), shortId: randomBytes(2).readUInt16BE() & 0xfff };
+/** A random 12-bit short id (spec §4.8). */
+export function randomShortId(): number {
+  return randomBytes(2).readUInt16BE() & 0xfff;
+}
+
+/** Where the short id is kept: `<state dir>/short-id`, holding `<peer name> <short id>`. */
+export function shortIdFile(paths: Pick<StatePaths, 'dir'>): string {
+  return join(paths.dir, 'short-id');
+}
+
+/**
+ * The short id saved for `name`, or undefined when there is none, it was saved
+ * under another name (a new identity starts afresh) or the file is not ours.
+ */
+export function readPersistedShortId(paths: Pick<StatePaths, 'dir'>, name: PeerName): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(shortIdFile(paths), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  const m = /^(\S+) (\d{1,4})$/.exec(text);
+  if (!m) return undefined;
+  let saved: PeerName;
+  try {
+    saved = parsePeerName(m[1] as string);
+  } catch {
+    return undefined;
+  }
+  const id = Number(m[2]);
+  return saved === name && id <= 0xfff ? id : undefined;
+}
+
+/** Saves our short id (at start, and whenever the collision rule reassigns it, spec §4.8). */
+export function persistShortId(paths: Pick<StatePaths, 'dir'>, name: PeerName, shortId: number): void {
+  if (!Number.isInteger(shortId) || shortId < 0 || shortId > 0xfff) throw new RangeError(`short id ${shortId} is not a 12-bit value (spec §4.8)`);
+  mkdirSync(paths.dir, { recursive: true });
+  const file = shortIdFile(paths);
+  writeFileSync(`${file}.tmp`, `${formatPeerName(name)} ${shortId}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Our identity for this run. With `paths`, the short id saved there for this
+ * name is reused (else a random one) and the result is saved.
+ */
+export function createIdentity(name: PeerName, nickName: string, paths?: Pick<StatePaths, 'dir'>): PeerIdentity {
+  const shortId = (paths ? readPersistedShortId(paths, name) : undefined) ?? randomShortId();
+  if (paths) persistShortId(paths, name, shortId);
+  return { name, nickName, uid: randomUid(), shortId };
 }

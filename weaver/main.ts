@@ -8,7 +8,7 @@ import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
 import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
-import { createIdentity, resolvePeerName } from './identity.js';
+import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from './peer-name.js';
@@ -57,7 +57,9 @@ async function main(argv: string[]): Promise<void> {
   const name = resolvePeerName(paths, cfg.name);
   logger.info(`Command line options: ${describeFlags(cfg.raw)}`);
   logger.info(`weave ${WEAVE_VERSION}`);
-  const identity = createIdentity(name, cfg.nickname);
+  // The short id is kept across restarts so peers' kernel forwarding state stays valid (spec §4.8).
+  const identity = createIdentity(name, cfg.nickname, paths);
+  let savedShortId = identity.shortId;
   logger.info({ name: formatPeerName(name), nickname: cfg.nickname, uid: identity.uid.toString() }, 'Our name');
   logger.info(cfg.password === '' ? 'Communication between peers is unencrypted.' : 'Communication between peers via untrusted networks is encrypted.');
 
@@ -96,13 +98,25 @@ async function main(argv: string[]): Promise<void> {
       logger,
       initialTargets: targets,
       onTargetsChanged: (t) => saveTargets(paths.targetsFile, t),
+      onShortIdsChanged: (id) => {
+        if (id === savedShortId) return;
+        try {
+          persistShortId(paths, name, id);
+          savedShortId = id;
+        } catch (err) {
+          logger.warn(`cannot save short id ${id}: ${(err as Error).message}`);
+        }
+      },
       dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
     });
+    const running = mesh;
+    hostNet.whenAttached((ifname) => running.portAdded(ifname));
     const router = mesh.router;
     const meshPort = {
       newGossipChannel: router.newGossipChannel.bind(router),
       isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
       onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
+      onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
     };
     const log = (m: string): void => logger.info(m);
     if (ipamOptions) {

@@ -47,10 +47,14 @@ export interface MeshOptions {
   onTargetsChanged(targets: string[]): void;
   /** The bridge and MTU host-wiring set up: the data plane plugs into them. Without it the mesh runs control-only. */
   dataPlane?: { bridge: string; mtu: number };
+  /** Our short id may have been reassigned after a collision (spec §4.8): called with the current one. */
+  onShortIdsChanged?(ourShortId: number): void;
 }
 
 export interface RunningMesh extends RouterControl {
   readonly router: Router;
+  /** `weave attach` put `ifname` on the bridge: resolves once the data plane handles it (at once without one). */
+  portAdded(ifname: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -134,8 +138,11 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     ...(dataPlane ? {
       overlay: dataPlane.overlayHandler,
       onRoutesChanged: () => dataPlane.routesChanged(),
-      onShortIdsChanged: () => dataPlane.routesChanged(),
     } : {}),
+    onShortIdsChanged: () => {
+      dataPlane?.routesChanged();
+      opts.onShortIdsChanged?.(router.peers.ourselves.shortId);
+    },
   });
   dataPlane?.bindRouter(router);
 
@@ -254,6 +261,9 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     forget: (peers) => {
       maker.forget(peers);
       changed();
+    },
+    portAdded: async (ifname) => {
+      await dataPlane?.portAdded(ifname);
     },
     close: async () => {
       stopping = true;

@@ -98,6 +98,14 @@ export interface Datapath {
   applyForwardingState(state: ForwardingState): void;
   /** A container interface appeared on or left the bridge (kernel datapaths attach programs/vports). */
   setLocalPorts(ports: ReadonlyArray<{ ifname: string; ifindex: number }>): void;
+  /**
+   * `weave attach` just put the container interface `ifname` (host side) on the
+   * bridge: resolves once this datapath handles it, so attach returns only when
+   * the container's first frames cannot be lost to the datapath still setting
+   * the port up. Optional: a datapath with nothing to do per port leaves it out.
+   * Failures are the datapath's to log; the promise does not reject.
+   */
+  portAdded?(ifname: string): Promise<void>;
   stats(): DatapathStats;
   /** Stop the control side; kernel state stays so forwarding survives a router restart. */
   close(): Promise<void>;
