@@ -85,13 +85,13 @@ export async function mustPing(from: Container, to: string, what: string): Promi
 }
 
 /** The kernel's counters for the `datapath` datapath in a host's namespace. */
-export async function datapathState(h: Host): Promise<{ datapaths: string[]; hit: bigint; flows: Flow[] }> {
+export async function datapathState(h: Host): Promise<{ datapaths: string[]; hit: bigint; missed: bigint; flows: Flow[] }> {
   const conn = await OdpConnection.open({ netns: h.namespace });
   try {
     const datapaths = (await listDatapaths(conn)).map((d) => d.name);
-    if (!datapaths.includes('datapath')) return { datapaths, hit: 0n, flows: [] };
+    if (!datapaths.includes('datapath')) return { datapaths, hit: 0n, missed: 0n, flows: [] };
     const dp = await getDatapath(conn, 'datapath');
-    return { datapaths, hit: dp.stats?.hit ?? 0n, flows: await listFlows(conn, dp.ifindex) };
+    return { datapaths, hit: dp.stats?.hit ?? 0n, missed: dp.stats?.missed ?? 0n, flows: await listFlows(conn, dp.ifindex) };
   } finally {
     conn.close();
   }
