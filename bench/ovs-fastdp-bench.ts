@@ -5,7 +5,7 @@
 //   vxbr   : kernel VXLAN (UDP 6784) + a Linux bridge per host
 //   fastdp : OvsFastDatapath (dataplane/ovs/fastdp) with Weave's VNI layout
 //
-//   run-in-vm.sh -- node dist/bench/ovs-fastdp-bench.js [seconds=5]
+//   test/vm/kernel-lab.sh -t 1200 -- node dist/bench/ovs-fastdp-bench.js [seconds=5]
 import { execFileSync, spawn } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../test/support/exec.js';
 import { OvsFastDatapath } from '../dataplane/ovs/fastdp/index.js';
