@@ -73,7 +73,7 @@ import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js'
 import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../ovs/fastdp/forwarder.js';
 import { parseHeartbeat } from '../../ovs/fastdp/heartbeat.js';
 import { indexForwardingState, type Routing } from '../../ovs/fastdp/routing.js';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfFastDatapath, DEFAULT_PIN_DIR, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
 import { DatapathMaps, type Counters } from '../maps.js';
@@ -492,5 +492,27 @@ function readPrevious(pinDir: string): { localShortId: number; peers: Map<number
 /** `weave reset`: removes the tunnel device and the pinned maps (the programs go with the device and the ports). */
 export async function teardownBpfFastdp(pinDir = pinDirFromEnv()): Promise<void> {
   await deleteTunnelDevice({});
-  rmSync(pinDir, { recursive: true, force: true });
+  removePinDir(pinDir);
+}
+
+/**
+ * Removes the pinned maps. The directory itself may be a bpffs mount point
+ * (a private bpffs per router): then it is emptied and left in place, and the
+ * kernel's own entries at its root (maps.debug, progs.debug) stay.
+ */
+function removePinDir(pinDir: string): void {
+  try {
+    rmSync(pinDir, { recursive: true, force: true });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EBUSY' && code !== 'EPERM') throw err;
+  }
+  for (const entry of readdirSync(pinDir)) {
+    try {
+      rmSync(join(pinDir, entry), { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
+  }
 }
