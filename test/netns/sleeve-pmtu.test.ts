@@ -101,11 +101,14 @@ for (const encrypt of [false, true]) {
       const { a, b } = p as Pair;
       const dropsBefore = a.dp!.stats().drops['df-too-big'] ?? 0n;
       const pcap = `${a.host.dir}/icmp.pcap`;
-      const dump = a.container.spawn('tcpdump', ['-i', 'eth0', '-U', '-n', '-w', pcap, 'icmp[icmptype] == 3 and icmp[icmpcode] == 4']);
+      // --immediate-mode: without it a captured packet can sit in the kernel's ring block past the SIGINT below.
+      const dump = a.container.spawn('tcpdump', ['-i', 'eth0', '--immediate-mode', '-U', '-n', '-w', pcap, 'icmp[icmptype] == 3 and icmp[icmpcode] == 4']);
       assert.ok(await pollUntil(async () => (await a.container.run(`test -s ${pcap}`)).code === 0, 5000, 50), 'tcpdump did not start');
       const r = await a.container.run(`ping -M do -s 1472 -c 3 -i 0.3 -W 1 ${b.ip} 2>&1 || true`, { timeoutMs: 20_000 });
       // iputils prints the ICMP error ("Frag needed and DF set (mtu = N)"), then refuses locally ("message too long, mtu=N").
       assert.match(r.stdout, new RegExp(`mtu ?= ?${overlayMtu}\\b`), `ping did not learn the overlay MTU: ${r.stdout}`);
+      // A pcap holds a 24-byte header; anything beyond it is a captured packet.
+      await pollUntil(async () => (await a.container.run(`test $(stat -c %s ${pcap}) -gt 24`)).code === 0, 5000, 50);
       dump.kill('SIGINT');
       await dump.exited;
       const read = await a.container.exec('tcpdump', ['-n', '-v', '-r', pcap]);
