@@ -353,9 +353,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     this.sender.send(vxlanDatagram(frame, srcShortId, dstShortId), to.remoteIp, to.remotePort || this.vxlanPort);
   }
 
-  forwarderStopped(forwarder: FastdpForwarder): void {
+  forwarderStopped(forwarder: FastdpForwarder): Promise<void> {
     this.forwarders.delete(forwarder);
-    this.schedule();
+    return this.schedule();
   }
 
   warn(message: string): void {
@@ -370,11 +370,14 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(undefined);
   }
 
-  private schedule(): void {
-    if (this.closed) return;
-    this.applying = this.applying.then(() => this.apply()).catch((e: unknown) => {
+  /** Queues a map update; the promise says whether it (and the ones before it) reached the kernel. */
+  private schedule(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const applied = this.applying.then(() => this.apply());
+    this.applying = applied.catch((e: unknown) => {
       if (!this.closed) this.log(`fastdp: updating the eBPF datapath: ${(e as Error).message}`);
     });
+    return applied;
   }
 
   /** Whether our fastdp forwarder to `name` can still become (or is) usable: initiating or established. */
@@ -400,9 +403,12 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       // still route by the old id keep accepting our frames (spec §4.8).
       if (this.keepPreviousId && ([...r.neighbours.values()].some((n) => n.overlay === 'fastdp') || this.lingering.size === 0)) this.keepPreviousId = false;
       if (!this.keepPreviousId && r.ourShortId !== this.fastdp.localShortId) this.fastdp.setLocalShortId(r.ourShortId);
+      // With IPsec a neighbour is reached only while its forwarder lives: its SAs and
+      // marking rules go when the forwarder stops, before the router's next state.
       const fastdpNeighbour = (n: PeerName): string | undefined => {
         const nb = r.neighbours.get(n);
-        return nb?.overlay === 'fastdp' ? nb.remoteIp : undefined;
+        if (nb?.overlay !== 'fastdp' || (this.ipsec !== undefined && !this.fastdpAlive(n))) return undefined;
+        return nb.remoteIp;
       };
       for (const [peer, hop] of r.nextHop) {
         const id = r.shortIdOf.get(peer);

@@ -35,7 +35,12 @@ export interface ForwarderHost {
   shortIdOf(name: PeerName): PeerShortID | undefined;
   /** Sends one frame through the VXLAN vport with tunnel id src | dst << 12. */
   sendTunnelFrame(frame: Buffer, srcShortId: PeerShortID, dstShortId: PeerShortID, to: TunnelEndpoint): Promise<void>;
-  forwarderStopped(forwarder: FastdpForwarder): void;
+  /**
+   * The forwarder stopped. Resolves once the datapath no longer sends to the
+   * peer through this connection: an encrypted connection's SAs and marking
+   * rules go only after that, so no frame leaves in clear (spec §7).
+   */
+  forwarderStopped(forwarder: FastdpForwarder): void | Promise<void>;
   /** Problems that are not the router's to handle (a failed send), for the log. */
   warn(message: string): void;
   /** Kernel IPsec for encrypted connections (spec §7); absent when the datapath has none. */
@@ -168,10 +173,19 @@ export class FastdpForwarder implements OverlayForwarder {
   private release(): void {
     clearTimeout(this.sendTimer);
     clearTimeout(this.timeoutTimer);
-    this.host.forwarderStopped(this);
-    if (this.ipsecConn !== undefined && this.host.ipsec !== undefined) {
-      this.host.ipsec.teardown(this.ipsecConn.connUID).catch((e: unknown) => this.host.warn(`fastdp: ${(e as Error).message}`));
+    const drained = Promise.resolve(this.host.forwarderStopped(this));
+    const ipsec = this.host.ipsec;
+    const conn = this.ipsecConn;
+    if (conn === undefined || ipsec === undefined) {
+      drained.catch((e: unknown) => this.host.warn(`fastdp: ${(e as Error).message}`));
+      return;
     }
+    // If the datapath could not drop the peer, the SAs stay (weave reset removes them): the
+    // marking rules then keep matching, and the policy's block rule stops what is unmatched.
+    drained.then(
+      () => ipsec.teardown(conn.connUID),
+      (e: unknown) => { throw new Error(`${(e as Error).message}; keeping the IPsec state of connection ${conn.connUID.toString(16)} so nothing leaves in clear`); },
+    ).catch((e: unknown) => this.host.warn(`fastdp: ${(e as Error).message}`));
   }
 
   // ---- spec §7.4: the SA exchange of an encrypted connection

@@ -264,8 +264,11 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     await executePacket(this.conn, this.dp, { packet: frame, actions: [setTunnel(this.tunnelKey(srcShortId, dstShortId, to)), output(this.vxlanPortNo)] });
   }
 
-  forwarderStopped(forwarder: FastdpForwarder): void {
+  forwarderStopped(forwarder: FastdpForwarder): Promise<void> | void {
     this.forwarders.delete(forwarder);
+    // An encrypted connection's flows must be gone before its SAs and marking rules (spec §7).
+    // (close() stops its forwarders while the netlink connection is still open.)
+    if (this.ipsec !== undefined && forwarder.status().encrypted) return this.deleteFlowsNow('encrypted connection closed', true);
   }
 
   warn(message: string): void {
@@ -417,6 +420,8 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     // The overlay switch chose sleeve (or nothing) for this neighbour: not ours to carry.
     if (neighbour === undefined || neighbour.overlay !== 'fastdp') return undefined;
     const fwd = this.forwarderTo(hop);
+    // With IPsec a neighbour is reached only while its forwarder (and so its SAs) lives.
+    if (this.ipsec !== undefined && fwd === undefined) return undefined;
     const to: TunnelEndpoint = fwd?.tunnel ?? { localIp: '', remoteIp: neighbour.remoteIp, remotePort: this.vxlanUdpPort };
     return [setTunnel(this.tunnelKey(srcShortId, dstShortId, to)), output(this.vxlanPortNo)];
   }
@@ -447,12 +452,21 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
   // ---- flow invalidation and expiry
 
   private invalidateFlows(why: string): void {
+    this.deleteFlowsNow(why).catch((e: unknown) => {
+      if (!this.closed) this.log(`fastdp: ${(e as Error).message}`);
+    });
+  }
+
+  /** Deletes every flow (misses rebuild them); resolves once the kernel has none of the old ones. */
+  private async deleteFlowsNow(why: string, evenWhenClosing = false): Promise<void> {
     this.generation++;
     this.flowUsed.clear();
-    if (this.closed) return;
-    deleteAllFlows(this.conn, this.dp).catch((e: unknown) => {
-      if (!this.closed) this.log(`fastdp: deleting flows (${why}): ${(e as Error).message}`);
-    });
+    if (this.closed && !evenWhenClosing) return;
+    try {
+      await deleteAllFlows(this.conn, this.dp);
+    } catch (e) {
+      throw new Error(`deleting flows (${why}): ${(e as Error).message}`);
+    }
   }
 
   /**
