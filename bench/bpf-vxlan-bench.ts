@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustExec, mustWeave, pollUntil, stopRouters, waitForPing, weave,
+  attachContainer, connectionsMatch, createTestbed, execCommand, mustExec, mustWeave, runIperfClient, startIperfServer, stopRouters, waitForPing, weave,
   type Container, type Host, type Testbed, type WeaveOptions,
 } from '../test/netns/lib/index.js';
 import { BpfFastDatapath } from '../dataplane/bpf/fastdp.js';
@@ -260,15 +260,13 @@ function startPerf(mode: string, seconds: number): Promise<unknown> | undefined 
 
 async function iperf(b: Bed, seconds: number): Promise<number> {
   const server = b.bed.host(2).containers[0] as Container;
-  const srv = server.spawn('iperf3', ['-s', '-1', '-p', '5201']);
+  const srv = await startIperfServer(server, { port: 5201 });
   try {
-    await pollUntil(async () => (await server.run('ss -ltn | grep -q :5201')).code === 0, 5000, 50);
-    const r = await b.client.exec('iperf3', ['-c', b.serverIp, '-p', '5201', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
-    if (r.code !== 0) throw new Error(`iperf3 in ${b.name} failed: ${r.stdout.slice(-300)} ${r.stderr}`);
-    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+    const r = await runIperfClient(b.client, ['-c', b.serverIp, '-p', '5201', '-t', String(seconds)], { timeoutMs: (seconds + 20) * 1000 })
+      .catch((err: Error) => { throw new Error(`${b.name}: ${err.message}`); });
+    return r.receivedBitsPerSecond / 1e9;
   } finally {
-    srv.kill();
-    await srv.exited;
+    await srv.stop();
   }
 }
 

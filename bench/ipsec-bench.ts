@@ -11,7 +11,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePinDir } from '../dataplane/bpf/bpffs.js';
-import { execCommand, pollUntil, type Host } from '../test/netns/lib/index.js';
+import { execCommand, pollUntil, runIperfClient, startIperfServer, type Host } from '../test/netns/lib/index.js';
 import { attachContainer, connectionsMatch, loadKernelModules, mustWeave, withBed } from '../test/vm/guest/weave-fastdp-harness.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -58,33 +58,15 @@ async function measure(mode: Mode): Promise<number> {
     await connectionsMatch(h2, mode.status);
     const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
     await pollUntil(() => c1.ping('10.32.0.2', { count: 1, waitSeconds: 2 }), 60_000, 500);
-    let out = '';
-    let server = c2.spawn('iperf3', ['-s', '-1', '-B', '10.32.0.2']);
-    const ok = await pollUntil(async () => {
-      const r = await c1.exec('iperf3', ['-c', '10.32.0.2', '-t', String(seconds), '-J'], { timeoutMs: (seconds + 60) * 1000 });
-      out = r.stdout + r.stderr;
-      const received = r.code === 0 ? receivedBps(r.stdout) : undefined;
-      if (received === undefined) {
-        // A one-off server that saw a failed attempt may be gone or stuck: start a fresh one.
-        server.kill();
-        server = c2.spawn('iperf3', ['-s', '-1', '-B', '10.32.0.2']);
-        return false;
-      }
-      bps = received;
-      return true;
-    }, 180_000, 2000);
-    if (!ok) throw new Error(`${mode.name}: iperf3 failed:\n${out}`);
-  }
-}
-
-/** The receiver's rate from iperf3 -J output, when the test completed. */
-function receivedBps(json: string): number | undefined {
-  try {
-    const r = JSON.parse(json) as { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
-    const bps = r.end?.sum_received?.bits_per_second;
-    return r.error === undefined && typeof bps === 'number' && bps > 0 ? bps : undefined;
-  } catch {
-    return undefined;
+    const server = await startIperfServer(c2, { bind: '10.32.0.2' });
+    try {
+      const r = await runIperfClient(c1, ['-c', '10.32.0.2', '-t', String(seconds)], { timeoutMs: (seconds + 60) * 1000 })
+        .catch((err: Error) => { throw new Error(`${mode.name}: ${err.message}`); });
+      if (!(r.receivedBitsPerSecond > 0)) throw new Error(`${mode.name}: iperf3 reported no received data`);
+      bps = r.receivedBitsPerSecond;
+    } finally {
+      await server.stop();
+    }
   }
 }
 

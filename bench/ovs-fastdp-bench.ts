@@ -6,8 +6,9 @@
 //   fastdp : OvsFastDatapath (dataplane/ovs/fastdp) with Weave's VNI layout
 //
 //   test/vm/kernel-lab.sh -t 1200 -- node dist/bench/ovs-fastdp-bench.js [seconds=5]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../test/support/exec.js';
+import { iperfNodeIn, runIperfClient, startIperfServer } from '../test/netns/lib/iperf.js';
 import { OvsFastDatapath } from '../dataplane/ovs/fastdp/index.js';
 import type { ForwarderEvents, ForwardingState, OverlayForwarder } from '../controlplane/router/datapath.js';
 
@@ -28,14 +29,12 @@ async function addNamespaces(names: string[]): Promise<void> {
 }
 
 async function iperf(serverNs: string, clientNs: string, serverIp: string): Promise<number> {
-  const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+  const server = await startIperfServer(iperfNodeIn(serverNs));
   try {
-    await pollUntil('iperf3 server', 10_000, async () => ((await runCommand('ip', ['netns', 'exec', serverNs, 'ss', '-ltn'])).stdout.includes(':5201') ? true : undefined));
-    const out = await mustRun('ip', ['netns', 'exec', clientNs, 'iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
-    const result = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-    return result.end.sum_received.bits_per_second;
+    const r = await runIperfClient(iperfNodeIn(clientNs), ['-c', serverIp, '-t', String(seconds)], { timeoutMs: (seconds + 30) * 1000 });
+    return r.receivedBitsPerSecond;
   } finally {
-    server.kill();
+    await server.stop();
   }
 }
 

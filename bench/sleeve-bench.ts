@@ -13,7 +13,7 @@
 //   node dist/bench/sleeve-bench.js [seconds=5] [runs=3] [modes=base,sleeve,sleeve+e]
 // SLEEVE_BENCH_INTERVALS=1 also prints iperf3's per-second TCP rates.
 // Root needed; everything lives in namespaces the bench creates and removes.
-import { createTestbed, mustExec, pollUntil, waitForPing, type Container, type Testbed } from '../test/netns/lib/index.js';
+import { createTestbed, mustExec, runIperfClient, startIperfServer, waitForPing, type Container, type Testbed } from '../test/netns/lib/index.js';
 import { applyTopology, connectNodes, plugNode, startSleeve, type SleeveNode } from '../test/netns/sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
@@ -34,23 +34,19 @@ interface Sample {
 }
 
 async function serve<T>(server: Container, fn: () => Promise<T>): Promise<T> {
-  const srv = server.spawn('iperf3', ['-s', '-1']);
+  const srv = await startIperfServer(server);
   try {
-    await pollUntil(async () => (await server.run('ss -ltn | grep -q :5201')).code === 0, 5000, 50);
     return await fn();
   } finally {
-    srv.kill();
-    await srv.exited;
+    await srv.stop();
   }
 }
 
 async function iperfTcp(client: Container, server: Container, serverIp: string): Promise<{ gbps: number; retransmits: number }> {
   return serve(server, async () => {
-    const r = await client.exec('iperf3', ['-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 30) * 1000 });
-    if (r.code !== 0) throw new Error(`iperf3 TCP failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
-    const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } }; intervals: Array<{ sum: { bits_per_second: number } }> };
-    if (process.env.SLEEVE_BENCH_INTERVALS) console.log(`  intervals: ${j.intervals.map((x) => (x.sum.bits_per_second / 1e9).toFixed(2)).join(' ')}`);
-    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
+    const r = await runIperfClient(client, ['-c', serverIp, '-t', String(seconds)], { timeoutMs: (seconds + 30) * 1000 });
+    if (process.env.SLEEVE_BENCH_INTERVALS) console.log(`  intervals: ${(r.json.intervals ?? []).map((x) => ((x.sum?.bits_per_second ?? 0) / 1e9).toFixed(2)).join(' ')}`);
+    return { gbps: r.receivedBitsPerSecond / 1e9, retransmits: r.sent.retransmits ?? 0 };
   });
 }
 
@@ -58,10 +54,9 @@ async function iperfTcp(client: Container, server: Container, serverIp: string):
 async function iperfUdpPps(client: Container, server: Container, serverIp: string): Promise<number> {
   const t = Math.max(2, Math.min(seconds, 5));
   return serve(server, async () => {
-    const r = await client.exec('iperf3', ['-c', serverIp, '-u', '-l', '64', '-b', '0', '-t', String(t), '-J'], { timeoutMs: (t + 30) * 1000 });
-    if (r.code !== 0) throw new Error(`iperf3 UDP failed: ${r.stdout.slice(0, 400)} ${r.stderr}`);
-    const j = JSON.parse(r.stdout) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } };
-    const s = j.end.sum;
+    const r = await runIperfClient(client, ['-c', serverIp, '-u', '-l', '64', '-b', '0', '-t', String(t)], { timeoutMs: (t + 30) * 1000 });
+    const s = r.json.end?.sum;
+    if (s?.packets === undefined || s.lost_packets === undefined || !s.seconds) throw new Error(`iperf3 UDP: no packet counts in the report: ${JSON.stringify(r.json.end).slice(0, 400)}`);
     return (s.packets - s.lost_packets) / s.seconds;
   });
 }

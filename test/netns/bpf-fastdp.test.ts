@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import {
-  createTestbed, mustExec, pollUntil, waitForPing,
+  createTestbed, mustExec, pollUntil, runIperfClient, startIperfServer, waitForPing,
   type Testbed, type Host, type Container,
 } from './lib/index.js';
 import { BpfFastDatapath, type DesiredState, type BpfFastDatapathOptions } from '../../dataplane/bpf/fastdp.js';
@@ -122,18 +122,12 @@ test('TCP transfer both ways is forwarded in the kernel, nothing goes to userspa
   const h1 = node(1);
   const h2 = node(2);
   const before1 = h1.dp?.readCounters();
-  const server = h2.container.spawn('iperf3', ['-s', '-1', '-p', '5201']);
-  await pollUntil(async () => (await h2.container.run('ss -ltn | grep -q :5201')).code === 0, 5000, 50);
-  const fwd = await h1.container.exec('iperf3', ['-c', h2.ip, '-p', '5201', '-t', '1', '-J']);
-  assert.equal(fwd.code, 0, fwd.stderr + fwd.stdout);
-  await server.exited;
-  const rev = h1.container.spawn('iperf3', ['-s', '-1', '-p', '5202']);
-  await pollUntil(async () => (await h1.container.run('ss -ltn | grep -q :5202')).code === 0, 5000, 50);
-  const back = await h2.container.exec('iperf3', ['-c', h1.ip, '-p', '5202', '-t', '1', '-J']);
-  assert.equal(back.code, 0, back.stderr + back.stdout);
-  await rev.exited;
+  const server = await startIperfServer(h2.container, { port: 5201 });
+  const fwd = await runIperfClient(h1.container, ['-c', h2.ip, '-p', '5201', '-t', '1']).finally(() => server.stop());
+  const rev = await startIperfServer(h1.container, { port: 5202 });
+  const back = await runIperfClient(h2.container, ['-c', h1.ip, '-p', '5202', '-t', '1']).finally(() => rev.stop());
   for (const r of [fwd, back]) {
-    const bytes = (JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes;
+    const bytes = r.receivedBytes;
     assert.ok(bytes > 1_000_000, `only ${bytes} bytes crossed`);
   }
   const after1 = h1.dp?.readCounters();

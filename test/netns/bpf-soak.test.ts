@@ -12,8 +12,8 @@ import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
 import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
 import { DEFAULT_FORWARDER_TIMINGS } from '../../dataplane/ovs/fastdp/forwarder.js';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, stopRouters,
-  type Host, type Testbed, type WeaveOptions,
+  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, runIperfClient, startIperfServer, stopRouters,
+  type Host, type IperfSummary, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
 const LOAD_SECONDS = 300;
@@ -49,7 +49,7 @@ async function connectionLine(h: Host): Promise<string> {
 
 interface IperfReport {
   error?: string;
-  end?: { sum_received?: { bits_per_second: number; bytes: number; seconds: number } };
+  end?: { sum_received?: IperfSummary };
 }
 
 test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on fastdp with default heartbeat timings`, async () => {
@@ -71,24 +71,15 @@ test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on f
 
     const start = Date.now();
     const before = [counters(bed, h1), counters(bed, h2)] as const;
-    const server = c2.spawn('iperf3', ['-s', '-1']);
+    const server = await startIperfServer(c2);
     let report: IperfReport = { error: 'not run' };
     let samples = 0;
     const deviations: string[] = [];
     try {
-      // The server may not listen yet: the client is retried while it cannot connect.
-      const load = (async () => {
-        for (let i = 0; i < 30; i++) {
-          if (i > 0) await new Promise((r) => setTimeout(r, 200));
-          const run = await c1.exec('iperf3', ['-c', '10.32.0.2', '-t', String(LOAD_SECONDS), '-J'], { timeoutMs: (LOAD_SECONDS + 120) * 1000 });
-          try {
-            report = JSON.parse(run.stdout) as IperfReport;
-          } catch {
-            report = { error: `no JSON (exit ${run.code}): ${run.stderr}` };
-          }
-          if (report.error === undefined || Date.now() - start > 10_000) return;
-        }
-      })();
+      const load = runIperfClient(c1, ['-c', '10.32.0.2', '-t', String(LOAD_SECONDS)], { timeoutMs: (LOAD_SECONDS + 120) * 1000 }).then(
+        (r) => { report = { end: { sum_received: r.received } }; },
+        (err: unknown) => { report = { error: err instanceof Error ? err.message : String(err) }; },
+      );
       let loadDone = false;
       load.then(() => { loadDone = true; }, () => { loadDone = true; });
       // Sample both ends about once a second until the load ends.
@@ -103,7 +94,7 @@ test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on f
       }
       await load;
     } finally {
-      server.kill();
+      await server.stop();
     }
     const after = [counters(bed, h1), counters(bed, h2)] as const;
     const elapsedMs = Date.now() - start;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
 import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, stopRouters, weave, weaverPid,
+  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, runIperfClient, startIperfServer, stopRouters, weave, weaverPid,
   type Host, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
@@ -88,27 +88,15 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     const windowStart = Date.now();
     const before = [counters(bed, h1), counters(bed, h2)] as const;
     const reportedBefore = [await reportedDatapath(h1), await reportedDatapath(h2)] as const;
-    const server = c2.spawn('iperf3', ['-s', '-1']);
+    const server = await startIperfServer(c2);
     let bytes = 0;
     try {
-      type Report = { error?: string; end?: { sum_received?: { bits_per_second: number; bytes: number } } };
-      let report: Report = { error: 'not run' };
-      // The server may not listen yet: retry while the client cannot connect.
-      for (let i = 0; i < 30 && report.error !== undefined; i++) {
-        if (i > 0) await new Promise((r) => setTimeout(r, 100));
-        const run = await c1.exec('iperf3', ['-c', '10.32.0.2', '-t', '10', '-J'], { timeoutMs: 60_000 });
-        try {
-          report = JSON.parse(run.stdout) as Report;
-        } catch {
-          report = { error: `no JSON (exit ${run.code}): ${run.stderr}` };
-        }
-      }
-      assert.equal(report.error, undefined, `iperf3: ${report.error}`);
-      const bps = report.end?.sum_received?.bits_per_second ?? 0;
-      bytes = report.end?.sum_received?.bytes ?? 0;
+      const run = await runIperfClient(c1, ['-c', '10.32.0.2', '-t', '10'], { timeoutMs: 60_000 });
+      const bps = run.receivedBitsPerSecond;
+      bytes = run.receivedBytes;
       assert.ok(bps > 1e6, `iperf3 moved data (${bps} bit/s)`);
     } finally {
-      server.kill();
+      await server.stop();
     }
     const after = [counters(bed, h1), counters(bed, h2)] as const;
     // Each side's one forwarder sends at most one heartbeat per interval (spec §6.4): that, and

@@ -25,7 +25,8 @@ const guestFiles = (existsSync(guestDir) ? readdirSync(guestDir) : [])
 
 const outDir = mkdtempSync(join(tmpdir(), 'weave-vm-out-'));
 const eventsName = 'guest-events.jsonl';
-const timeoutS = Number(process.env.WEAVE_VM_TIMEOUT_S ?? 720);
+// Under the runner's 15-minute limit per file, with room to read the results back.
+const timeoutS = Number(process.env.WEAVE_VM_TIMEOUT_S ?? 840);
 
 const vm = guestFiles.length === 0 ? undefined : await runInVm(
   ['node', join(projectRoot, 'dist', 'test', 'vm', 'guest-runner.js'), `/out/${eventsName}`, ...guestFiles],

@@ -13,3 +13,4 @@ export {
   weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, sharedWeaveBed, launchFullMesh, pollWeave, connectionsMatch,
   attachContainer, mustPing, WEAVE_CONVERGE_MS, type WeaveOptions, type PollOptions, type PingPollOptions,
 } from './weave.js';
+export { startIperfServer, runIperfClient, iperfNodeIn, parseIperfJson, IPERF_DEFAULT_PORT, type IperfNode, type IperfServer, type IperfServerOptions, type IperfClientOptions, type IperfResult, type IperfSummary, type IperfJson } from './iperf.js';

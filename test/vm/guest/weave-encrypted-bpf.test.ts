@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
-import { createTestbed, execCommand, mustExec, pollUntil, type Host, type Testbed } from '../../netns/lib/index.js';
+import { createTestbed, execCommand, mustExec, runIperfClient, startIperfServer, type Host, type Testbed } from '../../netns/lib/index.js';
 import { attachContainer, connectionsMatch, loadKernelModules, mustPing, mustWeave, weave } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -101,19 +101,10 @@ async function pingAndTcp(h1: Host, h2: Host): Promise<void> {
   const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
   await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted fastdp)');
   await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
-  c2.spawn('iperf3', ['-s', '-1', '-B', '10.32.0.2']);
-  let result = '';
-  let problem = '';
-  const transferred = await pollUntil(async () => {
-    const r = await c1.exec('iperf3', ['-c', '10.32.0.2', '-n', '4M', '-J'], { timeoutMs: 120_000 });
-    result = r.stdout;
-    problem = r.stderr;
-    return r.code === 0;
-  }, 120_000, 1000);
-  assert.ok(transferred, `iperf3 transfers 4 MiB from h1/c1 to h2/c1:\n${result}${problem}`);
-  const report = JSON.parse(result) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
-  assert.ok(report.end.sum_sent.bytes >= 4 * 1024 * 1024, `sent ${report.end.sum_sent.bytes} bytes`);
-  assert.ok(report.end.sum_received.bytes > 0, 'the receiver counted the transfer');
+  const server = await startIperfServer(c2, { bind: '10.32.0.2' });
+  const report = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '4M'], { timeoutMs: 120_000 }).finally(() => server.stop());
+  assert.ok(report.sentBytes >= 4 * 1024 * 1024, `sent ${report.sentBytes} bytes`);
+  assert.ok(report.receivedBytes > 0, 'the receiver counted the transfer');
 }
 
 async function assertOnlyEsp(h: Host): Promise<void> {
@@ -167,7 +158,8 @@ test('an eBPF host and an OVS host, both with --password: encrypted fastdp betwe
     // Both directions carry data (TCP acks come back): both underlays saw only ESP.
     await assertOnlyEsp(h2);
     const back = await underlayCounts(h1);
-    assert.ok(back.esp >= 100, `the eBPF host received ESP (${back.esp} packets)`);
+    // The way back carries the ping replies and the transfer's acks (a few dozen with delayed and GRO'd acks).
+    assert.ok(back.esp >= 20, `the eBPF host received ESP (${back.esp} packets)`);
     assert.equal(back.vxlan, 0, 'no plain VXLAN reached the eBPF host');
     await assertResetClean(bed, h1, 'bpf');
   });

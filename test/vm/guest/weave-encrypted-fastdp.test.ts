@@ -6,7 +6,7 @@
 // state, policy or IPsec chain behind.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mustExec, pollUntil, type Host } from '../../netns/lib/index.js';
+import { mustExec, runIperfClient, startIperfServer, type Host } from '../../netns/lib/index.js';
 import { attachContainer, connectionsMatch, loadKernelModules, mustPing, mustWeave, withBed } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -69,21 +69,12 @@ test('--password: connections run encrypted fastdp over ESP; nothing crosses in 
     await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
 
     // A TCP transfer through the tunnel.
-    c2.spawn('iperf3', ['-s', '-1', '-B', '10.32.0.2']);
-    let result = '';
-    let problem = '';
-    const transferred = await pollUntil(async () => {
-      const r = await c1.exec('iperf3', ['-c', '10.32.0.2', '-n', '4M', '-J'], { timeoutMs: 120_000 });
-      result = r.stdout;
-      problem = r.stderr;
-      return r.code === 0;
-    }, 120_000, 1000);
-    assert.ok(transferred, `iperf3 transfers 4 MiB from h1/c1 to h2/c1:\n${result}${problem}`);
-    // iperf3 exits 0 only after the 4 MiB went over a TCP connection it closed cleanly;
+    const server = await startIperfServer(c2, { bind: '10.32.0.2' });
+    // runIperfClient throws unless the 4 MiB went over a TCP connection iperf3 closed cleanly;
     // its receiver total may miss the last interval, so the sender's total is the measure.
-    const report = JSON.parse(result) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
-    assert.ok(report.end.sum_sent.bytes >= 4 * 1024 * 1024, `sent ${report.end.sum_sent.bytes} bytes`);
-    assert.ok(report.end.sum_received.bytes > 0, 'the receiver counted the transfer');
+    const report = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '4M'], { timeoutMs: 120_000 }).finally(() => server.stop());
+    assert.ok(report.sentBytes >= 4 * 1024 * 1024, `sent ${report.sentBytes} bytes`);
+    assert.ok(report.receivedBytes > 0, 'the receiver counted the transfer');
 
     const counts = await underlayCounts(h2);
     assert.ok(counts.esp >= 1000, `the transfer crossed the underlay as ESP (${counts.esp} packets)`);

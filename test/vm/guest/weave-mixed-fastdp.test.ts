@@ -10,7 +10,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestbed, execCommand, pollUntil, type Container, type Host, type Testbed } from '../../netns/lib/index.js';
+import { createTestbed, execCommand, runIperfClient, startIperfServer, type Container, type Host, type Testbed } from '../../netns/lib/index.js';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
 import { DatapathMaps, type Counters } from '../../../dataplane/bpf/maps.js';
 import type { Flow } from '../../../dataplane/ovs/index.js';
@@ -69,24 +69,15 @@ function tunnelFlowPackets(flows: Flow[]): bigint {
   return flows.filter((f) => f.actions.some((a) => a.type === 'set-tunnel')).reduce((n, f) => n + f.stats.packets, 0n);
 }
 
-/** iperf3 sends 4 MiB from `from` to `to` over TCP (the server may take a moment to listen). */
+/** iperf3 sends 4 MiB from `from` to `to` over TCP. */
 async function tcpTransfer(from: Container, to: Container, toIp: string, what: string): Promise<void> {
-  const server = to.spawn('iperf3', ['-s', '-1', '-B', toIp]);
+  const server = await startIperfServer(to, { bind: toIp });
   try {
-    let out = '';
-    const ok = await pollUntil(async () => {
-      const r = await from.exec('iperf3', ['-c', toIp, '-n', '4M', '-J'], { timeoutMs: 120_000 });
-      out = r.stdout + r.stderr;
-      return r.code === 0;
-    }, 120_000, 1000);
-    assert.ok(ok, `${what}: iperf3 transfers 4 MiB:\n${out.slice(-2000)}`);
-    // iperf3 3.12 in the slow guest sometimes ends a short -n run without the summary: take the stream's own total then.
-    const json = out.slice(out.indexOf('{'), out.lastIndexOf('}') + 1);
-    const report = JSON.parse(json) as { end?: { sum_sent?: { bytes: number }; streams?: { sender?: { bytes: number } }[] } };
-    const sent = report.end?.sum_sent?.bytes ?? report.end?.streams?.[0]?.sender?.bytes;
-    assert.ok(sent !== undefined && sent >= 4 * 1024 * 1024, `${what}: sent ${sent} bytes:\n${json.slice(-2000)}`);
+    // runIperfClient falls back to the streams' own totals when iperf3 3.12 ends a short -n run without the summary.
+    const report = await runIperfClient(from, ['-c', toIp, '-n', '4M'], { timeoutMs: 120_000 });
+    assert.ok(report.sentBytes >= 4 * 1024 * 1024, `${what}: sent ${report.sentBytes} bytes:\n${JSON.stringify(report.json.end).slice(-2000)}`);
   } finally {
-    server.kill();
+    await server.stop();
   }
 }
 
