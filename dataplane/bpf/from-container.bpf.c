@@ -18,6 +18,24 @@ enum weave_port_role {
 	ROLE_SLEEVE, /* tc ingress of the sleeve's bridge port */
 };
 
+/* Broadcast, multicast and unknown unicast from a local port. In bridge mode a
+ * frame from a sleeve peer continues along the sleeve relay tree, any other
+ * along ours (spec §5.8: this host is where it entered the fastdp). */
+WEAVE_INLINE int flood_from(struct __sk_buff *skb, struct weave_config *cfg, const enum weave_port_role role)
+{
+	__u32 local_id = cfg->local_short_id;
+	if (!(cfg->flags & WEAVE_CFG_F_BRIDGE))
+		return flood(skb, cfg, local_id, 0);
+	struct weave_bcast_hops *tree;
+	if (role == ROLE_SLEEVE) {
+		struct weave_bridge_ports *bp = bridge_ports();
+		tree = bp ? &bp->sleeve_relay : NULL;
+	} else {
+		tree = bcast_tree(local_id);
+	}
+	return flood_via_bridge(skb, cfg, tree);
+}
+
 WEAVE_INLINE int from_local(struct __sk_buff *skb, const enum weave_port_role role)
 {
 	void *data = (void *)(long)skb->data;
@@ -43,20 +61,8 @@ WEAVE_INLINE int from_local(struct __sk_buff *skb, const enum weave_port_role ro
 			learn_local(eth->h_source, skb->ifindex);
 	}
 
-	/* A frame from a sleeve peer continues along the sleeve relay tree, any
-	 * other along ours (spec §5.8: this host is where it entered the fastdp). */
-	struct weave_bcast_hops *tree = NULL;
-	if (is_multicast(eth->h_dest)) {
-		if (!via_bridge)
-			return flood(skb, cfg, local_id, 0);
-		if (role == ROLE_SLEEVE) {
-			struct weave_bridge_ports *bp = bridge_ports();
-			tree = bp ? &bp->sleeve_relay : NULL;
-		} else {
-			tree = bcast_tree(local_id);
-		}
-		return flood_via_bridge(skb, cfg, tree);
-	}
+	if (is_multicast(eth->h_dest))
+		return flood_from(skb, cfg, role);
 
 	struct weave_local_port *port = local_port(eth->h_dest);
 	if (port) {
@@ -70,17 +76,8 @@ WEAVE_INLINE int from_local(struct __sk_buff *skb, const enum weave_port_role ro
 	}
 
 	int peer = remote_peer(cfg, eth->h_dest);
-	if (peer < 0) {
-		if (!via_bridge)
-			return flood(skb, cfg, local_id, 0);
-		if (role == ROLE_SLEEVE) {
-			struct weave_bridge_ports *bp = bridge_ports();
-			tree = bp ? &bp->sleeve_relay : NULL;
-		} else {
-			tree = bcast_tree(local_id);
-		}
-		return flood_via_bridge(skb, cfg, tree);
-	}
+	if (peer < 0)
+		return flood_from(skb, cfg, role);
 #ifdef WEAVE_EXPERIMENT_CLASSIC_DEVICE
 	/* Benchmark experiment only: the tunnel device is a classic VXLAN device
 	 * for this one peer, whose own fdb supplies remote and VNI. */
