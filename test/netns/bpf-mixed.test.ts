@@ -5,12 +5,10 @@
 // itself (`weave expose`) reaches a container on a fastdp peer and back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
-import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
+import type { Counters, DatapathMaps } from '../../dataplane/bpf/maps.js';
+import { bpfPinDir, pinnedCounters, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, pollUntil, stopRouters,
+  attachContainer, connectionsMatch, mustPing, mustWeave, pollUntil,
   type Container, type Host, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
@@ -19,25 +17,16 @@ const HEARTBEAT_ENV = { WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '500', WEAVE_FASTDP_
 /** The broadcast address of the default allocation range 10.32.0.0/12. */
 const RANGE_BROADCAST = '10.47.255.255';
 
-function pinDirOf(bed: Testbed, h: Host): string {
-  return join('/tmp', `${bed.prefix}-bpffs`, h.label);
-}
-
 function envFor(bed: Testbed, h: Host): WeaveOptions {
-  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: pinDirOf(bed, h) } };
+  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h) } };
 }
 
 function withMaps<T>(bed: Testbed, h: Host, read: (maps: DatapathMaps) => T): T {
-  const maps = DatapathMaps.openPinned(pinDirOf(bed, h));
-  try {
-    return read(maps);
-  } finally {
-    maps.close();
-  }
+  return withPinnedMaps(bpfPinDir(bed, h), read);
 }
 
 function counters(bed: Testbed, h: Host): Counters {
-  return withMaps(bed, h, (m) => m.readCounters());
+  return pinnedCounters(bpfPinDir(bed, h));
 }
 
 async function macOf(c: Container): Promise<string> {
@@ -59,11 +48,8 @@ async function mustAnswerBroadcast(from: Container, responder: string, what: str
 
 /** h1 - h2 - h3 (h3 sleeve only); h1 and h3 cannot reach each other on the underlay. */
 async function withLineBed(body: (bed: Testbed, hosts: [Host, Host, Host]) => Promise<void>): Promise<void> {
-  const bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
-  const root = join('/tmp', `${bed.prefix}-bpffs`);
-  try {
+  await withBpfWeaveBed(3, envFor, async (bed) => {
     const hosts = bed.hosts as [Host, Host, Host];
-    for (const h of hosts) ensurePinDir(pinDirOf(bed, h));
     await bed.cutLink(hosts[0], hosts[2]);
     // The same peer list everywhere (IPAM consensus); h1 <-> h3 never connect.
     for (const h of hosts) {
@@ -72,12 +58,7 @@ async function withLineBed(body: (bed: Testbed, hosts: [Host, Host, Host]) => Pr
       await mustWeave(h, ['launch', '--nickname', h.label, ...extra, ...others], envFor(bed, h));
     }
     await body(bed, hosts);
-  } finally {
-    for (const h of bed.hosts) await stopRouters([h], 'stop', envFor(bed, h));
-    await bed.teardown();
-    for (const h of bed.hosts) await execCommand('umount', [pinDirOf(bed, h)]);
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 }
 
 test('fastdp <-> sleeve relay: broadcasts and unicast cross h2 between an eBPF peer and a sleeve-only peer', async () => {

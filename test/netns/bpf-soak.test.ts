@@ -6,13 +6,11 @@
 // only heartbeats may reach userspace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
-import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
+import type { Counters } from '../../dataplane/bpf/maps.js';
+import { bpfPinDir, pinnedCounters, withBpfWeaveBed } from './lib/bpf-bed.js';
 import { DEFAULT_FORWARDER_TIMINGS } from '../../dataplane/ovs/fastdp/forwarder.js';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, runIperfClient, startIperfServer, stopRouters,
+  attachContainer, connectionsMatch, mustPing, mustWeave, runIperfClient, startIperfServer,
   type Host, type IperfSummary, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
@@ -22,22 +20,13 @@ const CONVERGE_MS = 30_000;
 /** The control API of a router inside its host namespace (user-surface spec §3). */
 const STATUS_URL = 'http://127.0.0.1:6784/status/connections';
 
-function pinDirOf(bed: Testbed, h: Host): string {
-  return join('/tmp', `${bed.prefix}-bpffs`, h.label);
-}
-
 /** Only the pin dir: empty heartbeat variables mean the product's defaults, whatever the caller's environment says. */
 function envFor(bed: Testbed, h: Host): WeaveOptions {
-  return { env: { WEAVE_BPF_PIN_DIR: pinDirOf(bed, h), WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '', WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS: '' } };
+  return { env: { WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h), WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '', WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS: '' } };
 }
 
 function counters(bed: Testbed, h: Host): Counters {
-  const maps = DatapathMaps.openPinned(pinDirOf(bed, h));
-  try {
-    return maps.readCounters();
-  } finally {
-    maps.close();
-  }
+  return pinnedCounters(bpfPinDir(bed, h));
 }
 
 /** The one connection line of `h` (address, state, overlay, mtu): it must not change while loaded. */
@@ -53,10 +42,7 @@ interface IperfReport {
 }
 
 test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on fastdp with default heartbeat timings`, async () => {
-  const bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
-  const root = join('/tmp', `${bed.prefix}-bpffs`);
-  try {
-    for (const h of bed.hosts) ensurePinDir(pinDirOf(bed, h));
+  await withBpfWeaveBed(2, envFor, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
     await mustWeave(h1, ['launch', '--nickname', 'h1', h2.address], envFor(bed, h1));
     await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address], envFor(bed, h2));
@@ -126,10 +112,5 @@ test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on f
     for (const i of [0, 1] as const) {
       assert.ok(up[i] >= minHeartbeats, `h${i + 1}: heartbeats received during the load: ${up[i]}, at least ${minHeartbeats} of the ${maxHeartbeats} sent`);
     }
-  } finally {
-    for (const h of bed.hosts) await stopRouters([h], 'stop', envFor(bed, h));
-    await bed.teardown();
-    for (const h of bed.hosts) await execCommand('umount', [pinDirOf(bed, h)]);
-    rmSync(root, { recursive: true, force: true });
-  }
+  });
 });

@@ -6,12 +6,10 @@
 // kernel keeps its pinned maps).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { ensurePinDir } from '../../dataplane/bpf/bpffs.js';
-import { DatapathMaps, type Counters } from '../../dataplane/bpf/maps.js';
+import type { Counters } from '../../dataplane/bpf/maps.js';
+import { bpfPinDir, pinnedCounters, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
 import {
-  attachContainer, connectionsMatch, createTestbed, execCommand, mustPing, mustWeave, runIperfClient, startIperfServer, stopRouters, weave, weaverPid,
+  attachContainer, connectionsMatch, mustPing, mustWeave, runIperfClient, startIperfServer, weave, weaverPid,
   type Host, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
@@ -19,27 +17,12 @@ const CONVERGE_MS = 30_000;
 /** Short heartbeat timings, so losing fastdp is noticed in seconds (spec §6.4 says 10 s / 60 s). */
 const HEARTBEAT_ENV = { WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '500', WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS: '3000' };
 
-function pinDirOf(bed: Testbed, h: Host): string {
-  return join('/tmp', `${bed.prefix}-bpffs`, h.label);
-}
-
 function envFor(bed: Testbed, h: Host): WeaveOptions {
-  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: pinDirOf(bed, h) } };
+  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h) } };
 }
 
-/** Pin dirs are mounted here, in the test's mount namespace, so they outlive a router (`ip netns exec` remounts /sys). */
-async function withBpfBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
-  const bed = await createTestbed({ hosts, underlay: 'bridge' });
-  const root = join('/tmp', `${bed.prefix}-bpffs`);
-  try {
-    for (const h of bed.hosts) ensurePinDir(pinDirOf(bed, h));
-    await body(bed);
-  } finally {
-    for (const h of bed.hosts) await stopRouters([h], 'stop', envFor(bed, h));
-    await bed.teardown();
-    for (const h of bed.hosts) await execCommand('umount', [pinDirOf(bed, h)]);
-    rmSync(root, { recursive: true, force: true });
-  }
+function withBpfBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
+  return withBpfWeaveBed(hosts, envFor, body);
 }
 
 async function launch(bed: Testbed, h: Host, extra: string[] = []): Promise<void> {
@@ -64,12 +47,7 @@ async function reportedDatapath(h: Host): Promise<ReportedDatapath> {
 }
 
 function counters(bed: Testbed, h: Host): Counters {
-  const maps = DatapathMaps.openPinned(pinDirOf(bed, h));
-  try {
-    return maps.readCounters();
-  } finally {
-    maps.close();
-  }
+  return pinnedCounters(bpfPinDir(bed, h));
 }
 
 test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked -> sleeve and back, kill -9 keeps forwarding', async () => {
@@ -125,13 +103,8 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     process.stdout.write(`# bpf-weave: 10 s iperf3 ${(bytes * 8 / 10 / 1e9).toFixed(2)} Gbit/s; kernel frames h1->tunnel ${sent}, tunnel->h2 ${received}; to userspace h1 ${after[0].to_userspace - before[0].to_userspace}, h2 ${after[1].to_userspace - before[1].to_userspace} (heartbeat bound ${maxHeartbeats})\n`);
     // Container veths (the only ports here) deliver with bpf_redirect_peer.
     for (const h of [h1, h2]) {
-      const pinned = DatapathMaps.openPinned(pinDirOf(bed, h));
-      try {
-        const flags = [...pinned.listPortFlags().values()];
-        assert.ok(flags.length >= 1 && flags.every((f) => f), `${h.label}: every container port is marked for redirect_peer: ${JSON.stringify(flags)}`);
-      } finally {
-        pinned.close();
-      }
+      const flags = withPinnedMaps(bpfPinDir(bed, h), (m) => [...m.listPortFlags().values()]);
+      assert.ok(flags.length >= 1 && flags.every((f) => f), `${h.label}: every container port is marked for redirect_peer: ${JSON.stringify(flags)}`);
     }
 
     // Block the fastdp port: heartbeats stop, the connection falls back to the sleeve with a reason.
@@ -158,9 +131,7 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     if (lost > 1) {
       const diag = await h2.run('ip -br link; tc filter show dev vxlan-6784 ingress; for d in $(ls /sys/class/net | grep vethwepl); do tc filter show dev $d ingress; done; bridge fdb show br weave | grep -v permanent');
       process.stderr.write(`h2 after restart:\n${diag.stdout}${diag.stderr}\nh1 counters ${JSON.stringify(counters(bed, h1))}\nh2 counters ${JSON.stringify(counters(bed, h2))}\n`);
-      const pinned = DatapathMaps.openPinned(pinDirOf(bed, h2));
-      process.stderr.write(`h2 peers ${JSON.stringify([...pinned.listPeers()])} local ${JSON.stringify([...pinned.listLocalMacs()])} cfg ${JSON.stringify(pinned.readConfig())}\n`);
-      pinned.close();
+      withPinnedMaps(bpfPinDir(bed, h2), (m) => process.stderr.write(`h2 peers ${JSON.stringify([...m.listPeers()])} local ${JSON.stringify([...m.listLocalMacs()])} cfg ${JSON.stringify(m.readConfig())}\n`));
     }
     assert.ok(lost <= 1, `at most one echo lost across the router restart (lost ${lost}):\n${ping.stdout.split('\n').slice(-4).join('\n')}`);
   });

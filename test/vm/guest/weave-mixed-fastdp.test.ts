@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestbed, execCommand, runIperfClient, startIperfServer, type Container, type Host, type Testbed } from '../../netns/lib/index.js';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
-import { DatapathMaps, type Counters } from '../../../dataplane/bpf/maps.js';
+import { pinnedCounters } from '../../netns/lib/bpf-bed.js';
 import type { Flow } from '../../../dataplane/ovs/index.js';
 import { connectionsMatch, datapathState, loadKernelModules, mustPing, weave } from './weave-fastdp-harness.js';
 
@@ -53,15 +53,6 @@ async function attach(envs: Envs, h: Host): Promise<Container> {
   const c = await h.addContainer('c1');
   assert.equal(await mustWeaveOn(envs, h, ['attach', `10.32.0.${h.index}/12`, '--netns', c.netnsPath]), `10.32.0.${h.index}\n`);
   return c;
-}
-
-function bpfCounters(pinDir: string): Counters {
-  const maps = DatapathMaps.openPinned(pinDir);
-  try {
-    return maps.readCounters();
-  } finally {
-    maps.close();
-  }
 }
 
 /** Packets the kernel matched on flows that tunnel to a peer. */
@@ -114,12 +105,12 @@ test('OVS, eBPF and --no-fastdp routers in one mesh: fastdp between the kernel d
     }
 
     // With flows and learned MACs in place, OVS <-> eBPF traffic is the kernel's on both sides.
-    const [ovsBefore, bpfBefore] = [await datapathState(ovs), bpfCounters(pinDir)];
+    const [ovsBefore, bpfBefore] = [await datapathState(ovs), pinnedCounters(pinDir)];
     const burst = await cOvs.exec('ping', ['-c', '20', '-i', '0.2', '-W', '2', '10.32.0.2']);
     assert.equal(burst.code, 0, `a 20-ping burst crosses fastdp:\n${burst.stdout}${burst.stderr}`);
     await tcpTransfer(cOvs, cBpf, '10.32.0.2', 'ovs/c1 -> ebpf/c1');
     await tcpTransfer(cBpf, cOvs, '10.32.0.1', 'ebpf/c1 -> ovs/c1');
-    const [ovsAfter, bpfAfter] = [await datapathState(ovs), bpfCounters(pinDir)];
+    const [ovsAfter, bpfAfter] = [await datapathState(ovs), pinnedCounters(pinDir)];
 
     const tunnelled = tunnelFlowPackets(ovsAfter.flows) - tunnelFlowPackets(ovsBefore.flows);
     assert.ok(tunnelled >= 100n, `OVS flows tunnelling to the eBPF host matched ${tunnelled} more packets:\n${JSON.stringify(ovsAfter.flows.map((f) => ({ key: f.key, packets: f.stats.packets })), (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
