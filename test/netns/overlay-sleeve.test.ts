@@ -5,7 +5,7 @@
 // is encrypted (user-surface spec §2.3, §8).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attachContainer, connectionsMatch, mustPing, mustWeave, weave, withWeaveBed, type Host } from './lib/index.js';
+import { attachContainer, connectionsMatch, launchCutLine, mustPing, mustWeave, weave, withWeaveBed, type Host } from './lib/index.js';
 
 test('two hosts: containers ping across the sleeve; status shows sleeve and why not fastdp', async () => {
   await withWeaveBed(2, async (bed) => {
@@ -42,15 +42,10 @@ test('two hosts with --password: encrypted sleeve, and the containers still reac
 
 test('three hosts with h1-h3 cut: h1\'s container reaches h3\'s through h2', async () => {
   await withWeaveBed(3, async (bed) => {
-    const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
-    await bed.cutLink(h1, h3);
     // Every router is given the same peer list, as Weave's docs ask, so IPAM's
     // consensus (quorum from the initial peer count) agrees on all three; the
     // containers' addresses are claimed inside IPAM's default range.
-    await mustWeave(h2, ['launch', '--no-fastdp', '--nickname', 'h2', h1.address, h3.address]);
-    await mustWeave(h1, ['launch', '--no-fastdp', '--nickname', 'h1', h2.address, h3.address]);
-    await mustWeave(h3, ['launch', '--no-fastdp', '--nickname', 'h3', h2.address, h1.address]);
-    for (const h of [h1, h3]) await connectionsMatch(h, /established sleeve \S+\(h2\)/);
+    const [h1, h2, h3] = await launchCutLine(bed);
     const h1Lines = (await weave(h1, ['status', 'connections'])).stdout;
     assert.doesNotMatch(h1Lines, /established .*\(h3\)/, `h1 has no direct connection to h3:\n${h1Lines}`);
     const [c1, , c3] = [await attachContainer(h1), await attachContainer(h2), await attachContainer(h3)];

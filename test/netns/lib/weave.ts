@@ -98,15 +98,28 @@ export async function withWeaveBed(
 }
 
 /**
- * Launches a router on every host with nickname h<index>, each given every
- * other host as a peer (the same peer list everywhere, so IPAM's consensus
- * agrees, user-surface spec §1.6).
+ * Launches a router on every host, in the order given, with nickname h<index>
+ * and `flags`, each given every other host as a peer (the same peer list
+ * everywhere, so IPAM's consensus agrees, user-surface spec §1.6).
  */
-export async function launchFullMesh(hosts: readonly Host[]): Promise<void> {
+export async function launchFullMesh(hosts: readonly Host[], flags: readonly string[] = []): Promise<void> {
   for (const h of hosts) {
     const others = hosts.filter((o) => o !== h).map((o) => o.address);
-    await mustWeave(h, ['launch', '--nickname', `h${h.index}`, ...others]);
+    await mustWeave(h, ['launch', '--nickname', `h${h.index}`, ...flags, ...others]);
   }
+}
+
+/**
+ * Sleeve-only routers on three hosts in a line h1 - h2 - h3: the h1-h3
+ * underlay link is cut before launch, so h1 and h3 meet only through h2.
+ * Returns once both ends are connected to h2.
+ */
+export async function launchCutLine(bed: Testbed): Promise<[Host, Host, Host]> {
+  const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
+  await bed.cutLink(h1, h3);
+  await launchFullMesh([h2, h1, h3], ['--no-fastdp']);
+  for (const h of [h1, h3]) await connectionsMatch(h, /established sleeve \S+\(h2\)/);
+  return [h1, h2, h3];
 }
 
 /**
