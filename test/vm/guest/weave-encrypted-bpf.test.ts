@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
-import { createTestbed, execCommand, mustExec, runIperfClient, startIperfServer, type Host, type Testbed } from '../../netns/lib/index.js';
-import { attachContainer, connectionsMatch, loadKernelModules, mustPing, mustWeave, weave } from './weave-fastdp-harness.js';
+import { createTestbed, execCommand, type Host, type Testbed } from '../../netns/lib/index.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, underlayCounts } from './ipsec-checks.js';
+import { connectionsMatch, loadKernelModules, mustWeave, weave } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
 
-const COUNT_TABLE = 'wtespbpf';
 const PASSWORD = 'bpf-fastdp-secret';
 
 type Kind = 'bpf' | 'ovs';
@@ -50,75 +50,10 @@ async function withBpfBed(kinds: Kind[], body: (bed: Testbed) => Promise<void>):
   }
 }
 
-/** Counts ESP and plain VXLAN frames arriving on h's underlay interface, as they were on the wire (before XFRM). */
-async function countUnderlay(h: Host): Promise<void> {
-  const script = [
-    `table netdev ${COUNT_TABLE} {`,
-    '  chain count {',
-    '    type filter hook ingress device "eth0" priority 0; policy accept;',
-    '    ip protocol esp counter comment "esp"',
-    '    udp dport 6784 counter comment "vxlan"',
-    '  }',
-    '}',
-    '',
-  ].join('\n');
-  await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: script });
-}
-
-async function underlayCounts(h: Host): Promise<{ esp: number; vxlan: number }> {
-  const out = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'netdev', COUNT_TABLE])).stdout;
-  const packets = (what: string): number => {
-    const m = new RegExp(`counter packets (\\d+) bytes \\d+ comment "${what}"`).exec(out);
-    assert.ok(m, `counter ${what} in:\n${out}`);
-    return Number(m[1]);
-  };
-  return { esp: packets('esp'), vxlan: packets('vxlan') };
-}
-
-async function xfrm(h: Host, what: 'state' | 'policy'): Promise<string> {
-  return (await mustExec('ip', ['-n', h.namespace, 'xfrm', what])).stdout.trim();
-}
-
 /** Router.Datapath.Kind of `weave report`: which kernel datapath carries fastdp. */
 async function datapathKind(h: Host): Promise<string | undefined> {
   const report = JSON.parse(await mustWeave(h, ['report'])) as { Router?: { Datapath?: { Kind?: string } } };
   return report.Router?.Datapath?.Kind;
-}
-
-/** Both ends encrypt: two ESP SAs, a marked OUT policy and the marking chains (spec §7.4, §7.5). */
-async function assertIPsecInstalled(h: Host): Promise<void> {
-  const states = await xfrm(h, 'state');
-  assert.equal((states.match(/proto esp spi/g) ?? []).length, 2, `${h.label} has two ESP SAs:\n${states}`);
-  assert.match(states, /rfc4106\(gcm\(aes\)\)/);
-  assert.match(await xfrm(h, 'policy'), /dir out[\s\S]*mark 0x20000\/0x20000/);
-  const rules = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'inet', 'weave'])).stdout;
-  assert.match(rules, /chain ipsec-out-mark/);
-  assert.match(rules, /esp spi \d+ meta mark set/);
-}
-
-/** Ping both ways, then a 4 MiB TCP transfer h1/c1 -> h2/c1 through the tunnel. */
-async function pingAndTcp(h1: Host, h2: Host): Promise<void> {
-  const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
-  await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted fastdp)');
-  await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
-  const server = await startIperfServer(c2, { bind: '10.32.0.2' });
-  const report = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '4M'], { timeoutMs: 120_000 }).finally(() => server.stop());
-  assert.ok(report.sentBytes >= 4 * 1024 * 1024, `sent ${report.sentBytes} bytes`);
-  assert.ok(report.receivedBytes > 0, 'the receiver counted the transfer');
-}
-
-async function assertOnlyEsp(h: Host): Promise<void> {
-  const counts = await underlayCounts(h);
-  assert.ok(counts.esp >= 1000, `the transfer crossed the underlay as ESP (${counts.esp} packets)`);
-  assert.equal(counts.vxlan, 0, 'no plain VXLAN (UDP 6784) ever crossed the underlay');
-}
-
-async function assertResetClean(bed: Testbed, h: Host, kind: Kind): Promise<void> {
-  await mustWeave(h, ['reset'], envOf(bed, h, kind));
-  assert.equal(await xfrm(h, 'state'), '', `reset on ${h.label} removed every SA`);
-  assert.equal(await xfrm(h, 'policy'), '', `reset on ${h.label} removed every policy`);
-  const table = await h.exec('nft', ['list', 'table', 'inet', 'weave']);
-  assert.doesNotMatch(table.stdout, /ipsec/, `reset on ${h.label} removed the IPsec chains`);
 }
 
 test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in clear; reset removes the SAs and rules', { timeout: 700_000 }, async () => {
@@ -136,7 +71,7 @@ test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in
 
     await pingAndTcp(h1, h2);
     await assertOnlyEsp(h2);
-    await assertResetClean(bed, h1, 'bpf');
+    await assertResetClean(h1, envOf(bed, h1, 'bpf'));
   });
 });
 
@@ -161,6 +96,6 @@ test('an eBPF host and an OVS host, both with --password: encrypted fastdp betwe
     // The way back carries the ping replies and the transfer's acks (a few dozen with delayed and GRO'd acks).
     assert.ok(back.esp >= 20, `the eBPF host received ESP (${back.esp} packets)`);
     assert.equal(back.vxlan, 0, 'no plain VXLAN reached the eBPF host');
-    await assertResetClean(bed, h1, 'bpf');
+    await assertResetClean(h1, envOf(bed, h1, 'bpf'));
   });
 });

@@ -6,41 +6,11 @@
 // state, policy or IPsec chain behind.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mustExec, runIperfClient, startIperfServer, type Host } from '../../netns/lib/index.js';
-import { attachContainer, connectionsMatch, loadKernelModules, mustPing, mustWeave, withBed } from './weave-fastdp-harness.js';
+import type { Host } from '../../netns/lib/index.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, xfrm } from './ipsec-checks.js';
+import { connectionsMatch, loadKernelModules, mustWeave, withBed } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
-
-const COUNT_TABLE = 'wtesp';
-
-/** Counts ESP and plain VXLAN frames arriving on h's underlay interface, as they were on the wire (before XFRM). */
-async function countUnderlay(h: Host): Promise<void> {
-  const script = [
-    `table netdev ${COUNT_TABLE} {`,
-    '  chain count {',
-    '    type filter hook ingress device "eth0" priority 0; policy accept;',
-    '    ip protocol esp counter comment "esp"',
-    '    udp dport 6784 counter comment "vxlan"',
-    '  }',
-    '}',
-    '',
-  ].join('\n');
-  await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: script });
-}
-
-async function underlayCounts(h: Host): Promise<{ esp: number; vxlan: number }> {
-  const out = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'netdev', COUNT_TABLE])).stdout;
-  const packets = (what: string): number => {
-    const m = new RegExp(`counter packets (\\d+) bytes \\d+ comment "${what}"`).exec(out);
-    assert.ok(m, `counter ${what} in:\n${out}`);
-    return Number(m[1]);
-  };
-  return { esp: packets('esp'), vxlan: packets('vxlan') };
-}
-
-async function xfrm(h: Host, what: 'state' | 'policy'): Promise<string> {
-  return (await mustExec('ip', ['-n', h.namespace, 'xfrm', what])).stdout.trim();
-}
 
 test('--password: connections run encrypted fastdp over ESP; nothing crosses in clear; reset removes the SAs and rules', { timeout: 700_000 }, async () => {
   await withBed(2, async (bed) => {
@@ -54,37 +24,11 @@ test('--password: connections run encrypted fastdp over ESP; nothing crosses in 
     assert.match(line, /mtu=1413\b/);
 
     // spec §7.4: each side holds an inbound and an outbound SA, and one marked OUT policy.
-    for (const h of [h1, h2]) {
-      const states = await xfrm(h, 'state');
-      assert.equal((states.match(/proto esp spi/g) ?? []).length, 2, `${h.label} has two ESP SAs:\n${states}`);
-      assert.match(states, /rfc4106\(gcm\(aes\)\)/);
-      assert.match(await xfrm(h, 'policy'), /dir out[\s\S]*mark 0x20000\/0x20000/);
-      const rules = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'inet', 'weave'])).stdout;
-      assert.match(rules, /chain ipsec-out-mark/);
-      assert.match(rules, /esp spi \d+ meta mark set/);
-    }
+    for (const h of [h1, h2]) await assertIPsecInstalled(h);
 
-    const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
-    await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted fastdp)');
-    await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
-
-    // A TCP transfer through the tunnel.
-    const server = await startIperfServer(c2, { bind: '10.32.0.2' });
-    // runIperfClient throws unless the 4 MiB went over a TCP connection iperf3 closed cleanly;
-    // its receiver total may miss the last interval, so the sender's total is the measure.
-    const report = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '4M'], { timeoutMs: 120_000 }).finally(() => server.stop());
-    assert.ok(report.sentBytes >= 4 * 1024 * 1024, `sent ${report.sentBytes} bytes`);
-    assert.ok(report.receivedBytes > 0, 'the receiver counted the transfer');
-
-    const counts = await underlayCounts(h2);
-    assert.ok(counts.esp >= 1000, `the transfer crossed the underlay as ESP (${counts.esp} packets)`);
-    assert.equal(counts.vxlan, 0, 'no plain VXLAN (UDP 6784) ever crossed the underlay');
-
-    await mustWeave(h1, ['reset']);
-    assert.equal(await xfrm(h1, 'state'), '', 'reset removed every SA');
-    assert.equal(await xfrm(h1, 'policy'), '', 'reset removed every policy');
-    const table = await h1.exec('nft', ['list', 'table', 'inet', 'weave']);
-    assert.doesNotMatch(table.stdout, /ipsec/, 'reset removed the IPsec chains');
+    await pingAndTcp(h1, h2);
+    await assertOnlyEsp(h2);
+    await assertResetClean(h1);
   });
 });
 

@@ -1,0 +1,78 @@
+// What the encrypted fast datapath tests check inside the kernel lab VM, for
+// either kernel datapath: the SAs, policy and marking rules a connection
+// installs (spec §7.4, §7.5), what crossed the underlay (counted at ingress,
+// before XFRM, so as it was on the wire), and that `weave reset` leaves no
+// XFRM state, policy or IPsec chain behind.
+import assert from 'node:assert/strict';
+import { mustExec, runIperfClient, startIperfServer, type Host } from '../../netns/lib/index.js';
+import { attachContainer, mustPing, mustWeave } from './weave-fastdp-harness.js';
+
+const COUNT_TABLE = 'wtesp';
+
+/** Counts ESP and plain VXLAN frames arriving on h's underlay interface from now on. */
+export async function countUnderlay(h: Host): Promise<void> {
+  const script = [
+    `table netdev ${COUNT_TABLE} {`,
+    '  chain count {',
+    '    type filter hook ingress device "eth0" priority 0; policy accept;',
+    '    ip protocol esp counter comment "esp"',
+    '    udp dport 6784 counter comment "vxlan"',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+  await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: script });
+}
+
+export async function underlayCounts(h: Host): Promise<{ esp: number; vxlan: number }> {
+  const out = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'netdev', COUNT_TABLE])).stdout;
+  const packets = (what: string): number => {
+    const m = new RegExp(`counter packets (\\d+) bytes \\d+ comment "${what}"`).exec(out);
+    assert.ok(m, `counter ${what} in:\n${out}`);
+    return Number(m[1]);
+  };
+  return { esp: packets('esp'), vxlan: packets('vxlan') };
+}
+
+export async function xfrm(h: Host, what: 'state' | 'policy'): Promise<string> {
+  return (await mustExec('ip', ['-n', h.namespace, 'xfrm', what])).stdout.trim();
+}
+
+/** Both ends encrypt: an inbound and an outbound ESP SA, a marked OUT policy and the marking chains (spec §7.4, §7.5). */
+export async function assertIPsecInstalled(h: Host): Promise<void> {
+  const states = await xfrm(h, 'state');
+  assert.equal((states.match(/proto esp spi/g) ?? []).length, 2, `${h.label} has two ESP SAs:\n${states}`);
+  assert.match(states, /rfc4106\(gcm\(aes\)\)/);
+  assert.match(await xfrm(h, 'policy'), /dir out[\s\S]*mark 0x20000\/0x20000/);
+  const rules = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'inet', 'weave'])).stdout;
+  assert.match(rules, /chain ipsec-out-mark/);
+  assert.match(rules, /esp spi \d+ meta mark set/);
+}
+
+/** Ping both ways, then a 4 MiB TCP transfer h1/c1 -> h2/c1 through the tunnel. */
+export async function pingAndTcp(h1: Host, h2: Host): Promise<void> {
+  const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
+  await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 (encrypted fastdp)');
+  await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 (encrypted fastdp)');
+  const server = await startIperfServer(c2, { bind: '10.32.0.2' });
+  // runIperfClient throws unless the 4 MiB went over a TCP connection iperf3 closed cleanly.
+  const report = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '4M'], { timeoutMs: 120_000 }).finally(() => server.stop());
+  assert.ok(report.sentBytes >= 4 * 1024 * 1024, `sent ${report.sentBytes} bytes`);
+  assert.ok(report.receivedBytes > 0, 'the receiver counted the transfer');
+}
+
+/** The transfer reached `h` as ESP only: never as plain VXLAN (UDP 6784). */
+export async function assertOnlyEsp(h: Host): Promise<void> {
+  const counts = await underlayCounts(h);
+  assert.ok(counts.esp >= 1000, `the transfer crossed the underlay as ESP (${counts.esp} packets)`);
+  assert.equal(counts.vxlan, 0, 'no plain VXLAN (UDP 6784) ever crossed the underlay');
+}
+
+/** `weave reset` on `h` (with its router's environment) leaves no SA, policy or IPsec chain. */
+export async function assertResetClean(h: Host, env: Record<string, string> = {}): Promise<void> {
+  await mustWeave(h, ['reset'], env);
+  assert.equal(await xfrm(h, 'state'), '', `reset on ${h.label} removed every SA`);
+  assert.equal(await xfrm(h, 'policy'), '', `reset on ${h.label} removed every policy`);
+  const table = await h.exec('nft', ['list', 'table', 'inet', 'weave']);
+  assert.doesNotMatch(table.stdout, /ipsec/, `reset on ${h.label} removed the IPsec chains`);
+}
