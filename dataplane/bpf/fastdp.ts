@@ -6,6 +6,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withNetns } from '../netlink/netns.js';
+import { Rtnl } from '../netlink/rtnl.js';
 import * as c from './libbpf.js';
 import { ensurePinDir } from './bpffs.js';
 import { DatapathMaps, MAP_NAMES, checkShortId, macKey, ipv4ToHostU32, type Counters, type LearnedMac, type MapName } from './maps.js';
@@ -17,6 +18,13 @@ const TC_HANDLE = 1;
 const TC_PRIORITY = 1;
 /** libbpf enum bpf_tc_attach_point. */
 const BPF_TC_EGRESS = 2;
+/**
+ * The receive fast path's filter on an underlay interface, which other
+ * software may also filter on: a handle of its own ("6784") so that replacing
+ * and removing ours never touches theirs; priority 1 runs it first.
+ */
+const TC_UNDERLAY_HANDLE = 0x6784;
+const RTN_UNICAST = 1;
 
 export interface BpfFastDatapathOptions {
   /** This peer's 12-bit short id (spec §4.8). */
@@ -40,6 +48,14 @@ export interface BpfFastDatapathOptions {
    * learned MACs stay while their port is a local port). Default false.
    */
   bridge?: boolean;
+  /**
+   * The receive fast path (from-underlay.bpf.c): fastdp frames for a local
+   * container are decapsulated at tc ingress of the underlay interface that
+   * routes to the peers, instead of passing the VXLAN device. Default true.
+   * Must be off when peers may be encrypted (IPsec): that path would accept a
+   * plaintext frame from them.
+   */
+  receiveFastPath?: boolean;
 }
 
 export interface LocalPortSpec {
@@ -93,6 +109,7 @@ const FROM_CONTAINER = 'weave_from_container';
 const FROM_HOST = 'weave_from_host';
 const FROM_SLEEVE = 'weave_from_sleeve';
 const FROM_TUNNEL = 'weave_from_tunnel';
+const FROM_UNDERLAY = 'weave_from_underlay';
 
 function defaultObjectDir(): string {
   // compiled: dist/dataplane/bpf/fastdp.js -> dist/bpf
@@ -149,18 +166,40 @@ class LoadedObject {
   }
 }
 
-function attachIngress(ifindex: number, progFd: number, what: string, attachPoint = c.BPF_TC_INGRESS): void {
+function attachIngress(ifindex: number, progFd: number, what: string, attachPoint = c.BPF_TC_INGRESS, handle = TC_HANDLE): void {
   const hook = c.tcHook(ifindex, attachPoint);
   const rc = c.tcHookCreate(hook);
   if (rc !== 0 && rc !== -17) throw new Error(`create clsact qdisc on ${what} failed (errno ${-rc})`); // -EEXIST is fine
-  const opts = c.tcOpts({ progFd, flags: c.BPF_TC_F_REPLACE, handle: TC_HANDLE, priority: TC_PRIORITY });
+  const opts = c.tcOpts({ progFd, flags: c.BPF_TC_F_REPLACE, handle, priority: TC_PRIORITY });
   const arc = c.tcAttach(hook, opts);
   if (arc !== 0) throw new Error(`attach tc ingress program to ${what} failed (errno ${-arc})`);
 }
 
-function detachIngress(ifindex: number, attachPoint = c.BPF_TC_INGRESS): void {
-  const rc = c.tcDetach(c.tcHook(ifindex, attachPoint), c.tcOpts({ handle: TC_HANDLE, priority: TC_PRIORITY }));
-  if (rc !== 0 && rc !== -2 && rc !== -19) throw new Error(`detach tc program from ifindex ${ifindex} failed (errno ${-rc})`);
+function detachIngress(ifindex: number, attachPoint = c.BPF_TC_INGRESS, handle = TC_HANDLE): void {
+  const rc = c.tcDetach(c.tcHook(ifindex, attachPoint), c.tcOpts({ handle, priority: TC_PRIORITY }));
+  // ENOENT: no such filter; ENODEV: the link is gone; EINVAL: no clsact qdisc on it.
+  if (rc !== 0 && rc !== -2 && rc !== -19 && rc !== -22) throw new Error(`detach tc program from ifindex ${ifindex} failed (errno ${-rc})`);
+}
+
+/**
+ * `weave reset`: removes the receive fast path's filter from every link of the
+ * namespace. A process that attached it may be gone (kill -9), so the links are
+ * swept rather than remembered; the filter holds the maps, so it must not
+ * outlive them.
+ */
+export async function detachUnderlayHooks(netns?: string): Promise<void> {
+  const rtnl = Rtnl.open(netns ? { netns } : {});
+  let links: number[];
+  try {
+    links = (await rtnl.listLinks()).map((l) => l.index);
+  } finally {
+    rtnl.close();
+  }
+  const sweep = (): void => {
+    for (const ifindex of links) detachIngress(ifindex, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
+  };
+  if (netns) withNetns(netns, sweep);
+  else sweep();
 }
 
 /** Each role's program and hook: the host's frames are seen leaving the bridge device (tc egress). */
@@ -178,11 +217,14 @@ function detachPort(ifindex: number, role: PortRole): void {
 
 export class BpfFastDatapath {
   private readonly attached = new Map<string, { ifindex: number; role: PortRole }>(); // ifname -> hook
+  /** Underlay interfaces carrying the receive fast path (ifindex). */
+  private readonly underlayHooks = new Set<number>();
 
   private constructor(
     private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns'>> & { netns?: string },
     private readonly fromContainer: LoadedObject,
     private readonly fromTunnel: LoadedObject,
+    private readonly fromUnderlay: LoadedObject,
     readonly maps: DatapathMaps,
     readonly tunnelIfindex: number,
   ) {}
@@ -199,25 +241,34 @@ export class BpfFastDatapath {
       learn: options.learn ?? true,
       macTtlSec: options.macTtlSec ?? 600,
       bridge: options.bridge ?? false,
+      receiveFastPath: options.receiveFastPath ?? true,
     };
     c.quietLibbpf();
     ensurePinDir(opts.pinDir);
     const tunnelIfindex = await ensureTunnelDevice({ name: opts.tunnelDevice, port: opts.vxlanPort, netns: opts.netns });
     const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE], opts.pinDir);
     let ft: LoadedObject;
+    let fu: LoadedObject;
     try {
       ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), [FROM_TUNNEL], opts.pinDir);
     } catch (e) {
       fc.close();
       throw e;
     }
+    try {
+      fu = LoadedObject.load(join(opts.objectDir, 'from-underlay.bpf.o'), [FROM_UNDERLAY], opts.pinDir);
+    } catch (e) {
+      fc.close();
+      ft.close();
+      throw e;
+    }
     const fds = {} as Record<MapName, number>;
     for (const name of MAP_NAMES) {
-      const fd = fc.mapFds[name] ?? ft.mapFds[name];
-      if (fd === undefined) throw new Error(`map ${name} is in neither BPF object`);
+      const fd = fc.mapFds[name] ?? ft.mapFds[name] ?? fu.mapFds[name];
+      if (fd === undefined) throw new Error(`map ${name} is in none of the BPF objects`);
       fds[name] = fd;
     }
-    const dp = new BpfFastDatapath(opts, fc, ft, new DatapathMaps(fds), tunnelIfindex);
+    const dp = new BpfFastDatapath(opts, fc, ft, fu, new DatapathMaps(fds), tunnelIfindex);
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
     dp.writeConfig();
     dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd(FROM_TUNNEL), `tunnel device ${opts.tunnelDevice}`));
@@ -301,6 +352,7 @@ export class BpfFastDatapath {
     }
     // The flood list holds the container ports; the host's and the sleeve's are in weave_bridge_ports.
     this.maps.setLocalPorts(containers.map(ifindexOf));
+    await this.applyUnderlay(state.peers.map((p) => p.underlayIp));
 
     this.inNetns(() => {
       for (const p of state.localPorts) {
@@ -323,6 +375,49 @@ export class BpfFastDatapath {
   private treeSources = new Set<number>();
 
   /**
+   * The receive fast path: on the interfaces that route to the peers' underlay
+   * addresses, with the addresses of those interfaces as the ones it accepts
+   * frames for. Frames usually come back the way ours leave; any that arrive
+   * elsewhere take the VXLAN device's path, which handles everything.
+   */
+  private async applyUnderlay(peerIps: readonly string[]): Promise<void> {
+    const links = new Set<number>();
+    let addresses: string[] = [];
+    if (this.opts.receiveFastPath && peerIps.length > 0) {
+      const rtnl = Rtnl.open(this.opts.netns ? { netns: this.opts.netns } : {});
+      try {
+        for (const ip of new Set(peerIps)) {
+          const route = await rtnl.routeTo(ip).catch(() => undefined); // unreachable now: nothing to receive from it
+          const oif = route?.oifIndex;
+          if (route?.type === RTN_UNICAST && oif !== undefined && oif !== this.tunnelIfindex) links.add(oif);
+        }
+        addresses = (await rtnl.listAddresses()).filter((a) => links.has(a.index)).map((a) => a.address);
+      } finally {
+        rtnl.close();
+      }
+    }
+    // Addresses first: a hook never sees a frame for an address the map has not got yet.
+    this.maps.setUnderlayAddresses(addresses, this.opts.vxlanPort);
+    this.inNetns(() => {
+      for (const ifindex of links) {
+        if (this.underlayHooks.has(ifindex)) continue;
+        attachIngress(ifindex, this.fromUnderlay.progFd(FROM_UNDERLAY), `underlay interface ${ifindex}`, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
+        this.underlayHooks.add(ifindex);
+      }
+      for (const ifindex of this.underlayHooks) {
+        if (links.has(ifindex)) continue;
+        detachIngress(ifindex, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
+        this.underlayHooks.delete(ifindex);
+      }
+    });
+  }
+
+  /** The underlay interfaces (ifindex) the receive fast path is attached to. */
+  get underlayInterfaces(): number[] {
+    return [...this.underlayHooks];
+  }
+
+  /**
    * Attaches from-tunnel to a further VXLAN device, e.g. one for a peer on a
    * non-default mesh port (spec §6.1, `vxlan-<P>`). Idempotent.
    */
@@ -333,8 +428,9 @@ export class BpfFastDatapath {
   }
 
   /** The loaded program's fd (for BPF_PROG_TEST_RUN self-tests, see test-run.ts). */
-  programFd(program: 'from-container' | 'from-host' | 'from-sleeve' | 'from-tunnel'): number {
+  programFd(program: 'from-container' | 'from-host' | 'from-sleeve' | 'from-tunnel' | 'from-underlay'): number {
     switch (program) {
+      case 'from-underlay': return this.fromUnderlay.progFd(FROM_UNDERLAY);
       case 'from-container': return this.fromContainer.progFd(FROM_CONTAINER);
       case 'from-host': return this.fromContainer.progFd(FROM_HOST);
       case 'from-sleeve': return this.fromContainer.progFd(FROM_SLEEVE);
@@ -354,14 +450,17 @@ export class BpfFastDatapath {
   close(): void {
     this.fromContainer.close();
     this.fromTunnel.close();
+    this.fromUnderlay.close();
   }
 
   /** Stops the datapath: detaches every hook this process attached, deletes the tunnel device and the pins. */
   async destroy(): Promise<void> {
     this.inNetns(() => {
       for (const a of this.attached.values()) detachPort(a.ifindex, a.role);
+      for (const ifindex of this.underlayHooks) detachIngress(ifindex, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
     });
     this.attached.clear();
+    this.underlayHooks.clear();
     await deleteTunnelDevice({ name: this.opts.tunnelDevice, netns: this.opts.netns });
     this.close();
     for (const name of MAP_NAMES) rmSync(join(this.opts.pinDir, name), { force: true });

@@ -17,6 +17,7 @@ export * from './layout.js';
 export const MAP_NAMES = [
   'weave_config', 'weave_local_macs', 'weave_remote_macs', 'weave_peers',
   'weave_bcast', 'weave_local_ports', 'weave_counters', 'weave_port_flags', 'weave_bridge_ports',
+  'weave_underlay_addrs',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -234,6 +235,35 @@ export class DatapathMaps {
     const hops: number[] = [];
     for (let i = 0; i < n && i < MAX_BCAST_HOPS; i++) hops.push(v.readUInt16LE(12 + 2 * i));
     return { hostIfindex: v.readUInt32LE(0), sleeveIfindex: v.readUInt32LE(4), sleeveRelayHops: hops };
+  }
+
+  /**
+   * This host's underlay addresses on which the receive fast path
+   * (from-underlay) takes fastdp frames for UDP `port`: exactly these from now
+   * on (an empty list turns the path off).
+   */
+  setUnderlayAddresses(addresses: readonly string[], port: number): void {
+    if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new RangeError(`UDP port ${port} is out of range 1..65535`);
+    const key = (ip: string): Buffer => {
+      const k = Buffer.alloc(4);
+      k.writeUInt32BE(ipv4ToHostU32(ip), 0); // network order, as the packet's daddr
+      return k;
+    };
+    const wanted = new Set(addresses.map((a) => key(a).toString('hex')));
+    for (const k of this.keys('weave_underlay_addrs', 4)) if (!wanted.has(k.toString('hex'))) this.remove('weave_underlay_addrs', k);
+    const v = Buffer.alloc(8);
+    v.writeUInt16BE(port, 0);
+    for (const a of addresses) this.update('weave_underlay_addrs', key(a), v);
+  }
+
+  /** Underlay address -> fastdp UDP port, as the receive fast path sees them. */
+  listUnderlayAddresses(): Map<string, number> {
+    const out = new Map<string, number>();
+    const v = Buffer.alloc(8);
+    for (const k of this.keys('weave_underlay_addrs', 4)) {
+      if (c.mapLookupElem(this.fds.weave_underlay_addrs, k, v) === 0) out.set(hostU32ToIpv4(k.readUInt32BE(0)), v.readUInt16BE(0));
+    }
+    return out;
   }
 
   /** Learned remote MACs, with their age against the kernel's monotonic clock. */

@@ -5,8 +5,8 @@
 
 import * as c from './libbpf.js';
 
-/** tc verdicts (linux/pkt_cls.h). */
-export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
+/** tc verdicts (linux/pkt_cls.h); UNSPEC (-1, "next filter") as the unsigned return value. */
+export const TC_ACT = { UNSPEC: 0xffff_ffff, OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 
 export interface TestRunResult {
   /** The program's return value (a TC_ACT_* verdict). */

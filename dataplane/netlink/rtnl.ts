@@ -550,6 +550,22 @@ export class Rtnl {
     await this.call(RTM_DELROUTE, 0, await this.routePayload(spec, true), `delete ${this.describeRoute(spec)}`);
   }
 
+  /**
+   * The route the kernel picks for packets to `ip` (`ip route get`): its output
+   * link, gateway and preferred source. Throws (ENETUNREACH, ...) when there is none.
+   */
+  async routeTo(ip: string): Promise<Route> {
+    const hdr = Buffer.alloc(RTMSG_LEN);
+    hdr.writeUInt8(AF_INET, 0);
+    hdr.writeUInt8(32, 1);
+    const w = new AttributeWriter();
+    w.bytes(RTA_DST, parseIPv4(ip));
+    const replies = await this.call(RTM_GETROUTE, 0, Buffer.concat([hdr, w.build()]), `get route to ${ip}`);
+    const route = replies.filter((m) => m.type === RTM_NEWROUTE).map(decodeRoute).find((r) => r !== undefined);
+    if (!route) throw new Error(`get route to ${ip}: the kernel answered without a route`);
+    return route;
+  }
+
   /** IPv4 routes of one table (default main), optionally only those out of one link. */
   async listRoutes(filter: { table?: number; link?: LinkRef } = {}): Promise<Route[]> {
     const index = filter.link === undefined ? undefined : await this.indexOf(filter.link);

@@ -13,6 +13,7 @@ import {
 } from './lib/index.js';
 import { BpfFastDatapath, type DesiredState, type BpfFastDatapathOptions } from '../../dataplane/bpf/fastdp.js';
 import { DatapathMaps } from '../../dataplane/bpf/maps.js';
+import { deliveredFromTunnel } from './lib/bpf-bed.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHORT_IDS = [0, 0x123, 0x456, 0x789]; // host i -> short id (spec §6.2 example values)
@@ -133,7 +134,8 @@ test('TCP transfer both ways is forwarded in the kernel, nothing goes to userspa
   const after1 = h1.dp?.readCounters();
   assert.ok(before1 && after1);
   assert.ok(after1.fwd_to_tunnel - before1.fwd_to_tunnel > 100, 'h1 encapsulated in the kernel');
-  assert.ok(after1.fwd_from_tunnel - before1.fwd_from_tunnel > 100, 'h1 delivered from the tunnel in the kernel');
+  assert.ok(deliveredFromTunnel(after1) - deliveredFromTunnel(before1) > 100, 'h1 delivered from the tunnel in the kernel');
+  assert.ok(after1.fwd_from_underlay - before1.fwd_from_underlay > 100, 'h1 decapsulated the stream at its underlay interface (receive fast path)');
   assert.equal(after1.to_userspace, 0, 'no packet went to userspace');
   const drops = Object.entries(after1).filter(([k, v]) => k.startsWith('drop_') && v > 0);
   assert.deepEqual(drops, [], 'no drops');

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Counters } from '../../dataplane/bpf/maps.js';
-import { bpfPinDir, pinnedCounters, withBpfWeaveBed } from './lib/bpf-bed.js';
+import { bpfPinDir, deliveredFromTunnel, pinnedCounters, withBpfWeaveBed } from './lib/bpf-bed.js';
 import { DEFAULT_FORWARDER_TIMINGS } from '../../dataplane/ovs/fastdp/forwarder.js';
 import {
   attachContainer, connectionsMatch, mustPing, mustWeave, runIperfClient, startIperfServer,
@@ -95,7 +95,8 @@ test(`two hosts: ${LOAD_SECONDS} s of full iperf3 load keeps the connection on f
     const sent = after[0].fwd_to_tunnel - before[0].fwd_to_tunnel;
     process.stdout.write(
       `# bpf-soak: ${LOAD_SECONDS} s iperf3 ${(bps / 1e9).toFixed(2)} Gbit/s (${received?.bytes ?? 0} bytes), ${samples} samples in ${(elapsedMs / 1000).toFixed(0)} s, ` +
-      `kernel frames h1->tunnel ${sent}, tunnel->h2 ${after[1].fwd_from_tunnel - before[1].fwd_from_tunnel}, to userspace h1 ${up[0]} h2 ${up[1]} (heartbeat bound ${maxHeartbeats})\n`,
+      `kernel frames h1->tunnel ${sent}, tunnel->h2 ${deliveredFromTunnel(after[1]) - deliveredFromTunnel(before[1])} ` +
+      `(${after[1].fwd_from_underlay - before[1].fwd_from_underlay} decapsulated at the underlay), to userspace h1 ${up[0]} h2 ${up[1]} (heartbeat bound ${maxHeartbeats})\n`,
     );
 
     assert.equal(report.error, undefined, `iperf3: ${report.error}`);

@@ -75,7 +75,7 @@ import { parseHeartbeat } from '../../ovs/fastdp/heartbeat.js';
 import { indexForwardingState, type Routing } from '../../ovs/fastdp/routing.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfFastDatapath, DEFAULT_PIN_DIR, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
+import { BpfFastDatapath, DEFAULT_PIN_DIR, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
 import { DatapathMaps, type Counters } from '../maps.js';
 import { deleteTunnelDevice } from '../vxlan-device.js';
 import { BridgePortWatcher, type BridgePort } from './bridge-ports.js';
@@ -196,6 +196,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
       vxlanPort,
       bridge: true,
+      // With a password, peers may be encrypted: their frames must come through XFRM, never in clear.
+      receiveFastPath: opts.ipsec === undefined,
     });
     let sender: HeartbeatSender | undefined;
     try {
@@ -495,8 +497,13 @@ function readPrevious(pinDir: string): { localShortId: number; peers: Map<number
   }
 }
 
-/** `weave reset`: removes the tunnel device and the pinned maps (the programs go with the device and the ports). */
+/**
+ * `weave reset`: removes the receive fast path's filters from the underlay
+ * interfaces, the tunnel device and the pinned maps (the other programs go
+ * with the device and the ports).
+ */
 export async function teardownBpfFastdp(pinDir = pinDirFromEnv()): Promise<void> {
+  await detachUnderlayHooks();
   await deleteTunnelDevice({});
   removePinDir(pinDir);
 }

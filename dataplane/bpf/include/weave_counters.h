@@ -32,6 +32,9 @@ enum weave_counter {
 	/* bridge mode (WEAVE_CFG_F_BRIDGE) */
 	WC_TO_BRIDGE,            /* container frame passed on to the bridge (local delivery, sleeve) */
 	WC_LEARNED_LOCAL,        /* container MAC learned or moved to another local port */
+	/* the receive fast path at the underlay interface (from-underlay) */
+	WC_FWD_FROM_UNDERLAY,    /* tunnel frame decapsulated at the underlay and delivered locally */
+	WC_DROP_DECAP,           /* decapsulation failed (the frame was already changed) */
 	WC_COUNTER_MAX,
 };
 

@@ -156,4 +156,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weave_bridge_ports SEC(".maps");
 
+/* This host's underlay IPv4 addresses (network order) -> the fastdp UDP port
+ * on them, for the receive fast path at the underlay interface
+ * (from-underlay). Empty when that path is off (IPsec: an encrypted peer's
+ * frames must arrive through the XFRM input path, never in clear). */
+struct weave_underlay_addr {
+	__be16 udp_port_be;
+	__u16 pad;
+	__u32 flags; /* reserved, 0 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __be32);
+	__type(value, struct weave_underlay_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weave_underlay_addrs SEC(".maps");
+
 #endif

@@ -30,6 +30,15 @@ export function withPinnedMaps<T>(pinDir: string, read: (maps: DatapathMaps) => 
   }
 }
 
+/**
+ * Frames from the tunnel the kernel delivered to a local port: through the
+ * VXLAN device (fwd_from_tunnel) or decapsulated at the underlay interface
+ * (fwd_from_underlay, the receive fast path).
+ */
+export function deliveredFromTunnel(c: Counters): number {
+  return c.fwd_from_tunnel + c.fwd_from_underlay;
+}
+
 export function pinnedCounters(pinDir: string): Counters {
   return withPinnedMaps(pinDir, (m) => m.readCounters());
 }
