@@ -6,8 +6,10 @@
 //                      attached with `weave attach`, connection `established fastdp`
 //   (d) weave-sleeve : the same with `weave launch --no-fastdp` (`established sleeve`)
 // plus experiment modes that drive the eBPF datapath (dataplane/bpf) directly,
-// without a router: `ebpf` (no bpf_redirect_peer), `ebpf-peer` (with it) and
-// the variants in `modes` below; choose with BENCH_MODES=comma list.
+// without a router: `ebpf` (no bpf_redirect_peer), `ebpf-peer` (with it),
+// `ebpf-peer-devrx` (with it, but receiving through the VXLAN device instead of
+// the underlay fast path) and the variants in `modes` below; choose with
+// BENCH_MODES=comma list.
 // Prints Gbit/s and RTT per round, medians, the ratios of the medians to (a)
 // and (b), and the median of the per-round ratios to (b): modes run seconds
 // apart within a round, so the paired ratio cancels most background load.
@@ -96,7 +98,7 @@ function buildVariant(defines: string[]): string {
 
 type Tune = (bed: Testbed, i: number, dp: BpfFastDatapath) => Promise<void>;
 
-function ebpfSetup(tune: Tune = async () => undefined, defines: string[] | ((i: number) => string[]) = [], redirectPeer = false): Setup {
+function ebpfSetup(tune: Tune = async () => undefined, defines: string[] | ((i: number) => string[]) = [], redirectPeer = false, receiveFastPath = true): Setup {
   return async (bed) => {
     const dps: BpfFastDatapath[] = [];
     const objectDirs: string[] = [];
@@ -118,7 +120,7 @@ function ebpfSetup(tune: Tune = async () => undefined, defines: string[] | ((i: 
         const objectDir = d.length > 0 ? buildVariant(d) : undefined;
         if (objectDir) objectDirs.push(objectDir);
         await addContainerPort(bed, i, OVERLAY_MTU);
-        const dp = await BpfFastDatapath.open({ localShortId: IDS[i] as number, pinDir: join(pinRoot, `h${i}`), netns: bed.host(i).namespace, objectDir });
+        const dp = await BpfFastDatapath.open({ localShortId: IDS[i] as number, pinDir: join(pinRoot, `h${i}`), netns: bed.host(i).namespace, objectDir, receiveFastPath });
         dps.push(dp);
         await dp.apply({
           localPorts: [{ ifname: 'vc', macs: [`02:77:00:00:00:0${i}`], redirectPeer }],
@@ -230,6 +232,8 @@ const modes: Record<string, Setup> = {
   // experiments: the eBPF datapath driven directly, without a router
   ebpf: ebpfSetup(),
   'ebpf-peer': ebpfSetup(undefined, [], true),
+  // without the receive fast path at the underlay: every received frame passes the external VXLAN device
+  'ebpf-peer-devrx': ebpfSetup(undefined, [], true, false),
   'ebpf-classic': ebpfSetup(classicDevice, (i) => [`WEAVE_EXPERIMENT_CLASSIC_DEVICE=${(IDS[peerOf(i)] as number) | ((IDS[i] as number) << 12)}`]),
   'ebpf-csum-nodf': ebpfSetup(undefined, ['WEAVE_TUNNEL_FLAGS=0']),
   'ebpf-vxgro-off': ebpfSetup(ethtool('vxlan-6784', 'gro', 'off')),

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
+import { pinnedCounters, withPinnedMaps } from '../../netns/lib/bpf-bed.js';
 import { createTestbed, execCommand, type Host, type Testbed } from '../../netns/lib/index.js';
 import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, underlayCounts } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, weave } from './weave-fastdp-harness.js';
@@ -56,6 +57,19 @@ async function datapathKind(h: Host): Promise<string | undefined> {
   return report.Router?.Datapath?.Kind;
 }
 
+/**
+ * With a password the receive fast path at the underlay (which would accept a
+ * plaintext VXLAN frame) is off: no address is listed for it, and every frame
+ * the host delivered came through XFRM and the VXLAN device.
+ */
+function assertNoPlaintextReceivePath(bed: Testbed, h: Host): void {
+  const pinDir = pinDirOf(bed, h);
+  assert.equal(withPinnedMaps(pinDir, (m) => m.listUnderlayAddresses().size), 0, `${h.label}: the receive fast path lists no underlay address`);
+  const c = pinnedCounters(pinDir);
+  assert.equal(c.fwd_from_underlay, 0, `${h.label}: no frame was decapsulated at the underlay`);
+  assert.ok(c.fwd_from_tunnel > 0, `${h.label}: frames were delivered from the tunnel device`);
+}
+
 test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in clear; reset removes the SAs and rules', { timeout: 700_000 }, async () => {
   const kinds: Kind[] = ['bpf', 'bpf'];
   await withBpfBed(kinds, async (bed) => {
@@ -71,6 +85,7 @@ test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in
 
     await pingAndTcp(h1, h2);
     await assertOnlyEsp(h2);
+    assertNoPlaintextReceivePath(bed, h2);
     await assertResetClean(h1, envOf(bed, h1, 'bpf'));
   });
 });

@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestbed, execCommand, runIperfClient, startIperfServer, type Container, type Host, type Testbed } from '../../netns/lib/index.js';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
-import { pinnedCounters } from '../../netns/lib/bpf-bed.js';
+import { deliveredFromTunnel, pinnedCounters } from '../../netns/lib/bpf-bed.js';
 import type { Flow } from '../../../dataplane/ovs/index.js';
 import { connectionsMatch, datapathState, loadKernelModules, mustPing, weave } from './weave-fastdp-harness.js';
 
@@ -117,7 +117,7 @@ test('OVS, eBPF and --no-fastdp routers in one mesh: fastdp between the kernel d
     assert.ok(ovsAfter.hit - ovsBefore.hit >= 200n, `OVS kernel hits grew by ${ovsAfter.hit - ovsBefore.hit}`);
     // Heartbeats (10 s apart once acknowledged) and the odd ARP refresh only.
     assert.ok(ovsAfter.missed - ovsBefore.missed < 60n, `OVS misses during the run: ${ovsAfter.missed - ovsBefore.missed} (heartbeats only)`);
-    const fromTunnel = bpfAfter.fwd_from_tunnel - bpfBefore.fwd_from_tunnel;
+    const fromTunnel = deliveredFromTunnel(bpfAfter) - deliveredFromTunnel(bpfBefore);
     const toTunnel = bpfAfter.fwd_to_tunnel - bpfBefore.fwd_to_tunnel;
     assert.ok(fromTunnel >= 100 && toTunnel >= 100, `the eBPF programs forwarded the traffic (from tunnel ${fromTunnel}, to tunnel ${toTunnel})`);
     const up = bpfAfter.to_userspace - bpfBefore.to_userspace;
