@@ -56,6 +56,8 @@ export interface BpfFastDatapathOptions {
    * plaintext frame from them.
    */
   receiveFastPath?: boolean;
+  /** Where notes go (a pinned map of an incompatible build was replaced); default stderr. */
+  log?: (message: string) => void;
 }
 
 export interface LocalPortSpec {
@@ -126,7 +128,7 @@ class LoadedObject {
     return fd;
   }
 
-  static load(path: string, programs: readonly string[], pinDir: string): LoadedObject {
+  static load(path: string, programs: readonly string[], pinDir: string, onReplaced: (name: string, why: string) => void): LoadedObject {
     if (!existsSync(path)) throw new Error(`BPF object ${path} not found; build it with \`make bpf\``);
     const obj = c.objectOpenFile(path, null);
     if (!obj) throw new Error(`open BPF object ${path} failed (errno ${c.lastErrno()})`);
@@ -136,7 +138,9 @@ class LoadedObject {
       for (const name of MAP_NAMES) {
         const m = c.objectFindMap(obj, name);
         if (!m) continue;
-        const rc = c.mapSetPinPath(m, join(pinDir, name));
+        const pinPath = join(pinDir, name);
+        unpinIfIncompatible(m, pinPath, name, onReplaced);
+        const rc = c.mapSetPinPath(m, pinPath);
         if (rc !== 0) throw new Error(`set pin path of map ${name} failed (errno ${-rc})`);
         maps.push([name, m]);
       }
@@ -164,6 +168,30 @@ class LoadedObject {
     if (this.obj) c.objectClose(this.obj);
     this.obj = null;
   }
+}
+
+/**
+ * A map pinned by another build (a counter added, a value grown) cannot be
+ * reused, and libbpf would refuse to load. After an upgrade that is expected:
+ * unpin it so the load creates the map afresh (the control plane refills it;
+ * the old programs keep their map until the new ones replace them).
+ */
+function unpinIfIncompatible(map: unknown, pinPath: string, name: string, onReplaced: (name: string, why: string) => void): void {
+  if (!existsSync(pinPath)) return;
+  const fd = c.objGet(pinPath);
+  if (fd < 0) return; // not a map we can open: let the load report it
+  let pinned: c.MapShape | number;
+  try {
+    pinned = c.mapShapeOfFd(fd);
+  } finally {
+    c.close(fd);
+  }
+  if (typeof pinned === 'number') return;
+  const wanted = c.mapShapeOf(map);
+  const differs = (Object.keys(wanted) as (keyof c.MapShape)[]).filter((k) => wanted[k] !== pinned[k]);
+  if (differs.length === 0) return;
+  rmSync(pinPath, { force: true });
+  onReplaced(name, differs.map((k) => `${k} ${pinned[k]} -> ${wanted[k]}`).join(', '));
 }
 
 function attachIngress(ifindex: number, progFd: number, what: string, attachPoint = c.BPF_TC_INGRESS, handle = TC_HANDLE): void {
@@ -217,11 +245,13 @@ function detachPort(ifindex: number, role: PortRole): void {
 
 export class BpfFastDatapath {
   private readonly attached = new Map<string, { ifindex: number; role: PortRole }>(); // ifname -> hook
+  /** Pinned maps of another build that open() replaced (their state was not reusable). */
+  replacedPins: readonly string[] = [];
   /** Underlay interfaces carrying the receive fast path (ifindex). */
   private readonly underlayHooks = new Set<number>();
 
   private constructor(
-    private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns'>> & { netns?: string },
+    private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns' | 'log'>> & { netns?: string },
     private readonly fromContainer: LoadedObject,
     private readonly fromTunnel: LoadedObject,
     private readonly fromUnderlay: LoadedObject,
@@ -245,18 +275,24 @@ export class BpfFastDatapath {
     };
     c.quietLibbpf();
     ensurePinDir(opts.pinDir);
+    const log = options.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+    const replaced: string[] = [];
+    const onReplaced = (name: string, why: string): void => {
+      replaced.push(name);
+      log(`eBPF fastdp: pinned map ${join(opts.pinDir, name)} is from another build (${why}); replaced by a new one`);
+    };
     const tunnelIfindex = await ensureTunnelDevice({ name: opts.tunnelDevice, port: opts.vxlanPort, netns: opts.netns });
-    const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE], opts.pinDir);
+    const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE], opts.pinDir, onReplaced);
     let ft: LoadedObject;
     let fu: LoadedObject;
     try {
-      ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), [FROM_TUNNEL], opts.pinDir);
+      ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), [FROM_TUNNEL], opts.pinDir, onReplaced);
     } catch (e) {
       fc.close();
       throw e;
     }
     try {
-      fu = LoadedObject.load(join(opts.objectDir, 'from-underlay.bpf.o'), [FROM_UNDERLAY], opts.pinDir);
+      fu = LoadedObject.load(join(opts.objectDir, 'from-underlay.bpf.o'), [FROM_UNDERLAY], opts.pinDir, onReplaced);
     } catch (e) {
       fc.close();
       ft.close();
@@ -269,6 +305,7 @@ export class BpfFastDatapath {
       fds[name] = fd;
     }
     const dp = new BpfFastDatapath(opts, fc, ft, fu, new DatapathMaps(fds), tunnelIfindex);
+    dp.replacedPins = replaced;
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
     dp.writeConfig();
     dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd(FROM_TUNNEL), `tunnel device ${opts.tunnelDevice}`));

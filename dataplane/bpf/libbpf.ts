@@ -47,6 +47,13 @@ export const mapLookupElem = bind<number>(lib, 'int bpf_map_lookup_elem(int fd, 
 export const mapDeleteElem = bind<number>(lib, 'int bpf_map_delete_elem(int fd, const void *key)');
 export const mapGetNextKey = bind<number>(lib, 'int bpf_map_get_next_key(int fd, const void *key, void *next_key)');
 export const objGet = bind<number>(lib, 'int bpf_obj_get(const char *pathname)');
+export const objPin = bind<number>(lib, 'int bpf_obj_pin(int fd, const char *pathname)');
+export const objGetInfoByFd = bind<number>(lib, 'int bpf_obj_get_info_by_fd(int bpf_fd, void *info, void *info_len)');
+export const mapType = bind<number>(lib, 'int bpf_map__type(const bpf_map *map)');
+export const mapKeySize = bind<number>(lib, 'uint32_t bpf_map__key_size(const bpf_map *map)');
+export const mapValueSize = bind<number>(lib, 'uint32_t bpf_map__value_size(const bpf_map *map)');
+export const mapMaxEntries = bind<number>(lib, 'uint32_t bpf_map__max_entries(const bpf_map *map)');
+export const mapCreate = bind<number>(lib, 'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)');
 export const setPrint = bind<Ptr>(lib, 'void *libbpf_set_print(void *fn)');
 
 export const mount = bind<number>(libc, 'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)');
@@ -58,10 +65,34 @@ export function lastErrno(): number {
 }
 
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
+export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 export const BPF_TC_INGRESS = 1;
 export const BPF_TC_F_REPLACE = 1;
 export const BPF_ANY = 0;
 export const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** The shape of a map (struct bpf_map_info's first fields): what decides whether a pinned map can be reused. */
+export interface MapShape {
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+/** The shape of the map behind `fd`, or a negative errno. */
+export function mapShapeOfFd(fd: number): MapShape | number {
+  const info = Buffer.alloc(96); // struct bpf_map_info is 88 bytes in uapi 6.x; the kernel fills what it knows
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(info.length, 0);
+  const rc = objGetInfoByFd(fd, info, len);
+  if (rc !== 0) return rc;
+  return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(16) };
+}
+
+/** The shape a map of an opened (not yet loaded) object will be created with. */
+export function mapShapeOf(map: Ptr): MapShape {
+  return { type: mapType(map), keySize: mapKeySize(map), valueSize: mapValueSize(map), maxEntries: mapMaxEntries(map) };
+}
 
 /** struct bpf_tc_hook (libbpf.h): sz, ifindex, attach_point, parent. */
 export function tcHook(ifindex: number, attachPoint = BPF_TC_INGRESS): Buffer {

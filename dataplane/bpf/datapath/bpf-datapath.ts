@@ -198,6 +198,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       bridge: true,
       // With a password, peers may be encrypted: their frames must come through XFRM, never in clear.
       receiveFastPath: opts.ipsec === undefined,
+      ...(opts.log ? { log: opts.log } : {}),
     });
     let sender: HeartbeatSender | undefined;
     try {
