@@ -282,25 +282,24 @@ export class BpfFastDatapath {
       log(`eBPF fastdp: pinned map ${join(opts.pinDir, name)} is from another build (${why}); replaced by a new one`);
     };
     const tunnelIfindex = await ensureTunnelDevice({ name: opts.tunnelDevice, port: opts.vxlanPort, netns: opts.netns });
-    const fc = LoadedObject.load(join(opts.objectDir, 'from-container.bpf.o'), [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE], opts.pinDir, onReplaced);
-    let ft: LoadedObject;
-    let fu: LoadedObject;
+    const loaded: LoadedObject[] = [];
+    const load = (file: string, programs: readonly string[]): LoadedObject => {
+      const obj = LoadedObject.load(join(opts.objectDir, file), programs, opts.pinDir, onReplaced);
+      loaded.push(obj);
+      return obj;
+    };
+    let fc: LoadedObject, ft: LoadedObject, fu: LoadedObject;
     try {
-      ft = LoadedObject.load(join(opts.objectDir, 'from-tunnel.bpf.o'), [FROM_TUNNEL], opts.pinDir, onReplaced);
+      fc = load('from-container.bpf.o', [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE]);
+      ft = load('from-tunnel.bpf.o', [FROM_TUNNEL]);
+      fu = load('from-underlay.bpf.o', [FROM_UNDERLAY]);
     } catch (e) {
-      fc.close();
-      throw e;
-    }
-    try {
-      fu = LoadedObject.load(join(opts.objectDir, 'from-underlay.bpf.o'), [FROM_UNDERLAY], opts.pinDir, onReplaced);
-    } catch (e) {
-      fc.close();
-      ft.close();
+      for (const obj of loaded) obj.close();
       throw e;
     }
     const fds = {} as Record<MapName, number>;
     for (const name of MAP_NAMES) {
-      const fd = fc.mapFds[name] ?? ft.mapFds[name] ?? fu.mapFds[name];
+      const fd = loaded.map((obj) => obj.mapFds[name]).find((f) => f !== undefined);
       if (fd === undefined) throw new Error(`map ${name} is in none of the BPF objects`);
       fds[name] = fd;
     }

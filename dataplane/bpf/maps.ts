@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as c from './libbpf.js';
+import { formatIPv4, parseIPv4 } from '../netlink/inet.js';
 import {
   COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, PORT_F_REDIRECT_PEER,
   PORT_F_HOST, BCAST_F_SLEEVE,
@@ -244,16 +245,12 @@ export class DatapathMaps {
    */
   setUnderlayAddresses(addresses: readonly string[], port: number): void {
     if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new RangeError(`UDP port ${port} is out of range 1..65535`);
-    const key = (ip: string): Buffer => {
-      const k = Buffer.alloc(4);
-      k.writeUInt32BE(ipv4ToHostU32(ip), 0); // network order, as the packet's daddr
-      return k;
-    };
-    const wanted = new Set(addresses.map((a) => key(a).toString('hex')));
+    // Keys in network order, as the packet's daddr.
+    const wanted = new Set(addresses.map((a) => parseIPv4(a).toString('hex')));
     for (const k of this.keys('weave_underlay_addrs', 4)) if (!wanted.has(k.toString('hex'))) this.remove('weave_underlay_addrs', k);
     const v = Buffer.alloc(8);
     v.writeUInt16BE(port, 0);
-    for (const a of addresses) this.update('weave_underlay_addrs', key(a), v);
+    for (const a of addresses) this.update('weave_underlay_addrs', parseIPv4(a), v);
   }
 
   /** Underlay address -> fastdp UDP port, as the receive fast path sees them. */
@@ -261,7 +258,7 @@ export class DatapathMaps {
     const out = new Map<string, number>();
     const v = Buffer.alloc(8);
     for (const k of this.keys('weave_underlay_addrs', 4)) {
-      if (c.mapLookupElem(this.fds.weave_underlay_addrs, k, v) === 0) out.set(hostU32ToIpv4(k.readUInt32BE(0)), v.readUInt16BE(0));
+      if (c.mapLookupElem(this.fds.weave_underlay_addrs, k, v) === 0) out.set(formatIPv4(k), v.readUInt16BE(0));
     }
     return out;
   }

@@ -50,7 +50,8 @@ export function isIPv4DF(frame: Uint8Array): boolean {
   return ip >= 0 && (frame[ip + 6]! & 0x40) !== 0;
 }
 
-function checksum(bytes: Uint8Array, start: number, end: number): number {
+/** The Internet checksum (RFC 1071) of bytes[start, end). */
+export function internetChecksum(bytes: Uint8Array, start: number, end: number): number {
   let sum = 0;
   for (let i = start; i + 1 < end; i += 2) sum += (bytes[i]! << 8) | bytes[i + 1]!;
   if ((end - start) & 1) sum += bytes[end - 1]! << 8;
@@ -61,7 +62,7 @@ function checksum(bytes: Uint8Array, start: number, end: number): number {
 function setIPChecksum(frame: Uint8Array, ip: number, ihl: number): void {
   frame[ip + 10] = 0;
   frame[ip + 11] = 0;
-  const c = checksum(frame, ip, ip + ihl);
+  const c = internetChecksum(frame, ip, ip + ihl);
   frame[ip + 10] = c >> 8;
   frame[ip + 11] = c & 0xff;
 }
@@ -134,7 +135,7 @@ export function icmpFragNeeded(frame: Uint8Array, mtu: number): Uint8Array | und
   out[c + 6] = (mtu >> 8) & 0xff;
   out[c + 7] = mtu & 0xff;
   out.set(frame.subarray(ip, ip + quoteLen), c + 8);
-  const sum = checksum(out, c, out.length);
+  const sum = internetChecksum(out, c, out.length);
   out[c + 2] = sum >> 8;
   out[c + 3] = sum & 0xff;
   return out;

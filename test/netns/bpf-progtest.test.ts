@@ -10,6 +10,8 @@ import { createTestbed, type Testbed } from './lib/index.js';
 import { BpfFastDatapath } from '../../dataplane/bpf/fastdp.js';
 import { macKey, type Counters } from '../../dataplane/bpf/maps.js';
 import { TC_ACT, testRunProgram } from '../../dataplane/bpf/test-run.js';
+import { parseIPv4 } from '../../dataplane/netlink/inet.js';
+import { internetChecksum } from '../../dataplane/sleeve/ethernet.js';
 
 let bed: Testbed;
 let dp: BpfFastDatapath;
@@ -42,13 +44,6 @@ const UNDERLAY_LOCAL = '172.31.0.1';
 const UNDERLAY_PEER = '172.31.0.2';
 const CONTAINER = '02:77:00:00:00:09'; // local, behind ifindex 4242
 
-function ipv4Checksum(header: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i < header.length; i += 2) sum += header.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 interface Encap { vni?: number; saddr?: string; daddr?: string; udpPort?: number; udpCsum?: number; vxlanFlags?: number; fragment?: boolean; badIpCsum?: boolean }
 
 /** An inner frame as the fastdp sends it (spec §6.2): outer Ethernet, IPv4, UDP 6784, VXLAN. */
@@ -63,9 +58,9 @@ function encapsulate(inner: Buffer, e: Encap = {}): Buffer {
   ip.writeUInt16BE(e.fragment ? 0x2000 : 0x4000, 6); // MF, or DF
   ip.writeUInt8(64, 8);
   ip.writeUInt8(17, 9);
-  Buffer.from((e.saddr ?? UNDERLAY_PEER).split('.').map(Number)).copy(ip, 12);
-  Buffer.from((e.daddr ?? UNDERLAY_LOCAL).split('.').map(Number)).copy(ip, 16);
-  ip.writeUInt16BE(ipv4Checksum(ip) ^ (e.badIpCsum ? 1 : 0), 10);
+  parseIPv4(e.saddr ?? UNDERLAY_PEER).copy(ip, 12);
+  parseIPv4(e.daddr ?? UNDERLAY_LOCAL).copy(ip, 16);
+  ip.writeUInt16BE(internetChecksum(ip, 0, ip.length) ^ (e.badIpCsum ? 1 : 0), 10);
   const udp = outer.subarray(34, 42);
   udp.writeUInt16BE(40000, 0);
   udp.writeUInt16BE(e.udpPort ?? 6784, 2);

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createTestbed } from './lib/index.js';
 import { BpfFastDatapath } from '../../dataplane/bpf/fastdp.js';
+import { Rtnl } from '../../dataplane/netlink/rtnl.js';
 
 const DATAPATH_MODULE = fileURLToPath(new URL('../../dataplane/bpf/datapath/index.js', import.meta.url));
 const PREFIX = `wtd${process.pid % 100000}`;
@@ -44,7 +45,9 @@ test('teardown removes the receive fast path from the underlay interface a kille
     const [ifindex] = dp.underlayInterfaces;
     assert.ok(ifindex !== undefined, 'the fast path is on the interface that routes to the peer');
     assert.deepEqual([...dp.maps.listUnderlayAddresses()], [[h1.address, 6784]], 'it takes frames for the interface\'s address');
-    const filters = (): string => execFileSync('ip', ['netns', 'exec', h1.namespace, 'tc', 'filter', 'show', 'dev', linkName(h1.namespace, ifindex), 'ingress'], { encoding: 'utf8' });
+    const rtnl = Rtnl.open({ netns: h1.namespace });
+    const dev = await rtnl.getLink(ifindex).finally(() => rtnl.close());
+    const filters = (): string => execFileSync('ip', ['netns', 'exec', h1.namespace, 'tc', 'filter', 'show', 'dev', dev.name, 'ingress'], { encoding: 'utf8' });
     assert.match(filters(), /handle 0x6784 weave_from_unde/);
     dp.close(); // as a killed router: the filter and the pins stay
     dp = undefined;
@@ -59,12 +62,6 @@ test('teardown removes the receive fast path from the underlay interface a kille
   }
 });
 
-function linkName(ns: string, ifindex: number): string {
-  const line = execFileSync('ip', ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').find((l) => l.startsWith(`${ifindex}:`));
-  const name = line?.split(':')[1]?.trim().split('@')[0];
-  if (!name) throw new Error(`no link ${ifindex} in ${ns}`);
-  return name;
-}
 
 test('teardown empties a pin directory that is a bpffs mount point and leaves the mount', () => {
   const mount = `/tmp/${PREFIX}-bpffs`;
