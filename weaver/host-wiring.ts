@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, validInterfaceName,
+  BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, pluginVethNames,
+  validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -25,8 +26,19 @@ export interface HostNetworkRecord {
 /** Resolves once the data plane handles a container port just put on the bridge. */
 export type PortAttachedHook = (hostVeth: string) => Promise<void>;
 
+/** Container endpoints made for the Docker plugin (controlplane/docker reaches the data plane here). */
+export interface PluginHostEndpoints {
+  /** A veth pair on the bridge; resolves once the data plane has taken the port. */
+  create(endpointId: string): Promise<{ peerVeth: string; mac: string }>;
+  remove(endpointId: string): Promise<boolean>;
+  peerName(endpointId: string): string;
+  configureArp(pid: number): Promise<void>;
+  track(label: string, pid: number): void;
+}
+
 export interface RunningHostNetwork {
   control: HostControl;
+  plugin: PluginHostEndpoints;
   bridge: string;
   mtu: number;
   /**
@@ -120,8 +132,20 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     hide: (cidrs) => translate(net.hide(cidrs)),
     bridgeType: () => net.bridgeType,
   };
+  const plugin: PluginHostEndpoints = {
+    create: async (endpointId) => {
+      const ep = await net.createPluginEndpoint(endpointId);
+      await portAttached?.(ep.hostVeth);
+      return { peerVeth: ep.peerVeth, mac: ep.mac };
+    },
+    remove: (endpointId) => net.deletePluginEndpoint(endpointId),
+    peerName: (endpointId) => pluginVethNames(endpointId).peer,
+    configureArp: async (pid) => { await configureContainerArp({ pid }); },
+    track: (label, pid) => net.track(label, { pid }),
+  };
   return {
     control,
+    plugin,
     bridge,
     mtu,
     whenAttached: (hook) => {
