@@ -59,6 +59,8 @@ export function readEnvironment(env: NodeJS.ProcessEnv, missing: (line: string) 
   const absent = REQUIRED[cmd].filter((k) => (env[k] ?? '') === '');
   for (const k of absent) missing(`${k} env variable missing`);
   if (absent.length > 0) throw new CniError(CniErrorCode.InvalidEnvironment, 'required env variables missing', absent.join(' '));
+  // libcni validates a config by running VERSION with placeholder values (CNI_NETNS=dummy): VERSION reads nothing else.
+  if (cmd === 'VERSION') return { command: cmd, containerId: '', ifname: '', args: new Map(), path: [] };
   const containerId = env.CNI_CONTAINERID ?? '';
   if (containerId !== '' && !CONTAINER_ID.test(containerId)) {
     throw new CniError(CniErrorCode.InvalidEnvironment, `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`, 'letters, digits, "_", "." or "-", starting with a letter or digit');
