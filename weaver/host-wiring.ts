@@ -126,7 +126,11 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
       if (result.hostVeth !== '') await portAttached?.(result.hostVeth);
       return result.cidrs;
     },
-    detach: async (target, cidrs) => (await translate(net.detach(target, cidrs))).removed,
+    detach: async (target, cidrs, ifname) => (await translate(net.detach(target, cidrs, ifname))).removed,
+    inspect: async (target, ifname) => {
+      const info = await translate(net.inspect(target, ifname));
+      return info && { mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
+    },
     ps: (labels) => translate(net.ps(labels)),
     expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),
     hide: (cidrs) => translate(net.hide(cidrs)),

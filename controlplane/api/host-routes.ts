@@ -5,7 +5,11 @@
 //
 //   POST /weave/attach   netns=PATH | pid=N, label=TEXT, cidr=A.B.C.D/N (repeat),
 //                        multicast-route=false  -> 200 "cidr cidr\n" (addresses on ethwe)
-//   POST /weave/detach   netns=PATH | pid=N, cidr (repeat; none = all) -> 200 removed cidrs
+//                        and for CNI (spec §7.4): ifname=NAME, veth-id=ID (vethwepl<first 7>),
+//                        hairpin=false, mtu=N, route=DST[,GW] (repeat, in order; no GW: on-link)
+//   POST /weave/detach   netns=PATH | pid=N, cidr (repeat; none = all), ifname=NAME -> 200 removed cidrs
+//   GET  /weave/endpoint netns=PATH | pid=N, ifname=NAME -> 200 JSON {mac, cidrs, routes:[{dst, gateway?}]};
+//                        400 when the namespace has no such interface
 //   GET  /weave/ps       container=LABEL (repeat; none = all) -> "<label> <mac> <cidr>...\n" lines
 //   POST /weave/expose   cidr (repeat), skipNAT=true -> 200 exposed cidrs
 //   POST /weave/hide     cidr (repeat; none = all) -> 200 removed cidrs
@@ -15,10 +19,12 @@
 // Bad input -> 400 with the reason; a kernel failure -> 500 with the reason.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { formValues } from './server.js';
-import { HostRequestError, type HostControl, type HostNetnsTarget } from './host-control.js';
+import { HostRequestError, type HostAttachRequest, type HostControl, type HostNetnsTarget, type HostRoute } from './host-control.js';
 
 const TEXT = 'text/plain; charset=utf-8';
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const IFNAME = /^[^\s/:]{1,15}$/;
+const VETH_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 class BadRequest extends Error {}
 
@@ -28,6 +34,43 @@ function checkCidr(text: string): string {
     throw new BadRequest(`invalid address ${JSON.stringify(text)}: expected an IPv4 CIDR such as 10.32.0.5/12`);
   }
   return text;
+}
+
+function checkRoute(text: string): HostRoute {
+  const [dst, gateway, ...rest] = text.split(',');
+  if (dst === undefined || rest.length > 0) throw new BadRequest(`invalid route ${JSON.stringify(text)}: expected DST or DST,GATEWAY`);
+  checkCidr(dst);
+  if (gateway === undefined) return { dst };
+  checkCidr(`${gateway}/32`);
+  return { dst, gateway };
+}
+
+function optionalIfname(req: FastifyRequest): string | undefined {
+  const ifname = one(req, 'ifname');
+  if (ifname !== undefined && !IFNAME.test(ifname)) throw new BadRequest(`invalid ifname ${JSON.stringify(ifname)}: 1-15 characters, no spaces, '/' or ':'`);
+  return ifname;
+}
+
+/** The CNI options of an attach (spec §7.4); only those given are set. */
+function cniOptions(req: FastifyRequest): Pick<HostAttachRequest, 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> {
+  const out: Pick<HostAttachRequest, 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> = {};
+  const ifname = optionalIfname(req);
+  if (ifname !== undefined) out.ifname = ifname;
+  const vethId = one(req, 'veth-id');
+  if (vethId !== undefined) {
+    if (!VETH_ID.test(vethId)) throw new BadRequest(`invalid veth-id ${JSON.stringify(vethId)}: letters, digits, '.', '_' or '-'`);
+    out.vethId = vethId;
+  }
+  const hairpin = one(req, 'hairpin');
+  if (hairpin !== undefined) out.hairpin = hairpin !== 'false';
+  const mtu = one(req, 'mtu');
+  if (mtu !== undefined) {
+    if (!/^\d{1,5}$/.test(mtu) || Number(mtu) > 65535) throw new BadRequest(`invalid mtu ${JSON.stringify(mtu)}`);
+    out.mtu = Number(mtu);
+  }
+  const routes = formValues(req, 'route');
+  if (routes.length > 0) out.routes = routes.map(checkRoute);
+  return out;
 }
 
 function one(req: FastifyRequest, key: string): string | undefined {
@@ -72,13 +115,25 @@ export function registerHostRoutes(app: FastifyInstance, host: HostControl): voi
     if (cidrs.length === 0) throw new BadRequest('give at least one cidr=A.B.C.D/N');
     const label = one(req, 'label') ?? ('pid' in target ? `pid:${target.pid}` : target.netns);
     const multicastRoute = one(req, 'multicast-route') !== 'false';
-    const now = await host.attach({ target, label, cidrs, multicastRoute });
+    const now = await host.attach({ target, label, cidrs, multicastRoute, ...cniOptions(req) });
     return { code: 200, body: `${now.join(' ')}\n` };
   }));
   app.post('/weave/detach', handle(async (req) => {
-    const removed = await host.detach(targetOf(req), formValues(req, 'cidr').map(checkCidr));
+    const removed = await host.detach(targetOf(req), formValues(req, 'cidr').map(checkCidr), optionalIfname(req));
     return { code: 200, body: `${removed.join(' ')}\n` };
   }));
+  app.get('/weave/endpoint', async (req, reply) => {
+    try {
+      const target = targetOf(req);
+      const ifname = optionalIfname(req);
+      const info = await host.inspect(target, ifname);
+      if (!info) throw new HostRequestError(`${'pid' in target ? `process ${target.pid}` : target.netns} has no interface ${ifname ?? 'ethwe'}`);
+      return reply.code(200).type('application/json').send(JSON.stringify(info));
+    } catch (err) {
+      const code = err instanceof BadRequest || err instanceof HostRequestError ? 400 : 500;
+      return reply.code(code).type(TEXT).send(`${(err as Error).message}\n`);
+    }
+  });
   app.get('/weave/ps', handle(async (req) => {
     const entries = await host.ps(formValues(req, 'container'));
     return { code: 200, body: entries.map((e) => `${[psLabel(e.label), e.mac, ...e.cidrs].join(' ')}\n`).join('') };

@@ -14,6 +14,7 @@ import { dnsCommands } from './dns-commands.js';
 import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
+import { setupCniCommand } from '../cni/setup-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream;
@@ -160,6 +161,7 @@ const COMMANDS: Record<string, Command> = {
   connect: peerCommand('/connect'),
   forget: peerCommand('/forget'),
   version,
+  'setup-cni': setupCniCommand,
   ...hostCommands(call),
   ...dnsCommands(call),
 };

@@ -30,6 +30,7 @@ weave rmpeer        <peer_id> ...
       prime
 weave stop
 weave reset         [--force]
+weave setup-cni     [--copy-node]
 
 where <peer>     = <ip_address_or_fqdn>[:<port>]
       <cidr>     = <ip_address>/<routing_prefix_length>

@@ -10,7 +10,7 @@ import {
 } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
 import { networkOf, parseCidr } from './cidr.js';
-import { CONTAINER_IFNAME, endpointVethNames, MULTICAST_ROUTE } from './names.js';
+import { CONTAINER_IFNAME, endpointVethNames, MULTICAST_ROUTE, validInterfaceName } from './names.js';
 import { applySysctls, containerInterfaceSysctls, hostVethSysctls, setHairpin } from './sysctls.js';
 
 export class EndpointError extends Error {}
@@ -26,6 +26,22 @@ export interface AttachOptions {
   bridge: string;
   /** Add 224.0.0.0/4 dev ethwe (default true; `--no-multicast-route`). */
   multicastRoute?: boolean;
+  /** Container-side interface name (default `ethwe`; a CNI runtime names it, e.g. eth0). */
+  ifname?: string;
+  /** Token for `vethwepl<id>` instead of the pid/inode (CNI: the container id). */
+  vethId?: string;
+  /** Hairpin mode on the host end (default true). */
+  hairpin?: boolean;
+  /** MTU of the pair (default, or 0: the bridge's). */
+  mtu?: number;
+  /** Extra routes inside the container; without a gateway a route is on-link. */
+  routes?: readonly EndpointRoute[];
+}
+
+export interface EndpointRoute {
+  /** Destination CIDR, e.g. 0.0.0.0/0. */
+  dst: string;
+  gateway?: string;
 }
 
 export interface AttachResult {
@@ -41,9 +57,12 @@ export interface AttachResult {
 
 export interface EndpointInfo {
   mac: string;
+  mtu: number;
   cidrs: string[];
   /** Host-side interface index of the veth peer (IFLA_LINK as seen from inside). */
   peerIndex?: number;
+  /** Routes through the interface in the main table, as CIDR and optional gateway. */
+  routes: EndpointRoute[];
 }
 
 /** The namespace file of a target. */
@@ -95,16 +114,17 @@ async function ignoreCode<T>(p: Promise<T>, code: string): Promise<T | undefined
 }
 
 /** Creates the veth pair with its container end already inside the namespace, named ethwe. */
-async function createPair(host: Rtnl, inside: Rtnl, handle: NetnsHandle, id: string, bridge: string, mtu: number): Promise<string> {
+async function createPair(host: Rtnl, inside: Rtnl, handle: NetnsHandle, pair: { id: string; bridge: string; mtu: number; ifname: string; hairpin: boolean }): Promise<string> {
+  const { id, bridge, mtu } = pair;
   const names = endpointVethNames(id);
   // A host end without its ethwe is left over from an earlier namespace with the same id.
   if (await host.findLink(names.host)) await ignoreCode(host.deleteLink(names.host), 'ENODEV');
   await host.createVeth(names.host, names.peer, { mtu, peerMtu: mtu, peerNetns: handle });
   try {
-    await inside.rename(names.peer, CONTAINER_IFNAME);
+    await inside.rename(names.peer, pair.ifname);
     await host.setMaster(names.host, bridge);
     applySysctls(hostVethSysctls(names.host));
-    setHairpin(names.host);
+    if (pair.hairpin) setHairpin(names.host);
     await host.setUp(names.host);
   } catch (e) {
     await ignoreCode(host.deleteLink(names.host), 'ENODEV');
@@ -126,6 +146,12 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
     parseCidr(c);
     return c;
   });
+  const ifname = opts.ifname ?? CONTAINER_IFNAME;
+  if (!validInterfaceName(ifname)) throw new EndpointError(`invalid interface name ${JSON.stringify(ifname)}`);
+  for (const r of opts.routes ?? []) {
+    parseCidr(r.dst);
+    if (r.gateway !== undefined) parseCidr(`${r.gateway}/32`);
+  }
   const bridgeLink = await findBridge(host, opts.bridge);
   if (!bridgeLink) throw new EndpointError(`bridge "${opts.bridge}" not present; did you launch weave?`);
   const handle = openTarget(opts.target);
@@ -138,19 +164,24 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
     }
     inside = Rtnl.open({ netns: handle });
     let created = false;
-    let ethwe = await inside.findLink(CONTAINER_IFNAME);
+    let ethwe = await inside.findLink(ifname);
     let hostVeth: string;
     if (!ethwe) {
-      hostVeth = await createPair(host, inside, handle, endpointId(opts.target, handle), opts.bridge, bridgeLink.mtu);
+      hostVeth = await createPair(host, inside, handle, {
+        id: opts.vethId ?? endpointId(opts.target, handle),
+        bridge: opts.bridge,
+        mtu: opts.mtu !== undefined && opts.mtu > 0 ? opts.mtu : bridgeLink.mtu,
+        ifname,
+        hairpin: opts.hairpin ?? true,
+      });
       created = true;
-      ethwe = await inside.getLink(CONTAINER_IFNAME);
+      ethwe = await inside.getLink(ifname);
     } else {
       if (ethwe.kind !== 'veth') {
-        throw new EndpointError(`the container already has an interface named ${CONTAINER_IFNAME} that is not a veth (kind ${ethwe.kind ?? 'unknown'}); remove it first`);
+        throw new EndpointError(`the container already has an interface named ${ifname} that is not a veth (kind ${ethwe.kind ?? 'unknown'}); remove it first`);
       }
       hostVeth = await hostEndName(host, ethwe.parentIndex);
     }
-    const ifname = CONTAINER_IFNAME;
     withNetns(handle, () => applySysctls(containerInterfaceSysctls(ifname)));
     // Up before addresses, so the kernel installs each subnet's route at once.
     if (!ethwe.up) await inside.setUp(ifname);
@@ -166,6 +197,11 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
     }
     if (opts.multicastRoute ?? true) {
       await ignoreCode(inside.addRoute({ dst: MULTICAST_ROUTE, link: ifname, scope: RT_SCOPE_LINK }), 'EEXIST');
+    }
+    // In order: an on-link route to a gateway comes before the routes via it.
+    for (const r of opts.routes ?? []) {
+      const spec = r.gateway === undefined ? { dst: r.dst, link: ifname, scope: RT_SCOPE_LINK } : { dst: r.dst, link: ifname, gateway: r.gateway };
+      await ignoreCode(inside.addRoute(spec), 'EEXIST');
     }
     const final = await inside.getLink(ifname);
     return { hostVeth, mac: final.mac ?? '', cidrs: (await inside.listAddresses(ifname)).map(cidrOf), created };
@@ -186,13 +222,13 @@ export interface DetachResult {
  * Removes the given addresses (all of them when `cidrs` is empty) from the
  * container's ethwe; deletes the veth when no address is left (spec §1.9).
  */
-export async function detach(target: NetnsTarget, cidrs: readonly string[]): Promise<DetachResult> {
+export async function detach(target: NetnsTarget, cidrs: readonly string[], ifname: string = CONTAINER_IFNAME): Promise<DetachResult> {
   for (const c of cidrs) parseCidr(c);
   const handle = openTarget(target);
   const inside = Rtnl.open({ netns: handle });
   try {
-    const ethwe = await inside.findLink(CONTAINER_IFNAME);
-    if (!ethwe) throw new EndpointError(`namespace ${handle.path} has no ${CONTAINER_IFNAME} interface: it is not attached to weave`);
+    const ethwe = await inside.findLink(ifname);
+    if (!ethwe) throw new EndpointError(`namespace ${handle.path} has no ${ifname} interface: it is not attached to weave`);
     const have = (await inside.listAddresses(ethwe.index)).map(cidrOf);
     const wanted = cidrs.length === 0 ? have : cidrs.filter((c) => have.includes(c));
     for (const c of wanted) await ignoreCode(inside.deleteAddress(ethwe.index, c), 'EADDRNOTAVAIL');
@@ -211,7 +247,7 @@ export async function detach(target: NetnsTarget, cidrs: readonly string[]): Pro
 }
 
 /** MAC and addresses of the container's ethwe, or undefined if it has none (for `weave ps`). */
-export async function inspectEndpoint(target: NetnsTarget): Promise<EndpointInfo | undefined> {
+export async function inspectEndpoint(target: NetnsTarget, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo | undefined> {
   let handle: NetnsHandle;
   try {
     handle = openTarget(target);
@@ -221,10 +257,13 @@ export async function inspectEndpoint(target: NetnsTarget): Promise<EndpointInfo
   const inside = Rtnl.open({ netns: handle });
   try {
     // `ethwe` from attach; Docker names a plugin endpoint `ethwe<n>`.
-    const ethwe = (await inside.findLink(CONTAINER_IFNAME)) ?? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME));
+    const ethwe = (await inside.findLink(ifname))
+      ?? (ifname === CONTAINER_IFNAME ? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME)) : undefined);
     if (!ethwe) return undefined;
     const cidrs = (await inside.listAddresses(ethwe.index)).map(cidrOf);
-    return { mac: ethwe.mac ?? '', cidrs, peerIndex: ethwe.parentIndex };
+    const routes = (await inside.listRoutes({ link: ethwe.index }))
+      .map((r) => (r.gateway === undefined ? { dst: r.dst } : { dst: r.dst, gateway: r.gateway }));
+    return { mac: ethwe.mac ?? '', mtu: ethwe.mtu, cidrs, peerIndex: ethwe.parentIndex, routes };
   } finally {
     inside.close();
     handle.close();

@@ -5,7 +5,11 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Rtnl } from '../netlink/index.js';
 import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
-import { attach, detach, inspectEndpoint, targetPath, type AttachResult, type DetachResult, type NetnsTarget } from './endpoint.js';
+import {
+  attach, detach, inspectEndpoint, targetPath,
+  type AttachOptions, type AttachResult, type DetachResult, type EndpointInfo, type NetnsTarget,
+} from './endpoint.js';
+import { CONTAINER_IFNAME } from './names.js';
 import { createPluginEndpoint, deletePluginEndpoint, type PluginEndpoint } from './plugin-endpoint.js';
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
@@ -20,12 +24,11 @@ export interface HostNetworkOptions {
   registryFile?: string;
 }
 
-export interface AttachRequest {
+export interface AttachRequest extends Pick<AttachOptions, 'multicastRoute' | 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> {
   target: NetnsTarget;
   /** What `weave ps` shows for it: a container id, or the namespace as given. */
   label: string;
   cidrs: readonly string[];
-  multicastRoute?: boolean;
 }
 
 export interface PsEntry {
@@ -40,6 +43,14 @@ export const EXPOSE_LABEL = 'weave:expose';
 interface RegistryEntry {
   label: string;
   target: NetnsTarget;
+  /** Set when not `ethwe` (CNI endpoints). */
+  ifname?: string;
+}
+
+/** Registry key: a namespace holds one endpoint per interface name. */
+function endpointKey(target: NetnsTarget, ifname: string | undefined): string {
+  const path = targetPath(target);
+  return ifname === undefined || ifname === CONTAINER_IFNAME ? path : `${path}#${ifname}`;
 }
 
 export class HostNetwork {
@@ -94,17 +105,20 @@ export class HostNetwork {
 
   attach(req: AttachRequest): Promise<AttachResult> {
     return this.serial(async () => {
-      const result = await attach(this.rtnl, { target: req.target, cidrs: req.cidrs, bridge: this.opts.bridge, multicastRoute: req.multicastRoute });
-      this.endpoints.set(targetPath(req.target), { label: req.label, target: req.target });
+      const { label, ...opts } = req;
+      const result = await attach(this.rtnl, { ...opts, bridge: this.opts.bridge });
+      const entry: RegistryEntry = { label, target: req.target };
+      if (req.ifname !== undefined && req.ifname !== CONTAINER_IFNAME) entry.ifname = req.ifname;
+      this.endpoints.set(endpointKey(req.target, req.ifname), entry);
       this.saveRegistry();
       return result;
     });
   }
 
-  detach(target: NetnsTarget, cidrs: readonly string[]): Promise<DetachResult> {
+  detach(target: NetnsTarget, cidrs: readonly string[], ifname?: string): Promise<DetachResult> {
     return this.serial(async () => {
-      const result = await detach(target, cidrs);
-      if (result.deleted && this.endpoints.delete(targetPath(target))) this.saveRegistry();
+      const result = await detach(target, cidrs, ifname);
+      if (result.deleted && this.endpoints.delete(endpointKey(target, ifname))) this.saveRegistry();
       return result;
     });
   }
@@ -124,8 +138,13 @@ export class HostNetwork {
    * it under `label`; it is forgotten once its namespace has no `ethwe*` any more.
    */
   track(label: string, target: NetnsTarget): void {
-    this.endpoints.set(targetPath(target), { label, target });
+    this.endpoints.set(endpointKey(target, undefined), { label, target });
     this.saveRegistry();
+  }
+
+  /** The endpoint's interface `ifname` as the kernel has it, or undefined. */
+  inspect(target: NetnsTarget, ifname?: string): Promise<EndpointInfo | undefined> {
+    return this.serial(() => inspectEndpoint(target, ifname));
   }
 
   /** The bridge line, then one line per attached endpoint still present; `labels` filters (prefix match). */
@@ -140,7 +159,7 @@ export class HostNetwork {
       }
       let changed = false;
       for (const [key, entry] of this.endpoints) {
-        const info = await inspectEndpoint(entry.target);
+        const info = await inspectEndpoint(entry.target, entry.ifname);
         if (!info) {
           this.endpoints.delete(key);
           changed = true;
@@ -186,7 +205,7 @@ export class HostNetwork {
     }
     try {
       const entries = JSON.parse(text) as RegistryEntry[];
-      for (const e of entries) this.endpoints.set(targetPath(e.target), e);
+      for (const e of entries) this.endpoints.set(endpointKey(e.target, e.ifname), e);
     } catch {
       // A damaged registry only costs `weave ps` lines; start afresh.
       rmSync(this.opts.registryFile, { force: true });

@@ -16,6 +16,15 @@ export const PODMAN_ULIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'npro
 export interface PodmanOptions {
   /** Container network, a private range (default 10.99.0.0/24). */
   subnet?: string;
+  /** Use this conflist (its `name` becomes the network) instead of the private bridge + host-local one. */
+  conflist?: { name: string } & Record<string, unknown>;
+  /** Directories searched for CNI plugins, in order (default /usr/lib/cni). */
+  pluginDirs?: string[];
+  /**
+   * Run podman inside this network namespace (a simulated host), so plugins reach that host's
+   * services. nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup mounts runc needs.
+   */
+  namespace?: string;
 }
 
 export interface Podman {
@@ -58,12 +67,12 @@ export function setupPodman(opts: PodmanOptions = {}): Podman {
   const subnet = opts.subnet ?? '10.99.0.0/24';
   const run = uniqueSuffix();
   const dir = mkdtempSync('/tmp/weave-podman-');
-  const network = `weave-test-${run}`;
+  const network = opts.conflist?.name ?? `weave-test-${run}`;
   const bridge = `wtp${run}`;
   const cniConfigDir = join(dir, 'cni');
   for (const d of [cniConfigDir, join(dir, 'tmp'), join(dir, 'ipam')]) mkdirSync(d, { recursive: true });
 
-  const conflist = {
+  const conflist = opts.conflist ?? {
     cniVersion: '0.4.0',
     name: network,
     plugins: [{
@@ -84,7 +93,7 @@ export function setupPodman(opts: PodmanOptions = {}): Podman {
     '',
     '[network]',
     'network_backend = "cni"',
-    `cni_plugin_dirs = [${q(CNI_PLUGIN_DIR)}]`,
+    `cni_plugin_dirs = [${(opts.pluginDirs ?? [CNI_PLUGIN_DIR]).map(q).join(', ')}]`,
     `network_config_dir = ${q(cniConfigDir)}`,
     // Naming our network as the default keeps podman from writing its own 10.88.0.0/16 one.
     `default_network = ${q(network)}`,
@@ -115,8 +124,10 @@ export function setupPodman(opts: PodmanOptions = {}): Podman {
   };
   delete env.XDG_RUNTIME_DIR;
   delete env.CONTAINER_HOST;
+  const inNs = (args: readonly string[]): [string, string[]] =>
+    (opts.namespace === undefined ? ['podman', [...args]] : ['nsenter', [`--net=/run/netns/${opts.namespace}`, 'podman', ...args]]);
   const podman = (args: readonly string[], o: CommandOptions = {}): Promise<string> =>
-    mustRun('podman', args, { timeoutMs: 120_000, env, ...o });
+    mustRun(...inNs(args), { timeoutMs: 120_000, env, ...o });
   const runContainer = (args: readonly string[], o: CommandOptions = {}): Promise<string> =>
     podman(['run', ...PODMAN_ULIMITS, ...(args.some((a) => a.startsWith('--network')) ? [] : ['--network', network]), ...args], o);
 
@@ -124,8 +135,8 @@ export function setupPodman(opts: PodmanOptions = {}): Podman {
   const cleanup = async (): Promise<void> => {
     if (done) return;
     done = true;
-    await runCommand('podman', ['rm', '--all', '--force', '--time', '0'], { env, timeoutMs: 60_000 }).catch(() => undefined);
-    await runCommand('ip', ['link', 'del', bridge]).catch(() => undefined);
+    await runCommand(...inNs(['rm', '--all', '--force', '--time', '0']), { env, timeoutMs: 60_000 }).catch(() => undefined);
+    if (!opts.conflist) await runCommand('ip', ['link', 'del', bridge]).catch(() => undefined);
     for (const m of mountsUnder(dir)) await runCommand('umount', ['-l', m]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
