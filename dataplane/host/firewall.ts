@@ -114,15 +114,17 @@ export function renderIPsecFirewallUpdate(entries: readonly IPsecFirewallEntry[]
   return lines.join('\n');
 }
 
-interface NftResult {
+export interface NftResult {
   code: number;
   stdout: string;
   stderr: string;
 }
 
-function runNft(args: string[], input?: string): Promise<NftResult> {
+/** Runs nft with `args` (and `input` on stdin), in the network namespace at path `netns` when given. */
+export function runNft(args: string[], input?: string, netns?: string): Promise<NftResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('nft', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const argv = netns ? [`--net=${netns}`, '--', 'nft', ...args] : args;
+    const child = spawn(netns ? 'nsenter' : 'nft', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
