@@ -48,3 +48,4 @@ export {
   type TargetState,
 } from './connection-maker.js';
 export { meshStatus, type MeshStatus, type PeerStatus, type PeerConnectionStatus, type ConnectionStatus } from './status.js';
+export { PendingHandshakes, MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE } from './pending-handshakes.js';
