@@ -10,6 +10,7 @@ import {
   ConnectionMaker,
   ConnectionRefusedError,
   DuplicateConnectionError,
+  PendingHandshakes,
   Router,
   SelfConnectionError,
   joinHostPort,
@@ -174,9 +175,16 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     return [...inboundFailures.values()];
   };
 
+  const inboundHandshakes = new PendingHandshakes();
   const acceptInbound = async (socket: Socket): Promise<void> => {
     const remoteIp = plainAddress(socket.remoteAddress);
     const remote = joinHostPort(remoteIp, socket.remotePort ?? 0);
+    const refusal = inboundHandshakes.admit(remoteIp);
+    if (refusal) {
+      socket.destroy();
+      logger.warn(`<-[${remote}] connection refused before the handshake: ${refusal}`);
+      return;
+    }
     pending.add(socket);
     let result: HandshakeResult;
     try {
@@ -188,6 +196,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
       return;
     } finally {
       pending.delete(socket);
+      inboundHandshakes.done(remoteIp);
     }
     if (stopping) {
       result.link.close(new Error('router stopping'));

@@ -2,6 +2,22 @@
 // §1.7): reused by --resume, replaced by a fresh launch with peers.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
+const REMEDY = 'delete the file to start with no persisted peers';
+
+/** The peer list in `text`, read from `file`; a damaged file is an Error naming it and the remedy. */
+export function parseTargets(text: string, file: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message}); ${REMEDY}`);
+  }
+  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string')) {
+    throw new Error(`${file}: expected a JSON array of peer strings (${REMEDY})`);
+  }
+  return parsed;
+}
+
 export function loadTargets(file: string): string[] {
   let text: string;
   try {
@@ -9,11 +25,7 @@ export function loadTargets(file: string): string[] {
   } catch {
     return [];
   }
-  const parsed: unknown = JSON.parse(text);
-  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string')) {
-    throw new Error(`${file}: expected a JSON array of peer strings (delete the file to start with no persisted peers)`);
-  }
-  return parsed;
+  return parseTargets(text, file);
 }
 
 export function saveTargets(file: string, targets: string[]): void {

@@ -46,6 +46,22 @@ export interface DnsServerMetrics {
 }
 
 const TCP_IDLE_TIMEOUT_MS = 10_000;
+/** RFC 1035 §2.3.4. */
+const MAX_LABEL_BYTES = 63;
+const MAX_NAME_BYTES = 253;
+
+/**
+ * Whether a decoded question name can be written back into a reply. The
+ * decoder joins labels with dots without escaping, so a label holding a dot
+ * (or bytes that are not UTF-8) comes back as a name that would encode to a
+ * different, possibly malformed, wire name; such a query is answered FORMERR.
+ */
+function encodableName(name: string): boolean {
+  if (name === '' || name === '.') return true;
+  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (Buffer.byteLength(trimmed) > MAX_NAME_BYTES) return false;
+  return trimmed.split('.').every((label) => label !== '' && Buffer.byteLength(label) <= MAX_LABEL_BYTES);
+}
 
 export class DnsServer {
   readonly metrics: DnsServerMetrics = {
@@ -160,7 +176,7 @@ export class DnsServer {
       this.metrics.notimp++;
       return dnsPacket.encode(errorResponse(id, rd, Rcode.NOTIMP));
     }
-    if (query.questions?.length !== 1) {
+    if (query.questions?.length !== 1 || !encodableName(query.questions[0]!.name)) {
       this.metrics.formerr++;
       return dnsPacket.encode(errorResponse(id, rd, Rcode.FORMERR));
     }

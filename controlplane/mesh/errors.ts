@@ -50,3 +50,16 @@ export class ConnectionLimitError extends ConnectionRefusedError {
     this.name = 'ConnectionLimitError';
   }
 }
+
+/**
+ * A peer sent gossip that would grow our state past a safety bound (too many
+ * peers in the topology, too many unknown gossip channels). Weave has no such
+ * bounds; they sit far above any real mesh so that one hostile or broken peer
+ * cannot take memory without limit. The connection that carried it is closed.
+ */
+export class GossipLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GossipLimitError';
+  }
+}

@@ -5,7 +5,7 @@ export * from './types.js';
 export { systemClock, ManualClock, settle, type Clock, type Cancel } from './clock.js';
 export { wireCodec, type MeshCodec } from './codec.js';
 export { Peer, UNKNOWN_PEER_NAME, formatPeerName } from './peer.js';
-export { Peers, recordWins, type PeersEvents, type UpdateResult } from './peers.js';
+export { Peers, recordWins, MAX_PEERS, type PeersEvents, type UpdateResult } from './peers.js';
 export { ShortIdIndex, SHORT_ID_BITS, SHORT_ID_COUNT } from './short-ids.js';
 export { Routes, bfsRoutes, computeBroadcast, edgeUsable, ROUTE_RECALCULATION_DELAY_MS } from './routes.js';
 export { RawGossipData, type GossipData, type Gossiper } from './gossip.js';
@@ -20,11 +20,13 @@ export {
   SelfConnectionError,
   DuplicateConnectionError,
   ConnectionLimitError,
+  GossipLimitError,
 } from './errors.js';
 export {
   Router,
   DEFAULT_GOSSIP_INTERVAL_MS,
   DEFAULT_CONN_LIMIT,
+  MAX_SURROGATE_CHANNELS,
   TOPOLOGY_BROADCAST_DELAY_MS,
   GC_DELAY_MS,
   type RouterOptions,
@@ -46,3 +48,4 @@ export {
   type TargetState,
 } from './connection-maker.js';
 export { meshStatus, type MeshStatus, type PeerStatus, type PeerConnectionStatus, type ConnectionStatus } from './status.js';
+export { PendingHandshakes, MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE } from './pending-handshakes.js';

@@ -1,10 +1,20 @@
 // The set of known peers and the rules for changing it: merging topology
 // updates (spec §4.5), the local peer's own record and its version bumps,
 // garbage collection of unreachable peers (§4.7) and short ids (§4.8).
+import { GossipLimitError } from './errors.js';
 import { Peer } from './peer.js';
 import { bfsRoutes } from './routes.js';
 import { samePrincipals, ShortIdIndex } from './short-ids.js';
 import type { ConnectionSummary, PeerIdentity, PeerName, PeerRecord, PeerShortID, PeerUID } from './types.js';
+
+/**
+ * Most peers the table holds (including placeholders). Weave meshes run to
+ * hundreds of peers; a topology update that would create peers beyond this is
+ * refused whole, so a peer announcing thousands of fake peers cannot grow it
+ * without bound (each fake it lists as connected stays reachable, so garbage
+ * collection alone would not remove them).
+ */
+export const MAX_PEERS = 10_000;
 
 export interface PeersEvents {
   /** A peer was garbage-collected (spec §4.7): drop its MACs, DNS entries, IPAM nickname. */
@@ -133,11 +143,22 @@ export class Peers {
 
   // --- merging received topology (spec §4.5 "Merging a received update") ---
 
+  /** Refuses an update that would take the table past MAX_PEERS, before anything is applied. */
+  private checkRoomFor(records: readonly PeerRecord[], inUpdate: ReadonlyMap<PeerName, PeerRecord>): void {
+    const unknown = new Set<PeerName>();
+    for (const n of inUpdate.keys()) if (!this.byName.has(n)) unknown.add(n);
+    for (const r of records) for (const c of r.connections) if (!this.byName.has(c.name)) unknown.add(c.name);
+    if (this.byName.size + unknown.size > MAX_PEERS) {
+      throw new GossipLimitError(`topology update would add ${unknown.size} peers to the ${this.byName.size} known, over the limit of ${MAX_PEERS}`);
+    }
+  }
+
   applyUpdate(records: readonly PeerRecord[]): UpdateResult {
     const result: UpdateResult = { improved: new Set(), received: new Set(), ourselvesBumped: false };
     this.watchShortIds(() => {
       const inUpdate = new Map<PeerName, PeerRecord>();
       for (const r of records) inUpdate.set(r.summary.name, r);
+      this.checkRoomFor(records, inUpdate);
       const created = new Set<PeerName>();
       // Step 1: create peers named by records, and placeholders for peers only referenced.
       for (const r of records) {

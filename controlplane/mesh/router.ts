@@ -7,6 +7,7 @@ import { MeshConnection, type ConnectionHost } from './connection.js';
 import {
   ConnectionLimitError,
   DuplicateConnectionError,
+  GossipLimitError,
   PeerNameCollisionError,
   SelfConnectionError,
   UnknownRemoteError,
@@ -33,6 +34,12 @@ export const DEFAULT_GOSSIP_INTERVAL_MS = 30_000;
 export const TOPOLOGY_BROADCAST_DELAY_MS = 1_000;
 export const GC_DELAY_MS = 1_000;
 export const DEFAULT_CONN_LIMIT = 200;
+/**
+ * Most gossip channels of unknown name relayed for others (spec §4.9). Real
+ * meshes use a handful (topology, IPallocation, nameserver, plugins); a peer
+ * inventing names one per message would otherwise grow the channel table forever.
+ */
+export const MAX_SURROGATE_CHANNELS = 64;
 
 export interface MeshLogger {
   info(msg: string): void;
@@ -93,6 +100,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   readonly establishImmediately: boolean;
   /** Connections closed since start, for `weave report` TerminationCount. */
   terminationCount = 0;
+  private surrogateCount = 0;
   private readonly logger: MeshLogger;
   private readonly connections = new Map<PeerName, MeshConnection>();
   private readonly channels = new Map<string, { channel: GossipChannel; surrogate: boolean }>();
@@ -159,6 +167,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   newGossipChannel(name: string, gossiper: Gossiper): GossipChannel {
     const existing = this.channels.get(name);
     if (existing && !existing.surrogate) throw new Error(`gossip channel "${name}" is already registered`);
+    if (existing) this.surrogateCount--;
     const channel = new GossipChannel(name, gossiper, this);
     this.channels.set(name, { channel, surrogate: false });
     return channel;
@@ -372,6 +381,10 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private channelFor(name: string): GossipChannel {
     const known = this.channels.get(name);
     if (known) return known.channel;
+    if (this.surrogateCount >= MAX_SURROGATE_CHANNELS) {
+      throw new GossipLimitError(`gossip on unknown channel "${name.slice(0, 64)}": already relaying ${MAX_SURROGATE_CHANNELS} unknown channels`);
+    }
+    this.surrogateCount++;
     const channel = new GossipChannel(name, new SurrogateGossiper(this.clock, this.gossipIntervalMs), this);
     this.channels.set(name, { channel, surrogate: true });
     return channel;

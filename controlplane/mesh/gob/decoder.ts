@@ -16,12 +16,21 @@ export interface GobDecoderOptions {
   maxDepth?: number;
   /** Most type definitions accepted in one stream, default 1024. */
   maxTypes?: number;
+  /** Most values (fields, elements, map keys and values) in one message, default 2^20. */
+  maxValues?: number;
 }
 
 /** One top-level value with the wire id of its type. */
 export interface GobMessage { typeId: number; value: GobValue }
 
 const DEFAULT_MAX_MESSAGE = 10 * 1024 * 1024;
+/**
+ * An element can take a single byte (an empty struct), so without a cap a
+ * 10 MiB message would become ten million objects (~900 MB of heap and many
+ * seconds of decoding). 2^20 values is several times the largest real payload
+ * (a topology of 1000 peers with 100 connections each is ~500k values).
+ */
+const DEFAULT_MAX_VALUES = 1 << 20;
 const MAX_TYPE_ID = 0x7fffffff;
 const utf8 = new TextDecoder('utf-8');
 
@@ -35,18 +44,26 @@ export class GobDecoder {
   private readonly maxMessageSize: number;
   private readonly maxDepth: number;
   private readonly maxTypes: number;
+  private readonly maxValues: number;
+  /** Values the message being decoded may still hold. */
+  private valuesLeft = 0;
   private readonly userTypes = new Map<number, WireDef>();
-  private buf = new Uint8Array(0);
+  /** Received bytes not yet decoded, kept as they came until a whole message is present. */
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  /** Bytes needed before the next message is complete (0 = unknown yet). */
+  private needed = 0;
   private failure: GobDecodeError | undefined;
 
   constructor(opts: GobDecoderOptions = {}) {
     this.maxMessageSize = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE;
+    this.maxValues = opts.maxValues ?? DEFAULT_MAX_VALUES;
     this.maxDepth = opts.maxDepth ?? 64;
     this.maxTypes = opts.maxTypes ?? 1024;
   }
 
   /** Bytes received that do not yet form a complete message. */
-  get pendingBytes(): number { return this.buf.length; }
+  get pendingBytes(): number { return this.buffered; }
 
   /** Feeds bytes; returns the top-level values completed by them, in order. */
   push(chunk: Uint8Array): GobValue[] {
@@ -67,42 +84,51 @@ export class GobDecoder {
   /** Declares the end of the stream: fails if a message was cut short. */
   end(): void {
     if (this.failure) throw this.failure;
-    if (this.buf.length > 0) throw new GobDecodeError(`stream ended inside a message (${this.buf.length} bytes left over)`);
+    if (this.buffered > 0) throw new GobDecodeError(`stream ended inside a message (${this.buffered} bytes left over)`);
   }
 
   private drain(chunk: Uint8Array): GobMessage[] {
-    if (chunk.length > 0) {
-      const joined = new Uint8Array(this.buf.length + chunk.length);
-      joined.set(this.buf);
-      joined.set(chunk, this.buf.length);
-      this.buf = joined;
-    }
+    if (chunk.length > 0) { this.chunks.push(chunk); this.buffered += chunk.length; }
+    // A large message arriving in many small chunks is joined once, not once per chunk.
+    if (this.buffered === 0 || this.buffered < this.needed) return [];
+    const buf = this.joined();
     const out: GobMessage[] = [];
     let pos = 0;
+    this.needed = 0;
     for (;;) {
-      const header = this.readLength(pos);
+      const header = this.readLength(buf, pos);
       if (header === undefined) break;
       const [size, bodyStart] = header;
-      if (bodyStart + size > this.buf.length) break;
-      const msg = this.decodeMessage(new ByteReader(this.buf, bodyStart, bodyStart + size));
+      if (bodyStart + size > buf.length) { this.needed = bodyStart + size - pos; break; }
+      const msg = this.decodeMessage(new ByteReader(buf, bodyStart, bodyStart + size));
       if (msg) out.push(msg);
       pos = bodyStart + size;
     }
-    this.buf = this.buf.slice(pos);
+    const rest = buf.slice(pos);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
     return out;
   }
 
+  private joined(): Uint8Array {
+    if (this.chunks.length === 1) return this.chunks[0]!;
+    const buf = new Uint8Array(this.buffered);
+    let off = 0;
+    for (const c of this.chunks) { buf.set(c, off); off += c.length; }
+    return buf;
+  }
+
   /** Reads a message's byte count at `pos`; undefined when more bytes are needed. */
-  private readLength(pos: number): [number, number] | undefined {
-    if (pos >= this.buf.length) return undefined;
-    const first = this.buf[pos]!;
+  private readLength(buf: Uint8Array, pos: number): [number, number] | undefined {
+    if (pos >= buf.length) return undefined;
+    const first = buf[pos]!;
     let n = 0;
     if (first >= 0x80) {
       n = 0x100 - first;
       if (n > 8) throw new GobDecodeError(`bad message length byte 0x${first.toString(16)}`);
-      if (pos + 1 + n > this.buf.length) return undefined;
+      if (pos + 1 + n > buf.length) return undefined;
     }
-    const size = new ByteReader(this.buf, pos, pos + 1 + n).uint();
+    const size = new ByteReader(buf, pos, pos + 1 + n).uint();
     if (size === 0n) throw new GobDecodeError('empty message');
     if (size > BigInt(this.maxMessageSize)) {
       throw new GobDecodeError(`message of ${size} bytes exceeds the ${this.maxMessageSize}-byte limit`);
@@ -111,6 +137,7 @@ export class GobDecoder {
   }
 
   private decodeMessage(r: ByteReader): GobMessage | undefined {
+    this.valuesLeft = this.maxValues;
     const id = r.int();
     if (id < 0n) {
       this.defineType(-id, r);
@@ -171,6 +198,7 @@ export class GobDecoder {
 
   private decodeValue(r: ByteReader, id: number, depth: number, lookup: (id: number) => WireDef): GobValue {
     if (depth > this.maxDepth) throw new GobDecodeError(`values nested deeper than ${this.maxDepth}`);
+    if (--this.valuesLeft < 0) throw new GobDecodeError(`message holds more than ${this.maxValues} values`);
     const def = lookup(id);
     switch (def.kind) {
       case 'builtin':

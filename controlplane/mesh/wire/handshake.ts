@@ -14,7 +14,7 @@ import {
   buildFeatures, decodeFeatures, encodeFeatures, featuresFromGob, featuresGobType, parseFeatures,
   FeatureKey, V1_FEATURE_KEYS, type FeaturesMap,
 } from './features.js';
-import { encodeFrame, FRAME_HEADER_SIZE, MAX_TCP_MSG_SIZE } from './framing.js';
+import { encodeFrame, FRAME_HEADER_SIZE } from './framing.js';
 import { SocketReader } from './socket-reader.js';
 import { TcpMessageLink, framedTransport, gobTransport, HEARTBEAT_INTERVAL_MS, READ_TIMEOUT_MS, type BodyTransport } from './message-link.js';
 import { HandshakeError, WireDecodeError } from './errors.js';
@@ -22,6 +22,12 @@ import type { GobValue } from '../gob/index.js';
 
 /** spec §1.2: the header exchange must finish within 10 s. */
 export const HEADER_TIMEOUT_MS = 10_000;
+/**
+ * Largest features message accepted (V2). A real one is a map of a few short
+ * strings (~200 bytes); Weave would take up to maxTCPMsgSize, but a peer that
+ * has not yet proved anything should not make us buffer 10 MiB.
+ */
+export const MAX_FEATURES_SIZE = 64 * 1024;
 
 export interface HandshakeTimeouts {
   /** Header exchange (default 10 s). */
@@ -176,7 +182,7 @@ async function introV2(socket: Socket, reader: SocketReader, opts: HandshakeOpti
 
   const lenBytes = await reader.read(FRAME_HEADER_SIZE);
   const len = new DataView(lenBytes.buffer, lenBytes.byteOffset, 4).getUint32(0, false);
-  if (len > MAX_TCP_MSG_SIZE) throw new HandshakeError(`features message of ${len} bytes exceeds the ${MAX_TCP_MSG_SIZE}-byte limit`);
+  if (len > MAX_FEATURES_SIZE) throw new HandshakeError(`features message of ${len} bytes exceeds the ${MAX_FEATURES_SIZE}-byte limit`);
   const sealed = await reader.read(len);
   let body: Uint8Array;
   try {

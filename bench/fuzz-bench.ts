@@ -1,0 +1,32 @@
+// Long fuzz pass: every decoder of outside bytes (test/support/fuzz-targets.ts)
+// fed `inputs` generated inputs, reporting count, crashes, time and the
+// process RSS around each target (a decoder that keeps what it is fed shows
+// as growth). Exits 1 when any target crashed; the first crashes are printed
+// with their input so they can become regression tests.
+//
+//   node dist/bench/fuzz-bench.js [inputs=1000000] [name-filter] [seed]
+import { fuzzTargets, fuzzTarget } from '../test/support/fuzz-targets.js';
+
+const inputs = Number(process.argv[2] ?? 1_000_000);
+const filter = process.argv[3] ?? '';
+const seed = Number(process.argv[4] ?? Date.now() % 1_000_000);
+
+const mb = (bytes: number): string => (bytes / 1e6).toFixed(0);
+
+const { targets, close } = await fuzzTargets();
+process.stdout.write(`fuzz-bench: ${inputs} inputs per decoder, seed ${seed}\n`);
+process.stdout.write(`${'decoder'.padEnd(18)} ${'inputs'.padStart(9)} ${'crashes'.padStart(7)} ${'seconds'.padStart(8)} ${'inputs/s'.padStart(9)}  RSS MB before/after\n`);
+let crashed = 0;
+for (const target of targets) {
+  if (filter !== '' && !target.name.includes(filter)) continue;
+  const rssBefore = process.memoryUsage().rss;
+  const r = await fuzzTarget(target, inputs, seed);
+  const rssAfter = process.memoryUsage().rss;
+  crashed += r.crashCount;
+  process.stdout.write(`${r.name.padEnd(18)} ${String(r.inputs).padStart(9)} ${String(r.crashCount).padStart(7)} ${(r.ms / 1000).toFixed(1).padStart(8)} `
+    + `${String(Math.round(r.inputs / (r.ms / 1000))).padStart(9)}  ${mb(rssBefore)}/${mb(rssAfter)}\n`);
+  for (const c of r.crashes) process.stdout.write(`    ${c.message}\n`);
+}
+await close();
+process.stdout.write(crashed === 0 ? 'no crashes\n' : `${crashed} crash(es)\n`);
+process.exitCode = crashed === 0 ? 0 : 1;

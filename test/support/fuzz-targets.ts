@@ -1,0 +1,429 @@
+// Structure-aware fuzz targets for every decoder that reads bytes from outside
+// the router: the control connection (handshake, framing, gob, envelopes,
+// topology), IPAM and DNS gossip as the gossipers apply it, sleeve datagrams
+// and control messages, fastdp heartbeats, DNS queries, the HTTP API and the
+// persisted state files. Inputs are mutations of valid encodings (they get
+// past the first checks and reach deep) mixed with plain noise. A target passes
+// an input when decoding returns or throws one of its typed errors; anything
+// else is a crash. The unit test runs a short pass, bench/fuzz-bench.ts millions.
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import fc from 'fast-check';
+import dnsPacket from 'dns-packet';
+import type { FastifyInstance } from 'fastify';
+import { GobDecoder, GobDecodeError } from '../../controlplane/mesh/gob/index.js';
+import {
+  FrameParser, HandshakeError, WireDecodeError, buildFeatures, decodeFeatures, decodeGossipMessage, decodeTopology,
+  encodeFeatures, encodeFrame, encodeGossipMessage, encodeTopology, parseFeatures, performHandshake,
+} from '../../controlplane/mesh/wire/index.js';
+import { encodeHeader, negotiateVersion, parseHeader } from '../../controlplane/mesh/wire/header.js';
+import { featuresGobType } from '../../controlplane/mesh/wire/features.js';
+import { GobEncoder, type GobValue } from '../../controlplane/mesh/gob/index.js';
+import { ProtocolTag, type PeerRecord } from '../../controlplane/mesh/types.js';
+import {
+  Allocator, IpamError, IpamMessageError, encodeGossipState, encodeUnicast, gobStreamCodec, parseCIDR, registerIpamRoutes,
+} from '../../controlplane/ipam/index.js';
+import { parseIpam, serialiseIpam } from '../../controlplane/ipam/persistence.js';
+import { RingMergeError } from '../../controlplane/ipam/ring.js';
+import { Nameserver } from '../../controlplane/dns/nameserver.js';
+import { NameserverGossiper } from '../../controlplane/dns/gossiper.js';
+import { encodeGossipPayload } from '../../controlplane/dns/codec.js';
+import { DnsGossipError } from '../../controlplane/dns/gossip-payload.js';
+import { DnsServer } from '../../controlplane/dns/server.js';
+import { buildApiServer } from '../../controlplane/api/server.js';
+import type { RouterStatus } from '../../controlplane/api/status-model.js';
+import { decodeDatagram, decodeFrames, encodeDatagram, encodeFrames, SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
+import { classifySpecialFrame, heartbeatFrame } from '../../dataplane/sleeve/special-frames.js';
+import { decodeSleeveControl, encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
+import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/ovs/fastdp/heartbeat.js';
+import { SleeveCryptoError, SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
+import { parseTargets } from '../../weaver/targets-store.js';
+import { parsePeerName } from '../../weaver/peer-name.js';
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+export interface FuzzTarget<T = unknown> {
+  name: string;
+  /** One input: a mutated valid encoding or noise. */
+  input: fc.Arbitrary<T>;
+  /** Feeds one input to the decoder; may throw only the `expected` errors. */
+  run(input: T): void | Promise<void>;
+  expected: readonly ErrorClass[];
+  /** Frees what the target holds (servers, timers). */
+  close?(): Promise<void>;
+}
+
+/**
+ * Plain Errors are how the state-file parsers report a problem; TypeError and
+ * RangeError from inside them mean a check is missing, so they are crashes.
+ */
+export class StateFileProblem extends Error {
+  static override [Symbol.hasInstance](err: unknown): boolean {
+    return err instanceof Error && err.constructor === Error;
+  }
+}
+
+/** A decoder raised something other than its typed errors. */
+export class FuzzCrash extends Error {
+  constructor(readonly target: string, readonly input: unknown, readonly error: unknown) {
+    super(`${target}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)} on input ${describeInput(input)}`);
+    this.name = 'FuzzCrash';
+  }
+}
+
+function describeInput(input: unknown): string {
+  if (input instanceof Uint8Array) return `hex ${Buffer.from(input).toString('hex').slice(0, 400)}`;
+  return JSON.stringify(input, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))
+    .slice(0, 400);
+}
+
+/** Runs one input; returns the crash, or undefined when the target behaved. */
+export async function fuzzOne<T>(target: FuzzTarget<T>, input: T): Promise<FuzzCrash | undefined> {
+  try {
+    await target.run(input);
+    return undefined;
+  } catch (err) {
+    if (target.expected.some((t) => err instanceof t)) return undefined;
+    return new FuzzCrash(target.name, input, err);
+  }
+}
+
+// ---- input shapes ----
+
+/** Random edits of a valid encoding: truncation, byte flips, insertions, forged length bytes, splices. */
+export function mutated(seeds: readonly Uint8Array[]): fc.Arbitrary<Uint8Array> {
+  const seed = fc.constantFrom(...seeds);
+  return fc.oneof(
+    { weight: 2, arbitrary: seed.chain((s) => fc.nat(s.length).map((n) => s.slice(0, n))) },
+    { weight: 4, arbitrary: seed.chain((s) => fc.array(fc.tuple(fc.nat(Math.max(0, s.length - 1)), fc.nat(255)), { minLength: 1, maxLength: 8 })
+      .map((edits) => {
+        const b = Uint8Array.from(s);
+        for (const [i, v] of edits) if (i < b.length) b[i] = v;
+        return b;
+      })) },
+    { weight: 2, arbitrary: seed.chain((s) => fc.tuple(fc.nat(s.length), fc.uint8Array({ minLength: 1, maxLength: 16 }))
+      .map(([i, ins]) => Uint8Array.from([...s.subarray(0, i), ...ins, ...s.subarray(i)]))) },
+    // Bytes gob and the framings read as lengths or counts, set to the largest values.
+    { weight: 3, arbitrary: seed.chain((s) => fc.tuple(fc.nat(Math.max(0, s.length - 1)),
+      fc.constantFrom([0xf8], [0xfc, 0x7f, 0xff, 0xff, 0xff], [0xfb, 0x7f, 0xff, 0xff, 0xff, 0xff], [0x7f, 0xff, 0xff, 0xff], [0xff, 0xff], [0x80, 0, 0, 0]))
+      .map(([i, forged]) => {
+        const b = Uint8Array.from(s);
+        b.set(forged.slice(0, b.length - i), i);
+        return b;
+      })) },
+    { weight: 1, arbitrary: fc.tuple(seed, seed, fc.nat(), fc.nat()).map(([a, b, i, j]) =>
+      Uint8Array.from([...a.subarray(0, i % (a.length + 1)), ...b.subarray(j % (b.length + 1))])) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }) },
+  );
+}
+
+function seeded<T>(input: fc.Arbitrary<T>, ...seeds: T[]): fc.Arbitrary<T> {
+  return fc.oneof({ weight: 20, arbitrary: input }, { weight: 1, arbitrary: fc.constantFrom(...seeds) });
+}
+
+// ---- valid encodings to mutate ----
+
+const NAME_A = 0x8a3e3e3e3e3en;
+const NAME_B = 0xea2db2e6e4f5n;
+const records: PeerRecord[] = [
+  {
+    summary: { name: NAME_A, nickName: 'alpha', uid: 1234n, version: 7n, shortId: 0x123, hasShortId: true },
+    connections: [{ name: NAME_B, remoteTcpAddr: '192.168.1.2:6783', outbound: true, established: true }],
+  },
+  { summary: { name: NAME_B, nickName: 'beta', uid: 5678n, version: 3n, shortId: 0x456, hasShortId: true }, connections: [] },
+];
+const topology = encodeTopology(records);
+const features = encodeFeatures(buildFeatures({ identity: { name: NAME_A, nickName: 'alpha', uid: 9n, shortId: 3 }, connId: 4n, overlays: ['fastdp', 'sleeve'] }));
+const envelopes = [
+  encodeGossipMessage({ tag: ProtocolTag.GossipUnicast, channel: 'IPallocation', src: NAME_A, dst: NAME_B, payload: Uint8Array.of(1, 2) }),
+  encodeGossipMessage({ tag: ProtocolTag.GossipBroadcast, channel: 'topology', src: NAME_A, payload: topology }),
+  encodeGossipMessage({ tag: ProtocolTag.Gossip, channel: 'nameserver', src: NAME_A, payload: Uint8Array.of(3) }),
+];
+
+const universe = parseCIDR('10.32.0.0/12');
+const U = universe.addr;
+const ipamState = {
+  now: 1_700_000_000n,
+  nicknames: new Map([[NAME_A, 'alpha'], [NAME_B, 'beta']]),
+  ring: {
+    start: U, end: U + 2 ** 20, peer: NAME_A, seeds: [NAME_A, NAME_B],
+    entries: [{ token: U, peer: NAME_A, version: 2, free: 1000 }, { token: U + 2 ** 19, peer: NAME_B, version: 1, free: 5 }],
+  },
+};
+const ipamSeeds = {
+  gossip: [encodeGossipState(gobStreamCodec, ipamState), encodeGossipState(gobStreamCodec, { now: 5n, nicknames: new Map() })],
+  unicast: [
+    encodeUnicast(gobStreamCodec, { kind: 'ringUpdate', state: ipamState }),
+    encodeUnicast(gobStreamCodec, { kind: 'spaceRequest', range: { start: U + 16, end: U + 32 } }),
+    encodeUnicast(gobStreamCodec, { kind: 'spaceRequestDenied', range: { start: U + 16, end: U + 32 } }),
+  ],
+};
+const dnsSeeds = [
+  encodeGossipPayload({ timestamp: 1_700_000_000, entries: [
+    { containerId: 'c1', origin: NAME_B, addr: 0x0a200001, hostname: 'web.weave.local.', version: 1, tombstone: 0 },
+    { containerId: 'c2', origin: NAME_B, addr: 0x0a200002, hostname: 'db.weave.local.', version: 0, tombstone: 1_700_000_000 },
+  ] }),
+];
+
+function sleeveSeeds(): Uint8Array[] {
+  const eth = Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, ...new Uint8Array(28)]);
+  return [
+    encodeDatagram(NAME_A, encodeFrames([{ src: NAME_A, dst: NAME_B, frame: eth }, { src: NAME_A, dst: NAME_B, frame: heartbeatFrame(77n) }])),
+    encodeDatagram(NAME_A, encodeFrames([{ src: NAME_A, dst: NAME_B, frame: new Uint8Array(1400) }])),
+  ];
+}
+
+// ---- targets ----
+
+function bytesTarget(name: string, seeds: Uint8Array[], run: (b: Uint8Array) => void, ...expected: ErrorClass[]): FuzzTarget<Uint8Array> {
+  return { name, input: mutated(seeds), run, expected };
+}
+
+/** A stand-in for the TCP socket the handshake reads: the fuzzed bytes arrive in chunks, then EOF. */
+class ScriptedSocket extends EventEmitter {
+  destroyed = false;
+  readyState = 'open';
+  remoteAddress = '10.0.0.9';
+  remotePort = 40000;
+  localAddress = '10.0.0.1';
+  localPort = 6783;
+  write(): boolean { return true; }
+  pause(): this { return this; }
+  resume(): this { return this; }
+  setNoDelay(): this { return this; }
+  destroy(): this { this.destroyed = true; return this; }
+  resetAndDestroy(): this { return this.destroy(); }
+}
+
+async function handshakeWith(bytes: Uint8Array, password: Uint8Array | undefined, chunk: number): Promise<void> {
+  const socket = new ScriptedSocket();
+  const done = performHandshake(socket as unknown as Socket, {
+    identity: { name: NAME_B, nickName: 'beta', uid: 5n, shortId: 9 },
+    outbound: false, trustedRemote: false, overlays: ['sleeve'],
+    ...(password ? { password } : {}),
+    timeouts: { headerMs: 1_000, readMs: 1_000 },
+  });
+  for (let i = 0; i < bytes.length; i += chunk) socket.emit('data', Buffer.from(bytes.subarray(i, i + chunk)));
+  socket.emit('end');
+  const { link } = await done;
+  link.close();
+}
+
+function handshakeSeeds(): Uint8Array[] {
+  const v2 = Uint8Array.from([...encodeHeader({ min: 1, max: 2 }), 0x00, ...encodeFrame(features)]);
+  const enc = new GobEncoder();
+  enc.encode(featuresGobType, new Map([['PeerNameFlavour', 'mac'], ['Name', '8a:3e:3e:3e:3e:3e'], ['NickName', 'alpha'], ['UID', '9'], ['ConnID', '4']]) as Map<GobValue, GobValue>);
+  const v1 = Uint8Array.from([...encodeHeader({ min: 1, max: 1 }), ...enc.takeBytes()]);
+  const v2enc = Uint8Array.from([...encodeHeader({ min: 1, max: 2 }), 0x01, ...new Uint8Array(32).fill(7), ...encodeFrame(new Uint8Array(120))]);
+  return [v2, v1, v2enc];
+}
+
+function ipamAllocator(): Allocator {
+  return new Allocator({
+    name: NAME_A, uid: 1n, nickname: 'alpha', universe, init: { mode: 'seed', seeds: [NAME_A, NAME_B] },
+    isKnownPeer: () => true, codec: gobStreamCodec, random: () => 0.5,
+  });
+}
+
+function fakeStatus(): RouterStatus {
+  return {
+    ready: true, protocolMinVersion: 1, protocolMaxVersion: 2, encryption: false, peerDiscovery: true,
+    name: '8a:3e:3e:3e:3e:3e', nickName: 'host1', port: 6783,
+    peers: [{ name: '8a:3e:3e:3e:3e:3e', nickName: 'host1', uid: 1n, shortId: 7, version: 1n, connections: [] }],
+    unicastRoutes: [], broadcastRoutes: [], connections: [], terminationCount: 0, targets: [], trustedSubnets: [],
+    interface: 'none', overlayDiagnostics: {},
+  };
+}
+
+interface HttpInput { method: 'GET' | 'POST' | 'PUT' | 'DELETE'; url: string; contentType: string; body: string }
+
+const segment = fc.oneof(
+  fc.constantFrom('c1', 'weave:extern', '10.32.0.5', '10.32.0.0', '24', '32', '0', '-1', '99999999999999999999', '8a:3e:3e:3e:3e:3e',
+    '%00', '%ff', '%2F', '..', '', 'web.weave.local.', '::1', '10.32.0.5%2F12', 'true'),
+  fc.string({ maxLength: 12 }).map(encodeURIComponent),
+  fc.stringMatching(/^[0-9.:a-fA-F%/]{0,20}$/),
+);
+
+function httpInputs(): fc.Arbitrary<HttpInput> {
+  const route = fc.constantFrom('ip', 'name', 'peer', 'connect', 'forget', 'expose', 'status', 'report', 'ring', 'ipinfo', 'metrics', 'domain');
+  const path = fc.tuple(route, fc.array(segment, { maxLength: 3 })).map(([r, rest]) => `/${[r, ...rest].join('/')}`);
+  const query = fc.array(fc.tuple(fc.constantFrom('fqdn', 'check-alive', 'peer', 'format', 'replace', 'x'), segment), { maxLength: 3 })
+    .map((kv) => (kv.length === 0 ? '' : `?${kv.map(([k, v]) => `${k}=${v}`).join('&')}`));
+  const body = fc.oneof(
+    fc.constant(''),
+    fc.array(fc.tuple(fc.constantFrom('peer', 'fqdn', 'replace', 'check-alive'), segment), { maxLength: 4 })
+      .map((kv) => kv.map(([k, v]) => `${k}=${v}`).join('&')),
+    fc.string({ maxLength: 80 }),
+  );
+  return fc.record({
+    method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),
+    url: fc.tuple(path, query).map(([p, q]) => p + q),
+    contentType: fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'application/json', ''),
+    body,
+  });
+}
+
+/** HTTP API bodies and params: every request gets an answer below 500 (a 500 is an unhandled error). */
+async function httpTarget(): Promise<FuzzTarget<HttpInput>> {
+  const targets: string[] = [];
+  const app: FastifyInstance = buildApiServer({
+    router: { status: fakeStatus, port: () => 6783, connect: (p) => { targets.push(...p); }, forget: () => {} },
+    version: '2.8.1',
+    registerControlRoutes: (a) => registerIpamRoutes(a, ipamAllocator(), { tracker: '' }),
+  }, 'control');
+  await app.ready();
+  return {
+    name: 'http-api',
+    input: httpInputs(),
+    expected: [],
+    async run(req) {
+      // `weave rmpeer` of ourselves (DELETE /peer) is a valid command that stops IPAM for good; keep it serving.
+      if (req.method === 'DELETE' && /^\/peer\/*(\?|$)/.test(req.url)) return;
+      const res = await app.inject({
+        method: req.method, url: req.url, payload: req.body,
+        headers: req.contentType === '' ? {} : { 'content-type': req.contentType },
+      });
+      if (res.statusCode >= 500 && res.statusCode !== 503) throw new Error(`HTTP ${res.statusCode} for ${req.method} ${req.url}: ${res.body.slice(0, 200)}`);
+      if (targets.length > 10_000) targets.length = 0;
+    },
+    close: () => app.close(),
+  };
+}
+
+export interface FuzzSuite {
+  targets: FuzzTarget[];
+  /** Frees the servers and timers the targets hold. */
+  close(): Promise<void>;
+}
+
+/** Every decoder target. */
+export async function fuzzTargets(): Promise<FuzzSuite> {
+  const allocator = ipamAllocator();
+  const nameserver = new Nameserver({ ourName: NAME_A, isKnownPeer: () => true, now: () => 1_700_000_100 });
+  const dnsGossiper = new NameserverGossiper(nameserver);
+  nameserver.add('web.weave.local.', 'c9', 0x0a200009);
+  const dnsServer = new DnsServer({ names: nameserver, listenAddress: '127.0.0.1:0' });
+  const key = new Uint8Array(32).fill(42);
+  const sealer = new SleeveSealer(key, true);
+  const sealedBodies = [false, true, false].map((df) => sealer.seal(encodeFrames([{ src: NAME_A, dst: NAME_B, frame: new Uint8Array(60).fill(1) }]), df));
+  const validQuery = Buffer.from(dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'A', name: 'web.weave.local' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] }));
+  const ptrQuery = Buffer.from(dnsPacket.encode({ type: 'query', id: 8, questions: [{ type: 'PTR', name: '9.0.32.10.in-addr.arpa' }] }));
+  const ipamFile = new TextEncoder().encode(serialiseIpam({
+    peerName: NAME_A, range: { start: U, end: U + 2 ** 20 },
+    ring: { ...ipamState.ring },
+    allocations: [{ ident: 'c1', addrs: [{ addr: U + 1, prefixLen: 12 }] }],
+  }));
+  const utf8 = new TextDecoder();
+
+  const targets: FuzzTarget[] = [
+    bytesTarget('handshake-header', [encodeHeader({ min: 1, max: 2 })], (b) => {
+      negotiateVersion({ min: 1, max: 2 }, parseHeader(b));
+    }, WireDecodeError, HandshakeError),
+    {
+      name: 'handshake-stream',
+      input: fc.tuple(mutated(handshakeSeeds()), fc.boolean(), fc.integer({ min: 1, max: 64 })),
+      run: ([b, encrypted, chunk]) => handshakeWith(b, encrypted ? new TextEncoder().encode('secret') : undefined, chunk),
+      expected: [HandshakeError],
+    } satisfies FuzzTarget<[Uint8Array, boolean, number]>,
+    bytesTarget('features', [features], (b) => { parseFeatures(decodeFeatures(b)); }, WireDecodeError),
+    {
+      name: 'framing',
+      input: fc.tuple(mutated([encodeFrame(envelopes[0]!), Uint8Array.from([...encodeFrame(Uint8Array.of(0)), ...encodeFrame(topology)])]),
+        fc.integer({ min: 1, max: 40 })),
+      run: ([b, step]) => {
+        const p = new FrameParser();
+        for (let i = 0; i < b.length; i += step) p.push(b.subarray(i, i + step));
+        if (p.pendingBytes > b.length) throw new Error(`parser holds ${p.pendingBytes} bytes of a ${b.length}-byte input`);
+      },
+      expected: [WireDecodeError],
+    } satisfies FuzzTarget<[Uint8Array, number]>,
+    {
+      name: 'gob-stream',
+      input: fc.tuple(mutated([topology, features, ipamSeeds.gossip[0]!, dnsSeeds[0]!]), fc.integer({ min: 1, max: 64 })),
+      run: ([b, step]) => {
+        const dec = new GobDecoder();
+        for (let i = 0; i < b.length; i += step) dec.push(b.subarray(i, i + step));
+        dec.end();
+      },
+      expected: [GobDecodeError],
+    } satisfies FuzzTarget<[Uint8Array, number]>,
+    bytesTarget('gossip-envelope', envelopes, (b) => { decodeGossipMessage(b); }, WireDecodeError),
+    bytesTarget('topology', [topology], (b) => { decodeTopology(b); }, WireDecodeError),
+    bytesTarget('ipam-gossip', ipamSeeds.gossip, (b) => {
+      // As the mesh delivers it: tag 4 and tag 6 both go through the allocator's merge.
+      allocator.onGossip(b);
+      allocator.onGossipBroadcast(NAME_B, b);
+    }, IpamMessageError, IpamError, RingMergeError),
+    bytesTarget('ipam-unicast', ipamSeeds.unicast, (b) => { allocator.onGossipUnicast(NAME_B, b); }, IpamMessageError, IpamError, RingMergeError),
+    bytesTarget('dns-gossip', dnsSeeds, (b) => {
+      dnsGossiper.onGossip(b);
+      dnsGossiper.onGossipBroadcast(NAME_B, b);
+    }, DnsGossipError),
+    bytesTarget('sleeve-datagram', sleeveSeeds(), (b) => {
+      const { body } = decodeDatagram(b);
+      for (const f of decodeFrames(body).frames) classifySpecialFrame(f.frame);
+    }, SleeveDecodeError),
+    bytesTarget('sleeve-encrypted', sealedBodies, (b) => {
+      // A fresh opener each time: a forged body must fail authentication, never decode.
+      const opened = new SleeveOpener(key, true).open(b);
+      if (!sealedBodies.some((s) => Buffer.compare(Buffer.from(s), Buffer.from(b)) === 0)) {
+        throw new Error(`forged body of ${b.length} bytes opened as #${opened.seq}`);
+      }
+    }, SleeveCryptoError),
+    bytesTarget('sleeve-control', [encodeSleeveControl({ type: 'PMTUVerified', mtu: 1400 }), encodeSleeveControl({ type: 'ConnectionEstablished' })],
+      (b) => { decodeSleeveControl(b); }, SleeveDecodeError),
+    bytesTarget('fastdp-heartbeat', [encodeHeartbeat(99n, 1410), encodeHeartbeat(1n, 10)], (b) => { parseHeartbeat(Buffer.from(b)); }),
+    {
+      name: 'dns-query',
+      input: mutated([validQuery, ptrQuery]),
+      expected: [],
+      async run(b) {
+        const reply = await dnsServer.handle(Buffer.from(b), 'udp');
+        if (reply) dnsPacket.decode(reply);
+      },
+    } satisfies FuzzTarget<Uint8Array>,
+    bytesTarget('state-ipam-file', [ipamFile], (b) => { parseIpam(utf8.decode(b)); }, SyntaxError, StateFileProblem),
+    {
+      name: 'state-peer-files',
+      input: seeded(fc.oneof(fc.string({ maxLength: 40 }), fc.json({ maxDepth: 2 })), '["10.0.0.2","host2:6783"]', '8a:3e:3e:3e:3e:3e'),
+      run: (text: string) => {
+        try { parsePeerName(text); } catch (err) { if (!(err instanceof StateFileProblem)) throw err; }
+        parseTargets(text, '/var/lib/weave/peers.json');
+      },
+      expected: [StateFileProblem],
+    } satisfies FuzzTarget<string>,
+    await httpTarget(),
+  ];
+  return { targets, close: async () => { for (const t of targets) await t.close?.(); await dnsServer.stop(); } };
+}
+
+
+export interface FuzzReport {
+  name: string;
+  inputs: number;
+  /** The first crashes found (at most `keepCrashes`), and how many there were in all. */
+  crashes: FuzzCrash[];
+  crashCount: number;
+  ms: number;
+}
+
+const BATCH = 2_000;
+
+/** Feeds `count` generated inputs to a target, in batches drawn from `seed`. */
+export async function fuzzTarget(target: FuzzTarget, count: number, seed: number, keepCrashes = 5): Promise<FuzzReport> {
+  const report: FuzzReport = { name: target.name, inputs: 0, crashes: [], crashCount: 0, ms: 0 };
+  const start = performance.now();
+  for (let batch = 0; report.inputs < count; batch++) {
+    const inputs = fc.sample(target.input, { numRuns: Math.min(BATCH, count - report.inputs), seed: seed + batch });
+    for (const input of inputs) {
+      const crash = await fuzzOne(target, input);
+      report.inputs++;
+      if (!crash) continue;
+      report.crashCount++;
+      if (report.crashes.length < keepCrashes) report.crashes.push(crash);
+    }
+  }
+  report.ms = performance.now() - start;
+  return report;
+}
