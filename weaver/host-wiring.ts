@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, validInterfaceName,
+  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, inspectEndpoint, validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -109,12 +109,13 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
   let portAttached: PortAttachedHook | undefined;
   const control: HostControl = {
     attach: async (req) => {
-      const result = await translate(net.attach(req));
       // Also on a re-attach: the port may predate this router, and taking it again costs nothing.
-      if (result.hostVeth !== '') await portAttached?.(result.hostVeth);
+      const result = await translate(net.attach({ ...req, portReady: async (hostVeth) => portAttached?.(hostVeth) }));
+      if (result.announceError) logger.warn(`gratuitous ARP for ${result.added.join(' ')} on ${req.label}: ${result.announceError.message}`);
       return result.cidrs;
     },
     detach: async (target, cidrs) => (await translate(net.detach(target, cidrs))).removed,
+    addresses: async (target) => (await translate(inspectEndpoint(target)))?.cidrs ?? [],
     ps: (labels) => translate(net.ps(labels)),
     expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),
     hide: (cidrs) => translate(net.hide(cidrs)),

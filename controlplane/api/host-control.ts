@@ -27,6 +27,8 @@ export interface HostControl {
   attach(req: HostAttachRequest): Promise<string[]>;
   /** Removes addresses (all when empty); returns those removed. */
   detach(target: HostNetnsTarget, cidrs: string[]): Promise<string[]>;
+  /** Every address on the container's weave interface, whoever put it there (none when not attached). */
+  addresses(target: HostNetnsTarget): Promise<string[]>;
   /** `weave:expose` first, then attached containers; `labels` filters. */
   ps(labels: string[]): Promise<HostPsEntry[]>;
   expose(cidr: string, masquerade: boolean): Promise<void>;

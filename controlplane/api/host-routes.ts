@@ -6,6 +6,7 @@
 //   POST /weave/attach   netns=PATH | pid=N, label=TEXT, cidr=A.B.C.D/N (repeat),
 //                        multicast-route=false  -> 200 "cidr cidr\n" (addresses on ethwe)
 //   POST /weave/detach   netns=PATH | pid=N, cidr (repeat; none = all) -> 200 removed cidrs
+//   GET  /weave/addrs    netns=PATH | pid=N -> "cidr cidr\n" (every address on ethwe; "" when not attached)
 //   GET  /weave/ps       container=LABEL (repeat; none = all) -> "<label> <mac> <cidr>...\n" lines
 //   POST /weave/expose   cidr (repeat), skipNAT=true -> 200 exposed cidrs
 //   POST /weave/hide     cidr (repeat; none = all) -> 200 removed cidrs
@@ -79,6 +80,7 @@ export function registerHostRoutes(app: FastifyInstance, host: HostControl): voi
     const removed = await host.detach(targetOf(req), formValues(req, 'cidr').map(checkCidr));
     return { code: 200, body: `${removed.join(' ')}\n` };
   }));
+  app.get('/weave/addrs', handle(async (req) => ({ code: 200, body: `${(await host.addresses(targetOf(req))).join(' ')}\n` })));
   app.get('/weave/ps', handle(async (req) => {
     const entries = await host.ps(formValues(req, 'container'));
     return { code: 200, body: entries.map((e) => `${[psLabel(e.label), e.mac, ...e.cidrs].join(' ')}\n`).join('') };

@@ -25,6 +25,8 @@ export interface AttachRequest {
   label: string;
   cidrs: readonly string[];
   multicastRoute?: boolean;
+  /** See AttachOptions.portReady. */
+  portReady?: (hostVeth: string) => Promise<void>;
 }
 
 export interface PsEntry {
@@ -93,7 +95,9 @@ export class HostNetwork {
 
   attach(req: AttachRequest): Promise<AttachResult> {
     return this.serial(async () => {
-      const result = await attach(this.rtnl, { target: req.target, cidrs: req.cidrs, bridge: this.opts.bridge, multicastRoute: req.multicastRoute });
+      const result = await attach(this.rtnl, {
+        target: req.target, cidrs: req.cidrs, bridge: this.opts.bridge, multicastRoute: req.multicastRoute, portReady: req.portReady,
+      });
       this.endpoints.set(targetPath(req.target), { label: req.label, target: req.target });
       this.saveRegistry();
       return result;
