@@ -121,9 +121,9 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
   let portAttached: PortAttachedHook | undefined;
   const control: HostControl = {
     attach: async (req) => {
-      const result = await translate(net.attach(req));
       // Also on a re-attach: the port may predate this router, and taking it again costs nothing.
-      if (result.hostVeth !== '') await portAttached?.(result.hostVeth);
+      const result = await translate(net.attach({ ...req, portReady: async (hostVeth) => portAttached?.(hostVeth) }));
+      if (result.announceError) logger.warn(`gratuitous ARP for ${result.added.join(' ')} on ${req.label}: ${result.announceError.message}`);
       return result.cidrs;
     },
     detach: async (target, cidrs, ifname) => (await translate(net.detach(target, cidrs, ifname))).removed,
@@ -131,6 +131,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
       const info = await translate(net.inspect(target, ifname));
       return info && { mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
     },
+    addresses: async (target) => (await translate(net.inspect(target)))?.cidrs ?? [],
     ps: (labels) => translate(net.ps(labels)),
     expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),
     hide: (cidrs) => translate(net.hide(cidrs)),

@@ -83,8 +83,8 @@ export function startIpam(opts: IpamWiringOptions): RunningIpam {
     isKnownPeer: (p) => opts.mesh.isKnownPeer(p),
     codec: gobStreamCodec,
     store: new FileIpamStore(opts.stateDir),
-    // A data file for another range is refused with the allocator's message (spec §8.8).
-    onRangeMismatch: 'error',
+    // A data file for another range is deleted with a log line and the router carries on, as Weave's.
+    onRangeMismatch: 'discard',
     isContainerAlive: (ident) => opts.containerAlive?.(ident) ?? identIsAlive(ident),
     log: opts.log,
   });

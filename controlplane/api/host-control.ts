@@ -49,6 +49,8 @@ export interface HostControl {
   detach(target: HostNetnsTarget, cidrs: string[], ifname?: string): Promise<string[]>;
   /** The container's interface `ifname` (default ethwe), or undefined when it has none. */
   inspect(target: HostNetnsTarget, ifname?: string): Promise<HostEndpointInfo | undefined>;
+  /** Every address on the container's weave interface, whoever put it there (none when not attached). */
+  addresses(target: HostNetnsTarget): Promise<string[]>;
   /** `weave:expose` first, then attached containers; `labels` filters. */
   ps(labels: string[]): Promise<HostPsEntry[]>;
   expose(cidr: string, masquerade: boolean): Promise<void>;

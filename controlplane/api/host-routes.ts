@@ -10,6 +10,7 @@
 //   POST /weave/detach   netns=PATH | pid=N, cidr (repeat; none = all), ifname=NAME -> 200 removed cidrs
 //   GET  /weave/endpoint netns=PATH | pid=N, ifname=NAME -> 200 JSON {mac, cidrs, routes:[{dst, gateway?}]};
 //                        400 when the namespace has no such interface
+//   GET  /weave/addrs    netns=PATH | pid=N -> "cidr cidr\n" (every address on ethwe; "" when not attached)
 //   GET  /weave/ps       container=LABEL (repeat; none = all) -> "<label> <mac> <cidr>...\n" lines
 //   POST /weave/expose   cidr (repeat), skipNAT=true -> 200 exposed cidrs
 //   POST /weave/hide     cidr (repeat; none = all) -> 200 removed cidrs
@@ -134,6 +135,7 @@ export function registerHostRoutes(app: FastifyInstance, host: HostControl): voi
       return reply.code(code).type(TEXT).send(`${(err as Error).message}\n`);
     }
   });
+  app.get('/weave/addrs', handle(async (req) => ({ code: 200, body: `${(await host.addresses(targetOf(req))).join(' ')}\n` })));
   app.get('/weave/ps', handle(async (req) => {
     const entries = await host.ps(formValues(req, 'container'));
     return { code: 200, body: entries.map((e) => `${[psLabel(e.label), e.mac, ...e.cidrs].join(' ')}\n`).join('') };

@@ -5,7 +5,7 @@ import { isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
 import {
   EXTERN_ID, Stop, guarded, mustCall, ok, optionValue, registerNames, resolveTarget,
-  type Command, type HostCommandIo, type ParsedTarget, type RouterCall,
+  type Command, type HostCommandIo, type ParsedTarget, type RouterCall, type Target,
 } from './host-commands.js';
 import { ipOf } from './address-args.js';
 import { UsageError } from './usage.js';
@@ -67,13 +67,20 @@ async function resolveOwner(call: RouterCall, io: HostCommandIo, a: DnsArgs): Pr
   if (fqdn === undefined) throw new Stop(1, `${t.id} has no domain name: give the name with -h FQDN`);
   let ips = a.ips;
   if (ips.length === 0) {
-    // The container's weave addresses, as IPAM knows them.
-    const res = await mustCall(call, io, 'GET', `/ip/${encodeURIComponent(t.id)}`);
-    if (!ok(res)) throw new Stop(1, `cannot find the weave addresses of ${t.id}: give them before the container`);
-    ips = res.body.trim().split(/\s+/).filter((s) => s !== '').map(ipOf);
+    ips = await containerAddresses(call, io, t);
     if (ips.length === 0) throw new Stop(1, `${t.id} has no weave addresses: give them before the container`);
   }
   return { id: t.id, ips, fqdn, checkAlive: true };
+}
+
+/**
+ * Every address on the container's weave interface, not only those IPAM gave
+ * it (Weave's `with_container_addresses`, spec §1.11).
+ */
+async function containerAddresses(call: RouterCall, io: HostCommandIo, t: Target): Promise<string[]> {
+  const res = await mustCall(call, io, 'GET', `/weave/addrs?${new URLSearchParams(t.form).toString()}`);
+  if (!ok(res)) throw new Stop(1, `cannot find the weave addresses of ${t.id}: ${res.body.trim()}; give them before the container`);
+  return res.body.trim().split(/\s+/).filter((s) => s !== '').map(ipOf);
 }
 
 /** One A query over UDP to the router's DNS server; the addresses in the answer. */
@@ -130,10 +137,7 @@ export function dnsCommands(call: RouterCall): Record<string, Command> {
     if (a.target) {
       const t = await resolveTarget(a.target, io);
       id = t.id;
-      if (ips.length === 0) {
-        const res = await mustCall(call, io, 'GET', `/ip/${encodeURIComponent(id)}`);
-        ips = ok(res) ? res.body.trim().split(/\s+/).filter((s) => s !== '').map(ipOf) : [];
-      }
+      if (ips.length === 0) ips = await containerAddresses(call, io, t);
     } else if (ips.length === 0) {
       throw new UsageError('without a container give the addresses');
     }

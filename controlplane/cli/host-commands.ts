@@ -231,9 +231,11 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
   const detach: Command = async (args, io) => {
     const { addresses, rest } = takeAddresses(args);
     const target = await resolveTarget(parseOptions(rest, []), io);
-    // Without addresses every address goes (and with it the interface).
-    const cidrs = addresses.length > 0 ? await resolveAddresses(call, io, target.id, addresses, 'lookup') : [];
-    const removed = await routerResult(call, io, '/weave/detach', [...target.form, ...cidrs.map((c): [string, string] => ['cidr', c])]);
+    // Without addresses only those IPAM gave the container go (net:default, as Weave's
+    // `ipam_cidrs lookup`); addresses given explicitly at attach stay until named here.
+    const cidrs = await resolveAddresses(call, io, target.id, addresses.length > 0 ? addresses : [{ kind: 'net' }], 'lookup');
+    // The router takes "no cidr" as "every address": with nothing to remove, ask nothing.
+    const removed = cidrs.length === 0 ? [] : await routerResult(call, io, '/weave/detach', [...target.form, ...cidrs.map((c): [string, string] => ['cidr', c])]);
     await release(call, io, target.id, removed);
     // Names of the removed addresses go too (404 = weaveDNS is off).
     for (const c of removed) await call(io, 'DELETE', `/name/${encodeURIComponent(target.id)}/${ipOf(c)}`);

@@ -10,6 +10,8 @@ import { DEFAULT_STATE_DIR } from './state-paths.js';
 export const DEFAULT_STATUS_ADDR = '127.0.0.1:6782';
 /** The allocation range `weave launch` gives the router unless told otherwise (spec §4.4). */
 export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
+/** Where weaveDNS finds upstream servers unless `--resolv-conf` says otherwise (spec §4.4). */
+export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 
 export interface LaunchPlan {
   stateDir: string;
@@ -50,6 +52,7 @@ function takeValue(args: string[], i: number, names: string[]): { value: string;
  */
 export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: string, dockerBridgeIp?: string): LaunchPlan {
   let rangeGiven = false;
+  let resolvConfGiven = false;
   let stateDir = stateDirFromEnv(env);
   let password = env.WEAVE_PASSWORD;
   let port = env.WEAVE_PORT || '6783';
@@ -87,6 +90,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
       i++;
       continue;
     }
+    if (takeValue(args, i, ['resolv-conf'])) resolvConfGiven = true;
     if (args[i] === '--no-restart') {
       // Restart policies belong to the Docker launch; a host daemon has none.
       i++;
@@ -106,6 +110,8 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   if (dockerBridgeIp) routerArgs.push('--dns-listen-address', `${dockerBridgeIp}:53`);
   // spec §1.1 step 3: the Docker plugin is on unless the user's `--plugin=false`/`--no-plugin` follows.
   routerArgs.push('--plugin');
+  // Names outside weaveDNS's domain go to the host's own resolvers, as Weave's launch did.
+  if (!resolvConfGiven) routerArgs.push('--resolv-conf', HOST_RESOLV_CONF);
   routerArgs.push(...passThrough);
   return { stateDir, httpAddr, routerArgs, routerEnv: password ? { WEAVE_PASSWORD: password } : {} };
 }

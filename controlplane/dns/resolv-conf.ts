@@ -2,6 +2,7 @@
 // when the file changed, checked at most every RESOLV_CONF_RECHECK_MS.
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { RESOLV_CONF_RECHECK_MS } from './constants.js';
 
 /** The `nameserver` addresses in resolv.conf text, in file order; invalid ones are skipped. */
@@ -14,6 +15,14 @@ export function parseResolvConf(text: string): string[] {
     if (isIP(words[1].split('%')[0]) !== 0) servers.push(words[1]);
   }
   return servers;
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}
+
+function localAddresses(): Set<string> {
+  return new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address)));
 }
 
 export interface UpstreamServer {
@@ -43,7 +52,20 @@ export class ResolvConfWatcher {
     this.refresh();
     return this.servers
       .map((address) => ({ address, port: this.port }))
-      .filter((s) => !(this.exclude && s.address === this.exclude.address && s.port === this.exclude.port));
+      .filter((s) => !this.isOurselves(s));
+  }
+
+  /**
+   * Whether a server is our own listener: a host whose resolv.conf already
+   * points at weaveDNS must not make it forward to itself. Listening on a
+   * wildcard address, every local address reaches us.
+   */
+  private isOurselves(s: UpstreamServer): boolean {
+    const ex = this.exclude;
+    if (!ex || s.port !== ex.port) return false;
+    if (s.address === ex.address) return true;
+    if (ex.address !== '0.0.0.0' && ex.address !== '::' && ex.address !== '') return false;
+    return isLoopback(s.address) || localAddresses().has(s.address);
   }
 
   private refresh(): void {

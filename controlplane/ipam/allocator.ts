@@ -34,7 +34,7 @@ export interface AllocatorConfig {
   isKnownPeer: (peer: PeerName) => boolean;
   codec: GobStreamCodec;
   store?: IpamStore;
-  /** What to do with persisted state for another range (default: refuse to start). */
+  /** What to do with persisted state for another range (default: refuse to start; Weave discards it). */
   onRangeMismatch?: 'error' | 'discard';
   /** Whether a container is still running (for check-alive and dead-container cleanup). */
   isContainerAlive?: (ident: string) => boolean;
@@ -165,8 +165,24 @@ export class Allocator implements Gossiper {
   /** Run the 5 s tick on a timer (the host may instead call tick() itself). */
   start(): void {
     if (this.timer) return;
+    this.pruneDeadOwners();
     this.timer = setInterval(() => this.tick(), TICK_INTERVAL_MS);
     this.timer.unref();
+  }
+
+  /**
+   * Releases at once the addresses of containers that went away while the
+   * router was down (Weave's PruneOwned at startup): no grace period, since
+   * they cannot be restarting under a router that was not running.
+   */
+  private pruneDeadOwners(): void {
+    const isAlive = this.cfg.isContainerAlive;
+    if (!isAlive) return;
+    for (const ident of [...this.owned.keys()]) {
+      if (NEVER_DIES.has(ident) || isAlive(ident)) continue;
+      this.log(`IPAM: deleting old entry ${ident}: ${(this.owned.get(ident) ?? []).map(formatCIDR).join(' ')} (its container is gone)`);
+      this.deleteIdent(ident);
+    }
   }
 
   stop(): void {
@@ -300,7 +316,7 @@ export class Allocator implements Gossiper {
   leave(): PeerName | undefined {
     let heir: PeerName | undefined;
     if (!this.ring.isEmpty()) {
-      heir = this.ring.pickPeerForTransfer((p) => this.cfg.isKnownPeer(p));
+      heir = this.pickPeerForTransfer();
       if (heir !== undefined) {
         this.ring.transfer(this.cfg.name, heir);
         this.ringChanged();
@@ -309,6 +325,21 @@ export class Allocator implements Gossiper {
     }
     this.stop();
     return heir;
+  }
+
+  /**
+   * Who inherits our ranges when we leave, as Weave's pickPeerForTransfer: a
+   * reachable peer with ring entries, else a reachable peer that runs IPAM
+   * without entries yet (known from gossiped nicknames), else one that has
+   * gone but holds entries, else any peer ever seen. Leaving the ranges to
+   * nobody would strand them with a departed owner.
+   */
+  private pickPeerForTransfer(): PeerName | undefined {
+    const reachable = (p: PeerName): boolean => this.cfg.isKnownPeer(p);
+    const anyone = (): boolean => true;
+    const fromNicknames = (ok: (p: PeerName) => boolean): PeerName | undefined =>
+      [...this.nicknames.keys()].find((p) => p !== this.cfg.name && ok(p));
+    return this.ring.pickPeerForTransfer(reachable) ?? fromNicknames(reachable) ?? this.ring.pickPeerForTransfer(anyone) ?? fromNicknames(anyone);
   }
 
   /** The 5 s tick (spec §8.8): retry pending requests and release dead containers' addresses. */
@@ -711,7 +742,9 @@ export class Allocator implements Gossiper {
     if (saved.range.start !== this.universeRange.start || saved.range.end !== this.universeRange.end) {
       const was = `${formatAddress(saved.range.start)}-${formatAddress(saved.range.end - 1)}`;
       if (this.cfg.onRangeMismatch === 'discard') {
-        this.log(`IPAM: discarding persisted data for range ${was}; --ipalloc-range is now ${formatCIDR(this.universe)}`);
+        // Weave's words; the file is rewritten at once so the old range's state cannot come back.
+        this.log(`IPAM: Deleting persisted data for IPAM range ${was}; our range is ${formatCIDR(this.universe)}`);
+        this.persist();
         return;
       }
       throw new IpamError(`${this.cfg.store!.location}: persisted IPAM data is for range ${was} but --ipalloc-range is ${formatCIDR(this.universe)}; ` +

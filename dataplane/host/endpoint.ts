@@ -9,6 +9,7 @@ import {
   type Address, type NetnsHandle,
 } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
+import { announceAddresses } from './gratuitous-arp.js';
 import { networkOf, parseCidr } from './cidr.js';
 import { CONTAINER_IFNAME, endpointVethNames, MULTICAST_ROUTE, validInterfaceName } from './names.js';
 import { applySysctls, containerInterfaceSysctls, hostVethSysctls, setHairpin } from './sysctls.js';
@@ -36,6 +37,11 @@ export interface AttachOptions {
   mtu?: number;
   /** Extra routes inside the container; without a gateway a route is on-link. */
   routes?: readonly EndpointRoute[];
+  /**
+   * Resolves once the data plane forwards for the host-side veth; the
+   * gratuitous ARPs wait for it so they reach other hosts too.
+   */
+  portReady?: (hostVeth: string) => Promise<void>;
 }
 
 export interface EndpointRoute {
@@ -53,6 +59,10 @@ export interface AttachResult {
   cidrs: string[];
   /** Whether this call created the veth (false: re-attach). */
   created: boolean;
+  /** Addresses this call added (each announced by a gratuitous ARP). */
+  added: string[];
+  /** Why the gratuitous ARPs could not be sent, when they could not (the attach itself stands). */
+  announceError?: Error;
 }
 
 export interface EndpointInfo {
@@ -186,10 +196,12 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
     // Up before addresses, so the kernel installs each subnet's route at once.
     if (!ethwe.up) await inside.setUp(ifname);
     const have = new Set((await inside.listAddresses(ifname)).map(cidrOf));
+    const added: string[] = [];
     for (const c of cidrs) {
       if (have.has(c)) continue;
       await ignoreCode(inside.addAddress(ifname, c), 'EEXIST');
       have.add(c);
+      added.push(c);
     }
     for (const c of cidrs) {
       // The kernel adds the subnet route with the address; add it ourselves if something removed it.
@@ -204,7 +216,11 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
       await ignoreCode(inside.addRoute(spec), 'EEXIST');
     }
     const final = await inside.getLink(ifname);
-    return { hostVeth, mac: final.mac ?? '', cidrs: (await inside.listAddresses(ifname)).map(cidrOf), created };
+    if (hostVeth !== '') await opts.portReady?.(hostVeth);
+    // Peers may still map a re-used address to the MAC of its previous holder (Weave: net/veth.go).
+    const announceError = final.mac ? announceAddresses(handle, final.index, final.mac, added) : undefined;
+    const result: AttachResult = { hostVeth, mac: final.mac ?? '', cidrs: (await inside.listAddresses(ifname)).map(cidrOf), created, added };
+    return announceError ? { ...result, announceError } : result;
   } finally {
     inside?.close();
     handle.close();

@@ -24,7 +24,7 @@ export interface HostNetworkOptions {
   registryFile?: string;
 }
 
-export interface AttachRequest extends Pick<AttachOptions, 'multicastRoute' | 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> {
+export interface AttachRequest extends Pick<AttachOptions, 'multicastRoute' | 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes' | 'portReady'> {
   target: NetnsTarget;
   /** What `weave ps` shows for it: a container id, or the namespace as given. */
   label: string;

@@ -3,9 +3,9 @@
 // <-> `vethwg<id>` (left in the host namespace, down), and Docker itself moves `vethwg<id>`
 // into the container and names it `ethwe<n>`. Also the ARP settings and gratuitous ARP the
 // plugin's event watcher applies to a started container's `ethwe*` interfaces.
-import * as libc from '../netlink/libc.js';
 import { isNetlinkError, openNetns, Rtnl, withNetns, type NetnsHandle } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
+import { announceAddresses } from './gratuitous-arp.js';
 import { CONTAINER_IFNAME } from './names.js';
 import { applySysctls, arpTuning, hostVethSysctls, setHairpin } from './sysctls.js';
 import { EndpointError, targetPath, type NetnsTarget } from './endpoint.js';
@@ -84,55 +84,6 @@ async function ignoreNoDevice(p: Promise<void>): Promise<void> {
 
 // ---- ARP tuning and gratuitous ARP inside a container ----
 
-const ETH_P_ARP = 0x0806;
-const ARP_REQUEST = 1;
-const SOCKADDR_LL_SIZE = 20;
-const BROADCAST_MAC = Buffer.alloc(6, 0xff);
-
-function htons(v: number): number {
-  return ((v & 0xff) << 8) | (v >> 8);
-}
-
-/** A gratuitous ARP request (sender = target = `ip`) from `mac`, as an Ethernet frame. */
-export function gratuitousArpFrame(mac: string, ip: string): Buffer {
-  const m = Buffer.from(mac.split(':').map((b) => parseInt(b, 16)));
-  const a = Buffer.from(ip.split('.').map(Number));
-  if (m.length !== 6 || a.length !== 4) throw new EndpointError(`cannot build gratuitous ARP for ${mac} ${ip}`);
-  const f = Buffer.alloc(42);
-  BROADCAST_MAC.copy(f, 0);
-  m.copy(f, 6);
-  f.writeUInt16BE(ETH_P_ARP, 12);
-  f.writeUInt16BE(1, 14); // hardware type Ethernet
-  f.writeUInt16BE(0x0800, 16); // protocol IPv4
-  f.writeUInt8(6, 18);
-  f.writeUInt8(4, 19);
-  f.writeUInt16BE(ARP_REQUEST, 20);
-  m.copy(f, 22);
-  a.copy(f, 28);
-  // target hardware address stays zero
-  a.copy(f, 38);
-  return f;
-}
-
-/** Sends one frame out of `ifindex` in the current namespace (call inside withNetns). */
-function sendFrame(ifindex: number, frame: Buffer): void {
-  const fd = libc.socket(17 /* AF_PACKET */, libc.SOCK_RAW | libc.SOCK_CLOEXEC, htons(ETH_P_ARP));
-  if (fd < 0) throw new EndpointError(`cannot open AF_PACKET socket for gratuitous ARP (errno ${libc.lastErrno()}; needs CAP_NET_RAW)`);
-  try {
-    const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
-    sll.writeUInt16LE(17, 0);
-    sll.writeUInt16LE(htons(ETH_P_ARP), 2);
-    sll.writeInt32LE(ifindex, 4);
-    sll.writeUInt8(6, 11);
-    BROADCAST_MAC.copy(sll, 12);
-    if (libc.sendto(fd, frame, frame.length, 0, sll, SOCKADDR_LL_SIZE) < 0) {
-      throw new EndpointError(`cannot send gratuitous ARP on ifindex ${ifindex} (errno ${libc.lastErrno()})`);
-    }
-  } finally {
-    libc.close(fd);
-  }
-}
-
 export interface ArpConfigured {
   interfaces: string[];
   /** Gratuitous ARPs sent (one per IPv4 address). */
@@ -157,14 +108,12 @@ export async function configureContainerArp(target: NetnsTarget, prefix: string 
     for (const link of await inside.listLinks()) {
       if (!link.name.startsWith(prefix)) continue;
       const addrs = await inside.listAddresses(link.index);
-      withNetns(handle, () => {
-        applySysctls(arpTuning(link.name));
-        for (const a of addrs) {
-          if (!link.mac) continue;
-          sendFrame(link.index, gratuitousArpFrame(link.mac, a.address));
-          out.announced++;
-        }
-      });
+      withNetns(handle, () => applySysctls(arpTuning(link.name)));
+      if (link.mac && addrs.length > 0) {
+        const failed = announceAddresses(handle, link.index, link.mac, addrs.map((a) => `${a.address}/${a.prefixLen}`));
+        if (failed) throw new EndpointError(failed.message);
+        out.announced += addrs.length;
+      }
       out.interfaces.push(link.name);
     }
     return out;

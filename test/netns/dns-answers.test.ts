@@ -9,11 +9,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   createTestbed, mustWeave, pollUntil, stopRouters, type Container, type Host, type SpawnedProcess, type Testbed,
 } from './lib/index.js';
+import { aRecords, queryDns, startUpstreamDns, type Query, type QueryResult } from './lib/dns-probe.js';
 
 const CONVERGE_MS = 30_000;
 const WEB = 'web.weave.local';
@@ -22,70 +22,6 @@ const UPSTREAM_NAME = 'example.test';
 const UPSTREAM_ADDR = '198.51.100.7';
 /** Queries for the varying-order check; three records have six orders, so two distinct ones are near-certain. */
 const ORDER_QUERIES = 20;
-
-const DNS_PACKET = createRequire(import.meta.url).resolve('dns-packet');
-
-/** One query's outcome as the query script reports it. */
-interface QueryResult {
-  rcode: string;
-  answers: { type: string; data: string }[];
-  /** Set when no reply came. */
-  error?: string;
-}
-
-interface Query {
-  type: 'A' | 'PTR';
-  name: string;
-}
-
-/**
- * Sends each query over UDP to `server`:53, one after another, and prints a
- * JSON array of the replies (rcode and answer records, in wire order).
- */
-const QUERY_SCRIPT = `
-const dnsPacket = require(process.argv[1]);
-const dgram = require('node:dgram');
-const [server, queries] = [process.argv[2], JSON.parse(process.argv[3])];
-function ask(q, id) {
-  return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
-    const timer = setTimeout(() => { s.close(); resolve({ rcode: '', answers: [], error: 'timeout' }); }, 2000);
-    s.on('message', (msg) => {
-      const p = dnsPacket.decode(msg);
-      if (p.id !== id) return;
-      clearTimeout(timer);
-      s.close();
-      resolve({ rcode: p.rcode, answers: (p.answers || []).map((a) => ({ type: a.type, data: String(a.data) })) });
-    });
-    s.send(dnsPacket.encode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: q.type, name: q.name }] }), 53, server);
-  });
-}
-(async () => {
-  const out = [];
-  for (const [i, q] of queries.entries()) out.push(await ask(q, (i * 7919 + 1) & 0xffff));
-  console.log(JSON.stringify(out));
-})();
-`;
-
-/** Upstream server: answers UPSTREAM_NAME with a fixed A record, anything else NXDOMAIN; logs each name asked. */
-const UPSTREAM_SCRIPT = `
-const dnsPacket = require(process.argv[1]);
-const s = require('node:dgram').createSocket('udp4');
-const [addr, name, answer] = [process.argv[2], process.argv[3], process.argv[4]];
-s.on('message', (msg, rinfo) => {
-  let q;
-  try { q = dnsPacket.decode(msg); } catch { return; }
-  const question = (q.questions || [])[0];
-  if (!question) return;
-  console.log('asked ' + question.type + ' ' + question.name);
-  const hit = question.name.toLowerCase() === name && question.type === 'A';
-  s.send(dnsPacket.encode({
-    id: q.id, type: 'response', flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (hit ? 0 : 3),
-    questions: [question], answers: hit ? [{ type: 'A', name: question.name, ttl: 60, data: answer }] : [],
-  }), rinfo.port, rinfo.address);
-});
-s.bind(53, addr, () => console.log('ready'));
-`;
 
 let bed: Testbed;
 /** The routers' hosts; the last testbed host runs only the upstream DNS server. */
@@ -99,26 +35,19 @@ const dnsServerOf = new Map<Container, string>();
 const webAddrOf = new Map<Container, string>();
 
 async function query(c: Container, queries: Query[]): Promise<QueryResult[]> {
-  const r = await c.exec(process.execPath, ['-e', QUERY_SCRIPT, DNS_PACKET, dnsServerOf.get(c)!, JSON.stringify(queries)], {
-    timeoutMs: 5_000 + queries.length * 2_500,
-  });
-  assert.equal(r.code, 0, `query script in ${c.name} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as QueryResult[];
+  return queryDns(c, dnsServerOf.get(c)!, queries);
 }
 
 async function queryOne(c: Container, q: Query): Promise<QueryResult> {
   return (await query(c, [q]))[0];
 }
 
-const aRecords = (r: QueryResult): string[] => r.answers.filter((a) => a.type === 'A').map((a) => a.data);
-
 before(async () => {
   bed = await createTestbed({ hosts: 4, underlay: 'bridge' });
   routerHosts = bed.hosts.slice(0, 3);
   upstreamHost = bed.hosts[3];
 
-  upstream = upstreamHost.spawn(process.execPath, ['-e', UPSTREAM_SCRIPT, DNS_PACKET, upstreamHost.address, UPSTREAM_NAME, UPSTREAM_ADDR]);
-  assert.ok(await pollUntil(() => upstream.output().includes('ready'), 10_000, 50), `upstream DNS server starts: ${upstream.output()}`);
+  upstream = await startUpstreamDns(upstreamHost, upstreamHost.address, UPSTREAM_NAME, UPSTREAM_ADDR);
 
   for (const h of routerHosts) {
     // resolv.conf cannot name a port; the router asks port 53 (user-surface spec §6.6).

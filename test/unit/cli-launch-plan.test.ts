@@ -17,7 +17,7 @@ test('password leaves argv for the environment; port, state dir and WEAVE_* map 
   assert.deepEqual(plan.routerArgs, [
     '--port', '7000', '--nickname', 'hostA', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
     '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin',
-    '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
+    '--resolv-conf', '/etc/resolv.conf', '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
   ]);
 });
 
@@ -29,6 +29,15 @@ test('the Docker plugin is on by default; --no-plugin and --plugin=false given l
   assert.deepEqual(off.slice(-2), ['--plugin=false', '10.1.1.1']);
   const explicit = planLaunch(['--plugin=false'], {}, 'h').routerArgs;
   assert.ok(explicit.indexOf('--plugin=false') > explicit.indexOf('--plugin'));
+});
+
+test("weaveDNS forwards to the host's resolv.conf unless --resolv-conf names another", () => {
+  const resolvConfOf = (args: string[]): string[] =>
+    planLaunch(args, {}, 'h').routerArgs.flatMap((a, i, all) => (a === '--resolv-conf' ? [all[i + 1]] : []));
+  assert.deepEqual(resolvConfOf([]), ['/etc/resolv.conf']);
+  assert.deepEqual(resolvConfOf(['--resolv-conf', '/srv/r.conf']), ['/srv/r.conf']);
+  const joined = planLaunch(['--resolv-conf=/srv/r.conf'], {}, 'h').routerArgs;
+  assert.ok(joined.includes('--resolv-conf=/srv/r.conf') && !joined.includes('/etc/resolv.conf'), joined.join(' '));
 });
 
 test('defaults: WEAVE_STATE_DIR, WEAVE_PORT, WEAVE_PASSWORD from the environment', () => {

@@ -281,6 +281,24 @@ test('peers seeded differently reject each other\'s rings but keep working (test
   assert.equal(formatAddress(b.addr), '10.32.0.1', 'each ring is independent');
 });
 
+test('leaving, the only owner hands its ranges to a live IPAM peer that owns nothing yet (Weave pickPeerForTransfer)', async () => {
+  const f = mesh({ init: () => ({ mode: 'seed', seeds: [A] }) });
+  // Everyone learns the ring (all of it A's) and each other's nicknames by gossip.
+  f.gossipRound();
+  await f.settle();
+  f.gossipRound();
+  await f.settle();
+  assert.ok(node(f, B).statusSnapshot().ring!.entries.every((e) => e.peer === A), 'A owns every entry');
+  f.kill(C);
+  const heir = node(f, A).leave();
+  assert.equal(heir, B, 'the reachable peer without entries inherits, not the dead one');
+  await f.settle();
+  assert.ok(node(f, B).statusSnapshot().ring!.entries.every((e) => e.peer === B), 'every entry is B\'s now');
+  const got = await within(node(f, B).allocate('after-reset'), 1000, 'allocation on the heir');
+  assert.ok(rangeContains(cidrRange(parseCIDR('10.32.0.0/24')), got.addr));
+  assert.deepEqual(f.errors, []);
+});
+
 test('leaving hands all our ranges to a reachable peer', async () => {
   const f = mesh({ init: () => ({ mode: 'seed', seeds: [A, B, C] }) });
   const heir = node(f, A).leave();

@@ -73,9 +73,36 @@ test('a data file for a different range is refused with the fix, or discarded wh
     assert.match(err.message, /weave reset/);
     return true;
   });
-  const fresh = allocator(dir, { universe: parseCIDR('10.40.0.0/16'), onRangeMismatch: 'discard' });
+  const logged: string[] = [];
+  const fresh = allocator(dir, { universe: parseCIDR('10.40.0.0/16'), onRangeMismatch: 'discard', log: (m) => logged.push(m) });
+  assert.ok(logged.some((m) => /Deleting persisted data for IPAM range 10\.32\.0\.0-10\.47\.255\.255; our range is 10\.40\.0\.0\/16/.test(m)), logged.join('\n'));
+  assert.equal((JSON.parse(readFileSync(join(dir, 'ipam.json'), 'utf8')) as { allocations: unknown[] }).allocations.length, 0,
+    'the old range\'s data is gone from the file at once');
   assert.deepEqual(fresh.lookup('c1'), []);
   assert.equal(formatCIDR(await fresh.allocate('c9')), '10.40.0.1/16');
+  fresh.stop();
+  // A router stopped before allocating anything comes back on the new range too.
+  assert.doesNotThrow(() => allocator(dir, { universe: parseCIDR('10.40.0.0/16') }).stop());
+}));
+
+test('at start, addresses of containers that went away while the router was down are released at once', withDir(async (dir) => {
+  const first = allocator(dir);
+  const gone = await first.allocate('/run/netns/gone');
+  const alive = await first.allocate('/run/netns/alive');
+  await first.claim('weave:expose', parseCIDR('10.32.9.9/12'));
+  first.stop();
+  const again = allocator(dir, { isContainerAlive: (ident) => ident !== '/run/netns/gone' && ident !== 'weave:expose' });
+  assert.deepEqual(again.lookup('/run/netns/gone'), [gone], 'nothing is pruned before start');
+  again.start();
+  try {
+    assert.deepEqual(again.lookup('/run/netns/gone'), [], 'released without the grace period');
+    assert.deepEqual(again.lookup('/run/netns/alive'), [alive]);
+    assert.equal(again.lookup('weave:expose').length, 1, 'weave:expose never dies');
+    await again.claim('/run/netns/new', gone);
+    assert.deepEqual(again.lookup('/run/netns/new'), [gone], 'the address can be claimed again at once');
+  } finally {
+    again.stop();
+  }
 }));
 
 test('no temp file is left behind after a save', withDir(async (dir) => {

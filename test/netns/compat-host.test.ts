@@ -1,0 +1,128 @@
+// Weave 2.8 behaviour users relied on, on two hosts with real routers
+// launched the way a user launches them (`weave launch` with its defaults):
+// weaveDNS forwards to the host's resolv.conf, `dns-add` without addresses
+// takes every address of the container's weave interface, `detach` without
+// addresses takes only IPAM's, and a re-used address is announced by a
+// gratuitous ARP so peers reach its new holder at once.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createTestbed, mustWeave, pollUntil, stopRouters, type Container, type Host, type Testbed,
+} from './lib/index.js';
+import { aRecords, queryDns, startUpstreamDns } from './lib/dns-probe.js';
+import { Rtnl } from '../../dataplane/netlink/index.js';
+
+/** What the upstream server answers for UPSTREAM_NAME (TEST-NET-2, never routed). */
+const UPSTREAM_NAME = 'example.test';
+const UPSTREAM_ADDR = '198.51.100.9';
+/** How soon peers must map a re-used address to its new MAC: one ARP round, not a neighbour timeout. */
+const ANNOUNCE_MS = 1_000;
+
+let bed: Testbed;
+let h1: Host;
+let h2: Host;
+/** Where `ip netns exec` finds each host's own /etc/resolv.conf. */
+const etcDirs: string[] = [];
+
+before(async () => {
+  bed = await createTestbed({ hosts: 3, underlay: 'bridge' });
+  [h1, h2] = bed.hosts as [Host, Host];
+  const upstreamHost = bed.hosts[2];
+  await startUpstreamDns(upstreamHost, upstreamHost.address, UPSTREAM_NAME, UPSTREAM_ADDR);
+  // `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf: each host
+  // has a resolv.conf of its own, as real hosts do, and the router inherits that view.
+  for (const h of [h1, h2]) {
+    const dir = `/etc/netns/${h.namespace}`;
+    mkdirSync(dir, { recursive: true });
+    etcDirs.push(dir);
+    writeFileSync(`${dir}/resolv.conf`, `nameserver ${upstreamHost.address}\n`);
+  }
+  await mustWeave(h1, ['launch', h2.address]);
+  await mustWeave(h2, ['launch', h1.address]);
+});
+
+after(async () => {
+  if (bed) {
+    await stopRouters([h1, h2]);
+    await bed.teardown();
+  }
+  for (const d of etcDirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function ethwe(c: Container): Promise<{ mac: string; cidrs: string[] }> {
+  const r = Rtnl.open({ netns: c.netnsPath });
+  try {
+    const link = await r.getLink('ethwe');
+    return { mac: link.mac ?? '', cidrs: (await r.listAddresses('ethwe')).map((a) => `${a.address}/${a.prefixLen}`).sort() };
+  } finally {
+    r.close();
+  }
+}
+
+/** The MAC `c` has cached for `ip`, if any. */
+async function neighbourMac(c: Container, ip: string): Promise<string | undefined> {
+  const r = await c.exec('ip', ['-4', 'neigh', 'show', ip, 'dev', 'ethwe']);
+  return /lladdr (\S+)/.exec(r.stdout)?.[1];
+}
+
+test("weaveDNS forwards other names to the host's resolv.conf servers by default", async () => {
+  assert.match(await mustWeave(h1, ['status']), new RegExp(`Upstream: ${bed.hosts[2].address.replace(/\./g, '\\.')}\n`));
+  const bridgeIp = (await mustWeave(h1, ['expose'])).trim();
+  const c = await h1.addContainer('dnsq');
+  await mustWeave(h1, ['attach', '--netns', c.netnsPath]);
+  const [hit, miss] = await queryDns(c, bridgeIp, [{ type: 'A', name: UPSTREAM_NAME }, { type: 'A', name: 'xx.invalid' }]);
+  assert.equal(hit.rcode, 'NOERROR', JSON.stringify(hit));
+  assert.deepEqual(aRecords(hit), [UPSTREAM_ADDR]);
+  assert.equal(miss.rcode, 'NXDOMAIN', `xx.invalid is NXDOMAIN, not SERVFAIL: ${JSON.stringify(miss)}`);
+  await mustWeave(h1, ['detach', '--netns', c.netnsPath]);
+  await mustWeave(h1, ['hide']);
+});
+
+test('dns-add without addresses takes every address on ethwe; detach without addresses takes only IPAM ones', async () => {
+  const c = await h1.addContainer('both');
+  const attached = (await mustWeave(h1, ['attach', 'net:default', '10.2.1.5/24', '--netns', c.netnsPath])).trim().split(' ');
+  assert.equal(attached.length, 2, `one IPAM address and the explicit one: ${attached.join(' ')}`);
+  const [ipamIp] = attached;
+  assert.match(ipamIp, /^10\.(3[2-9]|4[0-7])\./, 'the first comes from the default range 10.32.0.0/12');
+  assert.equal(attached[1], '10.2.1.5');
+
+  await mustWeave(h1, ['dns-add', '--netns', c.netnsPath, '-h', 'both.weave.local']);
+  assert.deepEqual((await mustWeave(h1, ['dns-lookup', 'both'])).trim().split('\n').sort(), [ipamIp, '10.2.1.5'].sort(),
+    'both addresses of ethwe are registered, not only the IPAM one');
+
+  assert.equal(await mustWeave(h1, ['detach', '--netns', c.netnsPath]), `${ipamIp}\n`, 'detach names only the IPAM address');
+  assert.deepEqual((await ethwe(c)).cidrs, ['10.2.1.5/24'], 'the explicit address stays on ethwe');
+  assert.equal(await mustWeave(h1, ['dns-lookup', 'both']), '10.2.1.5\n', 'the name of the removed address goes');
+  const owned = await mustWeave(h1, ['status', 'ipam']);
+  assert.ok(!owned.includes(c.netnsPath), 'IPAM no longer lists the container');
+
+  assert.equal(await mustWeave(h1, ['detach', '10.2.1.5/24', '--netns', c.netnsPath]), '10.2.1.5\n');
+  await mustWeave(h1, ['dns-remove', '10.2.1.5', '--netns', c.netnsPath, '-h', 'both.weave.local']);
+});
+
+test('a container re-created with a re-used address is reachable at once: peers learn its MAC by gratuitous ARP', async () => {
+  const ip = '10.2.2.1';
+  const first = await h1.addContainer('old');
+  const local = await h1.addContainer('local');
+  const remote = await h2.addContainer('remote');
+  await mustWeave(h1, ['attach', `${ip}/24`, '--netns', first.netnsPath]);
+  await mustWeave(h1, ['attach', '10.2.2.2/24', '--netns', local.netnsPath]);
+  await mustWeave(h2, ['attach', '10.2.2.3/24', '--netns', remote.netnsPath]);
+  for (const c of [local, remote]) {
+    assert.ok(await pollUntil(() => c.ping(ip), 20_000, 200), `${c.name} reaches ${ip}`);
+    assert.equal(await neighbourMac(c, ip), (await ethwe(first)).mac, `${c.name} caches the first holder's MAC`);
+  }
+
+  // The first holder goes, a new container takes its address (its ethwe has a new MAC).
+  await mustWeave(h1, ['detach', `${ip}/24`, '--netns', first.netnsPath]);
+  const second = await h1.addContainer('new');
+  await mustWeave(h1, ['attach', `${ip}/24`, '--netns', second.netnsPath]);
+  const mac = (await ethwe(second)).mac;
+  for (const c of [local, remote]) {
+    const started = Date.now();
+    const learned = await pollUntil(async () => (await neighbourMac(c, ip)) === mac, ANNOUNCE_MS, 50);
+    assert.ok(learned, `${c.name} maps ${ip} to the new MAC ${mac} within ${ANNOUNCE_MS} ms (has ${await neighbourMac(c, ip)})`);
+    assert.ok(await c.ping(ip), `${c.name} reaches the new holder at the first echo (${Date.now() - started} ms after attach)`);
+  }
+});
