@@ -121,23 +121,30 @@ export async function runConvergenceIteration(opts: ConvergenceOptions, slowMs =
         });
       const attach = async (h: Host): Promise<void> => {
         const c = containers.get(h)!;
+        log(`attaching ${h.label}`);
         await mustWeave(h, ['attach', `${addressOf(h)}/12`, '--netns', c.netnsPath], envFor(bed, h));
         const at = Date.now();
+        log(`${h.label} attached`);
         for (const other of attached) measurements.push(measure(h, other, at), measure(other, h, at));
         attached.push(h);
       };
       const order = shuffled(bed.hosts, random);
       log(`launch order ${order.map((h) => h.label).join(' ')}`);
-      const attaches: Promise<void>[] = [];
+      // Each launch starts 0-2 s after the previous one started (they may overlap); each
+      // container is attached at a random moment while the connections are being set up.
+      const started: Promise<void>[] = [];
       for (const h of order) {
         await delay(random() * 2000);
         const others = bed.hosts.filter((o) => o !== h).map((o) => o.address);
-        await mustWeave(h, ['launch', '--nickname', h.label, ...(opts.launchFlags ?? []), ...others], envFor(bed, h));
-        // The container comes at a random moment while the connections are being set up.
-        attaches.push(delay(random() * 3000).then(() => attach(h)));
+        const attachDelay = random() * 3000;
+        log(`launching ${h.label}`);
+        started.push(mustWeave(h, ['launch', '--nickname', h.label, ...(opts.launchFlags ?? []), ...others], envFor(bed, h))
+          .then(() => delay(attachDelay))
+          .then(() => attach(h)));
       }
-      await Promise.all(attaches);
+      await Promise.all(started);
       await Promise.all(measurements);
+      log('measured');
       result = { pairs };
       if (pairs.some((p) => p.ms === undefined || p.ms > slowMs)) result.diagnostics = await describeRouters(bed);
     });
