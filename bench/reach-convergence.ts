@@ -24,7 +24,8 @@ function summary(label: string, pairs: readonly PairTiming[]): string {
   const ms = pairs.map((p) => p.ms ?? FIRST_REPLY_DEADLINE_S * 1000).sort((a, b) => a - b);
   if (ms.length === 0) return `${label}: no pairs`;
   return `${label}: ${pairs.length} pair directions, median ${quantile(ms, 0.5)} ms, p99 ${quantile(ms, 0.99)} ms, max ${ms[ms.length - 1]} ms`
-    + `, over 1 s ${ms.filter((m) => m > 1000).length}, over 2 s ${ms.filter((m) => m > 2000).length}, no reply ${missing}`;
+    + `, over 1 s ${ms.filter((m) => m > 1000).length}, over 2 s ${ms.filter((m) => m > 2000).length}, no reply ${missing}`
+    + `; first echo request answered in ${pairs.filter((p) => p.seq === 1).length} of ${pairs.length}`;
 }
 
 const iterations = parseIterations(process.argv.slice(2));
@@ -36,7 +37,7 @@ for (let i = 0; i < iterations; i++) {
   all.push({ hog, pairs: r.pairs });
   const worst = r.pairs.reduce<PairTiming | undefined>((w, p) => (w === undefined || (p.ms ?? Infinity) > (w.ms ?? Infinity) ? p : w), undefined);
   process.stdout.write(`iteration ${i + 1}/${iterations}: ${routers} routers, hog ${hog ? 'on' : 'off'}, slowest ${worst ? `${worst.from}->${worst.to} ${worst.ms ?? 'no reply'} ms` : '-'}\n`);
-  for (const p of r.pairs) if (p.ms === undefined || p.ms > SLOW_MS) process.stdout.write(`  slow: ${p.from}->${p.to} ${p.ms ?? 'no reply'} ms\n`);
+  for (const p of r.pairs) if (p.ms === undefined || p.ms > SLOW_MS) process.stdout.write(`  slow: ${p.from}->${p.to} ${p.ms ?? 'no reply'} ms (echo request #${p.seq ?? '-'})\n`);
   if (r.diagnostics) process.stdout.write(`${r.diagnostics.split('\n').map((l) => `    ${l}`).join('\n')}\n`);
 }
 process.stdout.write(`${summary('all', all.flatMap((a) => a.pairs))}\n`);

@@ -10,7 +10,7 @@
 import { cpus } from 'node:os';
 import { bpfPinDir, withBpfWeaveBed } from './bpf-bed.js';
 import { spawnTracked, type SpawnedProcess } from './exec.js';
-import type { Container, Host, Testbed } from './testbed.js';
+import type { Container, Host, NamespaceRunner, Testbed } from './testbed.js';
 import { mustWeave, weave, weaveStateDir, type WeaveOptions } from './weave.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +35,8 @@ export interface PairTiming {
   to: string;
   /** ms from the later attach returning to the first reply; undefined: none within the deadline. */
   ms: number | undefined;
+  /** Which echo request got that reply (1: the very first, so its ARP exchange lost nothing). */
+  seq?: number;
 }
 
 export interface IterationResult {
@@ -66,16 +68,20 @@ function addressOf(h: Host): string {
   return `10.32.0.${h.index}`;
 }
 
-/**
- * Pings `to` from `from` every 50 ms until the first reply; resolves with the
- * reply's wall-clock time in ms (ping -D), or undefined after the deadline.
- */
-async function firstReplyAt(from: Container, to: string): Promise<number | undefined> {
+export interface FirstReply {
+  /** Wall-clock ms of the reply (ping -D). */
+  at: number;
+  /** The echo request it answered (1 = the first one sent). */
+  seq: number;
+}
+
+/** Pings `to` from `from` every 50 ms until the first reply; undefined when none came before the deadline. */
+export async function firstReply(from: NamespaceRunner, to: string): Promise<FirstReply | undefined> {
   const r = await from.exec('ping', ['-n', '-D', '-c', '1', '-i', String(PING_INTERVAL_S), '-w', String(FIRST_REPLY_DEADLINE_S), to], {
     timeoutMs: (FIRST_REPLY_DEADLINE_S + 5) * 1000,
   });
-  const m = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(r.stdout);
-  return m ? Math.round(Number(m[1]) * 1000) : undefined;
+  const m = /^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/m.exec(r.stdout);
+  return m ? { at: Math.round(Number(m[1]) * 1000), seq: Number(m[2]) } : undefined;
 }
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
@@ -116,8 +122,8 @@ export async function runConvergenceIteration(opts: ConvergenceOptions, slowMs =
       const measurements: Promise<void>[] = [];
       const pairs: PairTiming[] = [];
       const measure = (from: Host, to: Host, since: number): Promise<void> =>
-        firstReplyAt(containers.get(from)!, addressOf(to)).then((at) => {
-          pairs.push({ from: from.label, to: to.label, ms: at === undefined ? undefined : Math.max(0, at - since) });
+        firstReply(containers.get(from)!, addressOf(to)).then((r) => {
+          pairs.push({ from: from.label, to: to.label, ms: r === undefined ? undefined : Math.max(0, r.at - since), ...(r ? { seq: r.seq } : {}) });
         });
       const attach = async (h: Host): Promise<void> => {
         const c = containers.get(h)!;
