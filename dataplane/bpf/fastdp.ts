@@ -88,6 +88,8 @@ export interface PeerSpec {
   shortId: number;
   /** Underlay IPv4 that frames for this peer are sent to: the peer, or the next hop towards it. */
   underlayIp: string;
+  /** Frames from it are accepted (from `underlayIp`), none sent to it through the tunnel: it is reached over the sleeve. */
+  receiveOnly?: boolean;
 }
 
 export interface BroadcastTreeSpec {
@@ -351,10 +353,10 @@ export class BpfFastDatapath {
     // Peers and trees before ports, so the first flooded frame can reach them.
     const wantedPeers = new Set<number>();
     for (const p of state.peers) {
-      this.maps.setPeer(p.shortId, p.underlayIp);
+      this.maps.setPeer(p.shortId, p.underlayIp, p.receiveOnly ?? false);
       wantedPeers.add(p.shortId);
     }
-    for (const id of this.maps.listPeers().keys()) if (!wantedPeers.has(id)) this.maps.deletePeer(id);
+    for (const id of this.maps.listPeerEntries().keys()) if (!wantedPeers.has(id)) this.maps.deletePeer(id);
     const wantedTrees = new Set<number>();
     for (const t of state.broadcastTrees) {
       this.maps.setBroadcastNextHops(t.sourceShortId, t.nextHops, t.toSleeve ?? false);

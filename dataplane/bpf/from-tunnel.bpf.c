@@ -48,7 +48,7 @@ int weave_from_tunnel(struct __sk_buff *skb)
 	__u32 local_id = cfg->local_short_id;
 	if (src == local_id)
 		return drop(WC_DROP_UNKNOWN_SOURCE);
-	if (peer_underlay(src) == 0) {
+	if (peer_source_underlay(src) == 0) {
 		/* Bridge mode: a restarted peer may send with a short id the mesh has
 		 * not told us yet (spec §4.8). Deliver unicast for a local MAC without
 		 * learning: replies keep following the MAC's previous entry. */

@@ -96,7 +96,7 @@ int weave_from_underlay(struct __sk_buff *skb)
 	 * hop towards it): anything else, e.g. a relay on an asymmetric path, is
 	 * left to the device path. */
 	if (vni_destination(vni) != cfg->local_short_id || src == cfg->local_short_id ||
-	    peer_underlay(src) != bpf_ntohl(f->ip.saddr))
+	    peer_source_underlay(src) != bpf_ntohl(f->ip.saddr))
 		return TC_ACT_UNSPEC;
 	struct weave_local_port *port = local_port(f->inner_eth.h_dest);
 	if (!port || local_port(f->inner_eth.h_source))

@@ -26,6 +26,8 @@ export const PORT_F_REDIRECT_PEER = 1;
 export const PORT_F_HOST = 2;
 /** In a broadcast tree's count word: the tree continues to a neighbour reached over the sleeve. */
 export const BCAST_F_SLEEVE = 0x8000_0000;
+/** weave_peer.flags: frames from the peer are accepted, none are sent to it through the tunnel (WEAVE_PEER_F_RECEIVE_ONLY). */
+export const PEER_F_RECEIVE_ONLY = 1;
 
 export interface DatapathConfig {
   localShortId: number;

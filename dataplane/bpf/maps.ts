@@ -8,7 +8,7 @@ import * as c from './libbpf.js';
 import { formatIPv4, parseIPv4 } from '../netlink/inet.js';
 import {
   COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, PORT_F_REDIRECT_PEER,
-  PORT_F_HOST, BCAST_F_SLEEVE,
+  PORT_F_HOST, BCAST_F_SLEEVE, PEER_F_RECEIVE_ONLY,
   checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
   type Counters, type DatapathConfig, type LearnedMac,
 } from './layout.js';
@@ -192,10 +192,15 @@ export class DatapathMaps {
     this.update('weave_local_ports', u32Key(0), v);
   }
 
-  /** Where frames for `shortId` go on the underlay (the peer itself or the next hop towards it). */
-  setPeer(shortId: number, underlayIp: string): void {
+  /**
+   * Where frames for `shortId` go on the underlay (the peer itself or the next
+   * hop towards it). `receiveOnly`: its frames are accepted from there, but
+   * nothing is sent to it through the tunnel (it is reached over the sleeve).
+   */
+  setPeer(shortId: number, underlayIp: string, receiveOnly = false): void {
     const v = Buffer.alloc(8);
     v.writeUInt32LE(ipv4ToHostU32(underlayIp), 0);
+    v.writeUInt32LE(receiveOnly ? PEER_F_RECEIVE_ONLY : 0, 4);
     this.update('weave_peers', u32Key(checkShortId(shortId)), v);
   }
 
@@ -203,12 +208,20 @@ export class DatapathMaps {
     this.update('weave_peers', u32Key(checkShortId(shortId)), Buffer.alloc(8));
   }
 
+  /** The peers frames are sent to: short id -> underlay address. */
   listPeers(): Map<number, string> {
     const out = new Map<number, string>();
+    for (const [id, p] of this.listPeerEntries()) if (!p.receiveOnly) out.set(id, p.underlayIp);
+    return out;
+  }
+
+  /** Every entry, the receive-only ones included. */
+  listPeerEntries(): Map<number, { underlayIp: string; receiveOnly: boolean }> {
+    const out = new Map<number, { underlayIp: string; receiveOnly: boolean }>();
     const v = Buffer.alloc(8);
     for (let id = 0; id <= MAX_SHORT_ID; id++) {
       if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), v) === 0 && v.readUInt32LE(0) !== 0) {
-        out.set(id, hostU32ToIpv4(v.readUInt32LE(0)));
+        out.set(id, { underlayIp: hostU32ToIpv4(v.readUInt32LE(0)), receiveOnly: (v.readUInt32LE(4) & PEER_F_RECEIVE_ONLY) !== 0 });
       }
     }
     return out;

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createTestbed, pollUntil, sweepStale, type Container, type ExecResult, type Host, type Testbed } from './lib/index.js';
+import { firstReply, type FirstReply } from './lib/convergence.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const weaveScript = join(repoRoot, 'bin', 'weave');
@@ -18,6 +19,13 @@ const cliEntry = join(repoRoot, 'dist', 'controlplane', 'cli', 'main.js');
 const hostCount = 3;
 const overlayPrefixLen = 12;
 const containerAddress = (i: number): string => `10.32.0.${i}`;
+/**
+ * A container must answer every other one this soon after the later of the
+ * two `weave attach`es returned (first ARP included): what a user would accept.
+ */
+const FIRST_REPLY_BOUND_MS = 2000;
+/** A status command may take this long on a loaded machine (a CLI process each time). */
+const STATUS_TIMEOUT_MS = 30_000;
 
 type StepOutcome = 'ok' | 'unavailable' | 'failed';
 const outcomes: { step: string; outcome: StepOutcome }[] = [];
@@ -100,7 +108,7 @@ function logTail(host: Host, lines: number): string {
 
 /** Per connection: the overlay the router's switch chose and why a more preferred one is not used. */
 async function overlayChoices(host: Host): Promise<string> {
-  const r = await weave(host, ['report', '-f', '{{json .Router.OverlayDiagnostics}}'], 10_000);
+  const r = await weave(host, ['report', '-f', '{{json .Router.OverlayDiagnostics}}'], STATUS_TIMEOUT_MS);
   if (r.code !== 0) return `(weave report failed: ${r.stderr.trim()})`;
   let diag: { connections?: Record<string, { overlay?: string; reason?: string }> };
   try {
@@ -164,7 +172,7 @@ async function main(): Promise<number> {
         for (const h of hosts) {
           let last: ExecResult | undefined;
           const ok = await pollUntil(async () => {
-            last = await weave(h, ['status', 'connections'], 10_000);
+            last = await weave(h, ['status', 'connections'], STATUS_TIMEOUT_MS);
             return last.code === 0 && (last.stdout.match(/established/g) ?? []).length >= want;
           }, 30_000, 500);
           if (!ok && last && last.code !== 0) throw weaveFailure(h, ['status', 'connections'], last);
@@ -181,8 +189,11 @@ async function main(): Promise<number> {
     }
 
     let attached = false;
+    /** Per ordered container pair: when its first reply came, counted from the later attach. */
+    const firstReplies: { fromName: string; toName: string; to: string; reply: Promise<FirstReply | undefined>; since: number }[] = [];
     if (launched) {
       attached = await step('attach containers', async () => {
+        const done: Host[] = [];
         for (const h of hosts) {
           const c = h.containers[0] as Container;
           const cidr = `${containerAddress(h.index)}/${overlayPrefixLen}`;
@@ -193,7 +204,15 @@ async function main(): Promise<number> {
           if (!addrs.stdout.includes(`inet ${cidr}`)) {
             throw new Error(`'weave attach' on ${h.label} succeeded but the container has no ${cidr}:\n${indent(addrs.stdout)}`);
           }
+          const since = Date.now();
           say(`  ${h.label}/c1 (${c.netnsPath}) has ${cidr}`);
+          // From now on every container attached before answers this one and is answered by it.
+          for (const o of done) {
+            const oc = o.containers[0] as Container;
+            firstReplies.push({ fromName: `${o.label}/c1`, toName: `${h.label}/c1`, to: containerAddress(h.index), reply: firstReply(oc, containerAddress(h.index)), since });
+            firstReplies.push({ fromName: `${h.label}/c1`, toName: `${o.label}/c1`, to: containerAddress(o.index), reply: firstReply(c, containerAddress(o.index)), since });
+          }
+          done.push(h);
         }
       });
     } else {
@@ -201,9 +220,22 @@ async function main(): Promise<number> {
     }
 
     if (attached) {
+      await step(`first reply between containers within ${FIRST_REPLY_BOUND_MS} ms of the later attach`, async () => {
+        const slow: string[] = [];
+        for (const p of firstReplies) {
+          const r = await p.reply;
+          const ms = r === undefined ? undefined : Math.max(0, r.at - p.since);
+          say(`  ${p.fromName} -> ${p.toName} (${p.to}): ${r === undefined || ms === undefined ? 'NO REPLY' : `first reply ${ms} ms after the later attach (echo request #${r.seq})`}`);
+          if (ms === undefined || ms > FIRST_REPLY_BOUND_MS) slow.push(`${p.fromName} -> ${p.toName} (${ms === undefined ? 'no reply' : `${ms} ms`})`);
+        }
+        if (slow.length > 0) {
+          const choices = await Promise.all(hosts.map(async (h) => `  ${h.label}: overlay per connection:\n${indent(await overlayChoices(h))}`));
+          throw new Error(`slower than ${FIRST_REPLY_BOUND_MS} ms: ${slow.join(', ')}\n${choices.join('\n')}`);
+        }
+      });
       await step('container pings across hosts over the overlay', async () => {
         // A router without a data plane reports no overlay interface: the pings could only fail.
-        const r = await weave(hosts[0] as Host, ['report', '-f', '{{.Router.Interface}}'], 10_000);
+        const r = await weave(hosts[0] as Host, ['report', '-f', '{{.Router.Interface}}'], STATUS_TIMEOUT_MS);
         if (r.code === 0 && r.stdout.trim() === 'none') {
           throw new Unavailable('the routers have no data plane wired yet (weave report: Router.Interface is "none")');
         }
@@ -211,7 +243,7 @@ async function main(): Promise<number> {
         hosts.flatMap((a) => hosts.filter((b) => b !== a).map((b) => ({
           from: a.containers[0] as Container, fromName: `${a.label}/c1`, to: containerAddress(b.index), toName: `${b.label}/c1`,
         }))),
-        20_000,
+        FIRST_REPLY_BOUND_MS,
         );
       });
     } else {
@@ -221,10 +253,10 @@ async function main(): Promise<number> {
     if (launched) {
       await step('weave status on each host', async () => {
         for (const h of hosts) {
-          const r = await weave(h, ['status'], 10_000);
+          const r = await weave(h, ['status'], STATUS_TIMEOUT_MS);
           if (r.code !== 0) throw weaveFailure(h, ['status'], r);
           say(`  ${h.label}: weave status\n${indent(r.stdout)}`);
-          const peers = await weave(h, ['status', 'peers'], 10_000);
+          const peers = await weave(h, ['status', 'peers'], STATUS_TIMEOUT_MS);
           if (peers.code !== 0) throw weaveFailure(h, ['status', 'peers'], peers);
           const listed = peers.stdout.split('\n').filter((l) => /^\S/.test(l)).length;
           if (listed !== hostCount) throw new Error(`${h.label} lists ${listed} peers, expected ${hostCount}:\n${indent(peers.stdout)}`);

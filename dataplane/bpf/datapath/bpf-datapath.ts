@@ -356,6 +356,11 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     this.sender.send(vxlanDatagram(frame, srcShortId, dstShortId), to.remoteIp, to.remotePort || this.vxlanPort);
   }
 
+  /** Its frames are accepted (a receive-only peer entry) before the forwarder acknowledges its heartbeat. */
+  remoteHeard(): Promise<void> {
+    return this.schedule();
+  }
+
   forwarderStopped(forwarder: FastdpForwarder): Promise<void> {
     this.forwarders.delete(forwarder);
     return this.schedule();
@@ -450,6 +455,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       this.lingerTimer.unref();
     }
     const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
+    for (const [shortId, underlayIp] of this.receiveOnlyPeers(r, wanted)) peers.push({ shortId, underlayIp, receiveOnly: true });
     await this.fastdp.apply({
       // Container veths deliver straight into the container (bpf_redirect_peer, README "Performance"); any other port never does.
       localPorts: [...this.ports.map((p) => ({ ifname: p.ifname, macs: [], redirectPeer: p.redirectPeer })), ...await this.bridgeOwnPorts()],
@@ -458,6 +464,32 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       sleeveRelayHops: [...sleeveRelay],
     });
     this.installed = wanted;
+  }
+
+  /**
+   * Peers whose tunnel frames we accept although we send to them over the
+   * sleeve: a neighbour whose fastdp heartbeats reach us, and the peers routed
+   * through it. The two ends of a connection choose their overlay on their
+   * own, a moment apart (or for good, when the underlay passes heartbeats one
+   * way only); what the neighbour sends over the fastdp in the meantime, its
+   * broadcasts (ARP) above all, must not be dropped as coming from an unknown
+   * peer. Nothing is sent to them through the tunnel.
+   */
+  private receiveOnlyPeers(r: Routing | undefined, sending: ReadonlyMap<number, string>): Map<number, string> {
+    const out = new Map<number, string>();
+    const heard = new Map<PeerName, string>();
+    for (const f of this.forwarders) {
+      if (f.isStopped || !f.hearsRemote) continue;
+      heard.set(f.remoteName, f.tunnel.remoteIp);
+      const id = f.remoteShortId;
+      if (id !== undefined && !sending.has(id)) out.set(id, f.tunnel.remoteIp);
+    }
+    for (const [peer, hop] of r?.nextHop ?? []) {
+      const ip = heard.get(hop);
+      const id = r?.shortIdOf.get(peer);
+      if (ip !== undefined && id !== undefined && !sending.has(id) && !out.has(id)) out.set(id, ip);
+    }
+    return out;
   }
 
   /**

@@ -67,8 +67,18 @@ WEAVE_INLINE int remote_peer(const struct weave_config *cfg, const __u8 *mac)
 	return r->peer_short_id;
 }
 
-/* Underlay address to send frames for this peer to (host order), 0 if none. */
+/* Underlay address to send frames for this peer to (host order), 0 if none
+ * (unknown, or reached over the sleeve: receive-only). */
 WEAVE_INLINE __u32 peer_underlay(__u32 short_id)
+{
+	__u32 k = short_id & WEAVE_SHORT_ID_MASK;
+	struct weave_peer *p = bpf_map_lookup_elem(&weave_peers, &k);
+	return p && !(p->flags & WEAVE_PEER_F_RECEIVE_ONLY) ? p->underlay_ip : 0;
+}
+
+/* Underlay address frames from this peer come from (host order), 0 when the
+ * peer's frames are not accepted from the tunnel. */
+WEAVE_INLINE __u32 peer_source_underlay(__u32 short_id)
 {
 	__u32 k = short_id & WEAVE_SHORT_ID_MASK;
 	struct weave_peer *p = bpf_map_lookup_elem(&weave_peers, &k);

@@ -87,10 +87,15 @@ struct {
 } weave_remote_macs SEC(".maps");
 
 /* Peer short id -> where to send VXLAN frames for it: the peer's own underlay
- * address when it is a neighbour, else the address of the next hop that relays. */
+ * address when it is a neighbour, else the address of the next hop that relays.
+ * A receive-only entry is a peer whose frames we accept from the tunnel (its
+ * fastdp heartbeats reach us) while we still send to it over the sleeve: the
+ * two ends of a connection may switch overlays a moment apart, and nothing the
+ * peer sends in that moment may be lost. */
+#define WEAVE_PEER_F_RECEIVE_ONLY 1u
 struct weave_peer {
 	__u32 underlay_ip; /* IPv4 in host byte order (bpf_tunnel_key convention); 0 = unknown */
-	__u32 flags;       /* reserved, 0 */
+	__u32 flags;       /* WEAVE_PEER_F_* */
 };
 
 struct {

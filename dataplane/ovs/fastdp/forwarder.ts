@@ -3,6 +3,14 @@
 // connection, then every 10 s; a HeartbeatAck on the first valid heartbeat
 // received; unhealthy after 60 s without one, healthy again when they resume.
 //
+// Established means the tunnel works both ways: the remote acknowledged our
+// heartbeat (ours reach it) AND we received one of its heartbeats (its reach
+// us). Both ends learn those two facts within a control message of each
+// other, so they switch to fastdp together; were the ack alone enough, an
+// underlay that passes heartbeats one way only would leave one end on fastdp
+// and the other on the sleeve for good, and neither end's replies would
+// reach the other (the sleeve only carries traffic for its own neighbours).
+//
 // The forwarder holds no sockets: it sends through its ForwarderHost (the
 // datapath's packet execute) and hears of received heartbeats from it.
 
@@ -43,6 +51,12 @@ export interface ForwarderHost {
   forwarderStopped(forwarder: FastdpForwarder): void | Promise<void>;
   /** Problems that are not the router's to handle (a failed send), for the log. */
   warn(message: string): void;
+  /**
+   * The first heartbeat from the remote arrived: the datapath must accept the
+   * remote's tunnel frames before we acknowledge it (the remote may switch to
+   * fastdp as soon as the ack arrives). The ack goes out once this resolves.
+   */
+  remoteHeard?(forwarder: FastdpForwarder): void | Promise<void>;
   /** Kernel IPsec for encrypted connections (spec §7); absent when the datapath has none. */
   readonly ipsec: FastdpIPsec | undefined;
   /** Why there is no IPsec, for the reason an encrypted connection stays on sleeve. */
@@ -130,6 +144,16 @@ export class FastdpForwarder implements OverlayForwarder {
     return this.stopped;
   }
 
+  /** The remote's short id as the forwarding state knows it, else as its handshake gave it. */
+  get remoteShortId(): PeerShortID | undefined {
+    return this.host.shortIdOf(this.remoteName) ?? this.handshakeShortId;
+  }
+
+  /** A heartbeat from the remote arrived: its tunnel frames reach us. */
+  get hearsRemote(): boolean {
+    return this.heardFromRemote;
+  }
+
   handleControlMessage(subTag: number, payload: Uint8Array): void {
     if (this.stopped) return;
     switch (subTag) {
@@ -150,7 +174,17 @@ export class FastdpForwarder implements OverlayForwarder {
     if (fromIp !== undefined && fromIp !== this.endpoint.remoteIp) this.endpoint.remoteIp = fromIp;
     if (!this.heardFromRemote) {
       this.heardFromRemote = true;
-      this.events.sendControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
+      const ack = (): void => {
+        if (this.stopped) return;
+        this.events.sendControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
+        this.establishIfBothWays();
+      };
+      const ready = this.host.remoteHeard?.(this);
+      if (ready === undefined) ack();
+      else ready.then(ack, (e: unknown) => {
+        this.host.warn(`fastdp: accepting frames from ${this.endpoint.remoteIp}: ${(e as Error).message}`);
+        ack();
+      });
     }
     this.armTimeout();
     if (this.state === 'unhealthy') {
@@ -161,7 +195,17 @@ export class FastdpForwarder implements OverlayForwarder {
   }
 
   status(): ForwarderStatus {
-    return { state: this.state, encrypted: this.ipsecConn !== undefined, mtu: this.host.mtu, ...(this.reason !== undefined ? { reason: this.reason } : {}) };
+    const reason = this.reason ?? this.oneWayReason();
+    return { state: this.state, encrypted: this.ipsecConn !== undefined, mtu: this.host.mtu, ...(reason !== undefined ? { reason } : {}) };
+  }
+
+  /** While initiating with the tunnel known to work one way only: which way. */
+  private oneWayReason(): string | undefined {
+    if (this.state !== 'initiating' || this.acked === this.heardFromRemote) return undefined;
+    const port = this.endpoint.remotePort;
+    return this.acked
+      ? `peer acknowledges our heartbeats but none of its heartbeats reached us yet (UDP ${port} to this host blocked?)`
+      : `peer's heartbeats reach us but it has not acknowledged ours yet (UDP ${port} to ${this.endpoint.remoteIp} blocked?)`;
   }
 
   stop(): void {
@@ -231,10 +275,16 @@ export class FastdpForwarder implements OverlayForwarder {
   private acknowledged(): void {
     if (this.acked) return;
     this.acked = true;
-    if (this.state === 'initiating') this.state = 'established';
-    this.events.established();
+    this.establishIfBothWays();
     // spec §6.4 step 4: from now on the slow interval.
     this.scheduleHeartbeat();
+  }
+
+  /** Acknowledged and heard from: the tunnel works in both directions. */
+  private establishIfBothWays(): void {
+    if (!this.acked || !this.heardFromRemote || this.state !== 'initiating') return;
+    this.state = 'established';
+    this.events.established();
   }
 
   private sendHeartbeat(): void {
@@ -242,7 +292,7 @@ export class FastdpForwarder implements OverlayForwarder {
     // spec §6.4 step 2: an encrypted connection sends nothing before its outbound SA exists.
     if (this.ipsecConn !== undefined && !this.remoteSAReady) return;
     const ours = this.host.ourShortId();
-    const theirs = this.host.shortIdOf(this.remoteName) ?? this.handshakeShortId;
+    const theirs = this.remoteShortId;
     // Without both short ids there is no tunnel id; try again at the next tick (spec §6.2).
     if (ours !== undefined && theirs !== undefined) {
       const frame = encodeHeartbeat(this.connUID, this.host.mtu);

@@ -6,7 +6,7 @@
 // all. Prefixes look like `wt<pid base 36>-<3 random chars>`, which lets
 // sweepStale() recognise leftovers of runs whose process no longer exists.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execCommandSync } from './exec.js';
@@ -45,6 +45,18 @@ export function deleteNamespacesWithPrefixSync(prefix: string): string[] {
   return victims;
 }
 
+/** Unmounts every mount point at or below `dir`, deepest first. */
+function unmountUnder(dir: string): void {
+  let mounts: string;
+  try {
+    mounts = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  const points = mounts.split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m === dir || m.startsWith(`${dir}/`));
+  for (const m of points.sort((a, b) => b.length - a.length)) execCommandSync('umount', [m]);
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -72,9 +84,13 @@ export function sweepStale(prefix?: string): string[] {
     deleteNamespaceSync(ns);
     removed.push(ns);
   }
-  // Scratch directories are named `<prefix>-XXXXXX` in the temp directory.
+  // Scratch directories are named `<prefix>-XXXXXX` in the temp directory; a run killed
+  // mid-way may leave file systems mounted in them (the eBPF testbeds' bpffs pin dirs).
   for (const entry of readdirSync(tmpdir())) {
-    if (stale(entry)) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+    if (!stale(entry)) continue;
+    const dir = join(tmpdir(), entry);
+    unmountUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
   }
   return removed;
 }

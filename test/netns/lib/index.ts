@@ -11,6 +11,6 @@ export { sweepStale, listNamespaces, newRunPrefix } from './cleanup.js';
 export { execCommand, mustExec, pollUntil, type ExecResult, type ExecOptions, type SpawnedProcess } from './exec.js';
 export {
   weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, sharedWeaveBed, launchFullMesh, launchCutLine, pollWeave, connectionsMatch,
-  attachContainer, mustPing, WEAVE_CONVERGE_MS, type WeaveOptions, type PollOptions, type PingPollOptions,
+  attachContainer, mustPing, WEAVE_CONVERGE_MS, FIRST_REPLY_BOUND_MS, type WeaveOptions, type PollOptions, type PingPollOptions,
 } from './weave.js';
 export { startIperfServer, runIperfClient, iperfNodeIn, parseIperfJson, IPERF_DEFAULT_PORT, type IperfNode, type IperfServer, type IperfServerOptions, type IperfClientOptions, type IperfResult, type IperfSummary, type IperfJson } from './iperf.js';
