@@ -34,11 +34,17 @@ before(async () => {
   process.stdout.write(`plugin rootfs built in ${t1 - t0} ms, 2 dockerd in ${Date.now() - t1} ms\n`);
 });
 after(async () => {
-  for (const dh of pb?.hosts ?? []) {
+  const t0 = Date.now();
+  // Out of Swarm first, or each daemon's shutdown waits on its Swarm components.
+  for (const dh of [...(pb?.hosts ?? [])].reverse()) {
+    const ids = (await dh.docker(['ps', '-aq']).catch(() => '')).trim().split('\n').filter(Boolean);
+    if (ids.length > 0) await dh.docker(['rm', '-f', ...ids]).catch(() => undefined);
+    await dh.docker(['swarm', 'leave', '--force']).catch(() => undefined);
     await dh.docker(['plugin', 'disable', '-f', PLUGIN]).catch(() => undefined);
   }
   await pb?.teardown();
   rmSync(buildDir, { recursive: true, force: true });
+  process.stdout.write(`teardown took ${Date.now() - t0} ms\n`);
 });
 
 test('docker plugin create + enable from the local rootfs: the router runs inside, Docker activates weave.sock', async () => {
