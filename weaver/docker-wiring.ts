@@ -76,6 +76,7 @@ function ipamEventsPort(ipam: RunningIpam): WatcherIpamPort {
   return {
     containerDied: (id) => { if (a.lookup(id).length > 0) a.containerDied(id); },
     containerDestroyed: (id) => { if (a.lookup(id).length > 0) a.deleteIdent(id); },
+    owners: () => a.allOwned().map((o) => o.ident),
   };
 }
 
