@@ -6,7 +6,7 @@
 import { formatCIDR } from '../controlplane/ipam/addr.js';
 import { NO_CONTAINER_ID } from '../controlplane/ipam/allocator.js';
 import {
-  DEFAULT_PLUGIN_MESH_SOCKET, DEFAULT_PLUGIN_SOCKET, EngineClient, LegacyPlugin, dockerHostFrom,
+  DEFAULT_PLUGIN_MESH_SOCKET, DEFAULT_PLUGIN_SOCKET, EngineClient, LegacyPlugin, ManagedPlugin, dockerHostFrom,
   type PluginIpamPort, type WatcherDnsPort, type WatcherIpamPort,
 } from '../controlplane/docker/index.js';
 import type { MetricFamily } from '../controlplane/api/metrics.js';
@@ -29,7 +29,6 @@ export interface DockerWiringOptions {
 }
 
 export interface RunningPlugin {
-  readonly plugin: LegacyPlugin;
   /** Whether a container id is running, per Docker (undefined: not a container id / not known now). */
   isAlive(ident: string): boolean | undefined;
   summarySection(): ServiceSection;
@@ -77,12 +76,33 @@ function ipamEventsPort(ipam: RunningIpam): WatcherIpamPort {
   return {
     containerDied: (id) => { if (a.lookup(id).length > 0) a.containerDied(id); },
     containerDestroyed: (id) => { if (a.lookup(id).length > 0) a.deleteIdent(id); },
+    owners: () => a.allOwned().map((o) => o.ident),
   };
 }
 
-/** Starts the plugin when --plugin is on and Docker answers; otherwise says why it is off. */
+/** The managed plugin (`--plugin-v2`, spec §7.2): one socket, no Docker access, no watcher. */
+async function startManagedPlugin(opts: DockerWiringOptions): Promise<PluginStart> {
+  const cfg = opts.config;
+  const plugin = await ManagedPlugin.start(
+    { socket: str(cfg, 'plugin-socket') ?? DEFAULT_PLUGIN_SOCKET, multicast: cfg.raw.get('plugin-v2-multicast') === true, procPath: str(cfg, 'proc-path') ?? '/proc' },
+    opts.hostNet.plugin, opts.log, opts.warn,
+  );
+  const defaultSubnet = opts.ipam ? formatCIDR(opts.ipam.allocator.defaultSubnet) : '';
+  return {
+    running: {
+      isAlive: () => undefined,
+      summarySection: () => plugin.summarySection(),
+      reportSection: () => plugin.reportSection(defaultSubnet),
+      metrics: () => requestMetrics([plugin.stats()]),
+      close: () => plugin.close(),
+    },
+  };
+}
+
+/** Starts the plugin when --plugin (or --plugin-v2) is on and Docker answers; otherwise says why it is off. */
 export async function startDockerPlugin(opts: DockerWiringOptions): Promise<PluginStart> {
   const cfg = opts.config;
+  if (cfg.raw.get('plugin-v2') === true) return startManagedPlugin(opts);
   if (cfg.raw.get('plugin') !== true) return { off: 'not requested (--plugin is off)' };
   const address = dockerApiOf(cfg, opts.env);
   if (address === undefined) return { off: "Docker API disabled (--docker-api='')" };
@@ -113,7 +133,6 @@ export async function startDockerPlugin(opts: DockerWiringOptions): Promise<Plug
   );
   const defaultSubnet = opts.ipam ? formatCIDR(opts.ipam.allocator.defaultSubnet) : '';
   const running: RunningPlugin = {
-    plugin,
     isAlive: (ident) => plugin.watcher.isAlive(ident),
     summarySection: () => plugin.summarySection(),
     reportSection: () => plugin.reportSection(defaultSubnet),
@@ -123,18 +142,21 @@ export async function startDockerPlugin(opts: DockerWiringOptions): Promise<Plug
   return { running };
 }
 
+function requestMetrics(stats: { socket: string; requests: number; driverErrors: number; badRequests: number }[]): MetricFamily[] {
+  return [{
+    name: 'weave_plugin_requests_total', help: 'Docker plugin API requests, by socket and outcome.', type: 'counter',
+    samples: stats.flatMap((s) => [
+      { labels: { socket: s.socket, outcome: 'ok' }, value: s.requests - s.driverErrors - s.badRequests },
+      { labels: { socket: s.socket, outcome: 'driver_error' }, value: s.driverErrors },
+      { labels: { socket: s.socket, outcome: 'bad_request' }, value: s.badRequests },
+    ]),
+  }];
+}
+
 function pluginMetrics(plugin: LegacyPlugin): MetricFamily[] {
-  const stats = plugin.serverStats();
   const w = plugin.watcher.stats;
   return [
-    {
-      name: 'weave_plugin_requests_total', help: 'Docker plugin API requests, by socket and outcome.', type: 'counter',
-      samples: stats.flatMap((s) => [
-        { labels: { socket: s.socket, outcome: 'ok' }, value: s.requests - s.driverErrors - s.badRequests },
-        { labels: { socket: s.socket, outcome: 'driver_error' }, value: s.driverErrors },
-        { labels: { socket: s.socket, outcome: 'bad_request' }, value: s.badRequests },
-      ]),
-    },
+    ...requestMetrics(plugin.serverStats()),
     {
       name: 'weave_docker_events_total', help: 'Docker events handled by the plugin\'s watcher; malformed ones dropped.', type: 'counter',
       samples: [{ labels: { kind: 'handled' }, value: w.events }, { labels: { kind: 'malformed' }, value: w.malformed }],

@@ -3,14 +3,14 @@
 // the firewall, and adapts HostNetwork to the API's HostControl. Also records
 // the bridge name in the state directory so `weave reset` finds it. `weave
 // attach` returns once the data plane has taken the new port (whenAttached).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
   BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, pluginVethNames,
-  validInterfaceName,
+  useHostPaths, validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -98,7 +98,16 @@ async function translate<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+/** `--proc-path`, and `<--host-root>/sys` when present: where to write sysctls and bridge-port settings. */
+function hostPathsOf(cfg: WeaverConfig): { proc?: string; sys?: string } {
+  const proc = cfg.raw.get('proc-path');
+  const root = cfg.raw.get('host-root');
+  const sys = typeof root === 'string' && root !== '' && existsSync(join(root, 'sys', 'class', 'net')) ? join(root, 'sys') : undefined;
+  return { proc: typeof proc === 'string' && proc !== '' ? proc : undefined, sys };
+}
+
 export async function startHostNetworking(cfg: WeaverConfig, peerName: string, logger: Logger): Promise<RunningHostNetwork> {
+  useHostPaths(hostPathsOf(cfg));
   const bridge = bridgeNameOf(cfg);
   const rtnl = Rtnl.open();
   let mtu: number;

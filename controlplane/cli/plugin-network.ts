@@ -62,3 +62,19 @@ export async function pluginOffReason(routerArgs: readonly string[], env: NodeJS
     return (e as Error).message;
   }
 }
+
+/** Docker's short id length: what `weave ps` labels Docker containers with. */
+const SHORT_ID_CHARS = 12;
+
+/**
+ * `weave ps <container>` (spec §1.6): a Docker container name or id becomes the short id the
+ * router lists it under; undefined when Docker does not know it (or is not there).
+ */
+export async function dockerShortId(env: NodeJS.ProcessEnv, container: string): Promise<string | undefined> {
+  try {
+    const c = await new EngineClient(dockerHostFrom(undefined, env), { timeoutMs: DOCKER_TIMEOUT_MS }).inspectContainer(container);
+    return c.Id.slice(0, SHORT_ID_CHARS);
+  } catch {
+    return undefined;
+  }
+}

@@ -24,6 +24,8 @@ export interface WatcherDnsPort {
 export interface WatcherIpamPort {
   containerDied(containerId: string): void;
   containerDestroyed(containerId: string): void;
+  /** Idents IPAM holds addresses for (container ids among them). */
+  owners(): string[];
 }
 
 export interface WatcherHostPort {
@@ -53,7 +55,8 @@ const CONTAINER_ID = /^[0-9a-f]{64}$/;
 const SHORT_ID_CHARS = 12;
 
 export class ContainerWatcher {
-  private readonly running = new Set<string>();
+  /** Every container Docker has, as of the last list plus the events since. */
+  private readonly containers = new Map<string, 'running' | 'stopped'>();
   private synced = false;
   private markFirstSync!: () => void;
   /** Resolves once the watcher has listed Docker's containers for the first time. */
@@ -91,27 +94,37 @@ export class ContainerWatcher {
 
   get stats(): { connects: number; events: number; malformed: number; handlerErrors: number; running: number } {
     const s = this.watcher.stats;
-    return { connects: s.connects, events: s.events, malformed: s.malformed, handlerErrors: s.handlerErrors, running: this.running.size };
+    const running = [...this.containers.values()].filter((v) => v === 'running').length;
+    return { connects: s.connects, events: s.events, malformed: s.malformed, handlerErrors: s.handlerErrors, running };
   }
 
   /**
    * Whether a container is running, for IPAM's and weaveDNS's check-alive: undefined when
-   * `ident` is not a container id or Docker's state is not known right now.
+   * `ident` is not a container id, Docker's state is not known right now, or Docker has not
+   * told us about the container yet (one that starts this instant may be asked about before
+   * its start event arrives: it must not be taken for dead).
    */
   isAlive(ident: string): boolean | undefined {
     if (!CONTAINER_ID.test(ident) || !this.synced) return undefined;
-    return this.running.has(ident);
+    const state = this.containers.get(ident);
+    return state === undefined ? undefined : state === 'running';
   }
 
   private async resync(): Promise<void> {
-    const list = await this.opts.client.listContainers();
-    const now = new Set(list.map((c) => c.Id));
-    // Containers that stopped while we were not looking.
-    for (const id of this.running) if (!now.has(id)) this.died(id);
-    if (this.opts.dns) for (const id of this.opts.dns.registeredContainers()) if (!now.has(id)) this.opts.dns.containerDied(id);
-    this.running.clear();
-    for (const id of now) this.running.add(id);
+    const list = await this.opts.client.listContainers({ all: true });
+    const running = new Set(list.filter((c) => c.State === 'running').map((c) => c.Id));
+    const existing = new Set(list.map((c) => c.Id));
+    // Containers that stopped while we were not looking lose their names; IPAM notes them dead.
+    for (const [id, state] of this.containers) if (state === 'running' && !running.has(id)) this.died(id);
+    if (this.opts.dns) for (const id of this.opts.dns.registeredContainers()) if (!running.has(id)) this.opts.dns.containerDied(id);
+    // Containers removed meanwhile release their addresses (Weave prunes these at start).
+    if (this.opts.ipam) {
+      for (const id of this.opts.ipam.owners()) if (CONTAINER_ID.test(id) && !existing.has(id)) this.opts.ipam.containerDestroyed(id);
+    }
+    this.containers.clear();
+    for (const c of list) this.containers.set(c.Id, running.has(c.Id) ? 'running' : 'stopped');
     this.synced = true;
+    const now = running;
     for (const id of now) await this.started(id);
     await this.opts.onResync?.();
     this.markFirstSync();
@@ -123,26 +136,26 @@ export class ContainerWatcher {
     if (ev.Type === 'container') {
       switch (ev.Action) {
         case 'start':
-          this.running.add(id);
+          this.containers.set(id, 'running');
           await this.started(id);
           break;
         case 'die':
           this.died(id);
           break;
         case 'destroy':
-          this.running.delete(id);
+          this.containers.delete(id);
           this.opts.ipam?.containerDestroyed(id);
           break;
       }
     } else if (ev.Type === 'network' && ev.Action === 'connect') {
       // `docker network connect` of a running container: register it on the new network too.
       const container = ev.Actor.Attributes.container;
-      if (container && this.running.has(container)) await this.started(container);
+      if (container && this.containers.get(container) === 'running') await this.started(container);
     }
   }
 
   private died(id: string): void {
-    this.running.delete(id);
+    this.containers.set(id, 'stopped');
     this.opts.dns?.containerDied(id);
     this.opts.ipam?.containerDied(id);
   }

@@ -8,3 +8,4 @@ export * from './ipam-driver.js';
 export * from './plugin-server.js';
 export * from './container-watcher.js';
 export * from './legacy-plugin.js';
+export * from './managed-plugin.js';

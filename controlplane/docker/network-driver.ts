@@ -37,6 +37,11 @@ export interface NetworkDriverOptions {
   endpoints: PluginEndpointPort;
   /** Absent without Docker access (then Join on an unknown network fails). */
   lookup?: NetworkLookup;
+  /**
+   * The managed plugin (spec §7.2) has no Docker access: every network is taken as ours,
+   * with the multicast route as `--plugin-v2-multicast` says.
+   */
+  fixedNetworkInfo?: NetworkInfo;
   warn?(message: string): void;
   log?(message: string): void;
 }
@@ -138,6 +143,7 @@ export class NetworkDriver {
 
   /** What we know of a network, asking Docker for one created before we started. */
   async networkInfo(networkId: string): Promise<NetworkInfo> {
+    if (this.opts.fixedNetworkInfo) return this.opts.fixedNetworkInfo;
     const known = this.networks.get(networkId);
     if (known) return known;
     if (!this.opts.lookup) throw new Error('Docker client disabled; unable to get network info');

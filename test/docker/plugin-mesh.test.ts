@@ -37,10 +37,16 @@ before(async () => {
 });
 after(async () => { await pb?.teardown(); });
 
-/** Runs a detached busybox container on the weave network, with weaveDNS as its resolver. */
-async function runOnWeave(dh: DockerHost, name: string, extra: string[] = [], cmd: string[] = ['sleep', '600']): Promise<string> {
+/**
+ * Runs a detached busybox container on the weave network, with weaveDNS as its resolver,
+ * hostname `host-<name>.weave.local` and network alias `alias-<name>.weave.local`.
+ */
+async function runOnWeave(dh: DockerHost, name: string, extra: string[] = [], cmd: string[] = ['sleep', '600'], net = 'weave'): Promise<string> {
   const dns = exposed.get(dh)!.split('/')[0]!;
-  return (await dh.docker(['run', '-d', '--name', name, '--net=weave', '-h', `${name}.weave.local`, `--dns=${dns}`, '--dns-search=weave.local.', ...extra, bed().image, ...cmd])).trim();
+  return (await dh.docker([
+    'run', '-d', '--name', name, `--net=${net}`, '-h', `host-${name}.weave.local`, `--network-alias=alias-${name}.weave.local`,
+    `--dns=${dns}`, '--dns-search=weave.local.', ...extra, bed().image, ...cmd,
+  ])).trim();
 }
 
 async function execIn(dh: DockerHost, name: string, args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -110,19 +116,26 @@ test('docker run --net=weave on three hosts: unique weave IPAM addresses, ethwe0
   process.stdout.write(`time to first reply: ${times.join(', ')}\n`);
 });
 
-test('weaveDNS: each container resolves the others by hostname and by container name; weave ps lists them', async () => {
+test('weaveDNS: each container resolves the others by hostname, container name and alias; weave ps lists them', async () => {
   const ips = [await containerIp(h(1), 'c1'), await containerIp(h(2), 'c2'), await containerIp(h(3), 'c3')];
   for (let a = 1; a <= 3; a++) {
     for (let b = 1; b <= 3; b++) {
-      const ok = await pollUntil(async () => (await resolveIn(h(a), `c${a}`, `c${b}.weave.local`)).includes(ips[b - 1]!), 5_000, 200);
-      assert.ok(ok, `c${a} resolves c${b}.weave.local to ${ips[b - 1]}`);
+      for (const name of [`host-c${b}.weave.local`, `c${b}.weave.local`, `alias-c${b}.weave.local`]) {
+        const ok = await pollUntil(async () => (await resolveIn(h(a), `c${a}`, name)).includes(ips[b - 1]!), 5_000, 200);
+        assert.ok(ok, `c${a} resolves ${name} to ${ips[b - 1]}`);
+      }
     }
   }
   // The user's way: a single-label name through the container's resolver, then ping.
   await timeToFirstReply(h(1), 'c1', 'c3');
   const id1 = (await h(1).docker(['inspect', '--format', '{{.Id}}', 'c1'])).trim();
   const ps = await h(1).weave(['ps']);
-  assert.match(ps, new RegExp(`^${id1.slice(0, 12)} ([0-9a-f]{2}:){5}[0-9a-f]{2} ${ips[0]!.replace(/\./g, '\\.')}/12$`, 'm'), ps);
+  const line = (label: string): RegExp => new RegExp(`^${label} ([0-9a-f]{2}:){5}[0-9a-f]{2} ${ips[0]!.replace(/\./g, '\\.')}/12$`, 'm');
+  assert.match(ps, line(id1.slice(0, 12)), ps);
+  // By name and by full id, shown as given (at most 12 characters).
+  assert.match(await h(1).weave(['ps', 'c1']), line('c1'));
+  assert.match(await h(1).weave(['ps', id1]), line(id1.slice(0, 12)));
+  assert.equal(await h(1).weave(['ps', 'no-such-container']), '');
 });
 
 test('weave status and report show the plugin', async () => {
@@ -144,11 +157,12 @@ test('docker rm -f releases the address and removes the name everywhere within 5
   assert.ok(await ipOwned(h(2), ip), `${ip} is allocated while the container runs`);
   const t0 = Date.now();
   await h(2).docker(['rm', '-f', 'gone']);
-  for (const a of [1, 2, 3]) {
+  const rmMs = Date.now() - t0;
+  await Promise.all([1, 2, 3].map(async (a) => {
     const goneEverywhere = await pollUntil(async () => (await weave(h(a).host, ['dns-lookup', 'gone'], { env: h(a).env })).stdout.trim() === '', NAME_GONE_MS, 100);
     assert.ok(goneEverywhere, `h${a}: gone.weave.local no longer resolves ${Date.now() - t0} ms after docker rm -f`);
-  }
-  process.stdout.write(`name gone on all hosts ${Date.now() - t0} ms after docker rm -f\n`);
+  }));
+  process.stdout.write(`name gone on all hosts ${Date.now() - t0} ms after docker rm -f began (the command itself took ${rmMs} ms)\n`);
   assert.equal(await ipOwned(h(2), ip), false, `${ip} is released`);
 });
 
@@ -166,3 +180,102 @@ async function fetchRouter(dh: DockerHost, path: string): Promise<string> {
   return r.stdout;
 }
 
+
+/** The container's init pid (changes when a restart policy restarts it). */
+async function pidOf(dh: DockerHost, name: string): Promise<number> {
+  return Number((await dh.docker(['inspect', '--format', '{{.State.Pid}}', name])).trim());
+}
+
+test('a container restarted by its restart policy comes back reachable, by address and by name', async () => {
+  await runOnWeave(h(3), 'phoenix', ['--restart=always']);
+  const before = await pidOf(h(3), 'phoenix');
+  await timeToFirstReply(h(1), 'c1', 'phoenix');
+  // Its main process dies (not `docker stop`, which would keep it down).
+  const k = await h(3).host.exec('kill', ['-9', String(before)]);
+  assert.equal(k.code, 0, k.stderr);
+  const t0 = Date.now();
+  const restarted = await pollUntil(async () => { const p = await pidOf(h(3), 'phoenix').catch(() => 0); return p > 0 && p !== before; }, 20_000, 100);
+  assert.ok(restarted, 'Docker restarted the container');
+  const ip = await containerIp(h(3), 'phoenix');
+  const ms = await timeToFirstReply(h(1), 'c1', ip);
+  await timeToFirstReply(h(1), 'c1', 'phoenix');
+  process.stdout.write(`restarted container answers ${Date.now() - t0} ms after its process was killed (${ms} ms after it was back)\n`);
+});
+
+test('container mobility: the same address on another host answers at once (gratuitous ARP)', async () => {
+  const ip = '10.32.99.99';
+  await runOnWeave(h(2), 'mover', [`--ip=${ip}`]);
+  await timeToFirstReply(h(1), 'c1', ip);
+  await h(2).docker(['rm', '-f', 'mover']);
+  await runOnWeave(h(3), 'mover', [`--ip=${ip}`]);
+  // c1's ARP entry still names the old MAC; the new one announced itself.
+  const ms = await timeToFirstReply(h(1), 'c1', ip, 3_000);
+  process.stdout.write(`moved container answers ${ms} ms after it started on another host\n`);
+  await h(3).docker(['rm', '-f', 'mover']);
+});
+
+test('a second weavemesh network: --ip honoured, own subnet, isolated from "weave"; multicast option honoured and checked', async () => {
+  for (const i of [1, 2]) {
+    await h(i).docker(['network', 'create', '-d', 'weavemesh', '--ipam-driver', 'weavemesh', '--subnet', '10.40.0.0/24', '--opt', 'works.weave.multicast=false', 'net2']);
+  }
+  await runOnWeave(h(1), 'n2a', ['--ip=10.40.0.10'], ['sleep', '600'], 'net2');
+  await runOnWeave(h(2), 'n2b', [], ['sleep', '600'], 'net2');
+  assert.equal(await containerIp(h(1), 'n2a', 'net2'), '10.40.0.10');
+  const b = await containerIp(h(2), 'n2b', 'net2');
+  assert.match(b, /^10\.40\.0\.\d+$/);
+  const routes = await h(2).docker(['exec', 'n2b', 'ip', 'route']);
+  assert.doesNotMatch(routes, /224\.0\.0\.0\/4/, 'works.weave.multicast=false: no multicast route');
+  await timeToFirstReply(h(1), 'n2a', b);
+  // Different subnets do not meet (spec §1.8: isolation by subnet).
+  const c2 = await containerIp(h(2), 'c2');
+  const cross = await execIn(h(1), 'n2a', ['ping', '-c', '1', '-W', '1', c2]);
+  assert.equal(cross.ok, false, 'a net2 container cannot reach a weave container');
+  const bad = await h(1).docker(['network', 'create', '-d', 'weavemesh', '--opt', 'works.weave.multicast=sometimes', 'net3']).then(() => '', (e: Error) => e.message);
+  assert.match(bad, /unrecognized value "sometimes" for option works\.weave\.multicast/);
+});
+
+test('kill -9 of a router while containers run, relaunch: names and addresses are back', async () => {
+  const ip1 = await containerIp(h(1), 'c1');
+  const pid = Number((await h(1).host.exec('cat', [join(h(1).host.dir, 'state', 'weaver.pid')])).stdout.trim());
+  assert.ok(pid > 0);
+  process.kill(pid, 'SIGKILL');
+  await pollUntil(() => { try { process.kill(pid, 0); return false; } catch { return true; } }, 5_000, 50);
+  const t0 = Date.now();
+  await h(1).weave(['launch', '--nickname', 'h1', ...h(1).pluginFlags, h(2).host.address, h(3).host.address]);
+  // The address is still c1's (persisted) and its names are registered again.
+  assert.ok(await ipOwned(h(1), ip1), `${ip1} still allocated after the restart`);
+  const back = await pollUntil(async () => (await weave(h(2).host, ['dns-lookup', 'c1'], { env: h(2).env })).stdout.trim() === ip1, 10_000, 200);
+  assert.ok(back, 'h2 resolves c1 again');
+  await timeToFirstReply(h(2), 'c2', 'c1');
+  process.stdout.write(`relaunched router: c1 resolvable and answering ${Date.now() - t0} ms after launch began\n`);
+  // A new container on the relaunched host does not get c1's address.
+  await runOnWeave(h(1), 'fresh');
+  assert.notEqual(await containerIp(h(1), 'fresh'), ip1);
+});
+
+test('dockerd restarted: the watcher reconnects, drops names of containers that died meanwhile, the plugin keeps serving', async () => {
+  const ip2 = await containerIp(h(2), 'c2');
+  await h(2).dockerd.restart();
+  // dockerd stopped c2 on the way down: its name must not outlive it.
+  const gone = await pollUntil(async () => (await weave(h(1).host, ['dns-lookup', 'c2'], { env: h(1).env })).stdout.trim() === '', 15_000, 200);
+  assert.ok(gone, `c2 (${ip2}) no longer resolves after dockerd restarted without it`);
+  await runOnWeave(h(2), 'after');
+  await timeToFirstReply(h(2), 'after', await containerIp(h(1), 'c1'));
+  await timeToFirstReply(h(1), 'c1', 'after');
+});
+
+test('weave stop removes the "weave" network; launch without a reachable Docker says the plugin is off and why', async () => {
+  const h3 = h(3);
+  const ids = (await h3.docker(['ps', '-aq'])).trim().split('\n').filter(Boolean);
+  if (ids.length > 0) await h3.docker(['rm', '-f', ...ids]);
+  await h3.weave(['stop']);
+  const nets = await h3.docker(['network', 'ls', '--format', '{{.Name}}']);
+  assert.doesNotMatch(nets, /^weave$/m, nets);
+  const env = { DOCKER_HOST: 'unix:///nonexistent/weave-test/docker.sock' };
+  const r = await weave(h3.host, ['launch', '--nickname', 'h3', ...h3.pluginFlags, h(1).host.address, h(2).host.address], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /the Docker plugin is off: Docker is not reachable at unix:\/\/\/nonexistent\/weave-test\/docker\.sock: ENOENT/);
+  const status = await h3.weave(['status'], { env });
+  assert.doesNotMatch(status, /plugin/);
+  assert.equal(existsSync(join(h3.pluginDir, 'weavemesh.sock')), false, 'no plugin socket without Docker');
+});
