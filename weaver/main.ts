@@ -15,6 +15,7 @@ import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
+import { proxyConfigOf, startProxy, type RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
@@ -68,12 +69,14 @@ async function main(argv: string[]): Promise<void> {
   let hostNet: RunningHostNetwork | undefined;
   let ipam: RunningIpam | undefined;
   let dns: RunningDns | undefined;
+  let proxy: RunningProxy | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await Promise.allSettled(servers.map((s) => s.close()));
+    await proxy?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker API proxy'));
     ipam?.close();
     await dns?.close().catch((err: unknown) => logger.error({ err }, 'closing the DNS server'));
     await mesh?.close().catch((err: unknown) => logger.error({ err }, 'closing the mesh'));
@@ -88,6 +91,7 @@ async function main(argv: string[]): Promise<void> {
     // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
     const dnsOptions = dnsOptionsOf(cfg);
+    const proxyConfig = proxyConfigOf(cfg);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
@@ -123,6 +127,7 @@ async function main(argv: string[]): Promise<void> {
       ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, log });
     }
     if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, log });
+    if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,
@@ -133,6 +138,7 @@ async function main(argv: string[]): Promise<void> {
       registerControlRoutes: (app) => {
         ipam?.registerRoutes(app);
         dns?.registerRoutes(app);
+        proxy?.registerRoutes(app);
       },
     };
     const listeners: [string, 'control' | 'status' | 'metrics'][] = [
@@ -154,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     logger.fatal((err as Error).message);
     await Promise.allSettled(servers.map((s) => s.close()));
+    await proxy?.close().catch(() => undefined);
     ipam?.close();
     await dns?.close().catch(() => undefined);
     await mesh?.close().catch(() => undefined);

@@ -9,6 +9,7 @@ import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } f
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
+import { envCommands } from './env-commands.js';
 import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
@@ -156,6 +157,7 @@ const COMMANDS: Record<string, Command> = {
   version,
   ...hostCommands(call),
   ...dnsCommands(call),
+  ...envCommands(),
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
