@@ -72,9 +72,12 @@ function removeStaleSocket(path: string): void {
 export async function listenProxy(
   address: ProxyListenAddress,
   handlers: ProxyHandlers,
-  opts: { tls?: ProxyTls; permissionsFrom?: string } = {},
+  opts: { tls?: ProxyTls; permissionsFrom?: string; headersTimeoutMs?: number } = {},
 ): Promise<RunningProxyListener> {
-  const serverOpts = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 5_000 };
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  // requestTimeout 0: uploads such as `docker load` may take long; only the head is timed.
+  // Node checks the timeout every connectionsCheckingInterval (30 s by default): check often enough.
+  const serverOpts = { headersTimeout, requestTimeout: 0, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.max(100, Math.min(1_000, headersTimeout / 4)) };
   const server: Server = opts.tls && address.kind === 'tcp'
     ? createHttpsServer({
       ...serverOpts, key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca,

@@ -46,6 +46,8 @@ before(async () => {
     await mustWeave(s.host, [
       'launch', '--nickname', s.host.label, '--ipalloc-range', RANGE, '--ipalloc-default-subnet', DEFAULT_SUBNET,
       '--proxy', '-H', `unix://${s.proxySocket}`, '--docker-api', s.dockerd.host, ...others,
+      // The second host's proxy also rewrites inspect output with the weave address.
+      ...(s === sites[1] ? ['--rewrite-inspect'] : []),
     ]);
   }
   // The bridge gets an address in the default subnet: weaveDNS (listening on all addresses
@@ -190,4 +192,37 @@ test('a 100 MB docker cp through the proxy arrives intact', async () => {
   const inside = (await a.docker(['exec', 'copied', 'sha256sum', '/big.bin'])).split(/\s+/)[0];
   process.stdout.write(`docker cp of 100 MB through the proxy: ${Date.now() - started} ms\n`);
   assert.equal(inside, sha(data));
+});
+
+test('errors map as Weave\'s; a failed attach kills the container and fails its start', async () => {
+  const a = site(0);
+  const missing = await runCommand('docker', ['-H', `unix://${a.proxySocket}`, 'start', 'nosuch']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /No such container: nosuch/);
+  // Outside the allocation range: IPAM refuses, so the container must not run unattached.
+  const bad = await runCommand('docker', ['-H', `unix://${a.proxySocket}`, 'run', '-d', '--name', 'unattachable', '-e', 'WEAVE_CIDR=net:192.168.7.0/24', image, 'sleep', '600']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /attaching container .* failed: .*outside the allocation range/);
+  assert.equal((await a.docker(['inspect', '-f', '{{.State.Running}}', 'unattachable'])).trim(), 'false');
+});
+
+test('--rewrite-inspect shows the weave address and MAC in docker inspect', async () => {
+  const b = site(1);
+  await b.docker(['run', '-d', '--name', 'inspected', image, 'sleep', '600']);
+  const [addr, mac] = (await b.docker(['exec', 'inspected', 'sh', '-c', 'ip -4 -o addr show dev ethwe; cat /sys/class/net/ethwe/address'])).split('\n');
+  const cidr = /inet (\S+)/.exec(addr)?.[1] ?? '';
+  const shown = (await b.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}} {{.NetworkSettings.MacAddress}}', 'inspected'])).trim();
+  assert.equal(shown, `${cidr} ${mac.trim()}`);
+  // Direct to the daemon: Docker's own (empty, --bridge=none) values.
+  assert.equal((await b.dockerd.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'inspected'])).trim(), '');
+});
+
+test('50 concurrent docker run through the proxy all start attached', async () => {
+  const a = site(0);
+  const started = Date.now();
+  const outs = await Promise.all(Array.from({ length: 50 }, () =>
+    a.docker(['run', '--rm', image, 'ip', '-4', '-o', 'addr', 'show', 'dev', 'ethwe'], { timeoutMs: 180_000 })));
+  process.stdout.write(`50 concurrent docker run --rm through the proxy: ${Date.now() - started} ms\n`);
+  const addrs = outs.map((o) => /inet (10\.2\.0\.\d+)\//.exec(o)?.[1]);
+  assert.ok(addrs.every((x) => x !== undefined), `every container had ethwe: ${outs.filter((o) => !/inet/.test(o)).join(' | ')}`);
 });
