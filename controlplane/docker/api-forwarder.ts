@@ -115,6 +115,10 @@ export class DockerApiForwarder {
    */
   tunnel(req: IncomingMessage, client: Duplex, head: Buffer): void {
     const daemon = dialDaemon(this.daemon);
+    // Both directions close on their own: a client closing stdin (Docker's CloseWrite, with TLS a
+    // close_notify) must not end the output still coming. TLS sockets are not half-open by default.
+    daemon.allowHalfOpen = true;
+    (client as Socket).allowHalfOpen = true;
     const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
     for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
     daemon.write(`${lines.join('\r\n')}\r\n\r\n`);

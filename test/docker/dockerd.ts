@@ -30,6 +30,10 @@ export interface Dockerd {
 
 export interface DockerdOptions {
   startTimeoutMs?: number;
+  /** Run the daemon inside this named network namespace, e.g. a testbed host's. */
+  netns?: string;
+  /** More daemon flags, e.g. TLS on a TCP address next to the unix socket. */
+  extraArgs?: readonly string[];
 }
 
 function requireDockerd(): void {
@@ -73,11 +77,16 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const logPath = join(dir, 'dockerd.log');
   const logFd = openSync(logPath, 'a');
   const started = Date.now();
-  const child = spawn('dockerd', [
+  const daemonArgs = [
     '--storage-driver=vfs', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--bridge=none',
     `--data-root=${join(dir, 'data')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'dockerd.pid')}`,
-    `-H`, `unix://${socket}`,
-  ], { stdio: ['ignore', logFd, logFd] });
+    `-H`, `unix://${socket}`, ...(opts.extraArgs ?? []),
+  ];
+  // nsenter joins only the network namespace (`ip netns exec` would remount /sys and hide the
+  // cgroup mounts dockerd needs), and execs dockerd, so the child is the daemon either way.
+  const child = opts.netns === undefined
+    ? spawn('dockerd', daemonArgs, { stdio: ['ignore', logFd, logFd] })
+    : spawn('nsenter', [`--net=/run/netns/${opts.netns}`, 'dockerd', ...daemonArgs], { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   // If the test process dies without stopping us, do not leave a daemon behind.
   const killOnExit = (): void => { child.kill('SIGKILL'); };
