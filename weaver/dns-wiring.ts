@@ -33,6 +33,8 @@ export interface DnsWiringOptions {
   options: DnsOptions;
   ourName: PeerName;
   mesh: DnsMeshPort;
+  /** Whether a container id is alive as Docker knows it; undefined defers to identIsAlive. */
+  containerAlive?(ident: string): boolean | undefined;
   log?(message: string): void;
 }
 
@@ -86,7 +88,7 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
   const service = new DnsService({
     nameserver,
     server,
-    isContainerAlive: async (id) => identIsAlive(id),
+    isContainerAlive: async (id) => opts.containerAlive?.(id) ?? identIsAlive(id),
     log,
   });
 

@@ -3,13 +3,14 @@
 // the firewall, and adapts HostNetwork to the API's HostControl. Also records
 // the bridge name in the state directory so `weave reset` finds it. `weave
 // attach` returns once the data plane has taken the new port (whenAttached).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, validInterfaceName,
+  BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, pluginVethNames,
+  useHostPaths, validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -25,8 +26,19 @@ export interface HostNetworkRecord {
 /** Resolves once the data plane handles a container port just put on the bridge. */
 export type PortAttachedHook = (hostVeth: string) => Promise<void>;
 
+/** Container endpoints made for the Docker plugin (controlplane/docker reaches the data plane here). */
+export interface PluginHostEndpoints {
+  /** A veth pair on the bridge; resolves once the data plane has taken the port. */
+  create(endpointId: string): Promise<{ peerVeth: string; mac: string }>;
+  remove(endpointId: string): Promise<boolean>;
+  peerName(endpointId: string): string;
+  configureArp(pid: number): Promise<void>;
+  track(label: string, pid: number): void;
+}
+
 export interface RunningHostNetwork {
   control: HostControl;
+  plugin: PluginHostEndpoints;
   bridge: string;
   mtu: number;
   /**
@@ -86,7 +98,16 @@ async function translate<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+/** `--proc-path`, and `<--host-root>/sys` when present: where to write sysctls and bridge-port settings. */
+function hostPathsOf(cfg: WeaverConfig): { proc?: string; sys?: string } {
+  const proc = cfg.raw.get('proc-path');
+  const root = cfg.raw.get('host-root');
+  const sys = typeof root === 'string' && root !== '' && existsSync(join(root, 'sys', 'class', 'net')) ? join(root, 'sys') : undefined;
+  return { proc: typeof proc === 'string' && proc !== '' ? proc : undefined, sys };
+}
+
 export async function startHostNetworking(cfg: WeaverConfig, peerName: string, logger: Logger): Promise<RunningHostNetwork> {
+  useHostPaths(hostPathsOf(cfg));
   const bridge = bridgeNameOf(cfg);
   const rtnl = Rtnl.open();
   let mtu: number;
@@ -120,8 +141,20 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     hide: (cidrs) => translate(net.hide(cidrs)),
     bridgeType: () => net.bridgeType,
   };
+  const plugin: PluginHostEndpoints = {
+    create: async (endpointId) => {
+      const ep = await net.createPluginEndpoint(endpointId);
+      await portAttached?.(ep.hostVeth);
+      return { peerVeth: ep.peerVeth, mac: ep.mac };
+    },
+    remove: (endpointId) => net.deletePluginEndpoint(endpointId),
+    peerName: (endpointId) => pluginVethNames(endpointId).peer,
+    configureArp: async (pid) => { await configureContainerArp({ pid }); },
+    track: (label, pid) => net.track(label, { pid }),
+  };
   return {
     control,
+    plugin,
     bridge,
     mtu,
     whenAttached: (hook) => {

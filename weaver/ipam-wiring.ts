@@ -32,6 +32,8 @@ export interface IpamWiringOptions {
   mesh: IpamMeshPort;
   /** Number of peers the router was started with (spec §8.6 default quorum). */
   initialPeerCount(): number;
+  /** Whether a container id is alive as Docker knows it; undefined defers to identIsAlive. */
+  containerAlive?(ident: string): boolean | undefined;
   log?(message: string): void;
 }
 
@@ -58,8 +60,9 @@ export function ipamOptionsOf(cfg: WeaverConfig): IpamOptions | undefined {
 
 /**
  * Whether the owner of an IPAM ident is still there. Namespace paths and
- * `pid:N` can be checked here; container ids need the runtime, so they are
- * taken as alive (the CLI releases their addresses on detach).
+ * `pid:N` can be checked here; container ids need the runtime: the Docker
+ * watcher answers for them (containerAlive) while it is in step with Docker,
+ * otherwise they are taken as alive (the CLI releases their addresses on detach).
  */
 export function identIsAlive(ident: string): boolean {
   if (ident.startsWith('/')) return existsSync(ident);
@@ -82,7 +85,7 @@ export function startIpam(opts: IpamWiringOptions): RunningIpam {
     store: new FileIpamStore(opts.stateDir),
     // A data file for another range is refused with the allocator's message (spec §8.8).
     onRangeMismatch: 'error',
-    isContainerAlive: identIsAlive,
+    isContainerAlive: (ident) => opts.containerAlive?.(ident) ?? identIsAlive(ident),
     log: opts.log,
   });
   allocator.setChannel(opts.mesh.newGossipChannel(IPAM_CHANNEL, allocator));

@@ -15,6 +15,7 @@ import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
+import { startDockerPlugin, type RunningPlugin } from './docker-wiring.js';
 import { proxyConfigOf, startProxy, type RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 
@@ -69,12 +70,14 @@ async function main(argv: string[]): Promise<void> {
   let hostNet: RunningHostNetwork | undefined;
   let ipam: RunningIpam | undefined;
   let dns: RunningDns | undefined;
+  let plugin: RunningPlugin | undefined;
   let proxy: RunningProxy | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    await plugin?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker plugin'));
     await Promise.allSettled(servers.map((s) => s.close()));
     await proxy?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker API proxy'));
     ipam?.close();
@@ -123,24 +126,37 @@ async function main(argv: string[]): Promise<void> {
       onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
     };
     const log = (m: string): void => logger.info(m);
+    // Docker's view of container ids, once the plugin's watcher is in step with Docker.
+    const containerAlive = (ident: string): boolean | undefined => plugin?.isAlive(ident);
     if (ipamOptions) {
-      ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, log });
+      ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
     }
-    if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, log });
+    if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
     if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,
       host: hostNet.control,
-      summarySections: () => [ipam?.summarySection(), dns?.summarySection()].filter((s) => s !== undefined),
-      reportServices: () => ({ ...(ipam ? { IPAM: ipam.reportSection() } : {}), ...(dns ? { DNS: dns.reportSection() } : {}) }),
-      metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? [])],
+      summarySections: () => [ipam?.summarySection(), dns?.summarySection(), plugin?.summarySection()].filter((s) => s !== undefined),
+      reportServices: () => ({
+        ...(ipam ? { IPAM: ipam.reportSection() } : {}),
+        ...(dns ? { DNS: dns.reportSection() } : {}),
+        ...(plugin ? { Plugin: plugin.reportSection() } : {}),
+      }),
+      metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? []), ...(plugin?.metrics() ?? [])],
       registerControlRoutes: (app) => {
         ipam?.registerRoutes(app);
         dns?.registerRoutes(app);
         proxy?.registerRoutes(app);
       },
     };
+    // Before the API answers: `weave launch` returns once /status does (spec §1.1 step 14), and
+    // by then the plugin serves and the `weave` network exists.
+    const started = await startDockerPlugin({
+      config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
+    });
+    if ('running' in started) plugin = started.running;
+    else logger.info(`Docker plugin is off: ${started.off}`);
     const listeners: [string, 'control' | 'status' | 'metrics'][] = [
       [cfg.httpAddr, 'control'],
       [cfg.statusAddr, 'status'],
@@ -159,6 +175,7 @@ async function main(argv: string[]): Promise<void> {
     }
   } catch (err) {
     logger.fatal((err as Error).message);
+    await plugin?.close().catch(() => undefined);
     await Promise.allSettled(servers.map((s) => s.close()));
     await proxy?.close().catch(() => undefined);
     ipam?.close();

@@ -5,6 +5,7 @@
 import type { ApiResponse, CallOptions } from './api-client.js';
 import { AddressError, ipOf, takeAddresses, type AddressArg } from './address-args.js';
 import { ContainerError, resolveContainer } from './docker.js';
+import { dockerShortId } from './plugin-network.js';
 import { UsageError } from './usage.js';
 
 export interface HostCommandIo {
@@ -287,10 +288,18 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
   };
 
   const ps: Command = async (args, io) => {
-    const query = new URLSearchParams(args.map((a): [string, string] => ['container', a])).toString();
+    // Docker names and ids are asked for by the short id the router lists them under; the
+    // line then shows the argument as given, at most 12 characters (spec §1.6).
+    const asked = await Promise.all(args.map(async (arg) => ({ arg, id: arg.startsWith('weave:') ? undefined : await dockerShortId(io.env, arg) })));
+    const query = new URLSearchParams(asked.map((a): [string, string] => ['container', a.id ?? a.arg])).toString();
     const res = await mustCall(call, io, 'GET', `/weave/ps${query ? `?${query}` : ''}`);
     if (!ok(res)) throw new Stop(res.code === 404 ? 4 : 1, res.body.trim());
-    io.stdout.write(res.body);
+    const shown = new Map(asked.filter((a) => a.id !== undefined).map((a) => [a.id!, a.arg.slice(0, 12)]));
+    io.stdout.write(res.body.split('\n').map((line) => {
+      const label = line.split(' ')[0] ?? '';
+      const as = shown.get(label);
+      return as === undefined ? line : `${as}${line.slice(label.length)}`;
+    }).join('\n'));
     return 0;
   };
 

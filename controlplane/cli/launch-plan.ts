@@ -81,6 +81,12 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
       i = range.next;
       continue;
     }
+    if (args[i] === '--no-plugin') {
+      // The router takes the last --plugin it is given (spec §1.1 step 3).
+      passThrough.push('--plugin=false');
+      i++;
+      continue;
+    }
     if (args[i] === '--no-restart') {
       // Restart policies belong to the Docker launch; a host daemon has none.
       i++;
@@ -98,6 +104,8 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   routerArgs.push('--state-dir', stateDir);
   if (!rangeGiven) routerArgs.push('--ipalloc-range', DEFAULT_IPALLOC_RANGE);
   if (dockerBridgeIp) routerArgs.push('--dns-listen-address', `${dockerBridgeIp}:53`);
+  // spec §1.1 step 3: the Docker plugin is on unless the user's `--plugin=false`/`--no-plugin` follows.
+  routerArgs.push('--plugin');
   routerArgs.push(...passThrough);
   return { stateDir, httpAddr, routerArgs, routerEnv: password ? { WEAVE_PASSWORD: password } : {} };
 }

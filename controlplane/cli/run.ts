@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../api/version.js';
 import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
+import { DEFAULT_NETWORK_NAME } from '../docker/plugin-protocol.js';
+import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
 import { envCommands } from './env-commands.js';
@@ -50,6 +52,8 @@ const launch: Command = async (args, io) => {
   const plan = planLaunch(args, io.env, hostname(), dockerBridgeIp(io.env));
   try {
     const { pid } = await launchDaemon(plan, io.env, Number(io.env.WEAVE_LAUNCH_TIMEOUT_MS ?? LAUNCH_TIMEOUT_MS));
+    const off = await pluginOffReason(plan.routerArgs, io.env);
+    if (off !== undefined) io.stderr.write(`weave: the Docker plugin is off: ${off}\n`);
     io.stdout.write(`${pid}\n`);
     return 0;
   } catch (err) {
@@ -61,6 +65,8 @@ const launch: Command = async (args, io) => {
 
 const stop: Command = async (args, io) => {
   if (args.length > 0) throw new UsageError();
+  const networkProblem = await removePluginNetwork(io.env, DEFAULT_NETWORK_NAME);
+  if (networkProblem !== undefined) io.stderr.write(`${networkProblem}\n`);
   const outcome = await stopDaemon(stateDirFromEnv(io.env), STOP_GRACE_MS);
   if (outcome === 'not-running') io.stderr.write('Weave is not running (ignore on Kubernetes).\n');
   if (outcome === 'killed') io.stderr.write(`weave router did not stop within ${STOP_GRACE_MS / 1000} s of SIGTERM and was killed\n`);

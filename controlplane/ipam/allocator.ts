@@ -67,8 +67,19 @@ export const DEAD_CONTAINER_GRACE_MS = 30_000;
  * not answer ends within about this many ticks instead of waiting forever.
  */
 export const CLAIM_MAX_TICK_ASKS = 5;
+/**
+ * The ident of a request made for no particular container (Weave's
+ * `api.NoContainerID`, used by the Docker plugin's IPAM driver): the address is
+ * filed under its own dotted-quad text, so `DELETE /ip/<address>` releases it.
+ */
+export const NO_CONTAINER_ID = '_';
 /** Idents that are not containers and never die. */
-const NEVER_DIES = new Set(['weave:expose', '_']);
+const NEVER_DIES = new Set(['weave:expose', NO_CONTAINER_ID]);
+
+/** The ident an address is recorded under: an anonymous request's address is its own ident. */
+function ownerIdent(ident: string, addr: Address): string {
+  return ident === NO_CONTAINER_ID ? formatAddress(addr) : ident;
+}
 
 interface PendingOp {
   kind: 'allocate' | 'claim';
@@ -196,7 +207,7 @@ export class Allocator implements Gossiper {
     if (mine) return;
     if (!rangeContains(this.universeRange, cidr.addr)) {
       // Outside the universe nobody else can hand it out: just record it.
-      this.record(ident, cidr);
+      this.record(ownerIdent(ident, cidr.addr), cidr);
       this.persist();
       return;
     }
@@ -435,7 +446,7 @@ export class Allocator implements Gossiper {
     const addr = this.space.allocate(hostRange(op.cidr));
     if (addr !== undefined) {
       const result = { addr, prefixLen: op.cidr.prefixLen };
-      this.record(op.ident, result);
+      this.record(ownerIdent(op.ident, addr), result);
       this.persist(); // durable before we acknowledge
       op.done(result);
       return true;
@@ -455,7 +466,11 @@ export class Allocator implements Gossiper {
   private tryClaim(op: PendingOp, fromTick: boolean): boolean {
     const addr = op.cidr.addr;
     const holder = this.holderOf(addr);
-    if (holder === op.ident) { op.done(op.cidr); return true; }
+    const ident = ownerIdent(op.ident, addr);
+    if (holder === ident) { op.done(op.cidr); return true; }
+    // Weave lets an anonymous claim re-take an address some container holds: it
+    // cannot tell whether that is the same container asking again.
+    if (holder !== undefined && op.ident === NO_CONTAINER_ID) { op.done(op.cidr); return true; }
     if (holder !== undefined) {
       op.fail(new IpamError(`address ${formatAddress(addr)} is already owned by ${holder}`));
       return true;
@@ -463,7 +478,7 @@ export class Allocator implements Gossiper {
     const owner = this.ring.owner(addr)!;
     if (owner === this.cfg.name) {
       this.space.claim(addr);
-      this.record(op.ident, op.cidr);
+      this.record(ident, op.cidr);
       this.persist();
       op.done(op.cidr);
       return true;

@@ -220,7 +220,8 @@ export async function inspectEndpoint(target: NetnsTarget): Promise<EndpointInfo
   }
   const inside = Rtnl.open({ netns: handle });
   try {
-    const ethwe = await inside.findLink(CONTAINER_IFNAME);
+    // `ethwe` from attach; Docker names a plugin endpoint `ethwe<n>`.
+    const ethwe = (await inside.findLink(CONTAINER_IFNAME)) ?? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME));
     if (!ethwe) return undefined;
     const cidrs = (await inside.listAddresses(ethwe.index)).map(cidrOf);
     return { mac: ethwe.mac ?? '', cidrs, peerIndex: ethwe.parentIndex };

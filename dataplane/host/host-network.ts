@@ -6,6 +6,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Rtnl } from '../netlink/index.js';
 import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
 import { attach, detach, inspectEndpoint, targetPath, type AttachResult, type DetachResult, type NetnsTarget } from './endpoint.js';
+import { createPluginEndpoint, deletePluginEndpoint, type PluginEndpoint } from './plugin-endpoint.js';
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
 
@@ -106,6 +107,25 @@ export class HostNetwork {
       if (result.deleted && this.endpoints.delete(targetPath(target))) this.saveRegistry();
       return result;
     });
+  }
+
+  /** A veth pair for a Docker plugin endpoint, host end on the bridge (spec §7.1 CreateEndpoint). */
+  createPluginEndpoint(endpointId: string): Promise<PluginEndpoint> {
+    return this.serial(() => createPluginEndpoint(this.rtnl, endpointId, this.opts.bridge));
+  }
+
+  /** Removes a plugin endpoint's veth pair; false when it was already gone. */
+  deletePluginEndpoint(endpointId: string): Promise<boolean> {
+    return this.serial(() => deletePluginEndpoint(this.rtnl, endpointId));
+  }
+
+  /**
+   * Remembers a container attached by someone else (the Docker plugin) so `weave ps` lists
+   * it under `label`; it is forgotten once its namespace has no `ethwe*` any more.
+   */
+  track(label: string, target: NetnsTarget): void {
+    this.endpoints.set(targetPath(target), { label, target });
+    this.saveRegistry();
   }
 
   /** The bridge line, then one line per attached endpoint still present; `labels` filters (prefix match). */

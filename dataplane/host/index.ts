@@ -6,6 +6,7 @@
 //   mtu.ts           the MTU to use (configured, plain bridge, or underlay - VXLAN)
 //   sysctls.ts       per-interface sysctls via /proc/sys, hairpin via sysfs
 //   endpoint.ts      attach/detach/inspect a container's `ethwe`
+//   plugin-endpoint.ts  the Docker plugin's veth pairs; ARP tuning + gratuitous ARP in a container
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
@@ -17,6 +18,7 @@ export * from './bridge.js';
 export * from './mtu.js';
 export * from './sysctls.js';
 export * from './endpoint.js';
+export * from './plugin-endpoint.js';
 export * from './expose.js';
 export * from './firewall.js';
 export * from './teardown.js';

@@ -14,9 +14,22 @@ export interface SysctlSetting {
 
 export class SysctlError extends Error {}
 
+/**
+ * Where the host's /proc and /sys are. A router inside a container (the managed Docker
+ * plugin) gets a read-only /proc/sys and /sys, and the host's bound at /host/proc and
+ * /host/sys instead (`--proc-path`, `--host-root`); /proc/sys/net still shows the calling
+ * thread's namespace through either.
+ */
+const hostPaths = { procSys: '/proc/sys', sysClassNet: '/sys/class/net' };
+
+export function useHostPaths(paths: { proc?: string; sys?: string }): void {
+  if (paths.proc !== undefined) hostPaths.procSys = `${paths.proc.replace(/\/$/, '')}/sys`;
+  if (paths.sys !== undefined) hostPaths.sysClassNet = `${paths.sys.replace(/\/$/, '')}/class/net`;
+}
+
 /** Sets one sysctl if it differs; returns true when it wrote. Synchronous (safe inside withNetns). */
 export function setSysctl(setting: SysctlSetting): boolean {
-  const path = `/proc/sys/${setting.key}`;
+  const path = `${hostPaths.procSys}/${setting.key}`;
   let current: string;
   try {
     current = readFileSync(path, 'utf8').trim();
@@ -70,7 +83,7 @@ export function hostVethSysctls(ifname: string): SysctlSetting[] {
 
 /** Hairpin on a bridge port (spec §1.8 step 4), so a container can reach itself via an exposed address. */
 export function setHairpin(port: string): void {
-  const path = `/sys/class/net/${port}/brport/hairpin_mode`;
+  const path = `${hostPaths.sysClassNet}/${port}/brport/hairpin_mode`;
   try {
     if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1');
   } catch (e) {

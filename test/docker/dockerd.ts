@@ -3,7 +3,7 @@
 // folder. Start it with startDockerd(), always stop() it (tests do so in `after`).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { mustRun, runCommand, tail, pollUntil } from '../support/exec.js';
@@ -26,15 +26,27 @@ export interface Dockerd {
   log(): string;
   /** Removes all containers, stops the daemon and deletes its folder. Safe to call twice. */
   stop(): Promise<void>;
+  /** Stops the daemon (SIGTERM, as a service restart does) and starts it again on the same folder. */
+  restart(): Promise<void>;
 }
 
 export interface DockerdOptions {
   startTimeoutMs?: number;
-  /** Run the daemon inside this named network namespace, e.g. a testbed host's. */
+  /**
+   * Network namespace (`ip netns` name) to run the daemon in: a simulated host, whose
+   * containers then join that host's network (the plugin's veths are made there).
+   */
   netns?: string;
-  /** More daemon flags, e.g. TLS on a TCP address next to the unix socket. */
-  extraArgs?: readonly string[];
+  /**
+   * A folder the daemon sees as /run/docker/plugins (bind-mounted in a private mount
+   * namespace of its own), so each daemon on this machine finds its own host's plugin
+   * sockets. dockerd has no flag for that directory.
+   */
+  pluginDir?: string;
 }
+
+/** Where dockerd looks for plugin sockets (fixed in dockerd). */
+export const DOCKER_PLUGIN_DIR = '/run/docker/plugins';
 
 function requireDockerd(): void {
   for (const bin of ['/usr/sbin/dockerd', '/usr/bin/dockerd']) if (existsSync(bin)) return;
@@ -75,19 +87,38 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const dir = mkdtempSync('/tmp/weave-dockerd-');
   const socket = join(dir, 'docker.sock');
   const logPath = join(dir, 'dockerd.log');
-  const logFd = openSync(logPath, 'a');
   const started = Date.now();
   const daemonArgs = [
     '--storage-driver=vfs', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--bridge=none',
     `--data-root=${join(dir, 'data')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'dockerd.pid')}`,
-    `-H`, `unix://${socket}`, ...(opts.extraArgs ?? []),
+    `-H`, `unix://${socket}`,
   ];
-  // nsenter joins only the network namespace (`ip netns exec` would remount /sys and hide the
-  // cgroup mounts dockerd needs), and execs dockerd, so the child is the daemon either way.
-  const child = opts.netns === undefined
-    ? spawn('dockerd', daemonArgs, { stdio: ['ignore', logFd, logFd] })
-    : spawn('nsenter', [`--net=/run/netns/${opts.netns}`, 'dockerd', ...daemonArgs], { stdio: ['ignore', logFd, logFd] });
-  closeSync(logFd);
+  let command = ['dockerd', ...daemonArgs];
+  if (opts.netns !== undefined || opts.pluginDir !== undefined) {
+    // A private mount namespace: the plugin folder bound over /run/docker/plugins, and, since
+    // `ip netns exec` mounts a fresh /sys (hiding the cgroup hierarchies dockerd needs), the
+    // cgroup tree bound aside first and back into the new /sys afterwards.
+    const pluginDir = opts.pluginDir ?? '';
+    if (opts.pluginDir !== undefined) {
+      mkdirSync(DOCKER_PLUGIN_DIR, { recursive: true });
+      mkdirSync(opts.pluginDir, { recursive: true });
+    }
+    const stash = join(dir, 'cgroup');
+    const inner = opts.netns !== undefined
+      ? `exec ip netns exec "$n" sh -c 'mount --rbind "$0" /sys/fs/cgroup && exec dockerd "$@"' "$s" "$@"`
+      : 'exec dockerd "$@"';
+    const script = 'p=$0; s=$1; n=$2; shift 2; ' +
+      '{ [ -z "$p" ] || mount --bind "$p" ' + DOCKER_PLUGIN_DIR + '; } && mkdir -p "$s" && mount --rbind /sys/fs/cgroup "$s" && ' + inner;
+    command = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, pluginDir, stash, opts.netns ?? '', ...daemonArgs];
+  }
+  // unshare, sh and `ip netns exec` all exec: the child's pid is dockerd's.
+  const launch = (): ChildProcess => {
+    const logFd = openSync(logPath, 'a');
+    const c = spawn(command[0]!, command.slice(1), { stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    return c;
+  };
+  let child = launch();
   // If the test process dies without stopping us, do not leave a daemon behind.
   const killOnExit = (): void => { child.kill('SIGKILL'); };
   process.once('exit', killOnExit);
@@ -115,20 +146,30 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
     rmSync(dir, { recursive: true, force: true });
   };
 
+  const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
+  const answered = (): Promise<unknown> => pollUntil(`dockerd to answer /_ping on ${socket}`, startTimeoutMs, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`dockerd exited (${child.exitCode ?? child.signalCode}) before answering; log:\n${tail(log())}`);
+    }
+    return (await ping(socket)) ? true : undefined;
+  }, 100);
+  const restart = async (): Promise<void> => {
+    child.kill('SIGTERM');
+    if (!(await waitForExit(child, 30_000))) {
+      child.kill('SIGKILL');
+      await waitForExit(child, 5_000);
+    }
+    child = launch();
+    await answered();
+  };
   try {
-    const startTimeoutMs = opts.startTimeoutMs ?? 60_000;
-    await pollUntil(`dockerd to answer /_ping on ${socket}`, startTimeoutMs, async () => {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`dockerd exited (${child.exitCode ?? child.signalCode}) before answering; log:\n${tail(log())}`);
-      }
-      return (await ping(socket)) ? true : undefined;
-    }, 100);
+    await answered();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     await stop();
     throw new Error(`${msg}${msg.includes('log:') ? '' : `\ndockerd log:\n${tail(log())}`}`);
   }
-  return { dir, socket, host, startMs: Date.now() - started, docker, log, stop };
+  return { dir, socket, host, startMs: Date.now() - started, docker, log, stop, restart };
 }
 
 /** Imports the busybox rootfs as `tag` (default weave-test/busybox:latest) into this daemon. */

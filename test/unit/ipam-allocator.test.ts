@@ -291,3 +291,29 @@ test('leaving hands all our ranges to a reachable peer', async () => {
   await assert.rejects(node(f, A).allocate('late'), /shutting down/);
   assert.deepEqual(f.errors, []);
 });
+
+test('the anonymous ident "_" (Docker plugin): each address is filed under its own text and released by it', async () => {
+  const f = new Fabric();
+  const alloc = new Allocator({
+    name: A, uid: 1n, nickname: 'host1', universe: parseCIDR('10.32.0.0/28'), init: { mode: 'seed', seeds: [A] },
+    isKnownPeer: () => true, codec: gobStreamCodec,
+  });
+  alloc.setChannel(f.channelFor(A));
+  const a = await alloc.allocate('_', parseCIDR('10.32.0.0/28'));
+  const b = await alloc.allocate('_', parseCIDR('10.32.0.0/28'));
+  assert.notEqual(a.addr, b.addr, 'anonymous requests are never taken for the same owner');
+  assert.deepEqual(alloc.lookup(formatAddress(a.addr)), [a]);
+  assert.deepEqual(alloc.lookup('_'), []);
+  await alloc.claim('_', parseCIDR('10.32.0.9/28'));
+  assert.deepEqual(alloc.lookup('10.32.0.9'), [parseCIDR('10.32.0.9/28')]);
+  // Claiming it again anonymously is fine; a container claiming it is refused.
+  await alloc.claim('_', parseCIDR('10.32.0.9/28'));
+  await assert.rejects(alloc.claim('c0ffee', parseCIDR('10.32.0.9/28')), /already owned by 10\.32\.0\.9/);
+  // An anonymous claim of a container's address is let through (Weave cannot tell it is not the same one).
+  await alloc.claim('c0ffee', parseCIDR('10.32.0.10/28'));
+  await alloc.claim('_', parseCIDR('10.32.0.10/28'));
+  assert.deepEqual(alloc.lookup('c0ffee'), [parseCIDR('10.32.0.10/28')]);
+  assert.equal(alloc.deleteIdent(formatAddress(a.addr)), 1);
+  assert.deepEqual(alloc.lookup(formatAddress(a.addr)), []);
+  alloc.stop();
+});
