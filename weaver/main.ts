@@ -16,6 +16,7 @@ import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
 import { startDockerPlugin, type RunningPlugin } from './docker-wiring.js';
+import { proxyConfigOf, startProxy, type RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
@@ -70,6 +71,7 @@ async function main(argv: string[]): Promise<void> {
   let ipam: RunningIpam | undefined;
   let dns: RunningDns | undefined;
   let plugin: RunningPlugin | undefined;
+  let proxy: RunningProxy | undefined;
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -77,6 +79,7 @@ async function main(argv: string[]): Promise<void> {
     logger.info({ signal }, 'shutting down');
     await plugin?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker plugin'));
     await Promise.allSettled(servers.map((s) => s.close()));
+    await proxy?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker API proxy'));
     ipam?.close();
     await dns?.close().catch((err: unknown) => logger.error({ err }, 'closing the DNS server'));
     await mesh?.close().catch((err: unknown) => logger.error({ err }, 'closing the mesh'));
@@ -91,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
     // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
     const dnsOptions = dnsOptionsOf(cfg);
+    const proxyConfig = proxyConfigOf(cfg);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
@@ -128,6 +132,7 @@ async function main(argv: string[]): Promise<void> {
       ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
     }
     if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
+    if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,
@@ -142,6 +147,7 @@ async function main(argv: string[]): Promise<void> {
       registerControlRoutes: (app) => {
         ipam?.registerRoutes(app);
         dns?.registerRoutes(app);
+        proxy?.registerRoutes(app);
       },
     };
     // Before the API answers: `weave launch` returns once /status does (spec §1.1 step 14), and
@@ -171,6 +177,7 @@ async function main(argv: string[]): Promise<void> {
     logger.fatal((err as Error).message);
     await plugin?.close().catch(() => undefined);
     await Promise.allSettled(servers.map((s) => s.close()));
+    await proxy?.close().catch(() => undefined);
     ipam?.close();
     await dns?.close().catch(() => undefined);
     await mesh?.close().catch(() => undefined);

@@ -11,6 +11,7 @@ import { DEFAULT_NETWORK_NAME } from '../docker/plugin-protocol.js';
 import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
+import { envCommands } from './env-commands.js';
 import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
@@ -164,6 +165,7 @@ const COMMANDS: Record<string, Command> = {
   'setup-cni': setupCniCommand,
   ...hostCommands(call),
   ...dnsCommands(call),
+  ...envCommands(),
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {

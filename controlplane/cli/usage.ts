@@ -23,6 +23,8 @@ weave dns-add       [<ip_address> ...] <container_id> | --netns <path> [-h <fqdn
                     <ip_address> ... [-h <fqdn>]
       dns-lookup    <unqualified_name>
       dns-args
+weave env           [--restore]
+      config
 weave status        [targets | connections | peers | dns | ipam]
       report        [-f <format>]
       ps            [<container_id> ...]

@@ -3,8 +3,10 @@
 // and inspects containers, the event watcher (events.ts) follows container life cycles, the
 // API proxy reuses both. The API version is negotiated once (GET /version) and then every
 // path is prefixed `/v<version>`, never above what this client was written against.
-import { request } from 'node:http';
-import type { IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 
 /** The default daemon address when neither `--docker-api` nor DOCKER_HOST says otherwise. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -192,6 +194,8 @@ export interface EngineClientOptions {
   timeoutMs?: number;
   /** Skip negotiation and use this version (tests, or a caller that already knows). */
   apiVersion?: string;
+  /** TLS client settings (key, cert, ca) for a daemon that listens with TLS on TCP. */
+  tls?: Pick<ConnectionOptions, 'key' | 'cert' | 'ca'>;
 }
 
 export interface RawResponse {
@@ -216,11 +220,13 @@ export interface OpenStream {
 export class EngineClient {
   readonly endpoint: DockerEndpoint;
   private readonly timeoutMs: number;
+  private readonly tls: EngineClientOptions['tls'];
   private negotiated: Promise<string> | undefined;
 
   constructor(endpoint: DockerEndpoint | string, opts: EngineClientOptions = {}) {
     this.endpoint = typeof endpoint === 'string' ? parseDockerHost(endpoint) : endpoint;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.tls = opts.tls;
     if (opts.apiVersion !== undefined) this.negotiated = Promise.resolve(opts.apiVersion);
   }
 
@@ -331,7 +337,7 @@ export class EngineClient {
   raw(method: string, path: string, body?: unknown): Promise<RawResponse> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
-      const req = request({ ...this.target(), method, path, headers: this.headers(payload), timeout: this.timeoutMs }, (res) => {
+      const req = this.request({ ...this.target(), method, path, headers: this.headers(payload), timeout: this.timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -358,7 +364,7 @@ export class EngineClient {
   async openStream(path: string, opts: StreamOptions = {}): Promise<OpenStream> {
     const full = `/v${await this.apiVersion()}${path}`;
     return new Promise((resolve, reject) => {
-      const req = request({ ...this.target(), method: 'GET', path: full, headers: this.headers(undefined), timeout: this.timeoutMs });
+      const req = this.request({ ...this.target(), method: 'GET', path: full, headers: this.headers(undefined), timeout: this.timeoutMs });
       const onAbort = (): void => { req.destroy(); };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       req.on('timeout', () => req.destroy(new DockerUnreachableError(this.address, `no reply to GET ${path} within ${this.timeoutMs} ms`)));
@@ -378,6 +384,11 @@ export class EngineClient {
       if (opts.signal?.aborted) req.destroy();
       req.end();
     });
+  }
+
+  private request(opts: RequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
+    if (this.tls !== undefined && this.endpoint.kind === 'tcp') return httpsRequest({ ...opts, ...this.tls }, onResponse);
+    return httpRequest(opts, onResponse);
   }
 
   private target(): { socketPath: string } | { host: string; port: number } {
