@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rtnl } from '../../dataplane/netlink/index.js';
 import {
-  createTestbed, launchFullMesh, connectionsMatch, mustWeave, pollUntil, stopRouters, weave,
+  createTestbed, launchFullMesh, connectionsMatch, mustWeave, pollUntil, stopRouters, weave, weaverPid,
   type Container, type Host, type Testbed,
 } from '../netns/lib/index.js';
 import { installPlugin, runCni, type InstalledPlugin } from './weave-plugin.js';
@@ -66,7 +66,7 @@ before(async () => {
 
 after(async () => {
   if (bed) {
-    await stopRouters([h1, h2]);
+    await stopRouters([h1, h2, h3]);
     await bed.teardown();
   }
 });
@@ -258,4 +258,32 @@ test('weave stop then STATUS on that host reports not running', async () => {
   await weave(h2, ['stop']);
   const r = await runCni(h2, plugin, 'weave-net', { command: 'STATUS', config: netConf('1.1.0') });
   assert.equal(r.json?.code, 50);
+});
+
+test('a router killed while ADD waits for an address: a clean CNI error, and no address or interface left after restart', async () => {
+  // Consensus with a peer that never comes: the allocation waits in the router.
+  await mustWeave(h3, ['launch', '--ipalloc-init', 'consensus=2']);
+  const c = await h3.addContainer('kill');
+  const id = newId();
+  const adding = runCni(h3, plugin, 'weave-net', { command: 'ADD', containerId: id, netns: c.netnsPath, ifname: 'eth0', config: netConf('1.1.0') });
+  // The plugin's request is in the router once its connection to the API is established.
+  const inFlight = await pollUntil(async () => /:6784\s/.test((await h3.exec('ss', ['-Htn', 'state', 'established', '( dport = :6784 )'])).stdout), 20_000, 50);
+  assert.ok(inFlight, 'the ADD reached the router');
+  process.kill(weaverPid(h3), 'SIGKILL');
+  const r = await adding;
+  assert.equal(r.code, 1);
+  assert.equal(r.json?.code, 11, `try again later: ${r.stdout}`);
+  assert.match(String(r.json?.msg), /^unable to allocate IP address: weave router not reachable/);
+  assert.match(r.stderr, /^weave-cni: unable to allocate IP address/m);
+
+  await mustWeave(h3, ['launch', '--ipalloc-init', 'consensus=1']);
+  assert.equal((await routerGet(h3, `/ip/${id}`)).trim(), '', 'no address is held for the container');
+  const links = await h3.exec('ip', ['-o', 'link', 'show']);
+  assert.doesNotMatch(links.stdout, /vethwepl/, 'no veth was left on the host');
+  const inside = Rtnl.open({ netns: c.netnsPath });
+  try {
+    assert.equal(await inside.findLink('eth0'), undefined, 'no interface in the pod');
+  } finally {
+    inside.close();
+  }
 });
