@@ -117,7 +117,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     detach: async (target, cidrs, ifname) => (await translate(net.detach(target, cidrs, ifname))).removed,
     inspect: async (target, ifname) => {
       const info = await translate(net.inspect(target, ifname));
-      return info && { mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
+      return info && { hostVeth: info.hostVeth, mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
     },
     ps: (labels) => translate(net.ps(labels)),
     expose: (cidr, masquerade) => translate(net.expose(cidr, masquerade)),

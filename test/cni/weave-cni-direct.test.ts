@@ -139,6 +139,20 @@ test('ADD on two hosts: results per version, pods ping across hosts, ADD again r
   console.log(`# ADD ${r1.ms.toFixed(0)} ms, ADD again ${again.ms.toFixed(0)} ms, first cross-host reply ${firstReplyMs.toFixed(0)} ms`);
 });
 
+test('two pods whose ids share the first 7 characters both get a veth; neither takes the other\'s', async () => {
+  const a = await h1.addContainer('col1');
+  const b = await h1.addContainer('col2');
+  const ra = await add(h1, a, `c011de${'1'.repeat(58)}`, netConf('1.0.0'));
+  const rb = await add(h1, b, `c011de${'2'.repeat(58)}`, netConf('1.0.0'));
+  const hostA = (ra.json as { interfaces: { name: string }[] }).interfaces[0]!.name;
+  const hostB = (rb.json as { interfaces: { name: string }[] }).interfaces[0]!.name;
+  assert.equal(hostA, 'vethweplc011de1');
+  assert.match(hostB, /^vethwepl[0-9a-f]{7}$/);
+  assert.notEqual(hostA, hostB);
+  const ipB = (rb.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+  assert.ok(await a.ping(ipB), 'the first pod kept its veth and reaches the second');
+});
+
 test('CHECK passes on a good pod, fails once the interface is deleted; DEL releases and is idempotent', async () => {
   const c = await h1.addContainer('chk');
   const id = newId();
