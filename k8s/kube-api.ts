@@ -39,10 +39,11 @@ export class KubeApi implements KubePort {
     this.core = config.makeApiClient(CoreV1Api);
   }
 
-  /** The pod's service account (KUBERNETES_SERVICE_HOST, the mounted token and CA). */
-  static inCluster(): KubeApi {
+  /** KUBECONFIG when set (running outside a pod, as kubectl does), else the pod's service account. */
+  static fromEnvironment(env: NodeJS.ProcessEnv = process.env): KubeApi {
     const kc = new KubeConfig();
-    kc.loadFromCluster();
+    if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG);
+    else kc.loadFromCluster();
     return new KubeApi(kc);
   }
 

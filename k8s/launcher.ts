@@ -55,7 +55,7 @@ async function waitReady(addr: string, router: { exited: boolean }): Promise<voi
 
 async function launch(env: NodeJS.ProcessEnv): Promise<number> {
   const nodeName = env.HOSTNAME || hostname();
-  const api = env.KUBE_PEERS ? undefined : KubeApi.inCluster();
+  const api = env.KUBE_PEERS ? undefined : KubeApi.fromEnvironment(env);
   const peers = await discoverPeers(env.KUBE_PEERS, api);
   log(`peers: ${peers.join(' ') || '(none)'}`);
   const plan = planKubeLaunch(env, peers, nodeName);
@@ -86,9 +86,14 @@ async function launch(env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 const [mode = 'launch'] = process.argv.slice(2);
-if (mode === 'init') process.exitCode = init(process.env);
-else if (mode === 'launch') process.exitCode = await launch(process.env);
-else {
-  process.stderr.write('usage: weave-kube init | launch\n');
+try {
+  if (mode === 'init') process.exitCode = init(process.env);
+  else if (mode === 'launch') process.exitCode = await launch(process.env);
+  else {
+    process.stderr.write('usage: weave-kube init | launch\n');
+    process.exitCode = 1;
+  }
+} catch (err) {
+  log(`${mode}: ${(err as Error).message}`);
   process.exitCode = 1;
 }

@@ -120,7 +120,8 @@ export class FakeKubeApi {
     return send(405, status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
   }
 
-  async start(): Promise<void> {
+  /** Listens on `host` (default loopback) at a free port. */
+  async start(host = '127.0.0.1'): Promise<void> {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -133,7 +134,11 @@ export class FakeKubeApi {
         for (const r of this.heldPuts.splice(0)) r();
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server!.listen(0, host, resolve));
+  }
+
+  get port(): number {
+    return (this.server!.address() as AddressInfo).port;
   }
 
   /** A client configuration pointing at this server with a bearer token, as a service account has. */
