@@ -1,7 +1,8 @@
 // The weave-net CNI plugin under load, on one simulated host with its router:
 //   ADD latency   median and p99 of N ADDs (each a fresh pod namespace), run as a
 //                 runtime runs plugins, against the reference bridge + host-local
-//                 plugins doing the same in the same run (ratio)
+//                 plugins doing the same in the same run (ratio), and the plugin's
+//                 bare start-up (VERSION) as the floor
 //   churn         M pods created and removed through podman (CNI backend)
 // and at the end: no address left in IPAM and no vethwepl* link on the host.
 //
@@ -50,6 +51,9 @@ try {
 
   const weaveMs: number[] = [];
   const refMs: number[] = [];
+  // The floor: starting the plugin at all (node.js and its modules), with no router call.
+  const versionMs: number[] = [];
+  for (let i = 0; i < Math.min(adds, 50); i++) versionMs.push((await runCni(h, plugin, 'weave-net', { command: 'VERSION', config: { cniVersion: '1.1.0' } })).ms);
   const pods: { id: string; netns: string }[] = [];
   for (let i = 0; i < adds; i++) {
     const c = await h.addContainer(`w${i}`);
@@ -63,7 +67,7 @@ try {
     assert.equal(rr.code, 0, rr.stdout + rr.stderr);
     refMs.push(rr.ms);
   }
-  process.stdout.write(`${line('weave-net ADD', weaveMs)}\n${line('bridge+host-local ADD', refMs)}\n`);
+  process.stdout.write(`${line('weave-net VERSION (process start only)', versionMs)}\n${line('weave-net ADD', weaveMs)}\n${line('bridge+host-local ADD', refMs)}\n`);
   process.stdout.write(`ratio weave-net/bridge: median ${(quantile(weaveMs, 0.5) / quantile(refMs, 0.5)).toFixed(2)}, p99 ${(quantile(weaveMs, 0.99) / quantile(refMs, 0.99)).toFixed(2)}\n`);
   for (const p of pods) {
     const r = await runCni(h, plugin, 'weave-net', { command: 'DEL', containerId: p.id, netns: p.netns, ifname: 'eth0', config: weaveConf });
