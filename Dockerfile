@@ -1,8 +1,15 @@
-# The weave router image: `weaver` with the `weave` CLI, for running the router in a
-# container (host network, privileged) instead of as a host daemon.
-#   docker build -t weave-net-ts .
+# The weave router image: `weaver` with the `weave` CLI, the CNI plugin and the
+# Kubernetes launcher, for running the router in a container (host network,
+# privileged) instead of as a host daemon.
+#   docker build -t weave-net-ts:2.8.1 .
+# The entry point is the router itself: give it its flags and peers. Without
+# --http-addr it serves no API (so no `weave` CLI, no CNI plugin) and without
+# --ipalloc-range it runs no IPAM, so pass both as `weave launch` would:
 #   docker run -d --name weave --net=host --pid=host --privileged \
-#     -v /var/lib/weave:/var/lib/weave -v /run/netns:/run/netns weave-net-ts launch-router [peers...]
+#     -v /var/lib/weave:/var/lib/weave -v /run/netns:/run/netns weave-net-ts:2.8.1 \
+#     --http-addr=127.0.0.1:6784 --ipalloc-range=10.32.0.0/12 [peers...]
+# Kubernetes runs `/weave/bin/weave-kube init` and `/weave/bin/weave-kube launch`
+# from it (k8s/weave-daemonset-k8s.yaml).
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 RUN apt-get update && apt-get install -y --no-install-recommends clang llvm libbpf-dev make && rm -rf /var/lib/apt/lists/*

@@ -138,7 +138,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     detach: async (target, cidrs, ifname) => (await translate(net.detach(target, cidrs, ifname))).removed,
     inspect: async (target, ifname) => {
       const info = await translate(net.inspect(target, ifname));
-      return info && { mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
+      return info && { hostVeth: info.hostVeth, mac: info.mac, mtu: info.mtu, cidrs: info.cidrs, routes: info.routes };
     },
     addresses: async (target) => (await translate(net.inspect(target)))?.cidrs ?? [],
     ps: (labels) => translate(net.ps(labels)),

@@ -27,6 +27,8 @@ export interface HostAttachRequest {
 }
 
 export interface HostEndpointInfo {
+  /** The host end of the veth pair ('' when not found). */
+  hostVeth: string;
   mac: string;
   mtu: number;
   cidrs: string[];

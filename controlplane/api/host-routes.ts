@@ -8,7 +8,7 @@
 //                        and for CNI (spec §7.4): ifname=NAME, veth-id=ID (vethwepl<first 7>),
 //                        hairpin=false, mtu=N, route=DST[,GW] (repeat, in order; no GW: on-link)
 //   POST /weave/detach   netns=PATH | pid=N, cidr (repeat; none = all), ifname=NAME -> 200 removed cidrs
-//   GET  /weave/endpoint netns=PATH | pid=N, ifname=NAME -> 200 JSON {mac, cidrs, routes:[{dst, gateway?}]};
+//   GET  /weave/endpoint netns=PATH | pid=N, ifname=NAME -> 200 JSON {hostVeth, mac, mtu, cidrs, routes:[{dst, gateway?}]};
 //                        400 when the namespace has no such interface
 //   GET  /weave/addrs    netns=PATH | pid=N -> "cidr cidr\n" (every address on ethwe; "" when not attached)
 //   GET  /weave/ps       container=LABEL (repeat; none = all) -> "<label> <mac> <cidr>...\n" lines

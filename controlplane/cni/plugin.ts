@@ -219,7 +219,7 @@ class Plugin {
     if (!state) throw new CniError(CniErrorCode.Internal, `interface ${this.env.ifname} vanished from ${netns} right after it was set up`);
     const result: CniResult = {
       interfaces: [
-        { name: `vethwepl${this.env.containerId.slice(0, 7)}` },
+        { name: state.hostVeth },
         { name: this.env.ifname, mac: state.mac, sandbox: netns, mtu: state.mtu },
       ],
       ips: outcome.ips.map((ip) => ({ ...ip, gateway: ip.gateway ?? gateway, interface: 1 })),

@@ -100,8 +100,9 @@ export class HttpRouterClient implements WeaveRouterPort {
     const res = await this.call('GET', `/weave/endpoint?${q}`);
     if (res.code === 400) return undefined;
     if (res.code !== 200) throw new RouterRequestError(res.body.trim() || `HTTP ${res.code} from GET /weave/endpoint`);
-    const info = JSON.parse(res.body) as { mac: string; mtu: number; cidrs: string[]; routes: { dst: string; gateway?: string }[] };
+    const info = JSON.parse(res.body) as { hostVeth: string; mac: string; mtu: number; cidrs: string[]; routes: { dst: string; gateway?: string }[] };
     return {
+      hostVeth: info.hostVeth,
       mac: info.mac,
       mtu: info.mtu,
       cidrs: info.cidrs,

@@ -26,6 +26,8 @@ export interface EndpointRequest {
 }
 
 export interface EndpointState {
+  /** Name of the veth's host end. */
+  hostVeth: string;
   mac: string;
   mtu: number;
   cidrs: string[];

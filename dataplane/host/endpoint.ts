@@ -3,6 +3,7 @@
 // network namespace), with the container's addresses, a route per subnet and
 // the multicast route. attach() converges: attaching again only adds what is
 // missing; detach() removes addresses and the veth once none are left.
+import { createHash } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
 import {
   isNetlinkError, openNetns, Rtnl, THREAD_NETNS_PATH, withNetns, RT_SCOPE_LINK,
@@ -124,11 +125,23 @@ async function ignoreCode<T>(p: Promise<T>, code: string): Promise<T | undefined
 }
 
 /** Creates the veth pair with its container end already inside the namespace, named ethwe. */
-async function createPair(host: Rtnl, inside: Rtnl, handle: NetnsHandle, pair: { id: string; bridge: string; mtu: number; ifname: string; hairpin: boolean }): Promise<string> {
+async function createPair(
+  host: Rtnl, inside: Rtnl, handle: NetnsHandle,
+  pair: { id: string; bridge: string; mtu: number; ifname: string; hairpin: boolean; runtimeId: boolean },
+): Promise<string> {
   const { id, bridge, mtu } = pair;
-  const names = endpointVethNames(id);
-  // A host end without its ethwe is left over from an earlier namespace with the same id.
-  if (await host.findLink(names.host)) await ignoreCode(host.deleteLink(names.host), 'ENODEV');
+  let names = endpointVethNames(id);
+  if (await host.findLink(names.host)) {
+    if (pair.runtimeId) {
+      // Another pod whose id starts with the same 7 characters holds the name: never take its veth,
+      // use 7 hex digits of a hash of the whole id instead.
+      names = endpointVethNames(createHash('sha256').update(id).digest('hex').slice(0, 7));
+      if (await host.findLink(names.host)) throw new EndpointError(`host interfaces ${endpointVethNames(id).host} and ${names.host} already exist; remove the stale one`);
+    } else {
+      // A host end without its ethwe is left over from an earlier namespace with the same id.
+      await ignoreCode(host.deleteLink(names.host), 'ENODEV');
+    }
+  }
   await host.createVeth(names.host, names.peer, { mtu, peerMtu: mtu, peerNetns: handle });
   try {
     await inside.rename(names.peer, pair.ifname);
@@ -183,6 +196,7 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
         mtu: opts.mtu !== undefined && opts.mtu > 0 ? opts.mtu : bridgeLink.mtu,
         ifname,
         hairpin: opts.hairpin ?? true,
+        runtimeId: opts.vethId !== undefined,
       });
       created = true;
       ethwe = await inside.getLink(ifname);

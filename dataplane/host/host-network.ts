@@ -142,9 +142,14 @@ export class HostNetwork {
     this.saveRegistry();
   }
 
-  /** The endpoint's interface `ifname` as the kernel has it, or undefined. */
-  inspect(target: NetnsTarget, ifname?: string): Promise<EndpointInfo | undefined> {
-    return this.serial(() => inspectEndpoint(target, ifname));
+  /** The endpoint's interface `ifname` as the kernel has it, with the name of its host end, or undefined. */
+  inspect(target: NetnsTarget, ifname?: string): Promise<(EndpointInfo & { hostVeth: string }) | undefined> {
+    return this.serial(async () => {
+      const info = await inspectEndpoint(target, ifname);
+      if (!info) return undefined;
+      const host = info.peerIndex === undefined ? undefined : await this.rtnl.findLink(info.peerIndex);
+      return { ...info, hostVeth: host?.name ?? '' };
+    });
   }
 
   /** The bridge line, then one line per attached endpoint still present; `labels` filters (prefix match). */

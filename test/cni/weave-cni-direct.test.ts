@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rtnl } from '../../dataplane/netlink/index.js';
 import {
-  createTestbed, launchFullMesh, connectionsMatch, mustWeave, pollUntil, stopRouters, weave,
+  createTestbed, launchFullMesh, connectionsMatch, mustWeave, pollUntil, stopRouters, weave, weaverPid,
   type Container, type Host, type Testbed,
 } from '../netns/lib/index.js';
 import { installPlugin, runCni, type InstalledPlugin } from './weave-plugin.js';
@@ -66,7 +66,7 @@ before(async () => {
 
 after(async () => {
   if (bed) {
-    await stopRouters([h1, h2]);
+    await stopRouters([h1, h2, h3]);
     await bed.teardown();
   }
 });
@@ -137,6 +137,20 @@ test('ADD on two hosts: results per version, pods ping across hosts, ADD again r
     assert.ok(await c.ping(ip2), `pod (${v}) reaches the pod on h2`);
   }
   console.log(`# ADD ${r1.ms.toFixed(0)} ms, ADD again ${again.ms.toFixed(0)} ms, first cross-host reply ${firstReplyMs.toFixed(0)} ms`);
+});
+
+test('two pods whose ids share the first 7 characters both get a veth; neither takes the other\'s', async () => {
+  const a = await h1.addContainer('col1');
+  const b = await h1.addContainer('col2');
+  const ra = await add(h1, a, `c011de${'1'.repeat(58)}`, netConf('1.0.0'));
+  const rb = await add(h1, b, `c011de${'2'.repeat(58)}`, netConf('1.0.0'));
+  const hostA = (ra.json as { interfaces: { name: string }[] }).interfaces[0]!.name;
+  const hostB = (rb.json as { interfaces: { name: string }[] }).interfaces[0]!.name;
+  assert.equal(hostA, 'vethweplc011de1');
+  assert.match(hostB, /^vethwepl[0-9a-f]{7}$/);
+  assert.notEqual(hostA, hostB);
+  const ipB = (rb.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+  assert.ok(await a.ping(ipB), 'the first pod kept its veth and reaches the second');
 });
 
 test('CHECK passes on a good pod, fails once the interface is deleted; DEL releases and is idempotent', async () => {
@@ -258,4 +272,32 @@ test('weave stop then STATUS on that host reports not running', async () => {
   await weave(h2, ['stop']);
   const r = await runCni(h2, plugin, 'weave-net', { command: 'STATUS', config: netConf('1.1.0') });
   assert.equal(r.json?.code, 50);
+});
+
+test('a router killed while ADD waits for an address: a clean CNI error, and no address or interface left after restart', async () => {
+  // Consensus with a peer that never comes: the allocation waits in the router.
+  await mustWeave(h3, ['launch', '--ipalloc-init', 'consensus=2']);
+  const c = await h3.addContainer('kill');
+  const id = newId();
+  const adding = runCni(h3, plugin, 'weave-net', { command: 'ADD', containerId: id, netns: c.netnsPath, ifname: 'eth0', config: netConf('1.1.0') });
+  // The plugin's request is in the router once its connection to the API is established.
+  const inFlight = await pollUntil(async () => /:6784\s/.test((await h3.exec('ss', ['-Htn', 'state', 'established', '( dport = :6784 )'])).stdout), 20_000, 50);
+  assert.ok(inFlight, 'the ADD reached the router');
+  process.kill(weaverPid(h3), 'SIGKILL');
+  const r = await adding;
+  assert.equal(r.code, 1);
+  assert.equal(r.json?.code, 11, `try again later: ${r.stdout}`);
+  assert.match(String(r.json?.msg), /^unable to allocate IP address: weave router not reachable/);
+  assert.match(r.stderr, /^weave-cni: unable to allocate IP address/m);
+
+  await mustWeave(h3, ['launch', '--ipalloc-init', 'consensus=1']);
+  assert.equal((await routerGet(h3, `/ip/${id}`)).trim(), '', 'no address is held for the container');
+  const links = await h3.exec('ip', ['-o', 'link', 'show']);
+  assert.doesNotMatch(links.stdout, /vethwepl/, 'no veth was left on the host');
+  const inside = Rtnl.open({ netns: c.netnsPath });
+  try {
+    assert.equal(await inside.findLink('eth0'), undefined, 'no interface in the pod');
+  } finally {
+    inside.close();
+  }
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFLIST_NAME, installCni, wrapperScript } from '../../controlplane/cni/install.js';
 import { pluginKindOf } from '../../controlplane/cni/main.js';
+import { runCli } from '../../controlplane/cli/run.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -60,4 +61,27 @@ test('dispatch by the name run as, and a wrapper that passes it on quoted', () =
   assert.equal(pluginKindOf('/opt/cni/bin/weave-ipam'), 'ipam');
   assert.equal(pluginKindOf('weave-plugin-2.8.1'), undefined);
   assert.equal(wrapperScript("/x/it's/node", '/e.js'), `#!/bin/sh\n# weave-net / weave-ipam CNI plugin: one program, chosen by the name it runs as.\nexec '/x/it'\\''s/node' '/e.js' "$0"\n`);
+});
+
+test('weave setup-cni: dirs from WEAVE_CNI_PLUGIN_DIR / WEAVE_CNI_CONF_DIR, HAIRPIN_MODE=false, a line per file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-setup-cni-'));
+  try {
+    mkdirSync(join(dir, 'net.d'));
+    let out = '';
+    let err = '';
+    const io = {
+      stdout: { write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WritableStream,
+      stderr: { write: (s: string) => { err += s; return true; } } as unknown as NodeJS.WritableStream,
+      env: { WEAVE_CNI_PLUGIN_DIR: join(dir, 'bin'), WEAVE_CNI_CONF_DIR: join(dir, 'net.d'), HAIRPIN_MODE: 'false' },
+    };
+    assert.equal(await runCli(['setup-cni'], io), 0, err);
+    assert.match(out, new RegExp(`^installed ${join(dir, 'net.d', CONFLIST_NAME)}$`, 'm'));
+    assert.match(out, /^installed .*\/bin\/weave-net$/m);
+    const conf = JSON.parse(readFileSync(join(dir, 'net.d', CONFLIST_NAME), 'utf8')) as { plugins: { hairpinMode?: boolean }[] };
+    assert.equal(conf.plugins[0]?.hairpinMode, false);
+    assert.equal(await runCli(['setup-cni', '--bogus'], io), 1);
+    assert.match(err, /unknown argument --bogus/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -166,7 +166,7 @@ class FakeRouter implements WeaveRouterPort {
 
   async inspect(netns: string, ifname: string): Promise<EndpointState | undefined> {
     const e = this.endpoints.get(`${netns}#${ifname}`);
-    return e && { mac: '0a:00:00:00:00:01', mtu: 1376, cidrs: e.cidrs, routes: e.routes.map((r) => ({ ...r })) };
+    return e && { hostVeth: `vethwepl${e.containerId.slice(0, 7)}`, mac: '0a:00:00:00:00:01', mtu: 1376, cidrs: e.cidrs, routes: e.routes.map((r) => ({ ...r })) };
   }
 
   async detach(netns: string, ifname: string): Promise<boolean> {
