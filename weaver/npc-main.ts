@@ -81,8 +81,9 @@ async function reload(reason: string): Promise<void> {
   log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
 }
 
-await reload('start');
+// Watch before the first read, so a change made while it runs is not missed.
 const stopWatching = watchPolicyDirectory(dir, () => void reload('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
+await reload('start');
 const resyncTimer = setInterval(() => {
   void controller.resync().then((stats) => log.info({ ...stats }, 'full resync'), (err: unknown) => log.error({ err }, 'resync failed'));
 }, resyncMs);
