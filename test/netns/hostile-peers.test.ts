@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mustExec } from './lib/exec.js';
-import { connectionsMatch, mustWeave, pollWeave, sharedWeaveBed, weaverPid, type Host } from './lib/index.js';
+import { SLEEVE_PORT } from './sleeve-harness.js';
+import { attachContainer, connectionsMatch, mustPing, mustWeave, pollUntil, pollWeave, sharedWeaveBed, weaverPid, type Host } from './lib/index.js';
 import { MAX_PENDING_HANDSHAKES, MAX_PENDING_HANDSHAKES_PER_SOURCE } from '../../controlplane/mesh/index.js';
 
 const testbed = sharedWeaveBed(3);
@@ -124,4 +125,98 @@ test('--conn-limit refuses a connection beyond it after the handshake, with the 
   const status = await pollWeave(h1, ['status', 'connections'], /Connection limit reached \(1\)/);
   assert.equal(status.split('\n').filter((l) => / established /.test(l)).length, 1, status);
   for (const h of [h3, h2, h1]) await mustWeave(h, ['stop']);
+});
+
+/** Payloads of the UDP datagrams in an Ethernet pcap (classic format, IPv4) from `src` to `port`. */
+function udpPayloads(pcap: Buffer, src: string, port: number): Buffer[] {
+  const srcBytes = Buffer.from(src.split('.').map(Number));
+  const out: Buffer[] = [];
+  let at = 24;
+  while (at + 16 <= pcap.length) {
+    const captured = pcap.readUInt32LE(at + 8);
+    const frame = pcap.subarray(at + 16, at + 16 + captured);
+    at += 16 + captured;
+    if (frame.length < 14 + 20 + 8 || frame.readUInt16BE(12) !== 0x0800) continue;
+    const ihl = (frame[14]! & 0x0f) * 4;
+    if (frame[14 + 9] !== 17 || !frame.subarray(14 + 12, 14 + 16).equals(srcBytes) || frame.readUInt16BE(14 + ihl + 2) !== port) continue;
+    const udpLen = frame.readUInt16BE(14 + ihl + 4);
+    out.push(Buffer.from(frame.subarray(14 + ihl + 8, 14 + ihl + udpLen)));
+  }
+  return out;
+}
+
+/** Sends each hex-encoded datagram in `file` to the sleeve port of `to`, from inside `from`. */
+const SENDER = `
+const dgram = require('node:dgram'); const fs = require('node:fs');
+const [file, target, port] = process.argv.slice(2);
+const datagrams = fs.readFileSync(file, 'utf8').split('\\n').filter((l) => l !== '' || false).map((l) => Buffer.from(l === '-' ? '' : l, 'hex'));
+const s = dgram.createSocket('udp4');
+(async () => {
+  for (const d of datagrams) { await new Promise((r) => s.send(d, Number(port), target, r)); await new Promise((r) => setTimeout(r, 2)); }
+  s.close();
+})();
+`;
+
+async function sendDatagrams(from: Host, to: Host, datagrams: Buffer[], label: string): Promise<void> {
+  const file = join(from.dir, `${label}.hex`);
+  writeFileSync(file, datagrams.map((d) => (d.length === 0 ? '-' : d.toString('hex'))).join('\n') + '\n');
+  const script = join(from.dir, 'sender.cjs');
+  writeFileSync(script, SENDER);
+  const r = await from.exec(process.execPath, [script, file, to.address, String(SLEEVE_PORT)]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+async function drops(h: Host): Promise<Record<string, number>> {
+  const out = await mustWeave(h, ['report', '-f', '{{json .Router.Datapath.Drops}}']);
+  return JSON.parse(out) as Record<string, number>;
+}
+
+test('replayed, forged and truncated sleeve datagrams are dropped and counted; the encrypted link carries on', async () => {
+  const bed = testbed();
+  const [h1, h2] = [bed.host(1), bed.host(2)];
+  const flags = ['--password', 'hostile-test-secret', '--no-fastdp'];
+  await mustWeave(h1, ['launch', '--nickname', 'h1', ...flags]);
+  await mustWeave(h2, ['launch', '--nickname', 'h2', ...flags, h1.address]);
+  await connectionsMatch(h1, /established encrypted\s+sleeve \S+\(h2\) encrypted=true/);
+  const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
+  await mustPing(c2, '10.32.0.1', 'before the capture');
+
+  // Capture what h2 sends h1 while the containers talk, then send it all again.
+  const pcap = join(h1.dir, 'sleeve.pcap');
+  const dump = h1.spawn('tcpdump', ['-i', 'eth0', '-U', '-w', pcap, 'udp']);
+  // Listening is reported once the capture is active (the file header is written before that).
+  assert.ok(await pollUntil(() => dump.output().includes('listening on'), 5_000, 20), `tcpdump did not start: ${dump.output()}`);
+  for (let i = 0; i < 10; i++) assert.ok(await c2.ping('10.32.0.1', { count: 1, waitSeconds: 1 }), `ping ${i} during the capture`);
+  // -U writes each packet as it comes: wait until the pings' datagrams are in the file.
+  const fromH2 = (): Buffer[] => udpPayloads(readFileSync(pcap), h2.address, SLEEVE_PORT);
+  assert.ok(await pollUntil(() => fromH2().length >= 10, 5_000, 50), `${fromH2().length} datagrams captured; tcpdump: ${dump.output()}`);
+  dump.kill('SIGINT');
+  await dump.exited;
+  const captured = fromH2();
+
+  const before = await drops(h1);
+  await sendDatagrams(h2, h1, captured, 'replay');
+  // A flipped byte in the sealed body of each: authentication fails.
+  const forged = captured.map((d) => { const f = Buffer.from(d); f[f.length - 1]! ^= 0x55; return f; });
+  await sendDatagrams(h2, h1, forged, 'forged');
+  // Too short to name a sender, and noise naming no known peer.
+  const noise = [Buffer.alloc(0), Buffer.alloc(3, 1), Buffer.alloc(5, 2), ...Array.from({ length: 20 }, (_, i) => Buffer.alloc(100 + i, 0x77))];
+  await sendDatagrams(h2, h1, noise, 'noise');
+
+  const counted = (after: Record<string, number>, reason: string): number => (after[reason] ?? 0) - (before[reason] ?? 0);
+  let after = before;
+  await pollUntil(async () => {
+    after = await drops(h1);
+    return counted(after, 'replayed') >= captured.length && counted(after, 'authentication-failed') >= forged.length;
+  }, 10_000, 200);
+  assert.equal(counted(after, 'replayed'), captured.length, `drops ${JSON.stringify(after)}`);
+  assert.equal(counted(after, 'authentication-failed'), forged.length, `drops ${JSON.stringify(after)}`);
+  assert.ok(counted(after, 'datagram-too-short') >= 3, `drops ${JSON.stringify(after)}`);
+  assert.ok(counted(after, 'unknown-sender') >= 20, `drops ${JSON.stringify(after)}`);
+  process.stdout.write(`# ${captured.length} replayed, ${forged.length} forged, ${noise.length} noise datagrams: drops ${JSON.stringify(after)}\n`);
+
+  await mustPing(c1, '10.32.0.2', 'after the hostile datagrams', { timeoutMs: 5_000 });
+  await connectionsMatch(h1, /established encrypted\s+sleeve \S+\(h2\) encrypted=true/);
+  await mustWeave(h2, ['stop']);
+  await mustWeave(h1, ['stop']);
 });

@@ -1,0 +1,204 @@
+// Chaos with invariants on real routers: a seeded sequence of faults
+// (partition and heal, 30 % packet loss on a host's underlay (nftables; this kernel has no netem), kill -9 and relaunch, weave stop
+// and launch, the sleeve port blocked), each followed by the checks a user
+// relies on: every container reaches every other, no address is handed out
+// twice (also to containers attached after a crash), and the IPAM ring views
+// agree on every host. Used by test/netns/chaos.test.ts (short, fixed seed)
+// and bench/chaos-bench.ts (hundreds of steps).
+import assert from 'node:assert/strict';
+import { seededRandom } from '../unit/mesh-harness.js';
+import { execCommand, mustExec, pollUntil } from './lib/exec.js';
+import { SLEEVE_PORT } from './sleeve-harness.js';
+import { mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+
+export type FaultKind = 'partition' | 'loss' | 'kill9' | 'stop-launch' | 'block-sleeve';
+const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'kill9', 'stop-launch', 'block-sleeve'];
+
+export interface ChaosOptions {
+  steps: number;
+  seed: number;
+  /** How long a partition, packet loss or blocked port lasts. */
+  holdMs: number;
+  /** Every container must reach every other this soon after the heal or relaunch. */
+  recoveryBoundMs: number;
+  /** The IPAM ring views are compared after every this many steps (and after the last). */
+  ringCheckEvery?: number;
+  /** Extra launch flags for every router. */
+  flags?: readonly string[];
+  log?(line: string): void;
+}
+
+export interface StepRecord { step: number; fault: FaultKind; host: string; recoveryMs: number }
+
+export interface ChaosResult { steps: StepRecord[]; containers: number }
+
+/** Drops 30 % of the host's underlay packets both ways, TCP and UDP alike. */
+const LOSS_TABLE = `table inet wtchaos_loss {
+  chain in { type filter hook input priority 0; policy accept; iifname "eth0" numgen random mod 100 < 30 drop; }
+  chain out { type filter hook output priority 0; policy accept; oifname "eth0" numgen random mod 100 < 30 drop; }
+}
+`;
+
+interface Attached { host: Host; container: Container; ip: string }
+
+function ipOf(out: string): string {
+  const ip = out.trim();
+  assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/, `weave attach printed ${JSON.stringify(out)}`);
+  return ip;
+}
+
+/** `weave status ipam` as peer nickname -> IPs owned. */
+function ownership(text: string): string {
+  const owners: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\S+\((\w+)\)\s+(\d+) IPs/.exec(line);
+    if (m) owners.push(`${m[1]}=${m[2]}`);
+  }
+  return owners.sort().join(',');
+}
+
+export class ChaosRunner {
+  private readonly random: () => number;
+  private readonly attached: Attached[] = [];
+  private readonly log: (line: string) => void;
+  private containerSeq = 0;
+
+  constructor(private readonly bed: Testbed, private readonly opts: ChaosOptions) {
+    this.random = seededRandom(opts.seed);
+    this.log = opts.log ?? (() => {});
+  }
+
+  private pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.random() * items.length)]!;
+  }
+
+  private launchArgs(h: Host): string[] {
+    const others = this.bed.hosts.filter((o) => o !== h).map((o) => o.address);
+    return ['launch', '--nickname', `h${h.index}`, ...(this.opts.flags ?? []), ...others];
+  }
+
+  /** Routers on every host and one container on each. */
+  async setUp(): Promise<void> {
+    for (const h of this.bed.hosts) await mustWeave(h, this.launchArgs(h));
+    for (const h of this.bed.hosts) await this.attachNew(h);
+    await this.checkInvariants('setup');
+  }
+
+  private async attachNew(h: Host): Promise<void> {
+    const container = await h.addContainer(`k${this.containerSeq++}`);
+    const ip = ipOf(await mustWeave(h, ['attach', '--netns', container.netnsPath], { timeoutMs: 60_000 }));
+    this.attached.push({ host: h, container, ip });
+    const ips = this.attached.map((a) => a.ip);
+    assert.equal(new Set(ips).size, ips.length, `seed ${this.opts.seed}: an address was handed out twice: ${ips.join(' ')}`);
+  }
+
+  /** The first container on each host: every pair of them must reach each other. */
+  private probes(): Attached[] {
+    return this.bed.hosts.map((h) => this.attached.find((a) => a.host === h)!);
+  }
+
+  /** Waits until every probe pings every other; returns how long that took. */
+  private async recover(what: string): Promise<number> {
+    const started = Date.now();
+    const probes = this.probes();
+    const pending = probes.flatMap((a) => probes.filter((b) => b !== a).map((b) => [a, b] as const));
+    // The newest container too, if it is not a probe: churned containers must be reachable as well.
+    const newest = this.attached[this.attached.length - 1]!;
+    if (!probes.includes(newest)) pending.push([probes.find((p) => p.host !== newest.host)!, newest]);
+    const deadline = started + this.opts.recoveryBoundMs;
+    for (const [a, b] of pending) {
+      const ok = await pollUntil(() => a.container.ping(b.ip, { count: 1, waitSeconds: 1 }), Math.max(0, deadline - Date.now()), 100);
+      assert.ok(ok, `seed ${this.opts.seed}, ${what}: ${a.host.label} container does not reach ${b.ip} on ${b.host.label} `
+        + `within ${this.opts.recoveryBoundMs} ms`);
+    }
+    return Date.now() - started;
+  }
+
+  private async checkInvariants(what: string): Promise<void> {
+    const ips = this.attached.map((a) => a.ip);
+    assert.equal(new Set(ips).size, ips.length, `seed ${this.opts.seed}, ${what}: duplicate address among ${ips.join(' ')}`);
+    let views: string[] = [];
+    const agreed = await pollUntil(async () => {
+      views = await Promise.all(this.bed.hosts.map(async (h) => ownership(await mustWeave(h, ['status', 'ipam']))));
+      return views.every((v) => v === views[0] && v.split(',').length === this.bed.hosts.length);
+    }, 30_000, 250);
+    assert.ok(agreed, `seed ${this.opts.seed}, ${what}: IPAM ring views differ: ${views.join(' | ')}`);
+  }
+
+  private async relaunch(h: Host): Promise<void> {
+    await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000 });
+  }
+
+  private async apply(fault: FaultKind, h: Host): Promise<void> {
+    const others = this.bed.hosts.filter((o) => o !== h);
+    // The fault lasts a fixed time by design: nothing to wait for but the clock.
+    const hold = (): Promise<void> => new Promise((r) => setTimeout(r, this.opts.holdMs));
+    switch (fault) {
+      case 'partition':
+        for (const o of others) await this.bed.cutLink(h, o);
+        await hold();
+        for (const o of others) await this.bed.healLink(h, o);
+        return;
+      case 'loss':
+        await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: LOSS_TABLE });
+        await hold();
+        await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'delete', 'table', 'inet', 'wtchaos_loss']);
+        return;
+      case 'kill9': {
+        const pid = weaverPid(h);
+        process.kill(pid, 'SIGKILL');
+        assert.ok(await pollUntil(async () => (await execCommand('kill', ['-0', String(pid)])).code !== 0, 10_000, 50), 'the killed router is gone');
+        assert.ok(await pollUntil(async () => (await h.exec('ss', ['-Htln', 'sport = :6783'])).stdout.trim() === '', 10_000, 50),
+          'the killed router released its port');
+        await this.relaunch(h);
+        return;
+      }
+      case 'stop-launch':
+        await mustWeave(h, ['stop']);
+        await this.relaunch(h);
+        return;
+      case 'block-sleeve':
+        await this.bed.blockUdpPort(h, SLEEVE_PORT);
+        await hold();
+        await this.bed.unblockUdpPort(h, SLEEVE_PORT);
+        return;
+    }
+  }
+
+  async run(): Promise<ChaosResult> {
+    const steps: StepRecord[] = [];
+    for (let step = 1; step <= this.opts.steps; step++) {
+      const fault = this.pick(FAULTS);
+      const h = this.pick(this.bed.hosts);
+      await this.apply(fault, h);
+      const what = `step ${step} (${fault} on ${h.label})`;
+      // Containers come and go with the faults: a new one on a random host each step.
+      await this.attachNew(this.pick(this.bed.hosts));
+      const recoveryMs = await this.recover(what);
+      const ips = this.attached.map((a) => a.ip);
+      assert.equal(new Set(ips).size, ips.length, `seed ${this.opts.seed}, ${what}: duplicate address among ${ips.join(' ')}`);
+      if (step % (this.opts.ringCheckEvery ?? 1) === 0 || step === this.opts.steps) await this.checkInvariants(what);
+      steps.push({ step, fault, host: h.label, recoveryMs });
+      this.log(`step ${String(step).padStart(3)}  ${fault.padEnd(12)} ${h.label}  recovered in ${recoveryMs} ms`);
+    }
+    return { steps, containers: this.attached.length };
+  }
+
+  /** `weave reset` on every host; returns what weave left in the kernel (links, nft tables), by host. */
+  async resetAll(): Promise<string[]> {
+    const left: string[] = [];
+    for (const h of this.bed.hosts) {
+      await mustWeave(h, ['reset']);
+      const links = (await h.exec('ip', ['-o', 'link', 'show'])).stdout.split('\n')
+        .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '').filter((n) => /^(weave|vethwe|vxlan-|datapath)/.test(n));
+      const tables = (await h.exec('nft', ['list', 'tables'])).stdout.split('\n').filter((t) => /weave/.test(t));
+      for (const x of [...links, ...tables]) left.push(`${h.label}: ${x}`);
+    }
+    return left;
+  }
+}
+
+export function summarise(steps: readonly StepRecord[]): { median: number; max: number } {
+  const t = steps.map((s) => s.recoveryMs).sort((a, b) => a - b);
+  return { median: t[Math.floor(t.length / 2)] ?? 0, max: t[t.length - 1] ?? 0 };
+}
