@@ -34,6 +34,8 @@ export interface RunningHostNetwork {
    * host-side veth (the data plane starts after the bridge, so it plugs in here).
    */
   whenAttached(hook: PortAttachedHook): void;
+  /** From now on `fn(label)` runs for each attached container whose veth went away with its namespace. */
+  onEndpointGone(fn: (label: string) => void): void;
   close(): void;
 }
 
@@ -127,6 +129,12 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     mtu,
     whenAttached: (hook) => {
       portAttached = hook;
+    },
+    onEndpointGone: (fn) => {
+      net.watchEndpoints((label) => {
+        logger.info(`container ${label} is gone (its veth was deleted); releasing its names and addresses`);
+        fn(label);
+      }, (err) => logger.warn(`following container veth deletions: ${err.message}`));
     },
     close: () => net.close(),
   };

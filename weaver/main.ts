@@ -14,6 +14,7 @@ import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
+import { containerGone } from './container-gone.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 
@@ -108,21 +109,26 @@ async function main(argv: string[]): Promise<void> {
         }
       },
       dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
+      // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
+      // when we (re)connect is what tells us of names and ranges of our previous incarnation.
+      beforeConnecting: async (router) => {
+        const meshPort = {
+          newGossipChannel: router.newGossipChannel.bind(router),
+          isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
+          onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
+          onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
+        };
+        const log = (m: string): void => logger.info(m);
+        if (ipamOptions) {
+          ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, log });
+        }
+        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, log });
+      },
     });
     const running = mesh;
     hostNet.whenAttached((ifname) => running.portAdded(ifname));
-    const router = mesh.router;
-    const meshPort = {
-      newGossipChannel: router.newGossipChannel.bind(router),
-      isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
-      onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
-      onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
-    };
-    const log = (m: string): void => logger.info(m);
-    if (ipamOptions) {
-      ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, log });
-    }
-    if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, log });
+    const [ipamNow, dnsNow] = [ipam, dns];
+    hostNet.onEndpointGone((label) => containerGone(label, ipamNow, dnsNow));
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,

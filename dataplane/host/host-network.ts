@@ -8,6 +8,7 @@ import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
 import { attach, detach, inspectEndpoint, targetPath, type AttachResult, type DetachResult, type NetnsTarget } from './endpoint.js';
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
+import { VethDeletionWatcher } from './veth-deletions.js';
 
 export interface HostNetworkOptions {
   bridge: string;
@@ -47,6 +48,7 @@ export class HostNetwork {
   private readonly endpoints = new Map<string, RegistryEntry>();
   /** Exposed CIDRs added with `--without-masquerade`; everything else on the bridge is masqueraded. */
   private readonly skipNat = new Set<string>();
+  private vethWatcher: VethDeletionWatcher | undefined;
   /** Serialises changes: the firewall is rendered from a state read in between. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -75,7 +77,34 @@ export class HostNetwork {
   }
 
   close(): void {
+    void this.vethWatcher?.close();
     this.rtnl.close();
+  }
+
+  /**
+   * Follows container veth deletions: once an attached endpoint's namespace
+   * or ethwe is gone, it leaves the registry and `onGone(label)` runs, so
+   * the router can release what the container held (its names, addresses).
+   */
+  watchEndpoints(onGone: (label: string) => void, onError: (e: Error) => void): void {
+    if (this.vethWatcher) return;
+    this.vethWatcher = new VethDeletionWatcher(() => {
+      this.sweepEndpoints().then((gone) => gone.forEach((label) => onGone(label)), onError);
+    }, onError);
+  }
+
+  /** Drops registry entries whose endpoint no longer exists; returns their labels. */
+  private sweepEndpoints(): Promise<string[]> {
+    return this.serial(async () => {
+      const gone: string[] = [];
+      for (const [key, entry] of this.endpoints) {
+        if (await inspectEndpoint(entry.target)) continue;
+        this.endpoints.delete(key);
+        gone.push(entry.label);
+      }
+      if (gone.length > 0) this.saveRegistry();
+      return gone;
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@
 //   sysctls.ts       per-interface sysctls via /proc/sys, hairpin via sysfs
 //   endpoint.ts      attach/detach/inspect a container's `ethwe`
 //   gratuitous-arp.ts  announcing a container's new addresses on attach
+//   veth-deletions.ts  noticing container veths deleted with their namespace
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
@@ -19,6 +20,7 @@ export * from './mtu.js';
 export * from './sysctls.js';
 export * from './endpoint.js';
 export * from './gratuitous-arp.js';
+export * from './veth-deletions.js';
 export * from './expose.js';
 export * from './firewall.js';
 export * from './teardown.js';
