@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, inspectEndpoint, validInterfaceName,
+  BRIDGE_PORT_VETH, BridgeError, chooseMtu, DEFAULT_BRIDGE, EndpointError, ExposeError, HairpinWatcher, HostNetwork, inspectEndpoint,
+  validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -107,6 +108,15 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
   const record: HostNetworkRecord = { bridge };
   writeFileSync(join(cfg.stateDir, HOST_NETWORK_FILE), JSON.stringify(record));
   logger.info({ bridge, mtu }, `Bridge type is ${net.bridgeType}`);
+  const hairpin = new HairpinWatcher(BRIDGE_PORT_VETH, (atStart) => {
+    // Weave's words, so existing log checks keep working.
+    if (atStart) {
+      logger.error(`Setting may cause connectivity issues : Hairpin mode enabled on "${BRIDGE_PORT_VETH}"`);
+      logger.info('Hairpin mode may have been enabled by other software on this machine');
+    } else {
+      logger.error(`Hairpin mode enabled on "${BRIDGE_PORT_VETH}"`);
+    }
+  }, (err) => logger.warn(`following hairpin mode of ${BRIDGE_PORT_VETH}: ${err.message}`));
 
   let portAttached: PortAttachedHook | undefined;
   const control: HostControl = {
@@ -136,6 +146,9 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
         fn(label);
       }, (err) => logger.warn(`following container veth deletions: ${err.message}`));
     },
-    close: () => net.close(),
+    close: () => {
+      void hairpin.close();
+      net.close();
+    },
   };
 }

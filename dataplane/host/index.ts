@@ -8,6 +8,7 @@
 //   endpoint.ts      attach/detach/inspect a container's `ethwe`
 //   gratuitous-arp.ts  announcing a container's new addresses on attach
 //   veth-deletions.ts  noticing container veths deleted with their namespace
+//   hairpin-watch.ts   warning when hairpin mode is switched on for vethwe-bridge
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
@@ -21,6 +22,7 @@ export * from './sysctls.js';
 export * from './endpoint.js';
 export * from './gratuitous-arp.js';
 export * from './veth-deletions.js';
+export * from './hairpin-watch.js';
 export * from './expose.js';
 export * from './firewall.js';
 export * from './teardown.js';

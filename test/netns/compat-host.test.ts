@@ -5,12 +5,14 @@
 // addresses takes only IPAM's, and a re-used address is announced by a
 // gratuitous ARP so peers reach its new holder at once; a container whose
 // namespace goes away loses its names and address without a runtime telling
-// the router; a relaunched router's old names stop answering at once.
+// the router; a relaunched router's old names stop answering at once;
+// hairpin mode on the datapath's bridge port is reported.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  createTestbed, mustExec, mustWeave, pollUntil, stopRouters, type Container, type Host, type Testbed,
+  createTestbed, mustExec, mustWeave, pollUntil, stopRouters, weaveStateDir, type Container, type Host, type Testbed,
 } from './lib/index.js';
 import { aRecords, queryDns, startUpstreamDns } from './lib/dns-probe.js';
 import { Rtnl } from '../../dataplane/netlink/index.js';
@@ -171,5 +173,29 @@ test('after a router relaunches, its old names stop answering and it knows its p
     assert.ok(settled, `round ${round}: within ${GONE_MS} ms of relaunch h2 no longer answers h1's old name and h1 answers h2's (${Date.now() - started} ms)`);
     // Names are registered again, as after a real relaunch.
     await mustWeave(h1, ['dns-add', '--netns', own.netnsPath, '-h', 'own.weave.local']);
+  }
+});
+
+/** The messages of the host's router log (pino writes one JSON object a line). */
+function logMessages(h: Host): string[] {
+  return readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8').split('\n').flatMap((line) => {
+    try {
+      return [String((JSON.parse(line) as { msg?: unknown }).msg)];
+    } catch {
+      return line === '' ? [] : [line];
+    }
+  });
+}
+
+test('hairpin mode switched on for vethwe-bridge is reported in the log, as Weave did', async () => {
+  const port = 'vethwe-bridge';
+  assert.equal((await h1.exec('ip', ['link', 'show', port])).code, 0, `${port} exists on h1`);
+  const warning = `Hairpin mode enabled on "${port}"`;
+  assert.ok(!logMessages(h1).includes(warning), 'no warning before');
+  await mustExec('ip', ['-n', h1.namespace, 'link', 'set', port, 'type', 'bridge_slave', 'hairpin', 'on']);
+  try {
+    assert.ok(await pollUntil(() => logMessages(h1).includes(warning), 2_000, 50), `the log says ${warning} within 2 s`);
+  } finally {
+    await mustExec('ip', ['-n', h1.namespace, 'link', 'set', port, 'type', 'bridge_slave', 'hairpin', 'off']);
   }
 });
