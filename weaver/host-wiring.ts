@@ -47,6 +47,14 @@ export function bridgeNameOf(cfg: WeaverConfig): string {
   return name;
 }
 
+/** `--docker-bridge` (Weave's launch passes docker0); undefined when not given. */
+function dockerBridgeOf(cfg: WeaverConfig): string | undefined {
+  const v = cfg.raw.get('docker-bridge');
+  if (typeof v !== 'string' || v === '') return undefined;
+  if (!validInterfaceName(v)) throw new Error(`invalid value "${v}" for --docker-bridge: 1-15 characters, no spaces, '/' or ':'`);
+  return v;
+}
+
 /** The bridge name a router recorded in `stateDir`, else the default. */
 export function recordedBridge(stateDir: string): string {
   try {
@@ -103,6 +111,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     mtu,
     mac: usableMac(peerName),
     controlApi: controlApiOf(cfg.httpAddr),
+    dockerBridge: dockerBridgeOf(cfg),
     registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
   });
   const record: HostNetworkRecord = { bridge };

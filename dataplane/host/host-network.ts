@@ -9,6 +9,8 @@ import { attach, detach, inspectEndpoint, targetPath, type AttachResult, type De
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
 import { VethDeletionWatcher } from './veth-deletions.js';
+import { ensureForwardRules } from './iptables-forward.js';
+import { networkOf } from './cidr.js';
 
 export interface HostNetworkOptions {
   bridge: string;
@@ -16,6 +18,8 @@ export interface HostNetworkOptions {
   /** Bridge MAC: the peer name (spec §6.1). */
   mac?: string;
   controlApi?: FirewallConfig['controlApi'];
+  /** `--docker-bridge`: kept out of the weave bridge (spec §6.3). */
+  dockerBridge?: string;
   /** Where attached endpoints are remembered across router restarts (for `weave ps`). */
   registryFile?: string;
 }
@@ -119,7 +123,10 @@ export class HostNetwork {
       bridge: this.opts.bridge,
       exposed: addrs.map((cidr) => ({ cidr, masquerade: !this.skipNat.has(cidr) })),
       controlApi: this.opts.controlApi,
+      dockerBridge: this.opts.dockerBridge,
     });
+    // A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too.
+    await ensureForwardRules({ bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))] });
   }
 
   attach(req: AttachRequest): Promise<AttachResult> {

@@ -11,6 +11,7 @@
 //   hairpin-watch.ts   warning when hairpin mode is switched on for vethwe-bridge
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
+//   iptables-forward.ts  our accepts at the top of iptables' FORWARD (hosts whose policy is DROP)
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
 //   host-network.ts  HostNetwork: all of the above as the router's one object
 
@@ -25,5 +26,6 @@ export * from './veth-deletions.js';
 export * from './hairpin-watch.js';
 export * from './expose.js';
 export * from './firewall.js';
+export * from './iptables-forward.js';
 export * from './teardown.js';
 export * from './host-network.js';
