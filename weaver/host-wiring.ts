@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HostNetwork, pluginVethNames,
-  useHostPaths, validInterfaceName,
+  BRIDGE_PORT_VETH, BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HairpinWatcher, HostNetwork,
+  pluginVethNames, useHostPaths, validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import type { WeaverConfig } from './flags.js';
@@ -46,6 +46,8 @@ export interface RunningHostNetwork {
    * host-side veth (the data plane starts after the bridge, so it plugs in here).
    */
   whenAttached(hook: PortAttachedHook): void;
+  /** From now on `fn(label)` runs for each attached container whose veth went away with its namespace. */
+  onEndpointGone(fn: (label: string) => void): void;
   close(): void;
 }
 
@@ -54,6 +56,14 @@ export function bridgeNameOf(cfg: WeaverConfig): string {
   const name = typeof v === 'string' && v !== '' ? v : DEFAULT_BRIDGE;
   if (!validInterfaceName(name)) throw new Error(`invalid value "${name}" for --weave-bridge: 1-15 characters, no spaces, '/' or ':'`);
   return name;
+}
+
+/** `--docker-bridge` (Weave's launch passes docker0); undefined when not given. */
+function dockerBridgeOf(cfg: WeaverConfig): string | undefined {
+  const v = cfg.raw.get('docker-bridge');
+  if (typeof v !== 'string' || v === '') return undefined;
+  if (!validInterfaceName(v)) throw new Error(`invalid value "${v}" for --docker-bridge: 1-15 characters, no spaces, '/' or ':'`);
+  return v;
 }
 
 /** The bridge name a router recorded in `stateDir`, else the default. */
@@ -121,11 +131,21 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     mtu,
     mac: usableMac(peerName),
     controlApi: controlApiOf(cfg.httpAddr),
+    dockerBridge: dockerBridgeOf(cfg),
     registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
   });
   const record: HostNetworkRecord = { bridge };
   writeFileSync(join(cfg.stateDir, HOST_NETWORK_FILE), JSON.stringify(record));
   logger.info({ bridge, mtu }, `Bridge type is ${net.bridgeType}`);
+  const hairpin = new HairpinWatcher(BRIDGE_PORT_VETH, (atStart) => {
+    // Weave's words, so existing log checks keep working.
+    if (atStart) {
+      logger.error(`Setting may cause connectivity issues : Hairpin mode enabled on "${BRIDGE_PORT_VETH}"`);
+      logger.info('Hairpin mode may have been enabled by other software on this machine');
+    } else {
+      logger.error(`Hairpin mode enabled on "${BRIDGE_PORT_VETH}"`);
+    }
+  }, (err) => logger.warn(`following hairpin mode of ${BRIDGE_PORT_VETH}: ${err.message}`));
 
   let portAttached: PortAttachedHook | undefined;
   const control: HostControl = {
@@ -165,6 +185,15 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     whenAttached: (hook) => {
       portAttached = hook;
     },
-    close: () => net.close(),
+    onEndpointGone: (fn) => {
+      net.watchEndpoints((label) => {
+        logger.info(`container ${label} is gone (its veth was deleted); releasing its names and addresses`);
+        fn(label);
+      }, (err) => logger.warn(`following container veth deletions: ${err.message}`));
+    },
+    close: () => {
+      void hairpin.close();
+      net.close();
+    },
   };
 }

@@ -14,6 +14,7 @@ import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from './peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
+import { containerGone } from './container-gone.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
 import { startDockerPlugin, type RunningPlugin } from './docker-wiring.js';
 import { proxyConfigOf, startProxy, type RunningProxy } from './proxy-wiring.js';
@@ -95,6 +96,7 @@ async function main(argv: string[]): Promise<void> {
     const ipamOptions = ipamOptionsOf(cfg);
     const dnsOptions = dnsOptionsOf(cfg);
     const proxyConfig = proxyConfigOf(cfg);
+    const log = (m: string): void => logger.info(m);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
@@ -115,23 +117,27 @@ async function main(argv: string[]): Promise<void> {
         }
       },
       dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
+      // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
+      // when we (re)connect is what tells us of names and ranges of our previous incarnation.
+      beforeConnecting: async (router) => {
+        const meshPort = {
+          newGossipChannel: router.newGossipChannel.bind(router),
+          isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
+          onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
+          onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
+        };
+        // Docker's view of container ids, once the plugin's watcher is in step with Docker.
+        const containerAlive = (ident: string): boolean | undefined => plugin?.isAlive(ident);
+        if (ipamOptions) {
+          ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
+        }
+        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
+      },
     });
     const running = mesh;
     hostNet.whenAttached((ifname) => running.portAdded(ifname));
-    const router = mesh.router;
-    const meshPort = {
-      newGossipChannel: router.newGossipChannel.bind(router),
-      isKnownPeer: (p: bigint) => router.peers.get(p) !== undefined,
-      onPeerRemoved: (fn: (name: bigint) => void) => router.onPeerRemoved((p) => fn(p.name)),
-      onTopologyChanged: (fn: () => void) => router.onTopologyChanged(fn),
-    };
-    const log = (m: string): void => logger.info(m);
-    // Docker's view of container ids, once the plugin's watcher is in step with Docker.
-    const containerAlive = (ident: string): boolean | undefined => plugin?.isAlive(ident);
-    if (ipamOptions) {
-      ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
-    }
-    if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
+    const [ipamNow, dnsNow] = [ipam, dns];
+    hostNet.onEndpointGone((label) => containerGone(label, ipamNow, dnsNow));
     if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
     const services: ApiServices = {
       router: mesh,

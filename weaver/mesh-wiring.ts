@@ -50,6 +50,8 @@ export interface MeshOptions {
   dataPlane?: { bridge: string; mtu: number };
   /** Our short id may have been reassigned after a collision (spec §4.8): called with the current one. */
   onShortIdsChanged?(ourShortId: number): void;
+  /** Registers gossip channels (IPAM, DNS) before any connection is made, as Weave does. */
+  beforeConnecting?(router: Router): Promise<void>;
 }
 
 export interface RunningMesh extends RouterControl {
@@ -146,6 +148,13 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     },
   });
   dataPlane?.bindRouter(router);
+  try {
+    await opts.beforeConnecting?.(router);
+  } catch (err) {
+    router.stop();
+    await dataPlane?.close();
+    throw err;
+  }
 
   const handshakeOptions = (outbound: boolean, remoteIp: string): HandshakeOptions => ({
     identity,

@@ -12,6 +12,7 @@ export const DEFAULT_STATUS_ADDR = '127.0.0.1:6782';
 export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
 /** Where weaveDNS finds upstream servers unless `--resolv-conf` says otherwise (spec §4.4). */
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
+export const DEFAULT_DOCKER_BRIDGE = 'docker0';
 
 export interface LaunchPlan {
   stateDir: string;
@@ -24,6 +25,11 @@ export interface LaunchPlan {
 /** State directory for commands other than launch: WEAVE_STATE_DIR or the default. */
 export function stateDirFromEnv(env: NodeJS.ProcessEnv): string {
   return resolve(env.WEAVE_STATE_DIR || DEFAULT_STATE_DIR);
+}
+
+/** The docker bridge (DOCKER_BRIDGE, default docker0), as Weave's script takes it (spec §4.4). */
+export function dockerBridgeFromEnv(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_BRIDGE || DEFAULT_DOCKER_BRIDGE;
 }
 
 export function httpAddrFromEnv(env: NodeJS.ProcessEnv): string {
@@ -100,7 +106,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
     i++;
   }
   const httpAddr = httpAddrFromEnv(env);
-  const routerArgs = ['--port', port, '--nickname', hostname, '--weave-bridge', 'weave', '--datapath', 'datapath'];
+  const routerArgs = ['--port', port, '--nickname', hostname, '--docker-bridge', dockerBridgeFromEnv(env), '--weave-bridge', 'weave', '--datapath', 'datapath'];
   if (env.WEAVE_MTU) routerArgs.push('--mtu', env.WEAVE_MTU);
   if (env.WEAVE_NO_FASTDP) routerArgs.push('--no-fastdp');
   if (env.WEAVE_NO_BRIDGED_FASTDP) routerArgs.push('--no-bridged-fastdp');

@@ -1,6 +1,6 @@
 // `weave <command> ...`: dispatch and the commands that talk to the router
 // (user-surface spec §0.3, §1.1-1.10, §1.13). Returns the exit status.
-import { hostname, networkInterfaces } from 'node:os';
+import { hostname } from 'node:os';
 import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
 import { envCommands } from './env-commands.js';
-import { httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
+import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
 import { setupCniCommand } from '../cni/setup-command.js';
@@ -28,6 +28,8 @@ type Command = (args: string[], io: CliIo) => Promise<number>;
 const LAUNCH_TIMEOUT_MS = 30_000;
 /** dist/controlplane/cli/run.js -> dist/weaver/host-reset.js: removes the bridge, veths and firewall table. */
 const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', import.meta.url));
+/** dist/controlplane/cli/run.js -> dist/weaver/bridge-ip.js: an interface's IPv4 address over netlink. */
+const BRIDGE_IP_MAIN = fileURLToPath(new URL('../../weaver/bridge-ip.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
 /** A router call; an unreachable router is reported once, here, with exit 1. */
@@ -43,10 +45,15 @@ async function call(io: CliIo, method: string, path: string, opts: Parameters<ty
   }
 }
 
-/** The docker bridge's IPv4 address (DOCKER_BRIDGE, default docker0), where weaveDNS listens (spec §4.4). */
+/**
+ * The docker bridge's IPv4 address (DOCKER_BRIDGE, default docker0), where
+ * weaveDNS listens (spec §4.4). Read over netlink by a weaver helper, as
+ * Weave's `weaveutil bridge-ip`: a bridge without carrier still has it.
+ */
 function dockerBridgeIp(env: NodeJS.ProcessEnv): string | undefined {
-  const addrs = networkInterfaces()[env.DOCKER_BRIDGE || 'docker0'] ?? [];
-  return addrs.find((a) => a.family === 'IPv4')?.address;
+  const r = spawnSync(process.execPath, [BRIDGE_IP_MAIN, dockerBridgeFromEnv(env)], { encoding: 'utf8' });
+  const ip = r.status === 0 ? r.stdout.trim() : '';
+  return ip === '' ? undefined : ip;
 }
 
 const launch: Command = async (args, io) => {

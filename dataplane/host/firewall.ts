@@ -27,6 +27,8 @@ export interface FirewallConfig {
   exposed: readonly ExposedSubnet[];
   /** The control API, protected from non-local access (spec §5.1); omit when it is not on a TCP loopback address. */
   controlApi?: { address: string; port: number };
+  /** `--docker-bridge`: its traffic into the weave bridge is dropped (spec §6.3, Weave's `-i docker0 -o weave -j DROP`). */
+  dockerBridge?: string;
   /** Encrypted fast datapath connections (wire spec §7.5); default: the set last given to applyIPsecFirewall. */
   ipsec?: readonly IPsecFirewallEntry[];
 }
@@ -64,6 +66,7 @@ export function renderFirewall(config: FirewallConfig): string {
     // out of the bridge, replies into it.
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
+    ...(config.dockerBridge && config.dockerBridge !== config.bridge ? [`    iifname ${quote(config.dockerBridge)} oifname ${br} drop`] : []),
     `    iifname ${br} oifname ${br} accept`,
     `    oifname ${br} jump expose`,
     `    iifname ${br} oifname != ${br} accept`,

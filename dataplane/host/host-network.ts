@@ -13,6 +13,9 @@ import { CONTAINER_IFNAME } from './names.js';
 import { createPluginEndpoint, deletePluginEndpoint, type PluginEndpoint } from './plugin-endpoint.js';
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
+import { VethDeletionWatcher } from './veth-deletions.js';
+import { ensureForwardRules } from './iptables-forward.js';
+import { networkOf } from './cidr.js';
 
 export interface HostNetworkOptions {
   bridge: string;
@@ -20,6 +23,8 @@ export interface HostNetworkOptions {
   /** Bridge MAC: the peer name (spec §6.1). */
   mac?: string;
   controlApi?: FirewallConfig['controlApi'];
+  /** `--docker-bridge`: kept out of the weave bridge (spec §6.3). */
+  dockerBridge?: string;
   /** Where attached endpoints are remembered across router restarts (for `weave ps`). */
   registryFile?: string;
 }
@@ -57,6 +62,7 @@ export class HostNetwork {
   private readonly endpoints = new Map<string, RegistryEntry>();
   /** Exposed CIDRs added with `--without-masquerade`; everything else on the bridge is masqueraded. */
   private readonly skipNat = new Set<string>();
+  private vethWatcher: VethDeletionWatcher | undefined;
   /** Serialises changes: the firewall is rendered from a state read in between. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -85,7 +91,34 @@ export class HostNetwork {
   }
 
   close(): void {
+    void this.vethWatcher?.close();
     this.rtnl.close();
+  }
+
+  /**
+   * Follows container veth deletions: once an attached endpoint's namespace
+   * or ethwe is gone, it leaves the registry and `onGone(label)` runs, so
+   * the router can release what the container held (its names, addresses).
+   */
+  watchEndpoints(onGone: (label: string) => void, onError: (e: Error) => void): void {
+    if (this.vethWatcher) return;
+    this.vethWatcher = new VethDeletionWatcher(() => {
+      this.sweepEndpoints().then((gone) => gone.forEach((label) => onGone(label)), onError);
+    }, onError);
+  }
+
+  /** Drops registry entries whose endpoint no longer exists; returns their labels. */
+  private sweepEndpoints(): Promise<string[]> {
+    return this.serial(async () => {
+      const gone: string[] = [];
+      for (const [key, entry] of this.endpoints) {
+        if (await inspectEndpoint(entry.target)) continue;
+        this.endpoints.delete(key);
+        gone.push(entry.label);
+      }
+      if (gone.length > 0) this.saveRegistry();
+      return gone;
+    });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -100,7 +133,10 @@ export class HostNetwork {
       bridge: this.opts.bridge,
       exposed: addrs.map((cidr) => ({ cidr, masquerade: !this.skipNat.has(cidr) })),
       controlApi: this.opts.controlApi,
+      dockerBridge: this.opts.dockerBridge,
     });
+    // A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too.
+    await ensureForwardRules({ bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))] });
   }
 
   attach(req: AttachRequest): Promise<AttachResult> {

@@ -8,8 +8,11 @@
 //   endpoint.ts      attach/detach/inspect a container's `ethwe`
 //   plugin-endpoint.ts  the Docker plugin's veth pairs; ARP tuning + gratuitous ARP in a container
 //   gratuitous-arp.ts  announcing a container's new addresses on attach
+//   veth-deletions.ts  noticing container veths deleted with their namespace
+//   hairpin-watch.ts   warning when hairpin mode is switched on for vethwe-bridge
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
+//   iptables-forward.ts  our accepts at the top of iptables' FORWARD (hosts whose policy is DROP)
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
 //   host-network.ts  HostNetwork: all of the above as the router's one object
 
@@ -21,7 +24,10 @@ export * from './sysctls.js';
 export * from './endpoint.js';
 export * from './plugin-endpoint.js';
 export * from './gratuitous-arp.js';
+export * from './veth-deletions.js';
+export * from './hairpin-watch.js';
 export * from './expose.js';
 export * from './firewall.js';
+export * from './iptables-forward.js';
 export * from './teardown.js';
 export * from './host-network.js';

@@ -1,10 +1,12 @@
 // `weave reset` on the host (user-surface spec §1.3 step 6, §6.5): the
 // bridge, every `vethwe*` link (container veths `vethwepl*` and the bridge's
-// datapath port), an ODP datapath named `datapath`, and our nftables table.
+// datapath port), an ODP datapath named `datapath`, our nftables table and
+// our rules in iptables' FORWARD chain.
 // Each step tolerates the thing being gone already, so reset can run twice.
 import { isNetlinkError, type Rtnl } from '../netlink/index.js';
 import { deleteBridge } from './bridge.js';
 import { removeFirewall } from './firewall.js';
+import { removeForwardRules } from './iptables-forward.js';
 import { DEFAULT_BRIDGE, ODP_DATAPATH, WEAVE_LINK_PREFIX } from './names.js';
 
 export interface TeardownResult {
@@ -29,5 +31,6 @@ export async function teardownHost(rtnl: Rtnl, bridge = DEFAULT_BRIDGE): Promise
   }
   if (await deleteBridge(rtnl, bridge)) links.push(bridge);
   const firewall = await removeFirewall();
+  await removeForwardRules(bridge);
   return { links, firewall };
 }

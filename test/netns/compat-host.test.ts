@@ -3,12 +3,16 @@
 // weaveDNS forwards to the host's resolv.conf, `dns-add` without addresses
 // takes every address of the container's weave interface, `detach` without
 // addresses takes only IPAM's, and a re-used address is announced by a
-// gratuitous ARP so peers reach its new holder at once.
+// gratuitous ARP so peers reach its new holder at once; a container whose
+// namespace goes away loses its names and address without a runtime telling
+// the router; a relaunched router's old names stop answering at once;
+// hairpin mode on the datapath's bridge port is reported.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  createTestbed, mustWeave, pollUntil, stopRouters, type Container, type Host, type Testbed,
+  createTestbed, mustExec, mustWeave, pollUntil, stopRouters, weaveStateDir, type Container, type Host, type Testbed,
 } from './lib/index.js';
 import { aRecords, queryDns, startUpstreamDns } from './lib/dns-probe.js';
 import { Rtnl } from '../../dataplane/netlink/index.js';
@@ -124,5 +128,74 @@ test('a container re-created with a re-used address is reachable at once: peers 
     const learned = await pollUntil(async () => (await neighbourMac(c, ip)) === mac, ANNOUNCE_MS, 50);
     assert.ok(learned, `${c.name} maps ${ip} to the new MAC ${mac} within ${ANNOUNCE_MS} ms (has ${await neighbourMac(c, ip)})`);
     assert.ok(await c.ping(ip), `${c.name} reaches the new holder at the first echo (${Date.now() - started} ms after attach)`);
+  }
+});
+
+/** How soon a dead container's names and address must be gone everywhere. */
+const GONE_MS = 3_000;
+
+test('a container whose namespace is destroyed loses its names, reverse entries and address without being detached', async () => {
+  const c = await h1.addContainer('dies');
+  const ip = (await mustWeave(h1, ['attach', '--netns', c.netnsPath, '-h', 'dies.weave.local'])).trim();
+  const reverse = `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+  assert.ok(await pollUntil(async () => (await mustWeave(h2, ['dns-lookup', 'dies'])).trim() === ip, 10_000, 100), 'h2 learns the name');
+  assert.equal((await queryDns(h2, '127.0.0.1', [{ type: 'PTR', name: reverse }]))[0].rcode, 'NOERROR', 'and its reverse entry');
+
+  const started = Date.now();
+  await mustExec('ip', ['netns', 'del', c.namespace]);
+  const gone = await pollUntil(async () => {
+    if ((await mustWeave(h2, ['dns-lookup', 'dies'])).trim() !== '') return false;
+    if ((await queryDns(h2, '127.0.0.1', [{ type: 'PTR', name: reverse }]))[0].rcode !== 'NXDOMAIN') return false;
+    const owned = await h1.exec('curl', ['-s', 'http://127.0.0.1:6784/ip']);
+    return !owned.stdout.includes(c.netnsPath);
+  }, GONE_MS, 100);
+  assert.ok(gone, `within ${GONE_MS} ms the name, the PTR record and the IPAM address of the dead container are gone`);
+  assert.doesNotMatch(await mustWeave(h1, ['ps']), new RegExp(c.netnsPath), 'ps no longer lists it');
+  process.stdout.write(`# names and address released ${Date.now() - started} ms after the namespace was deleted\n`);
+});
+
+test('after a router relaunches, its old names stop answering and it knows its peers\' names at once', async () => {
+  const peerC = await h2.addContainer('peer');
+  const peerIp = (await mustWeave(h2, ['attach', '--netns', peerC.netnsPath, '-h', 'peer.weave.local'])).trim();
+  const own = await h1.addContainer('own');
+  await mustWeave(h1, ['attach', '--netns', own.netnsPath, '-h', 'own.weave.local']);
+  // Two relaunches: the gossip a neighbour sends on reconnection races the router's start.
+  for (let round = 1; round <= 2; round++) {
+    assert.ok(await pollUntil(async () => (await mustWeave(h2, ['dns-lookup', 'own'])).trim() !== '', 10_000, 100), `round ${round}: h2 knows own`);
+    const t0 = Date.now();
+    await mustWeave(h1, ['stop']);
+    const t1 = Date.now();
+    await mustWeave(h1, ['launch', h2.address]);
+    const started = Date.now();
+    process.stdout.write(`# round ${round}: stop ${t1 - t0} ms, launch ${started - t1} ms\n`);
+    const settled = await pollUntil(async () =>
+      (await mustWeave(h2, ['dns-lookup', 'own'])).trim() === '' && (await mustWeave(h1, ['dns-lookup', 'peer'])).trim() === peerIp, GONE_MS, 100);
+    assert.ok(settled, `round ${round}: within ${GONE_MS} ms of relaunch h2 no longer answers h1's old name and h1 answers h2's (${Date.now() - started} ms)`);
+    // Names are registered again, as after a real relaunch.
+    await mustWeave(h1, ['dns-add', '--netns', own.netnsPath, '-h', 'own.weave.local']);
+  }
+});
+
+/** The messages of the host's router log (pino writes one JSON object a line). */
+function logMessages(h: Host): string[] {
+  return readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8').split('\n').flatMap((line) => {
+    try {
+      return [String((JSON.parse(line) as { msg?: unknown }).msg)];
+    } catch {
+      return line === '' ? [] : [line];
+    }
+  });
+}
+
+test('hairpin mode switched on for vethwe-bridge is reported in the log, as Weave did', async () => {
+  const port = 'vethwe-bridge';
+  assert.equal((await h1.exec('ip', ['link', 'show', port])).code, 0, `${port} exists on h1`);
+  const warning = `Hairpin mode enabled on "${port}"`;
+  assert.ok(!logMessages(h1).includes(warning), 'no warning before');
+  await mustExec('ip', ['-n', h1.namespace, 'link', 'set', port, 'type', 'bridge_slave', 'hairpin', 'on']);
+  try {
+    assert.ok(await pollUntil(() => logMessages(h1).includes(warning), 2_000, 50), `the log says ${warning} within 2 s`);
+  } finally {
+    await mustExec('ip', ['-n', h1.namespace, 'link', 'set', port, 'type', 'bridge_slave', 'hairpin', 'off']);
   }
 });

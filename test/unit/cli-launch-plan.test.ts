@@ -15,7 +15,7 @@ test('password leaves argv for the environment; port, state dir and WEAVE_* map 
   assert.deepEqual(plan.routerEnv, { WEAVE_PASSWORD: 's3cret' });
   assert.ok(!plan.routerArgs.some((a) => a.includes('s3cret')), 'the password never appears in argv');
   assert.deepEqual(plan.routerArgs, [
-    '--port', '7000', '--nickname', 'hostA', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
+    '--port', '7000', '--nickname', 'hostA', '--docker-bridge', 'docker0', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
     '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin',
     '--resolv-conf', '/etc/resolv.conf', '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
   ]);
