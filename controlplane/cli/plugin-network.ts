@@ -1,6 +1,8 @@
-// `weave stop` step 1 (user-surface spec §1.2): remove the Docker network `weave` the
-// router's plugin created, while the plugin still answers Docker's calls for it. Talks to
-// the Docker of DOCKER_HOST (default unix:///var/run/docker.sock), as the router does.
+// What the CLI asks Docker about the router's plugin (user-surface spec §1.2, §1.6, §7.1):
+// `weave stop`/`reset` remove the Docker network `weave` while the plugin still answers
+// Docker's calls for it, `weave launch` says why the plugin is off, and `weave ps` maps
+// container names to the ids the router lists. Talks to the Docker of DOCKER_HOST (default
+// unix:///var/run/docker.sock), as the router does.
 import { DockerNotFoundError, DockerUnreachableError, EngineClient, dockerHostFrom } from '../docker/engine-client.js';
 
 /** How long `weave stop` waits for Docker per call: it must not hang on a stuck daemon. */

@@ -93,6 +93,9 @@ const reset: Command = async (args, io) => {
       return 1;
     }
   }
+  // spec §1.3 step 3: everything `weave stop` does, the plugin network first.
+  const networkProblem = await removePluginNetwork(io.env, DEFAULT_NETWORK_NAME);
+  if (networkProblem !== undefined) io.stderr.write(`${networkProblem}\n`);
   await stopDaemon(paths.dir, STOP_GRACE_MS);
   // Persisted identity and peer list go with the reset (spec §1.3 step 4).
   rmSync(paths.peerNameFile, { force: true });

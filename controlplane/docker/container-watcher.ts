@@ -126,7 +126,12 @@ export class ContainerWatcher {
     this.synced = true;
     const now = running;
     for (const id of now) await this.started(id);
-    await this.opts.onResync?.();
+    try {
+      await this.opts.onResync?.();
+    } catch (e) {
+      // Not a reason to stop following Docker; the next reconnection tries again.
+      this.warn(`[docker] after synchronising: ${(e as Error).message}`);
+    }
     this.markFirstSync();
     this.log(`[docker] synchronised with Docker: ${now.size} running container(s)`);
   }
