@@ -56,12 +56,12 @@ test(`UDP above ${BIG_UDP_BYTES} bytes dropped into one host: both ends on the s
     const containers = [];
     for (const h of [h1, h2]) {
       const c = await h.addContainer('c1');
-      await mustWeave(h, ['attach', `10.32.0.${h.index}/12`, '--netns', c.netnsPath], envFor(bed, h));
+      await mustWeave(h, ['attach', `10.2.1.${h.index}/24`, '--netns', c.netnsPath], envFor(bed, h));
       containers.push(c);
     }
     const attached = Date.now();
     const [c1, c2] = containers as [typeof containers[0], typeof containers[0]];
-    const replies = await Promise.all([firstReply(c1, '10.32.0.2'), firstReply(c2, '10.32.0.1')]);
+    const replies = await Promise.all([firstReply(c1, '10.2.1.2'), firstReply(c2, '10.2.1.1')]);
     const ms = replies.map((r) => (r === undefined ? undefined : r.at - attached));
     for (const [i, m] of ms.entries()) {
       assert.ok(m !== undefined && m <= FIRST_REPLY_BOUND_MS, `${i === 0 ? 'h1/c1 -> h2/c1' : 'h2/c1 -> h1/c1'}: first reply ${m ?? 'never'} ms after attach (bound ${FIRST_REPLY_BOUND_MS} ms)`);
@@ -74,7 +74,7 @@ test(`UDP above ${BIG_UDP_BYTES} bytes dropped into one host: both ends on the s
     const discoveryStart = Date.now();
     const pmtu = await connectionsMatch(h1, /established sleeve \S+\(h2\) mtu=[1-6]\d\d\b/, { timeoutMs: PMTU_DISCOVERY_BOUND_MS });
     const discoveredMs = Date.now() - discoveryStart;
-    for (const [from, to] of [[c1, '10.32.0.2'], [c2, '10.32.0.1']] as const) {
+    for (const [from, to] of [[c1, '10.2.1.2'], [c2, '10.2.1.1']] as const) {
       const r = await from.exec('ping', ['-n', '-c', '3', '-i', '0.3', '-W', '2', '-s', String(BIG_PING_BYTES), to]);
       assert.match(r.stdout, / 3 received/, `${BIG_PING_BYTES}-byte pings to ${to} all answered:\n${r.stdout}\n${pmtu}`);
     }
