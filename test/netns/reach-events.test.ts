@@ -21,7 +21,7 @@ function envFor(bed: Testbed, h: Host): WeaveOptions {
 
 async function attach(bed: Testbed, h: Host, name: string, ip: string): Promise<Container> {
   const c = await h.addContainer(name);
-  await mustWeave(h, ['attach', `${ip}/12`, '--netns', c.netnsPath], envFor(bed, h));
+  await mustWeave(h, ['attach', `${ip}/24`, '--netns', c.netnsPath], envFor(bed, h));
   return c;
 }
 
@@ -40,42 +40,42 @@ test(`first reply within ${FIRST_REPLY_BOUND_MS} ms after a router restart, weav
     const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
     const timings: string[] = [];
     for (const h of [h1, h2]) await mustWeave(h, ['launch', '--nickname', h.label, bed.hosts.filter((o) => o !== h && o !== h3).map((o) => o.address)[0]!], envFor(bed, h));
-    const c1 = await attach(bed, h1, 'c1', '10.32.0.1');
-    const c2 = await attach(bed, h2, 'c2', '10.32.0.2');
-    timings.push(await assertAnswersWithin('launch', Date.now(), c1, '10.32.0.1', c2, '10.32.0.2'));
+    const c1 = await attach(bed, h1, 'c1', '10.2.1.1');
+    const c2 = await attach(bed, h2, 'c2', '10.2.1.2');
+    timings.push(await assertAnswersWithin('launch', Date.now(), c1, '10.2.1.1', c2, '10.2.1.2'));
 
     // Router restart: stop h2's router, launch it again and attach a new container at once.
     await mustWeave(h2, ['stop'], envFor(bed, h2));
     await mustWeave(h2, ['launch', '--nickname', h2.label, h1.address], envFor(bed, h2));
-    const c2b = await attach(bed, h2, 'c2b', '10.32.0.12');
-    timings.push(await assertAnswersWithin('restart', Date.now(), c1, '10.32.0.1', c2b, '10.32.0.12'));
+    const c2b = await attach(bed, h2, 'c2b', '10.2.1.12');
+    timings.push(await assertAnswersWithin('restart', Date.now(), c1, '10.2.1.1', c2b, '10.2.1.12'));
 
     // A new peer, told of the mesh with `weave connect` after launching alone.
     await mustWeave(h3, ['launch', '--nickname', h3.label], envFor(bed, h3));
     await mustWeave(h3, ['connect', h1.address], envFor(bed, h3));
-    const c3 = await attach(bed, h3, 'c3', '10.32.0.3');
+    const c3 = await attach(bed, h3, 'c3', '10.2.1.3');
     const joined = Date.now();
-    timings.push(await assertAnswersWithin('connect h3-h1', joined, c1, '10.32.0.1', c3, '10.32.0.3'));
-    timings.push(await assertAnswersWithin('connect h3-h2', joined, c2b, '10.32.0.12', c3, '10.32.0.3'));
+    timings.push(await assertAnswersWithin('connect h3-h1', joined, c1, '10.2.1.1', c3, '10.2.1.3'));
+    timings.push(await assertAnswersWithin('connect h3-h2', joined, c2b, '10.2.1.12', c3, '10.2.1.3'));
 
     // fastdp -> sleeve: h3's fastdp port blocked both ways; once both ends report the sleeve, new containers answer at once.
     await connectionsMatch(h1, /established fastdp \S+\(h3\)/, { timeoutMs: SWITCH_BOUND_MS });
     await bed.blockUdpPort(h3, 6784);
     await connectionsMatch(h1, /established sleeve \S+\(h3\)/, { timeoutMs: SWITCH_BOUND_MS });
     await connectionsMatch(h3, /established sleeve \S+\(h1\)/, { timeoutMs: SWITCH_BOUND_MS });
-    const c1s = await attach(bed, h1, 'c1s', '10.32.0.21');
-    const c3s = await attach(bed, h3, 'c3s', '10.32.0.23');
-    timings.push(await assertAnswersWithin('on sleeve', Date.now(), c1s, '10.32.0.21', c3s, '10.32.0.23'));
-    timings.push(await assertAnswersWithin('on sleeve, old containers', Date.now(), c1, '10.32.0.1', c3, '10.32.0.3'));
+    const c1s = await attach(bed, h1, 'c1s', '10.2.1.21');
+    const c3s = await attach(bed, h3, 'c3s', '10.2.1.23');
+    timings.push(await assertAnswersWithin('on sleeve', Date.now(), c1s, '10.2.1.21', c3s, '10.2.1.23'));
+    timings.push(await assertAnswersWithin('on sleeve, old containers', Date.now(), c1, '10.2.1.1', c3, '10.2.1.3'));
 
     // sleeve -> fastdp.
     await bed.unblockUdpPort(h3, 6784);
     await connectionsMatch(h1, /established fastdp \S+\(h3\)/, { timeoutMs: SWITCH_BOUND_MS });
     await connectionsMatch(h3, /established fastdp \S+\(h1\)/, { timeoutMs: SWITCH_BOUND_MS });
-    const c1f = await attach(bed, h1, 'c1f', '10.32.0.31');
-    const c3f = await attach(bed, h3, 'c3f', '10.32.0.33');
-    timings.push(await assertAnswersWithin('back on fastdp', Date.now(), c1f, '10.32.0.31', c3f, '10.32.0.33'));
-    timings.push(await assertAnswersWithin('back on fastdp, old containers', Date.now(), c1s, '10.32.0.21', c3s, '10.32.0.23'));
+    const c1f = await attach(bed, h1, 'c1f', '10.2.1.31');
+    const c3f = await attach(bed, h3, 'c3f', '10.2.1.33');
+    timings.push(await assertAnswersWithin('back on fastdp', Date.now(), c1f, '10.2.1.31', c3f, '10.2.1.33'));
+    timings.push(await assertAnswersWithin('back on fastdp, old containers', Date.now(), c1s, '10.2.1.21', c3s, '10.2.1.23'));
     process.stdout.write(`# reach-events: first replies: ${timings.join('; ')}\n`);
   });
 });

@@ -95,3 +95,19 @@ test('the ack waits for the datapath to accept the peer\'s frames', async () => 
     fwd.stop();
   }
 });
+
+test('verified both ways only after the heartbeat timeout: still reported established', async () => {
+  const log: string[] = [];
+  const fwd = new FastdpForwarder(PARAMS, recorder(log), host(log), { fastIntervalMs: 5, slowIntervalMs: 5, timeoutMs: 20 });
+  try {
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(fwd.status().state, 'unhealthy');
+    fwd.heartbeatReceived(undefined);
+    await settle();
+    fwd.handleControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
+    assert.deepEqual(log.filter((l) => l !== 'unhealthy' && l !== 'healthy'), ['ack sent', 'established']);
+    assert.equal(fwd.status().state, 'established');
+  } finally {
+    fwd.stop();
+  }
+});

@@ -84,6 +84,8 @@ export class FastdpForwarder implements OverlayForwarder {
   private reason: string | undefined;
   private acked = false;
   private heardFromRemote = false;
+  /** events.established() went out (once: both ways verified, possibly after a timeout). */
+  private establishedReported = false;
   private stopped = false;
   private sendTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
@@ -188,7 +190,8 @@ export class FastdpForwarder implements OverlayForwarder {
     }
     this.armTimeout();
     if (this.state === 'unhealthy') {
-      this.state = 'established';
+      // Heartbeats resumed: back to where the forwarder was before they stopped.
+      this.state = this.establishedReported ? 'established' : 'initiating';
       this.reason = undefined;
       this.events.healthChanged(true);
     }
@@ -282,8 +285,13 @@ export class FastdpForwarder implements OverlayForwarder {
 
   /** Acknowledged and heard from: the tunnel works in both directions. */
   private establishIfBothWays(): void {
-    if (!this.acked || !this.heardFromRemote || this.state !== 'initiating') return;
-    this.state = 'established';
+    if (!this.acked || !this.heardFromRemote || this.establishedReported || this.stopped) return;
+    this.establishedReported = true;
+    // Verified both ways after a timeout (a slow start): established all the same.
+    if (this.state === 'initiating' || this.state === 'unhealthy') {
+      this.state = 'established';
+      this.reason = undefined;
+    }
     this.events.established();
   }
 

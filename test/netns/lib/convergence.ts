@@ -64,8 +64,12 @@ function envFor(bed: Testbed, h: Host): WeaveOptions {
   return { env: { WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h) } };
 }
 
+/** Container addresses outside IPAM's default range: attach claims nothing, so it never waits for the ring. */
+const CONTAINER_SUBNET_PREFIX = '10.2.1.';
+const CONTAINER_PREFIX_LEN = 24;
+
 function addressOf(h: Host): string {
-  return `10.32.0.${h.index}`;
+  return `${CONTAINER_SUBNET_PREFIX}${h.index}`;
 }
 
 export interface FirstReply {
@@ -128,7 +132,7 @@ export async function runConvergenceIteration(opts: ConvergenceOptions, slowMs =
       const attach = async (h: Host): Promise<void> => {
         const c = containers.get(h)!;
         log(`attaching ${h.label}`);
-        await mustWeave(h, ['attach', `${addressOf(h)}/12`, '--netns', c.netnsPath], envFor(bed, h));
+        await mustWeave(h, ['attach', `${addressOf(h)}/${CONTAINER_PREFIX_LEN}`, '--netns', c.netnsPath], envFor(bed, h));
         const at = Date.now();
         log(`${h.label} attached`);
         for (const other of attached) measurements.push(measure(h, other, at), measure(other, h, at));
