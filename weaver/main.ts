@@ -132,7 +132,11 @@ async function main(argv: string[]): Promise<void> {
       ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
     }
     if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
-    if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
+    if (proxyConfig) {
+      const p = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
+      if ('off' in p) logger.info(`Docker API proxy is off: ${p.off}`);
+      else proxy = p;
+    }
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,

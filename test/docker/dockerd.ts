@@ -43,6 +43,8 @@ export interface DockerdOptions {
    * sockets. dockerd has no flag for that directory.
    */
   pluginDir?: string;
+  /** More daemon flags, e.g. TLS on a TCP address next to the unix socket. */
+  extraArgs?: readonly string[];
 }
 
 /** Where dockerd looks for plugin sockets (fixed in dockerd). */
@@ -91,7 +93,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   const daemonArgs = [
     '--storage-driver=vfs', '--iptables=false', '--ip-masq=false', '--ip-forward=false', '--bridge=none',
     `--data-root=${join(dir, 'data')}`, `--exec-root=${join(dir, 'exec')}`, `--pidfile=${join(dir, 'dockerd.pid')}`,
-    `-H`, `unix://${socket}`,
+    `-H`, `unix://${socket}`, ...(opts.extraArgs ?? []),
   ];
   let command = ['dockerd', ...daemonArgs];
   if (opts.netns !== undefined || opts.pluginDir !== undefined) {

@@ -16,7 +16,7 @@ test('password leaves argv for the environment; port, state dir and WEAVE_* map 
   assert.ok(!plan.routerArgs.some((a) => a.includes('s3cret')), 'the password never appears in argv');
   assert.deepEqual(plan.routerArgs, [
     '--port', '7000', '--nickname', 'hostA', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
-    '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin',
+    '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin', '--proxy',
     '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
   ]);
 });
@@ -29,6 +29,13 @@ test('the Docker plugin is on by default; --no-plugin and --plugin=false given l
   assert.deepEqual(off.slice(-2), ['--plugin=false', '10.1.1.1']);
   const explicit = planLaunch(['--plugin=false'], {}, 'h').routerArgs;
   assert.ok(explicit.indexOf('--plugin=false') > explicit.indexOf('--plugin'));
+});
+
+test('the Docker API proxy is on by default; --no-proxy and --proxy=false given later turn it off', () => {
+  assert.ok(planLaunch([], {}, 'h').routerArgs.includes('--proxy'));
+  const off = planLaunch(['--no-proxy', '10.1.1.1'], {}, 'h').routerArgs;
+  assert.ok(off.indexOf('--proxy=false') > off.indexOf('--proxy'), 'the user\'s choice comes after the default');
+  assert.deepEqual(off.slice(-2), ['--proxy=false', '10.1.1.1']);
 });
 
 test('defaults: WEAVE_STATE_DIR, WEAVE_PORT, WEAVE_PASSWORD from the environment', () => {
