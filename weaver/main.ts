@@ -138,7 +138,11 @@ async function main(argv: string[]): Promise<void> {
     hostNet.whenAttached((ifname) => running.portAdded(ifname));
     const [ipamNow, dnsNow] = [ipam, dns];
     hostNet.onEndpointGone((label) => containerGone(label, ipamNow, dnsNow));
-    if (proxyConfig) proxy = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
+    if (proxyConfig) {
+      const p = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
+      if ('off' in p) logger.info(`Docker API proxy is off: ${p.off}`);
+      else proxy = p;
+    }
     const services: ApiServices = {
       router: mesh,
       version: WEAVE_VERSION,

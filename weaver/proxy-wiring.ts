@@ -3,9 +3,10 @@
 // --docker-api (else DOCKER_HOST), attaches containers through the router's
 // own IPAM, bridge and weaveDNS, follows Docker's container starts, and serves
 // `GET /proxyaddrs` for `weave env` / `weave config` (user surface §1.12, §7.3).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { networkInterfaces, homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -28,6 +29,8 @@ export const WAITER_ROOT = fileURLToPath(new URL('../weavewait', import.meta.url
 
 export interface ProxyConfig {
   listen: ProxyListenAddress[];
+  /** No -H given: the default address, which another router on this host may hold already. */
+  listenIsDefault: boolean;
   daemon: string;
   tls?: ProxyTls;
   /** TLS client settings for a daemon that listens with TLS. */
@@ -80,6 +83,7 @@ export function proxyConfigOf(cfg: WeaverConfig, env: NodeJS.ProcessEnv = proces
   compileHostnameMatch(str('hostname-match', '(.*)'));
   return {
     listen,
+    listenIsDefault: given.length === 0,
     daemon,
     tls,
     daemonTls,
@@ -130,10 +134,12 @@ function weaveServices(s: ProxyServices): ProxyWeave {
     if (!s.allocator) throw new Error("IP address allocation must be enabled to use 'net:' addresses (WEAVE_CIDR) or to attach without an address");
     return s.allocator;
   };
+  // No check-alive: the proxy asks right after Docker reported the container running, and the
+  // plugin's event watcher (IPAM's liveness source) may not have seen that start yet.
   return {
-    allocate: async (id, subnet) => formatCIDR(await ipam().allocate(id, subnet === undefined ? undefined : parseCIDR(subnet), { checkAlive: true })),
+    allocate: async (id, subnet) => formatCIDR(await ipam().allocate(id, subnet === undefined ? undefined : parseCIDR(subnet))),
     claim: async (id, cidr) => {
-      if (s.allocator) await s.allocator.claim(id, parseCIDR(cidr), { checkAlive: true });
+      if (s.allocator) await s.allocator.claim(id, parseCIDR(cidr));
     },
     attach: async (req) => {
       await s.host.attach({ target: { pid: req.pid }, label: req.containerId, cidrs: req.cidrs, multicastRoute: req.multicastRoute });
@@ -155,14 +161,41 @@ function weaveServices(s: ProxyServices): ProxyWeave {
   };
 }
 
-export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Promise<RunningProxy> {
+/** Whether something answers on a unix socket (a live proxy of another router). */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts the proxy when Docker answers (as `weave launch` turns it on by default, a host
+ * without Docker just runs without it); otherwise says why it is off. Explicit -H addresses
+ * that cannot be listened on stop the router; the default one held by another router does not.
+ */
+export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Promise<RunningProxy | { off: string }> {
   const { logger } = services;
   const endpoint = parseDockerHost(cfg.daemon);
   const daemon: DaemonAddress = endpoint.kind === 'unix'
     ? { kind: 'unix', socketPath: endpoint.socketPath }
     : { kind: 'tcp', host: endpoint.host, port: endpoint.port, ...(cfg.daemonTls ? { tls: cfg.daemonTls } : {}) };
   const client = new EngineClient(endpoint, cfg.daemonTls ? { tls: cfg.daemonTls } : {});
-  if (!existsSync(join(WAITER_ROOT, 'w', 'w'))) throw new Error(`the waiter binary ${join(WAITER_ROOT, 'w', 'w')} is missing: build it with 'make'`);
+  if (!existsSync(join(WAITER_ROOT, 'w', 'w'))) return { off: `the waiter binary ${join(WAITER_ROOT, 'w', 'w')} is missing: build it with 'make'` };
+  try {
+    const v = await client.version();
+    logger.info(`[proxy] Docker ${v.Version} (API ${v.ApiVersion}) at ${client.address}`);
+  } catch (e) {
+    return { off: (e as Error).message };
+  }
+  if (cfg.listenIsDefault) {
+    for (const a of cfg.listen) {
+      if (a.kind !== 'unix') continue;
+      if (await socketIsLive(a.path)) return { off: `another proxy is listening on ${a.path}; give this one an address with -H` };
+      mkdirSync(dirname(a.path), { recursive: true });
+    }
+  }
   const proxy = new DockerProxy(new DockerApiForwarder(daemon), client, weaveServices(services), {
     waiterRoot: WAITER_ROOT,
     noDefaultIpalloc: cfg.noDefaultIpalloc,
@@ -184,6 +217,7 @@ export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Pro
     }
   } catch (err) {
     await Promise.allSettled(listeners.map((l) => l.close()));
+    if (cfg.listenIsDefault) return { off: `cannot listen on ${cfg.listen.map(formatProxyAddress).join(' ')}: ${(err as Error).message}` };
     throw new Error(`Unable to start the Docker API proxy: ${(err as Error).message}`);
   }
   // Containers Docker starts by itself (restart policies) are attached from its events; each time

@@ -97,6 +97,11 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
       continue;
     }
     if (takeValue(args, i, ['resolv-conf'])) resolvConfGiven = true;
+    if (args[i] === '--no-proxy') {
+      passThrough.push('--proxy=false');
+      i++;
+      continue;
+    }
     if (args[i] === '--no-restart') {
       // Restart policies belong to the Docker launch; a host daemon has none.
       i++;
@@ -114,8 +119,9 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   routerArgs.push('--state-dir', stateDir);
   if (!rangeGiven) routerArgs.push('--ipalloc-range', DEFAULT_IPALLOC_RANGE);
   if (dockerBridgeIp) routerArgs.push('--dns-listen-address', `${dockerBridgeIp}:53`);
-  // spec §1.1 step 3: the Docker plugin is on unless the user's `--plugin=false`/`--no-plugin` follows.
-  routerArgs.push('--plugin');
+  // spec §1.1 step 3: the Docker plugin and the API proxy are on unless the user's
+  // `--plugin=false`/`--no-plugin` (`--proxy=false`/`--no-proxy`) follows.
+  routerArgs.push('--plugin', '--proxy');
   // Names outside weaveDNS's domain go to the host's own resolvers, as Weave's launch did.
   if (!resolvConfGiven) routerArgs.push('--resolv-conf', HOST_RESOLV_CONF);
   routerArgs.push(...passThrough);

@@ -47,7 +47,7 @@ before(async () => {
       'launch', '--nickname', s.host.label, '--ipalloc-range', RANGE, '--ipalloc-default-subnet', DEFAULT_SUBNET,
       '--proxy', '-H', `unix://${s.proxySocket}`, '--docker-api', s.dockerd.host, ...others,
       // The second host's proxy also rewrites inspect output with the weave address.
-      ...(s === sites[1] ? ['--rewrite-inspect'] : []),
+      ...(s === sites[1] ? ['--rewrite-inspect', '--hostname-from-label', 'hn', '--hostname-match', '^(.*)-x$', '--hostname-replacement', 'lbl-$1'] : []),
     ]);
   }
   // The bridge gets an address in the default subnet: weaveDNS (listening on all addresses
@@ -228,7 +228,7 @@ test('--rewrite-inspect shows the weave address and MAC in docker inspect', asyn
   const cidr = /inet (\S+)/.exec(addr)?.[1] ?? '';
   const shown = (await b.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}/{{.NetworkSettings.IPPrefixLen}} {{.NetworkSettings.MacAddress}}', 'inspected'])).trim();
   assert.equal(shown, `${cidr} ${mac.trim()}`);
-  // Direct to the daemon: Docker's own (empty, --bridge=none) values.
+  // Direct to the daemon: Docker's own (empty, bridge none) values.
   assert.equal((await b.dockerd.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'inspected'])).trim(), '');
 });
 
@@ -240,4 +240,22 @@ test('50 concurrent docker run through the proxy all start attached', async () =
   process.stdout.write(`50 concurrent docker run --rm through the proxy: ${Date.now() - started} ms\n`);
   const addrs = outs.map((o) => /inet (10\.2\.0\.\d+)\//.exec(o)?.[1]);
   assert.ok(addrs.every((x) => x !== undefined), `every container had ethwe: ${outs.filter((o) => !/inet/.test(o)).join(' | ')}`);
+});
+
+test('hostname from a label rewritten by --hostname-match/--hostname-replacement; weaveDNS as nameserver', async () => {
+  const b = site(1);
+  const exposed = /inet (10\.2\.0\.\d+)\//.exec((await b.host.exec('ip', ['-4', '-o', 'addr', 'show', 'dev', 'weave'])).stdout)?.[1];
+  assert.ok(exposed, 'the bridge of h2 has its exposed address');
+  const out = await b.docker(['run', '--rm', '--name', 'ignored-name', '--label', 'hn=web-x', image, 'sh', '-c', 'hostname; cat /etc/resolv.conf']);
+  const [hostname, ...resolv] = out.split('\n');
+  assert.equal(hostname, 'lbl-web');
+  assert.ok(resolv.includes(`nameserver ${exposed}`), resolv.join('\n'));
+  // Search "." (Docker then writes no search line): the domain comes from Domainname.
+  await b.docker(['create', '--name', 'dnschk', image, 'true']);
+  assert.equal((await b.docker(['inspect', '-f', '{{json .HostConfig.Dns}} {{json .HostConfig.DnsSearch}} {{.Config.Hostname}} {{.Config.Domainname}}', 'dnschk'])).trim(),
+    `["${exposed}"] ["."] dnschk weave.local`);
+  // A name too long for `<name>.<domain>` in 64 characters is not used as the hostname.
+  const long = 'n'.repeat(60);
+  const shown = await b.docker(['run', '--rm', '--name', long, image, 'hostname']);
+  assert.notEqual(shown.trim(), long);
 });

@@ -16,7 +16,7 @@ test('password leaves argv for the environment; port, state dir and WEAVE_* map 
   assert.ok(!plan.routerArgs.some((a) => a.includes('s3cret')), 'the password never appears in argv');
   assert.deepEqual(plan.routerArgs, [
     '--port', '7000', '--nickname', 'hostA', '--docker-bridge', 'docker0', '--weave-bridge', 'weave', '--datapath', 'datapath', '--mtu', '1400', '--no-fastdp',
-    '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin',
+    '--http-addr', '127.0.0.1:9999', '--status-addr', '127.0.0.1:6782', '--state-dir', '/tmp/x', '--plugin', '--proxy',
     '--resolv-conf', '/etc/resolv.conf', '--ipalloc-range', '10.0.0.0/16', '--nickname', 'mine', '10.1.1.1',
   ]);
 });
@@ -38,6 +38,13 @@ test("weaveDNS forwards to the host's resolv.conf unless --resolv-conf names ano
   assert.deepEqual(resolvConfOf(['--resolv-conf', '/srv/r.conf']), ['/srv/r.conf']);
   const joined = planLaunch(['--resolv-conf=/srv/r.conf'], {}, 'h').routerArgs;
   assert.ok(joined.includes('--resolv-conf=/srv/r.conf') && !joined.includes('/etc/resolv.conf'), joined.join(' '));
+});
+
+test('the Docker API proxy is on by default; --no-proxy and --proxy=false given later turn it off', () => {
+  assert.ok(planLaunch([], {}, 'h').routerArgs.includes('--proxy'));
+  const off = planLaunch(['--no-proxy', '10.1.1.1'], {}, 'h').routerArgs;
+  assert.ok(off.indexOf('--proxy=false') > off.indexOf('--proxy'), 'the user\'s choice comes after the default');
+  assert.deepEqual(off.slice(-2), ['--proxy=false', '10.1.1.1']);
 });
 
 test('defaults: WEAVE_STATE_DIR, WEAVE_PORT, WEAVE_PASSWORD from the environment', () => {
