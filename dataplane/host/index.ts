@@ -9,6 +9,8 @@
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
+//   policy-table.ts  a workload's network policy table, loaded in its own namespace (weave-npc)
+//   netns-locator.ts which named network namespace holds an address (Kubernetes pods)
 //   host-network.ts  HostNetwork: all of the above as the router's one object
 
 export * from './names.js';
@@ -21,3 +23,5 @@ export * from './expose.js';
 export * from './firewall.js';
 export * from './teardown.js';
 export * from './host-network.js';
+export * from './policy-table.js';
+export * from './netns-locator.js';
