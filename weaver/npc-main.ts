@@ -11,12 +11,11 @@
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
 import { formatMetricFamilies } from '../controlplane/api/metrics.js';
 import { formatAddress } from '../controlplane/ipam/addr.js';
 import { PolicyController } from '../controlplane/policy/controller.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
-import { KubePolicySource } from '../controlplane/policy/kube-source.js';
+import type { KubePolicySource } from '../controlplane/policy/kube-source.js';
 import { NetnsLocator } from '../dataplane/host/netns-locator.js';
 import { nftPolicyEnforcer } from '../dataplane/host/policy-table.js';
 
@@ -107,6 +106,9 @@ if (dir) {
   stopWatching = watchPolicyDirectory(dir, () => void reloadDirectory('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
   await reloadDirectory('start');
 } else {
+  // Loaded only here: the Kubernetes client is large, and a directory source's start should not wait for it.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubePolicySource: Source } = await import('../controlplane/policy/kube-source.js');
   const config = new KubeConfig();
   if (parsed.kubeconfig) config.loadFromFile(parsed.kubeconfig);
   else config.loadFromCluster();
@@ -118,7 +120,7 @@ if (dir) {
     log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
   };
   // Events come in bursts (a Deployment scaling): gather them for a moment.
-  const source: KubePolicySource = new KubePolicySource(config, () => {
+  const source: KubePolicySource = new Source(config, () => {
     pending ??= setTimeout(() => {
       pending = undefined;
       void sync('api changed').catch((err: unknown) => log.error({ err }, 'sync failed'));
