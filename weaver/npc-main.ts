@@ -1,16 +1,22 @@
 // weave-npc: the network policy controller (user-surface spec §5.3, §6.3).
-// Reads NetworkPolicy, Namespace and Pod objects from a directory (the Docker
-// users' source; controlplane/policy/file-source.ts), keeps every local
-// workload's table in step with it (controlplane/policy/controller.ts,
-// dataplane/host/policy-table.ts), and serves weavenpc_* metrics.
+// Reads NetworkPolicy, Namespace and Pod objects from the Kubernetes API (the
+// DaemonSet's second container; controlplane/policy/kube-source.ts) or from a
+// directory (users without Kubernetes; controlplane/policy/file-source.ts),
+// keeps every local workload's table in step with them
+// (controlplane/policy/controller.ts, dataplane/host/policy-table.ts), and
+// serves weavenpc_* metrics.
 //
-//   weave-npc --policy-dir DIR [--metrics-addr HOST:PORT] [--resync-interval S] [--blocked-log-interval S] [--log-level L]
+//   weave-npc --policy-dir DIR | --kube [--kubeconfig FILE] [--node-name NAME]
+//             [--metrics-addr HOST:PORT] [--resync-interval S] [--blocked-log-interval S] [--log-level L]
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { formatMetricFamilies } from '../controlplane/api/metrics.js';
+import { formatAddress } from '../controlplane/ipam/addr.js';
 import { PolicyController } from '../controlplane/policy/controller.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
+import type { KubePolicySource } from '../controlplane/policy/kube-source.js';
+import { NetnsLocator } from '../dataplane/host/netns-locator.js';
 import { nftPolicyEnforcer } from '../dataplane/host/policy-table.js';
 
 /** Where weave-npc serves metrics by default (spec §6.4). */
@@ -42,6 +48,9 @@ try {
   parsed = parseArgs({
     options: {
       'policy-dir': { type: 'string' },
+      kube: { type: 'boolean' },
+      kubeconfig: { type: 'string' },
+      'node-name': { type: 'string' },
       'metrics-addr': { type: 'string' },
       'resync-interval': { type: 'string' },
       'blocked-log-interval': { type: 'string' },
@@ -53,7 +62,10 @@ try {
   fail((err as Error).message);
 }
 const dir = parsed['policy-dir'];
-if (!dir) fail('--policy-dir DIR is required (a directory of NetworkPolicy, Namespace and Pod YAML files)');
+const kube = parsed.kube === true || parsed.kubeconfig !== undefined;
+if (!dir && !kube) fail('give --policy-dir DIR (NetworkPolicy, Namespace and Pod YAML files) or --kube (the Kubernetes API)');
+if (dir && kube) fail('--policy-dir and --kube are exclusive: policy comes from one source');
+const nodeName = parsed['node-name'] ?? process.env.NODE_NAME ?? process.env.HOSTNAME;
 const level = parsed['log-level'] ?? 'info';
 if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
 const resyncMs = seconds(parsed['resync-interval'], '--resync-interval', DEFAULT_RESYNC_S) * 1000;
@@ -61,10 +73,17 @@ const blockedMs = seconds(parsed['blocked-log-interval'], '--blocked-log-interva
 const metricsAddr = parsed['metrics-addr'] ?? DEFAULT_METRICS_ADDR;
 
 const log = pino({ level, base: { pid: process.pid } });
-const controller = new PolicyController({ enforcer: nftPolicyEnforcer, log });
+const locator = new NetnsLocator();
+const controller = new PolicyController({
+  enforcer: nftPolicyEnforcer,
+  log,
+  // Kubernetes pods are found by address among the CNI namespaces of this node;
+  // the directory source names each container's namespace itself.
+  ...(kube ? { netnsOf: (pod, ip) => (nodeName && pod.spec?.nodeName && pod.spec.nodeName !== nodeName ? undefined : locator.pathOf(formatAddress(ip))) } : {}),
+});
 
 let lastErrors = '';
-async function reload(reason: string): Promise<void> {
+async function reloadDirectory(reason: string): Promise<void> {
   let loaded;
   try {
     loaded = loadPolicyDirectory(dir as string);
@@ -81,9 +100,36 @@ async function reload(reason: string): Promise<void> {
   log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
 }
 
-// Watch before the first read, so a change made while it runs is not missed.
-const stopWatching = watchPolicyDirectory(dir, () => void reload('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
-await reload('start');
+let stopWatching: () => void | Promise<void>;
+if (dir) {
+  // Watch before the first read, so a change made while it runs is not missed.
+  stopWatching = watchPolicyDirectory(dir, () => void reloadDirectory('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
+  await reloadDirectory('start');
+} else {
+  // Loaded only here: the Kubernetes client is large, and a directory source's start should not wait for it.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const { KubePolicySource: Source } = await import('../controlplane/policy/kube-source.js');
+  const config = new KubeConfig();
+  if (parsed.kubeconfig) config.loadFromFile(parsed.kubeconfig);
+  else config.loadFromCluster();
+  let pending: NodeJS.Timeout | undefined;
+  const sync = async (reason: string): Promise<void> => {
+    await locator.refresh();
+    const s = source.snapshot();
+    const stats = await controller.update(s);
+    log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
+  };
+  // Events come in bursts (a Deployment scaling): gather them for a moment.
+  const source: KubePolicySource = new Source(config, () => {
+    pending ??= setTimeout(() => {
+      pending = undefined;
+      void sync('api changed').catch((err: unknown) => log.error({ err }, 'sync failed'));
+    }, 20);
+  }, log);
+  stopWatching = () => source.stop();
+  await source.start();
+  await sync('start');
+}
 const resyncTimer = setInterval(() => {
   void controller.resync().then((stats) => log.info({ ...stats }, 'full resync'), (err: unknown) => log.error({ err }, 'resync failed'));
 }, resyncMs);
@@ -110,7 +156,7 @@ if (metricsAddr !== '') {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     log.info({ signal }, 'shutting down; policy tables stay in force');
-    stopWatching();
+    void stopWatching();
     clearInterval(resyncTimer);
     clearInterval(blockedTimer);
     server?.close();

@@ -20,6 +20,9 @@ import type { PolicyEnforcer } from './enforcer.js';
 import { DIRECTIONS, renderPolicyTable } from './render.js';
 import type { Namespace, NetworkPolicy, Pod } from './types.js';
 
+/** Table loads in flight at once. */
+const LOAD_CONCURRENCY = 4;
+
 export interface PolicySnapshot {
   namespaces: readonly Namespace[];
   pods: readonly Pod[];
@@ -125,19 +128,23 @@ export class PolicyController {
       const none: WorkloadRules = { workload: was.workload, ip: was.rules.ip };
       await this.load(netns, renderPolicyTable(none), stats);
     }
-    for (const [netns, want] of desired) {
-      if (!force && this.applied.get(netns)?.script === want.script) {
-        stats.unchanged++;
-        continue;
+    const changed = [...desired].filter(([netns, want]) => force || this.applied.get(netns)?.script !== want.script);
+    stats.unchanged = desired.size - changed.length;
+    // Namespaces are independent: a few loads at a time (each is an nft process).
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < changed.length) {
+        const [netns, want] = changed[next++] as [string, Applied];
+        const ok = await this.load(netns, want.script, stats);
+        if (ok) {
+          this.applied.set(netns, want);
+          this.seenBlocked.delete(netns);
+        } else {
+          this.applied.delete(netns);
+        }
       }
-      const ok = await this.load(netns, want.script, stats);
-      if (ok) {
-        this.applied.set(netns, want);
-        this.seenBlocked.delete(netns);
-      } else {
-        this.applied.delete(netns);
-      }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOAD_CONCURRENCY, changed.length) }, worker));
     stats.ms = Date.now() - started;
     this.lastSync = stats;
     return stats;

@@ -14,6 +14,8 @@
 //   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
 //   iptables-forward.ts  our accepts at the top of iptables' FORWARD (hosts whose policy is DROP)
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
+//   policy-table.ts  a workload's network policy table, loaded in its own namespace (weave-npc)
+//   netns-locator.ts which named network namespace holds an address (Kubernetes pods)
 //   host-network.ts  HostNetwork: all of the above as the router's one object
 
 export * from './names.js';
@@ -31,3 +33,5 @@ export * from './firewall.js';
 export * from './iptables-forward.js';
 export * from './teardown.js';
 export * from './host-network.js';
+export * from './policy-table.js';
+export * from './netns-locator.js';
