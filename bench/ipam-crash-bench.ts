@@ -15,7 +15,7 @@ let corrupt = 0;
 const started = Date.now();
 try {
   for (let i = 0; i < iterations; i++) {
-    for (const [k, v] of await allocateUntilKilled(dir, `it${i}-`, Math.floor(Math.random() * 60))) acked.set(k, v);
+    for (const [k, v] of await allocateUntilKilled(dir, `it${i}-`, 1 + Math.floor(Math.random() * 3), Math.floor(Math.random() * 40))) acked.set(k, v);
     try {
       const missing = missingAfterRestart(dir, acked);
       lost += missing.length;

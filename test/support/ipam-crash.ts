@@ -32,19 +32,23 @@ function childScript(dir: string, prefix: string): string {
 }
 
 /**
- * One iteration: start the child, kill -9 it `killAfterMs` after it is ready
- * (it is writing the file all the time by then), and return its acknowledged
- * allocations (ident -> address).
+ * One iteration: start the child, kill -9 it `killAfterMs` after its
+ * `afterAcks`-th acknowledgement (it is writing the file all the time by
+ * then), and return its acknowledged allocations (ident -> address).
  */
-export async function allocateUntilKilled(dir: string, prefix: string, killAfterMs: number): Promise<Map<string, string>> {
+export async function allocateUntilKilled(dir: string, prefix: string, afterAcks: number, killAfterMs: number): Promise<Map<string, string>> {
   const child = spawn(process.execPath, ['--input-type=module', '-e', childScript(dir, prefix)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
+  let armed = false;
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.startsWith('ready\n')) setTimeout(() => { child.kill('SIGKILL'); resolve(); }, killAfterMs);
+      if (!armed && out.split('\n').length - 2 >= afterAcks) {
+        armed = true;
+        setTimeout(() => { child.kill('SIGKILL'); resolve(); }, killAfterMs);
+      }
     });
     child.on('exit', (code, signal) => { if (signal !== 'SIGKILL') reject(new Error(`child exited ${code} before the kill: ${err}`)); });
   });
