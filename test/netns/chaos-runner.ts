@@ -2,9 +2,10 @@
 // (partition and heal, 30 % packet loss on a host's underlay (nftables; this kernel has no netem), kill -9 and relaunch, weave stop
 // and launch, the sleeve port blocked), each followed by the checks a user
 // relies on: every container reaches every other, no address is handed out
-// twice (also to containers attached after a crash), and the IPAM ring views
-// agree on every host. Used by test/netns/chaos.test.ts (short, fixed seed)
-// and bench/chaos-bench.ts (hundreds of steps).
+// twice (also to containers attached after a crash), the IPAM ring views
+// agree on every host, and so do the DNS names of the containers. Used by
+// test/netns/chaos.test.ts (short, fixed seed) and bench/chaos-bench.ts
+// (hundreds of steps).
 import assert from 'node:assert/strict';
 import { seededRandom } from '../unit/mesh-harness.js';
 import { execCommand, mustExec, pollUntil } from './lib/exec.js';
@@ -30,7 +31,7 @@ export interface ChaosOptions {
 
 export interface StepRecord { step: number; fault: FaultKind; host: string; recoveryMs: number }
 
-export interface ChaosResult { steps: StepRecord[]; containers: number }
+export interface ChaosResult { steps: StepRecord[]; containers: number; namesLostOnRestart: number }
 
 /** Drops 30 % of the host's underlay packets both ways, TCP and UDP alike. */
 const LOSS_TABLE = `table inet wtchaos_loss {
@@ -39,7 +40,24 @@ const LOSS_TABLE = `table inet wtchaos_loss {
 }
 `;
 
-interface Attached { host: Host; container: Container; ip: string }
+interface Attached {
+  host: Host;
+  container: Container;
+  ip: string;
+  name: string;
+  /**
+   * False once its router restarted: a restarted router does not know the
+   * names given with `weave attach -h` to containers it did not start (Weave
+   * repopulates them from Docker, which these namespaces are not), so the name
+   * is gone on every host. Counted as namesLostOnRestart.
+   */
+  named: boolean;
+}
+
+/** `weave status dns` as sorted `name ip` pairs. */
+function dnsView(text: string): string {
+  return text.split('\n').map((l) => l.trim().split(/\s+/).slice(0, 2).join(' ')).filter((l) => l !== '').sort().join(',');
+}
 
 function ipOf(out: string): string {
   const ip = out.trim();
@@ -85,9 +103,10 @@ export class ChaosRunner {
   }
 
   private async attachNew(h: Host): Promise<void> {
-    const container = await h.addContainer(`k${this.containerSeq++}`);
-    const ip = ipOf(await mustWeave(h, ['attach', '--netns', container.netnsPath], { timeoutMs: 60_000 }));
-    this.attached.push({ host: h, container, ip });
+    const name = `k${this.containerSeq++}`;
+    const container = await h.addContainer(name);
+    const ip = ipOf(await mustWeave(h, ['attach', '--netns', container.netnsPath, '-h', `${name}.weave.local`], { timeoutMs: 60_000 }));
+    this.attached.push({ host: h, container, ip, name, named: true });
     const ips = this.attached.map((a) => a.ip);
     assert.equal(new Set(ips).size, ips.length, `seed ${this.opts.seed}: an address was handed out twice: ${ips.join(' ')}`);
   }
@@ -123,10 +142,19 @@ export class ChaosRunner {
       return views.every((v) => v === views[0] && v.split(',').length === this.bed.hosts.length);
     }, 30_000, 250);
     assert.ok(agreed, `seed ${this.opts.seed}, ${what}: IPAM ring views differ: ${views.join(' | ')}`);
+    // Every host holds the same names: those of the containers, with their addresses.
+    const want = this.attached.filter((a) => a.named).map((a) => `${a.name} ${a.ip}`).sort().join(',');
+    let dns: string[] = [];
+    const dnsAgreed = await pollUntil(async () => {
+      dns = await Promise.all(this.bed.hosts.map(async (h) => dnsView(await mustWeave(h, ['status', 'dns']))));
+      return dns.every((v) => v === want);
+    }, 30_000, 250);
+    assert.ok(dnsAgreed, `seed ${this.opts.seed}, ${what}: DNS views differ from the containers (${want}): ${dns.join(' | ')}`);
   }
 
   private async relaunch(h: Host): Promise<void> {
     await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000 });
+    for (const a of this.attached) if (a.host === h) a.named = false;
   }
 
   private async apply(fault: FaultKind, h: Host): Promise<void> {
@@ -181,7 +209,7 @@ export class ChaosRunner {
       steps.push({ step, fault, host: h.label, recoveryMs });
       this.log(`step ${String(step).padStart(3)}  ${fault.padEnd(12)} ${h.label}  recovered in ${recoveryMs} ms`);
     }
-    return { steps, containers: this.attached.length };
+    return { steps, containers: this.attached.length, namesLostOnRestart: this.attached.filter((a) => !a.named).length };
   }
 
   /** `weave reset` on every host; returns what weave left in the kernel (links, nft tables), by host. */

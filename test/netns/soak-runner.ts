@@ -1,0 +1,134 @@
+// Soak with churn on real routers: containers attached and detached (with DNS
+// names) on every host as fast as the CLI allows, external names added and
+// removed, the underlay between two hosts cut and healed now and then. Router
+// RSS is sampled every 10 s; after the churn the file descriptors, veths, nft
+// rules and XFRM states must return to their levels before it. Used by
+// test/netns/soak.test.ts (2 minutes) and bench/soak-bench.ts (1 hour).
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { pollUntil } from './lib/exec.js';
+import { launchFullMesh, mustPing, mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+
+export interface SoakOptions {
+  durationMs: number;
+  /** RSS samples before this are the warm-up; the level is the first sample after it. */
+  warmUpMs: number;
+  sampleEveryMs: number;
+  /** Containers each host cycles through. */
+  poolPerHost: number;
+  /** Every this long one underlay link is cut for `flapMs`. */
+  flapEveryMs: number;
+  flapMs: number;
+  flags?: readonly string[];
+  log?(line: string): void;
+}
+
+/** What a host holds in the kernel and the router process, compared before and after the churn. */
+export interface Footprint { fds: number; veths: number; nftLines: number; xfrmStates: number }
+
+export interface SoakResult {
+  /** RSS samples in KiB per host label, every sampleEveryMs. */
+  rss: Map<string, number[]>;
+  operations: number;
+  before: Map<string, Footprint>;
+  after: Map<string, Footprint>;
+}
+
+function rssKiB(h: Host): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${weaverPid(h)}/status`, 'utf8'));
+  return Number(m![1]);
+}
+
+async function footprint(h: Host): Promise<Footprint> {
+  const links = (await h.exec('ip', ['-o', 'link', 'show'])).stdout;
+  const nft = (await h.exec('nft', ['list', 'ruleset'])).stdout;
+  const xfrm = (await h.exec('ip', ['xfrm', 'state', 'list'])).stdout;
+  return {
+    fds: readdirSync(`/proc/${weaverPid(h)}/fd`).length,
+    veths: links.split('\n').filter((l) => /^\d+: vethwepl/.test(l)).length,
+    nftLines: nft.split('\n').filter((l) => l.trim() !== '').length,
+    xfrmStates: xfrm.split('\n').filter((l) => l.startsWith('src ')).length,
+  };
+}
+
+export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResult> {
+  const log = opts.log ?? (() => {});
+  const hosts = bed.hosts;
+  await launchFullMesh(hosts, opts.flags ?? []);
+  // A permanent container per host: the mesh must keep carrying traffic throughout.
+  const probes = new Map<Host, { c: Container; ip: string }>();
+  for (const h of hosts) {
+    const c = await h.addContainer('probe');
+    probes.set(h, { c, ip: (await mustWeave(h, ['attach', '--netns', c.netnsPath])).trim() });
+  }
+  const first = hosts[0]!;
+  const second = hosts[1]!;
+  await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'before the soak');
+  const pools = new Map<Host, Container[]>();
+  for (const h of hosts) {
+    const pool: Container[] = [];
+    for (let i = 0; i < opts.poolPerHost; i++) pool.push(await h.addContainer(`churn${i}`));
+    pools.set(h, pool);
+  }
+  const before = new Map<string, Footprint>();
+  for (const h of hosts) before.set(h.label, await footprint(h));
+
+  const started = Date.now();
+  const end = started + opts.durationMs;
+  let operations = 0;
+  const rss = new Map<string, number[]>(hosts.map((h) => [h.label, [rssKiB(h)]]));
+  const sampler = setInterval(() => {
+    for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+    log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${(rss.get(h.label)!.at(-1)! / 1024).toFixed(1)}MiB`).join(' ')} ops=${operations}`);
+  }, opts.sampleEveryMs);
+
+  const churn = async (h: Host): Promise<void> => {
+    const pool = pools.get(h)!;
+    for (let i = 0; Date.now() < end; i++) {
+      const c = pool[i % pool.length]!;
+      await mustWeave(h, ['attach', '--netns', c.netnsPath, '-h', `churn${i % pool.length}-${h.label}.weave.local`]);
+      if (i % 4 === 0) await mustWeave(h, ['dns-add', `192.0.2.${(i % 200) + 1}`, '-h', `ext${i}-${h.label}.weave.local.`]);
+      if (i % 4 === 2) await mustWeave(h, ['dns-remove', `192.0.2.${((i - 2) % 200) + 1}`, '-h', `ext${i - 2}-${h.label}.weave.local.`]);
+      await mustWeave(h, ['detach', '--netns', c.netnsPath]);
+      operations += 2;
+    }
+  };
+  const flapper = async (): Promise<void> => {
+    while (Date.now() + opts.flapEveryMs < end) {
+      await new Promise((r) => setTimeout(r, opts.flapEveryMs));
+      await bed.cutLink(first, second);
+      await new Promise((r) => setTimeout(r, opts.flapMs));
+      await bed.healLink(first, second);
+      operations++;
+    }
+  };
+  try {
+    await Promise.all([...hosts.map(churn), flapper()]);
+  } finally {
+    clearInterval(sampler);
+  }
+  for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+  await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'after the soak', { timeoutMs: 15_000 });
+
+  // Everything the churn created goes away again; give the routers a moment to finish (event: the footprint itself).
+  const after = new Map<string, Footprint>();
+  for (const h of hosts) {
+    const want = before.get(h.label)!;
+    let got = await footprint(h);
+    await pollUntil(async () => {
+      got = await footprint(h);
+      return got.fds <= want.fds && got.veths === want.veths && got.nftLines === want.nftLines && got.xfrmStates === want.xfrmStates;
+    }, 20_000, 500);
+    after.set(h.label, got);
+  }
+  return { rss, operations, before, after };
+}
+
+/** The RSS level after the warm-up and how far later samples strayed from it. */
+export function rssCurve(samples: readonly number[], warmUpSamples: number): { first: number; level: number; last: number; max: number; worstDrift: number } {
+  assert.ok(samples.length > warmUpSamples + 1, `only ${samples.length} RSS samples`);
+  const level = samples[warmUpSamples]!;
+  const later = samples.slice(warmUpSamples);
+  const worstDrift = Math.max(...later.map((s) => Math.abs(s - level) / level));
+  return { first: samples[0]!, level, last: samples.at(-1)!, max: Math.max(...samples), worstDrift };
+}
