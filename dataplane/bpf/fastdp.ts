@@ -313,9 +313,18 @@ export class BpfFastDatapath {
     return dp;
   }
 
-  private writeConfig(): void {
+  private writeConfig(noRelay = false): void {
     const o = this.opts;
-    this.maps.setConfig({ localShortId: o.localShortId, tunnelIfindex: this.tunnelIfindex, learn: o.learn, macTtlSec: o.macTtlSec, bridge: o.bridge });
+    this.maps.setConfig({ localShortId: o.localShortId, tunnelIfindex: this.tunnelIfindex, learn: o.learn, macTtlSec: o.macTtlSec, bridge: o.bridge, noRelay });
+  }
+
+  /**
+   * The router is stopping (`weave stop`): from now on the kernel serves this
+   * host's containers only and relays nothing from the tunnel on to other
+   * peers (user-surface spec §1.2). The next open clears it.
+   */
+  stopRelaying(): void {
+    this.writeConfig(true);
   }
 
   get localShortId(): number {

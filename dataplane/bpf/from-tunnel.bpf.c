@@ -15,6 +15,16 @@ WEAVE_INLINE int is_zero_mac(const __u8 *mac)
 	return (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) == 0;
 }
 
+/* Flooding what came from the tunnel: local copies, and copies on along the
+ * source's tree unless the router has stopped (no relaying then). */
+WEAVE_INLINE int flood_from_tunnel(struct __sk_buff *skb, const struct weave_config *cfg, __u32 src, __u32 from_ip)
+{
+	if (!(cfg->flags & WEAVE_CFG_F_NO_RELAY))
+		return flood(skb, cfg, src, from_ip);
+	flood_copies(skb, cfg, src, NULL, from_ip, 1);
+	return TC_ACT_SHOT;
+}
+
 SEC("tc")
 int weave_from_tunnel(struct __sk_buff *skb)
 {
@@ -74,12 +84,12 @@ int weave_from_tunnel(struct __sk_buff *skb)
 		learn_remote(eth->h_source, src);
 
 	if (is_multicast(eth->h_dest))
-		return flood(skb, cfg, src, key.remote_ipv4);
+		return flood_from_tunnel(skb, cfg, src, key.remote_ipv4);
 
 	if (dst != local_id) {
 		/* Unicast for a peer we are a hop towards: re-encapsulate unchanged. */
 		__u32 ip = peer_underlay(dst);
-		if (ip == 0) {
+		if (ip == 0 || (cfg->flags & WEAVE_CFG_F_NO_RELAY)) {
 			/* Our short id changed (spec §4.8, or a restarted router) and the
 			 * sender still uses the old one: deliver what is for a local MAC. */
 			struct weave_local_port *mine = local_port(eth->h_dest);
@@ -106,7 +116,7 @@ int weave_from_tunnel(struct __sk_buff *skb)
 	 * tunnel as unicast; a MAC we learned as remote is a stale sender view. */
 	if (remote_peer(cfg, eth->h_dest) >= 0)
 		return drop(WC_DROP_BOUNCE);
-	return flood(skb, cfg, src, key.remote_ipv4);
+	return flood_from_tunnel(skb, cfg, src, key.remote_ipv4);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -21,6 +21,8 @@ export const CFG_F_LEARN = 1;
 export const CFG_F_BRIDGE = 2;
 /** Learn container MACs from frames entering local ports. */
 export const CFG_F_LEARN_LOCAL = 4;
+/** The router has stopped: frames from the tunnel reach local ports only, never relayed on. */
+export const CFG_F_NO_RELAY = 8;
 export const PORT_F_REDIRECT_PEER = 1;
 /** The bridge device (the host's own port, bridge mode): frames for it enter the host's stack. */
 export const PORT_F_HOST = 2;
@@ -37,6 +39,8 @@ export interface DatapathConfig {
   macTtlSec: number;
   /** Bridge mode (CFG_F_BRIDGE); implies learning local MACs. Default false. */
   bridge?: boolean;
+  /** CFG_F_NO_RELAY: the router has stopped. Default false (every open clears it). */
+  noRelay?: boolean;
 }
 
 export interface LearnedMac {

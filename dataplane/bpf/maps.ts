@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as c from './libbpf.js';
 import { formatIPv4, parseIPv4 } from '../netlink/inet.js';
 import {
-  COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, PORT_F_REDIRECT_PEER,
+  COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, CFG_F_NO_RELAY, PORT_F_REDIRECT_PEER,
   PORT_F_HOST, BCAST_F_SLEEVE, PEER_F_RECEIVE_ONLY,
   checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
   type Counters, type DatapathConfig, type LearnedMac,
@@ -116,7 +116,7 @@ export class DatapathMaps {
     const v = Buffer.alloc(16);
     v.writeUInt32LE(checkShortId(cfg.localShortId, 'local short id'), 0);
     v.writeUInt32LE(cfg.tunnelIfindex, 4);
-    v.writeUInt32LE((cfg.learn ? CFG_F_LEARN : 0) | (cfg.bridge ? CFG_F_BRIDGE | CFG_F_LEARN_LOCAL : 0), 8);
+    v.writeUInt32LE((cfg.learn ? CFG_F_LEARN : 0) | (cfg.bridge ? CFG_F_BRIDGE | CFG_F_LEARN_LOCAL : 0) | (cfg.noRelay ? CFG_F_NO_RELAY : 0), 8);
     v.writeUInt32LE(cfg.macTtlSec, 12);
     this.update('weave_config', u32Key(0), v);
   }
@@ -128,7 +128,7 @@ export class DatapathMaps {
     const flags = v.readUInt32LE(8);
     return {
       localShortId: v.readUInt32LE(0), tunnelIfindex: v.readUInt32LE(4), learn: (flags & CFG_F_LEARN) !== 0,
-      macTtlSec: v.readUInt32LE(12), bridge: (flags & CFG_F_BRIDGE) !== 0,
+      macTtlSec: v.readUInt32LE(12), bridge: (flags & CFG_F_BRIDGE) !== 0, noRelay: (flags & CFG_F_NO_RELAY) !== 0,
     };
   }
 

@@ -156,6 +156,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   /** Short id -> underlay IP of the fastdp peers in the kernel maps. */
   private installed = new Map<number, string>();
   private readonly lingering = new Map<number, Lingering>();
+  /** Short ids of `installed` that are reached through another peer. */
+  private installedRelayed = new Set<number>();
   /** The bridge the containers, the host and the sleeve share (its device is the host's port). */
   private bridgeName = '';
   private applying: Promise<void> = Promise.resolve();
@@ -298,7 +300,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     await this.receiver?.close();
     this.sender.close();
     if (this.ipsec) await this.closeIPsec(this.ipsec);
-    // The programs and pinned maps stay: the kernel keeps forwarding.
+    // The programs and pinned maps stay: the kernel keeps forwarding for our own containers,
+    // but a stopped router relays nothing (spec §1.2).
+    this.fastdp.stopRelaying();
     this.fastdp.close();
   }
 
@@ -403,6 +407,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     const r = this.routing;
     const now = Date.now();
     const wanted = new Map<number, string>();
+    /** Peers reached through another peer: those routes go with the route, never linger. */
+    const relayed = new Set<number>();
     const trees: BroadcastTreeSpec[] = [];
     const sleeveRelay = new Set<number>();
     if (r) {
@@ -421,7 +427,10 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       for (const [peer, hop] of r.nextHop) {
         const id = r.shortIdOf.get(peer);
         const ip = fastdpNeighbour(hop);
-        if (id !== undefined && ip !== undefined && r.peerByShortId.get(id) === peer) wanted.set(id, ip);
+        if (id !== undefined && ip !== undefined && r.peerByShortId.get(id) === peer) {
+          wanted.set(id, ip);
+          if (hop !== peer) relayed.add(id);
+        }
       }
       const sleeveNeighbour = (n: PeerName): boolean => r.neighbours.get(n)?.overlay === 'sleeve';
       for (const [source, hops] of r.broadcast) {
@@ -437,8 +446,10 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       }
     }
     // Peers that left the maps without being moved to the sleeve linger (restart tolerance).
+    // A route through another peer does not: a stopped router relays nothing, so a peer
+    // that became unreachable through it is gone (Weave drops such routes at once).
     for (const [id, ip] of this.installed) {
-      if (wanted.has(id) || this.lingering.has(id)) continue;
+      if (wanted.has(id) || this.lingering.has(id) || this.installedRelayed.has(id)) continue;
       this.lingering.set(id, { ip, until: now + this.lingerMs });
     }
     for (const [id, l] of this.lingering) {
@@ -464,6 +475,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       sleeveRelayHops: [...sleeveRelay],
     });
     this.installed = wanted;
+    this.installedRelayed = relayed;
   }
 
   /**

@@ -16,6 +16,9 @@
  * the bridge delivers it locally and the sleeve carries it to its peers. */
 #define WEAVE_CFG_F_BRIDGE 2u
 #define WEAVE_CFG_F_LEARN_LOCAL 4u /* learn container MACs from frames entering local ports */
+/* The router has stopped (`weave stop`): what stays in the kernel serves this
+ * host's own containers only; frames from the tunnel are not relayed on. */
+#define WEAVE_CFG_F_NO_RELAY 8u
 struct weave_config {
 	__u32 local_short_id; /* this peer's short id (12 bits) */
 	__u32 tunnel_ifindex; /* the VXLAN external device on UDP 6784 */
