@@ -40,9 +40,11 @@ export function planKubeLaunch(env: NodeJS.ProcessEnv, peers: readonly string[],
     '--datapath=datapath',
   ];
   if (env.WEAVE_STATUS_ADDR) args.push(`--status-addr=${env.WEAVE_STATUS_ADDR}`);
-  // Weave's defaults: EXPECT_NPC=1 and NO_MASQ_LOCAL=1 unless set to 0.
+  // Weave's default: EXPECT_NPC=1 unless set to 0.
   if (env.EXPECT_NPC === undefined || on(env.EXPECT_NPC)) args.push('--expect-npc');
-  if (env.NO_MASQ_LOCAL === undefined || on(env.NO_MASQ_LOCAL)) args.push('--no-masq-local');
+  // Weave defaulted NO_MASQ_LOCAL to 1; the router refuses --no-masq-local
+  // (weaver/refused-flags.ts), so it is passed only when asked for, to fail loudly.
+  if (on(env.NO_MASQ_LOCAL)) args.push('--no-masq-local');
   if (env.WEAVE_MTU) {
     if (!/^\d+$/.test(env.WEAVE_MTU)) throw new KubeLaunchError(`WEAVE_MTU must be a number, got ${JSON.stringify(env.WEAVE_MTU)}`);
     args.push(`--mtu=${env.WEAVE_MTU}`);

@@ -4,8 +4,10 @@
 // router before it touches anything, with a message naming the flag.
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import { parsePeerAddress } from '../controlplane/api/peer-address.js';
 import { parsePeerName } from './peer-name.js';
+import { refusedFlag } from './refused-flags.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 
 export class FlagError extends Error {}
@@ -146,6 +148,27 @@ function scan(argv: string[]): { raw: Map<string, string | boolean | string[]>; 
   return { raw, positional };
 }
 
+/**
+ * --state-dir, else the directory of Weave's --db-prefix (its `<prefix>data.db`
+ * lived there; this router keeps its state as files in that directory), else
+ * WEAVE_STATE_DIR or the default. Both flags naming different places is an error.
+ */
+function stateDirOf(raw: Map<string, string | boolean | string[]>, env: NodeJS.ProcessEnv): string {
+  const flag = raw.get('state-dir');
+  const prefix = raw.get('db-prefix');
+  let fromPrefix: string | undefined;
+  if (typeof prefix === 'string' && prefix !== '') {
+    if (!prefix.startsWith('/')) throw new FlagError(`invalid value "${prefix}" for --db-prefix: expected an absolute path`);
+    fromPrefix = prefix.endsWith('/') ? prefix.replace(/\/+$/, '') || '/' : dirname(prefix);
+  }
+  if (typeof flag === 'string' && fromPrefix !== undefined && resolve(flag) !== fromPrefix) {
+    throw new FlagError(`--db-prefix=${String(prefix)} keeps state in ${fromPrefix} but --state-dir says ${flag}: give one of them`);
+  }
+  const stateDir = typeof flag === 'string' ? flag : fromPrefix ?? (env.WEAVE_STATE_DIR || DEFAULT_STATE_DIR);
+  if (!stateDir.startsWith('/')) throw new FlagError(`invalid value "${stateDir}" for --state-dir: expected an absolute path`);
+  return stateDir;
+}
+
 /** Parse the router's argv (without node and script) and the environment. */
 export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): WeaverConfig {
   const { raw, positional } = scan(argv);
@@ -185,8 +208,10 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
   if (mtu !== 0 && mtu < 576) throw new FlagError(`invalid value "${mtu}" for --mtu: use 0 (automatic) or 576..65535`);
   const host = str('host', '');
   if (host !== '' && isIP(host) === 0) throw new FlagError(`invalid value "${host}" for --host: expected an IP address`);
-  const stateDir = str('state-dir', env.WEAVE_STATE_DIR || DEFAULT_STATE_DIR);
-  if (!stateDir.startsWith('/')) throw new FlagError(`invalid value "${stateDir}" for --state-dir: expected an absolute path`);
+  const stateDir = stateDirOf(raw, env);
+
+  const refusal = refusedFlag(raw);
+  if (refusal !== undefined) throw new FlagError(refusal);
 
   if (bool('fastdp') && bool('no-fastdp')) throw new FlagError('--fastdp and --no-fastdp contradict each other: give at most one');
 

@@ -115,6 +115,9 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   if (env.WEAVE_MTU) routerArgs.push('--mtu', env.WEAVE_MTU);
   if (env.WEAVE_NO_FASTDP) routerArgs.push('--no-fastdp');
   if (env.WEAVE_NO_BRIDGED_FASTDP) routerArgs.push('--no-bridged-fastdp');
+  // Weave's script forwarded AWSVPC to itself; here it becomes the router
+  // flag, so the router's refusal (weaver/refused-flags.ts) explains it.
+  if (env.AWSVPC) routerArgs.push('--awsvpc');
   routerArgs.push('--http-addr', httpAddr, '--status-addr', env.WEAVE_STATUS_ADDR || DEFAULT_STATUS_ADDR);
   routerArgs.push('--state-dir', stateDir);
   if (!rangeGiven) routerArgs.push('--ipalloc-range', DEFAULT_IPALLOC_RANGE);

@@ -32,9 +32,27 @@ const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', impo
 const BRIDGE_IP_MAIN = fileURLToPath(new URL('../../weaver/bridge-ip.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
+/**
+ * WEAVE_DEBUG non-empty: Weave's script ran under `set -x`; here each step
+ * that reaches outside the CLI (the command, router calls, the router's
+ * command line) is written to stderr the same way, `+ ` first.
+ */
+function trace(io: CliIo, text: string): void {
+  if (io.env.WEAVE_DEBUG) io.stderr.write(`+ ${text}\n`);
+}
+
+/** argv with the value of -password/--password shown as <redacted>, as the router logs it (spec §4.5). */
+function redactPassword(argv: string[]): string[] {
+  return argv.map((a, i) => {
+    if (/^--?password=/.test(a)) return `${a.slice(0, a.indexOf('=') + 1)}<redacted>`;
+    return i > 0 && /^--?password$/.test(argv[i - 1]) ? '<redacted>' : a;
+  });
+}
+
 /** A router call; an unreachable router is reported once, here, with exit 1. */
 async function call(io: CliIo, method: string, path: string, opts: Parameters<typeof callRouter>[3] = {}): Promise<ApiResponse | number> {
   const addr = httpAddrFromEnv(io.env);
+  trace(io, `${method} ${addr}${path}${opts.form ? ` ${new URLSearchParams(opts.form).toString()}` : ''}`);
   try {
     return await callRouter(addr, method, path, opts);
   } catch (err) {
@@ -58,6 +76,7 @@ function dockerBridgeIp(env: NodeJS.ProcessEnv): string | undefined {
 
 const launch: Command = async (args, io) => {
   const plan = planLaunch(args, io.env, hostname(), dockerBridgeIp(io.env));
+  trace(io, `weaver ${plan.routerArgs.join(' ')}`);
   try {
     const { pid } = await launchDaemon(plan, io.env, Number(io.env.WEAVE_LAUNCH_TIMEOUT_MS ?? LAUNCH_TIMEOUT_MS));
     const off = await pluginOffReason(plan.routerArgs, io.env);
@@ -192,6 +211,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stderr.write(`The 'weave ${cmd}' command has been removed as of Weave Net version 2.0\nPlease see release notes for further information\n`);
     return 1;
   }
+  trace(io, `weave ${redactPassword(argv).join(' ')}`);
   const run = COMMANDS[cmd];
   if (run === undefined) {
     io.stderr.write(`Unknown weave command '${cmd}'\n${USAGE}`);

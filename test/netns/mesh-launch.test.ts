@@ -60,6 +60,19 @@ test('a bad flag stops the launch with the router\'s message and a non-zero exit
   assert.equal(existsSync(join(weaveStateDir(h), 'weaver.pid')), false);
 });
 
+test('a Weave flag this router does not implement stops the launch with why and what to use instead', async () => {
+  const h = testbed().host(2);
+  const flag = await weave(h, ['launch', '--pkt-debug']);
+  assert.equal(flag.code, 1);
+  assert.match(flag.stderr, /^weave: --pkt-debug: per-packet logging is not supported: use --log-level=debug/m);
+  const env = await weave(h, ['launch'], { env: { WEAVE_NO_BRIDGED_FASTDP: '1' } });
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /^weave: --no-bridged-fastdp: .*unset WEAVE_NO_BRIDGED_FASTDP/m);
+  assert.equal(existsSync(join(weaveStateDir(h), 'weaver.pid')), false);
+  const links = await h.exec('ip', ['-o', 'link', 'show']);
+  assert.doesNotMatch(links.stdout, /: weave[:@]/, 'refused before the bridge is made');
+});
+
 test('a router killed with SIGKILL relaunches with the same name and a new UID', async () => {
   const h = testbed().host(2);
   await mustWeave(h, ['launch']);

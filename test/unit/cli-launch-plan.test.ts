@@ -61,3 +61,16 @@ test('a missing value after --password/--port/--state-dir is a usage error', () 
     assert.throws(() => planLaunch([flag], {}, 'h'), UsageError, flag);
   }
 });
+
+test('WEAVE_NO_BRIDGED_FASTDP and AWSVPC reach the router as flags it refuses; the plan from launch otherwise parses', async () => {
+  const { parseWeaverFlags, FlagError } = await import('../../weaver/flags.js');
+  const plain = planLaunch(['--db-prefix=/var/lib/weave/weave'], {}, 'h');
+  assert.equal(parseWeaverFlags(plain.routerArgs, {}).stateDir, '/var/lib/weave', '--db-prefix in the default state dir agrees with launch');
+  for (const [env, re] of [
+    [{ WEAVE_NO_BRIDGED_FASTDP: '1' }, /^--no-bridged-fastdp: /],
+    [{ AWSVPC: '1' }, /^--awsvpc: /],
+  ] as const) {
+    const plan = planLaunch([], env, 'h');
+    assert.throws(() => parseWeaverFlags(plan.routerArgs, {}), (e: unknown) => e instanceof FlagError && re.test(e.message));
+  }
+});

@@ -68,3 +68,17 @@ test('a router that is not running: status fails with a clear message, stop says
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('WEAVE_DEBUG traces the command and each router call on stderr, password redacted; off without it', async () => {
+  const port = await closedPort();
+  const env = { WEAVE_HTTP_ADDR: `127.0.0.1:${port}`, WEAVE_STATE_DIR: '/nonexistent-weave-test', WEAVE_DEBUG: '1' };
+  const st = await run(['connect', '10.9.9.9'], env);
+  assert.equal(st.rc, 1);
+  assert.match(st.err, new RegExp(`^\\+ weave connect 10\\.9\\.9\\.9\\n\\+ POST 127\\.0\\.0\\.1:${port}/connect peer=10\\.9\\.9\\.9\\n`));
+  const pw = await run(['launch', '--password'], env);
+  assert.match(pw.err, /^\+ weave launch --password\n/);
+  const pw2 = await run(['launch', '--password', 'hunter2', '--port'], env);
+  assert.ok(!pw2.err.includes('hunter2') && pw2.err.startsWith('+ weave launch --password <redacted> --port\n'), pw2.err);
+  const quiet = await run(['connect', '10.9.9.9'], { ...env, WEAVE_DEBUG: '' });
+  assert.ok(!quiet.err.includes('+ '), quiet.err);
+});

@@ -55,3 +55,34 @@ test('peer names: full form, :: abbreviations, formatting round trip', () => {
     assert.throws(() => parsePeerName(bad), /invalid peer name/, bad);
   }
 });
+
+test("Weave flags this router does not implement are refused with why and what to use instead, never ignored", () => {
+  const refused: [string[], RegExp][] = [
+    [['--no-bridged-fastdp'], /^--no-bridged-fastdp: .*not supported.*unset WEAVE_NO_BRIDGED_FASTDP/],
+    [['--no-masq-local'], /^--no-masq-local: .*not supported.*NO_MASQ_LOCAL=0/],
+    [['--awsvpc'], /^--awsvpc: AWS VPC .*not supported.*unset AWSVPC/],
+    [['--token', 's3cret'], /^--token=<redacted>: Weave Cloud peer discovery .*weave connect/],
+    [['--peer-discovery-url=https://cloud.weave.works/api/net'], /^--peer-discovery-url=https:\/\/cloud.weave.works\/api\/net: Weave Cloud/],
+    [['--advertise-address', '10.0.0.1'], /^--advertise-address=10.0.0.1: Weave Cloud/],
+    [['--pkt-debug'], /^--pkt-debug: per-packet logging is not supported: use --log-level=debug/],
+    [['--profile', '/tmp/cpu.prof'], /^--profile=\/tmp\/cpu.prof: .*--cpu-prof/],
+    [['--bufsz', '8'], /^--bufsz=8: .*pcap.*drop the flag/],
+    [['--datapath', 'dp2'], /^--datapath=dp2: .*always named "datapath".*--no-fastdp/],
+    [['--datapath='], /^--datapath=: /],
+  ];
+  for (const [argv, re] of refused) {
+    assert.throws(() => parseWeaverFlags(argv, {}), (e: unknown) => e instanceof FlagError && re.test(e.message), argv.join(' '));
+  }
+  // The no-op spellings change nothing and are accepted (weave launch always passes --datapath datapath).
+  for (const argv of [['--datapath', 'datapath'], ['--no-bridged-fastdp=false'], ['--awsvpc=false'], ['--pkt-debug=false'], ['--token='], ['--no-masq-local=false']]) {
+    parseWeaverFlags(argv, {});
+  }
+});
+
+test('--db-prefix: the state directory is the prefix\'s directory; --state-dir naming another is an error', () => {
+  assert.equal(parseWeaverFlags(['--db-prefix=/host/var/lib/weave/weave'], { WEAVE_STATE_DIR: '/tmp/x' }).stateDir, '/host/var/lib/weave');
+  assert.equal(parseWeaverFlags(['--db-prefix', '/weavedb/'], {}).stateDir, '/weavedb');
+  assert.equal(parseWeaverFlags(['--state-dir', '/var/lib/weave/', '--db-prefix=/var/lib/weave/weave'], {}).stateDir, '/var/lib/weave/');
+  assert.throws(() => parseWeaverFlags(['--state-dir', '/tmp/s', '--db-prefix=/weavedb/weave-net'], {}), /--db-prefix=\/weavedb\/weave-net keeps state in \/weavedb but --state-dir says \/tmp\/s/);
+  assert.throws(() => parseWeaverFlags(['--db-prefix=weave'], {}), /--db-prefix: expected an absolute path/);
+});

@@ -149,7 +149,10 @@ test('launch plan: Weave\'s env variables become flags the router accepts; the p
 
   const defaults = planKubeLaunch({}, ['192.168.10.11'], 'node-a');
   assert.ok(defaults.args.includes('--ipalloc-range=10.32.0.0/12'));
-  assert.ok(defaults.args.includes('--expect-npc') && defaults.args.includes('--no-masq-local'), "Weave's defaults");
+  assert.ok(defaults.args.includes('--expect-npc'), "Weave's default");
+  assert.ok(!defaults.args.includes('--no-masq-local'), 'refused by the router, so not passed unless asked for');
+  const masqLocal = planKubeLaunch({ NO_MASQ_LOCAL: '1' }, [], 'n');
+  assert.throws(() => parseWeaverFlags(masqLocal.args, {}), /--no-masq-local: .*NO_MASQ_LOCAL=0/);
   assert.ok(defaults.args.includes('--ipalloc-init=consensus=1'));
   assert.throws(() => planKubeLaunch({ WEAVE_MTU: 'big' }, [], 'n'), /WEAVE_MTU must be a number/);
   parseWeaverFlags(defaults.args, {});
