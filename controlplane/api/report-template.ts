@@ -3,6 +3,7 @@
 // "format" with one extra function, `json` (compact JSON of its argument).
 // The engine is go-template/ (grammar in parse.ts, execution in exec.ts).
 import { executeTemplate, TemplateExecError } from './go-template/exec.js';
+import { GoFloat } from './go-template/fmt.js';
 import { parseTemplate, TemplateParseError } from './go-template/parse.js';
 import { toJsonText } from './json-text.js';
 
@@ -12,7 +13,8 @@ export { TemplateExecError, TemplateParseError };
 const TEMPLATE_NAME = 'format';
 
 const REPORT_FUNCTIONS = {
-  json: (v: unknown): string => toJsonText(v),
+  // A whole float constant is written as encoding/json writes a float64 (no exponent below 1e21).
+  json: (v: unknown): string => (v instanceof GoFloat ? String(v.value) : toJsonText(v)),
 };
 
 /** Parse and run; throws TemplateParseError (400) or TemplateExecError (500). */

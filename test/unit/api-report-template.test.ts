@@ -45,6 +45,8 @@ const report = {
 
 /** Templates and what Go 1.19 text/template printed for them on the same data (Weave adds json). */
 const GO_OUTPUTS: [string, string][] = [
+  ['{{.Ratio}} {{printf "%v" .Ratio}} {{printf "%g" 100000000.0}}', '0.25 0.25 1e+08'],
+  ['{{ 1e6 }} {{ 1.0 }} {{printf "%v %d %d" 2.0 3 4.0}} {{json 1e6}} {{eq 2.0 2.0}} {{if 0.0}}t{{else}}f{{end}}', '1e+06 1 2 3 %!d(float64=4) 1000000 true f'],
   ["{{range .Router.Targets}}{{.}}{{\"\\n\"}}{{end}}", "10.0.0.2\n10.0.0.3\n"],
   ["{{.DNS.Domain}}", "weave.local."],
   ["{{json .DNS}}", "{\"Domain\":\"weave.local.\",\"Upstream\":[\"192.0.2.53\"],\"TTL\":1,\"Entries\":[{\"Hostname\":\"web.weave.local.\",\"Address\":\"10.32.0.1\",\"Tombstone\":0},{\"Hostname\":\"db.weave.local.\",\"Address\":\"10.32.0.2\",\"Tombstone\":1234}]}"],
@@ -109,6 +111,7 @@ const GO_EXEC_ERRORS = [
   "{{.Nope}}",
   "{{.Version.Nope}}",
   "{{index .Router.Targets 5}}",
+  "{{index .Router.Targets 1.0}}",
   "{{.IPAM.Domain}}",
   "{{len 3}}",
   "{{\"x\" 1}}",

@@ -2,7 +2,7 @@
 // exec.go): dot and variables with Go's scoping, truth as Go's isTrue,
 // range over lists, maps (sorted keys) and integers, break/continue, and the
 // builtin functions plus the caller's own (Weave adds `json`).
-import { formatValue, goTypeName, sprint, sprintf, sprintln } from './fmt.js';
+import { formatValue, GoFloat, goTypeName, sprint, sprintf, sprintln } from './fmt.js';
 import type { Command, ControlNode, Node, Operand, Pipeline } from './parse.js';
 
 export class TemplateExecError extends Error {}
@@ -27,6 +27,7 @@ class ContinueSignal {}
 
 /** Go's isTrue: the zero value of its type is false; structs are always true. */
 export function isTrue(v: unknown): boolean {
+  if (v instanceof GoFloat) return v.value !== 0;
   if (v === null || v === undefined) return false;
   if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return v !== 0;
@@ -41,6 +42,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function toNumber(v: unknown): number | bigint | undefined {
+  if (v instanceof GoFloat) return v.value;
   return typeof v === 'number' || typeof v === 'bigint' ? v : undefined;
 }
 
@@ -55,6 +57,7 @@ function compareNumbers(a: number | bigint, b: number | bigint): number {
 }
 
 function basicKind(v: unknown): string {
+  if (v instanceof GoFloat) return 'number';
   if (v === null || v === undefined) return 'nil';
   if (typeof v === 'number' || typeof v === 'bigint') return 'number';
   if (typeof v === 'string' || typeof v === 'boolean') return typeof v;
@@ -67,7 +70,7 @@ function equal(a: unknown, b: unknown): boolean {
   if (ka === 'other' || kb === 'other') throw new Error(`invalid type for comparison`);
   if (ka === 'nil' || kb === 'nil') return ka === kb;
   if (ka !== kb) throw new Error('incompatible types for comparison');
-  if (ka === 'number') return compareNumbers(a as number | bigint, b as number | bigint) === 0;
+  if (ka === 'number') return compareNumbers(toNumber(a) as number | bigint, toNumber(b) as number | bigint) === 0;
   return a === b;
 }
 
@@ -90,7 +93,7 @@ function lengthOf(v: unknown): number {
 }
 
 function indexInt(v: unknown, len: number, what: string): number {
-  const n = toNumber(v);
+  const n = v instanceof GoFloat ? undefined : toNumber(v);
   if (n === undefined || (typeof n === 'number' && !Number.isInteger(n))) throw new Error(`cannot index slice/array with type ${goTypeName(v)}`);
   const i = Number(n);
   if (i < 0 || i >= len) throw new Error(`error calling ${what}: index out of range: ${i}`);
@@ -352,7 +355,7 @@ class State {
       case 'dot': return dot;
       case 'nil': return null;
       case 'bool': return a.value;
-      case 'number': return a.value;
+      case 'number': return a.float && typeof a.value === 'number' && Number.isInteger(a.value) ? new GoFloat(a.value) : a.value;
       case 'string': return a.value;
       case 'function': return this.call(dot, a.name, [], NO_FINAL);
       case 'pipe': {

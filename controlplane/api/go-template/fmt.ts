@@ -4,8 +4,20 @@
 // `%!d(string=x)`, `%!v(MISSING)` and `%!(EXTRA …)` forms for mismatches.
 // Objects print as Go structs (`{a b}`), the shape the report's data has.
 
+/**
+ * A float64 constant of the template whose value is whole (`1.0`, `1e6`): JS
+ * numbers cannot tell it from an int, and Go prints it differently (1e+06).
+ */
+export class GoFloat {
+  constructor(readonly value: number) {}
+}
+
+/** strconv's 'g' with shortest precision switches to the exponent form at this decimal exponent. */
+const SHORTEST_G_EXPONENT = 6;
+
 /** Go's type name for a value, as fmt shows it in error forms. */
 export function goTypeName(v: unknown): string {
+  if (v instanceof GoFloat) return 'float64';
   if (v === null || v === undefined) return '<nil>';
   if (typeof v === 'string') return 'string';
   if (typeof v === 'boolean') return 'bool';
@@ -19,17 +31,18 @@ function isInt(v: unknown): v is number | bigint {
   return typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v));
 }
 
-/** Go's %v of a float64: shortest digits, exponent form from 1e21 or below 1e-4, two-digit exponents. */
+/** Go's %v of a float64 (strconv 'g', shortest): exponent form from 1e6 or below 1e-4, two-digit exponents. */
 export function formatFloat(v: number): string {
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
   const exp = v === 0 ? 0 : Math.floor(Math.log10(Math.abs(v)));
-  const text = exp < -4 || exp >= 21 ? v.toExponential() : String(v);
+  const text = exp < -4 || exp >= SHORTEST_G_EXPONENT ? v.toExponential() : String(v);
   return text.replace(/e([+-])(\d)$/, 'e$10$2');
 }
 
 /** Go's %v. */
 export function formatValue(v: unknown, plus = false): string {
+  if (v instanceof GoFloat) return formatFloat(v.value);
   if (v === null || v === undefined) return '<nil>';
   if (typeof v === 'string') return v;
   if (typeof v === 'boolean' || typeof v === 'bigint') return String(v);
@@ -127,6 +140,10 @@ function formatFloatVerb(v: number, spec: Spec): string {
 }
 
 function formatOne(spec: Spec, v: unknown): string {
+  if (v instanceof GoFloat) {
+    if (spec.verb === 'T') return pad('float64', spec, false);
+    return 'eEfFgGv'.includes(spec.verb) ? formatFloatVerb(v.value, spec) : bad(spec, v);
+  }
   const verb = spec.verb;
   if (verb === 'v') {
     if (typeof v === 'number' && !Number.isInteger(v)) return formatFloatVerb(v, spec);
