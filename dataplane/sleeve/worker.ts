@@ -73,15 +73,9 @@ const connections = new Map<number, SleeveConnection>();
 /** The forwarder datagrams from a sender name belong to (spec §5.2: the newest one). */
 const byName = new Map<PeerName, SleeveConnection>();
 
-/** The sleeve connection to a neighbour whose chosen overlay is the sleeve. */
 function usable(name: PeerName): SleeveConnection | undefined {
-  const c = established(name);
-  return c && sleeveNeighbours.has(name) ? c : undefined;
-}
-
-function established(name: PeerName): SleeveConnection | undefined {
   const c = byName.get(name);
-  return c && c.established && !c.failed ? c : undefined;
+  return c && c.established && !c.failed && sleeveNeighbours.has(name) ? c : undefined;
 }
 
 function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
@@ -126,17 +120,9 @@ function removeConnection(id: number): void {
 
 const injectQueue: Uint8Array[] = [];
 
-/**
- * Unicast goes over any established sleeve connection to the next hop, also
- * when that neighbour's chosen overlay is the fastdp: a kernel datapath hands
- * us unicast for a known destination only when it has no fastdp path for it
- * (the MAC was learned from a frame the sleeve delivered, i.e. the other end
- * still sends over the sleeve), so this is never a second copy. Broadcasts go
- * to sleeve neighbours only: the kernel copies them to the fastdp ones.
- */
 function unicast(src: PeerName, dst: PeerName, frame: Uint8Array): void {
   const hop = nextHops.get(dst);
-  const conn = hop === undefined ? undefined : established(hop);
+  const conn = hop === undefined ? undefined : usable(hop);
   if (!conn) {
     drop('no-route');
     return;
