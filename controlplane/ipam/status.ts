@@ -100,7 +100,7 @@ export function ipamSummaryFields(d: AllocatorStatusData): [label: string, value
 }
 
 /** A Prometheus gauge, shaped like the API's metric families (user surface §5.3). */
-export interface IpamGauge { name: string; help: string; type: 'gauge'; samples: { value: number }[] }
+export interface IpamGauge { name: string; help: string; type: 'gauge'; samples: { labels?: Record<string, string>; value: number }[] }
 
 /** IPAM metrics (user surface §5.3). */
 export function ipamMetrics(d: AllocatorStatusData): IpamGauge[] {
@@ -112,8 +112,11 @@ export function ipamMetrics(d: AllocatorStatusData): IpamGauge[] {
   const unreachableIPs = [...unreachable.values()].reduce((n, x) => n + x, 0);
   const gauge = (name: string, help: string, value: number): IpamGauge => ({ name, help, type: 'gauge', samples: [{ value }] });
   return [
+    // Weave's names, help and label: addresses this peer has handed out, and the size of the universe.
+    { name: 'weave_ips', help: 'Number of IP addresses.', type: 'gauge', samples: [{ labels: { state: 'local-used' }, value: d.activeIPs }] },
+    gauge('weave_max_ips', 'Size of IP address space used by allocator.', total),
     gauge('weave_ipam_unreachable_count', 'Number of unreachable peers.', unreachable.size),
-    gauge('weave_ipam_unreachable_percentage', 'Percentage of IP addresses owned by unreachable peers.', total === 0 ? 0 : (100 * unreachableIPs) / total),
+    gauge('weave_ipam_unreachable_percentage', 'Percentage of IP addresses owned  by unreachable peers.' /* sic: Weave's help text */, total === 0 ? 0 : (100 * unreachableIPs) / total),
     gauge('weave_ipam_pending_allocates', 'Number of pending allocates.', d.pendingAllocates.length),
     gauge('weave_ipam_pending_claims', 'Number of pending claims.', d.pendingClaims.length),
   ];
