@@ -6,17 +6,18 @@
 // (controlplane/policy/controller.ts, dataplane/host/policy-table.ts), and
 // serves weavenpc_* metrics.
 //
-//   weave-npc --policy-dir DIR | --kube [--kubeconfig FILE] [--node-name NAME]
+//   weave-npc --policy-dir DIR | --kube [--kubeconfig FILE] [--node-name NAME] [--weave-bridge weave]
 //             [--metrics-addr HOST:PORT] [--resync-interval S] [--blocked-log-interval S] [--log-level L]
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { formatMetricFamilies } from '../controlplane/api/metrics.js';
-import { formatAddress } from '../controlplane/ipam/addr.js';
+import { formatAddress, parseAddress } from '../controlplane/ipam/addr.js';
 import { PolicyController } from '../controlplane/policy/controller.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
 import type { KubePolicySource } from '../controlplane/policy/kube-source.js';
-import { NetnsLocator } from '../dataplane/host/netns-locator.js';
+import { NetnsLocator, runCommand } from '../dataplane/host/netns-locator.js';
+import { DEFAULT_BRIDGE } from '../dataplane/host/names.js';
 import { nftPolicyEnforcer } from '../dataplane/host/policy-table.js';
 
 /** Where weave-npc serves metrics by default (spec §6.4). */
@@ -51,6 +52,7 @@ try {
       kube: { type: 'boolean' },
       kubeconfig: { type: 'string' },
       'node-name': { type: 'string' },
+      'weave-bridge': { type: 'string' },
       'metrics-addr': { type: 'string' },
       'resync-interval': { type: 'string' },
       'blocked-log-interval': { type: 'string' },
@@ -74,9 +76,17 @@ const metricsAddr = parsed['metrics-addr'] ?? DEFAULT_METRICS_ADDR;
 
 const log = pino({ level, base: { pid: process.pid } });
 const locator = new NetnsLocator();
+const bridge = parsed['weave-bridge'] ?? DEFAULT_BRIDGE;
+let hostAddresses: number[] = [];
+/** The bridge's addresses (weave expose): the node's own traffic to its pods is never blocked. */
+async function refreshHostAddresses(): Promise<void> {
+  const r = await runCommand('ip', ['-4', '-o', 'addr', 'show', 'dev', bridge]);
+  hostAddresses = r.code === 0 ? [...r.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => parseAddress(m[1] as string)) : [];
+}
 const controller = new PolicyController({
   enforcer: nftPolicyEnforcer,
   log,
+  hostAddresses: () => hostAddresses,
   // Kubernetes pods are found by address among the CNI namespaces of this node;
   // the directory source names each container's namespace itself.
   ...(kube ? { netnsOf: (pod, ip) => (nodeName && pod.spec?.nodeName && pod.spec.nodeName !== nodeName ? undefined : locator.pathOf(formatAddress(ip))) } : {}),
@@ -96,6 +106,7 @@ async function reloadDirectory(reason: string): Promise<void> {
   if (errors !== lastErrors) for (const e of loaded.errors) log.warn({ reason }, `skipped: ${e}`);
   lastErrors = errors;
   const s = loaded.snapshot;
+  await refreshHostAddresses();
   const stats = await controller.update(s);
   log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
 }
@@ -115,6 +126,7 @@ if (dir) {
   let pending: NodeJS.Timeout | undefined;
   const sync = async (reason: string): Promise<void> => {
     await locator.refresh();
+    await refreshHostAddresses();
     const s = source.snapshot();
     const stats = await controller.update(s);
     log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');

@@ -15,7 +15,7 @@
 //   the next run, and every caller learns when a run covering its snapshot ended.
 import type { MetricFamily } from '../api/metrics.js';
 import { buildClusterState, type BuildOptions } from './cluster.js';
-import { compileWorkload, type WorkloadRules } from './compile.js';
+import { compileWorkload, mergeSpans, type WorkloadRules } from './compile.js';
 import type { PolicyEnforcer } from './enforcer.js';
 import { DIRECTIONS, renderPolicyTable } from './render.js';
 import type { Namespace, NetworkPolicy, Pod } from './types.js';
@@ -39,6 +39,12 @@ export interface PolicyControllerOptions {
   enforcer: PolicyEnforcer;
   log: PolicyLog;
   netnsOf?: BuildOptions['netnsOf'];
+  /**
+   * This host's own addresses on the overlay (the bridge's): a pod cannot
+   * block access from its resident node (Kubernetes NetworkPolicy, "what you
+   * can't do"), which kubelet's probes rely on. Read at every sync.
+   */
+  hostAddresses?: () => readonly number[];
 }
 
 export interface SyncStats {
@@ -110,6 +116,7 @@ export class PolicyController {
     this.forceAll = false;
     const state = buildClusterState(snapshot.namespaces, snapshot.pods, snapshot.policies, this.options.netnsOf ? { netnsOf: this.options.netnsOf } : {});
     const desired = new Map<string, Applied>();
+    const host = (this.options.hostAddresses?.() ?? []).map((a) => ({ first: a, last: a }));
     for (const w of state.workloads) {
       if (!w.netns) continue;
       if (desired.has(w.netns)) {
@@ -117,6 +124,7 @@ export class PolicyController {
         continue;
       }
       const rules = compileWorkload(state, w);
+      if (rules.ingress && host.length > 0) rules.ingress.any = mergeSpans([...rules.ingress.any, ...host]);
       desired.set(w.netns, { workload: w.key, rules, script: renderPolicyTable(rules) });
     }
     stats.workloads = desired.size;

@@ -11,14 +11,20 @@ import { spawn } from 'node:child_process';
 
 export const NAMED_NETNS_DIR = '/run/netns';
 
-function addressesIn(name: string): Promise<string[]> {
+/** Runs a command, collecting stdout; a command that cannot run gives code 127. */
+export function runCommand(cmd: string, args: readonly string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn('ip', ['-n', name, '-4', '-o', 'addr', 'show'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.on('error', () => resolve([]));
-    child.on('close', () => resolve([...out.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1] as string).filter((a) => !a.startsWith('127.'))));
+    child.on('error', () => resolve({ code: 127, stdout: '' }));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout: out }));
   });
+}
+
+async function addressesIn(name: string): Promise<string[]> {
+  const r = await runCommand('ip', ['-n', name, '-4', '-o', 'addr', 'show']);
+  return [...r.stdout.matchAll(/\binet (\d+\.\d+\.\d+\.\d+)\//g)].map((m) => m[1] as string).filter((a) => !a.startsWith('127.'));
 }
 
 export class NetnsLocator {

@@ -35,6 +35,7 @@ const RESTART_BOUND_MS = 15_000;
 /** Per-probe wait: a dropped SYN or datagram shows as no answer within this. */
 const PROBE_TIMEOUT_MS = 1000;
 const EXT = ['192.168.77.7', '192.168.77.100'];
+const HOST_EXPOSE = '10.32.3.254';
 
 interface PodSpec { name: string; ns: string; labels: Labels; host: number; ip: string; ports: ContainerPort[] }
 
@@ -257,6 +258,8 @@ async function setUp(bed: Testbed): Promise<Bed> {
   servers.push(b.ext.spawn(process.execPath, [PROBE, 'serve', serve('ext', EXT)]));
   const ready = await pollUntil(() => servers.every((s) => s.output().includes('ready')), 15_000, 50);
   assert.ok(ready, `probe servers listening: ${servers.map((s) => s.output()).join('\n')}`);
+  // h1's own address on the overlay: its traffic to its pods is never blocked (kubelet probes).
+  await mustWeave(hosts[0], ['expose', `${HOST_EXPOSE}/12`], envFor(bed, hosts[0]));
   for (const h of hosts) mkdirSync(policyDir(h), { recursive: true });
   writeCluster(b);
   writePolicies(b, []);
@@ -283,6 +286,8 @@ test('NetworkPolicy enforced on the eBPF fast datapath, the sleeve and between l
       await apply(b, ingress, 'ingress');
       for (const name of ['xa', 'xb', 'xc']) assert.equal(await hasTable(b.pods.get(name) as Container), true, `${name} is isolated`);
       assert.equal(await hasTable(b.pods.get('ya') as Container), false, 'ya is not selected: no table');
+      const fromHost = await mustExec('ip', ['netns', 'exec', h1.namespace, process.execPath, PROBE, 'probe', JSON.stringify([{ to: '10.32.1.1', protocol: 'tcp', port: 8080 }]), String(PROBE_TIMEOUT_MS * 3)]);
+      assert.equal(fromHost.stdout.trim(), '[true]', `h1 itself (${HOST_EXPOSE}, weave expose) reaches its isolated pod xa`);
     });
 
     const both = [...ingress, A_EGRESS];

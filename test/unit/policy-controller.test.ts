@@ -142,3 +142,11 @@ test('blocked packets: logged once per poll with the isolating policy; counted b
   assert.match(text, /^weavenpc_blocked_connections_total\{dport="80",protocol="tcp"\} 7$/m, '3 + 2 + 2 after the counter restarted');
   assert.match(text, /^weavenpc_blocked_connections_total\{dport="53",protocol="udp"\} 1$/m);
 });
+
+test("the host's own addresses may always reach an isolated pod (its resident node)", async () => {
+  const enforcer = new RecordingEnforcer();
+  const controller = new PolicyController({ enforcer, log: new RecordingLog(), hostAddresses: () => [0x0a2000fe] });
+  await controller.update(snapshot());
+  assert.match(enforcer.tables.get('/run/netns/a') ?? '', /set ingress-any \{ type ipv4_addr; flags interval; elements = \{ 10\.32\.0\.2-10\.32\.0\.3, 10\.32\.0\.254 \}/);
+  assert.equal(enforcer.tables.has('/run/netns/b'), false, 'still no table where nothing isolates');
+});
