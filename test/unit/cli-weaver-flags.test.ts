@@ -95,3 +95,12 @@ test('IPTABLES_BACKEND: nft, legacy, or unset for every iptables in use; anythin
   assert.equal(iptablesBackendFromEnv({ IPTABLES_BACKEND: 'legacy' }), 'legacy');
   assert.throws(() => iptablesBackendFromEnv({ IPTABLES_BACKEND: 'NFT' }), /IPTABLES_BACKEND=NFT is not an iptables backend/);
 });
+
+test("weave bridge-type's classification follows Weave's existing-state detection", async () => {
+  const { classifyBridge } = await import('../../dataplane/host/bridge.js');
+  assert.equal(classifyBridge('bridge', undefined), 'bridge');
+  assert.equal(classifyBridge('bridge', 'openvswitch'), 'bridged_fastdp');
+  assert.equal(classifyBridge('openvswitch', undefined), 'fastdp');
+  assert.equal(classifyBridge(undefined, 'openvswitch'), undefined);
+  assert.equal(classifyBridge('veth', undefined), undefined);
+});
