@@ -4,7 +4,7 @@
 // backend stops the launch), `weave bridge-type` and `weave docker-bridge-ip`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mustWeave, weave, withWeaveBed, type Host } from './lib/index.js';
+import { attachContainer, mustWeave, weave, withWeaveBed, type Host } from './lib/index.js';
 
 async function forward(h: Host, iptables: string): Promise<string> {
   const r = await h.exec(iptables, ['-w', '-S', 'FORWARD']);
@@ -44,5 +44,13 @@ test('weave bridge-type: nothing before launch, the kernel\'s type after; docker
     await mustWeave(h, ['launch']);
     // No Open vSwitch datapath on this kernel: a plain Linux bridge (eBPF or sleeve behind it).
     assert.equal(await mustWeave(h, ['bridge-type']), 'bridge\n');
+
+    await attachContainer(h);
+    const all = (await mustWeave(h, ['ps'])).trim().split('\n');
+    assert.match(all[0], /^weave:expose /);
+    assert.equal(all.length, 2, all.join('\n'));
+    const ids = (await mustWeave(h, ['ps', 'weave:allids'])).trim().split('\n');
+    assert.deepEqual(ids, all.slice(1), 'weave:allids: every container, not the bridge');
+    assert.deepEqual((await mustWeave(h, ['ps', 'weave:allids', 'weave:expose'])).trim().split('\n'), all);
   }, { command: 'reset' });
 });
