@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
 import {
-  BRIDGE_PORT_VETH, BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HairpinWatcher, HostNetwork,
+  BRIDGE_PORT_VETH, BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HairpinWatcher, HostNetwork, iptablesBackendFromEnv,
   pluginVethNames, useHostPaths, validInterfaceName,
 } from '../dataplane/host/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
@@ -132,6 +132,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     mac: usableMac(peerName),
     controlApi: controlApiOf(cfg.httpAddr),
     dockerBridge: dockerBridgeOf(cfg),
+    iptablesBackend: iptablesBackendFromEnv(process.env),
     registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
   });
   const record: HostNetworkRecord = { bridge };

@@ -39,15 +39,15 @@ export interface IpamWiringOptions {
 
 export interface RunningIpam {
   readonly allocator: Allocator;
-  /** GET /status/ipam plus the allocator's routes; register on the control API. */
+  /** The allocator's routes; register on the control API. */
   registerRoutes(app: FastifyInstance): void;
+  /** `GET /status/ipam` text. */
+  statusText(): string;
   summarySection(): ServiceSection;
   reportSection(): Record<string, unknown>;
   metrics(): MetricFamily[];
   close(): void;
 }
-
-const TEXT = 'text/plain; charset=utf-8';
 
 /** The IPAM flags from the router's command line; undefined when IPAM is off (user surface §4.3). */
 export function ipamOptionsOf(cfg: WeaverConfig): IpamOptions | undefined {
@@ -96,10 +96,8 @@ export function startIpam(opts: IpamWiringOptions): RunningIpam {
 
   return {
     allocator,
-    registerRoutes: (app) => {
-      app.get('/status/ipam', (_req, reply) => reply.code(200).type(TEXT).send(renderStatusIpam(allocator.statusSnapshot())));
-      registerIpamRoutes(app, allocator);
-    },
+    registerRoutes: (app) => registerIpamRoutes(app, allocator),
+    statusText: () => renderStatusIpam(allocator.statusSnapshot()),
     summarySection: () => ({ service: 'ipam', fields: ipamSummaryFields(allocator.statusSnapshot()) }),
     reportSection: () => ipamReport(allocator.statusSnapshot()) as unknown as Record<string, unknown>,
     metrics: () => ipamMetrics(allocator.statusSnapshot()),

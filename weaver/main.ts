@@ -154,6 +154,10 @@ async function main(argv: string[]): Promise<void> {
         ...(plugin ? { Plugin: plugin.reportSection() } : {}),
       }),
       metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? []), ...(plugin?.metrics() ?? [])],
+      serviceStatus: {
+        ...(ipamNow ? { ipam: () => ipamNow.statusText() } : {}),
+        ...(dnsNow ? { dns: () => dnsNow.service.statusText() } : {}),
+      },
       registerControlRoutes: (app) => {
         ipam?.registerRoutes(app);
         dns?.registerRoutes(app);

@@ -25,7 +25,6 @@ export function registerDnsRoutes(app: FastifyInstance, dns: DnsService): void {
   app.get('/domain', (_req, reply) => text(reply, 200, dns.domain()));
   app.get('/dns-address', (_req, reply) => text(reply, 200, dns.dnsAddress()));
   app.get('/dns-address-port', (_req, reply) => text(reply, 200, dns.dnsAddressPort()));
-  app.get('/status/dns', (_req, reply) => text(reply, 200, dns.statusText()));
 
   app.put<{ Params: Params }>('/name/:container/:ip', async (req, reply) => {
     try {

@@ -30,6 +30,11 @@ export interface ApiServices {
   metrics?(): MetricFamily[];
   /** Host networking (bridge, attach/detach, ps, expose/hide), when the router owns a bridge. */
   host?: HostControl;
+  /**
+   * `GET /status/<service>` text (ipam, dns), on the control and the status
+   * port alike (spec §5.2); a service left out (disabled) answers 404.
+   */
+  serviceStatus?: Readonly<Record<string, () => string>>;
   /** Register the service's own routes (IPAM, DNS) on the control API. */
   registerControlRoutes?(app: FastifyInstance): void;
 }

@@ -43,6 +43,9 @@ function registerReadOnly(app: FastifyInstance, services: ApiServices): void {
   app.get('/status/targets', statusView(services, renderTargets));
   app.get('/status/connections', statusView(services, renderConnections));
   app.get('/status/peers', statusView(services, renderPeers));
+  for (const [service, render] of Object.entries(services.serviceStatus ?? {})) {
+    app.get(`/status/${service}`, (_req, reply) => sendText(reply, 200, render()));
+  }
   app.get('/report', (req, reply) => {
     const report = buildReport(services.router.status(), services.version, services.reportServices?.() ?? {});
     const formats = formValues(req, 'format');

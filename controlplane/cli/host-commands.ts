@@ -31,6 +31,8 @@ const IPAM_MISSING =
 
 /** The IPAM key of the bridge's own addresses (spec §1 address grammar). */
 const EXPOSE_ID = 'weave:expose';
+/** `weave ps weave:allids`: every container, without the bridge's own line (spec §1.6). */
+const ALL_IDS = 'weave:allids';
 
 /** The IPAM and weaveDNS key of names added without a container (spec §1.11). */
 export const EXTERN_ID = 'weave:extern';
@@ -293,11 +295,15 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
     // Docker names and ids are asked for by the short id the router lists them under; the
     // line then shows the argument as given, at most 12 characters (spec §1.6).
     const asked = await Promise.all(args.map(async (arg) => ({ arg, id: arg.startsWith('weave:') ? undefined : await dockerShortId(io.env, arg) })));
-    const query = new URLSearchParams(asked.map((a): [string, string] => ['container', a.id ?? a.arg])).toString();
+    // `weave:allids` stands for every container (Weave's `docker ps -q`): ask for all, and leave
+    // out the bridge's own line unless `weave:expose` is asked for too.
+    const allIds = args.includes(ALL_IDS);
+    const query = allIds ? '' : new URLSearchParams(asked.map((a): [string, string] => ['container', a.id ?? a.arg])).toString();
     const res = await mustCall(call, io, 'GET', `/weave/ps${query ? `?${query}` : ''}`);
     if (!ok(res)) throw new Stop(res.code === 404 ? 4 : 1, res.body.trim());
     const shown = new Map(asked.filter((a) => a.id !== undefined).map((a) => [a.id!, a.arg.slice(0, 12)]));
-    io.stdout.write(res.body.split('\n').map((line) => {
+    const lines = res.body.split('\n').filter((line) => !allIds || args.includes(EXPOSE_ID) || !line.startsWith(`${EXPOSE_ID} `));
+    io.stdout.write(lines.map((line) => {
       const label = line.split(' ')[0] ?? '';
       const as = shown.get(label);
       return as === undefined ? line : `${as}${line.slice(label.length)}`;

@@ -13,6 +13,8 @@ export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
 /** Where weaveDNS finds upstream servers unless `--resolv-conf` says otherwise (spec §4.4). */
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 export const DEFAULT_DOCKER_BRIDGE = 'docker0';
+/** The bridge name `weave launch` gives the router (Weave's fixed name, spec §0.2). */
+export const WEAVE_BRIDGE = 'weave';
 
 export interface LaunchPlan {
   stateDir: string;
@@ -111,7 +113,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
     i++;
   }
   const httpAddr = httpAddrFromEnv(env);
-  const routerArgs = ['--port', port, '--nickname', hostname, '--docker-bridge', dockerBridgeFromEnv(env), '--weave-bridge', 'weave', '--datapath', 'datapath'];
+  const routerArgs = ['--port', port, '--nickname', hostname, '--docker-bridge', dockerBridgeFromEnv(env), '--weave-bridge', WEAVE_BRIDGE, '--datapath', 'datapath'];
   if (env.WEAVE_MTU) routerArgs.push('--mtu', env.WEAVE_MTU);
   if (env.WEAVE_NO_FASTDP) routerArgs.push('--no-fastdp');
   if (env.WEAVE_NO_BRIDGED_FASTDP) routerArgs.push('--no-bridged-fastdp');

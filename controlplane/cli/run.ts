@@ -12,7 +12,7 @@ import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
 import { envCommands } from './env-commands.js';
-import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
+import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv, WEAVE_BRIDGE } from './launch-plan.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
 import { setupCniCommand } from '../cni/setup-command.js';
@@ -30,6 +30,8 @@ const LAUNCH_TIMEOUT_MS = 30_000;
 const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', import.meta.url));
 /** dist/controlplane/cli/run.js -> dist/weaver/bridge-ip.js: an interface's IPv4 address over netlink. */
 const BRIDGE_IP_MAIN = fileURLToPath(new URL('../../weaver/bridge-ip.js', import.meta.url));
+/** dist/controlplane/cli/run.js -> dist/weaver/bridge-type.js: the weave bridge's type from the kernel's links. */
+const BRIDGE_TYPE_MAIN = fileURLToPath(new URL('../../weaver/bridge-type.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
 /**
@@ -73,6 +75,27 @@ function dockerBridgeIp(env: NodeJS.ProcessEnv): string | undefined {
   const ip = r.status === 0 ? r.stdout.trim() : '';
   return ip === '' ? undefined : ip;
 }
+
+/** `weave docker-bridge-ip`: the docker bridge's IPv4 address, no newline (spec §1.13). */
+const dockerBridgeIpCommand: Command = async (args, io) => {
+  if (args.length > 0) throw new UsageError();
+  const ip = dockerBridgeIp(io.env);
+  if (ip === undefined) {
+    io.stderr.write(`weave: the docker bridge ${dockerBridgeFromEnv(io.env)} has no IPv4 address (set DOCKER_BRIDGE to name another)\n`);
+    return 1;
+  }
+  io.stdout.write(ip);
+  return 0;
+};
+
+/** `weave bridge-type`: `bridge`, `fastdp` or `bridged_fastdp`, nothing without a weave bridge (spec §1.13). */
+const bridgeType: Command = async (args, io) => {
+  if (args.length > 0) throw new UsageError();
+  const r = spawnSync(process.execPath, [BRIDGE_TYPE_MAIN, WEAVE_BRIDGE], { encoding: 'utf8' });
+  io.stdout.write(r.stdout);
+  io.stderr.write(r.stderr);
+  return r.status ?? 1;
+};
 
 const launch: Command = async (args, io) => {
   const plan = planLaunch(args, io.env, hostname(), dockerBridgeIp(io.env));
@@ -192,6 +215,8 @@ const COMMANDS: Record<string, Command> = {
   forget: peerCommand('/forget'),
   version,
   'setup-cni': setupCniCommand,
+  'bridge-type': bridgeType,
+  'docker-bridge-ip': dockerBridgeIpCommand,
   ...hostCommands(call),
   ...dnsCommands(call),
   ...envCommands(),

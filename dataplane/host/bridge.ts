@@ -20,6 +20,18 @@ export const LINUX_BRIDGE_TYPE = 'bridge';
 
 export class BridgeError extends Error {}
 
+/**
+ * `weave bridge-type` from the kernel's links (spec §1.13, §6.1 existing-state
+ * detection): the weave bridge itself an ODP datapath -> `fastdp`; a Linux
+ * bridge next to the ODP datapath `datapath` -> `bridged_fastdp`; a Linux
+ * bridge alone -> `bridge`; no weave device (or another kind) -> undefined.
+ */
+export function classifyBridge(bridgeKind: string | undefined, datapathKind: string | undefined): string | undefined {
+  if (bridgeKind === 'openvswitch') return 'fastdp';
+  if (bridgeKind !== 'bridge') return undefined;
+  return datapathKind === 'openvswitch' ? 'bridged_fastdp' : LINUX_BRIDGE_TYPE;
+}
+
 function wrongDevice(name: string, kind: string | undefined): BridgeError {
   return new BridgeError(
     `cannot create bridge "${name}": a different device named ${name} exists (kind ${kind ?? 'unknown'}); ` +

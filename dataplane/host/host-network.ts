@@ -14,7 +14,7 @@ import { createPluginEndpoint, deletePluginEndpoint, type PluginEndpoint } from 
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
 import { VethDeletionWatcher } from './veth-deletions.js';
-import { ensureForwardRules } from './iptables-forward.js';
+import { ensureForwardRules, type IptablesBackend } from './iptables-forward.js';
 import { networkOf } from './cidr.js';
 
 export interface HostNetworkOptions {
@@ -25,6 +25,8 @@ export interface HostNetworkOptions {
   controlApi?: FirewallConfig['controlApi'];
   /** `--docker-bridge`: kept out of the weave bridge (spec §6.3). */
   dockerBridge?: string;
+  /** IPTABLES_BACKEND: the one iptables to program; default every one in use. */
+  iptablesBackend?: IptablesBackend;
   /** Where attached endpoints are remembered across router restarts (for `weave ps`). */
   registryFile?: string;
 }
@@ -136,7 +138,9 @@ export class HostNetwork {
       dockerBridge: this.opts.dockerBridge,
     });
     // A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too.
-    await ensureForwardRules({ bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))] });
+    await ensureForwardRules({
+      bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))], backend: this.opts.iptablesBackend,
+    });
   }
 
   attach(req: AttachRequest): Promise<AttachResult> {

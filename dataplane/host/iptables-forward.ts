@@ -33,6 +33,16 @@ export interface ForwardRulesConfig {
   dockerBridge?: string;
   /** Exposed subnets (network CIDRs) accepted towards the bridge. */
   exposedSubnets: readonly string[];
+  /** Program only this iptables (Weave's IPTABLES_BACKEND); default: every one in use. */
+  backend?: IptablesBackend;
+}
+
+/** Weave's IPTABLES_BACKEND: `nft`, `legacy`, or unset/empty for auto-detection; anything else is an error. */
+export function iptablesBackendFromEnv(env: NodeJS.ProcessEnv): IptablesBackend | undefined {
+  const v = env.IPTABLES_BACKEND;
+  if (v === undefined || v === '') return undefined;
+  if (v === 'nft' || v === 'legacy') return v;
+  throw new FirewallError(`IPTABLES_BACKEND=${v} is not an iptables backend: use nft or legacy, or leave it unset to program every iptables the host uses`);
 }
 
 interface Run {
@@ -136,7 +146,7 @@ async function ensureOn(ipt: Iptables, cfg: ForwardRulesConfig): Promise<void> {
  * backends it touched. Idempotent: a second call with the same config changes nothing.
  */
 export async function ensureForwardRules(cfg: ForwardRulesConfig): Promise<IptablesBackend[]> {
-  const backends = await iptablesBackendsInUse();
+  const backends = cfg.backend ? [cfg.backend] : await iptablesBackendsInUse();
   for (const b of backends) await ensureOn(new Iptables(b), cfg);
   return backends;
 }

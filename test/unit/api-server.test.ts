@@ -121,3 +121,16 @@ test('the status port is read-only and the metrics port serves only /metrics', a
   assert.equal((await metrics.inject({ url: '/status' })).statusCode, 404);
   assert.equal((await metrics.inject({ url: '/metrics' })).statusCode, 200);
 });
+
+test('/status/ipam and /status/dns answer on the status port as on the control port; a disabled service is 404', async () => {
+  const withServices: ApiServices = { ...services(fakeRouter()), serviceStatus: { ipam: () => 'ipam text\n', dns: () => 'dns text\n' } };
+  for (const kind of ['control', 'status'] as const) {
+    const app = buildApiServer(withServices, kind);
+    const ipam = await app.inject({ url: '/status/ipam' });
+    assert.deepEqual([ipam.statusCode, ipam.body], [200, 'ipam text\n'], kind);
+    assert.equal((await app.inject({ url: '/status/dns' })).body, 'dns text\n', kind);
+  }
+  const noIpam = buildApiServer({ ...services(fakeRouter()), serviceStatus: { dns: () => 'dns\n' } }, 'status');
+  assert.equal((await noIpam.inject({ url: '/status/ipam' })).statusCode, 404);
+  assert.equal((await buildApiServer(withServices, 'metrics').inject({ url: '/status/ipam' })).statusCode, 404, 'the metrics port serves only /metrics');
+});

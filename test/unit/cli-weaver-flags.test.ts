@@ -86,3 +86,21 @@ test('--db-prefix: the state directory is the prefix\'s directory; --state-dir n
   assert.throws(() => parseWeaverFlags(['--state-dir', '/tmp/s', '--db-prefix=/weavedb/weave-net'], {}), /--db-prefix=\/weavedb\/weave-net keeps state in \/weavedb but --state-dir says \/tmp\/s/);
   assert.throws(() => parseWeaverFlags(['--db-prefix=weave'], {}), /--db-prefix: expected an absolute path/);
 });
+
+test('IPTABLES_BACKEND: nft, legacy, or unset for every iptables in use; anything else is an error', async () => {
+  const { iptablesBackendFromEnv } = await import('../../dataplane/host/iptables-forward.js');
+  assert.equal(iptablesBackendFromEnv({}), undefined);
+  assert.equal(iptablesBackendFromEnv({ IPTABLES_BACKEND: '' }), undefined);
+  assert.equal(iptablesBackendFromEnv({ IPTABLES_BACKEND: 'nft' }), 'nft');
+  assert.equal(iptablesBackendFromEnv({ IPTABLES_BACKEND: 'legacy' }), 'legacy');
+  assert.throws(() => iptablesBackendFromEnv({ IPTABLES_BACKEND: 'NFT' }), /IPTABLES_BACKEND=NFT is not an iptables backend/);
+});
+
+test("weave bridge-type's classification follows Weave's existing-state detection", async () => {
+  const { classifyBridge } = await import('../../dataplane/host/bridge.js');
+  assert.equal(classifyBridge('bridge', undefined), 'bridge');
+  assert.equal(classifyBridge('bridge', 'openvswitch'), 'bridged_fastdp');
+  assert.equal(classifyBridge('openvswitch', undefined), 'fastdp');
+  assert.equal(classifyBridge(undefined, 'openvswitch'), undefined);
+  assert.equal(classifyBridge('veth', undefined), undefined);
+});
