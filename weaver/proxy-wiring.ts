@@ -225,7 +225,8 @@ export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Pro
   const watcher = new EventWatcher(client, {
     filters: { type: ['container'], event: ['start'] },
     onSync: () => proxy.reattachRunning(),
-    onEvent: (ev) => proxy.containerStarted(ev.Actor.ID),
+    // Not awaited: an attach waiting for IPAM must not hold back the events of other containers.
+    onEvent: (ev) => { void proxy.containerStarted(ev.Actor.ID); },
     onError: (err, during) => logger.warn(`[proxy] Docker events (${during}): ${err.message}`),
     minBackoffMs: 2_000,
     maxBackoffMs: 60_000,
