@@ -3,7 +3,8 @@
 // 0.3.x/0.4.0 (`interfaces`/`ips` with "version"), 1.0.0 (no "version") and
 // 1.1.0 (interfaces also carry their MTU).
 import type { CniDns, CniRoute } from './config.js';
-import { compareVersions, type CniVersion } from './versions.js';
+import { compareDottedVersions } from '../dotted-version.js';
+import type { CniVersion } from './versions.js';
 
 export interface ResultInterface {
   name: string;
@@ -36,7 +37,7 @@ function routesOut(routes: readonly CniRoute[]): CniRoute[] {
 
 /** The result as version `v` prints it. */
 export function formatResult(result: CniResult, v: CniVersion): Record<string, unknown> {
-  if (compareVersions(v, '0.3.0') < 0) {
+  if (compareDottedVersions(v, '0.3.0') < 0) {
     // 0.1.0/0.2.0: one IPv4 config, no interfaces.
     const ip = result.ips[0];
     const out: Record<string, unknown> = { cniVersion: v };
@@ -49,8 +50,8 @@ export function formatResult(result: CniResult, v: CniVersion): Record<string, u
     out.dns = result.dns ?? {};
     return out;
   }
-  const withVersion = compareVersions(v, '1.0.0') < 0;
-  const withMtu = compareVersions(v, '1.1.0') >= 0;
+  const withVersion = compareDottedVersions(v, '1.0.0') < 0;
+  const withMtu = compareDottedVersions(v, '1.1.0') >= 0;
   const out: Record<string, unknown> = { cniVersion: v };
   if (result.interfaces.length > 0) {
     out.interfaces = result.interfaces.map((i) => {

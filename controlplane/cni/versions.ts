@@ -1,6 +1,7 @@
 // CNI spec versions this plugin speaks, and the comparisons the commands need
 // (CHECK exists from 0.4.0, GC and STATUS from 1.1.0).
 import { CniError, CniErrorCode } from './errors.js';
+import { compareDottedVersions } from '../dotted-version.js';
 
 export const SUPPORTED_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -15,17 +16,6 @@ export function isSupportedVersion(v: string): v is CniVersion {
   return (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }
 
-/** Numeric comparison of dotted versions: negative when a < b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 export function checkSupported(v: string): CniVersion {
   if (isSupportedVersion(v)) return v;
   throw new CniError(
@@ -36,7 +26,7 @@ export function checkSupported(v: string): CniVersion {
 
 /** A command the config's version does not have is refused with code 1 (CNI spec 1.1 "Version"). */
 export function requireVersion(configVersion: string, min: CniVersion, command: string): void {
-  if (compareVersions(configVersion, min) < 0) {
+  if (compareDottedVersions(configVersion, min) < 0) {
     throw new CniError(CniErrorCode.IncompatibleVersion, `config version does not allow ${command}`, `${command} needs cniVersion ${min} or later, config has ${configVersion}`);
   }
 }

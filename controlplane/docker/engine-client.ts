@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import { compareDottedVersions } from '../dotted-version.js';
 
 /** The default daemon address when neither `--docker-api` nor DOCKER_HOST says otherwise. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -89,17 +90,6 @@ export function dockerHostFrom(flag: string | undefined, env: NodeJS.ProcessEnv)
 
 export function formatDockerEndpoint(e: DockerEndpoint): string {
   return e.kind === 'unix' ? `unix://${e.socketPath}` : `tcp://${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
-}
-
-/** Compares dotted API versions numerically: negative if a < b. */
-export function compareApiVersions(a: string, b: string): number {
-  const pa = a.split('.').map(Number);
-  const pb = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 // ---- Typed views of the replies (only the fields the router uses; Docker sends more) ----
@@ -257,10 +247,10 @@ export class EngineClient {
   apiVersion(): Promise<string> {
     if (this.negotiated === undefined) {
       const p = this.version().then((v) => {
-        if (compareApiVersions(v.ApiVersion, MIN_API_VERSION) < 0) {
+        if (compareDottedVersions(v.ApiVersion, MIN_API_VERSION) < 0) {
           throw new DockerProtocolError(`Docker ${v.Version} speaks API ${v.ApiVersion}, older than the ${MIN_API_VERSION} needed`);
         }
-        return compareApiVersions(v.ApiVersion, MAX_API_VERSION) > 0 ? MAX_API_VERSION : v.ApiVersion;
+        return compareDottedVersions(v.ApiVersion, MAX_API_VERSION) > 0 ? MAX_API_VERSION : v.ApiVersion;
       });
       this.negotiated = p;
       p.catch(() => { if (this.negotiated === p) this.negotiated = undefined; });

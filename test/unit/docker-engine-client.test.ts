@@ -8,11 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  EngineClient, parseDockerHost, dockerHostFrom, compareApiVersions, DockerNotFoundError, DockerApiError,
+  EngineClient, parseDockerHost, dockerHostFrom, DockerNotFoundError, DockerApiError,
   DockerUnreachableError, DockerProtocolError, MAX_API_VERSION,
 } from '../../controlplane/docker/engine-client.js';
 import { EventWatcher, decodeEventLines, streamEvents } from '../../controlplane/docker/events.js';
 import type { DockerEvent } from '../../controlplane/docker/events.js';
+import { compareDottedVersions } from '../../controlplane/dotted-version.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -61,9 +62,9 @@ test('Docker addresses: unix, bare path, tcp, host:port; bad ones are refused wi
   assert.equal(dockerHostFrom(undefined, {}), 'unix:///var/run/docker.sock');
   assert.equal(dockerHostFrom(undefined, { DOCKER_HOST: 'tcp://h:1' }), 'tcp://h:1');
   assert.equal(dockerHostFrom('unix:///x', { DOCKER_HOST: 'tcp://h:1' }), 'unix:///x');
-  assert.ok(compareApiVersions('1.9', '1.41') < 0);
-  assert.ok(compareApiVersions('1.41', '1.41') === 0);
-  assert.ok(compareApiVersions('1.43', '1.41') > 0);
+  assert.ok(compareDottedVersions('1.9', '1.41') < 0);
+  assert.ok(compareDottedVersions('1.41', '1.41') === 0);
+  assert.ok(compareDottedVersions('1.43', '1.41') > 0);
 });
 
 test('the API version is the daemon\'s, capped at ours, negotiated once and used as the path prefix', async () => {
