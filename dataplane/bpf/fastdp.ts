@@ -106,6 +106,12 @@ export interface DesiredState {
   broadcastTrees: readonly BroadcastTreeSpec[];
   /** Bridge mode: fastdp next hops of broadcasts arriving from the sleeve (see weave_bridge_ports). */
   sleeveRelayHops?: readonly number[];
+  /**
+   * Bridge mode: forget the MACs the kernel learned behind the sleeve's port. Set when a
+   * neighbour left the sleeve: what it put behind that port is now reached through the
+   * tunnel, and a stale entry would hand its frames to a sleeve that no longer carries them.
+   */
+  forgetSleeveMacs?: boolean;
 }
 
 /** The programs of each object, and which tc hook each runs at. */
@@ -393,9 +399,11 @@ export class BpfFastDatapath {
     for (const [ifi, redirectPeer] of wantedFlags) this.maps.setPortFlags(ifi, redirectPeer);
     for (const ifi of this.maps.listPortFlags().keys()) if (!wantedFlags.has(ifi)) this.maps.deletePortFlags(ifi);
     const portIndexes = new Set(ifindexes.values());
+    const forgottenPort = state.forgetSleeveMacs && sleeve ? ifindexOf(sleeve) : undefined;
     for (const [mac, ifi] of this.maps.listLocalMacs()) {
       // Bridge mode: MACs the kernel learned stay while their port is ours.
-      if (!wantedMacs.has(mac) && !(this.opts.bridge && portIndexes.has(ifi))) this.maps.deleteLocalMac(mac);
+      const learnedKept = this.opts.bridge && portIndexes.has(ifi) && ifi !== forgottenPort;
+      if (!wantedMacs.has(mac) && !learnedKept) this.maps.deleteLocalMac(mac);
     }
     // The flood list holds the container ports; the host's and the sleeve's are in weave_bridge_ports.
     this.maps.setLocalPorts(containers.map(ifindexOf));

@@ -207,7 +207,9 @@ test('replayed, forged and truncated sleeve datagrams are dropped and counted; t
   let after = before;
   await pollUntil(async () => {
     after = await drops(h1);
-    return counted(after, 'replayed') >= captured.length && counted(after, 'authentication-failed') >= forged.length;
+    // The noise is sent last: wait for its counts too, not only the replays'.
+    return counted(after, 'replayed') >= captured.length && counted(after, 'authentication-failed') >= forged.length
+      && counted(after, 'datagram-too-short') >= 3 && counted(after, 'unknown-sender') >= 20;
   }, 10_000, 200);
   assert.equal(counted(after, 'replayed'), captured.length, `drops ${JSON.stringify(after)}`);
   assert.equal(counted(after, 'authentication-failed'), forged.length, `drops ${JSON.stringify(after)}`);

@@ -158,6 +158,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   private readonly lingering = new Map<number, Lingering>();
   /** Short ids of `installed` that are reached through another peer. */
   private installedRelayed = new Set<number>();
+  /** Neighbours reached over the sleeve at the last apply (see forgetSleeveMacs). */
+  private sleeveNeighbours = new Set<PeerName>();
   /** The bridge the containers, the host and the sleeve share (its device is the host's port). */
   private bridgeName = '';
   private applying: Promise<void> = Promise.resolve();
@@ -465,6 +467,12 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       this.lingerTimer = setTimeout(() => this.schedule(), Math.max(next, 10));
       this.lingerTimer.unref();
     }
+    // A neighbour that left the sleeve (to fastdp, or gone): the MACs learned behind the
+    // sleeve's port for it are stale; left in place they would send its frames to a sleeve
+    // that no longer carries them, until they age out.
+    const sleeveNow = new Set<PeerName>();
+    for (const [n, nb] of r?.neighbours ?? []) if (nb.overlay === 'sleeve') sleeveNow.add(n);
+    const forgetSleeveMacs = [...this.sleeveNeighbours].some((n) => !sleeveNow.has(n));
     const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
     for (const [shortId, underlayIp] of this.receiveOnlyPeers(r, wanted)) peers.push({ shortId, underlayIp, receiveOnly: true });
     await this.fastdp.apply({
@@ -473,7 +481,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       peers,
       broadcastTrees: trees,
       sleeveRelayHops: [...sleeveRelay],
+      forgetSleeveMacs,
     });
+    this.sleeveNeighbours = sleeveNow;
     this.installed = wanted;
     this.installedRelayed = relayed;
   }
