@@ -100,6 +100,17 @@ export async function launchDaemon(plan: LaunchPlan, env: NodeJS.ProcessEnv, tim
   }
 }
 
+/** Sends `signal` to `pid`; false when there is no such process any more. */
+function signalIfAlive(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+}
+
 export type StopOutcome = 'stopped' | 'killed' | 'not-running';
 
 /** SIGTERM the router, wait for it to exit (SIGKILL after the grace period), remove its pid file. */
@@ -110,13 +121,17 @@ export async function stopDaemon(stateDir: string, graceMs: number): Promise<Sto
     rmSync(paths.pidFile, { force: true });
     return 'not-running';
   }
-  process.kill(pid, 'SIGTERM');
+  // It may exit between the pid-file check and the signal (ESRCH): then it is stopped already.
+  if (!signalIfAlive(pid, 'SIGTERM')) {
+    rmSync(paths.pidFile, { force: true });
+    return 'stopped';
+  }
   // The router is not our child, so there is no exit event to wait on: poll.
   const deadline = Date.now() + graceMs;
   while (processAlive(pid) && Date.now() < deadline) await delay(50);
   let outcome: StopOutcome = 'stopped';
   if (processAlive(pid)) {
-    process.kill(pid, 'SIGKILL');
+    signalIfAlive(pid, 'SIGKILL');
     while (processAlive(pid)) await delay(20);
     outcome = 'killed';
   }
