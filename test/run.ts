@@ -38,7 +38,7 @@ async function runGroup(group: string, files: string[], tally: Tally): Promise<v
   const stream = run({
     files: selected,
     concurrency: group === 'unit' ? 2 : 1,
-    timeout: Number(process.env.WEAVE_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000),
+    timeout: Number(process.env.WEAVE_TEST_FILE_TIMEOUT_MS ?? 30 * 60_000),
   });
   stream.on('test:pass', (data) => {
     if (data.details.type === 'suite') return;

@@ -25,8 +25,9 @@ const guestFiles = (existsSync(guestDir) ? readdirSync(guestDir) : [])
 
 const outDir = mkdtempSync(join(tmpdir(), 'weave-vm-out-'));
 const eventsName = 'guest-events.jsonl';
-// Under the runner's 15-minute limit per file, with room to read the results back.
-const timeoutS = Number(process.env.WEAVE_VM_TIMEOUT_S ?? 840);
+// Under the runner's 30-minute limit per file, with room to read the results back. The guest runs
+// under software emulation (TCG): its router tests take minutes each.
+const timeoutS = Number(process.env.WEAVE_VM_TIMEOUT_S ?? 1680);
 
 const vm = guestFiles.length === 0 ? undefined : await runInVm(
   ['node', join(projectRoot, 'dist', 'test', 'vm', 'guest-runner.js'), `/out/${eventsName}`, ...guestFiles],
