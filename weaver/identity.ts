@@ -10,7 +10,8 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerIdentity, PeerName } from '../controlplane/mesh/types.js';
 import type { StatePaths } from '../controlplane/cli/state-paths.js';
-import { formatPeerName, parsePeerName, randomPeerName } from './peer-name.js';
+import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
+import { parsePeerName, randomPeerName } from './peer-name.js';
 
 function readPersistedName(paths: StatePaths): PeerName | undefined {
   let text: string;

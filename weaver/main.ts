@@ -11,7 +11,7 @@ import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverC
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
-import { formatPeerName } from './peer-name.js';
+import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { containerGone } from './container-gone.js';

@@ -1,12 +1,8 @@
-// Peer names, `mac` flavour (wire spec §1.6): 48 bits shown as six lowercase
-// hex bytes; parsing also accepts IPv6-like `::` abbreviations of zero runs.
+// Peer names as `--name` and the state file give them, `mac` flavour (wire spec
+// §1.6): parsing accepts IPv6-like `::` abbreviations of zero runs and refuses
+// the all-zero name; formatting is controlplane/mesh/wire/peer-name.ts's.
 import { randomBytes } from 'node:crypto';
 import type { PeerName } from '../controlplane/mesh/types.js';
-
-export function formatPeerName(name: PeerName): string {
-  const hex = name.toString(16).padStart(12, '0');
-  return hex.match(/../g)!.join(':');
-}
 
 /** Parse a peer name; throws naming the bad input and the expected form. */
 export function parsePeerName(text: string): PeerName {

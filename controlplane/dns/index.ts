@@ -10,6 +10,6 @@ export { NameserverGossiper, DnsGossipData } from './gossiper.js';
 export { encodeGossipPayload, decodeGossipPayload, GOSSIP_DATA_TYPE, ENTRIES_TYPE, ENTRY_TYPE } from './codec.js';
 export { DnsServer, type DnsServerConfig, type DnsServerMetrics } from './server.js';
 export { DnsService, DnsInputError, type DnsServiceOptions, type NameJson } from './service.js';
-export { renderDnsStatus, dnsSummarySection, dnsReportSection, dnsMetricFamilies, peerNameText, type DnsStatus } from './status.js';
+export { renderDnsStatus, dnsSummarySection, dnsReportSection, dnsMetricFamilies, type DnsStatus } from './status.js';
 export { parseIPv4, formatIPv4 } from './address.js';
 export { normaliseDomain } from './domain.js';

@@ -4,15 +4,10 @@
 import type { MetricFamily } from '../api/metrics.js';
 import type { ServiceSection } from '../api/status-model.js';
 import type { PeerName } from '../mesh/types.js';
+import { formatPeerName } from '../mesh/wire/peer-name.js';
 import { formatIPv4 } from './address.js';
 import { stripDomain } from './domain.js';
 import { compareForDisplay, type Entry } from './entries.js';
-
-/** A peer name in its MAC-style text form, e.g. `4a:0f:f6:ec:1c:93` (wire spec §1.6). */
-export function peerNameText(name: PeerName): string {
-  const hex = name.toString(16).padStart(12, '0');
-  return hex.match(/../g)!.join(':');
-}
 
 export interface DnsStatus {
   /** Normalised domain, e.g. `weave.local.`. */
@@ -35,7 +30,7 @@ export function renderDnsStatus(s: Pick<DnsStatus, 'domain' | 'entries'>): strin
       const host = stripDomain(e.hostname, s.domain).padEnd(12);
       const ip = formatIPv4(e.addr).padEnd(15);
       const cid = e.containerId.slice(0, 12).padStart(12);
-      return `${host} ${ip} ${cid} ${peerNameText(e.origin)}\n`;
+      return `${host} ${ip} ${cid} ${formatPeerName(e.origin)}\n`;
     })
     .join('');
 }
@@ -62,7 +57,7 @@ export function dnsReportSection(s: DnsStatus): Record<string, unknown> {
     TTL: s.ttl,
     Entries: s.entries.length === 0 ? null : s.entries.map((e) => ({
       Hostname: e.hostname,
-      Origin: peerNameText(e.origin),
+      Origin: formatPeerName(e.origin),
       ContainerID: e.containerId,
       Address: formatIPv4(e.addr),
       Version: e.version,

@@ -5,7 +5,8 @@
 import type { Address, CIDR, Range } from './addr.js';
 import { cidrRange, formatAddress, formatCIDR, hostRange, intersect, overlaps, rangeContains, rangeSize } from './addr.js';
 import type { PeerName, RingSnapshot } from './ring.js';
-import { Ring, formatPeerName } from './ring.js';
+import { Ring } from './ring.js';
+import { formatPeerName } from '../mesh/wire/peer-name.js';
 import { Space } from './space.js';
 import { PaxosNode } from './paxos.js';
 import type { GossipChannel, GossipData, Gossiper } from './gossip-port.js';

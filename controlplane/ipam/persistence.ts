@@ -6,7 +6,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, w
 import { dirname, join } from 'node:path';
 import type { IpamStore, PersistedIpam } from './store.js';
 import type { RingEntry } from './ring.js';
-import { formatPeerName } from './ring.js';
+import { formatPeerName } from '../mesh/wire/peer-name.js';
 
 const FORMAT = 'weave-ipam-data/1';
 export const IPAM_DATA_FILE = 'ipam.json';

@@ -3,6 +3,7 @@
 // merges take the higher version and refuse to take space we hold allocations in.
 import type { Address, Range } from './addr.js';
 import { formatAddress, intersect } from './addr.js';
+import { formatPeerName } from '../mesh/wire/peer-name.js';
 
 export type PeerName = bigint;
 
@@ -30,11 +31,6 @@ export type HasAllocations = (r: Range) => boolean;
 
 /** Version bump on transfer so it wins over concurrent ordinary updates (spec §8.4). */
 export const TRANSFER_VERSION_BUMP = 100;
-
-export function formatPeerName(name: PeerName): string {
-  const hex = name.toString(16).padStart(12, '0');
-  return hex.match(/../g)!.join(':');
-}
 
 export class RingMergeError extends Error {
   constructor(message: string) { super(message); this.name = 'RingMergeError'; }

@@ -3,7 +3,7 @@
 import { cidrRange, formatAddress, formatCIDR, rangeSize } from './addr.js';
 import type { AllocatorStatusData } from './allocator.js';
 import type { PeerName } from './ring.js';
-import { formatPeerName } from './ring.js';
+import { formatPeerName } from '../mesh/wire/peer-name.js';
 
 /** The `Status:` line of the ipam service in `weave status` (user surface §2.1). */
 export function ipamStatusLine(d: AllocatorStatusData): string {

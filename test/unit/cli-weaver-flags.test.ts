@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlagError, parseWeaverFlags } from '../../weaver/flags.js';
-import { formatPeerName, parsePeerName } from '../../weaver/peer-name.js';
+import { formatPeerName } from '../../controlplane/mesh/wire/peer-name.js';
+import { parsePeerName } from '../../weaver/peer-name.js';
 
 test('defaults and values in both spellings; last duplicate wins; peers are positional', () => {
   const c = parseWeaverFlags(['--port=7000', '--nickname', 'a', '--nickname=b', '--no-discovery', '--conn-limit', '5', '--trusted-subnets', '10.0.0.0/8,192.168.1.0/24', '10.0.0.1', 'host2:6790'], {});

@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Allocator, gobStreamCodec, parseCIDR, formatAddress, cidrRange, rangeContains, renderStatusIpam, ipamReport,
-  ipamStatusLine, formatPeerName, type GossipChannel, type GossipData, type IpamInit, type PeerName, type CIDR,
+  ipamStatusLine, type GossipChannel, type GossipData, type IpamInit, type PeerName, type CIDR,
 } from '../../controlplane/ipam/index.js';
+import { formatPeerName } from '../../controlplane/mesh/wire/peer-name.js';
 
 /**
  * Delivers gossip asynchronously between allocators, like the mesh would
