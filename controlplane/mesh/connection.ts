@@ -5,9 +5,7 @@ import type { Cancel, Clock } from './clock.js';
 import { GossipSender } from './gossip-sender.js';
 import { formatPeerName } from './peer.js';
 import type { GossipEnvelope, Handshake, MessageLink, PeerName } from './types.js';
-
-export const HEARTBEAT_INTERVAL_MS = 30_000;
-export const READ_TIMEOUT_MS = 60_000;
+import { HEARTBEAT_INTERVAL_MS, READ_TIMEOUT_MS } from './wire/message-link.js';
 const HEARTBEAT_BODY = Uint8Array.of(0);
 
 /** The selected data-plane forwarder's attributes, as `weave status connections` shows them. */
