@@ -1,9 +1,9 @@
 // The router's command line in the Kubernetes add-on, from the DaemonSet's
 // environment (user-surface spec §4.4 "Kubernetes", after Weave's
 // prog/weave-kube/launch.sh). Pure: the launcher runs it.
+import { DEFAULT_HTTP_ADDR, DEFAULT_MESH_PORT } from '../controlplane/well-known.js';
 
 export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
-export const DEFAULT_HTTP_ADDR = '127.0.0.1:6784';
 export const DEFAULT_METRICS_ADDR = '0.0.0.0:6782';
 export const DEFAULT_CONN_LIMIT = '200';
 /** hostPath /var/lib/weave in the manifest: the peer name, IPAM ring and endpoints survive pod restarts. */
@@ -27,7 +27,7 @@ export class KubeLaunchError extends Error {}
 export function planKubeLaunch(env: NodeJS.ProcessEnv, peers: readonly string[], nodeName: string): KubeLaunchPlan {
   const httpAddr = env.WEAVE_HTTP_ADDR || DEFAULT_HTTP_ADDR;
   const args = [
-    '--port=6783',
+    `--port=${DEFAULT_MESH_PORT}`,
     `--nickname=${nodeName}`,
     `--state-dir=${env.WEAVE_STATE_DIR || DEFAULT_STATE_DIR}`,
     `--ipalloc-range=${env.IPALLOC_RANGE || DEFAULT_IPALLOC_RANGE}`,

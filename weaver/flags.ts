@@ -70,9 +70,9 @@ export interface WeaverConfig {
   raw: Map<string, string | boolean | string[]>;
 }
 
-export const DEFAULT_PORT = 6783;
 export { DEFAULT_STATE_DIR } from '../controlplane/cli/state-paths.js';
 import { DEFAULT_STATE_DIR } from '../controlplane/cli/state-paths.js';
+import { DEFAULT_MESH_PORT } from '../controlplane/well-known.js';
 
 function parseBool(flag: string, v: string): boolean {
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
@@ -178,7 +178,7 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
   };
   const bool = (k: string): boolean => raw.get(k) === true;
 
-  const port = parseInt10('port', str('port', String(DEFAULT_PORT)), 1, 65535);
+  const port = parseInt10('port', str('port', String(DEFAULT_MESH_PORT)), 1, 65535);
   const minProtocolVersion = Number(str('min-protocol-version', '1'));
   if (!/^\d+$/.test(str('min-protocol-version', '1')) || minProtocolVersion < 1 || minProtocolVersion > 2) {
     throw new FlagError('--min-protocol-version must be in range [1,2]');

@@ -4,8 +4,6 @@
 // running.
 import { request } from 'node:http';
 
-export const DEFAULT_HTTP_ADDR = '127.0.0.1:6784';
-
 export interface ApiResponse {
   code: number;
   body: string;

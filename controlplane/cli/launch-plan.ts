@@ -2,7 +2,7 @@
 // §4.4): the password moves from argv to the environment, WEAVE_* variables
 // become flags, script-only options are consumed, the rest passes verbatim.
 import { resolve } from 'node:path';
-import { DEFAULT_HTTP_ADDR } from './api-client.js';
+import { DEFAULT_BRIDGE, DEFAULT_HTTP_ADDR, DEFAULT_MESH_PORT } from '../well-known.js';
 import { UsageError } from './usage.js';
 
 export { DEFAULT_STATE_DIR } from './state-paths.js';
@@ -14,7 +14,6 @@ export const DEFAULT_IPALLOC_RANGE = '10.32.0.0/12';
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 export const DEFAULT_DOCKER_BRIDGE = 'docker0';
 /** The bridge name `weave launch` gives the router (Weave's fixed name, spec §0.2). */
-export const WEAVE_BRIDGE = 'weave';
 
 export interface LaunchPlan {
   stateDir: string;
@@ -63,7 +62,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
   let resolvConfGiven = false;
   let stateDir = stateDirFromEnv(env);
   let password = env.WEAVE_PASSWORD;
-  let port = env.WEAVE_PORT || '6783';
+  let port = env.WEAVE_PORT || String(DEFAULT_MESH_PORT);
   const passThrough: string[] = [];
   for (let i = 0; i < args.length; ) {
     const pw = takeValue(args, i, ['password']);
@@ -113,7 +112,7 @@ export function planLaunch(args: string[], env: NodeJS.ProcessEnv, hostname: str
     i++;
   }
   const httpAddr = httpAddrFromEnv(env);
-  const routerArgs = ['--port', port, '--nickname', hostname, '--docker-bridge', dockerBridgeFromEnv(env), '--weave-bridge', WEAVE_BRIDGE, '--datapath', 'datapath'];
+  const routerArgs = ['--port', port, '--nickname', hostname, '--docker-bridge', dockerBridgeFromEnv(env), '--weave-bridge', DEFAULT_BRIDGE, '--datapath', 'datapath'];
   if (env.WEAVE_MTU) routerArgs.push('--mtu', env.WEAVE_MTU);
   if (env.WEAVE_NO_FASTDP) routerArgs.push('--no-fastdp');
   if (env.WEAVE_NO_BRIDGED_FASTDP) routerArgs.push('--no-bridged-fastdp');

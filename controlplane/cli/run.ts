@@ -12,7 +12,8 @@ import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
 import { envCommands } from './env-commands.js';
-import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv, WEAVE_BRIDGE } from './launch-plan.js';
+import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv } from './launch-plan.js';
+import { DEFAULT_BRIDGE } from '../well-known.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
 import { setupCniCommand } from '../cni/setup-command.js';
@@ -91,7 +92,7 @@ const dockerBridgeIpCommand: Command = async (args, io) => {
 /** `weave bridge-type`: `bridge`, `fastdp` or `bridged_fastdp`, nothing without a weave bridge (spec §1.13). */
 const bridgeType: Command = async (args, io) => {
   if (args.length > 0) throw new UsageError();
-  const r = spawnSync(process.execPath, [BRIDGE_TYPE_MAIN, WEAVE_BRIDGE], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BRIDGE_TYPE_MAIN, DEFAULT_BRIDGE], { encoding: 'utf8' });
   io.stdout.write(r.stdout);
   io.stderr.write(r.stderr);
   return r.status ?? 1;

@@ -5,8 +5,8 @@
 // names the key.
 import { CniError, CniErrorCode } from './errors.js';
 import { checkSupported, IMPLICIT_VERSION, type CniVersion } from './versions.js';
+import { DEFAULT_BRIDGE } from '../well-known.js';
 
-export const DEFAULT_BRIDGE = 'weave';
 /** Where the plugin remembers which container ids it gave addresses to (for GC). */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/weave-net';
 

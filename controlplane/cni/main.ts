@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DEFAULT_HTTP_ADDR } from '../cli/api-client.js';
+import { DEFAULT_HTTP_ADDR } from '../well-known.js';
 import { readEnvironment, type CniCommand } from './environment.js';
 import { asCniError, CniError, CniErrorCode, stderrLine } from './errors.js';
 import { replyVersion, runPlugin, type IpamDelegate, type PluginKind } from './plugin.js';

@@ -10,7 +10,8 @@ import { Rtnl } from '../netlink/rtnl.js';
 import * as c from './libbpf.js';
 import { ensurePinDir } from './bpffs.js';
 import { DatapathMaps, MAP_NAMES, checkShortId, macKey, ipv4ToHostU32, type Counters, type LearnedMac, type MapName } from './maps.js';
-import { DEFAULT_TUNNEL_DEVICE, WEAVE_VXLAN_PORT, deleteTunnelDevice, ensureTunnelDevice, resolveIfindexes } from './vxlan-device.js';
+import { DEFAULT_TUNNEL_DEVICE, deleteTunnelDevice, ensureTunnelDevice, resolveIfindexes } from './vxlan-device.js';
+import { DEFAULT_FASTDP_PORT } from '../../controlplane/well-known.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/weave';
 /** tc filter handle and priority of our programs (one per hook). */
@@ -275,7 +276,7 @@ export class BpfFastDatapath {
       objectDir: options.objectDir ?? defaultObjectDir(),
       netns: options.netns,
       tunnelDevice: options.tunnelDevice ?? DEFAULT_TUNNEL_DEVICE,
-      vxlanPort: options.vxlanPort ?? WEAVE_VXLAN_PORT,
+      vxlanPort: options.vxlanPort ?? DEFAULT_FASTDP_PORT,
       learn: options.learn ?? true,
       macTtlSec: options.macTtlSec ?? 600,
       bridge: options.bridge ?? false,

@@ -3,9 +3,9 @@
 // §6.2). Created through the project's netlink library.
 
 import { Rtnl } from '../netlink/rtnl.js';
+import { DEFAULT_FASTDP_PORT } from '../../controlplane/well-known.js';
 
-export const WEAVE_VXLAN_PORT = 6784;
-export const DEFAULT_TUNNEL_DEVICE = 'vxlan-6784';
+export const DEFAULT_TUNNEL_DEVICE = `vxlan-${DEFAULT_FASTDP_PORT}`;
 
 export interface TunnelDeviceOptions {
   name?: string;
@@ -17,7 +17,7 @@ export interface TunnelDeviceOptions {
 /** Creates (or reuses) the external VXLAN device, brings it up, and returns its ifindex. */
 export async function ensureTunnelDevice(opts: TunnelDeviceOptions = {}): Promise<number> {
   const name = opts.name ?? DEFAULT_TUNNEL_DEVICE;
-  const port = opts.port ?? WEAVE_VXLAN_PORT;
+  const port = opts.port ?? DEFAULT_FASTDP_PORT;
   const rtnl = Rtnl.open(opts.netns ? { netns: opts.netns } : {});
   try {
     const existing = await rtnl.findLink(name);

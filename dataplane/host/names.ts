@@ -1,8 +1,9 @@
 // Interface names and fixed addresses Weave uses on a host (user-surface spec
 // §0.2 "Fixed names", §6.1). One place, so attach, ps and reset agree.
+import { DEFAULT_BRIDGE } from '../../controlplane/well-known.js';
 
-/** Default bridge name (`--weave-bridge`). */
-export const DEFAULT_BRIDGE = 'weave';
+/** Default bridge name (`--weave-bridge`), as the CLI and the CNI plugin know it too. */
+export { DEFAULT_BRIDGE };
 /** The container-side interface of `weave attach` (spec §6.1). */
 export const CONTAINER_IFNAME = 'ethwe';
 /** Host-side end of a container veth: `vethwepl<id>` (spec §1.8 step 4). */

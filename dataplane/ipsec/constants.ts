@@ -9,8 +9,6 @@ export const IPSEC_ICV_BITS = 128;
 /** ESN anti-replay window in packets, and its bitmap in u32 words (spec §7.4). */
 export const IPSEC_REPLAY_WINDOW = 256;
 export const IPSEC_REPLAY_BITMAP_WORDS = 8;
-/** UDP port of the VXLAN fast datapath (spec §6.2). */
-export const FASTDP_VXLAN_PORT = 6784;
 /**
  * reqid of the SAs and policy templates this product installs. It never
  * leaves the host (ESP carries only the SPI), so peers are unaffected; it lets

@@ -21,7 +21,6 @@ import {
   type XfrmStateSpec,
 } from '../netlink/xfrm.js';
 import {
-  FASTDP_VXLAN_PORT,
   IPSEC_AEAD_ALGORITHM,
   IPSEC_ICV_BITS,
   IPSEC_MARK,
@@ -31,6 +30,7 @@ import {
 } from './constants.js';
 import type { IPsecFirewallEntry } from './firewall-rules.js';
 import type { CryptoInitSARemote } from './messages.js';
+import { DEFAULT_FASTDP_PORT } from '../../controlplane/well-known.js';
 
 /** The desired IPsec state of one connection. */
 export interface IPsecConnectionSpec {
@@ -199,7 +199,7 @@ export class IPsec {
     return [...this.conns.values()].map((c) => ({
       localIp: c.spec.localIp,
       remoteIp: c.spec.remoteIp,
-      vxlanPort: c.spec.vxlanPort ?? FASTDP_VXLAN_PORT,
+      vxlanPort: c.spec.vxlanPort ?? DEFAULT_FASTDP_PORT,
       spiIn: c.spiIn,
     }));
   }
@@ -234,7 +234,7 @@ export class IPsec {
       a.remoteIp === b.remoteIp &&
       a.localName === b.localName &&
       a.remoteName === b.remoteName &&
-      (a.vxlanPort ?? FASTDP_VXLAN_PORT) === (b.vxlanPort ?? FASTDP_VXLAN_PORT) &&
+      (a.vxlanPort ?? DEFAULT_FASTDP_PORT) === (b.vxlanPort ?? DEFAULT_FASTDP_PORT) &&
       sameBytes(a.sessionKey, b.sessionKey)
     );
   }
@@ -282,7 +282,7 @@ export class IPsec {
       localName: spec.localName,
       remoteName: spec.remoteName,
       sessionKey: Uint8Array.from(spec.sessionKey),
-      vxlanPort: spec.vxlanPort ?? FASTDP_VXLAN_PORT,
+      vxlanPort: spec.vxlanPort ?? DEFAULT_FASTDP_PORT,
     };
     return { spec: kept, localInit: { nonce, spi }, spiIn: spi };
   }

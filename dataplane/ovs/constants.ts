@@ -101,6 +101,3 @@ export const OVS_PACKET_ATTR_PACKET = 1;
 export const OVS_PACKET_ATTR_KEY = 2;
 export const OVS_PACKET_ATTR_ACTIONS = 3;
 export const OVS_PACKET_ATTR_USERDATA = 4;
-
-/** The VXLAN UDP port Weave's fast datapath uses (spec §6.1: vxlan-6784). */
-export const WEAVE_VXLAN_PORT = 6784;

@@ -16,8 +16,8 @@ import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort, removeCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from './sockets.js';
 import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 
-export const DEFAULT_SLEEVE_PORT = 6783;
 /** Weave's default overlay MTU for containers (user-surface spec: --mtu default). */
 export const DEFAULT_OVERLAY_MTU = 1376;
 
@@ -117,8 +117,8 @@ export class SleeveDatapath implements Datapath {
 
   /** Sets up the capture port on the bridge, opens the sockets and starts the packet worker. */
   static async create(opts: SleeveDatapathOptions): Promise<SleeveDatapath> {
-    const bridge = opts.bridge ?? 'weave';
-    const port = opts.port ?? DEFAULT_SLEEVE_PORT;
+    const bridge = opts.bridge ?? DEFAULT_BRIDGE;
+    const port = opts.port ?? DEFAULT_MESH_PORT;
     const rtnl = Rtnl.open({ netns: opts.netns });
     let ifindex: number;
     try {
@@ -158,7 +158,7 @@ export class SleeveDatapath implements Datapath {
     const { port1, port2 } = new MessageChannel();
     this.control = port1;
     const config: WorkerConfig = {
-      ourName: this.opts.ourName, port: this.opts.port ?? DEFAULT_SLEEVE_PORT,
+      ourName: this.opts.ourName, port: this.opts.port ?? DEFAULT_MESH_PORT,
       epollFd: this.epollFd, wakeFd: this.wakeFd, packetFd: this.packetFd, udpFd: this.udpFd, control: port2,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: config, transferList: [port2] });
@@ -233,7 +233,7 @@ export class SleeveDatapath implements Datapath {
     if (params.encrypt && (!params.sessionKey || params.sessionKey.length !== 32)) {
       throw new Error(`sleeve: connection to ${params.remoteName.toString(16)} must be encrypted but has no 32-byte session key`);
     }
-    const port = this.opts.port ?? DEFAULT_SLEEVE_PORT;
+    const port = this.opts.port ?? DEFAULT_MESH_PORT;
     const open = (): number => openUdpSocket(this.opts.bindIp ?? '0.0.0.0', port, true);
     const dfFd = this.opts.netns ? withNetns(this.opts.netns, open) : open();
     const f = new SleeveForwarder(this.nextId++, params, events, dfFd, this);

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import { IMAGE, WEAVE_KUBE_OBJECTS } from '../../k8s/manifests.js';
-import { DEFAULT_HTTP_ADDR } from '../../k8s/launch-plan.js';
+import { DEFAULT_HTTP_ADDR } from '../../controlplane/well-known.js';
 
 const YAML_PATH = fileURLToPath(new URL('../../../k8s/weave-daemonset-k8s.yaml', import.meta.url));
 const HEADER = '# Weave Net (TypeScript) as a Kubernetes add-on. Generated from k8s/manifests.ts: edit that, then\n'

@@ -21,7 +21,7 @@ import type {
 import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
 import { Rtnl, isNetlinkError, type NetnsHandle } from '../../netlink/index.js';
 import { OdpConnection } from '../connection.js';
-import { WEAVE_VXLAN_PORT } from '../constants.js';
+import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT, fastdpPortFor } from '../../../controlplane/well-known.js';
 import { deleteDatapath, getDatapath, type DatapathStats as OdpDatapathStats } from '../datapath.js';
 import { isOdpNotFound } from '../errors.js';
 import { output, setTunnel, type FlowAction } from '../flow-actions.js';
@@ -40,7 +40,6 @@ import { VportEventListener } from './vport-events.js';
 
 /** Weave's ODP datapath name (spec §6.1, user-surface §0.2). */
 export const DEFAULT_DATAPATH_NAME = 'datapath';
-export const DEFAULT_BRIDGE_NAME = 'weave';
 /** Overlay MTU default (spec §6.1): 1460 - IPv4 - UDP - VXLAN - inner Ethernet - ESP. */
 export const DEFAULT_FASTDP_MTU = 1376;
 /** spec §6.5: flows are enumerated every 5 min; unused ones go. */
@@ -136,7 +135,7 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
   static async open(opts: OvsFastDatapathOptions = {}): Promise<OvsFastDatapath> {
     const datapathName = opts.datapathName ?? DEFAULT_DATAPATH_NAME;
     const mtu = opts.mtu ?? DEFAULT_FASTDP_MTU;
-    const meshPort = opts.port ?? WEAVE_VXLAN_PORT - 1;
+    const meshPort = opts.port ?? DEFAULT_MESH_PORT;
     if (!Number.isInteger(meshPort) || meshPort < 1 || meshPort > 0xfffe) throw new RangeError(`fastdp: mesh port ${meshPort} is out of range 1..65534`);
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65_000) throw new RangeError(`fastdp: MTU ${mtu} is out of range 576..65000`);
     const conn = await OdpConnection.open({ netns: opts.netns });
@@ -145,12 +144,12 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     try {
       const devices = await ensureFastdpDevices(conn, rtnl, {
         datapathName,
-        bridgeName: opts.bridgeName ?? DEFAULT_BRIDGE_NAME,
+        bridgeName: opts.bridgeName ?? DEFAULT_BRIDGE,
         mtu,
-        vxlanPort: meshPort + 1,
+        vxlanPort: fastdpPortFor(meshPort),
       });
       rx = UpcallReceiver.open(conn);
-      const fdp = new OvsFastDatapath(conn, rx, devices.dp, devices.vxlan.portNo, meshPort + 1, mtu, datapathName, opts.netns, opts);
+      const fdp = new OvsFastDatapath(conn, rx, devices.dp, devices.vxlan.portNo, fastdpPortFor(meshPort), mtu, datapathName, opts.netns, opts);
       if (opts.ipsec) {
         const found = await FastdpIPsec.open({ netns: opts.netns, ...opts.ipsec });
         if (found instanceof FastdpIPsec) {

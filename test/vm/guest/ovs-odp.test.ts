@@ -9,7 +9,6 @@ import { mustRun, runCommand, uniqueSuffix } from '../../support/exec.js';
 import {
   OdpConnection,
   UpcallReceiver,
-  WEAVE_VXLAN_PORT,
   createDatapath,
   createFlow,
   createVport,
@@ -33,6 +32,7 @@ import {
   type Upcall,
 } from '../../../dataplane/ovs/index.js';
 import { isNetlinkError } from '../../../dataplane/netlink/index.js';
+import { DEFAULT_FASTDP_PORT } from '../../../controlplane/well-known.js';
 
 const run = uniqueSuffix(4);
 const DP = 'wtdp';
@@ -146,11 +146,11 @@ test('exact-match flows forward a ping between two containers, and their counter
     const internal = await createVport(odp, dp.ifindex, { type: 'internal', name: 'wtint' });
     const p1 = await createVport(odp, dp.ifindex, { type: 'netdev', name: host.c1.hostIf });
     const p2 = await createVport(odp, dp.ifindex, { type: 'netdev', name: host.c2.hostIf });
-    const vx = await createVport(odp, dp.ifindex, { type: 'vxlan', name: 'vxlan-6784', dstPort: WEAVE_VXLAN_PORT });
+    const vx = await createVport(odp, dp.ifindex, { type: 'vxlan', name: 'vxlan-6784', dstPort: DEFAULT_FASTDP_PORT });
     assert.equal(internal.type, 'internal');
     assert.equal(p1.type, 'netdev');
     assert.equal(vx.type, 'vxlan');
-    assert.equal(vx.dstPort, WEAVE_VXLAN_PORT);
+    assert.equal(vx.dstPort, DEFAULT_FASTDP_PORT);
     const ports = await listVports(odp, dp.ifindex);
     assert.deepEqual(
       ports.map((v) => `${v.portNo}:${v.name}:${v.type}`).sort(),
@@ -273,7 +273,7 @@ test('two hosts: containers ping across a VXLAN underlay through set(tunnel) flo
     const setUp = async (odp: OdpConnection, local: Container, localIp: string, remoteIp: string, localId: number, remoteId: number) => {
       const dp = await createDatapath(odp, DP);
       const port = await createVport(odp, dp.ifindex, { type: 'netdev', name: local.hostIf });
-      const vx = await createVport(odp, dp.ifindex, { type: 'vxlan', name: 'vxlan-6784', dstPort: WEAVE_VXLAN_PORT });
+      const vx = await createVport(odp, dp.ifindex, { type: 'vxlan', name: 'vxlan-6784', dstPort: DEFAULT_FASTDP_PORT });
       const remoteMac = local.mac === MAC1 ? MAC2 : MAC1;
       const outKey: FlowKey = { inPort: port.portNo, ethernet: { src: local.mac, dst: remoteMac } };
       await createFlow(odp, dp.ifindex, {
