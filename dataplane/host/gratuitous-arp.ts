@@ -8,7 +8,7 @@
 // address, broadcast destination): Linux updates an existing neighbour entry
 // from such a request (arp_process), and a request also reaches hosts that
 // ignore unsolicited replies.
-import * as libc from '../netlink/libc.js';
+import * as libc from '../sys/libc.js';
 import { NetlinkError } from '../netlink/errors.js';
 import { withNetns, type NetnsHandle } from '../netlink/index.js';
 import { parseCidr } from './cidr.js';

@@ -12,7 +12,7 @@
 //   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes
 //   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
 //
-// Only this folder (and its dataplane siblings) touches koffi.
+// The syscalls underneath (libc bindings, epoll readiness) are dataplane/sys's.
 
 export * from './attributes.js';
 export * from './message.js';

@@ -7,7 +7,7 @@
 // A socket keeps the namespace it was created in for its whole life.
 
 import { closeSync, openSync } from 'node:fs';
-import * as libc from './libc.js';
+import * as libc from '../sys/libc.js';
 import { NetlinkError } from './errors.js';
 
 /**

@@ -6,7 +6,7 @@
 // One request is in flight per socket at a time (calls queue up), which is how
 // the kernel's per-socket dump state expects to be used.
 
-import * as libc from './libc.js';
+import * as libc from '../sys/libc.js';
 import { NetlinkError, errnoName } from './errors.js';
 import {
   NLMSG_DONE,
@@ -22,7 +22,7 @@ import {
   encodeMessage,
   type NetlinkMessage,
 } from './message.js';
-import { poller } from './poller.js';
+import { poller } from '../sys/poller.js';
 import { NetnsHandle, withNetns } from './netns.js';
 
 // Protocols, linux/netlink.h.

@@ -3,7 +3,7 @@
 // sleeve's AF_PACKET socket sits. Converges an existing pair, so a restarted
 // router reuses it.
 import { withNetns, type Rtnl } from '../netlink/index.js';
-import { disableTxOffload } from './sockets.js';
+import { disableTxOffload } from '../sys/sockets.js';
 
 export const CAPTURE_BRIDGE_END = 'vethwe-bridge';
 export const CAPTURE_END = 'vethwe-pcap';

@@ -14,7 +14,7 @@ import { encodeSleeveControl, decodeSleeveControl } from './control-messages.js'
 import type { SleeveFrame } from './frame-codec.js';
 import { fragmentationTestFrame, heartbeatFrame, mtuTestFrame, pmtuDiscoveryFrame, type SpecialFrame } from './special-frames.js';
 import { fragmentIPv4, icmpFragNeeded, isIPv4, isIPv4DF } from './ethernet.js';
-import { sockaddrIn } from './sockets.js';
+import { sockaddrIn } from '../sys/sockets.js';
 import type { AddForwarder } from './worker-protocol.js';
 
 /** Initial overlay MTU before any PMTU discovery (spec §5.6). */

@@ -11,10 +11,10 @@ import type { PeerName } from '../../controlplane/mesh/types.js';
 import type {
   Datapath, DatapathStats, ForwarderEvents, ForwarderParams, ForwarderStatus, ForwardingState, OverlayForwarder,
 } from '../../controlplane/router/datapath.js';
-import * as libc from '../netlink/libc.js';
+import * as libc from '../sys/libc.js';
 import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort, removeCapturePort } from './capture.js';
-import { closeFd, openPacketSocket, openUdpSocket } from './sockets.js';
+import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
 import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 

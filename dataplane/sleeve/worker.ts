@@ -13,7 +13,7 @@
 // handed over as fds, so a restarted worker reuses them and never needs setns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import * as libc from '../netlink/libc.js';
+import * as libc from '../sys/libc.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
@@ -24,7 +24,7 @@ import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
-import { EMSGSIZE, MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from './sockets.js';
+import { EMSGSIZE, MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;

@@ -14,9 +14,9 @@
 // (which an ETH_P_ALL tap would copy before tc even runs). The outer source
 // address is gone at that point; the connUID inside identifies the connection.
 
-import { poller } from '../../netlink/poller.js';
-import * as libc from '../../netlink/libc.js';
-import { AF_PACKET, openUdpSocket, sockaddrIn } from '../../sleeve/sockets.js';
+import { poller } from '../../sys/poller.js';
+import * as libc from '../../sys/libc.js';
+import { AF_PACKET, openUdpSocket, sockaddrIn } from '../../sys/sockets.js';
 import { vniFor } from '../layout.js';
 
 /** VXLAN header (RFC 7348): I flag, 24-bit VNI (spec §6.2). */

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
-import * as libc from '../../../dataplane/netlink/libc.js';
+import * as libc from '../../../dataplane/sys/libc.js';
 import { withNetns } from '../../../dataplane/netlink/netns.js';
 import { deriveIPsecKey } from '../../../crypto/ipsec-keys.js';
 import { IPsec, IPSEC_MARK, IPSEC_REQID, renderIPsecTable, type IPsecConnectionSpec, type IPsecConnectionState } from '../../../dataplane/ipsec/index.js';

@@ -1,4 +1,5 @@
-// The sleeve's kernel sockets (spec §5.1) and batched I/O over them.
+// UDP and AF_PACKET sockets (the sleeve's, spec §5.1, and the fastdp
+// heartbeats') and batched I/O over them.
 //
 // Why native arenas: recvmmsg/sendmmsg move up to BATCH datagrams per system
 // call, which is what lets a userspace overlay keep up with a TCP stream. Each
@@ -7,7 +8,7 @@
 // writes the slots through a Uint8Array view of the same memory, so a packet
 // is never copied between JS and C.
 import koffi from 'koffi';
-import * as libc from '../netlink/libc.js';
+import * as libc from './libc.js';
 import { NetlinkError } from '../netlink/errors.js';
 
 const lib = koffi.load('libc.so.6');

@@ -1,4 +1,5 @@
-// The libc calls this folder needs, bound once through koffi. Every function
+// The libc calls the data plane needs (netlink, sleeve and fastdp sockets,
+// epoll, setns), bound once through koffi. Every function
 // returns the raw C result; callers read errno with `lastErrno()` right after
 // the call, on the same thread (synchronous calls only: an async call runs on
 // a koffi worker thread whose errno we cannot read reliably).

@@ -1,5 +1,5 @@
-// Waits for netlink sockets to become readable without stalling Node's event
-// loop.
+// Waits for non-blocking sockets (netlink, fastdp heartbeats) to become
+// readable without stalling Node's event loop.
 //
 // Why this shape: the sockets are non-blocking, so every recv runs directly on
 // the event loop thread and returns at once (a reply to a request is usually
