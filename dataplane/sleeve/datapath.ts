@@ -12,6 +12,7 @@ import type {
   Datapath, DatapathStats, ForwarderEvents, ForwarderParams, ForwarderStatus, ForwardingState, OverlayForwarder,
 } from '../../controlplane/router/datapath.js';
 import * as libc from '../sys/libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC } from '../sys/epoll.js';
 import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort, removeCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
@@ -38,10 +39,6 @@ export interface SleeveDatapathOptions {
   restartWorker?: boolean;
   log?: (message: string) => void;
 }
-
-const EFD_NONBLOCK = 0o4000;
-const EFD_CLOEXEC = 0o2000000;
-const EPOLL_CLOEXEC = 0o2000000;
 
 class SleeveForwarder implements OverlayForwarder {
   state: ForwarderStatus['state'] = 'initiating';

@@ -14,6 +14,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import * as libc from '../sys/libc.js';
+import { EPOLL_CTL_ADD, EPOLL_EVENT_SIZE, EPOLLIN, epollControl, readyFd } from '../sys/epoll.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
@@ -29,10 +30,6 @@ import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-p
 
 const BATCH = 64;
 const SLOT = 65536;
-const EPOLL_CTL_ADD = 1;
-const EPOLLIN = 0x001;
-const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
-const EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
 const STATS_INTERVAL_MS = 500;
 const EINVAL = 22;
 const EIO = 5;
@@ -404,15 +401,12 @@ function threadCpuMicros(): number {
 
 // ---- the loop
 
-const events = Buffer.alloc(EVENT_SIZE * 8);
+const events = Buffer.alloc(EPOLL_EVENT_SIZE * 8);
 for (const fd of [config.wakeFd, config.packetFd, config.udpFd]) watch(fd);
 
 function watch(fd: number): void {
-  const ev = Buffer.alloc(EVENT_SIZE);
-  ev.writeUInt32LE(EPOLLIN, 0);
-  ev.writeUInt32LE(fd, EVENT_DATA_OFFSET);
   // EEXIST after a restart: the epoll set is new per worker, so this only happens for a re-added fd.
-  libc.epollCtl(config.epollFd, EPOLL_CTL_ADD, fd, ev);
+  epollControl(config.epollFd, EPOLL_CTL_ADD, fd, EPOLLIN);
 }
 
 let running = true;
@@ -492,7 +486,7 @@ while (running) {
   now = Date.now();
   drainControl(now);
   for (let i = 0; i < n; i++) {
-    const fd = events.readUInt32LE(i * EVENT_SIZE + EVENT_DATA_OFFSET);
+    const fd = readyFd(events, i);
     if (fd === config.wakeFd) libc.read(config.wakeFd, wakeBuf, 8);
     else if (fd === config.packetFd) receiveCapture(now);
     else receiveUdp(fd, now);

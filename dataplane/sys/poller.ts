@@ -13,20 +13,10 @@
 // about 35 µs this way (1000 CTRL_CMD_GETFAMILY calls in ~35 ms).
 
 import * as libc from './libc.js';
+import {
+  EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT_SIZE, EPOLLIN, EPOLLONESHOT, epollControl, readyFd,
+} from './epoll.js';
 
-/** EPOLL_CTL_ADD/DEL/MOD, linux/eventpoll.h. */
-const EPOLL_CTL_ADD = 1;
-const EPOLL_CTL_DEL = 2;
-const EPOLL_CTL_MOD = 3;
-const EPOLLIN = 0x001;
-/** EPOLLONESHOT: disarm after one report, so a readable socket nobody waits on does not spin the worker. */
-const EPOLLONESHOT = 1 << 30;
-const EPOLL_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
-const EFD_CLOEXEC = 0o2000000;
-/** struct epoll_event is packed (12 bytes) on x86_64 only; elsewhere u64 data is 8-aligned (16 bytes). */
-const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
-const EVENT_DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
 const MAX_EVENTS = 32;
 
 interface Waiter {
@@ -39,7 +29,7 @@ class ReadinessPoller {
   private readonly wakeFd: number;
   private readonly waiters = new Map<number, Waiter>();
   private readonly registered = new Set<number>();
-  private readonly events = Buffer.alloc(EVENT_SIZE * MAX_EVENTS);
+  private readonly events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
   private waiting = false;
 
   constructor() {
@@ -51,10 +41,7 @@ class ReadinessPoller {
   }
 
   private control(op: number, fd: number, events: number): number {
-    const ev = Buffer.alloc(EVENT_SIZE);
-    ev.writeUInt32LE(events, 0);
-    ev.writeUInt32LE(fd, EVENT_DATA_OFFSET);
-    return libc.epollCtl(this.epfd, op, fd, ev) < 0 ? libc.lastErrno() : 0;
+    return epollControl(this.epfd, op, fd, events) < 0 ? libc.lastErrno() : 0;
   }
 
   /** Resolves when `fd` has data to read. One waiter per fd at a time. */
@@ -110,7 +97,7 @@ class ReadinessPoller {
       }
       // n < 0 is EINTR (a signal); the loop simply waits again.
       for (let i = 0; i < n; i++) {
-        const fd = this.events.readUInt32LE(i * EVENT_SIZE + EVENT_DATA_OFFSET);
+        const fd = readyFd(this.events, i);
         if (fd === this.wakeFd) {
           libc.read(this.wakeFd, Buffer.alloc(8), 8);
           continue;
