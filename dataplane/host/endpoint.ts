@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
 import {
-  isNetlinkError, openNetns, Rtnl, THREAD_NETNS_PATH, withNetns, RT_SCOPE_LINK,
+  isNetlinkError, openNetns, type ErrnoName, Rtnl, THREAD_NETNS_PATH, withNetns, RT_SCOPE_LINK,
   type Address, type NetnsHandle,
 } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
@@ -115,7 +115,7 @@ function cidrOf(a: Address): string {
   return `${a.address}/${a.prefixLen}`;
 }
 
-async function ignoreCode<T>(p: Promise<T>, code: string): Promise<T | undefined> {
+async function ignoreCode<T>(p: Promise<T>, code: ErrnoName): Promise<T | undefined> {
   try {
     return await p;
   } catch (e) {

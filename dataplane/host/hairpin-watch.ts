@@ -5,7 +5,7 @@
 // this; Weave logged `Hairpin mode enabled on "vethwe-bridge"` (its
 // DetectHairpin) and so do we, at start and whenever it is switched on.
 import { readFileSync } from 'node:fs';
-import { decodeLink, NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK } from '../netlink/index.js';
+import { decodeLink, isNetlinkError, NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK } from '../netlink/index.js';
 
 export class HairpinWatcher {
   private readonly events: NetlinkSocket;
@@ -39,7 +39,7 @@ export class HairpinWatcher {
         for (const msg of await this.events.receive()) if (decodeLink(msg).name === this.port) touched = true;
       } catch (e) {
         if (this.closed) return;
-        if (/ENOBUFS/.test((e as Error).message)) touched = true;
+        if (isNetlinkError(e, 'ENOBUFS')) touched = true;
         else this.onError(e as Error);
       }
       if (!touched || this.closed) continue;

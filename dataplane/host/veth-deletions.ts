@@ -4,7 +4,7 @@
 // end `vethwepl*` disappears with an RTM_DELLINK event. Without a container
 // runtime to tell us, that event is how the router learns that a container
 // is gone. A burst of deletions yields one callback.
-import { decodeLink, NETLINK_ROUTE, NetlinkSocket, RTM_DELLINK, RTNLGRP_LINK } from '../netlink/index.js';
+import { decodeLink, isNetlinkError, NETLINK_ROUTE, NetlinkSocket, RTM_DELLINK, RTNLGRP_LINK } from '../netlink/index.js';
 import { HOST_VETH_PREFIX } from './names.js';
 
 /** Deletions closer together than this are reported once. */
@@ -34,7 +34,7 @@ export class VethDeletionWatcher {
         }
       } catch (e) {
         if (this.closed) return;
-        if (/ENOBUFS/.test((e as Error).message)) deleted = true;
+        if (isNetlinkError(e, 'ENOBUFS')) deleted = true;
         else this.onError(e as Error);
       }
       if (deleted && !this.closed) {

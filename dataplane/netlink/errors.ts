@@ -1,58 +1,60 @@
 // Linux errno numbers (asm-generic/errno-base.h, asm-generic/errno.h) and the
 // error type every netlink call in this folder throws.
 
-/** errno number -> symbolic name, for the errors netlink and socket calls return. */
-export const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: 'EPERM',
-  2: 'ENOENT',
-  3: 'ESRCH',
-  4: 'EINTR',
-  5: 'EIO',
-  6: 'ENXIO',
-  7: 'E2BIG',
-  9: 'EBADF',
-  11: 'EAGAIN',
-  12: 'ENOMEM',
-  13: 'EACCES',
-  14: 'EFAULT',
-  16: 'EBUSY',
-  17: 'EEXIST',
-  18: 'EXDEV',
-  19: 'ENODEV',
-  20: 'ENOTDIR',
-  22: 'EINVAL',
-  23: 'ENFILE',
-  24: 'EMFILE',
-  28: 'ENOSPC',
-  34: 'ERANGE',
-  36: 'ENAMETOOLONG',
-  38: 'ENOSYS',
-  39: 'ENOTEMPTY',
-  42: 'ENOMSG',
-  61: 'ENODATA',
-  71: 'EPROTO',
-  75: 'EOVERFLOW',
-  88: 'ENOTSOCK',
-  90: 'EMSGSIZE',
-  92: 'ENOPROTOOPT',
-  93: 'EPROTONOSUPPORT',
-  95: 'EOPNOTSUPP',
-  97: 'EAFNOSUPPORT',
-  98: 'EADDRINUSE',
-  99: 'EADDRNOTAVAIL',
-  100: 'ENETDOWN',
-  101: 'ENETUNREACH',
-  105: 'ENOBUFS',
-  110: 'ETIMEDOUT',
-  111: 'ECONNREFUSED',
-  113: 'EHOSTUNREACH',
-  114: 'EALREADY',
-  115: 'EINPROGRESS',
-};
+/** errno names -> numbers, for the errors netlink and socket calls return (e.g. `Errno.EEXIST === 17`). */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  EBADF: 9,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOSPC: 28,
+  ERANGE: 34,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ENOMSG: 42,
+  ENODATA: 61,
+  EPROTO: 71,
+  EOVERFLOW: 75,
+  ENOTSOCK: 88,
+  EMSGSIZE: 90,
+  ENOPROTOOPT: 92,
+  EPROTONOSUPPORT: 93,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
+  ENETUNREACH: 101,
+  ENOBUFS: 105,
+  ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
+  EHOSTUNREACH: 113,
+  EALREADY: 114,
+  EINPROGRESS: 115,
+} as const;
 
-/** Name -> number, the inverse table (e.g. `Errno.EEXIST === 17`). */
-export const Errno: Readonly<Record<string, number>> = Object.fromEntries(
-  Object.entries(ERRNO_NAMES).map(([n, name]) => [name, Number(n)]),
+export type ErrnoName = keyof typeof Errno;
+
+/** errno number -> symbolic name, the inverse table. */
+export const ERRNO_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(Errno).map(([name, n]) => [n, name]),
 );
 
 export function errnoName(errno: number): string {
@@ -88,6 +90,6 @@ export class NetlinkError extends Error {
 }
 
 /** True when `err` is a NetlinkError with the given errno name (e.g. 'ENOENT'). */
-export function isNetlinkError(err: unknown, code?: string): err is NetlinkError {
+export function isNetlinkError(err: unknown, code?: ErrnoName): err is NetlinkError {
   return err instanceof NetlinkError && (code === undefined || err.code === code);
 }

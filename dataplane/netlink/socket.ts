@@ -7,7 +7,7 @@
 // the kernel's per-socket dump state expects to be used.
 
 import * as libc from '../sys/libc.js';
-import { NetlinkError, errnoName } from './errors.js';
+import { Errno, NetlinkError, errnoName } from './errors.js';
 import {
   NLMSG_DONE,
   NLMSG_ERROR,
@@ -41,7 +41,6 @@ const NETLINK_CAP_ACK = 10;
 const NETLINK_EXT_ACK = 11;
 /** sizeof(struct sockaddr_nl): u16 family, u16 pad, u32 pid, u32 groups. */
 const SOCKADDR_NL_SIZE = 12;
-const ENOBUFS = 105;
 /** Dumps interrupted by a concurrent change (NLM_F_DUMP_INTR) are retried this many times. */
 const DUMP_RETRIES = 5;
 /** Unread events kept in memory (beyond the kernel's own receive buffer). */
@@ -330,12 +329,12 @@ export class NetlinkSocket {
   }
 
   private recvFailed(errno: number): null {
-    if (errno === libc.EAGAIN || errno === libc.EINTR) return null;
-    if (errno === ENOBUFS) {
+    if (errno === Errno.EAGAIN || errno === Errno.EINTR) return null;
+    if (errno === Errno.ENOBUFS) {
       // The kernel dropped messages: a pending request may have lost its reply
       // and subscribers have lost events. Both must start over.
       const err = new NetlinkError(
-        ENOBUFS,
+        Errno.ENOBUFS,
         `netlink socket receive buffer overflowed; messages were lost (re-dump state, or open with a larger receiveBufferBytes)`,
       );
       if (this.pending && !this.pending.done) {
@@ -357,7 +356,7 @@ export class NetlinkSocket {
         if (this.events.length >= MAX_QUEUED_EVENTS) {
           // Nobody is reading: behave like a full kernel buffer rather than grow without bound.
           this.events.length = 0;
-          this.receiveError = new NetlinkError(ENOBUFS, `netlink event queue exceeded ${MAX_QUEUED_EVENTS} unread messages; events were dropped (re-dump state)`);
+          this.receiveError = new NetlinkError(Errno.ENOBUFS, `netlink event queue exceeded ${MAX_QUEUED_EVENTS} unread messages; events were dropped (re-dump state)`);
         }
         this.events.push(msg);
       }

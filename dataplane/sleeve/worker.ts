@@ -14,6 +14,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import * as libc from '../sys/libc.js';
+import { Errno } from '../netlink/errors.js';
 import { EPOLL_CTL_ADD, EPOLL_EVENT_SIZE, EPOLLIN, epollControl, readyFd } from '../sys/epoll.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
@@ -25,14 +26,12 @@ import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
-import { EMSGSIZE, MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
+import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
 const SLOT = 65536;
 const STATS_INTERVAL_MS = 500;
-const EINVAL = 22;
-const EIO = 5;
 const MAC_EXPIRY_CHECK_MS = 60_000;
 
 const config = workerData as WorkerConfig;
@@ -261,7 +260,7 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
       }
       const errno = -r;
       const lost = segmentsBySlot[from]!.length;
-      if ((errno === EMSGSIZE || (errno === EINVAL && lost > 1)) && df) {
+      if ((errno === Errno.EMSGSIZE || (errno === Errno.EINVAL && lost > 1)) && df) {
         // EINVAL: a GSO run whose datagram size no longer fits the path MTU.
         drop('emsgsize', lost);
         try {
@@ -269,13 +268,13 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
         } catch {
           drop('path-mtu-unreadable');
         }
-      } else if (errno === libc.EAGAIN) {
+      } else if (errno === Errno.EAGAIN) {
         let rest = 0;
         for (let k = from; k < slots; k++) rest += segmentsBySlot[k]!.length;
         drop('send-buffer-full', rest);
         break;
       } else {
-        if (lost > 1 && (errno === EIO || errno === EINVAL)) {
+        if (lost > 1 && (errno === Errno.EIO || errno === Errno.EINVAL)) {
           gsoUsable = false;
           post({ t: 'log', message: `sleeve: UDP segmentation offload refused (errno ${errno}); sending datagrams one by one` });
         }
@@ -381,7 +380,7 @@ function sendInjectSlots(n: number): void {
     if (r > 0) {
       sent += r;
     } else {
-      drop(-r === libc.EAGAIN ? 'inject-buffer-full' : `inject-errno-${-r}`);
+      drop(-r === Errno.EAGAIN ? 'inject-buffer-full' : `inject-errno-${-r}`);
       sent++;
     }
   }

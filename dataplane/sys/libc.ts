@@ -55,7 +55,5 @@ export const MSG_PEEK = 0x02;
 /** MSG_TRUNC on recv: return the real datagram length even if the buffer is smaller. */
 export const MSG_TRUNC = 0x20;
 export const MSG_DONTWAIT = 0x40;
-export const EAGAIN = 11;
-export const EINTR = 4;
 /** CLONE_NEWNET (linux/sched.h): the nstype for setns on a network namespace fd. */
 export const CLONE_NEWNET = 0x40000000;

@@ -9,7 +9,7 @@
 // is never copied between JS and C.
 import koffi from 'koffi';
 import * as libc from './libc.js';
-import { NetlinkError } from '../netlink/errors.js';
+import { Errno, NetlinkError } from '../netlink/errors.js';
 
 const lib = koffi.load('libc.so.6');
 
@@ -40,8 +40,6 @@ const SOL_PACKET = 263;
 const PACKET_IGNORE_OUTGOING = 23;
 const ETH_P_ALL = 0x0003;
 const PACKET_VNET_HDR = 15;
-export const EMSGSIZE = 90;
-export const ECONNREFUSED = 111;
 const MSG_DONTWAIT = libc.MSG_DONTWAIT;
 const SOCKADDR_IN_SIZE = 16;
 const SOCKADDR_LL_SIZE = 20;
@@ -312,7 +310,7 @@ export class MsgBatch {
     if (n < 0) {
       this.dirty = 0;
       const errno = libc.lastErrno();
-      if (errno === libc.EAGAIN || errno === libc.EINTR || errno === ECONNREFUSED) return 0;
+      if (errno === Errno.EAGAIN || errno === Errno.EINTR || errno === Errno.ECONNREFUSED) return 0;
       fail(`receive on fd ${fd}`);
     }
     this.dirty = n;

@@ -5,7 +5,7 @@
 // another process gets the programs within milliseconds; `weave attach` asks
 // for a rescan (sync) and waits for it instead.
 
-import { NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK, Rtnl, type Link } from '../../netlink/index.js';
+import { isNetlinkError, NETLINK_ROUTE, NetlinkSocket, RTNLGRP_LINK, Rtnl, type Link } from '../../netlink/index.js';
 
 export interface BridgePort {
   ifname: string;
@@ -89,7 +89,7 @@ export class BridgePortWatcher {
       } catch (e) {
         if (this.closed) return;
         // ENOBUFS: events were lost; the rescan below re-reads everything.
-        if (!/ENOBUFS/.test((e as Error).message)) this.onError(e as Error);
+        if (!isNetlinkError(e, 'ENOBUFS')) this.onError(e as Error);
       }
       // A burst of link events (a veth pair: two links, master, up) yields one rescan.
       clearTimeout(this.timer);

@@ -16,6 +16,7 @@
 
 import { poller } from '../../sys/poller.js';
 import * as libc from '../../sys/libc.js';
+import { Errno } from '../../netlink/errors.js';
 import { AF_PACKET, openUdpSocket, sockaddrIn } from '../../sys/sockets.js';
 import { vniFor } from '../layout.js';
 
@@ -50,7 +51,7 @@ export class HeartbeatSender {
     const n = libc.sendto(this.fd, datagram, datagram.length, 0, sockaddrIn(ip, port), 16);
     if (n < 0) {
       const errno = libc.lastErrno();
-      const hint = errno === 90 ? ' (EMSGSIZE: the underlay MTU is smaller than the fastdp MTU + 50)' : '';
+      const hint = errno === Errno.EMSGSIZE ? ' (EMSGSIZE: the underlay MTU is smaller than the fastdp MTU + 50)' : '';
       throw new Error(`send fastdp heartbeat to ${ip}:${port} failed (errno ${errno})${hint}`);
     }
   }
@@ -110,7 +111,7 @@ export class HeartbeatReceiver {
         const n = libc.recvfrom(fd, buf, buf.length, libc.MSG_DONTWAIT, null, null);
         if (n < 0) {
           const errno = libc.lastErrno();
-          if (errno !== libc.EAGAIN && errno !== libc.EINTR) this.onError(new Error(`receive fastdp heartbeat failed (errno ${errno})`));
+          if (errno !== Errno.EAGAIN && errno !== Errno.EINTR) this.onError(new Error(`receive fastdp heartbeat failed (errno ${errno})`));
           break;
         }
         this.received++;
