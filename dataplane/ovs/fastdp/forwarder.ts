@@ -24,7 +24,7 @@ import {
   HEARTBEAT_TIMEOUT_MS,
   encodeHeartbeat,
 } from './heartbeat.js';
-import type { FastdpIPsec, FastdpIPsecConnection } from './ipsec-session.js';
+import type { FastdpIPsec, FastdpIPsecConnection } from '../../ipsec/fastdp-ipsec.js';
 
 /** Where a forwarder's tunnel frames go: VXLAN to `remoteIp` with the Weave tunnel id (spec §6.2). */
 export interface TunnelEndpoint {

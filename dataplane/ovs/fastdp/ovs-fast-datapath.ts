@@ -32,7 +32,7 @@ import { listVports, setVportUpcallPid, type Vport } from '../vport.js';
 import { BRIDGE_SIDE_VETH, ensureFastdpDevices } from './devices.js';
 import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from './forwarder.js';
 import { hasZeroMacs, parseHeartbeat } from './heartbeat.js';
-import { FastdpIPsec } from './ipsec-session.js';
+import { FastdpIPsec } from '../../ipsec/fastdp-ipsec.js';
 import type { IPsecFirewallEntry } from '../../ipsec/index.js';
 import { MacTable, isGroupMac } from './mac-table.js';
 import { indexForwardingState, type Routing } from './routing.js';
