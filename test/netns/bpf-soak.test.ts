@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Counters } from '../../dataplane/bpf/maps.js';
 import { bpfPinDir, deliveredFromTunnel, pinnedCounters, withBpfWeaveBed } from './lib/bpf-bed.js';
-import { DEFAULT_FORWARDER_TIMINGS } from '../../dataplane/ovs/fastdp/forwarder.js';
+import { DEFAULT_FORWARDER_TIMINGS } from '../../dataplane/fastdp/forwarder.js';
 import {
   attachContainer, connectionsMatch, mustPing, mustWeave, runIperfClient, startIperfServer,
   type Host, type IperfSummary, type Testbed, type WeaveOptions,

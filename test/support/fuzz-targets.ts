@@ -35,7 +35,7 @@ import type { RouterStatus } from '../../controlplane/api/status-model.js';
 import { decodeDatagram, decodeFrames, encodeDatagram, encodeFrames, SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
 import { classifySpecialFrame, heartbeatFrame } from '../../dataplane/sleeve/special-frames.js';
 import { decodeSleeveControl, encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
-import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/ovs/fastdp/heartbeat.js';
+import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/fastdp/heartbeat.js';
 import { SleeveCryptoError, SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
 import { parseTargets } from '../../weaver/targets-store.js';
 import { parsePeerName } from '../../weaver/peer-name.js';

@@ -3,8 +3,8 @@
 // ack goes out only after the datapath accepts the peer's tunnel frames.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastdpForwarder, type ForwarderHost } from '../../dataplane/ovs/fastdp/forwarder.js';
-import { FASTDP_HEARTBEAT_ACK } from '../../dataplane/ovs/fastdp/heartbeat.js';
+import { FastdpForwarder, type ForwarderHost } from '../../dataplane/fastdp/forwarder.js';
+import { FASTDP_HEARTBEAT_ACK } from '../../dataplane/fastdp/heartbeat.js';
 import type { ForwarderEvents, ForwarderParams } from '../../controlplane/router/datapath.js';
 
 const PARAMS: ForwarderParams = {

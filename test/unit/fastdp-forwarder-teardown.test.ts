@@ -3,7 +3,7 @@
 // removed in the other order, a frame sent in between would leave in clear (spec §7).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastdpForwarder, type ForwarderHost } from '../../dataplane/ovs/fastdp/forwarder.js';
+import { FastdpForwarder, type ForwarderHost } from '../../dataplane/fastdp/forwarder.js';
 import type { FastdpIPsec } from '../../dataplane/ipsec/index.js';
 import type { ForwarderEvents, ForwarderParams } from '../../controlplane/router/datapath.js';
 

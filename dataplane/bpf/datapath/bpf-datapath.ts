@@ -70,9 +70,9 @@ import type {
   OverlayForwarder,
 } from '../../../controlplane/router/datapath.js';
 import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
-import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../ovs/fastdp/forwarder.js';
-import { parseHeartbeat } from '../../ovs/fastdp/heartbeat.js';
-import { indexForwardingState, type Routing } from '../../ovs/fastdp/routing.js';
+import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
+import { parseHeartbeat } from '../../fastdp/heartbeat.js';
+import { indexForwardingState, type Routing } from '../../fastdp/routing.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfFastDatapath, DEFAULT_PIN_DIR, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';

@@ -30,12 +30,12 @@ import { createFlow, deleteAllFlows, deleteFlow, listFlows } from '../flow.js';
 import { UpcallReceiver, executePacket, type Upcall } from '../packet.js';
 import { listVports, setVportUpcallPid, type Vport } from '../vport.js';
 import { BRIDGE_SIDE_VETH, ensureFastdpDevices } from './devices.js';
-import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from './forwarder.js';
-import { hasZeroMacs, parseHeartbeat } from './heartbeat.js';
+import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
+import { hasZeroMacs, parseHeartbeat } from '../../fastdp/heartbeat.js';
 import { FastdpIPsec } from '../../ipsec/fastdp-ipsec.js';
 import type { IPsecFirewallEntry } from '../../ipsec/index.js';
 import { MacTable, isGroupMac } from './mac-table.js';
-import { indexForwardingState, type Routing } from './routing.js';
+import { indexForwardingState, type Routing } from '../../fastdp/routing.js';
 import { VportEventListener } from './vport-events.js';
 
 /** Weave's ODP datapath name (spec §6.1, user-surface §0.2). */

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
 import { OdpConnection, getVport, listDatapaths, listFlows, output, setTunnel, weaveTunnelId, type Flow } from '../../../dataplane/ovs/index.js';
-import { DATAPATH_SIDE_VETH, OvsFastDatapath, encodeHeartbeat, parseHeartbeat, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
+import { DATAPATH_SIDE_VETH, OvsFastDatapath, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
+import { encodeHeartbeat, parseHeartbeat } from '../../../dataplane/fastdp/heartbeat.js';
 import type { ForwarderParams, ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
 import { addBridgedContainer, addNamespaces, addWeaveBridge, deleteNamespaces, ipBatch, loadOpenvswitch, pairForwarders } from './ovs-fastdp-setup.js';
 

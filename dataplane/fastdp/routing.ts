@@ -3,8 +3,8 @@
 // §5.8, §6.2). A fingerprint tells whether a new state changes anything that
 // installed flows depend on (spec §6.5 invalidation).
 
-import type { ForwardingState, OverlayName } from '../../../controlplane/router/datapath.js';
-import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
+import type { ForwardingState, OverlayName } from '../../controlplane/router/datapath.js';
+import type { PeerName, PeerShortID } from '../../controlplane/mesh/types.js';
 
 export interface Routing {
   ourName: PeerName;

@@ -14,8 +14,8 @@
 // The forwarder holds no sockets: it sends through its ForwarderHost (the
 // datapath's packet execute) and hears of received heartbeats from it.
 
-import type { ForwarderEvents, ForwarderParams, ForwarderStatus, OverlayForwarder } from '../../../controlplane/router/datapath.js';
-import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
+import type { ForwarderEvents, ForwarderParams, ForwarderStatus, OverlayForwarder } from '../../controlplane/router/datapath.js';
+import type { PeerName, PeerShortID } from '../../controlplane/mesh/types.js';
 import {
   FASTDP_CRYPTO_INIT_SA_REMOTE,
   FASTDP_HEARTBEAT_ACK,
@@ -24,7 +24,7 @@ import {
   HEARTBEAT_TIMEOUT_MS,
   encodeHeartbeat,
 } from './heartbeat.js';
-import type { FastdpIPsec, FastdpIPsecConnection } from '../../ipsec/fastdp-ipsec.js';
+import type { FastdpIPsec, FastdpIPsecConnection } from '../ipsec/fastdp-ipsec.js';
 
 /** Where a forwarder's tunnel frames go: VXLAN to `remoteIp` with the Weave tunnel id (spec §6.2). */
 export interface TunnelEndpoint {
