@@ -4,8 +4,8 @@
 // router reuses it.
 import { withNetns, type Rtnl } from '../netlink/index.js';
 import { disableTxOffload } from '../sys/sockets.js';
+import { BRIDGE_PORT_VETH } from '../host/names.js';
 
-export const CAPTURE_BRIDGE_END = 'vethwe-bridge';
 export const CAPTURE_END = 'vethwe-pcap';
 
 export interface CapturePortOptions {
@@ -23,19 +23,19 @@ export async function ensureCapturePort(rtnl: Rtnl, opts: CapturePortOptions): P
   let pcap = await rtnl.findLink(CAPTURE_END);
   if (!pcap) {
     const mtu = opts.mtu ?? 65535;
-    await rtnl.createVeth(CAPTURE_BRIDGE_END, CAPTURE_END, { mtu, peerMtu: mtu });
+    await rtnl.createVeth(BRIDGE_PORT_VETH, CAPTURE_END, { mtu, peerMtu: mtu });
     pcap = await rtnl.getLink(CAPTURE_END);
   }
-  await rtnl.setMaster(CAPTURE_BRIDGE_END, bridge.index);
-  const offload = (): void => disableTxOffload(CAPTURE_BRIDGE_END);
+  await rtnl.setMaster(BRIDGE_PORT_VETH, bridge.index);
+  const offload = (): void => disableTxOffload(BRIDGE_PORT_VETH);
   if (opts.netns) withNetns(opts.netns, offload);
   else offload();
   await rtnl.setUp(CAPTURE_END);
-  await rtnl.setUp(CAPTURE_BRIDGE_END);
+  await rtnl.setUp(BRIDGE_PORT_VETH);
   return pcap.index;
 }
 
 /** Removes the pair (both ends go with one delete). */
 export async function removeCapturePort(rtnl: Rtnl): Promise<void> {
-  if (await rtnl.findLink(CAPTURE_BRIDGE_END)) await rtnl.deleteLink(CAPTURE_BRIDGE_END);
+  if (await rtnl.findLink(BRIDGE_PORT_VETH)) await rtnl.deleteLink(BRIDGE_PORT_VETH);
 }

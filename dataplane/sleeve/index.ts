@@ -11,5 +11,5 @@
 //   mac-cache.ts       MAC -> peer with expiry
 //   frame-codec.ts, special-frames.ts, control-messages.ts, constants.ts: wire formats
 export { SleeveDatapath, DEFAULT_OVERLAY_MTU, type SleeveDatapathOptions } from './datapath.js';
-export { CAPTURE_BRIDGE_END, CAPTURE_END } from './capture.js';
+export { CAPTURE_END } from './capture.js';
 export type { WorkerStats } from './worker-protocol.js';
