@@ -95,11 +95,11 @@ export class Nameserver {
     return this.table.purgeTombstones(this.now(), TOMBSTONE_TIMEOUT_SECONDS);
   }
 
-  lookup(hostname: string): Entry[] {
+  lookup(hostname: string): readonly Readonly<Entry>[] {
     return this.table.lookup(hostname);
   }
 
-  reverseLookup(addr: number): Entry[] {
+  reverseLookup(addr: number): readonly Readonly<Entry>[] {
     return this.table.reverseLookup(addr);
   }
 
