@@ -20,6 +20,9 @@ import type { PolicyEnforcer } from './enforcer.js';
 import { DIRECTIONS, renderPolicyTable } from './render.js';
 import type { Namespace, NetworkPolicy, Pod } from './types.js';
 
+/** Where weave-npc serves its metrics (user-surface spec §6.4). */
+export const NPC_METRICS_PORT = 6781;
+
 /** Table loads in flight at once. */
 const LOAD_CONCURRENCY = 4;
 
