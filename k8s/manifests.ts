@@ -29,7 +29,7 @@ const serviceAccount: IServiceAccount = {
   metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
 };
 
-// Nodes for peer discovery and reclaim; pods/namespaces/networkpolicies as Weave granted (network policy).
+// Nodes for peer discovery and reclaim; pods/namespaces/networkpolicies as Weave granted (network policy), services/endpointslices for it too.
 const clusterRole: IClusterRole = {
   apiVersion: 'rbac.authorization.k8s.io/v1',
   kind: 'ClusterRole',
@@ -37,6 +37,9 @@ const clusterRole: IClusterRole = {
   rules: [
     { apiGroups: [''], resources: ['pods', 'namespaces', 'nodes'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch'] },
+    // Services and their endpoints: egress allowed to pods is allowed through their cluster IPs too.
+    { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch', 'update'] },
   ],
 };

@@ -96,5 +96,5 @@ test('the DaemonSet runs weave-npc beside the router, which expects it', () => {
   const role = WEAVE_KUBE_OBJECTS.find((o) => o.kind === 'ClusterRole');
   assert.ok(role && role.kind === 'ClusterRole');
   const granted = new Set((role.rules ?? []).flatMap((r) => (r.resources ?? []).flatMap((res) => (r.apiGroups ?? []).map((g) => `${g}/${res}:${(r.verbs ?? []).join(',')}`))));
-  for (const need of ['/pods', '/namespaces', 'networking.k8s.io/networkpolicies']) assert.ok(granted.has(`${need}:get,list,watch`), `the role lets weave-npc watch ${need}`);
+  for (const need of ['/pods', '/namespaces', 'networking.k8s.io/networkpolicies', '/services', 'discovery.k8s.io/endpointslices']) assert.ok(granted.has(`${need}:get,list,watch`), `the role lets weave-npc watch ${need}`);
 });
