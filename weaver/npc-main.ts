@@ -11,7 +11,7 @@
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { formatMetricFamilies } from '../controlplane/api/metrics.js';
+import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../controlplane/api/metrics.js';
 import { formatAddress, parseAddress } from '../controlplane/ipam/addr.js';
 import { NPC_METRICS_PORT, PolicyController } from '../controlplane/policy/controller.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
@@ -169,12 +169,17 @@ const blockedTimer = setInterval(() => void controller.pollBlocked(), blockedMs)
 let server: Server | undefined;
 if (metricsAddr !== '') {
   const { host, port } = parseListen(metricsAddr);
+  const registry = new MetricsRegistry();
   server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      void controller.pollBlocked().finally(() => {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        res.end(formatMetricFamilies(controller.metricFamilies()));
-      });
+      // Metrics are served even when reading the blocked-packet counters failed (that failure is logged).
+      void controller.pollBlocked()
+        .catch((err: unknown) => log.error({ err }, 'reading blocked connections'))
+        .then(() => registry.render(controller.metricFamilies()))
+        .then((text) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(text), (err: unknown) => {
+          log.error({ err }, 'rendering metrics');
+          res.writeHead(500).end();
+        });
       return;
     }
     res.writeHead(404).end();
