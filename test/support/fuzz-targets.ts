@@ -425,11 +425,14 @@ export interface FuzzReport {
 
 const BATCH = 2_000;
 
-/** Feeds `count` generated inputs to a target, in batches drawn from `seed`. */
-export async function fuzzTarget(target: FuzzTarget, count: number, seed: number, keepCrashes = 5): Promise<FuzzReport> {
+/**
+ * Feeds `count` generated inputs to a target, in batches drawn from `seed`;
+ * with `budgetMs`, stops after the batch that runs past it.
+ */
+export async function fuzzTarget(target: FuzzTarget, count: number, seed: number, keepCrashes = 5, budgetMs = Infinity): Promise<FuzzReport> {
   const report: FuzzReport = { name: target.name, inputs: 0, crashes: [], crashCount: 0, ms: 0 };
   const start = performance.now();
-  for (let batch = 0; report.inputs < count; batch++) {
+  for (let batch = 0; report.inputs < count && performance.now() - start < budgetMs; batch++) {
     const inputs = fc.sample(target.input, { numRuns: Math.min(BATCH, count - report.inputs), seed: seed + batch });
     for (const input of inputs) {
       const crash = await fuzzOne(target, input);
