@@ -183,7 +183,14 @@ async function ensureOn(ipt: Iptables, cfg: ForwardRulesConfig): Promise<void> {
   } else {
     await ensureExpose(ipt, cfg);
   }
-  await ensureAtTop(ipt, forwardRules(cfg));
+  const want = forwardRules(cfg);
+  await ensureAtTop(ipt, want);
+  // A router relaunched with --expect-npc turned on or off: the other layout's rules go.
+  const stale = forwardRules({ ...cfg, npc: !cfg.npc }).filter((r) => !want.some((w) => same(w, r)));
+  const have = await ipt.rules('FORWARD');
+  for (let j = have.length - 1; j >= want.length; j--) {
+    if (stale.some((r) => same(r, have[j]))) await ipt.call(['-t', 'filter', '-D', 'FORWARD', String(j + 1)], 'remove a FORWARD rule of the other layout');
+  }
 }
 
 async function ensureExpose(ipt: Iptables, cfg: ForwardRulesConfig): Promise<void> {

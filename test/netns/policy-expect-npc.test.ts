@@ -3,7 +3,8 @@
 // accepts; weave-npc fills the chain once its first sync is done. A client
 // outside the overlay (its own bridge, routed through the host to the exposed
 // weave subnet) cannot reach a container before weave-npc runs, and can after.
-// `weave reset` removes the NPC rules and chains.
+// `weave reset` removes the NPC rules and chains; a relaunch with the flag
+// replaces the other layout's rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -27,6 +28,11 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
   await withWeaveBed(1, async (bed) => {
     const h = bed.hosts[0] as Host;
     await mustExec('ip', ['netns', 'exec', h.namespace, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    // First without the flag, as a host upgraded to policy would have it: the relaunch replaces the layout.
+    await mustExec('ip', ['netns', 'exec', h.namespace, 'iptables-nft', '-w', '-P', 'FORWARD', 'ACCEPT']); // a host whose iptables is in use
+    await mustWeave(h, ['launch', '--no-fastdp']);
+    assert.ok((await rules(h, 'FORWARD')).includes('-A FORWARD -o weave -j WEAVE-EXPOSE'), 'without --expect-npc: the expose layout');
+    await mustWeave(h, ['stop']);
     await mustWeave(h, ['launch', '--no-fastdp', '--expect-npc']);
     const c = await h.addContainer('c1');
     const ip = (await mustWeave(h, ['attach', '--netns', c.netnsPath])).trim();
@@ -47,7 +53,7 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
     assert.equal(new Set(forward).size, forward.length, `no rule twice after launch and expose (the comment reads back as written):\n${forward.join('\n')}`);
     assert.ok((await rules(h, 'INPUT')).includes('-A INPUT -i weave -j WEAVE-NPC-EGRESS'), 'INPUT passes WEAVE-NPC-EGRESS');
     assert.deepEqual(await rules(h, 'WEAVE-NPC'), ['-N WEAVE-NPC'], 'WEAVE-NPC exists, empty');
-    assert.ok(!forward.some((l) => l.includes('WEAVE-EXPOSE')), 'no WEAVE-EXPOSE with --expect-npc');
+    assert.ok(!forward.some((l) => l.includes('WEAVE-EXPOSE') || l === '-A FORWARD -i weave -o weave -j ACCEPT'), `no rule of the expose layout left:\n${forward.join('\n')}`);
 
     // A client outside the overlay, routed through the host.
     const out = await h.addContainer('outside');
