@@ -30,6 +30,8 @@ import { openPolicyGate } from '../dataplane/host/iptables-forward.js';
 const DEFAULT_METRICS_ADDR = `0.0.0.0:${NPC_METRICS_PORT}`;
 const DEFAULT_RESYNC_S = 300;
 const DEFAULT_BLOCKED_LOG_S = 10;
+/** How often WEAVE-NPC is checked (two short iptables runs): a router started or reset later is served within this. */
+const GATE_CHECK_MS = 5_000;
 
 function fail(message: string): never {
   process.stderr.write(`weave-npc: ${message}\n`);
@@ -179,23 +181,23 @@ if (dir) {
 /**
  * A router started with --expect-npc drops new connections into its bridge
  * until WEAVE-NPC accepts them: opened only after a full sync, so no pod is
- * reachable before its table is in place; checked again at every resync (a
- * router relaunched after `weave reset` makes the chain afresh).
+ * reachable before its table is in place. In Kubernetes the chain is made here
+ * if the router has not made it yet (the two containers start in either
+ * order); checked again every GATE_CHECK_MS (a router relaunched after `weave
+ * reset` makes the chain afresh, empty).
  */
 async function openGate(): Promise<void> {
   try {
-    const backends = await openPolicyGate();
+    const backends = await openPolicyGate({ create: kube });
     if (backends.length > 0) log.info({ backends }, 'WEAVE-NPC accepts: the router forwards into the bridge');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'cannot fill WEAVE-NPC (retried at the next resync)');
   }
 }
 await openGate();
+const gateTimer = setInterval(() => void openGate(), GATE_CHECK_MS);
 const resyncTimer = setInterval(() => {
-  void controller.resync().then(async (stats) => {
-    log.info({ ...stats }, 'full resync');
-    await openGate();
-  }, (err: unknown) => log.error({ err }, 'resync failed'));
+  void controller.resync().then((stats) => log.info({ ...stats }, 'full resync'), (err: unknown) => log.error({ err }, 'resync failed'));
 }, resyncMs);
 const blockedTimer = setInterval(() => void controller.pollBlocked(), blockedMs);
 
@@ -222,6 +224,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     log.info({ signal }, 'shutting down; policy tables stay in force');
     void stopWatching();
     clearInterval(resyncTimer);
+    clearInterval(gateTimer);
     clearInterval(blockedTimer);
     server?.close();
     process.exit(0);

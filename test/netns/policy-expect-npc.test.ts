@@ -15,7 +15,7 @@ import { mustExec, mustPing, mustWeave, withWeaveBed, type Host } from './lib/in
 const NPC = fileURLToPath(new URL('../../../bin/weave-npc', import.meta.url));
 const OUTSIDE_GW = '192.168.88.1';
 const OUTSIDE_IP = '192.168.88.2';
-/** From weave-npc's start to the client's first answer: its first sync of an empty directory and one iptables change. */
+/** From weave-npc's start (or the router's, after weave-npc) to the client's first answer: a sync, a periodic gate check, one iptables change. */
 const GATE_OPEN_BOUND_MS = 10_000;
 
 async function rules(h: Host, chain: string): Promise<string[]> {
@@ -88,5 +88,16 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
     assert.deepEqual((await rules(h, 'FORWARD')).filter((l) => /weave|WEAVE/.test(l)), [], 'reset removes the FORWARD rules');
     assert.ok(!(await rules(h, 'INPUT')).some((l) => l.includes('WEAVE-NPC')), 'and the INPUT rule');
     for (const chain of ['WEAVE-NPC', 'WEAVE-NPC-EGRESS']) assert.notEqual((await h.exec('iptables-nft', ['-w', '-S', chain])).code, 0, `and ${chain}`);
+
+    // The other order: weave-npc already running when the router starts (it checks the chain every few seconds).
+    const npc2 = h.spawn(process.execPath, [NPC, '--policy-dir', dir, '--metrics-addr', '']);
+    await mustWeave(h, ['launch', '--no-fastdp', '--expect-npc']);
+    const ip2 = (await mustWeave(h, ['attach', '--netns', c.netnsPath])).trim();
+    await mustWeave(h, ['expose']);
+    const relaunched = Date.now();
+    await mustPing(out, ip2, 'a router started after weave-npc: the client reaches c1', { timeoutMs: GATE_OPEN_BOUND_MS });
+    process.stdout.write(`# router started after weave-npc: client reached c1 ${Date.now() - relaunched} ms after expose\n`);
+    npc2.kill();
+    await npc2.exited;
   });
 });
