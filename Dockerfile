@@ -19,7 +19,8 @@ COPY . .
 RUN npx tsc -p tsconfig.json && make --no-print-directory bpf && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libbpf1 iproute2 nftables && rm -rf /var/lib/apt/lists/*
+# iptables: the FORWARD rules on hosts whose iptables filters (kube-proxy's, Docker's) and the --expect-npc gate.
+RUN apt-get update && apt-get install -y --no-install-recommends libbpf1 iproute2 nftables iptables && rm -rf /var/lib/apt/lists/*
 WORKDIR /weave
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/node_modules ./node_modules

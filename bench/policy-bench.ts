@@ -1,5 +1,6 @@
-// Network policy at scale: 1000 pods in 20 namespaces, 200 policies, 50 of the
-// pods on this host (each in a real network namespace with its table).
+// Network policy at scale: 1000 pods in 20 namespaces, 200 policies, 200
+// Services of 5 endpoints each, 50 of the pods on this host (each in a real
+// network namespace with its table).
 //  - time to apply a change (a pod relabelled; a policy added), from the
 //    snapshot to every affected table loaded: median and p99;
 //  - what a sync costs without the kernel (compile + render only);
@@ -7,12 +8,12 @@
 //    medians, rounds alternated in one run);
 //  - the controller's memory holding this state.
 //
-//   node dist/bench/policy-bench.js [changes=20] [iperf-rounds=3] [iperf-seconds=3]
+//   node dist/bench/policy-bench.js [changes=20] [iperf-rounds=3] [iperf-seconds=3] [services=200]
 import { execFileSync } from 'node:child_process';
 import { PolicyController, type PolicySnapshot } from '../controlplane/policy/controller.js';
 import { NETNS_ANNOTATION } from '../controlplane/policy/cluster.js';
 import type { BlockedCounts, LoadResult, PolicyEnforcer } from '../controlplane/policy/enforcer.js';
-import type { NetworkPolicy, Pod } from '../controlplane/policy/types.js';
+import type { EndpointSlice, NetworkPolicy, Pod, Service } from '../controlplane/policy/types.js';
 import { nftPolicyEnforcer, loadPolicyTable } from '../dataplane/host/policy-table.js';
 import { iperfNodeIn, runIperfClient, startIperfServer } from '../test/netns/lib/iperf.js';
 
@@ -23,6 +24,8 @@ const PODS = 1000;
 const NAMESPACES = 20;
 const POLICIES = 200;
 const LOCAL = 50;
+const SERVICES = Number(process.argv[5] ?? 200);
+const ENDPOINTS_PER_SERVICE = 5;
 const PREFIX = `npb${process.pid % 10000}`;
 
 function median(xs: number[]): number {
@@ -39,7 +42,7 @@ function podAt(i: number, app = `app${i % 50}`): Pod {
   return {
     metadata: { name: `p${i}`, namespace: ns, labels: { app, tier: ['web', 'db', 'cache'][i % 3] as string }, ...(i < LOCAL ? { annotations: { [NETNS_ANNOTATION]: `/run/netns/${PREFIX}-${i}` } } : {}) },
     spec: { containers: [{ name: 'm', ports: [{ name: 'http', containerPort: 8000 + (i % 7) }] }] },
-    status: { phase: 'Running', podIP: `10.${32 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}` },
+    status: { phase: 'Running', podIP: podIp(i) },
   };
 }
 
@@ -54,9 +57,28 @@ function policyAt(j: number): NetworkPolicy {
   return { metadata: { name: `pol${j}`, namespace: ns }, spec: kinds[j % kinds.length] as NetworkPolicy['spec'] };
 }
 
+function podIp(i: number): string {
+  return `10.${32 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+}
+
+/** Service k: cluster IP 10.96.x.y, ports 80 -> 8000+k%7 and 53/UDP, endpoints the pods k, k+200, ... */
+function serviceAt(k: number): { service: Service; slice: EndpointSlice } {
+  const ns = `ns${k % NAMESPACES}`;
+  const name = `svc${k}`;
+  return {
+    service: { metadata: { name, namespace: ns }, spec: { clusterIP: `10.96.${k >> 8}.${k & 255}`, ports: [{ name: 'http', protocol: 'TCP', port: 80 }, { name: 'dns', protocol: 'UDP', port: 53 }] } },
+    slice: {
+      metadata: { name: `${name}-x`, namespace: ns, labels: { 'kubernetes.io/service-name': name } }, addressType: 'IPv4',
+      endpoints: Array.from({ length: ENDPOINTS_PER_SERVICE }, (_, e) => ({ addresses: [podIp((k + e * SERVICES) % PODS)] })),
+      ports: [{ name: 'http', protocol: 'TCP', port: 8000 + (k % 7) }, { name: 'dns', protocol: 'UDP', port: 53 }],
+    },
+  };
+}
+const services = Array.from({ length: SERVICES }, (_, k) => serviceAt(k));
+
 function snapshot(pods: Pod[], policies: NetworkPolicy[]): PolicySnapshot {
   const namespaces = Array.from({ length: NAMESPACES }, (_, i) => ({ metadata: { name: `ns${i}`, labels: { env: i % 2 ? 'prod' : 'dev' } } }));
-  return { namespaces, pods, policies };
+  return { namespaces, pods, policies, services: services.map((s) => s.service), endpointSlices: services.map((s) => s.slice) };
 }
 
 const nullEnforcer: PolicyEnforcer = {
@@ -108,7 +130,7 @@ try {
   const rss = process.memoryUsage().rss / 2 ** 20;
   const rules = controller.loadedRules();
   const biggest = Math.max(...[...rules.values()].map((r) => (r.ingress?.ports.length ?? 0) + (r.ingress?.any.length ?? 0) + (r.egress?.ports.length ?? 0) + (r.egress?.any.length ?? 0)));
-  process.stdout.write(`policy: ${PODS} pods, ${POLICIES} policies, ${LOCAL} local tables (largest ${biggest} set elements)\n`);
+  process.stdout.write(`policy: ${PODS} pods, ${POLICIES} policies, ${SERVICES} services x ${ENDPOINTS_PER_SERVICE} endpoints, ${LOCAL} local tables (largest ${biggest} set elements)\n`);
   process.stdout.write(`policy: full sync ${fullMs.toFixed(0)} ms (${first.loaded} tables); a change: median ${median(applied).toFixed(0)} ms, p99 ${p99(applied).toFixed(0)} ms, ${median(loaded)} tables reloaded (median); compile+render only: median ${median(cpu).toFixed(1)} ms, p99 ${p99(cpu).toFixed(1)} ms\n`);
   process.stdout.write(`policy: controller memory: heap +${heapMb.toFixed(1)} MiB for the state, rss ${rss.toFixed(0)} MiB\n`);
 

@@ -1,7 +1,7 @@
 // The Kubernetes add-on's entry point (user-surface spec §7.5), run by the
 // DaemonSet: `weave-kube init` (init container) installs the CNI plugin on the
-// node; `weave-kube launch` finds the peers through the Kubernetes API, starts
-// the router, waits until it is ready, exposes the host on the weave network
+// node; `weave-kube launch` finds the peers through the Kubernetes API, lets
+// bridged traffic pass iptables (bridge-nf-call-iptables), starts the router, waits until it is ready, exposes the host on the weave network
 // (`weave expose`), records itself in the peer list and reclaims the IPAM
 // space of deleted nodes, then stays with the router until it exits.
 import { spawn } from 'node:child_process';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { callRouter, RouterUnreachableError } from '../controlplane/cli/api-client.js';
 import { installCni } from '../controlplane/cni/install.js';
+import { BRIDGE_NF_CALL_IPTABLES, setSysctl } from '../dataplane/host/sysctls.js';
 import { KubeApi } from './kube-api.js';
 import { addSelfToPeerList, discoverPeers, reclaimRemovedPeers } from './kube-peers.js';
 import { planKubeLaunch } from './launch-plan.js';
@@ -59,6 +60,12 @@ async function launch(env: NodeJS.ProcessEnv): Promise<number> {
   const peers = await discoverPeers(env.KUBE_PEERS, api);
   log(`peers: ${peers.join(' ') || '(none)'}`);
   const plan = planKubeLaunch(env, peers, nodeName);
+  try {
+    if (setSysctl(BRIDGE_NF_CALL_IPTABLES)) log('set net.bridge.bridge-nf-call-iptables=1');
+  } catch (err) {
+    // Not fatal: pods still talk; Services between pods on one bridge and the policy gate need it.
+    log(`${(err as Error).message}; load br_netfilter on the node (modprobe br_netfilter)`);
+  }
   const child = spawn(process.execPath, [WEAVER, ...plan.args], { env: { ...process.env, ...plan.env }, stdio: 'inherit' });
   const state = { exited: false };
   const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => {

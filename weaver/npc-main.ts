@@ -2,11 +2,13 @@
 // Reads NetworkPolicy, Namespace and Pod objects from the Kubernetes API (the
 // DaemonSet's second container; controlplane/policy/kube-source.ts) or from a
 // directory (users without Kubernetes; controlplane/policy/file-source.ts),
+// optionally with the containers on weave's Docker networks standing in for pods
+// (--docker; controlplane/policy/docker-source.ts),
 // keeps every local workload's table in step with them
 // (controlplane/policy/controller.ts, dataplane/host/policy-table.ts), and
 // serves weavenpc_* metrics.
 //
-//   weave-npc --policy-dir DIR | --kube [--kubeconfig FILE] [--node-name NAME] [--weave-bridge weave]
+//   weave-npc --policy-dir DIR [--docker [--docker-api URL]] | --kube [--kubeconfig FILE] [--node-name NAME] [--weave-bridge weave]
 //             [--metrics-addr HOST:PORT] [--resync-interval S] [--blocked-log-interval S] [--log-level L]
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -14,7 +16,10 @@ import { pino } from 'pino';
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../controlplane/api/metrics.js';
 import { formatAddress, parseAddress } from '../controlplane/ipam/addr.js';
 import { NPC_METRICS_PORT, PolicyController } from '../controlplane/policy/controller.js';
+import type { PolicySnapshot } from '../controlplane/policy/controller.js';
+import { DockerPolicySource, withContainers } from '../controlplane/policy/docker-source.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
+import { dockerHostFrom, EngineClient } from '../controlplane/docker/engine-client.js';
 import type { KubePolicySource } from '../controlplane/policy/kube-source.js';
 import { NetnsLocator, runCommand } from '../dataplane/host/netns-locator.js';
 import { DEFAULT_BRIDGE } from '../dataplane/host/names.js';
@@ -25,6 +30,8 @@ import { openPolicyGate } from '../dataplane/host/iptables-forward.js';
 const DEFAULT_METRICS_ADDR = `0.0.0.0:${NPC_METRICS_PORT}`;
 const DEFAULT_RESYNC_S = 300;
 const DEFAULT_BLOCKED_LOG_S = 10;
+/** How often WEAVE-NPC is checked (two short iptables runs): a router started or reset later is served within this. */
+const GATE_CHECK_MS = 5_000;
 
 function fail(message: string): never {
   process.stderr.write(`weave-npc: ${message}\n`);
@@ -50,6 +57,8 @@ try {
   parsed = parseArgs({
     options: {
       'policy-dir': { type: 'string' },
+      docker: { type: 'boolean' },
+      'docker-api': { type: 'string' },
       kube: { type: 'boolean' },
       kubeconfig: { type: 'string' },
       'node-name': { type: 'string' },
@@ -68,6 +77,8 @@ const dir = parsed['policy-dir'];
 const kube = parsed.kube === true || parsed.kubeconfig !== undefined;
 if (!dir && !kube) fail('give --policy-dir DIR (NetworkPolicy, Namespace and Pod YAML files) or --kube (the Kubernetes API)');
 if (dir && kube) fail('--policy-dir and --kube are exclusive: policy comes from one source');
+const docker = parsed.docker === true || parsed['docker-api'] !== undefined;
+if (docker && !dir) fail('--docker takes the policies from --policy-dir DIR');
 const nodeName = parsed['node-name'] ?? process.env.NODE_NAME ?? process.env.HOSTNAME;
 const level = parsed['log-level'] ?? 'info';
 if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
@@ -93,6 +104,8 @@ const controller = new PolicyController({
   ...(kube ? { netnsOf: (pod, ip) => (nodeName && pod.spec?.nodeName && pod.spec.nodeName !== nodeName ? undefined : locator.pathOf(formatAddress(ip))) } : {}),
 });
 
+let dirSnapshot: PolicySnapshot | undefined;
+let dockerSource: DockerPolicySource | undefined;
 let lastErrors = '';
 async function reloadDirectory(reason: string): Promise<void> {
   let loaded;
@@ -106,7 +119,14 @@ async function reloadDirectory(reason: string): Promise<void> {
   const errors = loaded.errors.join('\n');
   if (errors !== lastErrors) for (const e of loaded.errors) log.warn({ reason }, `skipped: ${e}`);
   lastErrors = errors;
-  const s = loaded.snapshot;
+  dirSnapshot = loaded.snapshot;
+  await syncDirectory(reason);
+}
+
+/** The directory's objects, with Docker's containers when --docker. */
+async function syncDirectory(reason: string): Promise<void> {
+  if (!dirSnapshot) return;
+  const s = dockerSource ? withContainers(dirSnapshot, dockerSource.snapshot(), dockerSource.networkNames()) : dirSnapshot;
   await refreshHostAddresses();
   const stats = await controller.update(s);
   log.info({ reason, policies: s.policies.length, pods: s.pods.length, ...stats }, 'policy synced');
@@ -115,7 +135,22 @@ async function reloadDirectory(reason: string): Promise<void> {
 let stopWatching: () => void | Promise<void>;
 if (dir) {
   // Watch before the first read, so a change made while it runs is not missed.
-  stopWatching = watchPolicyDirectory(dir, () => void reloadDirectory('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
+  const stopFiles = watchPolicyDirectory(dir, () => void reloadDirectory('files changed').catch((err: unknown) => log.error({ err }, 'reload failed')));
+  stopWatching = stopFiles;
+  if (docker) {
+    const client = new EngineClient(dockerHostFrom(parsed['docker-api'], process.env));
+    const source = new DockerPolicySource(client, () => {
+      void syncDirectory('containers changed').catch((err: unknown) => log.error({ err }, 'sync failed'));
+    }, log);
+    source.start();
+    // The first sync waits for Docker's containers: a policy must not be applied to half of them.
+    await source.synced;
+    dockerSource = source;
+    stopWatching = async () => {
+      stopFiles();
+      await source.stop();
+    };
+  }
   await reloadDirectory('start');
 } else {
   // Loaded only here: the Kubernetes client is large, and a directory source's start should not wait for it.
@@ -146,23 +181,23 @@ if (dir) {
 /**
  * A router started with --expect-npc drops new connections into its bridge
  * until WEAVE-NPC accepts them: opened only after a full sync, so no pod is
- * reachable before its table is in place; checked again at every resync (a
- * router relaunched after `weave reset` makes the chain afresh).
+ * reachable before its table is in place. In Kubernetes the chain is made here
+ * if the router has not made it yet (the two containers start in either
+ * order); checked again every GATE_CHECK_MS (a router relaunched after `weave
+ * reset` makes the chain afresh, empty).
  */
 async function openGate(): Promise<void> {
   try {
-    const backends = await openPolicyGate();
+    const backends = await openPolicyGate({ create: kube });
     if (backends.length > 0) log.info({ backends }, 'WEAVE-NPC accepts: the router forwards into the bridge');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'cannot fill WEAVE-NPC (retried at the next resync)');
   }
 }
 await openGate();
+const gateTimer = setInterval(() => void openGate(), GATE_CHECK_MS);
 const resyncTimer = setInterval(() => {
-  void controller.resync().then(async (stats) => {
-    log.info({ ...stats }, 'full resync');
-    await openGate();
-  }, (err: unknown) => log.error({ err }, 'resync failed'));
+  void controller.resync().then((stats) => log.info({ ...stats }, 'full resync'), (err: unknown) => log.error({ err }, 'resync failed'));
 }, resyncMs);
 const blockedTimer = setInterval(() => void controller.pollBlocked(), blockedMs);
 
@@ -194,6 +229,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     log.info({ signal }, 'shutting down; policy tables stay in force');
     void stopWatching();
     clearInterval(resyncTimer);
+    clearInterval(gateTimer);
     clearInterval(blockedTimer);
     server?.close();
     process.exit(0);

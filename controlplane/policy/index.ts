@@ -13,6 +13,7 @@
 //   controller.ts   snapshots -> tables loaded where they changed; full resync; blocked counters and logs
 //   file-source.ts  objects from a directory of YAML/JSON files (without Kubernetes)
 //   kube-source.ts  objects from the Kubernetes API (informers)
+//   docker-source.ts containers on weave's Docker networks as pods (labels; a namespace per network)
 //
 // Enforcement point: each workload's own network namespace (input/output
 // hooks with its own connection tracking). The eBPF fast datapath delivers
@@ -32,3 +33,4 @@ export * from './enforcer.js';
 export * from './controller.js';
 export * from './file-source.js';
 export * from './kube-source.js';
+export * from './docker-source.js';

@@ -183,7 +183,14 @@ async function ensureOn(ipt: Iptables, cfg: ForwardRulesConfig): Promise<void> {
   } else {
     await ensureExpose(ipt, cfg);
   }
-  await ensureAtTop(ipt, forwardRules(cfg));
+  const want = forwardRules(cfg);
+  await ensureAtTop(ipt, want);
+  // A router relaunched with --expect-npc turned on or off: the other layout's rules go.
+  const stale = forwardRules({ ...cfg, npc: !cfg.npc }).filter((r) => !want.some((w) => same(w, r)));
+  const have = await ipt.rules('FORWARD');
+  for (let j = have.length - 1; j >= want.length; j--) {
+    if (stale.some((r) => same(r, have[j]))) await ipt.call(['-t', 'filter', '-D', 'FORWARD', String(j + 1)], 'remove a FORWARD rule of the other layout');
+  }
 }
 
 async function ensureExpose(ipt: Iptables, cfg: ForwardRulesConfig): Promise<void> {
@@ -226,15 +233,20 @@ export async function ensureForwardRules(cfg: ForwardRulesConfig): Promise<Iptab
 
 /**
  * weave-npc's side of `--expect-npc`: WEAVE-NPC accepts what reaches it (each
- * pod's own table decides), in every iptables where the router made the chain.
+ * pod's own table decides), in every iptables where the router made the chain,
+ * or (`create`, in Kubernetes, where the router expects it) in every iptables
+ * in use, so it does not matter which of the two starts first.
  * Returns the backends whose chain it had to fill; none when no router
  * expects it or the chain already held the rule.
  */
-export async function openPolicyGate(): Promise<IptablesBackend[]> {
+export async function openPolicyGate(opts: { create?: boolean } = {}): Promise<IptablesBackend[]> {
   const opened: IptablesBackend[] = [];
   for (const b of await iptablesBackendsInUse()) {
     const ipt = new Iptables(b);
-    if (!(await chainExists(ipt, NPC_CHAIN))) continue;
+    if (!(await chainExists(ipt, NPC_CHAIN))) {
+      if (!opts.create) continue;
+      await ipt.call(['-t', 'filter', '-N', NPC_CHAIN], `create ${NPC_CHAIN}`);
+    }
     const have = await ipt.rules(NPC_CHAIN);
     if (have.length !== 1 || !same(have[0], NPC_GATE_RULE)) {
       await ipt.call(['-t', 'filter', '-F', NPC_CHAIN], `flush ${NPC_CHAIN}`);

@@ -66,6 +66,13 @@ export function arpTuning(ifname: string): SysctlSetting[] {
   ];
 }
 
+/**
+ * Kubernetes (spec §6.2): frames bridged between pods pass iptables, so
+ * kube-proxy's translation and the policy chains (--expect-npc) see them.
+ * Absent until br_netfilter is loaded.
+ */
+export const BRIDGE_NF_CALL_IPTABLES: SysctlSetting = { key: 'net/bridge/bridge-nf-call-iptables', value: '1' };
+
 /** Settings for the `weave` bridge. */
 export function bridgeSysctls(bridge: string): SysctlSetting[] {
   return [...noRouterAdvertisements(bridge), ...arpTuning(bridge)];

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createTestbed, connectionsMatch, mustWeave, pollUntil, stopRouters, weaveStateDir,
+  createTestbed, connectionsMatch, mustExec, mustWeave, pollUntil, stopRouters, weaveStateDir,
   type Host, type SpawnedProcess, type Testbed,
 } from './lib/index.js';
 
@@ -41,6 +41,8 @@ before(async () => {
   const server = h1.spawn(process.execPath, [API_MAIN, h1.address, join(bed.dir, 'nodes.json'), join(bed.dir, 'annotations.json')]);
   assert.ok(await pollUntil(() => /listening \d+/.test(server.output()), 20_000, 50), `API server started: ${server.output()}`);
   apiPort = Number(/listening (\d+)/.exec(server.output())?.[1]);
+  // A node where bridged traffic skips iptables: the launcher turns it on (spec §6.2).
+  await mustExec('ip', ['netns', 'exec', h2.namespace, 'sysctl', '-qw', 'net.bridge.bridge-nf-call-iptables=0']);
   for (const h of [h1, h2]) {
     const kubeconfig = join(h.dir, 'kubeconfig');
     writeFileSync(kubeconfig, kubeconfigText(h1.address, apiPort));
@@ -75,6 +77,10 @@ test('both routers find each other through the API, expose their hosts, and the 
     throw new Error(`${(err as Error).message}\nlaunchers:\n${launchers.map((l) => l.output()).join('\n---\n')}`);
   }
   const connectedMs = performance.now() - t0;
+  for (const h of bed.hosts) {
+    const v = await h.exec('cat', ['/proc/sys/net/bridge/bridge-nf-call-iptables']);
+    assert.equal(v.stdout.trim(), '1', `${h.label}: bridged traffic passes iptables`);
+  }
   assert.ok(connectedMs < 45_000, `routers connected ${connectedMs.toFixed(0)} ms after the launchers started`);
 
   // Peer list: both live routers in, the dead one out, no lock left behind.

@@ -58,6 +58,7 @@ const A_FROM = np('x', 'a-from', {
   podSelector: { matchLabels: { app: 'a' } },
   ingress: [{ from: [{ podSelector: { matchLabels: { app: 'b' } } }, { namespaceSelector: { matchLabels: { team: 'y' } }, podSelector: { matchLabels: { app: 'a' } } }] }],
 });
+const DENY_EGRESS_Y = np('y', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] });
 const C_PORTS = np('x', 'c-ports', {
   podSelector: { matchLabels: { app: 'c' } },
   ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 'http' }, { protocol: 'UDP', port: 50, endPort: 60 }] }],
@@ -335,6 +336,11 @@ test('NetworkPolicy enforced on the eBPF fast datapath, the sleeve and between l
       const back = Date.now();
       writeCluster(b);
       await matrixSettles(b, both, 'ya label restored', back);
+    });
+
+    await t.test('default deny egress: nothing leaves y (not even to allowed x pods), replies to y still do', async () => {
+      await apply(b, [...both, DENY_EGRESS_Y], 'ingress+egress+deny egress in y');
+      assert.equal(await hasTable(b.pods.get('ya') as Container), true, 'ya is isolated for egress');
     });
 
     await t.test('restart: a table changed while weave-npc was down and policies edited meanwhile are resynced on start', async () => {

@@ -3,7 +3,8 @@
 // accepts; weave-npc fills the chain once its first sync is done. A client
 // outside the overlay (its own bridge, routed through the host to the exposed
 // weave subnet) cannot reach a container before weave-npc runs, and can after.
-// `weave reset` removes the NPC rules and chains.
+// `weave reset` removes the NPC rules and chains; a relaunch with the flag
+// replaces the other layout's rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { mustExec, mustPing, mustWeave, withWeaveBed, type Host } from './lib/in
 const NPC = fileURLToPath(new URL('../../../bin/weave-npc', import.meta.url));
 const OUTSIDE_GW = '192.168.88.1';
 const OUTSIDE_IP = '192.168.88.2';
-/** From weave-npc's start to the client's first answer: its first sync of an empty directory and one iptables change. */
+/** From weave-npc's start (or the router's, after weave-npc) to the client's first answer: a sync, a periodic gate check, one iptables change. */
 const GATE_OPEN_BOUND_MS = 10_000;
 
 async function rules(h: Host, chain: string): Promise<string[]> {
@@ -27,6 +28,11 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
   await withWeaveBed(1, async (bed) => {
     const h = bed.hosts[0] as Host;
     await mustExec('ip', ['netns', 'exec', h.namespace, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    // First without the flag, as a host upgraded to policy would have it: the relaunch replaces the layout.
+    await mustExec('ip', ['netns', 'exec', h.namespace, 'iptables-nft', '-w', '-P', 'FORWARD', 'ACCEPT']); // a host whose iptables is in use
+    await mustWeave(h, ['launch', '--no-fastdp']);
+    assert.ok((await rules(h, 'FORWARD')).includes('-A FORWARD -o weave -j WEAVE-EXPOSE'), 'without --expect-npc: the expose layout');
+    await mustWeave(h, ['stop']);
     await mustWeave(h, ['launch', '--no-fastdp', '--expect-npc']);
     const c = await h.addContainer('c1');
     const ip = (await mustWeave(h, ['attach', '--netns', c.netnsPath])).trim();
@@ -47,7 +53,7 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
     assert.equal(new Set(forward).size, forward.length, `no rule twice after launch and expose (the comment reads back as written):\n${forward.join('\n')}`);
     assert.ok((await rules(h, 'INPUT')).includes('-A INPUT -i weave -j WEAVE-NPC-EGRESS'), 'INPUT passes WEAVE-NPC-EGRESS');
     assert.deepEqual(await rules(h, 'WEAVE-NPC'), ['-N WEAVE-NPC'], 'WEAVE-NPC exists, empty');
-    assert.ok(!forward.some((l) => l.includes('WEAVE-EXPOSE')), 'no WEAVE-EXPOSE with --expect-npc');
+    assert.ok(!forward.some((l) => l.includes('WEAVE-EXPOSE') || l === '-A FORWARD -i weave -o weave -j ACCEPT'), `no rule of the expose layout left:\n${forward.join('\n')}`);
 
     // A client outside the overlay, routed through the host.
     const out = await h.addContainer('outside');
@@ -82,5 +88,16 @@ test('--expect-npc: forwarding into the bridge waits for weave-npc; reset remove
     assert.deepEqual((await rules(h, 'FORWARD')).filter((l) => /weave|WEAVE/.test(l)), [], 'reset removes the FORWARD rules');
     assert.ok(!(await rules(h, 'INPUT')).some((l) => l.includes('WEAVE-NPC')), 'and the INPUT rule');
     for (const chain of ['WEAVE-NPC', 'WEAVE-NPC-EGRESS']) assert.notEqual((await h.exec('iptables-nft', ['-w', '-S', chain])).code, 0, `and ${chain}`);
+
+    // The other order: weave-npc already running when the router starts (it checks the chain every few seconds).
+    const npc2 = h.spawn(process.execPath, [NPC, '--policy-dir', dir, '--metrics-addr', '']);
+    await mustWeave(h, ['launch', '--no-fastdp', '--expect-npc']);
+    const ip2 = (await mustWeave(h, ['attach', '--netns', c.netnsPath])).trim();
+    await mustWeave(h, ['expose']);
+    const relaunched = Date.now();
+    await mustPing(out, ip2, 'a router started after weave-npc: the client reaches c1', { timeoutMs: GATE_OPEN_BOUND_MS });
+    process.stdout.write(`# router started after weave-npc: client reached c1 ${Date.now() - relaunched} ms after expose\n`);
+    npc2.kill();
+    await npc2.exited;
   });
 });
