@@ -251,10 +251,6 @@ export class SleeveDatapath implements Datapath {
     this.post({ t: 'state', state });
   }
 
-  setLocalPorts(): void {
-    // The sleeve captures everything the bridge floods to vethwe-pcap; container ports need no setup.
-  }
-
   stats(): DatapathStats {
     return toBigStats(this.lastStats);
   }
