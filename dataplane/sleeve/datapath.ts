@@ -82,7 +82,7 @@ class SleeveForwarder implements OverlayForwarder {
 
 function toBigStats(s: WorkerStats | undefined): DatapathStats {
   const drops: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(s?.drops ?? {})) drops[k] = BigInt(v);
+  for (const [k, v] of Object.entries(s?.drops ?? {})) if (v !== undefined) drops[k] = BigInt(v);
   return { kernelForwarded: 0n, userspace: BigInt((s?.captured ?? 0) + (s?.framesReceived ?? 0)), drops };
 }
 

@@ -27,7 +27,7 @@ import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
-import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
 const SLOT = 65536;
@@ -44,7 +44,7 @@ function post(msg: FromWorker): void {
 const stats: WorkerStats = {
   captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0,
 };
-function drop(reason: string, count = 1): void {
+function drop(reason: SleeveDropReason, count = 1): void {
   stats.drops[reason] = (stats.drops[reason] ?? 0) + count;
 }
 
