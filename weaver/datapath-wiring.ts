@@ -19,7 +19,7 @@ import { OvsFastDatapath, teardownFastdp } from '../dataplane/ovs/fastdp/index.j
 import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
 import { removeCapturePort } from '../dataplane/sleeve/capture.js';
 import type { WeaverConfig } from './flags.js';
-import { TrustedSubnets } from './trusted-subnets.js';
+import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { probeBpfFastdp } from './bpf-probe.js';
 import { teardownBpfFastdp } from '../dataplane/bpf/datapath/index.js';
 
