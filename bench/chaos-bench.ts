@@ -18,8 +18,7 @@ await withWeaveBed(hosts, async (bed) => {
   const { median, max } = summarise(result.steps);
   const byFault = new Map<string, number[]>();
   for (const s of result.steps) byFault.set(s.fault, [...(byFault.get(s.fault) ?? []), s.recoveryMs]);
-  process.stdout.write(`\n${result.steps.length} steps, ${result.containers} containers; recovery median ${median} ms, max ${max} ms; `
-    + `${result.namesLostOnRestart} DNS names lost to router restarts\n`);
+  process.stdout.write(`\n${result.steps.length} steps, ${result.containers} containers; recovery median ${median} ms, max ${max} ms\n`);
   for (const [fault, times] of [...byFault].sort()) {
     times.sort((a, b) => a - b);
     process.stdout.write(`  ${fault.padEnd(12)} ${String(times.length).padStart(4)} steps  median ${times[Math.floor(times.length / 2)]} ms  max ${times[times.length - 1]} ms\n`);

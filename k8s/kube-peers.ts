@@ -12,6 +12,7 @@
 // still counts as present.
 import { isIPv4 } from 'node:net';
 import { KubeConflictError, type ConfigMapState, type KubeNode, type KubePort } from './kube-port.js';
+import { PEER_CONFIGMAP } from './kube-api.js';
 
 export const ANNOTATION_PREFIX = 'kube-peers.weave.works/';
 export const PEER_LIST_KEY = `${ANNOTATION_PREFIX}peers`;
@@ -46,12 +47,30 @@ export function annotationKey(peerName: string): string {
   return `${ANNOTATION_PREFIX}${peerName}`.replace(/[^A-Za-z0-9\-_./]/g, '_');
 }
 
+/** The peer list annotation is not the JSON object routers write (someone edited the ConfigMap). */
+export class PeerListError extends Error {
+  constructor(reason: string) {
+    super(`annotation ${PEER_LIST_KEY} of ConfigMap ${PEER_CONFIGMAP.namespace}/${PEER_CONFIGMAP.name} is damaged (${reason}); `
+      + 'remove the annotation and the routers write it afresh');
+    this.name = 'PeerListError';
+  }
+}
+
 export function peerListOf(state: ConfigMapState): PeerList {
   const text = state.annotations[PEER_LIST_KEY];
   if (text === undefined) return { Peers: [] };
-  const parsed = JSON.parse(text) as Partial<PeerList>;
-  const peers = Array.isArray(parsed.Peers) ? parsed.Peers : [];
-  return { Peers: peers.filter((p): p is PeerInfo => typeof p?.PeerName === 'string' && typeof p.NodeName === 'string') };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new PeerListError((err as Error).message);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new PeerListError('expected a JSON object {"Peers": [...]}');
+  const peers: unknown[] = Array.isArray((parsed as Partial<PeerList>).Peers) ? (parsed as PeerList).Peers : [];
+  return {
+    Peers: peers.filter((p): p is PeerInfo => typeof p === 'object' && p !== null
+      && typeof (p as PeerInfo).PeerName === 'string' && typeof (p as PeerInfo).NodeName === 'string'),
+  };
 }
 
 function withPeerList(state: ConfigMapState, list: PeerList): ConfigMapState {

@@ -12,6 +12,7 @@ import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IHostPathVolumeSource } from 'kubernetes-models/v1/HostPathVolumeSource';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
+import { NPC_METRICS_PORT } from '../controlplane/policy/controller.js';
 import { PEER_CONFIGMAP } from './kube-api.js';
 
 export type WeaveKubeObject = IServiceAccount | IClusterRole | IClusterRoleBinding | IRole | IRoleBinding | IDaemonSet;
@@ -28,7 +29,7 @@ const serviceAccount: IServiceAccount = {
   metadata: { name: NAME, namespace: NAMESPACE, labels: LABELS },
 };
 
-// Nodes for peer discovery and reclaim; pods/namespaces/networkpolicies as Weave granted (network policy).
+// Nodes for peer discovery and reclaim; pods/namespaces/networkpolicies as Weave granted (network policy), services/endpointslices for it too.
 const clusterRole: IClusterRole = {
   apiVersion: 'rbac.authorization.k8s.io/v1',
   kind: 'ClusterRole',
@@ -36,6 +37,9 @@ const clusterRole: IClusterRole = {
   rules: [
     { apiGroups: [''], resources: ['pods', 'namespaces', 'nodes'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['get', 'list', 'watch'] },
+    // Services and their endpoints: egress allowed to pods is allowed through their cluster IPs too.
+    { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     { apiGroups: [''], resources: ['nodes/status'], verbs: ['patch', 'update'] },
   ],
 };
@@ -110,8 +114,7 @@ const daemonSet: IDaemonSet = {
             { name: 'IPALLOC_RANGE', value: '10.32.0.0/12' },
             { name: 'CONN_LIMIT', value: '200' },
             { name: 'WEAVE_METRICS_ADDR', value: '0.0.0.0:6782' },
-            // No network policy controller ships with this add-on yet: the router must not wait for one.
-            { name: 'EXPECT_NPC', value: '0' },
+            // EXPECT_NPC is left at Weave's default (on): forwarding into the bridge waits for weave-npc below.
             { name: 'WEAVE_PASSWORD', valueFrom: { secretKeyRef: { name: 'weave-passwd', key: 'weave-passwd', optional: true } } },
           ],
           readinessProbe: { httpGet: { host: '127.0.0.1', path: '/status', port: 6784 }, periodSeconds: 5 },
@@ -123,6 +126,21 @@ const daemonSet: IDaemonSet = {
             { name: 'netns', mountPath: '/var/run/netns', mountPropagation: 'HostToContainer' },
             { name: 'bpffs', mountPath: '/sys/fs/bpf' },
             { name: 'lib-modules', mountPath: '/lib/modules', readOnly: true },
+            { name: 'xtables-lock', mountPath: '/run/xtables.lock' },
+          ],
+        }, {
+          // The policy controller (controlplane/policy): loads each local pod's
+          // table into the pod's namespace, found among the runtime's named
+          // namespaces by address; opens WEAVE-NPC once its first sync is done.
+          name: 'weave-npc',
+          image: IMAGE,
+          command: ['/weave/bin/weave-npc', '--kube', '--node-name=$(HOSTNAME)'],
+          env: [{ name: 'HOSTNAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'spec.nodeName' } } }],
+          ports: [{ name: 'npc-metrics', containerPort: NPC_METRICS_PORT, protocol: 'TCP' }],
+          resources: { requests: { cpu: '50m', memory: '100Mi' } },
+          securityContext: { privileged: true },
+          volumeMounts: [
+            { name: 'netns', mountPath: '/var/run/netns', mountPropagation: 'HostToContainer' },
             { name: 'xtables-lock', mountPath: '/run/xtables.lock' },
           ],
         }],

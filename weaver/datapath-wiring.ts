@@ -292,7 +292,7 @@ async function keepBridgeMtu(bridge: string, mtu: number): Promise<void> {
 function datapathCounters(d: Datapath, logger: Logger): DatapathCounters {
   try {
     const s = d.stats();
-    return { kind: d.kind, kernelForwarded: s.kernelForwarded, userspace: s.userspace, drops: s.drops };
+    return { kind: d.kind, kernelForwarded: s.kernelForwarded, userspace: s.userspace, drops: s.drops, ...(s.flows === undefined ? {} : { flows: s.flows }) };
   } catch (err) {
     logger.warn(`reading the ${d.kind} datapath counters: ${(err as Error).message}`);
     return { kind: d.kind, kernelForwarded: 0n, userspace: 0n, drops: {} };

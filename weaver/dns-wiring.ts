@@ -9,6 +9,7 @@ import type { ServiceSection } from '../controlplane/api/status-model.js';
 import {
   DnsServer, DnsService, NAMESERVER_CHANNEL, Nameserver, NameserverGossiper, type GossipChannel, type Gossiper,
 } from '../controlplane/dns/index.js';
+import { DnsEntriesFileError, FileDnsEntryStore } from '../controlplane/dns/persistence.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import type { WeaverConfig } from './flags.js';
 import { identIsAlive } from './ipam-wiring.js';
@@ -35,6 +36,8 @@ export interface DnsWiringOptions {
   mesh: DnsMeshPort;
   /** Whether a container id is alive as Docker knows it; undefined defers to identIsAlive. */
   containerAlive?(ident: string): boolean | undefined;
+  /** Where our own names are kept across restarts; none keeps them in memory only. */
+  stateDir?: string;
   log?(message: string): void;
 }
 
@@ -79,7 +82,18 @@ export function dnsOptionsOf(cfg: WeaverConfig): DnsOptions | undefined {
 
 export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
   const log = opts.log ?? ((): void => {});
-  const nameserver = new Nameserver({ ourName: opts.ourName, isKnownPeer: (p) => opts.mesh.isKnownPeer(p) });
+  const store = opts.stateDir === undefined ? undefined : new FileDnsEntryStore(opts.stateDir, opts.ourName);
+  const nameserver = new Nameserver({ ourName: opts.ourName, isKnownPeer: (p) => opts.mesh.isKnownPeer(p), store });
+  if (store) {
+    // Before gossip starts: peers' copies of our names must meet ours, not an empty table.
+    try {
+      const restored = nameserver.restore(store.load(), (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
+      if (restored.length > 0) log(`[dns] restored ${restored.filter((e) => e.tombstone === 0).length} names of this host from ${store.path}`);
+    } catch (err) {
+      if (!(err instanceof DnsEntriesFileError)) throw err;
+      log(`[dns] ${err.message}`);
+    }
+  }
   const server = new DnsServer({ names: nameserver, ...opts.options });
   await server.start();
   const gossiper = new NameserverGossiper(nameserver);

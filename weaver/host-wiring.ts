@@ -133,6 +133,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     controlApi: controlApiOf(cfg.httpAddr),
     dockerBridge: dockerBridgeOf(cfg),
     iptablesBackend: iptablesBackendFromEnv(process.env),
+    expectNpc: cfg.raw.get('expect-npc') === true,
     registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
   });
   const record: HostNetworkRecord = { bridge };

@@ -131,7 +131,7 @@ async function main(argv: string[]): Promise<void> {
         if (ipamOptions) {
           ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
         }
-        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, log });
+        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },
     });
     const running = mesh;

@@ -11,17 +11,18 @@
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { formatMetricFamilies } from '../controlplane/api/metrics.js';
+import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../controlplane/api/metrics.js';
 import { formatAddress, parseAddress } from '../controlplane/ipam/addr.js';
-import { PolicyController } from '../controlplane/policy/controller.js';
+import { NPC_METRICS_PORT, PolicyController } from '../controlplane/policy/controller.js';
 import { loadPolicyDirectory, watchPolicyDirectory } from '../controlplane/policy/file-source.js';
 import type { KubePolicySource } from '../controlplane/policy/kube-source.js';
 import { NetnsLocator, runCommand } from '../dataplane/host/netns-locator.js';
 import { DEFAULT_BRIDGE } from '../dataplane/host/names.js';
 import { nftPolicyEnforcer } from '../dataplane/host/policy-table.js';
+import { openPolicyGate } from '../dataplane/host/iptables-forward.js';
 
 /** Where weave-npc serves metrics by default (spec §6.4). */
-const DEFAULT_METRICS_ADDR = '0.0.0.0:6781';
+const DEFAULT_METRICS_ADDR = `0.0.0.0:${NPC_METRICS_PORT}`;
 const DEFAULT_RESYNC_S = 300;
 const DEFAULT_BLOCKED_LOG_S = 10;
 
@@ -142,20 +143,43 @@ if (dir) {
   await source.start();
   await sync('start');
 }
+/**
+ * A router started with --expect-npc drops new connections into its bridge
+ * until WEAVE-NPC accepts them: opened only after a full sync, so no pod is
+ * reachable before its table is in place; checked again at every resync (a
+ * router relaunched after `weave reset` makes the chain afresh).
+ */
+async function openGate(): Promise<void> {
+  try {
+    const backends = await openPolicyGate();
+    if (backends.length > 0) log.info({ backends }, 'WEAVE-NPC accepts: the router forwards into the bridge');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot fill WEAVE-NPC (retried at the next resync)');
+  }
+}
+await openGate();
 const resyncTimer = setInterval(() => {
-  void controller.resync().then((stats) => log.info({ ...stats }, 'full resync'), (err: unknown) => log.error({ err }, 'resync failed'));
+  void controller.resync().then(async (stats) => {
+    log.info({ ...stats }, 'full resync');
+    await openGate();
+  }, (err: unknown) => log.error({ err }, 'resync failed'));
 }, resyncMs);
 const blockedTimer = setInterval(() => void controller.pollBlocked(), blockedMs);
 
 let server: Server | undefined;
 if (metricsAddr !== '') {
   const { host, port } = parseListen(metricsAddr);
+  const registry = new MetricsRegistry();
   server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      void controller.pollBlocked().finally(() => {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        res.end(formatMetricFamilies(controller.metricFamilies()));
-      });
+      // Metrics are served even when reading the blocked-packet counters failed (that failure is logged).
+      void controller.pollBlocked()
+        .catch((err: unknown) => log.error({ err }, 'reading blocked connections'))
+        .then(() => registry.render(controller.metricFamilies()))
+        .then((text) => res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE }).end(text), (err: unknown) => {
+          log.error({ err }, 'rendering metrics');
+          res.writeHead(500).end();
+        });
       return;
     }
     res.writeHead(404).end();

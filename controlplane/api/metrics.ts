@@ -1,4 +1,8 @@
 // Prometheus text exposition of the router metrics (user-surface spec §5.3).
+// Services describe their metrics as MetricFamily snapshots taken at scrape
+// time; prom-client renders them, next to its process_* and nodejs_* metrics
+// (Weave's Go client exported process_* the same way).
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DatapathCounters, RouterStatus } from './status-model.js';
 
 /** One metric family; other services (IPAM, DNS, datapath) add theirs the same way. */
@@ -9,21 +13,79 @@ export interface MetricFamily {
   samples: { labels?: Record<string, string>; value: number | bigint }[];
 }
 
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+/** The content type of the text format prom-client writes (0.0.4). */
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+let processMetrics: Registry | undefined;
+
+/** One registry per process for process_* and nodejs_*: the collectors it starts (GC observer, event-loop monitor) are per process too. */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
 }
 
-export function formatMetricFamilies(families: MetricFamily[]): string {
-  let out = '';
-  for (const f of families) {
-    out += `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
-    for (const s of f.samples) {
-      const keys = Object.keys(s.labels ?? {}).sort();
-      const labels = keys.length === 0 ? '' : `{${keys.map((k) => `${k}="${escapeLabel(s.labels![k])}"`).join(',')}}`;
-      out += `${f.name}${labels} ${s.value.toString()}\n`;
-    }
+/**
+ * Renders MetricFamily snapshots through a prom-client registry, followed by
+ * the process-wide process_* and nodejs_* metrics. Each render replaces every
+ * family's samples with the snapshot's, and a family missing from the
+ * snapshot (e.g. a datapath that went away) leaves the output.
+ */
+export class MetricsRegistry {
+  private readonly registry = new Registry();
+  /** Family name -> its prom-client metric and the shape it was registered with. */
+  private readonly registered = new Map<string, { metric: Gauge | Counter; shape: string }>();
+
+  constructor() {
+    processRegistry();
   }
-  return out;
+
+  async render(families: readonly MetricFamily[]): Promise<string> {
+    const byName = new Map<string, MetricFamily>();
+    for (const f of families) {
+      const seen = byName.get(f.name);
+      // Two services reporting one family (same help and type) add up their samples.
+      byName.set(f.name, seen ? { ...seen, samples: [...seen.samples, ...f.samples] } : f);
+    }
+    for (const f of byName.values()) {
+      // A family without samples has nothing to say; prom-client would print a 0 for it.
+      if (f.samples.length === 0) {
+        this.unregister(f.name);
+        continue;
+      }
+      const metric = this.metricFor(f);
+      metric.reset();
+      for (const s of f.samples) {
+        const value = Number(s.value);
+        // prom-client writes labels in the object's order: sorted, the output is the same whatever order a service used.
+        const labels = Object.fromEntries(Object.entries(s.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)));
+        if (metric instanceof Counter) metric.inc(labels, value);
+        else metric.set(labels, value);
+      }
+    }
+    for (const name of [...this.registered.keys()]) if (!byName.has(name)) this.unregister(name);
+    // Both texts are prom-client's; the families are set above in one synchronous run, so a scrape never sees half of another's.
+    return (await this.registry.metrics()) + (await processRegistry().metrics());
+  }
+
+  private metricFor(f: MetricFamily): Gauge | Counter {
+    const labelNames = [...new Set(f.samples.flatMap((s) => Object.keys(s.labels ?? {})))].sort();
+    const shape = JSON.stringify([f.type, f.help, labelNames]);
+    const known = this.registered.get(f.name);
+    if (known?.shape === shape) return known.metric;
+    this.unregister(f.name);
+    const config = { name: f.name, help: f.help, labelNames, registers: [this.registry] };
+    const metric = f.type === 'counter' ? new Counter(config) : new Gauge(config);
+    this.registered.set(f.name, { metric, shape });
+    return metric;
+  }
+
+  private unregister(name: string): void {
+    if (!this.registered.delete(name)) return;
+    this.registry.removeSingleMetric(name);
+  }
 }
 
 /**
@@ -58,10 +120,15 @@ export function routerMetricFamilies(s: RouterStatus): MetricFamily[] {
   ];
 }
 
-/** The datapath's packet counters: kernel versus userspace, and drops by reason. */
+/**
+ * The datapath's packet counters: kernel versus userspace, and drops by
+ * reason; and Weave's `weave_flows`, the forwarding entries a kernel datapath
+ * holds (Weave: ODP flows; only while there is a fast datapath).
+ */
 export function datapathMetricFamilies(d: DatapathCounters | undefined): MetricFamily[] {
   if (!d) return [];
   return [
+    ...(d.flows === undefined ? [] : [{ name: 'weave_flows', help: 'Number of FastDP flows.', type: 'gauge' as const, samples: [{ value: d.flows }] }]),
     {
       name: 'weave_datapath_packets_total',
       help: 'Packets the datapath forwarded, by where: in the kernel or through userspace.',
@@ -76,25 +143,6 @@ export function datapathMetricFamilies(d: DatapathCounters | undefined): MetricF
       help: 'Packets the datapath dropped, by reason.',
       type: 'counter',
       samples: Object.keys(d.drops).sort().map((reason) => ({ labels: { reason }, value: d.drops[reason] ?? 0n })),
-    },
-  ];
-}
-
-/** The process_* families a Prometheus client exports by default. */
-export function processMetricFamilies(): MetricFamily[] {
-  const mem = process.memoryUsage();
-  return [
-    {
-      name: 'process_resident_memory_bytes',
-      help: 'Resident memory size in bytes.',
-      type: 'gauge',
-      samples: [{ value: mem.rss }],
-    },
-    {
-      name: 'process_start_time_seconds',
-      help: 'Start time of the process since unix epoch in seconds.',
-      type: 'gauge',
-      samples: [{ value: Math.floor(Date.now() / 1000 - process.uptime()) }],
     },
   ];
 }

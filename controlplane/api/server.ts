@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { toJsonText } from './json-text.js';
 import { registerHostRoutes } from './host-routes.js';
-import { formatMetricFamilies, processMetricFamilies, routerMetricFamilies } from './metrics.js';
+import { METRICS_CONTENT_TYPE, MetricsRegistry, routerMetricFamilies } from './metrics.js';
 import { parsePeerAddress } from './peer-address.js';
 import { renderConnections, renderPeers, renderStatusSummary, renderTargets } from './render-status.js';
 import { buildReport } from './report.js';
@@ -64,9 +64,10 @@ function registerReadOnly(app: FastifyInstance, services: ApiServices): void {
 }
 
 function registerMetrics(app: FastifyInstance, services: ApiServices): void {
-  app.get('/metrics', (_req, reply) => {
-    const families = [...routerMetricFamilies(services.router.status()), ...(services.metrics?.() ?? []), ...processMetricFamilies()];
-    return reply.code(200).type('text/plain; version=0.0.4; charset=utf-8').send(formatMetricFamilies(families));
+  const registry = new MetricsRegistry();
+  app.get('/metrics', async (_req, reply) => {
+    const text = await registry.render([...routerMetricFamilies(services.router.status()), ...(services.metrics?.() ?? [])]);
+    return reply.code(200).type(METRICS_CONTENT_TYPE).send(text);
   });
 }
 

@@ -103,6 +103,8 @@ export interface DatapathCounters {
   kernelForwarded: bigint;
   userspace: bigint;
   drops: Readonly<Record<string, bigint>>;
+  /** Forwarding entries held in the kernel (OVS flows, eBPF MAC-table entries); absent for the sleeve. */
+  flows?: number;
 }
 
 /**

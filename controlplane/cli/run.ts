@@ -3,11 +3,13 @@
 import { hostname } from 'node:os';
 import { rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../api/version.js';
 import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
 import { DEFAULT_NETWORK_NAME } from '../docker/plugin-protocol.js';
+import { DNS_ENTRIES_FILE } from '../dns/persistence.js';
 import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
@@ -143,6 +145,8 @@ const reset: Command = async (args, io) => {
   // Persisted identity and peer list go with the reset (spec §1.3 step 4).
   rmSync(paths.peerNameFile, { force: true });
   rmSync(paths.targetsFile, { force: true });
+  // The names this host owned go too (Weave's reset removed its database with them).
+  rmSync(join(paths.dir, DNS_ENTRIES_FILE), { force: true });
   // Host networking (spec §1.3 step 6, §6.5): torn down with the router stopped, so nothing recreates it.
   const teardown = spawnSync(process.execPath, [HOST_RESET_MAIN, '--state-dir', paths.dir], { encoding: 'utf8' });
   if (teardown.status !== 0) {

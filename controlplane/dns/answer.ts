@@ -11,8 +11,10 @@ export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 
 /** What the answerer needs from the nameserver. */
 export interface NameLookup {
-  lookup(hostname: string): Entry[];
-  reverseLookup(addr: number): Entry[];
+  /** Live entries for a name, ignoring case (the table's array: read it, do not keep it). */
+  lookup(hostname: string): readonly Readonly<Entry>[];
+  /** Live entries for an address, in display order. */
+  reverseLookup(addr: number): readonly Readonly<Entry>[];
 }
 
 export interface AnswerConfig {

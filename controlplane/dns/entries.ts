@@ -25,9 +25,24 @@ export function sameIdentity(a: Entry, b: Entry): boolean {
   return a.containerId === b.containerId && a.origin === b.origin && a.addr === b.addr && a.hostname === b.hostname;
 }
 
+/**
+ * A UTF-16 code unit's rank in UTF-8 byte order: surrogates carry code points
+ * above U+FFFF, whose UTF-8 bytes sort after every BMP character's.
+ */
+function utf8Rank(unit: number): number {
+  return unit >= 0xd800 && unit <= 0xdfff ? unit + 0x10000 : unit;
+}
+
+/** Byte-wise comparison of the strings' UTF-8 encodings, without encoding them. */
 function compareBytes(a: string, b: string): number {
   if (a === b) return 0;
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return utf8Rank(x) - utf8Rank(y);
+  }
+  return a.length - b.length;
 }
 
 function compareRest(a: Entry, b: Entry): number {
@@ -81,8 +96,64 @@ export function mergeEntryLists(a: readonly Entry[], b: readonly Entry[]): Entry
   return [...byKey.values()];
 }
 
+/** An entry's name as lookups see it (lookups ignore case). */
+function nameKey(e: Pick<Entry, 'hostname'>): string {
+  return e.hostname.toLowerCase();
+}
+
+function liveInDisplayOrder(entries: Set<Entry> | undefined): readonly Readonly<Entry>[] {
+  if (!entries) return NO_ENTRIES;
+  const live: Entry[] = [];
+  for (const e of entries) if (e.tombstone === 0) live.push(e);
+  return live.length === 0 ? NO_ENTRIES : live.sort(compareForDisplay);
+}
+
+const NO_ENTRIES: readonly Readonly<Entry>[] = Object.freeze([]);
+
+/**
+ * A multimap whose per-key answer (live entries in display order) is computed
+ * on the first lookup after a change to that key, so a query costs one Map
+ * lookup rather than a scan of the table.
+ */
+class LiveIndex<K> {
+  private readonly all = new Map<K, Set<Entry>>();
+  private readonly liveCache = new Map<K, readonly Readonly<Entry>[]>();
+
+  insert(key: K, e: Entry): void {
+    let set = this.all.get(key);
+    if (!set) this.all.set(key, set = new Set());
+    set.add(e);
+    this.liveCache.delete(key);
+  }
+
+  remove(key: K, e: Entry): void {
+    const set = this.all.get(key);
+    if (!set) return;
+    set.delete(e);
+    if (set.size === 0) this.all.delete(key);
+    this.liveCache.delete(key);
+  }
+
+  /** The entry's liveness or place in the display order may have changed. */
+  changed(key: K): void {
+    this.liveCache.delete(key);
+  }
+
+  live(key: K): readonly Readonly<Entry>[] {
+    let hit = this.liveCache.get(key);
+    if (hit === undefined) {
+      hit = liveInDisplayOrder(this.all.get(key));
+      this.liveCache.set(key, hit);
+    }
+    return hit;
+  }
+}
+
 export class NameTable {
   private readonly byKey = new Map<string, Entry>();
+  /** Lookup indexes, kept in step with byKey by insert/remove/touched. */
+  private readonly byName = new LiveIndex<string>();
+  private readonly byAddr = new LiveIndex<number>();
 
   get size(): number {
     return this.byKey.size;
@@ -104,12 +175,13 @@ export class NameTable {
     const key = entryKey(fresh);
     const have = this.byKey.get(key);
     if (!have) {
-      this.byKey.set(key, fresh);
+      this.insert(key, fresh);
       return { ...fresh };
     }
     if (have.tombstone > 0) {
       have.tombstone = 0;
       have.version++;
+      this.touched(have);
     }
     return { ...have };
   }
@@ -124,6 +196,7 @@ export class NameTable {
       if (e.origin !== ourName || e.tombstone > 0 || !match(e)) continue;
       e.tombstone = now;
       e.version++;
+      this.touched(e);
       changed.push({ ...e });
     }
     return changed;
@@ -139,9 +212,10 @@ export class NameTable {
       const key = entryKey(e);
       const have = this.byKey.get(key);
       if (!have) {
-        this.byKey.set(key, { ...e });
+        this.insert(key, { ...e });
         changed.push({ ...e });
       } else if (mergeEntry(have, e)) {
+        this.touched(have);
         changed.push({ ...have });
       }
     }
@@ -158,15 +232,17 @@ export class NameTable {
     return this.removeWhere((e) => e.tombstone > 0 && now - e.tombstone > lifetimeSeconds);
   }
 
-  /** Live entries whose hostname equals `hostname`, ignoring case. */
-  lookup(hostname: string): Entry[] {
-    const wanted = hostname.toLowerCase();
-    return this.live().filter((e) => e.hostname.toLowerCase() === wanted);
+  /**
+   * Live entries whose hostname equals `hostname`, ignoring case, in display
+   * order. The table's own (shared, read-only) array: no copy per query.
+   */
+  lookup(hostname: string): readonly Readonly<Entry>[] {
+    return this.byName.live(hostname.toLowerCase());
   }
 
-  /** Live entries for an address. */
-  reverseLookup(addr: number): Entry[] {
-    return this.live().filter((e) => e.addr === addr);
+  /** Live entries for an address, in display order (shared, read-only). */
+  reverseLookup(addr: number): readonly Readonly<Entry>[] {
+    return this.byAddr.live(addr);
   }
 
   /** Copies of all entries, tombstones included, in display order. */
@@ -179,11 +255,25 @@ export class NameTable {
     return this.all().filter((e) => e.tombstone === 0);
   }
 
+  private insert(key: string, e: Entry): void {
+    this.byKey.set(key, e);
+    this.byName.insert(nameKey(e), e);
+    this.byAddr.insert(e.addr, e);
+  }
+
+  /** `e` changed in place (tombstone or version): cached lookups holding it are stale. */
+  private touched(e: Entry): void {
+    this.byName.changed(nameKey(e));
+    this.byAddr.changed(e.addr);
+  }
+
   private removeWhere(pred: (e: Entry) => boolean): number {
     let removed = 0;
     for (const [key, e] of this.byKey) {
       if (pred(e)) {
         this.byKey.delete(key);
+        this.byName.remove(nameKey(e), e);
+        this.byAddr.remove(e.addr, e);
         removed++;
       }
     }

@@ -2,9 +2,10 @@
 // and the receive rules for gossip (wire spec §9.2, §9.3). Encoding and the
 // mesh seam live in gossiper.ts; this module sees decoded payloads only.
 import type { PeerName } from '../mesh/types.js';
-import { GOSSIP_WINDOW_SECONDS, TOMBSTONE_PURGE_INTERVAL_MS, TOMBSTONE_TIMEOUT_SECONDS } from './constants.js';
+import { EXTERN_CONTAINER_ID, GOSSIP_WINDOW_SECONDS, TOMBSTONE_PURGE_INTERVAL_MS, TOMBSTONE_TIMEOUT_SECONDS } from './constants.js';
 import { NameTable, mergeEntryLists, type Entry } from './entries.js';
 import { DnsGossipError, type GossipPayload } from './gossip-payload.js';
+import type { DnsEntryStore } from './persistence.js';
 
 export interface NameserverOptions {
   ourName: PeerName;
@@ -12,6 +13,8 @@ export interface NameserverOptions {
   isKnownPeer(name: PeerName): boolean;
   /** Unix time in seconds; injectable for tests. */
   now?(): number;
+  /** Keeps our own entries across restarts; saved after every change to them. */
+  store?: DnsEntryStore;
 }
 
 /** Outcome of receiving one gossip payload (wire spec §9.3 step 5). */
@@ -36,11 +39,41 @@ export class Nameserver {
   private readonly clock: () => number;
   private broadcaster: ((payload: GossipPayload) => void) | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private readonly store: DnsEntryStore | undefined;
+  /** Restored entries, announced once a broadcaster is set. */
+  private pendingBroadcast: Entry[] = [];
 
   constructor(opts: NameserverOptions) {
     this.ourName = opts.ourName;
     this.isKnownPeer = opts.isKnownPeer;
     this.clock = opts.now ?? ((): number => Math.floor(Date.now() / 1000));
+    this.store = opts.store;
+  }
+
+  /**
+   * Takes back our entries saved before a restart. A live name stays live
+   * when `weave:extern` owns it or its container is still alive, else it is
+   * tombstoned now; either way its version goes up so it overrides the copy
+   * peers still hold (which they would otherwise keep, or we would tombstone).
+   * The changed entries are broadcast once gossip is attached.
+   */
+  restore(saved: readonly Entry[], isAlive: (containerId: string) => boolean): Entry[] {
+    const now = this.now();
+    const restored: Entry[] = [];
+    for (const e of saved) {
+      if (e.origin !== this.ourName) continue;
+      if (e.tombstone !== 0) {
+        restored.push({ ...e });
+        continue;
+      }
+      const alive = e.containerId === EXTERN_CONTAINER_ID || isAlive(e.containerId);
+      const changed = { ...e, version: e.version + 1, tombstone: alive ? 0 : now };
+      restored.push(changed);
+      this.pendingBroadcast.push(changed);
+    }
+    this.table.merge(restored);
+    this.persist();
+    return restored;
   }
 
   now(): number {
@@ -50,6 +83,11 @@ export class Nameserver {
   /** Where local changes are broadcast (tag 6); set by the gossiper. */
   setBroadcaster(fn: ((payload: GossipPayload) => void) | undefined): void {
     this.broadcaster = fn;
+    if (fn && this.pendingBroadcast.length > 0) {
+      const pending = this.pendingBroadcast;
+      this.pendingBroadcast = [];
+      this.broadcast(pending);
+    }
   }
 
   /** Purge old tombstones periodically (wire spec §9.3) until stop(). */
@@ -67,6 +105,7 @@ export class Nameserver {
   /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. */
   add(hostname: string, containerId: string, addr: number): Entry {
     const entry = this.table.add(hostname, containerId, this.ourName, addr);
+    this.persist();
     this.broadcast([entry]);
     return entry;
   }
@@ -77,6 +116,7 @@ export class Nameserver {
       (filter.hostname === undefined || e.hostname === filter.hostname) &&
       (filter.containerId === undefined || e.containerId === filter.containerId) &&
       (filter.addr === undefined || e.addr === filter.addr));
+    if (changed.length > 0) this.persist();
     this.broadcast(changed);
     return changed;
   }
@@ -92,14 +132,16 @@ export class Nameserver {
   }
 
   purgeTombstones(): number {
-    return this.table.purgeTombstones(this.now(), TOMBSTONE_TIMEOUT_SECONDS);
+    const n = this.table.purgeTombstones(this.now(), TOMBSTONE_TIMEOUT_SECONDS);
+    if (n > 0) this.persist();
+    return n;
   }
 
-  lookup(hostname: string): Entry[] {
+  lookup(hostname: string): readonly Readonly<Entry>[] {
     return this.table.lookup(hostname);
   }
 
-  reverseLookup(addr: number): Entry[] {
+  reverseLookup(addr: number): readonly Readonly<Entry>[] {
     return this.table.reverseLookup(addr);
   }
 
@@ -142,8 +184,14 @@ export class Nameserver {
       }
     }
     const delta = this.table.merge(incoming);
+    if (delta.some((e) => e.origin === this.ourName)) this.persist();
     this.broadcast(overridden);
     return { delta, relay: incoming };
+  }
+
+  /** Saves our own entries, tombstones included (their versions must survive too). */
+  private persist(): void {
+    this.store?.save(this.table.all().filter((e) => e.origin === this.ourName));
   }
 
   private broadcast(entries: Entry[]): void {

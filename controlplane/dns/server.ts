@@ -10,6 +10,7 @@ import {
   DEFAULT_DOMAIN, DEFAULT_FALLBACK_TIMEOUT_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_TTL_SECONDS,
 } from './constants.js';
 import { normaliseDomain } from './domain.js';
+import { FastAnswerer } from './fast-answer.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { ResolvConfWatcher, type UpstreamServer } from './resolv-conf.js';
 import { forward } from './upstream.js';
@@ -72,6 +73,7 @@ export class DnsServer {
   readonly ttl: number;
   private readonly fallbackTimeoutMs: number;
   private readonly names: NameLookup;
+  private readonly fast: FastAnswerer;
   private readonly requested: ListenAddress;
   private readonly resolvConfPath: string;
   private readonly upstreamPort: number;
@@ -90,6 +92,7 @@ export class DnsServer {
     this.requested = parseListenAddress(cfg.listenAddress ?? DEFAULT_LISTEN_ADDRESS);
     this.resolvConfPath = cfg.resolvConf ?? '';
     this.upstreamPort = cfg.upstreamPort ?? 53;
+    this.fast = new FastAnswerer(this.names, { domain: this.domain, ttl: this.ttl });
   }
 
   /** The bound address (after start), e.g. for `GET /dns-address-port`. */
@@ -116,7 +119,13 @@ export class DnsServer {
     });
     const port = udp.address().port;
     udp.on('error', () => { /* per-datagram send errors must not stop the server */ });
-    udp.on('message', (msg, rinfo) => { void this.onUdp(msg, rinfo); });
+    udp.on('message', (msg, rinfo) => {
+      this.metrics.udpQueries++;
+      // Local answers are sent synchronously: no promise, no closure per query.
+      const reply = this.answerFast(msg, 'udp');
+      if (reply) udp.send(reply, rinfo.port, rinfo.address);
+      else void this.onUdp(msg, rinfo);
+    });
     this.udp = udp;
 
     const tcp = createServer((sock) => this.onTcpConnection(sock));
@@ -152,6 +161,21 @@ export class DnsServer {
 
   /** Answer one query message; undefined = drop. Exposed for the transports and tests. */
   async handle(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    return this.answerFast(msg, transport) ?? this.answerGeneral(msg, transport);
+  }
+
+  /** The hot path (fast-answer.ts): a local answer straight from bytes, or undefined. */
+  private answerFast(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
+    const reply = this.fast.answer(msg, transport);
+    if (reply) {
+      if ((reply[3]! & 0xf) === Rcode.NXDOMAIN) this.metrics.nxdomain++;
+      else this.metrics.answeredLocally++;
+    }
+    return reply;
+  }
+
+  /** Every query the hot path leaves: decoded with dns-packet, answered locally or forwarded. */
+  private async answerGeneral(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     if (msg.length < 12) {
       this.metrics.dropped++;
       return undefined;
@@ -212,10 +236,9 @@ export class DnsServer {
   }
 
   private async onUdp(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
-    this.metrics.udpQueries++;
     let reply: Buffer | undefined;
     try {
-      reply = await this.handle(msg, 'udp');
+      reply = await this.answerGeneral(msg, 'udp');
     } catch {
       this.metrics.dropped++;
       return;

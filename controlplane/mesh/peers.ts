@@ -4,8 +4,10 @@
 import { GossipLimitError } from './errors.js';
 import { Peer } from './peer.js';
 import { bfsRoutes } from './routes.js';
-import { samePrincipals, ShortIdIndex } from './short-ids.js';
-import type { ConnectionSummary, PeerIdentity, PeerName, PeerRecord, PeerShortID, PeerUID } from './types.js';
+import { ShortIdIndex } from './short-ids.js';
+import type {
+  ConnectionSummary, PeerIdentity, PeerName, PeerRecord, PeerShortID, PeerSummary, PeerUID, ReceivedPeerRecord,
+} from './types.js';
 
 /**
  * Most peers the table holds (including placeholders). Weave meshes run to
@@ -88,12 +90,30 @@ export class Peers {
 
   /** Records for the named peers that are still known; the local record is always live. */
   records(names: Iterable<PeerName>): PeerRecord[] {
-    const out: PeerRecord[] = [];
-    for (const n of new Set(names)) {
+    return this.known(names).map((p) => p.record());
+  }
+
+  /** The named peers that are still known, each once. */
+  known(names: Iterable<PeerName>): Peer[] {
+    const out: Peer[] = [];
+    const seen = new Set<PeerName>();
+    for (const n of names) {
+      if (seen.has(n)) continue;
+      seen.add(n);
       const p = this.byName.get(n);
-      if (p) out.push(p.record());
+      if (p) out.push(p);
     }
     return out;
+  }
+
+  /**
+   * Whether applyUpdate would apply a received record with this summary, so
+   * its connection list is needed; other records count only as received.
+   */
+  wantsRecord(s: PeerSummary): boolean {
+    if (s.name === this.ourselves.name) return false;
+    const cur = this.byName.get(s.name);
+    return cur === undefined || recordWins(s, cur);
   }
 
   /**
@@ -153,8 +173,20 @@ export class Peers {
     }
   }
 
-  applyUpdate(records: readonly PeerRecord[]): UpdateResult {
+  /**
+   * Merges a received update. Records without their connection list (the
+   * decoder skipped it because wantsRecord said no) are only "received": they
+   * cannot win, and referenced peers of a record that loses would only be
+   * placeholders for garbage collection to remove again.
+   */
+  applyUpdate(received: readonly ReceivedPeerRecord[]): UpdateResult {
     const result: UpdateResult = { improved: new Set(), received: new Set(), ourselvesBumped: false };
+    const records: PeerRecord[] = [];
+    for (const r of received) {
+      if (r.connections !== undefined) records.push({ summary: r.summary, connections: r.connections });
+      else if (r.summary.name === this.ourselves.name) this.noteRecordOfOurselves(r.summary, result);
+      result.received.add(r.summary.name);
+    }
     this.watchShortIds(() => {
       const inUpdate = new Map<PeerName, PeerRecord>();
       for (const r of records) inUpdate.set(r.summary.name, r);
@@ -176,12 +208,8 @@ export class Peers {
       // Step 2: apply each record.
       for (const r of records) {
         const s = r.summary;
-        result.received.add(s.name);
         if (s.name === this.ourselves.name) {
-          if (s.uid !== this.ourselves.uid && s.version >= this.ourselves.version) {
-            this.ourselves.version = s.version + 1n;
-            result.ourselvesBumped = true;
-          }
+          this.noteRecordOfOurselves(s, result);
           continue;
         }
         if (created.has(s.name)) {
@@ -204,6 +232,14 @@ export class Peers {
       }
     });
     return result;
+  }
+
+  /** A record about an older incarnation of us: outdo its version (spec §4.5). */
+  private noteRecordOfOurselves(s: PeerSummary, result: UpdateResult): void {
+    if (s.uid !== this.ourselves.uid && s.version >= this.ourselves.version) {
+      this.ourselves.version = s.version + 1n;
+      result.ourselvesBumped = true;
+    }
   }
 
   // --- garbage collection (spec §4.7) ---
@@ -232,9 +268,9 @@ export class Peers {
 
   /** Run a change, then report principal changes and reassign our short id if we lost it (spec §4.8). */
   private watchShortIds(change: () => void): void {
-    const before = this.shortIds.principals();
+    const before = this.shortIds.principalChanges;
     change();
-    let changed = !samePrincipals(before, this.shortIds.principals());
+    let changed = this.shortIds.principalChanges !== before;
     const us = this.ourselves;
     if ((changed || this.shortIdReassignPending) && this.shortIds.principal(us.shortId) !== us.name) {
       const fresh = this.shortIds.chooseFree(this.random);

@@ -27,7 +27,8 @@ import {
   type MessageLink,
   type PeerIdentity,
   type PeerName,
-  type PeerRecord,
+  type PeerSummary,
+  type ReceivedPeerRecord,
 } from './types.js';
 
 export const DEFAULT_GOSSIP_INTERVAL_MS = 30_000;
@@ -351,7 +352,11 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
 
   // --- TopologyApplier (spec §4.5 steps 3-4) ---
 
-  applyTopology(records: PeerRecord[]): { improved: Set<PeerName>; received: Set<PeerName> } {
+  wantsTopologyRecord(summary: PeerSummary): boolean {
+    return this.peers.wantsRecord(summary);
+  }
+
+  applyTopology(records: readonly ReceivedPeerRecord[]): { improved: Set<PeerName>; received: Set<PeerName> } {
     const result = this.peers.applyUpdate(records);
     if (result.ourselvesBumped) this.scheduleTopologyBroadcast([]);
     if (result.improved.size > 0) {

@@ -9,18 +9,27 @@ const RANDOM_TRIES = 10;
 
 export class ShortIdIndex {
   private readonly claims = new Map<PeerShortID, Set<PeerName>>();
+  /**
+   * Bumped whenever some id's principal changes, so a caller can tell whether
+   * a batch of changes moved any principal without comparing whole mappings.
+   */
+  principalChanges = 0;
 
   add(name: PeerName, id: PeerShortID): void {
     let set = this.claims.get(id);
     if (!set) this.claims.set(id, (set = new Set()));
+    const before = this.principal(id);
     set.add(name);
+    if (this.principal(id) !== before) this.principalChanges++;
   }
 
   remove(name: PeerName, id: PeerShortID): void {
     const set = this.claims.get(id);
     if (!set) return;
+    const before = this.principal(id);
     set.delete(name);
     if (set.size === 0) this.claims.delete(id);
+    if (this.principal(id) !== before) this.principalChanges++;
   }
 
   principal(id: PeerShortID): PeerName | undefined {
@@ -29,13 +38,6 @@ export class ShortIdIndex {
     let best: PeerName | undefined;
     for (const n of set) if (best === undefined || n < best) best = n;
     return best;
-  }
-
-  /** short id -> principal peer, for detecting changes of the mapping. */
-  principals(): Map<PeerShortID, PeerName> {
-    const out = new Map<PeerShortID, PeerName>();
-    for (const id of this.claims.keys()) out.set(id, this.principal(id)!);
-    return out;
   }
 
   isUsed(id: PeerShortID): boolean {
@@ -53,10 +55,4 @@ export class ShortIdIndex {
     if (free.length === 0) return undefined;
     return free[Math.floor(random() * free.length)];
   }
-}
-
-export function samePrincipals(a: Map<PeerShortID, PeerName>, b: Map<PeerShortID, PeerName>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [id, name] of a) if (b.get(id) !== name) return false;
-  return true;
 }

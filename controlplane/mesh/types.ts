@@ -80,6 +80,13 @@ export interface PeerRecord {
   connections: ConnectionSummary[];
 }
 
+/** A received topology record whose connection list may have been left undecoded. */
+export interface ReceivedPeerRecord {
+  summary: PeerSummary;
+  /** Undefined when the receiver did not want them: it holds this record or a newer one. */
+  connections: ConnectionSummary[] | undefined;
+}
+
 /** Gossip envelope tags and contents (spec §2.2, §4.1). */
 export const enum ProtocolTag {
   Heartbeat = 0,

@@ -4,6 +4,7 @@
 // without an address, a finished pod, or a pod of a vanished namespace is
 // handled here once, so the semantics never meet a half-formed object.
 import { parseAddress } from '../ipam/addr.js';
+import type { ServiceFrontend } from './services.js';
 import { NAMESPACE_NAME_LABEL, type Labels, type Namespace, type NetworkPolicy, type Pod, type PolicyProtocol } from './types.js';
 
 export interface NamedPort {
@@ -30,6 +31,8 @@ export interface ClusterState {
   namespaces: ReadonlyMap<string, Labels>;
   workloads: readonly Workload[];
   policies: readonly NetworkPolicy[];
+  /** Service cluster IPs with their endpoints (Kubernetes; absent for Docker). */
+  services?: readonly ServiceFrontend[];
 }
 
 /** Annotation naming the network namespace of a workload (file source; the Kubernetes source finds it by address). */

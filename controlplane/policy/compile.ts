@@ -12,6 +12,7 @@ import { cidrRange, parseCIDR } from '../ipam/addr.js';
 import { namespaceLabels, policyKey, type ClusterState, type Workload } from './cluster.js';
 import { isolatingPolicies, type FlowProtocol } from './reference.js';
 import { selectorMatches } from './selector.js';
+import { allowedFrontends } from './services.js';
 import type { NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, PolicyProtocol, PolicyType } from './types.js';
 
 /** IANA protocol numbers, as the kernel's `meta l4proto` holds them. */
@@ -211,7 +212,13 @@ export function compileWorkload(state: ClusterState, w: Workload): WorkloadRules
   const ingress = isolatingPolicies(state, w, 'Ingress');
   if (ingress.length > 0) out.ingress = compileDirection(state, w, 'Ingress', ingress);
   const egress = isolatingPolicies(state, w, 'Egress');
-  if (egress.length > 0) out.egress = compileDirection(state, w, 'Egress', egress);
+  if (egress.length > 0) {
+    const rules = compileDirection(state, w, 'Egress', egress);
+    // Service addresses are translated only after the packet leaves the pod: open those whose endpoints are allowed.
+    const frontends = allowedFrontends(rules, state.services ?? []);
+    if (frontends.length > 0) rules.ports = disjointElements([...rules.ports, ...frontends]);
+    out.egress = rules;
+  }
   return out;
 }
 

@@ -18,7 +18,11 @@ import { buildClusterState, type BuildOptions } from './cluster.js';
 import { compileWorkload, mergeSpans, type WorkloadRules } from './compile.js';
 import type { PolicyEnforcer } from './enforcer.js';
 import { DIRECTIONS, renderPolicyTable } from './render.js';
-import type { Namespace, NetworkPolicy, Pod } from './types.js';
+import { serviceFrontends } from './services.js';
+import type { EndpointSlice, Namespace, NetworkPolicy, Pod, Service } from './types.js';
+
+/** Where weave-npc serves its metrics (user-surface spec §6.4). */
+export const NPC_METRICS_PORT = 6781;
 
 /** Table loads in flight at once. */
 const LOAD_CONCURRENCY = 4;
@@ -27,6 +31,9 @@ export interface PolicySnapshot {
   namespaces: readonly Namespace[];
   pods: readonly Pod[];
   policies: readonly NetworkPolicy[];
+  /** Services and their EndpointSlices: egress allowed to pods reaches them through their Services too. */
+  services?: readonly Service[];
+  endpointSlices?: readonly EndpointSlice[];
 }
 
 /** What the controller logs through (pino's Logger fits). */
@@ -114,7 +121,10 @@ export class PolicyController {
     if (!snapshot) return stats;
     const force = this.forceAll;
     this.forceAll = false;
-    const state = buildClusterState(snapshot.namespaces, snapshot.pods, snapshot.policies, this.options.netnsOf ? { netnsOf: this.options.netnsOf } : {});
+    const state = {
+      ...buildClusterState(snapshot.namespaces, snapshot.pods, snapshot.policies, this.options.netnsOf ? { netnsOf: this.options.netnsOf } : {}),
+      services: serviceFrontends(snapshot.services ?? [], snapshot.endpointSlices ?? []),
+    };
     const desired = new Map<string, Applied>();
     const host = (this.options.hostAddresses?.() ?? []).map((a) => ({ first: a, last: a }));
     for (const w of state.workloads) {

@@ -1,15 +1,29 @@
 // Policy without Kubernetes: the same API objects from a directory of YAML (or
 // JSON) files — NetworkPolicy, Namespace, and Pod objects standing in for the
 // containers on this host (labels, status.podIP, named container ports, and
-// the network namespace in the weave.works/netns annotation). A file may hold
+// the network namespace in the weave.works/netns annotation), and Services with
+// their EndpointSlices where kube-proxy (or anything like it) translates
+// virtual addresses. A file may hold
 // several documents and `kind: List`. A bad document is reported with its
 // file and skipped; the rest is enforced.
 import { watch, readdirSync, readFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { PolicySnapshot } from './controller.js';
-import { parseNamespace, parseNetworkPolicy, parsePod, PolicyError } from './validate.js';
-import type { Namespace, NetworkPolicy, Pod } from './types.js';
+import { parseEndpointSlice, parseNamespace, parseNetworkPolicy, parsePod, parseService, PolicyError } from './validate.js';
+import type { EndpointSlice, Namespace, NetworkPolicy, Pod, Service } from './types.js';
+
+interface Objects {
+  namespaces: Namespace[];
+  pods: Pod[];
+  policies: NetworkPolicy[];
+  services: Service[];
+  endpointSlices: EndpointSlice[];
+}
+
+function noObjects(): Objects {
+  return { namespaces: [], pods: [], policies: [], services: [], endpointSlices: [] };
+}
 
 export interface LoadedDirectory {
   snapshot: PolicySnapshot;
@@ -24,7 +38,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Adds the objects of one decoded document to `out`; throws PolicyError for a bad one. */
-function addObject(v: unknown, where: string, out: { namespaces: Namespace[]; pods: Pod[]; policies: NetworkPolicy[] }): void {
+function addObject(v: unknown, where: string, out: Objects): void {
   if (v === null || v === undefined) return;
   if (!isObject(v)) throw new PolicyError(`${where}: not an API object`);
   switch (v.kind) {
@@ -37,22 +51,30 @@ function addObject(v: unknown, where: string, out: { namespaces: Namespace[]; po
     case 'Pod':
       out.pods.push(parsePod(v, where));
       return;
+    case 'Service':
+      out.services.push(parseService(v, where));
+      return;
+    case 'EndpointSlice':
+      out.endpointSlices.push(parseEndpointSlice(v, where));
+      return;
     case 'List':
     case 'NetworkPolicyList':
     case 'PodList':
-    case 'NamespaceList': {
+    case 'NamespaceList':
+    case 'ServiceList':
+    case 'EndpointSliceList': {
       const items = Array.isArray(v.items) ? v.items : [];
       items.forEach((item, i) => addObject(item, `${where} items[${i}]`, out));
       return;
     }
     default:
-      throw new PolicyError(`${where}: kind ${JSON.stringify(v.kind)} is not NetworkPolicy, Namespace, Pod or List`);
+      throw new PolicyError(`${where}: kind ${JSON.stringify(v.kind)} is not NetworkPolicy, Namespace, Pod, Service, EndpointSlice or List`);
   }
 }
 
 /** Reads every *.yaml, *.yml and *.json file of `dir` (not recursive), in name order. */
 export function loadPolicyDirectory(dir: string): LoadedDirectory {
-  const out = { namespaces: [] as Namespace[], pods: [] as Pod[], policies: [] as NetworkPolicy[] };
+  const out = noObjects();
   const errors: string[] = [];
   const names = readdirSync(dir).filter((n) => FILE_PATTERN.test(n) && !n.startsWith('.')).sort();
   for (const name of names) {
@@ -73,7 +95,7 @@ export function loadPolicyDirectory(dir: string): LoadedDirectory {
         return;
       }
       // Objects are added only whole: a document failing half way adds nothing.
-      const staged = { namespaces: [] as Namespace[], pods: [] as Pod[], policies: [] as NetworkPolicy[] };
+      const staged = noObjects();
       try {
         addObject(doc.toJS({ maxAliasCount: 100 }), where, staged);
       } catch (err) {
@@ -84,6 +106,8 @@ export function loadPolicyDirectory(dir: string): LoadedDirectory {
       out.namespaces.push(...staged.namespaces);
       out.pods.push(...staged.pods);
       out.policies.push(...staged.policies);
+      out.services.push(...staged.services);
+      out.endpointSlices.push(...staged.endpointSlices);
     });
   }
   return { snapshot: out, errors };

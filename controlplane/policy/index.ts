@@ -6,6 +6,7 @@
 //   selector.ts     label selector matching
 //   cluster.ts      the cluster as the semantics see it: workloads with IPs, labels, named ports
 //   reference.ts    the semantics evaluated directly, one flow at a time (the oracle)
+//   services.ts     Service cluster IPs and their endpoints, for egress checked before kube-proxy translates
 //   compile.ts      per-workload rules as disjoint interval-set elements (two lookups per packet)
 //   render.ts       those rules as one nftables table for the workload's network namespace
 //   enforcer.ts     the seam to the kernel (types; dataplane/host/policy-table.ts implements it)
@@ -25,6 +26,7 @@ export * from './selector.js';
 export * from './cluster.js';
 export * from './reference.js';
 export * from './compile.js';
+export * from './services.js';
 export * from './render.js';
 export * from './enforcer.js';
 export * from './controller.js';

@@ -1,24 +1,27 @@
-// Policy from the Kubernetes API: Pods, Namespaces and NetworkPolicies kept
+// Policy from the Kubernetes API: Pods, Namespaces, NetworkPolicies, Services
+// and EndpointSlices kept
 // current by @kubernetes/client-node informers (list, then watch from the
 // list's resourceVersion; a 410 Gone relists). Every event makes a fresh
-// snapshot of the three caches for the controller, which renders the whole
+// snapshot of the caches for the controller, which renders the whole
 // desired state from it: events never patch sets incrementally, so nothing
 // can drift (weaveworks/weave#3829). A watch that fails is restarted (relisted)
 // after a pause; objects the API sends that fail validation are skipped and
 // reported once.
 import {
-  CoreV1Api, KubeConfig, makeInformer, NetworkingV1Api,
+  CoreV1Api, DiscoveryV1Api, KubeConfig, makeInformer, NetworkingV1Api,
   type Informer, type KubernetesObject, type ObjectCache,
 } from '@kubernetes/client-node';
 import type { PolicyLog, PolicySnapshot } from './controller.js';
-import { parseNamespace, parseNetworkPolicy, parsePod } from './validate.js';
-import type { Namespace, NetworkPolicy, Pod } from './types.js';
+import { parseEndpointSlice, parseNamespace, parseNetworkPolicy, parsePod, parseService } from './validate.js';
+import type { EndpointSlice, Namespace, NetworkPolicy, Pod, Service } from './types.js';
 
 /** The API paths watched, as the informers request them. */
 export const KUBE_PATHS = {
   pods: '/api/v1/pods',
   namespaces: '/api/v1/namespaces',
   networkPolicies: '/apis/networking.k8s.io/v1/networkpolicies',
+  services: '/api/v1/services',
+  endpointSlices: '/apis/discovery.k8s.io/v1/endpointslices',
 } as const;
 
 export interface KubeSourceOptions {
@@ -42,6 +45,7 @@ export class KubePolicySource {
   ) {
     const core = config.makeApiClient(CoreV1Api);
     const net = config.makeApiClient(NetworkingV1Api);
+    const discovery = config.makeApiClient(DiscoveryV1Api);
     const make = (name: string, path: string, list: () => Promise<unknown>): { name: string; informer: Cached } => ({
       name,
       informer: makeInformer(config, path, list as () => Promise<never>) as Cached,
@@ -50,6 +54,9 @@ export class KubePolicySource {
       make('pods', KUBE_PATHS.pods, () => core.listPodForAllNamespaces({})),
       make('namespaces', KUBE_PATHS.namespaces, () => core.listNamespace({})),
       make('networkpolicies', KUBE_PATHS.networkPolicies, () => net.listNetworkPolicyForAllNamespaces({})),
+      // Services and where they lead: egress to pods through a cluster IP (controlplane/policy/services.ts).
+      make('services', KUBE_PATHS.services, () => core.listServiceForAllNamespaces({})),
+      make('endpointslices', KUBE_PATHS.endpointSlices, () => discovery.listEndpointSliceForAllNamespaces({})),
     ];
     for (const { name, informer } of this.informers) {
       informer.on('change', () => this.onChange());
@@ -57,7 +64,7 @@ export class KubePolicySource {
     }
   }
 
-  /** Lists everything once and starts watching; resolves when all three lists are in. */
+  /** Lists everything once and starts watching; resolves when every list is in. */
   async start(): Promise<void> {
     await Promise.all(this.informers.map(({ informer }) => informer.start()));
   }
@@ -113,6 +120,8 @@ export class KubePolicySource {
       namespaces: this.parsed<Namespace>('namespaces', (v) => parseNamespace(v)),
       pods: this.parsed<Pod>('pods', (v) => parsePod(v)),
       policies: this.parsed<NetworkPolicy>('networkpolicies', (v) => parseNetworkPolicy(KubePolicySource.policyJson(v))),
+      services: this.parsed<Service>('services', (v) => parseService(v)),
+      endpointSlices: this.parsed<EndpointSlice>('endpointslices', (v) => parseEndpointSlice(v)),
     };
   }
 

@@ -108,3 +108,36 @@ export interface Namespace {
 
 /** The label every namespace carries with its own name (Kubernetes >= 1.21 sets it automatically). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** core/v1 ServicePort: `port` on the cluster IP leads to the endpoints' port of the same name. */
+export interface ServicePort {
+  name?: string;
+  protocol?: PolicyProtocol;
+  port: number;
+}
+
+/** core/v1 Service: the fields that say which virtual address kube-proxy translates. */
+export interface Service {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: {
+    /** "None" for a headless service (no translation). */
+    clusterIP?: string;
+    clusterIPs?: string[];
+    ports?: ServicePort[];
+  };
+}
+
+/** discovery.k8s.io/v1 EndpointSlice: where a Service's traffic goes. */
+export interface EndpointSlice {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  endpoints: { addresses: string[]; conditions?: { ready?: boolean } }[];
+  ports?: { name?: string; protocol?: PolicyProtocol; port?: number }[];
+}
+
+/** The label naming the Service an EndpointSlice belongs to. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';

@@ -5,8 +5,8 @@
 // field; the controller skips it and keeps enforcing the rest.
 import { cidrRange, parseCIDR } from '../ipam/addr.js';
 import type {
-  ContainerPort, IPBlock, LabelSelector, LabelSelectorRequirement, Namespace, NetworkPolicy, NetworkPolicyPeer,
-  NetworkPolicyPort, ObjectMeta, Pod, PolicyProtocol, PolicyType,
+  ContainerPort, EndpointSlice, IPBlock, LabelSelector, LabelSelectorRequirement, Namespace, NetworkPolicy, NetworkPolicyPeer,
+  NetworkPolicyPort, ObjectMeta, Pod, PolicyProtocol, PolicyType, Service, ServicePort,
 } from './types.js';
 
 export class PolicyError extends Error {}
@@ -226,4 +226,70 @@ export function parsePod(v: unknown, where = 'Pod'): Pod {
     if (ips) pod.status.podIPs = ips.filter(isObject).filter((x) => typeof x.ip === 'string').map((x) => ({ ip: x.ip as string }));
   }
   return pod;
+}
+
+function optionalString(v: unknown, where: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') fail(where, 'must be a string');
+  return v;
+}
+
+/** A Service from its JSON form: its cluster IPs and ports (selector and the rest are not read). */
+export function parseService(v: unknown, where = 'Service'): Service {
+  if (!isObject(v)) fail(where, 'must be an object');
+  const metadata = parseMeta(v.metadata, where, true);
+  const at = `Service ${metadata.namespace}/${metadata.name}`;
+  const service: Service = { metadata };
+  const spec = v.spec;
+  if (!isObject(spec)) return service;
+  service.spec = {};
+  const clusterIP = optionalString(spec.clusterIP, `${at}.spec.clusterIP`);
+  if (clusterIP !== undefined) service.spec.clusterIP = clusterIP;
+  const ips = optionalArray(spec.clusterIPs, `${at}.spec.clusterIPs`);
+  if (ips) service.spec.clusterIPs = ips.map((ip, i) => optionalString(ip, `${at}.spec.clusterIPs[${i}]`) ?? '');
+  const ports = optionalArray(spec.ports, `${at}.spec.ports`);
+  if (ports) {
+    service.spec.ports = ports.map((p, i): ServicePort => {
+      const pat = `${at}.spec.ports[${i}]`;
+      if (!isObject(p) || !validPortNumber(p.port)) fail(`${pat}.port`, 'must be 1-65535');
+      const port: ServicePort = { port: p.port, protocol: parseProtocol(p.protocol, `${pat}.protocol`) };
+      const name = optionalString(p.name, `${pat}.name`);
+      if (name) port.name = name;
+      return port;
+    });
+  }
+  return service;
+}
+
+/** An EndpointSlice from its JSON form. */
+export function parseEndpointSlice(v: unknown, where = 'EndpointSlice'): EndpointSlice {
+  if (!isObject(v)) fail(where, 'must be an object');
+  const metadata = parseMeta(v.metadata, where, true);
+  const at = `EndpointSlice ${metadata.namespace}/${metadata.name}`;
+  if (v.addressType !== 'IPv4' && v.addressType !== 'IPv6' && v.addressType !== 'FQDN') fail(`${at}.addressType`, 'must be IPv4, IPv6 or FQDN');
+  const endpoints = (optionalArray(v.endpoints, `${at}.endpoints`) ?? []).map((e, i) => {
+    const eat = `${at}.endpoints[${i}]`;
+    if (!isObject(e)) fail(eat, 'must be an object');
+    const addresses = (optionalArray(e.addresses, `${eat}.addresses`) ?? []).map((a, j) => optionalString(a, `${eat}.addresses[${j}]`) ?? '');
+    const out: EndpointSlice['endpoints'][number] = { addresses };
+    if (isObject(e.conditions) && typeof e.conditions.ready === 'boolean') out.conditions = { ready: e.conditions.ready };
+    return out;
+  });
+  const slice: EndpointSlice = { metadata, addressType: v.addressType, endpoints };
+  const ports = optionalArray(v.ports, `${at}.ports`);
+  if (ports) {
+    slice.ports = ports.map((p, i) => {
+      const pat = `${at}.ports[${i}]`;
+      if (!isObject(p)) fail(pat, 'must be an object');
+      const out: NonNullable<EndpointSlice['ports']>[number] = { protocol: parseProtocol(p.protocol, `${pat}.protocol`) };
+      if (p.port !== undefined && p.port !== null) {
+        if (!validPortNumber(p.port)) fail(`${pat}.port`, 'must be 1-65535');
+        out.port = p.port;
+      }
+      const name = optionalString(p.name, `${pat}.name`);
+      if (name) out.name = name;
+      return out;
+    });
+  }
+  return slice;
 }

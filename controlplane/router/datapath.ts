@@ -87,6 +87,8 @@ export interface DatapathStats {
   userspace: bigint;
   /** Drops by named reason. */
   drops: Readonly<Record<string, bigint>>;
+  /** Forwarding entries the kernel holds now (OVS flows; eBPF MAC-table entries); absent without a kernel datapath. */
+  flows?: number;
 }
 
 export interface Datapath {

@@ -502,6 +502,10 @@ export class BpfFastDatapath {
     return this.maps.listLearnedMacs();
   }
 
+  countForwardingEntries(): number {
+    return this.maps.countForwardingEntries();
+  }
+
   /** Releases this process's handles; programs and maps stay in the kernel and keep forwarding. */
   close(): void {
     this.fromContainer.close();

@@ -276,6 +276,11 @@ export class DatapathMaps {
     return out;
   }
 
+  /** Forwarding entries held now: the local and the learned remote MACs (Weave's `weave_flows` for this datapath). */
+  countForwardingEntries(): number {
+    return this.keys('weave_local_macs', 8).length + this.keys('weave_remote_macs', 8).length;
+  }
+
   /** Learned remote MACs, with their age against the kernel's monotonic clock. */
   listLearnedMacs(): LearnedMac[] {
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as bpf_ktime_get_ns

@@ -27,6 +27,8 @@ export interface HostNetworkOptions {
   dockerBridge?: string;
   /** IPTABLES_BACKEND: the one iptables to program; default every one in use. */
   iptablesBackend?: IptablesBackend;
+  /** `--expect-npc`: traffic into the bridge passes weave-npc's chains (spec §6.3). */
+  expectNpc?: boolean;
   /** Where attached endpoints are remembered across router restarts (for `weave ps`). */
   registryFile?: string;
 }
@@ -140,6 +142,7 @@ export class HostNetwork {
     // A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too.
     await ensureForwardRules({
       bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))], backend: this.opts.iptablesBackend,
+      npc: this.opts.expectNpc === true,
     });
   }
 

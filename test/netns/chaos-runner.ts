@@ -31,7 +31,7 @@ export interface ChaosOptions {
 
 export interface StepRecord { step: number; fault: FaultKind; host: string; recoveryMs: number }
 
-export interface ChaosResult { steps: StepRecord[]; containers: number; namesLostOnRestart: number }
+export interface ChaosResult { steps: StepRecord[]; containers: number }
 
 /** Drops 30 % of the host's underlay packets both ways, TCP and UDP alike. */
 const LOSS_TABLE = `table inet wtchaos_loss {
@@ -44,14 +44,8 @@ interface Attached {
   host: Host;
   container: Container;
   ip: string;
+  /** Given with `weave attach -h`; it must survive restarts of its router (saved in the state dir). */
   name: string;
-  /**
-   * False once its router restarted: a restarted router does not know the
-   * names given with `weave attach -h` to containers it did not start (Weave
-   * repopulates them from Docker, which these namespaces are not), so the name
-   * is gone on every host. Counted as namesLostOnRestart.
-   */
-  named: boolean;
 }
 
 /** `weave status dns` as sorted `name ip` pairs. */
@@ -106,7 +100,7 @@ export class ChaosRunner {
     const name = `k${this.containerSeq++}`;
     const container = await h.addContainer(name);
     const ip = ipOf(await mustWeave(h, ['attach', '--netns', container.netnsPath, '-h', `${name}.weave.local`], { timeoutMs: 60_000 }));
-    this.attached.push({ host: h, container, ip, name, named: true });
+    this.attached.push({ host: h, container, ip, name });
     const ips = this.attached.map((a) => a.ip);
     assert.equal(new Set(ips).size, ips.length, `seed ${this.opts.seed}: an address was handed out twice: ${ips.join(' ')}`);
   }
@@ -143,7 +137,7 @@ export class ChaosRunner {
     }, 30_000, 250);
     assert.ok(agreed, `seed ${this.opts.seed}, ${what}: IPAM ring views differ: ${views.join(' | ')}`);
     // Every host holds the same names: those of the containers, with their addresses.
-    const want = this.attached.filter((a) => a.named).map((a) => `${a.name} ${a.ip}`).sort().join(',');
+    const want = this.attached.map((a) => `${a.name} ${a.ip}`).sort().join(',');
     let dns: string[] = [];
     const dnsAgreed = await pollUntil(async () => {
       dns = await Promise.all(this.bed.hosts.map(async (h) => dnsView(await mustWeave(h, ['status', 'dns']))));
@@ -154,7 +148,6 @@ export class ChaosRunner {
 
   private async relaunch(h: Host): Promise<void> {
     await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000 });
-    for (const a of this.attached) if (a.host === h) a.named = false;
   }
 
   private async apply(fault: FaultKind, h: Host): Promise<void> {
@@ -209,7 +202,7 @@ export class ChaosRunner {
       steps.push({ step, fault, host: h.label, recoveryMs });
       this.log(`step ${String(step).padStart(3)}  ${fault.padEnd(12)} ${h.label}  recovered in ${recoveryMs} ms`);
     }
-    return { steps, containers: this.attached.length, namesLostOnRestart: this.attached.filter((a) => !a.named).length };
+    return { steps, containers: this.attached.length };
   }
 
   /** `weave reset` on every host; returns what weave left in the kernel (links, nft tables), by host. */

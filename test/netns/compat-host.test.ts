@@ -6,7 +6,8 @@
 // gratuitous ARP so peers reach its new holder at once; a container whose
 // namespace goes away loses its names and address without a runtime telling
 // the router; a relaunched router's old names stop answering at once;
-// hairpin mode on the datapath's bridge port is reported.
+// hairpin mode on the datapath's bridge port is reported; /metrics serves
+// what Weave's dashboards and the shipped Grafana dashboard query.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import {
 } from './lib/index.js';
 import { aRecords, queryDns, startUpstreamDns } from './lib/dns-probe.js';
 import { Rtnl } from '../../dataplane/netlink/index.js';
+import { assertDashboardServed, scrapeFamilies } from '../support/metrics-text.js';
 
 /** What the upstream server answers for UPSTREAM_NAME (TEST-NET-2, never routed). */
 const UPSTREAM_NAME = 'example.test';
@@ -198,4 +200,24 @@ test('hairpin mode switched on for vethwe-bridge is reported in the log, as Weav
   } finally {
     await mustExec('ip', ['-n', h1.namespace, 'link', 'set', port, 'type', 'bridge_slave', 'hairpin', 'off']);
   }
+});
+
+test("a running router's /metrics: Weave's families, weave_flows from the kernel datapath, and every dashboard query served", async () => {
+  const a = await h1.addContainer('metrics-a');
+  const b = await h2.addContainer('metrics-b');
+  await mustWeave(h1, ['attach', '10.2.4.1/24', '--netns', a.netnsPath]);
+  await mustWeave(h2, ['attach', '10.2.4.2/24', '--netns', b.netnsPath]);
+  assert.ok(await pollUntil(() => a.ping('10.2.4.2'), 20_000, 200), 'the containers reach each other');
+  // The metrics address is the router's default, loopback in h1's namespace.
+  const scrape = `fetch('http://127.0.0.1:6782/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+  const families = scrapeFamilies((await h1.exec(process.execPath, ['-e', scrape])).stdout);
+  const established = families.get('weave_connections')?.series.filter((s) => s.labels.state === 'established' && s.value > 0) ?? [];
+  assert.deepEqual(established.map((s) => s.labels.type), ['fastdp'], 'one established fastdp connection');
+  // The kernel's table holds at least a's MAC and the remote b's, learned from the ping.
+  const flows = families.get('weave_flows')?.series[0]?.value ?? 0;
+  assert.ok(flows >= 2, `weave_flows counts the kernel's forwarding entries (${flows})`);
+  assert.ok((families.get('process_resident_memory_bytes')?.series[0]?.value ?? 0) > 10e6, "the router process's resident memory");
+  assertDashboardServed(families);
+  await mustWeave(h1, ['detach', '10.2.4.1/24', '--netns', a.netnsPath]);
+  await mustWeave(h2, ['detach', '10.2.4.2/24', '--netns', b.netnsPath]);
 });

@@ -2,8 +2,10 @@
 // the router: the control connection (handshake, framing, gob, envelopes,
 // topology), IPAM and DNS gossip as the gossipers apply it, sleeve datagrams
 // and control messages, fastdp heartbeats, DNS queries, the HTTP API and the
-// persisted state files. Inputs are mutations of valid encodings (they get
-// past the first checks and reach deep) mixed with plain noise. A target passes
+// persisted state files; the JSON, YAML and text decoders (CNI, Docker plugin
+// and proxy, policy files, Kubernetes objects) are in fuzz-targets-json.ts.
+// Inputs are mutations of valid encodings (they get past the first checks and
+// reach deep) mixed with plain noise. A target passes
 // an input when decoding returns or throws one of its typed errors; anything
 // else is a crash. The unit test runs a short pass, bench/fuzz-bench.ts millions.
 import { EventEmitter } from 'node:events';
@@ -39,6 +41,7 @@ import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/fastdp/heartbea
 import { SleeveCryptoError, SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
 import { parseTargets } from '../../weaver/targets-store.js';
 import { parsePeerName } from '../../weaver/peer-name.js';
+import { jsonFuzzTargets } from './fuzz-targets-json.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -49,6 +52,11 @@ export interface FuzzTarget<T = unknown> {
   /** Feeds one input to the decoder; may throw only the `expected` errors. */
   run(input: T): void | Promise<void>;
   expected: readonly ErrorClass[];
+  /**
+   * For formats that carry lengths or counts: valid encodings, and how one
+   * becomes an input; the forged-length test sets each position to 2^31.
+   */
+  lengthPrefixed?: { seeds: readonly Uint8Array[]; input(bytes: Uint8Array): T };
   /** Frees what the target holds (servers, timers). */
   close?(): Promise<void>;
 }
@@ -176,7 +184,7 @@ function sleeveSeeds(): Uint8Array[] {
 // ---- targets ----
 
 function bytesTarget(name: string, seeds: Uint8Array[], run: (b: Uint8Array) => void, ...expected: ErrorClass[]): FuzzTarget<Uint8Array> {
-  return { name, input: mutated(seeds), run, expected };
+  return { name, input: mutated(seeds), run, expected, lengthPrefixed: { seeds, input: (b) => b } };
 }
 
 /** A stand-in for the TCP socket the handshake reads: the fuzzed bytes arrive in chunks, then EOF. */
@@ -315,6 +323,9 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
     allocations: [{ ident: 'c1', addrs: [{ addr: U + 1, prefixLen: 12 }] }],
   }));
   const utf8 = new TextDecoder();
+  const json = jsonFuzzTargets();
+  const framingSeeds = [encodeFrame(envelopes[0]!), Uint8Array.from([...encodeFrame(Uint8Array.of(0)), ...encodeFrame(topology)])];
+  const gobSeeds = [topology, features, ipamSeeds.gossip[0]!, dnsSeeds[0]!];
 
   const targets: FuzzTarget[] = [
     bytesTarget('handshake-header', [encodeHeader({ min: 1, max: 2 })], (b) => {
@@ -325,28 +336,30 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
       input: fc.tuple(mutated(handshakeSeeds()), fc.boolean(), fc.integer({ min: 1, max: 64 })),
       run: ([b, encrypted, chunk]) => handshakeWith(b, encrypted ? new TextEncoder().encode('secret') : undefined, chunk),
       expected: [HandshakeError],
+      lengthPrefixed: { seeds: handshakeSeeds(), input: (b) => [b, b[8] === 1, 64] },
     } satisfies FuzzTarget<[Uint8Array, boolean, number]>,
     bytesTarget('features', [features], (b) => { parseFeatures(decodeFeatures(b)); }, WireDecodeError),
     {
       name: 'framing',
-      input: fc.tuple(mutated([encodeFrame(envelopes[0]!), Uint8Array.from([...encodeFrame(Uint8Array.of(0)), ...encodeFrame(topology)])]),
-        fc.integer({ min: 1, max: 40 })),
+      input: fc.tuple(mutated(framingSeeds), fc.integer({ min: 1, max: 40 })),
       run: ([b, step]) => {
         const p = new FrameParser();
         for (let i = 0; i < b.length; i += step) p.push(b.subarray(i, i + step));
         if (p.pendingBytes > b.length) throw new Error(`parser holds ${p.pendingBytes} bytes of a ${b.length}-byte input`);
       },
       expected: [WireDecodeError],
+      lengthPrefixed: { seeds: framingSeeds, input: (b) => [b, 40] },
     } satisfies FuzzTarget<[Uint8Array, number]>,
     {
       name: 'gob-stream',
-      input: fc.tuple(mutated([topology, features, ipamSeeds.gossip[0]!, dnsSeeds[0]!]), fc.integer({ min: 1, max: 64 })),
+      input: fc.tuple(mutated(gobSeeds), fc.integer({ min: 1, max: 64 })),
       run: ([b, step]) => {
         const dec = new GobDecoder();
         for (let i = 0; i < b.length; i += step) dec.push(b.subarray(i, i + step));
         dec.end();
       },
       expected: [GobDecodeError],
+      lengthPrefixed: { seeds: gobSeeds, input: (b) => [b, 64] },
     } satisfies FuzzTarget<[Uint8Array, number]>,
     bytesTarget('gossip-envelope', envelopes, (b) => { decodeGossipMessage(b); }, WireDecodeError),
     bytesTarget('topology', [topology], (b) => { decodeTopology(b); }, WireDecodeError),
@@ -378,6 +391,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
       name: 'dns-query',
       input: mutated([validQuery, ptrQuery]),
       expected: [],
+      lengthPrefixed: { seeds: [validQuery, ptrQuery], input: (b) => b },
       async run(b) {
         const reply = await dnsServer.handle(Buffer.from(b), 'udp');
         if (reply) dnsPacket.decode(reply);
@@ -394,8 +408,9 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
       expected: [StateFileProblem],
     } satisfies FuzzTarget<string>,
     await httpTarget(),
+    ...json.targets,
   ];
-  return { targets, close: async () => { for (const t of targets) await t.close?.(); await dnsServer.stop(); } };
+  return { targets, close: async () => { for (const t of targets) await t.close?.(); await dnsServer.stop(); json.close(); } };
 }
 
 
@@ -410,11 +425,14 @@ export interface FuzzReport {
 
 const BATCH = 2_000;
 
-/** Feeds `count` generated inputs to a target, in batches drawn from `seed`. */
-export async function fuzzTarget(target: FuzzTarget, count: number, seed: number, keepCrashes = 5): Promise<FuzzReport> {
+/**
+ * Feeds `count` generated inputs to a target, in batches drawn from `seed`;
+ * with `budgetMs`, stops after the batch that runs past it.
+ */
+export async function fuzzTarget(target: FuzzTarget, count: number, seed: number, keepCrashes = 5, budgetMs = Infinity): Promise<FuzzReport> {
   const report: FuzzReport = { name: target.name, inputs: 0, crashes: [], crashCount: 0, ms: 0 };
   const start = performance.now();
-  for (let batch = 0; report.inputs < count; batch++) {
+  for (let batch = 0; report.inputs < count && performance.now() - start < budgetMs; batch++) {
     const inputs = fc.sample(target.input, { numRuns: Math.min(BATCH, count - report.inputs), seed: seed + batch });
     for (const input of inputs) {
       const crash = await fuzzOne(target, input);

@@ -10,12 +10,14 @@ import { FrameParser, WireDecodeError } from '../../controlplane/mesh/wire/index
 import { Nameserver } from '../../controlplane/dns/nameserver.js';
 import { DnsServer } from '../../controlplane/dns/server.js';
 import { parseTargets } from '../../weaver/targets-store.js';
+import { PeerListError, peerListOf, PEER_LIST_KEY } from '../../k8s/kube-peers.js';
+import type { ConfigMapState } from '../../k8s/kube-port.js';
 
 /** Seed printed on failure so a run can be repeated: WEAVE_FUZZ_SEED=<n>. */
 const seed = Number(process.env.WEAVE_FUZZ_SEED ?? Date.now() % 1_000_000);
 const PER_TARGET = 2_000;
-/** The HTTP target goes through fastify's inject, ~1 ms per request. */
-const HTTP_INPUTS = 300;
+/** Targets that cost ~1 ms or more per input (fastify's inject, YAML, a file written per input) run fewer. */
+const SLOW_TARGETS: Readonly<Record<string, number>> = { 'http-api': 300, 'policy-file': 300, 'state-short-id': 500 };
 
 let suite: FuzzSuite | undefined;
 after(async () => { await suite?.close(); });
@@ -24,11 +26,11 @@ test(`every decoder: ${PER_TARGET} fuzzed inputs each raise only typed errors (s
   suite = await fuzzTargets();
   const failures: string[] = [];
   for (const target of suite.targets) {
-    const r = await fuzzTarget(target, target.name === 'http-api' ? HTTP_INPUTS : PER_TARGET, seed);
+    const r = await fuzzTarget(target, SLOW_TARGETS[target.name] ?? PER_TARGET, seed);
     if (r.crashCount > 0) failures.push(`${r.name}: ${r.crashCount} crash(es), first: ${r.crashes[0]!.message}`);
   }
   assert.deepEqual(failures, [], `seed ${seed}`);
-  assert.ok(suite.targets.length >= 18, 'every decoder has a target');
+  assert.ok(suite.targets.length >= 27, 'every decoder has a target');
 });
 
 const emptyStructSlice: GobType = { kind: 'slice', elem: { kind: 'struct', name: 'E', fields: [{ name: 'A', type: { kind: 'uint' } }] } };
@@ -107,4 +109,53 @@ test('a damaged peers file names the file and the remedy', () => {
     /^Error: \/var\/lib\/weave\/peers: not valid JSON \(.*\); delete the file to start with no persisted peers$/);
   assert.throws(() => parseTargets('{"a":1}', '/x/peers'), /\/x\/peers: expected a JSON array of peer strings/);
   assert.deepEqual(parseTargets('["a","b:1"]', '/x'), ['a', 'b:1']);
+});
+
+/** 2^31 as the encodings of lengths and counts write it: gob's unsigned, u32 and u16 big-endian (the largest a u16 holds). */
+const FORGED_LENGTHS = [[0xfc, 0x80, 0x00, 0x00, 0x00], [0x80, 0x00, 0x00, 0x00], [0xff, 0xff]];
+
+test('every length-prefixed format: 2^31 written at any position is refused without allocating it', async () => {
+  suite ??= await fuzzTargets();
+  const formats = suite.targets.filter((t) => t.lengthPrefixed);
+  const names = formats.map((t) => t.name);
+  for (const required of ['framing', 'gob-stream', 'handshake-stream', 'topology', 'ipam-gossip', 'ipam-unicast', 'dns-gossip', 'sleeve-datagram', 'dns-query']) {
+    assert.ok(names.includes(required), `${required} is checked`);
+  }
+  const failures: string[] = [];
+  let inputs = 0;
+  let slowest = 0;
+  const before = heapAfterGc();
+  let peak = process.memoryUsage().rss;
+  for (const target of formats) {
+    const { seeds, input } = target.lengthPrefixed!;
+    for (const seed of seeds) {
+      for (let at = 0; at < seed.length; at++) {
+        for (const forged of FORGED_LENGTHS) {
+          const bytes = Uint8Array.from(seed);
+          bytes.set(forged.slice(0, bytes.length - at), at);
+          const started = performance.now();
+          const crash = await fuzzOne(target, input(bytes));
+          slowest = Math.max(slowest, performance.now() - started);
+          peak = Math.max(peak, process.memoryUsage().rss);
+          inputs++;
+          if (crash && failures.length < 5) failures.push(crash.message);
+        }
+      }
+    }
+  }
+  const grewMB = (process.memoryUsage().heapUsed - before) / 1e6;
+  process.stdout.write(`# ${inputs} forged inputs over ${formats.length} formats: slowest ${slowest.toFixed(0)} ms, heap +${grewMB.toFixed(0)} MB, peak RSS ${(peak / 1e6).toFixed(0)} MB\n`);
+  assert.deepEqual(failures, []);
+  // A forged length that was believed would allocate 2 GB (or take seconds to fill).
+  assert.ok(peak < 1.5e9, `peak RSS ${(peak / 1e6).toFixed(0)} MB`);
+  assert.ok(grewMB < 64, `heap grew ${grewMB.toFixed(0)} MB`);
+  assert.ok(slowest < 1_000, `one forged input took ${slowest.toFixed(0)} ms`);
+});
+
+test('found by fuzzing: a peer list annotation of JSON null names the ConfigMap instead of a TypeError', () => {
+  const state = (text: string): ConfigMapState => ({ annotations: { [PEER_LIST_KEY]: text }, resourceVersion: '1' });
+  for (const text of ['null', '7', '[]', '{"Peers": ', '"x"']) {
+    assert.throws(() => peerListOf(state(text)), (err) => err instanceof PeerListError && /ConfigMap kube-system\/weave-net/.test(err.message), text);
+  }
+  assert.deepEqual(peerListOf(state('{"Peers":[null,7,{"PeerName":"a","NodeName":"n"}]}')).Peers, [{ PeerName: 'a', NodeName: 'n' }]);
 });

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import { IMAGE, WEAVE_KUBE_OBJECTS } from '../../k8s/manifests.js';
 import { DEFAULT_HTTP_ADDR } from '../../controlplane/well-known.js';
+import { planKubeLaunch } from '../../k8s/launch-plan.js';
+import { NPC_METRICS_PORT } from '../../controlplane/policy/controller.js';
 
 const YAML_PATH = fileURLToPath(new URL('../../../k8s/weave-daemonset-k8s.yaml', import.meta.url));
 const HEADER = '# Weave Net (TypeScript) as a Kubernetes add-on. Generated from k8s/manifests.ts: edit that, then\n'
@@ -72,4 +74,28 @@ test('the DaemonSet agrees with the launcher: readiness on the API port, mounts 
   const password = weave.env?.find((e) => e.name === 'WEAVE_PASSWORD');
   assert.deepEqual(password?.valueFrom?.secretKeyRef, { name: 'weave-passwd', key: 'weave-passwd', optional: true }, 'the password comes from an optional Secret');
   assert.ok(pod.hostNetwork);
+});
+
+test('the DaemonSet runs weave-npc beside the router, which expects it', () => {
+  const ds = WEAVE_KUBE_OBJECTS.find((o) => o.kind === 'DaemonSet');
+  assert.ok(ds && ds.kind === 'DaemonSet' && ds.spec);
+  const pod = ds.spec.template.spec!;
+  assert.deepEqual(pod.containers.map((c) => c.name), ['weave', 'weave-npc'], "the add-on's two containers, as Weave's");
+  const weave = pod.containers[0]!;
+  const npc = pod.containers[1]!;
+  // The launcher adds --expect-npc unless EXPECT_NPC turns it off: the manifest must not.
+  const env = Object.fromEntries((weave.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+  assert.ok(planKubeLaunch(env, [], 'node-1').args.includes('--expect-npc'), 'the router expects weave-npc');
+  assert.deepEqual(npc.command?.slice(0, 2), ['/weave/bin/weave-npc', '--kube'], 'weave-npc reads the Kubernetes API');
+  assert.ok(npc.command?.includes('--node-name=$(HOSTNAME)') && npc.env?.some((e) => e.name === 'HOSTNAME' && e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName'), 'and knows its node');
+  assert.equal(npc.securityContext?.privileged, true, 'it enters pod namespaces and programs iptables');
+  const mounts = new Map((npc.volumeMounts ?? []).map((m) => [m.name, m.mountPath]));
+  assert.equal(mounts.get('netns'), '/var/run/netns', 'it sees the pod namespaces, where the locator looks');
+  assert.equal(mounts.get('xtables-lock'), '/run/xtables.lock', 'it shares the iptables lock with kube-proxy and the router');
+  assert.equal(npc.ports?.[0]?.containerPort, NPC_METRICS_PORT, "weave-npc's default metrics port");
+  // What the controller watches, the role grants.
+  const role = WEAVE_KUBE_OBJECTS.find((o) => o.kind === 'ClusterRole');
+  assert.ok(role && role.kind === 'ClusterRole');
+  const granted = new Set((role.rules ?? []).flatMap((r) => (r.resources ?? []).flatMap((res) => (r.apiGroups ?? []).map((g) => `${g}/${res}:${(r.verbs ?? []).join(',')}`))));
+  for (const need of ['/pods', '/namespaces', 'networking.k8s.io/networkpolicies', '/services', 'discovery.k8s.io/endpointslices']) assert.ok(granted.has(`${need}:get,list,watch`), `the role lets weave-npc watch ${need}`);
 });

@@ -1,68 +1,20 @@
 // /metrics against Weave 2.8's router metrics (user-surface spec §5.3): the
-// output is parsed as Prometheus text format, and every weave_* family Weave
-// had comes out with Weave's name, type, help and label names, so dashboards
-// and alerts written for Weave keep working.
+// output is parsed as Prometheus text format by an independent parser, and
+// every weave_* family Weave had comes out with Weave's name, type, help and
+// label names, so dashboards and alerts written for Weave keep working; the
+// process_* and nodejs_* families come from prom-client; every query of the
+// shipped Grafana dashboard names a metric and labels that /metrics serves.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildApiServer } from '../../controlplane/api/server.js';
 import type { RouterControl } from '../../controlplane/api/router-control.js';
 import type { RouterStatus } from '../../controlplane/api/status-model.js';
 import { dnsMetricFamilies } from '../../controlplane/dns/status.js';
+import { assertDashboardServed, promqlSelectors, scrapeFamilies } from '../support/metrics-text.js';
 import { ipamMetrics, parseCIDR, type AllocatorStatusData, type PeerName } from '../../controlplane/ipam/index.js';
-
-interface Family { type?: string; help?: string; series: { labels: Record<string, string>; value: number }[] }
-
-const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
-const LABEL = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)/;
-
-/** Prometheus text format 0.0.4, strictly: HELP/TYPE before samples, valid names, label syntax and values, no duplicate series. */
-function parsePrometheusText(text: string): Map<string, Family> {
-  assert.ok(text.endsWith('\n'), 'ends with a newline');
-  const families = new Map<string, Family>();
-  const family = (name: string): Family => {
-    let f = families.get(name);
-    if (!f) families.set(name, (f = { series: [] }));
-    return f;
-  };
-  const seen = new Set<string>();
-  for (const line of text.slice(0, -1).split('\n')) {
-    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
-    if (meta) {
-      assert.match(meta[2], NAME, line);
-      const f = family(meta[2]);
-      assert.equal(f.series.length, 0, `${line}: metadata after samples`);
-      if (meta[1] === 'TYPE') {
-        assert.ok(['counter', 'gauge', 'histogram', 'summary', 'untyped'].includes(meta[3]), line);
-        f.type = meta[3];
-      } else {
-        f.help = meta[3];
-      }
-      continue;
-    }
-    const m = SAMPLE.exec(line);
-    assert.ok(m, `not a sample line: ${JSON.stringify(line)}`);
-    const base = m[1].replace(/_(bucket|sum|count)$/, '');
-    const f = families.get(m[1]) ?? families.get(base);
-    assert.ok(f?.type, `${m[1]}: sample without # TYPE`);
-    const labels: Record<string, string> = {};
-    let rest = m[2] ?? '';
-    while (rest !== '') {
-      const l = LABEL.exec(rest);
-      assert.ok(l, `bad labels in ${line}`);
-      assert.ok(!(l[1] in labels), `duplicate label in ${line}`);
-      labels[l[1]] = l[2];
-      rest = rest.slice(l[0].length);
-    }
-    const value = Number(m[3]);
-    assert.ok(!Number.isNaN(value) || m[3] === 'NaN', `bad value in ${line}`);
-    const key = `${m[1]}${JSON.stringify(Object.entries(labels).sort())}`;
-    assert.ok(!seen.has(key), `duplicate series ${line}`);
-    seen.add(key);
-    f.series.push({ labels, value });
-  }
-  return families;
-}
 
 /** Weave 2.8's router metrics (prog/weaver/metrics.go): name -> type, help, label names. */
 const WEAVE_METRICS: Record<string, { type: string; help: string; labels: string[] }> = {
@@ -71,6 +23,7 @@ const WEAVE_METRICS: Record<string, { type: string; help: string; labels: string
   weave_ips: { type: 'gauge', help: 'Number of IP addresses.', labels: ['state'] },
   weave_max_ips: { type: 'gauge', help: 'Size of IP address space used by allocator.', labels: [] },
   weave_dns_entries: { type: 'gauge', help: 'Number of DNS entries.', labels: [] },
+  weave_flows: { type: 'gauge', help: 'Number of FastDP flows.', labels: [] },
   weave_ipam_unreachable_count: { type: 'gauge', help: 'Number of unreachable peers.', labels: [] },
   weave_ipam_unreachable_percentage: { type: 'gauge', help: 'Percentage of IP addresses owned  by unreachable peers.', labels: [] },
   weave_ipam_pending_allocates: { type: 'gauge', help: 'Number of pending allocates.', labels: [] },
@@ -88,7 +41,8 @@ function router(): RouterControl {
       { kind: 'connection', outbound: true, address: '10.0.0.2:6783', state: 'established', peerName: 'aa:00:00:00:00:02', peerNickName: 'h2', encrypted: true, overlay: { name: 'fastdp', mtu: 1376, encrypted: true } },
       { kind: 'target', address: '10.0.0.3:6783', state: 'connecting' },
     ],
-    terminationCount: 2, targets: [], trustedSubnets: [], interface: 'none', overlayDiagnostics: {},
+    terminationCount: 2, targets: [], trustedSubnets: [], interface: 'vxlan-6784 (via eBPF tc programs)', overlayDiagnostics: {},
+    datapath: { kind: 'bpf', kernelForwarded: 40n, userspace: 2n, drops: { no_route: 1n }, flows: 6 },
   };
   return { port: () => 6783, connect: () => undefined, forget: () => undefined, status: () => status };
 }
@@ -103,35 +57,80 @@ function ipamStatus(): AllocatorStatusData {
   };
 }
 
-test("/metrics parses as Prometheus text and carries Weave's weave_* families with Weave's names, types, help and labels", async () => {
-  const app = buildApiServer({
+function apiServer(): ReturnType<typeof buildApiServer> {
+  return buildApiServer({
     router: router(),
     version: '2.8.1',
     metrics: () => [...ipamMetrics(ipamStatus()), ...dnsMetricFamilies([], A)],
   }, 'status');
-  const res = await app.inject({ url: '/metrics' });
+}
+
+test("/metrics parses as Prometheus text and carries Weave's weave_* families with Weave's names, types, help and labels", async () => {
+  const res = await apiServer().inject({ url: '/metrics' });
   assert.equal(res.statusCode, 200);
-  const families = parsePrometheusText(res.body);
+  assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  const families = scrapeFamilies(res.body);
   for (const [name, want] of Object.entries(WEAVE_METRICS)) {
     const f = families.get(name);
     assert.ok(f, `${name} missing`);
-    assert.deepEqual({ type: f.type, help: f.help }, { type: want.type, help: want.help }, name);
+    assert.deepEqual({ type: f.type, help: f.help }, { type: want.type.toUpperCase(), help: want.help }, name);
     assert.ok(f.series.length > 0, `${name} has samples`);
     for (const s of f.series) assert.deepEqual(Object.keys(s.labels).sort(), want.labels, `${name} label names`);
   }
   const value = (name: string, labels: Record<string, string> = {}): number | undefined =>
-    families.get(name)?.series.find((s) => JSON.stringify(s.labels) === JSON.stringify(Object.fromEntries(Object.entries(labels).sort())))?.value;
+    families.get(name)?.series.find((s) => JSON.stringify(Object.entries(s.labels).sort()) === JSON.stringify(Object.entries(labels).sort()))?.value;
   assert.equal(value('weave_ips', { state: 'local-used' }), 5);
   assert.equal(value('weave_max_ips'), 2 ** 20);
   assert.equal(value('weave_connections', { encryption: 'yes', state: 'established', type: 'fastdp' }), 1);
   assert.equal(value('weave_connections', { encryption: '', state: 'connecting', type: 'unknown' }), 1);
   assert.equal(value('weave_connection_terminations_total'), 2);
-  // The process_* families a Prometheus client library exports, as Weave's Go client did.
-  for (const name of ['process_resident_memory_bytes', 'process_start_time_seconds']) assert.equal(families.get(name)?.type, 'gauge', name);
+  assert.equal(value('weave_flows'), 6);
+  // What prom-client's default collectors export, as Weave's Go client exported process_*.
+  for (const [name, type] of [
+    ['process_cpu_seconds_total', 'COUNTER'], ['process_resident_memory_bytes', 'GAUGE'], ['process_start_time_seconds', 'GAUGE'],
+    ['process_open_fds', 'GAUGE'], ['nodejs_heap_size_used_bytes', 'GAUGE'], ['nodejs_eventloop_lag_p99_seconds', 'GAUGE'],
+  ] as const) {
+    assert.equal(families.get(name)?.type, type, name);
+  }
+  assert.ok((value('process_resident_memory_bytes') ?? 0) > 1e6, 'resident memory is this process\'s, not a placeholder');
+  assert.ok(Math.abs((value('process_start_time_seconds') ?? 0) - (Date.now() / 1000 - process.uptime())) < 5, 'start time is this process\'s');
 });
 
-test('the parser in this test rejects what Prometheus would', () => {
-  for (const bad of ['x 1\n', '# TYPE x gauge\nx{a="1",a="2"} 1\n', '# TYPE x gauge\nx{a=1} 1\n', '# TYPE x gauge\nx 1\nx 2\n', '# TYPE x gauge\nx one\n', '# TYPE x gauge\nx 1']) {
-    assert.throws(() => parsePrometheusText(bad), assert.AssertionError, JSON.stringify(bad));
+test('two scrapes in flight at once each get whole, valid output', async () => {
+  const app = apiServer();
+  const bodies = await Promise.all([1, 2, 3].map(() => app.inject({ url: '/metrics' })));
+  for (const b of bodies) assert.equal(scrapeFamilies(b.body).get('weave_connections')?.series.length, 4);
+});
+
+test('the Grafana dashboard: every query names metrics and labels /metrics serves', async () => {
+  const res = await apiServer().inject({ url: '/metrics' });
+  const checked = assertDashboardServed(scrapeFamilies(res.body));
+  assert.ok(checked >= 15, `${checked} selectors checked`);
+});
+
+test('the dashboard check finds what a query names and catches names and labels /metrics lacks', () => {
+  assert.deepEqual(promqlSelectors('sum by (instance, state) (rate(weave_connections{job=~"$job", state="x"}[$__rate_interval]))'), [
+    { metric: 'weave_connections', labels: ['job', 'state', 'instance', 'state'] },
+  ]);
+  assert.deepEqual(promqlSelectors('max(weave_max_ips) - sum(weave_ips{state="local-used"}) > 1e3').map((s) => s.metric), ['weave_max_ips', 'weave_ips']);
+  const families = scrapeFamilies('# HELP weave_ips x\n# TYPE weave_ips gauge\nweave_ips{state="a"} 1\n');
+  const dir = mkdtempSync(join(tmpdir(), 'weave-dashboard-'));
+  try {
+    const write = (expr: string): string => {
+      const path = join(dir, 'd.json');
+      writeFileSync(path, JSON.stringify({ panels: [{ type: 'row', panels: [{ title: 'p', targets: [{ expr }] }] }] }));
+      return path;
+    };
+    assert.equal(assertDashboardServed(families, write('sum by (state) (weave_ips)')), 1);
+    assert.throws(() => assertDashboardServed(families, write('weave_flows')), /weave_flows .* is not in \/metrics/);
+    assert.throws(() => assertDashboardServed(families, write('weave_ips{type="fastdp"}')), /has no label type/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the text-format parser rejects what Prometheus would', () => {
+  for (const bad of ['# TYPE x gauge\nx{a=1} 1\n', '# TYPE x gauge\nx one\n', '# TYPE x gauge widget\nx 1\n', '# TYPE x gauge\nx{a="1"} 1\nx{a="1"} 2\n']) {
+    assert.throws(() => scrapeFamilies(bad), JSON.stringify(bad));
   }
 });

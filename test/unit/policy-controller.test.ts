@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolicyController, type PolicyLog, type PolicySnapshot } from '../../controlplane/policy/controller.js';
 import type { BlockedCounts, LoadResult, PolicyEnforcer } from '../../controlplane/policy/enforcer.js';
-import { formatMetricFamilies } from '../../controlplane/api/metrics.js';
+import { MetricsRegistry } from '../../controlplane/api/metrics.js';
 import { NETNS_ANNOTATION } from '../../controlplane/policy/cluster.js';
 import type { Pod } from '../../controlplane/policy/types.js';
 import { namespace, pod, policy } from './policy-support.js';
@@ -107,7 +107,7 @@ test('a namespace that vanished is forgotten; a failing load is counted and retr
   const stats = await controller.update(snapshot());
   assert.equal(stats.errors, 1);
   assert.ok(log.lines.some((l) => /cannot load policy table/.test(l.msg)));
-  assert.match(formatMetricFamilies(controller.metricFamilies()), /^weavenpc_policy_enforcement_errors 1$/m);
+  assert.match(await new MetricsRegistry().render(controller.metricFamilies()), /^weavenpc_policy_enforcement_errors 1$/m);
   enforcer.failing.clear();
   const retry = await controller.update(snapshot());
   assert.equal(retry.loaded, 1, 'the failed table is loaded on the next sync even though the state did not change');
@@ -138,7 +138,7 @@ test('blocked packets: logged once per poll with the isolating policy; counted b
   await controller.pollBlocked();
   enforcer.blocked.set('/run/netns/a', { byPort: new Map([['ingress tcp 80', 2]]), total: new Map() });
   await controller.pollBlocked();
-  const text = formatMetricFamilies(controller.metricFamilies());
+  const text = await new MetricsRegistry().render(controller.metricFamilies());
   assert.match(text, /^weavenpc_blocked_connections_total\{dport="80",protocol="tcp"\} 7$/m, '3 + 2 + 2 after the counter restarted');
   assert.match(text, /^weavenpc_blocked_connections_total\{dport="53",protocol="udp"\} 1$/m);
 });

@@ -1,6 +1,6 @@
 // A stand-in for the Kubernetes API server for the policy source: list and
-// watch of Pods, Namespaces and NetworkPolicies with the JSON shapes of the
-// API reference (PodList, NamespaceList, NetworkPolicyList with
+// watch of Pods, Namespaces, NetworkPolicies, Services and EndpointSlices with the JSON shapes of the
+// API reference (PodList, NamespaceList, NetworkPolicyList, ServiceList, EndpointSliceList with
 // metadata.resourceVersion; watch streams of {"type","object"} lines), and the
 // one failure the informers must survive: a watch answered 410 Gone (the
 // resourceVersion is too old), after which they list again.
@@ -32,6 +32,8 @@ export class FakePolicyApi {
     '/api/v1/pods': { kind: 'Pod', listKind: 'PodList', apiVersion: 'v1', objects: new Map(), watchers: new Set() },
     '/api/v1/namespaces': { kind: 'Namespace', listKind: 'NamespaceList', apiVersion: 'v1', objects: new Map(), watchers: new Set() },
     '/apis/networking.k8s.io/v1/networkpolicies': { kind: 'NetworkPolicy', listKind: 'NetworkPolicyList', apiVersion: 'networking.k8s.io/v1', objects: new Map(), watchers: new Set() },
+    '/api/v1/services': { kind: 'Service', listKind: 'ServiceList', apiVersion: 'v1', objects: new Map(), watchers: new Set() },
+    '/apis/discovery.k8s.io/v1/endpointslices': { kind: 'EndpointSlice', listKind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', objects: new Map(), watchers: new Set() },
   };
 
   private resourceOf(o: Obj): Resource {

@@ -64,6 +64,23 @@ const X_EGRESS = policyJson('x', 'egress', {
   egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['169.254.0.0/16'] } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] }, { to: [{ podSelector: {} }] }],
 });
 
+function serviceJson(ns: string, name: string, clusterIP: string, ports: object[]): ApiObject {
+  return {
+    kind: 'Service', metadata: { name, namespace: ns },
+    spec: { type: 'ClusterIP', selector: { app: name }, clusterIP, clusterIPs: [clusterIP], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack', sessionAffinity: 'None', ports },
+    status: { loadBalancer: {} },
+  };
+}
+
+function sliceJson(ns: string, service: string, addresses: string[], ports: object[]): ApiObject {
+  return {
+    kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name: `${service}-abcde`, namespace: ns, generateName: `${service}-`, labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+    endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1', targetRef: { kind: 'Pod', namespace: ns, name: 'p' } })),
+    ports,
+  };
+}
+
 /** The tables a controller loads from the directory source, given the same objects as files. */
 async function tablesFromFiles(objects: object[]): Promise<Map<string, string>> {
   const dir = mkdtempSync(join(tmpdir(), 'weave-policy-kube-'));
@@ -136,6 +153,16 @@ test('Kubernetes source: list and watch give the same tables as the directory so
     await agrees('relabel + new policy');
     assert.ok(changes > before, 'the watch reported the changes');
     assert.match(tables.tables.get('/run/netns/cni-xa') ?? '', /elements = \{ 10\.32\.0\.4 \. tcp \. 8080/, 'yb no longer selected, ya still');
+
+    // Services: x's egress policy allows every x pod, so x/web's cluster IP (to xa) opens; y/other (to yb) does not.
+    put(serviceJson('x', 'web', '10.96.0.20', [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 'http' }]));
+    put(sliceJson('x', 'web', ['10.32.0.1'], [{ name: 'http', protocol: 'TCP', port: 8080 }]));
+    put(serviceJson('y', 'other', '10.96.0.30', [{ protocol: 'TCP', port: 80, targetPort: 9000 }]));
+    put(sliceJson('y', 'other', ['10.32.0.3'], [{ name: '', protocol: 'TCP', port: 9000 }]));
+    await agrees('services and endpoint slices');
+    const xb = tables.tables.get('/run/netns/cni-xb') ?? '';
+    assert.match(xb, /10\.96\.0\.20 \. tcp \. 80\b/, `xb may reach web's cluster IP:\n${xb}`);
+    assert.doesNotMatch(xb, /10\.96\.0\.30/, 'but not other, whose endpoint the policy does not allow');
     remove('Pod', 'y', 'ya');
     remove('Namespace', undefined, 'y');
     await agrees('pod and namespace deleted (weaveworks/weave#3829)');

@@ -23,6 +23,17 @@ export interface GobDecoderOptions {
 /** One top-level value with the wire id of its type. */
 export interface GobMessage { typeId: number; value: GobValue }
 
+/**
+ * One top-level value not decoded yet: a reader that needs only some values of
+ * a stream (topology gossip skips the connection lists of records it already
+ * has) frames every message but decodes only those it wants.
+ */
+export interface LazyGobMessage {
+  typeId: number;
+  /** Decodes the value; throws GobDecodeError like an eager decode would. */
+  decode(): GobValue;
+}
+
 const DEFAULT_MAX_MESSAGE = 10 * 1024 * 1024;
 /**
  * An element can take a single byte (an empty struct), so without a cap a
@@ -34,9 +45,27 @@ const DEFAULT_MAX_VALUES = 1 << 20;
 const MAX_TYPE_ID = 0x7fffffff;
 const utf8 = new TextDecoder('utf-8');
 
+/**
+ * Type definitions decoded recently, by id and encoded bytes. Every gossip
+ * payload is a stream of its own that defines its types again (spec §1.8.6),
+ * with the same bytes each time; decoding them anew was a large part of the
+ * cost of topology gossip. Bounded: a peer inventing definitions only evicts.
+ */
+const recentDefinitions = new Map<string, WireDef>();
+const MAX_RECENT_DEFINITIONS = 256;
+/** Definitions longer than this are decoded every time rather than keyed. */
+const MAX_KEYED_DEFINITION = 1024;
+
+function definitionKey(id: number, r: ByteReader): string {
+  if (r.remaining > MAX_KEYED_DEFINITION) return '';
+  return `${id} ${r.peekLatin1()}`;
+}
+
 function setField(obj: GobStruct, name: string, value: GobValue): void {
-  // defineProperty so that a field called "__proto__" is just a field.
-  Object.defineProperty(obj, name, { value, enumerable: true, writable: true, configurable: true });
+  // defineProperty so that a field called "__proto__" is just a field; plain
+  // assignment (several times faster) for every other name.
+  if (name === '__proto__') Object.defineProperty(obj, name, { value, enumerable: true, writable: true, configurable: true });
+  else obj[name] = value;
 }
 
 /** A stateful decoder for one gob stream, fed incrementally. */
@@ -72,9 +101,25 @@ export class GobDecoder {
 
   /** Like push, but also reports each value's wire type id. */
   pushMessages(chunk: Uint8Array): GobMessage[] {
+    return this.guarded(() => this.drain(chunk, (typeId, body) => ({ typeId, value: this.decodeBody(typeId, body) })));
+  }
+
+  /**
+   * Like pushMessages, but only type definitions are decoded now: each value
+   * is framed and its type id checked, and decoded when asked. `chunk` must
+   * not change until then.
+   */
+  pushLazy(chunk: Uint8Array): LazyGobMessage[] {
+    return this.guarded(() => this.drain(chunk, (typeId, body) => ({
+      typeId,
+      decode: () => this.guarded(() => this.decodeBody(typeId, body)),
+    })));
+  }
+
+  private guarded<T>(fn: () => T): T {
     if (this.failure) throw this.failure;
     try {
-      return this.drain(chunk);
+      return fn();
     } catch (err) {
       this.failure = err instanceof GobDecodeError ? err : new GobDecodeError(`internal error: ${String(err)}`);
       throw this.failure;
@@ -87,12 +132,13 @@ export class GobDecoder {
     if (this.buffered > 0) throw new GobDecodeError(`stream ended inside a message (${this.buffered} bytes left over)`);
   }
 
-  private drain(chunk: Uint8Array): GobMessage[] {
+  /** Frames the complete messages buffered, in order: defines types, hands each value message to `onValue`. */
+  private drain<T>(chunk: Uint8Array, onValue: (typeId: number, body: ByteReader) => T): T[] {
     if (chunk.length > 0) { this.chunks.push(chunk); this.buffered += chunk.length; }
     // A large message arriving in many small chunks is joined once, not once per chunk.
     if (this.buffered === 0 || this.buffered < this.needed) return [];
     const buf = this.joined();
-    const out: GobMessage[] = [];
+    const out: T[] = [];
     let pos = 0;
     this.needed = 0;
     for (;;) {
@@ -100,8 +146,8 @@ export class GobDecoder {
       if (header === undefined) break;
       const [size, bodyStart] = header;
       if (bodyStart + size > buf.length) { this.needed = bodyStart + size - pos; break; }
-      const msg = this.decodeMessage(new ByteReader(buf, bodyStart, bodyStart + size));
-      if (msg) out.push(msg);
+      const msg = this.frameMessage(new ByteReader(buf, bodyStart, bodyStart + size));
+      if (msg) out.push(onValue(msg.typeId, msg.body));
       pos = bodyStart + size;
     }
     const rest = buf.slice(pos);
@@ -136,7 +182,8 @@ export class GobDecoder {
     return [Number(size), pos + 1 + n];
   }
 
-  private decodeMessage(r: ByteReader): GobMessage | undefined {
+  /** A type definition is applied at once; a value message comes back with its type id, positioned after it. */
+  private frameMessage(r: ByteReader): { typeId: number; body: ByteReader } | undefined {
     this.valuesLeft = this.maxValues;
     const id = r.int();
     if (id < 0n) {
@@ -145,6 +192,12 @@ export class GobDecoder {
     }
     if (id === 0n || id > BigInt(MAX_TYPE_ID)) throw new GobDecodeError(`bad type id ${id}`);
     const typeId = Number(id);
+    this.userDef(typeId);
+    return { typeId, body: r };
+  }
+
+  private decodeBody(typeId: number, r: ByteReader): GobValue {
+    this.valuesLeft = this.maxValues;
     const def = this.userDef(typeId);
     let value: GobValue;
     if (def.kind === 'struct') {
@@ -155,7 +208,7 @@ export class GobDecoder {
       value = this.decodeValue(r, typeId, 0, (i) => this.userDef(i));
     }
     if (r.remaining > 0) throw new GobDecodeError(`${r.remaining} bytes of extra data after a value of type id ${typeId}`);
-    return { typeId, value };
+    return value;
   }
 
   private userDef(id: number): WireDef {
@@ -174,10 +227,17 @@ export class GobDecoder {
     const id = Number(idBig);
     if (this.userTypes.has(id)) throw new GobDecodeError(`type id ${id} defined twice`);
     if (this.userTypes.size >= this.maxTypes) throw new GobDecodeError(`more than ${this.maxTypes} type definitions`);
-    const wire = this.decodeStruct(r, bootstrapDefs.get(GobTypeId.wireType) as Extract<WireDef, { kind: 'struct' }>, 0,
-      (i) => bootstrapDefs.get(i) ?? builtinDefs.get(i)!);
-    if (r.remaining > 0) throw new GobDecodeError(`extra data after the definition of type id ${id}`);
-    this.userTypes.set(id, toWireDef(id, wire));
+    const key = definitionKey(id, r);
+    let def = key === '' ? undefined : recentDefinitions.get(key);
+    if (def === undefined) {
+      const wire = this.decodeStruct(r, bootstrapDefs.get(GobTypeId.wireType) as Extract<WireDef, { kind: 'struct' }>, 0,
+        (i) => bootstrapDefs.get(i) ?? builtinDefs.get(i)!);
+      if (r.remaining > 0) throw new GobDecodeError(`extra data after the definition of type id ${id}`);
+      def = toWireDef(id, wire);
+      if (recentDefinitions.size >= MAX_RECENT_DEFINITIONS) recentDefinitions.clear();
+      if (key !== '') recentDefinitions.set(key, def);
+    }
+    this.userTypes.set(id, def);
   }
 
   private decodeStruct(r: ByteReader, def: Extract<WireDef, { kind: 'struct' }>, depth: number, lookup: (id: number) => WireDef): GobStruct {

@@ -65,6 +65,11 @@ export class ByteReader {
     return this.bytes[this.pos++]!;
   }
 
+  /** The bytes left, one char per byte, without consuming them (a compact map key). */
+  peekLatin1(): string {
+    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + this.pos, this.remaining).toString('latin1');
+  }
+
   take(n: number): Uint8Array {
     if (n > this.remaining) throw new GobDecodeError(`length ${n} exceeds the ${this.remaining} bytes left in the message`);
     const out = this.bytes.slice(this.pos, this.pos + n);

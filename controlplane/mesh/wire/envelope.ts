@@ -2,28 +2,40 @@
 // holds builtin values only: channel string, source (and for unicast, destination)
 // peer name as uint, payload []byte.
 import { ProtocolTag, type GossipEnvelope, type PeerName } from '../types.js';
-import { GobEncoder, GobDecoder, GobDecodeError, type GobType, type GobValue } from '../gob/index.js';
+import { GobEncoder, GobDecoder, GobDecodeError, GobTypeId, type GobType, type GobValue } from '../gob/index.js';
+import { ByteWriter } from '../gob/primitives.js';
 import { WireDecodeError } from './errors.js';
 
 const stringT: GobType = { kind: 'string' };
 const uintT: GobType = { kind: 'uint' };
-const bytesT: GobType = { kind: 'bytes' };
 
 export function isGossipTag(tag: number): tag is ProtocolTag.Gossip | ProtocolTag.GossipUnicast | ProtocolTag.GossipBroadcast {
   return tag === ProtocolTag.Gossip || tag === ProtocolTag.GossipUnicast || tag === ProtocolTag.GossipBroadcast;
 }
 
-/** The full message body, tag byte first. */
+/**
+ * The full message body, tag byte first. The payload (up to megabytes of
+ * topology or IPAM state) is copied once, straight into the body: its gob
+ * message is written by hand as the encoder would (spec §1.8.4: length, type
+ * id, singleton marker 0, byte count, bytes).
+ */
 export function encodeGossipMessage(env: GossipEnvelope): Uint8Array {
   const enc = new GobEncoder();
   enc.encode(stringT, env.channel);
   enc.encode(uintT, env.src);
   if (env.tag === ProtocolTag.GossipUnicast) enc.encode(uintT, env.dst);
-  enc.encode(bytesT, env.payload);
-  const stream = enc.takeBytes();
-  const body = new Uint8Array(1 + stream.length);
+  const head = enc.takeBytes();
+  const payloadHead = new ByteWriter();
+  payloadHead.int(BigInt(GobTypeId.bytes));
+  payloadHead.byte(0);
+  payloadHead.uint(BigInt(env.payload.length));
+  const messageLength = new ByteWriter();
+  messageLength.uint(BigInt(payloadHead.length + env.payload.length));
+  const parts = [head, messageLength.toBytes(), payloadHead.toBytes(), env.payload];
+  const body = new Uint8Array(1 + parts.reduce((n, p) => n + p.length, 0));
   body[0] = env.tag;
-  body.set(stream, 1);
+  let off = 1;
+  for (const p of parts) { body.set(p, off); off += p.length; }
   return body;
 }
 

@@ -166,6 +166,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   private lingerTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private lastCounters: Counters | undefined;
+  private lastFlows = 0;
   /** Restarted over pinned maps: keep the previous short id in the kernel for now. */
   private keepPreviousId = false;
   private readonly log: (m: string) => void;
@@ -274,7 +275,13 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       if (name.startsWith('drop_')) drops[name.slice(5)] = BigInt(v);
       else if (name.startsWith('fwd_') || name === 'flood') kernelForwarded += BigInt(v);
     }
-    return { kernelForwarded, userspace: BigInt(c.to_userspace), drops };
+    return { kernelForwarded, userspace: BigInt(c.to_userspace), drops, flows: this.countForwardingEntries() };
+  }
+
+  /** After close the maps are not ours to read (the next router's, or gone): the count taken at close stands. */
+  private countForwardingEntries(): number {
+    if (!this.closed) this.lastFlows = this.fastdp.countForwardingEntries();
+    return this.lastFlows;
   }
 
   /** The kernel's per-reason counters (to_userspace counts heartbeats: data never goes up). */
@@ -291,6 +298,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.readCounters();
+    this.countForwardingEntries();
     this.closed = true;
     clearTimeout(this.lingerTimer);
     for (const f of [...this.forwarders]) f.stop();

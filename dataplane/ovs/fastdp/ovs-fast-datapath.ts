@@ -211,6 +211,7 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
       kernelForwarded: this.lastStats.hit,
       userspace: this.lastStats.missed,
       drops: { lost: this.lastStats.lost, undeliverable: this.userspaceDrops },
+      flows: Number(this.lastStats.flows),
     };
   }
 
