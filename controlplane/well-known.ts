@@ -18,3 +18,12 @@ export const DEFAULT_HTTP_ADDR = '127.0.0.1:6784';
 
 /** The Linux bridge (or OVS datapath's internal port) that joins local containers to the overlay. */
 export const DEFAULT_BRIDGE = 'weave';
+
+/**
+ * Overlay heartbeats, the same for the sleeve (spec §5.5) and the fast
+ * datapath (spec §6.4): fast until the remote acknowledges, slow afterwards,
+ * and the connection is unhealthy after the timeout without one.
+ */
+export const OVERLAY_HEARTBEAT_FAST_MS = 500;
+export const OVERLAY_HEARTBEAT_SLOW_MS = 10_000;
+export const OVERLAY_HEARTBEAT_TIMEOUT_MS = 60_000;

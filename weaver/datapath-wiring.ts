@@ -19,7 +19,8 @@ import { OvsFastDatapath, teardownFastdp } from '../dataplane/ovs/fastdp/index.j
 import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
 import { removeCapturePort } from '../dataplane/sleeve/capture.js';
 import type { WeaverConfig } from './flags.js';
-import { TrustedSubnets } from './trusted-subnets.js';
+import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
+import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/connection-policy.js';
 import { probeBpfFastdp } from './bpf-probe.js';
 import { teardownBpfFastdp } from '../dataplane/bpf/datapath/index.js';
 
@@ -155,12 +156,6 @@ export interface RunningDataPlane {
   close(): Promise<void>;
 }
 
-function portOf(address: string): number | undefined {
-  const i = address.lastIndexOf(':');
-  const n = Number(address.slice(i + 1));
-  return i >= 0 && Number.isInteger(n) && n > 0 && n <= 65535 ? n : undefined;
-}
-
 export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDataPlane> {
   const { config, logger } = opts;
   const mtu = config.noFastdp ? opts.mtu : fastdpMtu(opts.mtu, config);
@@ -201,22 +196,13 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   const trusted = new TrustedSubnets(config.trustedSubnets);
   const passwordSet = config.password !== '';
   let router: Router | undefined;
-  // Data plane encryption unless both ends trust each other (user-surface spec §8.4).
-  const encryptFor = (conn: SwitchConnection): boolean => {
-    if (!passwordSet) return false;
-    const ip = conn.remoteAddr.slice(0, conn.remoteAddr.lastIndexOf(':'));
-    return !(trusted.contains(ip) && conn.handshake.remote.trusted === true);
-  };
   let updater: ForwardingUpdater | undefined;
   const overlaySwitch = new OverlaySwitch({
     datapaths,
     mesh: { setConnectionEstablished: (name, e) => router?.setConnectionEstablished(name, e) ?? false },
-    encryptFor,
-    // Outbound we dialled the remote's mesh port; inbound we assume it uses ours (the sleeve learns the real one).
-    remotePortFor: (overlay, conn) => {
-      const meshPort = (conn.outbound ? portOf(conn.remoteAddr) : undefined) ?? config.port;
-      return overlay === 'fastdp' ? meshPort + 1 : meshPort;
-    },
+    encryptFor: (conn: SwitchConnection) =>
+      encryptionWanted(passwordSet, trusted, { remoteAddr: conn.remoteAddr, outbound: conn.outbound, remoteTrustsUs: conn.handshake.remote.trusted === true }),
+    remotePortFor: (overlay, conn) => remoteOverlayPort(overlay, conn, config.port),
     unavailable: choice.unavailable,
     onSelectionChanged: () => updater?.schedule(),
     log: (m) => logger.info(m),

@@ -28,7 +28,7 @@ import { performHandshake, type HandshakeOptions, type HandshakeResult } from '.
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
 import { toRouterStatus, type InboundFailure } from './mesh-status.js';
-import { TrustedSubnets } from './trusted-subnets.js';
+import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startDataPlane, type RunningDataPlane } from './datapath-wiring.js';
 
 /** A TCP connect that has not completed in this time is given up (the maker retries with backoff). */

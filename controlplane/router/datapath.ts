@@ -98,8 +98,6 @@ export interface Datapath {
   readonly mtu: number;
   createForwarder(params: ForwarderParams, events: ForwarderEvents): OverlayForwarder;
   applyForwardingState(state: ForwardingState): void;
-  /** A container interface appeared on or left the bridge (kernel datapaths attach programs/vports). */
-  setLocalPorts(ports: ReadonlyArray<{ ifname: string; ifindex: number }>): void;
   /**
    * `weave attach` just put the container interface `ifname` (host side) on the
    * bridge: resolves once this datapath handles it, so attach returns only when

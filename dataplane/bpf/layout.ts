@@ -1,6 +1,7 @@
 // Byte layouts shared with the BPF programs (dataplane/bpf/include/*.h) and
 // the value encodings the control plane needs: pure functions, no kernel.
 // Host byte order (little-endian x86-64) unless said otherwise.
+import { formatMac as formatMacBytes } from '../netlink/inet.js';
 
 export const COUNTER_NAMES = [
   'fwd_local', 'fwd_to_tunnel', 'fwd_from_tunnel', 'fwd_relay', 'flood',
@@ -67,8 +68,9 @@ export function macKey(mac: string): Buffer {
   return k;
 }
 
-export function formatMac(b: Uint8Array): string {
-  return Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
+/** The MAC in a map key (its first 6 bytes) as text. */
+export function formatMac(key: Uint8Array): string {
+  return formatMacBytes(key.subarray(0, 6));
 }
 
 /** Dotted IPv4 -> u32 in host order (the bpf_tunnel_key convention). */

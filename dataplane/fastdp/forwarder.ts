@@ -16,12 +16,10 @@
 
 import type { ForwarderEvents, ForwarderParams, ForwarderStatus, OverlayForwarder } from '../../controlplane/router/datapath.js';
 import type { PeerName, PeerShortID } from '../../controlplane/mesh/types.js';
+import { OVERLAY_HEARTBEAT_FAST_MS, OVERLAY_HEARTBEAT_SLOW_MS, OVERLAY_HEARTBEAT_TIMEOUT_MS } from '../../controlplane/well-known.js';
 import {
   FASTDP_CRYPTO_INIT_SA_REMOTE,
   FASTDP_HEARTBEAT_ACK,
-  HEARTBEAT_FAST_INTERVAL_MS,
-  HEARTBEAT_SLOW_INTERVAL_MS,
-  HEARTBEAT_TIMEOUT_MS,
   encodeHeartbeat,
 } from './heartbeat.js';
 import type { FastdpIPsec, FastdpIPsecConnection } from '../ipsec/fastdp-ipsec.js';
@@ -70,9 +68,9 @@ export interface ForwarderTimings {
 }
 
 export const DEFAULT_FORWARDER_TIMINGS: ForwarderTimings = {
-  fastIntervalMs: HEARTBEAT_FAST_INTERVAL_MS,
-  slowIntervalMs: HEARTBEAT_SLOW_INTERVAL_MS,
-  timeoutMs: HEARTBEAT_TIMEOUT_MS,
+  fastIntervalMs: OVERLAY_HEARTBEAT_FAST_MS,
+  slowIntervalMs: OVERLAY_HEARTBEAT_SLOW_MS,
+  timeoutMs: OVERLAY_HEARTBEAT_TIMEOUT_MS,
 };
 
 export class FastdpForwarder implements OverlayForwarder {

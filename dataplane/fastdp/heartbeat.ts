@@ -16,11 +16,6 @@ export const HEARTBEAT_MIN_BYTES = 24;
 export const FASTDP_HEARTBEAT_ACK = 0;
 export const FASTDP_CRYPTO_INIT_SA_REMOTE = 1;
 
-/** Interval until the remote acknowledged a heartbeat, then afterwards (spec §6.4 step 2). */
-export const HEARTBEAT_FAST_INTERVAL_MS = 500;
-export const HEARTBEAT_SLOW_INTERVAL_MS = 10_000;
-/** Without a valid heartbeat for this long the forwarder is unhealthy (spec §6.4 step 5). */
-export const HEARTBEAT_TIMEOUT_MS = 60_000;
 
 /** The heartbeat frame for a connection over a datapath of MTU `mtu`. */
 export function encodeHeartbeat(connUID: bigint, mtu: number): Buffer {

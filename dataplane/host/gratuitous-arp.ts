@@ -10,7 +10,7 @@
 // ignore unsolicited replies.
 import * as libc from '../sys/libc.js';
 import { NetlinkError } from '../netlink/errors.js';
-import { withNetns, type NetnsHandle } from '../netlink/index.js';
+import { parseIPv4, parseMac, withNetns, type NetnsHandle } from '../netlink/index.js';
 import { parseCidr } from './cidr.js';
 
 const AF_PACKET = 17;
@@ -23,20 +23,10 @@ const ARP_IPV4_LEN = 28;
 const SOCKADDR_LL_SIZE = 20;
 const BROADCAST_MAC = Buffer.alloc(6, 0xff);
 
-function macBytes(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new RangeError(`invalid MAC address ${JSON.stringify(mac)}`);
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
-
-function ipv4Bytes(ip: string): Buffer {
-  return Buffer.from(ip.split('.').map(Number));
-}
-
 /** The Ethernet frame announcing that `ip` is at `mac`. */
 export function gratuitousArpFrame(mac: string, ip: string): Buffer {
-  const src = macBytes(mac);
-  const addr = ipv4Bytes(ip);
+  const src = parseMac(mac);
+  const addr = parseIPv4(ip);
   const frame = Buffer.alloc(ETH_HEADER_LEN + ARP_IPV4_LEN);
   BROADCAST_MAC.copy(frame, 0);
   src.copy(frame, 6);

@@ -5,9 +5,10 @@
 // I/O itself: the worker flushes its queues and reports send errors back.
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import { SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
+import { OVERLAY_HEARTBEAT_FAST_MS, OVERLAY_HEARTBEAT_SLOW_MS, OVERLAY_HEARTBEAT_TIMEOUT_MS } from '../../controlplane/well-known.js';
 import {
-  FAST_HEARTBEAT_MS, FRAGMENTATION_TEST_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MAX_UDP_PAYLOAD, MTU_VERIFY_ATTEMPTS,
-  MTU_VERIFY_FIRST_TIMEOUT_MS, PMTU_SEARCH_FLOOR, SLOW_HEARTBEAT_MS, SleeveControlTag, UDP_IP_OVERHEAD, overheadDF,
+  FRAGMENTATION_TEST_INTERVAL_MS, MAX_UDP_PAYLOAD, MTU_VERIFY_ATTEMPTS,
+  MTU_VERIFY_FIRST_TIMEOUT_MS, PMTU_SEARCH_FLOOR, SleeveControlTag, UDP_IP_OVERHEAD, overheadDF,
   ENCRYPTED_PACKET_OVERHEAD, PLAIN_PACKET_OVERHEAD, ETHERNET_HEADER_SIZE,
 } from './constants.js';
 import { encodeSleeveControl, decodeSleeveControl } from './control-messages.js';
@@ -60,7 +61,7 @@ export class SleeveConnection {
   readonly dfQueue: SleeveFrame[] = [];
   readonly nonDfQueue: SleeveFrame[] = [];
   private heartbeatSeen = false;
-  private interval = FAST_HEARTBEAT_MS;
+  private interval = OVERLAY_HEARTBEAT_FAST_MS;
   private nextHeartbeat: number;
   private lastHeartbeat: number;
   private nextFragTest = Infinity;
@@ -94,7 +95,7 @@ export class SleeveConnection {
       if (r.established) {
         this.established = true;
         this.heartbeatSeen = true;
-        this.interval = SLOW_HEARTBEAT_MS;
+        this.interval = OVERLAY_HEARTBEAT_SLOW_MS;
         this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
       }
     }
@@ -124,7 +125,7 @@ export class SleeveConnection {
   /** Timers (spec §5.5); returns the next time it wants to run. */
   tick(now: number): number {
     if (this.failed) return Infinity;
-    if (now - this.lastHeartbeat >= HEARTBEAT_TIMEOUT_MS) {
+    if (now - this.lastHeartbeat >= OVERLAY_HEARTBEAT_TIMEOUT_MS) {
       this.failed = true;
       this.events.failed('timed out waiting for UDP heartbeat');
       return Infinity;
@@ -148,7 +149,7 @@ export class SleeveConnection {
         this.nextCandidate(now);
       }
     }
-    let next = Math.min(this.nextHeartbeat, this.lastHeartbeat + HEARTBEAT_TIMEOUT_MS, this.nextFragTest);
+    let next = Math.min(this.nextHeartbeat, this.lastHeartbeat + OVERLAY_HEARTBEAT_TIMEOUT_MS, this.nextFragTest);
     if (this.search) next = Math.min(next, this.search.deadline);
     return next;
   }
@@ -191,7 +192,7 @@ export class SleeveConnection {
       case 'ConnectionEstablished':
         if (this.established) return;
         this.established = true;
-        this.interval = SLOW_HEARTBEAT_MS;
+        this.interval = OVERLAY_HEARTBEAT_SLOW_MS;
         this.nextHeartbeat = now + this.interval;
         this.events.established();
         this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;

@@ -44,10 +44,7 @@ export const SleeveControlTag = {
   PMTUVerified: 3,
 } as const;
 
-/** Timers (spec §5.5), in milliseconds. */
-export const FAST_HEARTBEAT_MS = 500;
-export const SLOW_HEARTBEAT_MS = 10_000;
-export const HEARTBEAT_TIMEOUT_MS = 60_000;
+/** Timers (spec §5.5), in milliseconds; the heartbeat timers are controlplane/well-known.ts's. */
 export const FRAGMENTATION_TEST_INTERVAL_MS = 5 * 60_000;
 export const MTU_VERIFY_FIRST_TIMEOUT_MS = 10;
 export const MTU_VERIFY_ATTEMPTS = 8;

@@ -82,7 +82,7 @@ class SleeveForwarder implements OverlayForwarder {
 
 function toBigStats(s: WorkerStats | undefined): DatapathStats {
   const drops: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(s?.drops ?? {})) drops[k] = BigInt(v);
+  for (const [k, v] of Object.entries(s?.drops ?? {})) if (v !== undefined) drops[k] = BigInt(v);
   return { kernelForwarded: 0n, userspace: BigInt((s?.captured ?? 0) + (s?.framesReceived ?? 0)), drops };
 }
 
@@ -249,10 +249,6 @@ export class SleeveDatapath implements Datapath {
   applyForwardingState(state: ForwardingState): void {
     this.state = state;
     this.post({ t: 'state', state });
-  }
-
-  setLocalPorts(): void {
-    // The sleeve captures everything the bridge floods to vethwe-pcap; container ports need no setup.
   }
 
   stats(): DatapathStats {

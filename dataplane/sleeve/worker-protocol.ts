@@ -4,6 +4,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
+import type { SleeveCryptoErrorKind } from '../../crypto/sleeve-crypto.js';
 
 /** What a restarted worker needs to pick a forwarder up where the old one was. */
 export interface ForwarderResume {
@@ -37,6 +38,18 @@ export type ToWorker =
   | { t: 'state'; state: ForwardingState }
   | { t: 'stop' };
 
+/** Why the worker dropped a frame or datagram: the names of its `drops` counters. */
+export type SleeveDropReason =
+  // capture (frames from local containers)
+  | 'runt' | 'stp' | 'src-mac-owned-by-peer' | 'local-destination' | 'no-route' | 'capture-gso-frame'
+  // receive (datagrams from peers, spec §5.2-5.4)
+  | 'datagram-too-short' | 'unknown-sender' | SleeveCryptoErrorKind | 'frame-too-short' | 'trailing-garbage'
+  | 'special-frame-misaddressed' | 'unknown-peer' | 'forwarder-not-established'
+  // send (pack, seal, batch, send; spec §5.6-5.7)
+  | 'frame-too-big' | 'emsgsize' | 'path-mtu-unreadable' | 'send-buffer-full' | `send-errno-${number}`
+  // inject (frames to local containers)
+  | 'inject-buffer-full' | `inject-errno-${number}`;
+
 export interface WorkerStats {
   captured: number;
   injected: number;
@@ -44,7 +57,7 @@ export interface WorkerStats {
   framesReceived: number;
   datagramsSent: number;
   datagramsReceived: number;
-  drops: Record<string, number>;
+  drops: { [R in SleeveDropReason]?: number };
   /** CPU time the worker thread used, microseconds. */
   cpuMicros: number;
 }

@@ -27,7 +27,7 @@ import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
-import type { FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
 const SLOT = 65536;
@@ -44,7 +44,7 @@ function post(msg: FromWorker): void {
 const stats: WorkerStats = {
   captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0,
 };
-function drop(reason: string, count = 1): void {
+function drop(reason: SleeveDropReason, count = 1): void {
   stats.drops[reason] = (stats.drops[reason] ?? 0) + count;
 }
 
@@ -222,37 +222,136 @@ function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }
   if (at !== body.length) drop('trailing-garbage');
 }
 
-// ---- send pipeline
+// ---- send pipeline: pack -> seal -> batch -> send
 
 /** Whether UDP GSO works on this underlay; turned off for good when the kernel refuses it. */
 let gsoUsable = true;
 
+/** Pack, planning: how many queued frames from `first` fit one datagram (spec §5.7); 0 when the first alone is too big. */
+function framesThatFit(queue: readonly SleeveFrame[], first: number, overhead: number, maxPayload: number): number {
+  let size = overhead;
+  let n = 0;
+  while (first + n < queue.length && n < MAX_FRAMES_PER_DATAGRAM) {
+    const need = FRAME_HEADER_SIZE + queue[first + n]!.frame.length;
+    if (size + need > maxPayload) break;
+    size += need;
+    n++;
+  }
+  return n;
+}
+
+/** The bytes frames [first, first + n) take packed. */
+function packedLength(queue: readonly SleeveFrame[], first: number, n: number): number {
+  let len = 0;
+  for (let k = first; k < first + n; k++) len += FRAME_HEADER_SIZE + queue[k]!.frame.length;
+  return len;
+}
+
+/** Pack: frames [first, first + n) as source name, destination name, length, frame (spec §5.3); returns the bytes written. */
+function packFrames(out: Uint8Array, queue: readonly SleeveFrame[], first: number, n: number): number {
+  let at = 0;
+  for (let k = first; k < first + n; k++) {
+    const f = queue[k]!;
+    out.set(peerNameBytes(f.src), at);
+    out.set(peerNameBytes(f.dst), at + NAME_SIZE);
+    out[at + 12] = f.frame.length >> 8;
+    out[at + 13] = f.frame.length & 0xff;
+    out.set(f.frame, at + FRAME_HEADER_SIZE);
+    at += FRAME_HEADER_SIZE + f.frame.length;
+  }
+  return at;
+}
+
 /**
- * Packs the queue into datagrams (spec §5.7) and sends them. On the DF path a
- * run of equal-sized datagrams (bulk TCP) shares one sendmmsg slot and the
- * kernel splits it (UDP GSO): the underlay carries the same datagrams, but the
- * stack is walked once per run instead of once per datagram.
+ * Pack and seal one datagram into `body` (the bytes after our name): in place
+ * when the connection is not encrypted, else packed into the scratch buffer
+ * and sealed from there (spec §5.4).
  */
-function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
-  const queue = df ? conn.dfQueue : conn.nonDfQueue;
-  if (queue.length === 0) return;
-  const maxPayload = conn.maxPayload(df);
-  const fd = df ? conn.dfFd : config.udpFd;
-  const name = df ? undefined : conn.remoteSockaddr;
-  const gso = df && gsoUsable;
-  const sealOverhead = conn.sealer ? SEQ_SIZE + SECRETBOX_TAG_SIZE : 0;
-  let slots = 0;
-  let slotSegments: number[] = [];
-  const segmentsBySlot: number[][] = [];
-  let i = 0;
+function packAndSeal(conn: SleeveConnection, body: Uint8Array, queue: readonly SleeveFrame[], first: number, n: number, df: boolean): void {
+  if (!conn.sealer) {
+    packFrames(body, queue, first, n);
+    return;
+  }
+  conn.sealer.sealInto(body, scratch.subarray(0, packFrames(scratch, queue, first, n)), df);
+}
+
+/**
+ * Batch and send: datagrams go into sendmmsg slots. On the DF path a run of
+ * equal-sized datagrams (bulk TCP) shares one slot and the kernel splits it
+ * (UDP GSO): the underlay carries the same datagrams, but the stack is walked
+ * once per run instead of once per datagram.
+ */
+class DatagramBatcher {
+  private conn!: SleeveConnection;
+  private df = false;
+  private fd = 0;
+  private name: Uint8Array | undefined;
+  private gso = false;
+  private now = 0;
+  private slots = 0;
+  /** Frames per datagram, slot by slot: what a failed send lost. */
+  private readonly segmentsBySlot: number[][] = [];
+  private slotSegments: number[] = [];
   // The slot being filled: bytes used, datagram size of its run, datagrams in it.
-  let used = 0;
-  let segSize = 0;
-  let segCount = 0;
-  const sendSlots = (): void => {
+  private used = 0;
+  private segSize = 0;
+  private segCount = 0;
+
+  begin(conn: SleeveConnection, df: boolean, now: number): void {
+    this.conn = conn;
+    this.df = df;
+    this.now = now;
+    this.fd = df ? conn.dfFd : config.udpFd;
+    this.name = df ? undefined : conn.remoteSockaddr;
+    this.gso = df && gsoUsable;
+  }
+
+  /** Where the next datagram of `length` bytes goes: its offset in `slot`, the open run's when it may join it. */
+  place(length: number): number {
+    // A datagram joins the open run when every earlier one was exactly segSize
+    // and it is no larger (the kernel's rule: only the last may be shorter).
+    const joins = this.gso && this.segCount > 0 && this.segCount < UDP_MAX_SEGMENTS && length <= this.segSize && this.used + length <= MAX_UDP_PAYLOAD;
+    if (!joins) {
+      this.closeSlot();
+      this.segSize = length;
+    }
+    return this.used;
+  }
+
+  get slot(): Uint8Array {
+    return sendBatch.slot(this.slots);
+  }
+
+  /** The datagram placed last, of `frames` frames, is written. */
+  commit(length: number, frames: number): void {
+    this.used += length;
+    this.segCount++;
+    this.slotSegments.push(frames);
+    stats.framesSent += frames;
+    if (length < this.segSize) this.closeSlot();
+  }
+
+  finish(): void {
+    this.closeSlot();
+    this.send();
+  }
+
+  private closeSlot(): void {
+    if (this.segCount === 0) return;
+    sendBatch.setSend(this.slots, this.used, this.name, this.segCount > 1 ? this.segSize : 0);
+    this.segmentsBySlot.push(this.slotSegments);
+    this.slotSegments = [];
+    this.slots++;
+    this.used = 0;
+    this.segCount = 0;
+    if (this.slots === BATCH) this.send();
+  }
+
+  private send(): void {
+    const { conn, df, fd, segmentsBySlot } = this;
     let from = 0;
-    while (from < slots) {
-      const r = sendBatch.send(fd, from, slots);
+    while (from < this.slots) {
+      const r = sendBatch.send(fd, from, this.slots);
       if (r > 0) {
         for (let k = from; k < from + r; k++) stats.datagramsSent += segmentsBySlot[k]!.length;
         from += r;
@@ -264,13 +363,13 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
         // EINVAL: a GSO run whose datagram size no longer fits the path MTU.
         drop('emsgsize', lost);
         try {
-          conn.handleMsgSize(pathMtu(fd), now);
+          conn.handleMsgSize(pathMtu(fd), this.now);
         } catch {
           drop('path-mtu-unreadable');
         }
       } else if (errno === Errno.EAGAIN) {
         let rest = 0;
-        for (let k = from; k < slots; k++) rest += segmentsBySlot[k]!.length;
+        for (let k = from; k < this.slots; k++) rest += segmentsBySlot[k]!.length;
         drop('send-buffer-full', rest);
         break;
       } else {
@@ -282,67 +381,37 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
       }
       from++;
     }
-    slots = 0;
+    this.slots = 0;
     segmentsBySlot.length = 0;
-  };
-  const closeSlot = (): void => {
-    if (segCount === 0) return;
-    sendBatch.setSend(slots, used, name, segCount > 1 ? segSize : 0);
-    segmentsBySlot.push(slotSegments);
-    slotSegments = [];
-    slots++;
-    used = 0;
-    segCount = 0;
-    if (slots === BATCH) sendSlots();
-  };
+  }
+}
+
+const batcher = new DatagramBatcher();
+
+/** Sends a connection's queue for one path (DF or not): pack, seal, batch, send. */
+function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
+  const queue = df ? conn.dfQueue : conn.nonDfQueue;
+  if (queue.length === 0) return;
+  const maxPayload = conn.maxPayload(df);
+  const sealOverhead = conn.sealer ? SEQ_SIZE + SECRETBOX_TAG_SIZE : 0;
+  batcher.begin(conn, df, now);
+  let i = 0;
   while (i < queue.length) {
-    // Build one datagram's frames: as many as fit (spec §5.7).
-    let size = conn.packetOverhead;
-    let n = 0;
-    const first = i;
-    while (i < queue.length && n < MAX_FRAMES_PER_DATAGRAM) {
-      const need = FRAME_HEADER_SIZE + queue[i]!.frame.length;
-      if (size + need > maxPayload) break;
-      size += need;
-      n++;
-      i++;
-    }
+    const n = framesThatFit(queue, i, conn.packetOverhead, maxPayload);
     if (n === 0) {
       drop('frame-too-big');
       i++;
       continue;
     }
-    const plainLen = size - conn.packetOverhead;
-    const dgLen = NAME_SIZE + sealOverhead + plainLen;
-    // A datagram joins the open run when every earlier one was exactly segSize
-    // and it is no larger (the kernel's rule: only the last may be shorter).
-    const joins = gso && segCount > 0 && segCount < UDP_MAX_SEGMENTS && dgLen <= segSize && used + dgLen <= MAX_UDP_PAYLOAD;
-    if (!joins) {
-      closeSlot();
-      segSize = dgLen;
-    }
-    const slot = sendBatch.slot(slots);
-    slot.set(ourNameBytes, used);
-    const plain = conn.sealer ? scratch : slot.subarray(used + NAME_SIZE);
-    let at = 0;
-    for (let k = first; k < first + n; k++) {
-      const f: SleeveFrame = queue[k]!;
-      plain.set(peerNameBytes(f.src), at);
-      plain.set(peerNameBytes(f.dst), at + NAME_SIZE);
-      plain[at + 12] = f.frame.length >> 8;
-      plain[at + 13] = f.frame.length & 0xff;
-      plain.set(f.frame, at + FRAME_HEADER_SIZE);
-      at += FRAME_HEADER_SIZE + f.frame.length;
-    }
-    if (conn.sealer) conn.sealer.sealInto(slot.subarray(used + NAME_SIZE, used + dgLen), scratch.subarray(0, at), df);
-    used += dgLen;
-    segCount++;
-    slotSegments.push(n);
-    stats.framesSent += n;
-    if (dgLen < segSize) closeSlot();
+    const length = NAME_SIZE + sealOverhead + packedLength(queue, i, n);
+    const at = batcher.place(length);
+    const slot = batcher.slot;
+    slot.set(ourNameBytes, at);
+    packAndSeal(conn, slot.subarray(at + NAME_SIZE, at + length), queue, i, n, df);
+    batcher.commit(length, n);
+    i += n;
   }
-  closeSlot();
-  sendSlots();
+  batcher.finish();
   queue.length = 0;
 }
 

@@ -48,7 +48,6 @@ function recordingDatapath(states: ForwardingState[]): Datapath {
     overlay: 'sleeve', kind: 'sleeve', mtu: 1376,
     createForwarder: () => { throw new Error('not used'); },
     applyForwardingState: (s) => { states.push(s); },
-    setLocalPorts: () => undefined,
     stats: () => ({ kernelForwarded: 0n, userspace: 0n, drops: {} }),
     close: async () => undefined,
     teardown: async () => undefined,

@@ -44,7 +44,6 @@ class FakeDatapath implements Datapath {
   applyForwardingState(state: ForwardingState): void {
     this.states.push(state);
   }
-  setLocalPorts(): void {}
   stats(): DatapathStats {
     return { kernelForwarded: 0n, userspace: 0n, drops: {} };
   }

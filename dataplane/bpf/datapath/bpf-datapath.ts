@@ -247,9 +247,6 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     this.schedule();
   }
 
-  /** Ports are followed on the bridge itself (bridge-ports.ts); nothing to do. */
-  setLocalPorts(): void {}
-
   /**
    * `weave attach` waits for the new port's program. Attaching it creates the
    * port's clsact qdisc, and the kernel stops a device's transmit queues while

@@ -206,9 +206,6 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     this.invalidateFlows('forwarding state changed');
   }
 
-  /** Bridged layout (spec §6.1): containers are on the `weave` bridge and reach us through vethwe-datapath. */
-  setLocalPorts(): void {}
-
   stats(): DatapathStats {
     return {
       kernelForwarded: this.lastStats.hit,

@@ -1,0 +1,42 @@
+// Per-connection decisions the overlay switch asks of the router: whether a
+// connection's data plane is encrypted, and which UDP port its overlay uses.
+// Pure functions of the connection and the router's flags.
+import type { OverlayName } from './datapath.js';
+import type { TrustedSubnets } from './trusted-subnets.js';
+import { fastdpPortFor } from '../well-known.js';
+
+export interface ConnectionFacts {
+  /** `ip:port` of the remote end of the control connection. */
+  remoteAddr: string;
+  /** Whether we dialled the remote (its mesh port is then the one in remoteAddr). */
+  outbound: boolean;
+  /** The remote's `Trusted` feature: it does not need encryption towards us (wire spec §1.5). */
+  remoteTrustsUs: boolean;
+}
+
+/**
+ * Data plane encryption (user-surface spec §8.4): with a password, every
+ * connection is encrypted unless both ends trust each other, we by
+ * --trusted-subnets, the remote by its `Trusted` feature.
+ */
+export function encryptionWanted(passwordSet: boolean, trusted: TrustedSubnets, conn: ConnectionFacts): boolean {
+  if (!passwordSet) return false;
+  const ip = conn.remoteAddr.slice(0, conn.remoteAddr.lastIndexOf(':'));
+  return !(trusted.contains(ip) && conn.remoteTrustsUs);
+}
+
+/**
+ * The remote's UDP port for an overlay (wire spec §0): its mesh port for the
+ * sleeve, mesh port + 1 for fastdp. Outbound we dialled its mesh port; inbound
+ * we assume it uses ours (the sleeve learns the real one from its datagrams).
+ */
+export function remoteOverlayPort(overlay: OverlayName, conn: Pick<ConnectionFacts, 'remoteAddr' | 'outbound'>, ourMeshPort: number): number {
+  const meshPort = (conn.outbound ? portOf(conn.remoteAddr) : undefined) ?? ourMeshPort;
+  return overlay === 'fastdp' ? fastdpPortFor(meshPort) : meshPort;
+}
+
+function portOf(address: string): number | undefined {
+  const i = address.lastIndexOf(':');
+  const n = Number(address.slice(i + 1));
+  return i >= 0 && Number.isInteger(n) && n > 0 && n <= 65535 ? n : undefined;
+}
