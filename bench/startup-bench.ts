@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
+import { WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
 const WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
 const API = '127.0.0.1:6784';
@@ -36,7 +37,7 @@ function rssMiB(pid: number): number {
 function startRouter(h: Host, stateDir: string, peers: string[]): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
   return h.spawn(process.execPath, [
-    WEAVER, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...extraFlags, ...peers,
+    ...WEAVER_NODE_FLAGS, WEAVER, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...extraFlags, ...peers,
   ]);
 }
 
