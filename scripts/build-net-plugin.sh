@@ -80,7 +80,7 @@ set -- --port=6783 --datapath=datapath --host-root=/host --proc-path=/host/proc 
 [ -z "${WEAVE_MULTICAST:-}" ] || set -- "$@" --plugin-v2-multicast
 # EXTRA_ARGS is split on blanks on purpose: flags and peers.
 # shellcheck disable=SC2086
-exec /bin/node /weave/dist/weaver/main.js "$@" $EXTRA_ARGS
+exec /bin/node --max-semi-space-size=1 /weave/dist/weaver/main.js "$@" $EXTRA_ARGS
 EOF
 chmod +x "$root/launch.sh"
 

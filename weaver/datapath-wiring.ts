@@ -12,10 +12,9 @@ import type { Datapath, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
 import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
 import { applyIPsecFirewall } from '../dataplane/host/firewall.js';
-import { IPsec } from '../dataplane/ipsec/index.js';
+import type { IPsec } from '../dataplane/ipsec/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
 import { OdpConnection } from '../dataplane/ovs/connection.js';
-import { OvsFastDatapath, teardownFastdp } from '../dataplane/ovs/fastdp/index.js';
 import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
 import { removeCapturePort } from '../dataplane/sleeve/capture.js';
 import type { WeaverConfig } from './flags.js';
@@ -109,7 +108,8 @@ export async function probeFastdp(opts: FastdpProbeOptions): Promise<FastdpProbe
     return probeBpfFastdp(opts, ovsReason);
   }
   return {
-    create: () => OvsFastDatapath.open({
+    // The OVS datapath's code is loaded only where the kernel has OVS.
+    create: async () => (await import('../dataplane/ovs/fastdp/index.js')).OvsFastDatapath.open({
       bridgeName: opts.bridge,
       mtu: opts.mtu,
       port: opts.port,
@@ -182,6 +182,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       port: config.port,
       ...(config.host !== '' ? { bindIp: config.host } : {}),
       mtu: datapaths.length > 0 ? mtu : opts.mtu,
+      lazyWorker: true,
       log: (m) => logger.warn(m),
     }));
     await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
@@ -322,13 +323,13 @@ export async function teardownDataPlane(): Promise<void> {
   }
   await teardownBpfFastdp();
   try {
-    await teardownFastdp();
+    await (await import('../dataplane/ovs/fastdp/index.js')).teardownFastdp();
   } catch (err) {
     if (!isNetlinkError(err, 'ENODEV')) throw err;
   }
   let ipsec: IPsec;
   try {
-    ipsec = IPsec.open();
+    ipsec = (await import('../dataplane/ipsec/index.js')).IPsec.open();
   } catch {
     return; // no XFRM in this kernel: nothing of ours can exist
   }

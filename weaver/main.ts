@@ -16,8 +16,8 @@ import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { containerGone } from './container-gone.js';
 import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
-import { startDockerPlugin, type RunningPlugin } from './docker-wiring.js';
-import { proxyConfigOf, startProxy, type RunningProxy } from './proxy-wiring.js';
+import type { PluginStart, RunningPlugin } from './docker-wiring.js';
+import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
@@ -38,6 +38,7 @@ function initialTargets(cfg: WeaverConfig, targetsFile: string, logger: Logger):
 }
 
 async function main(argv: string[]): Promise<void> {
+  const modulesLoadedMs = performance.now();
   let cfg: WeaverConfig;
   try {
     cfg = parseWeaverFlags(argv);
@@ -51,6 +52,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const paths = statePaths(cfg.stateDir);
   const logger = pino({ level: PINO_LEVEL[cfg.logLevel], base: { pid: process.pid } });
+  // Startup phases, in ms since the process started (bench/startup-bench.ts reads them).
+  const phase = (what: string, ms = performance.now()): void => logger.debug(`startup: ${what} at ${ms.toFixed(0)} ms`);
+  phase('modules loaded', modulesLoadedMs);
   if (cfg.printPeerName) {
     process.stdout.write(`${formatPeerName(resolvePeerName(paths, cfg.name))}\n`);
     return;
@@ -95,11 +99,16 @@ async function main(argv: string[]): Promise<void> {
     // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
     const dnsOptions = dnsOptionsOf(cfg);
-    const proxyConfig = proxyConfigOf(cfg);
+    // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
+    // asked for: most of a router's startup time and memory is module code.
+    const proxyWiring = cfg.raw.get('proxy') === true ? await import('./proxy-wiring.js') : undefined;
+    const proxyConfig = proxyWiring?.proxyConfigOf(cfg);
     const log = (m: string): void => logger.info(m);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
+    phase('flags and identity');
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
+    phase('host networking');
     const targets = initialTargets(cfg, paths.targetsFile, logger);
     mesh = await startMesh({
       identity,
@@ -134,12 +143,13 @@ async function main(argv: string[]): Promise<void> {
         if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },
     });
+    phase('mesh, IPAM and DNS');
     const running = mesh;
     hostNet.whenAttached((ifname) => running.portAdded(ifname));
     const [ipamNow, dnsNow] = [ipam, dns];
     hostNet.onEndpointGone((label) => containerGone(label, ipamNow, dnsNow));
-    if (proxyConfig) {
-      const p = await startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
+    if (proxyWiring && proxyConfig) {
+      const p = await proxyWiring.startProxy(proxyConfig, { host: hostNet.control, allocator: ipam?.allocator, dns: dns?.service, logger });
       if ('off' in p) logger.info(`Docker API proxy is off: ${p.off}`);
       else proxy = p;
     }
@@ -166,11 +176,15 @@ async function main(argv: string[]): Promise<void> {
     };
     // Before the API answers: `weave launch` returns once /status does (spec §1.1 step 14), and
     // by then the plugin serves and the `weave` network exists.
-    const started = await startDockerPlugin({
-      config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
-    });
+    const pluginRequested = cfg.raw.get('plugin') === true || cfg.raw.get('plugin-v2') === true;
+    const started: PluginStart = pluginRequested
+      ? await (await import('./docker-wiring.js')).startDockerPlugin({
+        config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
+      })
+      : { off: 'not requested (--plugin is off)' };
     if ('running' in started) plugin = started.running;
     else logger.info(`Docker plugin is off: ${started.off}`);
+    phase('proxy and Docker plugin');
     const listeners: [string, 'control' | 'status' | 'metrics'][] = [
       [cfg.httpAddr, 'control'],
       [cfg.statusAddr, 'status'],
@@ -187,6 +201,7 @@ async function main(argv: string[]): Promise<void> {
       servers.push(app);
       logger.info({ addr, kind }, 'Listening for HTTP');
     }
+    phase('HTTP API listening');
   } catch (err) {
     logger.fatal((err as Error).message);
     await plugin?.close().catch(() => undefined);

@@ -11,6 +11,13 @@ import { statePaths } from './state-paths.js';
 
 /** dist/controlplane/cli/daemon.js -> dist/weaver/main.js */
 export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/main.js', import.meta.url));
+/**
+ * Node flags for the router process: a 1 MiB young-generation semi-space
+ * (default 16) keeps an idle router's resident set ~15-20 MiB smaller; the
+ * router's hot paths allocate little, so the extra scavenges cost nothing
+ * measurable. bin/weaver and the plugin image's entry point pass the same.
+ */
+export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 
 export class LaunchError extends Error {
   constructor(message: string, readonly exitCode: number) {
@@ -68,7 +75,7 @@ export async function launchDaemon(plan: LaunchPlan, env: NodeJS.ProcessEnv, tim
   } catch {
     // new file
   }
-  const child = spawn(process.execPath, [WEAVER_MAIN, ...plan.routerArgs], {
+  const child = spawn(process.execPath, [...WEAVER_NODE_FLAGS, WEAVER_MAIN, ...plan.routerArgs], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...env, ...plan.routerEnv },

@@ -131,6 +131,9 @@ export class Allocator implements Gossiper {
   private readonly deadSince = new Map<string, number>();
   private channel: GossipChannel | undefined;
   private stopped = false;
+  /** Operations done in memory whose answer waits for the state to reach the disk (group commit). */
+  private awaitingDurable: Array<{ op: PendingOp; result: CIDR }> = [];
+  private commitScheduled = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -479,8 +482,7 @@ export class Allocator implements Gossiper {
     if (addr !== undefined) {
       const result = { addr, prefixLen: op.cidr.prefixLen };
       this.record(ownerIdent(op.ident, addr), result);
-      this.persist(); // durable before we acknowledge
-      op.done(result);
+      this.doneWhenDurable(op, result);
       return true;
     }
     // Out of space: ask another owner (spec §8.7), once per ring change or retry interval.
@@ -511,8 +513,7 @@ export class Allocator implements Gossiper {
     if (owner === this.cfg.name) {
       this.space.claim(addr);
       this.record(ident, op.cidr);
-      this.persist();
-      op.done(op.cidr);
+      this.doneWhenDurable(op, op.cidr);
       return true;
     }
     if (!this.cfg.isKnownPeer(owner)) {
@@ -722,15 +723,49 @@ export class Allocator implements Gossiper {
 
   // ------------------------------------------------------------ persistence
 
+  /**
+   * Write the whole state durably. Every operation waiting in doneWhenDurable
+   * is covered by this write and answered after it.
+   */
   private persist(): void {
-    if (!this.cfg.store) return;
-    const state: PersistedIpam = {
-      peerName: this.cfg.name,
-      range: { ...this.universeRange },
-      allocations: [...this.owned].map(([ident, list]) => ({ ident, addrs: list.map((c) => ({ ...c })) })),
-    };
-    if (!this.ring.isEmpty()) state.ring = this.ring.snapshot();
-    this.cfg.store.save(state);
+    const waiting = this.awaitingDurable;
+    this.awaitingDurable = [];
+    if (this.cfg.store) {
+      const state: PersistedIpam = {
+        peerName: this.cfg.name,
+        range: { ...this.universeRange },
+        allocations: [...this.owned].map(([ident, list]) => ({ ident, addrs: list.map((c) => ({ ...c })) })),
+      };
+      if (!this.ring.isEmpty()) state.ring = this.ring.snapshot();
+      try {
+        this.cfg.store.save(state);
+      } catch (err) {
+        for (const w of waiting) w.op.fail(new IpamError(`${w.op.kind} for ${w.op.ident} failed: ${(err as Error).message}`));
+        throw err;
+      }
+    }
+    for (const w of waiting) w.op.done(w.result);
+  }
+
+  /**
+   * Answer `op` once the state holding its result is on disk. Operations that
+   * complete in the same turn of the event loop (concurrent HTTP requests read
+   * together, or a burst retried at once) share one write and fsync: group
+   * commit, the same durability at a fraction of the cost of one write each.
+   */
+  private doneWhenDurable(op: PendingOp, result: CIDR): void {
+    this.awaitingDurable.push({ op, result });
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => {
+      this.commitScheduled = false;
+      if (this.awaitingDurable.length === 0) return; // another write covered them
+      try {
+        this.persist();
+      } catch (err) {
+        this.log(`IPAM: cannot save state to ${this.cfg.store?.location ?? 'the store'}: ${(err as Error).message}`);
+      }
+    });
   }
 
   private restore(): void {

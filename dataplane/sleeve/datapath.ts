@@ -37,6 +37,12 @@ export interface SleeveDatapathOptions {
   mtu?: number;
   /** Restart the worker when it dies (default true). */
   restartWorker?: boolean;
+  /**
+   * Start the packet worker with the first forwarder rather than at once
+   * (default false): a router with no connection over the sleeve then pays
+   * neither the worker thread's memory nor its start-up time.
+   */
+  lazyWorker?: boolean;
   log?: (message: string) => void;
 }
 
@@ -134,7 +140,7 @@ export class SleeveDatapath implements Datapath {
     }
     const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const dp = new SleeveDatapath(opts, packetFd, udpFd, wakeFd);
-    await dp.startWorker();
+    if (!opts.lazyWorker) await dp.startWorker();
     return dp;
   }
 
@@ -235,7 +241,9 @@ export class SleeveDatapath implements Datapath {
     const dfFd = this.opts.netns ? withNetns(this.opts.netns, open) : open();
     const f = new SleeveForwarder(this.nextId++, params, events, dfFd, this);
     this.forwarders.set(f.id, f);
-    this.post(f.addMessage());
+    // A worker starting now is sent every forwarder (this one included) as it starts.
+    if (this.control) this.post(f.addMessage());
+    else void this.startWorker();
     return f;
   }
 

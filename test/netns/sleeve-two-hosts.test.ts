@@ -36,14 +36,19 @@ for (const encrypt of [false, true]) {
     let a: SleeveNode;
     let b: SleeveNode;
     let link: Link;
+    let lazyWorkerBefore: number | undefined;
+    let lazyWorkerAfter: number | undefined;
 
     before(async () => {
       bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
       a = await plugNode(bed.host(1), 1, CONTAINER_MTU);
       b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
       await startSleeve(a, CONTAINER_MTU);
-      await startSleeve(b, CONTAINER_MTU);
+      // b starts its packet worker only with its first forwarder, as the router does.
+      await startSleeve(b, CONTAINER_MTU, { lazyWorker: true });
+      lazyWorkerBefore = b.dp!.workerThreadId;
       link = connectNodes(a, b, encrypt);
+      lazyWorkerAfter = b.dp!.workerThreadId;
       applyTopology([a, b], [[a, b]]);
     });
 
@@ -51,6 +56,11 @@ for (const encrypt of [false, true]) {
       await a?.dp?.teardown();
       await b?.dp?.teardown();
       await bed?.teardown();
+    });
+
+    test('a lazy sleeve has no packet worker until its first forwarder', () => {
+      assert.equal(lazyWorkerBefore, undefined);
+      assert.equal(typeof lazyWorkerAfter, 'number');
     });
 
     test('heartbeats establish both forwarders', async () => {

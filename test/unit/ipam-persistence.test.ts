@@ -138,3 +138,44 @@ test('an acknowledged allocation survives kill -9', withDir(async (dir) => {
   const restored = allocator(dir);
   for (let i = 0; i < 5; i++) assert.deepEqual(restored.lookup(`c${i}`).map(formatCIDR), [acked[i]]);
 }));
+
+test('group commit: allocations and claims made together share one durable write, and are answered only after it', withDir(async (dir) => {
+  const disk = new FileIpamStore(dir);
+  const saved: number[] = [];
+  let failNext = false;
+  const store = {
+    location: disk.location,
+    load: () => disk.load(),
+    save: (state: Parameters<FileIpamStore['save']>[0]): void => {
+      if (failNext) { failNext = false; throw new Error('disk full'); }
+      disk.save(state);
+      saved.push(state.allocations.length);
+    },
+  };
+  const alloc = allocator(dir, { store });
+  await alloc.prime();
+  const before = saved.length;
+  const answered: string[] = [];
+  const ops = [
+    ...Array.from({ length: 8 }, (_, i) => alloc.allocate(`c${i}`).then((c) => { answered.push(`c${i}`); return c; })),
+    alloc.claim('c9', parseCIDR('10.32.9.9/12')).then(() => { answered.push('c9'); return parseCIDR('10.32.9.9/12'); }),
+  ];
+  assert.equal(answered.length, 0);
+  const got = await Promise.all(ops);
+  assert.equal(saved.length - before, 1, 'one write for the nine operations');
+  assert.equal(saved.at(-1), 9, 'the write holds all nine');
+  assert.equal(new Set(got.map(formatCIDR)).size, 9);
+  const onDisk = new Map(disk.load()!.allocations.map((a) => [a.ident, a.addrs.length]));
+  for (const id of ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c9']) assert.equal(onDisk.get(id), 1, `${id} is on disk`);
+
+  // A failed write fails every operation waiting on it, with the reason; the allocator carries on.
+  failNext = true;
+  const failed = await Promise.allSettled([alloc.allocate('d1'), alloc.allocate('d2')]);
+  for (const r of failed) {
+    assert.equal(r.status, 'rejected');
+    assert.match(String((r as PromiseRejectedResult).reason), /disk full/);
+  }
+  assert.ok(await alloc.allocate('d3'));
+  assert.equal(disk.load()!.allocations.some((a) => a.ident === 'd3'), true);
+  alloc.stop();
+}));
