@@ -1,21 +1,30 @@
 // Mesh convergence benchmark: N routers (weaver processes, one per simulated
 // host, each in its own network namespace on a shared underlay bridge) start
-// together, each given 1-2 random other routers as peers (the first is always
-// an earlier router, so the peer graph is connected). Measured per N:
+// together. With --peers=random (default) each is given 1-2 random other
+// routers as peers (the first is always an earlier router, so the peer graph
+// is connected); with --peers=first every router is given router 1 only.
+// Measured per N:
 //   ready      ms from spawning the routers until every control API answers
-//   converged  ms from spawning until every router lists all N peers
-//   conns      mean established connections per router at convergence
-//              (peer discovery fills in more than the 1-2 given, spec §4.10)
+//   listed     ms from spawning until every router lists all N peers
+//   connected  ms from spawning until every router has an established
+//              connection to each of the N-1 others (peer discovery, spec §4.10)
+//              (only with --peers=first; random starts report the mean instead)
+//   CPU s      user+system seconds of all routers together, from /proc/PID/stat,
+//              when the last measure was taken; "at ready" when all APIs answered
+//              (start-up), so the difference is what forming the mesh cost
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
 //
-//   node dist/bench/mesh-convergence.js [N ...]        (default: 10 25 50)
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR] [N ...]   (default: 10 25 50)
+// --weaver runs another build's weaver/main.js (e.g. main's), to compare two builds on the same machine;
+// --profile=DIR has every router write a V8 CPU profile into DIR when it stops.
 // Root needed; everything lives in namespaces the bench creates and removes.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
 
-const WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
+const DEFAULT_WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
 const API = '127.0.0.1:6784';
 const TIMEOUT_MS = 180_000;
 
@@ -24,22 +33,48 @@ interface RouterReport {
   Connections: { State: string }[] | null;
 }
 
+type PeerChoice = 'random' | 'first';
+
 interface Row {
   n: number;
   readyMs: number;
-  convergedMs: number;
+  listedMs: number;
+  /** Undefined with random peers, where a full mesh is not awaited. */
+  connectedMs: number | undefined;
   meanConns: number;
+  cpuAtReady: number;
+  cpuSeconds: number;
   rssMiB: number[];
 }
 
-function parseSizes(argv: string[]): number[] {
-  const sizes = argv.length === 0 ? [10, 25, 50] : argv.map(Number);
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR] [N ...]';
+
+interface Options {
+  peers: PeerChoice;
+  weaver: string;
+  /** Node flags for every router (CPU profiling). */
+  nodeArgs: string[];
+}
+
+function parseArgs(argv: string[]): Options & { sizes: number[] } {
+  let peers: PeerChoice = 'random';
+  let weaver = DEFAULT_WEAVER;
+  const nodeArgs: string[] = [];
+  const rest: string[] = [];
+  for (const a of argv) {
+    if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
+    else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
+    else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
+    else if (a.startsWith('-')) throw new Error(`mesh-convergence: unknown option "${a}" (${USAGE})`);
+    else rest.push(a);
+  }
+  const sizes = rest.length === 0 ? [10, 25, 50] : rest.map(Number);
   for (const [i, n] of sizes.entries()) {
     if (!Number.isInteger(n) || n < 2 || n > 250) {
-      throw new Error(`mesh-convergence: "${argv[i]}" is not a router count in 2..250 (usage: mesh-convergence.js [N ...])`);
+      throw new Error(`mesh-convergence: "${rest[i]}" is not a router count in 2..250 (${USAGE})`);
     }
   }
-  return sizes;
+  return { peers, weaver, nodeArgs, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -59,6 +94,15 @@ async function report(h: Host): Promise<RouterReport | undefined> {
   const r = await h.exec('curl', ['-sf', '--max-time', '5', `http://${API}/report`]);
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.stdout) as { Router: RouterReport }).Router;
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** User + system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
 function rssMiB(pid: number): number {
@@ -99,17 +143,21 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
   return last;
 }
 
-async function measure(n: number): Promise<Row> {
+function establishedCount(r: RouterReport | undefined): number {
+  return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
+}
+
+async function measure(n: number, { peers: choice, weaver, nodeArgs }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
-    const plan = bed.hosts.map((h) => ({ h, peers: randomPeers(bed, h) }));
+    const plan = bed.hosts.map((h) => ({ h, peers: choice === 'first' ? (h.index === 1 ? [] : [bed.host(1)]) : randomPeers(bed, h) }));
     const t0 = Date.now();
     for (const { h, peers } of plan) {
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
       routers.push(h.spawn(process.execPath, [
-        WEAVER, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
+        ...nodeArgs, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
         ...peers.map((p) => p.address),
       ]));
     }
@@ -119,11 +167,16 @@ async function measure(n: number): Promise<Row> {
     ]);
     if (failed) throw new Error(`mesh-convergence: router ${failed.i + 1} exited ${failed.code}:\n${routers[failed.i]?.output()}`);
     const readyMs = await allOf(bed.hosts, routers, t0, (r) => r !== undefined, 'answer on the control API');
-    const convergedMs = await allOf(bed.hosts, routers, t0, (r) => r?.Peers.length === n, `list all ${n} peers`);
+    const cpuAtReady = routers.reduce((s, p) => s + cpuSeconds(p.pid), 0);
+    const listedMs = await allOf(bed.hosts, routers, t0, (r) => r?.Peers.length === n, `list all ${n} peers`);
+    const connectedMs = choice === 'first'
+      ? await allOf(bed.hosts, routers, t0, (r) => establishedCount(r) === n - 1, `establish connections to all ${n - 1} others`)
+      : undefined;
+    const cpu = routers.reduce((s, p) => s + cpuSeconds(p.pid), 0);
     let conns = 0;
-    for (const h of bed.hosts) conns += ((await report(h))?.Connections ?? []).filter((c) => c.State === 'established').length;
+    for (const h of bed.hosts) conns += establishedCount(await report(h));
     const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
-    return { n, readyMs, convergedMs, meanConns: conns / n, rssMiB: rss };
+    return { n, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu, rssMiB: rss };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -140,17 +193,20 @@ async function main(): Promise<void> {
     process.stderr.write('mesh-convergence: needs root (it creates network namespaces)\n');
     process.exit(1);
   }
-  const sizes = parseSizes(process.argv.slice(2));
+  const { sizes, ...options } = parseArgs(process.argv.slice(2));
+  const { peers } = options;
   const rows: Row[] = [];
   for (const n of sizes) {
-    process.stdout.write(`mesh-convergence: ${n} routers...\n`);
-    const row = await measure(n);
-    process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, converged after ${row.convergedMs} ms\n`);
+    process.stdout.write(`mesh-convergence: ${n} routers, peers ${peers === 'first' ? 'router 1 only' : 'random'}...\n`);
+    const row = await measure(n, options);
+    process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
+      `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s\n`);
     rows.push(row);
   }
-  const header = ['N', 'ready ms', 'converged ms', 'conns/router', 'RSS MiB min', 'median', 'max'];
+  const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'conns/router', 'RSS MiB min', 'median', 'max'];
   const lines = rows.map((r) => [
-    String(r.n), String(r.readyMs), String(r.convergedMs), fmt(r.meanConns),
+    String(r.n), String(r.readyMs), String(r.listedMs), r.connectedMs === undefined ? '-' : String(r.connectedMs),
+    fmt(r.cpuAtReady), fmt(r.cpuSeconds), fmt(r.meanConns),
     fmt(r.rssMiB[0] ?? 0), fmt(r.rssMiB[Math.floor(r.rssMiB.length / 2)] ?? 0), fmt(r.rssMiB[r.rssMiB.length - 1] ?? 0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

@@ -11,6 +11,12 @@ export const INITIAL_RETRY_INTERVAL_MS = 2_000;
 export const MAX_RETRY_INTERVAL_MS = 6 * 60_000;
 /** A connection that outlived its scheduled attempt by this much is retried at once. */
 export const RESET_AFTER_MS = 60_000;
+/**
+ * Topology changes are batched this long before discovery re-evaluates the
+ * targets: evaluating walks every connection of every peer, and while a mesh
+ * of 50 forms a router applies hundreds of improving updates a second.
+ */
+export const DISCOVERY_BATCH_MS = 100;
 
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'suspended' | 'failed';
 
@@ -80,6 +86,7 @@ export class ConnectionMaker {
   private readonly targetsByAddr = new Map<string, Target>();
   private wake: Cancel | undefined;
   private evaluateQueued = false;
+  private topologyBatch: Cancel | undefined;
   private stopped = false;
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -90,7 +97,7 @@ export class ConnectionMaker {
     this.unsubscribe.push(
       this.router.onConnectionAdded(() => this.evaluateSoon()),
       this.router.onConnectionRemoved((c) => this.connectionRemoved(c)),
-      this.router.onTopologyChanged(() => this.evaluateSoon()),
+      this.router.onTopologyChanged(() => this.evaluateAfterTopologyBatch()),
     );
     if (opts.initialTargets) this.connect(opts.initialTargets, false);
   }
@@ -132,6 +139,7 @@ export class ConnectionMaker {
   stop(): void {
     this.stopped = true;
     this.wake?.();
+    this.topologyBatch?.();
     for (const u of this.unsubscribe) u();
   }
 
@@ -145,6 +153,14 @@ export class ConnectionMaker {
     this.evaluateQueued = true;
     queueMicrotask(() => {
       this.evaluateQueued = false;
+      this.evaluate();
+    });
+  }
+
+  private evaluateAfterTopologyBatch(): void {
+    if (this.topologyBatch || this.stopped) return;
+    this.topologyBatch = this.clock.schedule(DISCOVERY_BATCH_MS, () => {
+      this.topologyBatch = undefined;
       this.evaluate();
     });
   }
