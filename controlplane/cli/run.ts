@@ -1,7 +1,7 @@
 // `weave <command> ...`: dispatch and the commands that talk to the router
 // (user-surface spec §0.3, §1.1-1.10, §1.13). Returns the exit status.
 import { hostname } from 'node:os';
-import { rmSync } from 'node:fs';
+import { rmdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../api/version.js';
@@ -16,6 +16,7 @@ import { dockerBridgeFromEnv, httpAddrFromEnv, planLaunch, stateDirFromEnv, WEAV
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
 import { setupCniCommand } from '../cni/setup-command.js';
+import { setupCommand } from './setup-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream;
@@ -123,6 +124,15 @@ const stop: Command = async (args, io) => {
   return 0;
 };
 
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+}
+
 const reset: Command = async (args, io) => {
   const force = args.length === 1 && args[0] === '--force';
   if (args.length > 0 && !force) throw new UsageError();
@@ -139,9 +149,8 @@ const reset: Command = async (args, io) => {
   const networkProblem = await removePluginNetwork(io.env, DEFAULT_NETWORK_NAME);
   if (networkProblem !== undefined) io.stderr.write(`${networkProblem}\n`);
   await stopDaemon(paths.dir, STOP_GRACE_MS);
-  // Persisted identity and peer list go with the reset (spec §1.3 step 4).
-  rmSync(paths.peerNameFile, { force: true });
-  rmSync(paths.targetsFile, { force: true });
+  // Persisted identity, peer list and IPAM ring go with the reset (spec §1.3 step 4: Weave removed the volumes holding them).
+  for (const f of [paths.peerNameFile, paths.shortIdFile, paths.targetsFile, paths.ipamFile, `${paths.ipamFile}.tmp`]) rmSync(f, { force: true });
   // Host networking (spec §1.3 step 6, §6.5): torn down with the router stopped, so nothing recreates it.
   const teardown = spawnSync(process.execPath, [HOST_RESET_MAIN, '--state-dir', paths.dir], { encoding: 'utf8' });
   if (teardown.status !== 0) {
@@ -149,6 +158,9 @@ const reset: Command = async (args, io) => {
 `);
     return 1;
   }
+  // The log went with Weave's router container. The directory goes when nothing else is in it (files of the user's stay).
+  rmSync(paths.logFile, { force: true });
+  removeIfEmpty(paths.dir);
   return 0;
 };
 
@@ -214,6 +226,7 @@ const COMMANDS: Record<string, Command> = {
   connect: peerCommand('/connect'),
   forget: peerCommand('/forget'),
   version,
+  setup: setupCommand,
   'setup-cni': setupCniCommand,
   'bridge-type': bridgeType,
   'docker-bridge-ip': dockerBridgeIpCommand,

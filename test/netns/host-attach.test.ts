@@ -4,7 +4,9 @@
 // against the kernel (netlink from inside the host namespace, `nft list`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestbed, mustWeave, weave, type Container, type Host, type Testbed } from './lib/index.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTestbed, mustWeave, weave, weaveStateDir, type Container, type Host, type Testbed } from './lib/index.js';
 import { Rtnl, type Link } from '../../dataplane/netlink/index.js';
 import { BridgeError, ensureBridge } from '../../dataplane/host/index.js';
 
@@ -162,13 +164,16 @@ test('a different device named weave is refused with the fix named', async () =>
   });
 });
 
-test('reset removes the bridge, the veths and the nft table', async () => {
+test('reset removes the bridge, the veths, the nft table and every file of the state directory', async () => {
   assert.ok((await hostLinks()).some((l) => l.name.startsWith('vethwepl')), 'veths exist before reset');
+  assert.ok(existsSync(join(weaveStateDir(h), 'ipam.json')), 'IPAM persisted its ring before reset');
   await mustWeave(h, ['reset']);
   const links = await hostLinks();
   assert.equal(links.find((l) => l.name === 'weave'), undefined, 'bridge removed');
   assert.deepEqual(links.filter((l) => l.name.startsWith('vethwe')).map((l) => l.name), [], 'veths removed');
   assert.equal(await ethweOf(a), undefined, "containers' ethwe removed with their host ends");
   assert.equal(await nftTable(), undefined, 'table inet weave removed');
+  const stateDir = weaveStateDir(h);
+  assert.deepEqual(existsSync(stateDir) ? readdirSync(stateDir) : [], [], 'no state is left: no ipam.json, peer name, peers, endpoints or log');
   await mustWeave(h, ['reset']);
 });
