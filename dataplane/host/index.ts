@@ -24,6 +24,7 @@ export * from './bridge.js';
 export * from './mtu.js';
 export * from './sysctls.js';
 export * from './endpoint.js';
+export * from './container-multicast.js';
 export * from './plugin-endpoint.js';
 export * from './gratuitous-arp.js';
 export * from './veth-deletions.js';
