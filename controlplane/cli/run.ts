@@ -33,6 +33,8 @@ const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', impo
 const BRIDGE_IP_MAIN = fileURLToPath(new URL('../../weaver/bridge-ip.js', import.meta.url));
 /** dist/controlplane/cli/run.js -> dist/weaver/bridge-type.js: the weave bridge's type from the kernel's links. */
 const BRIDGE_TYPE_MAIN = fileURLToPath(new URL('../../weaver/bridge-type.js', import.meta.url));
+/** dist/controlplane/cli/run.js -> dist/weaver/attach-bridge.js: joins another bridge to the weave bridge. */
+const ATTACH_BRIDGE_MAIN = fileURLToPath(new URL('../../weaver/attach-bridge.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
 /**
@@ -93,6 +95,15 @@ const dockerBridgeIpCommand: Command = async (args, io) => {
 const bridgeType: Command = async (args, io) => {
   if (args.length > 0) throw new UsageError();
   const r = spawnSync(process.execPath, [BRIDGE_TYPE_MAIN, WEAVE_BRIDGE], { encoding: 'utf8' });
+  io.stdout.write(r.stdout);
+  io.stderr.write(r.stderr);
+  return r.status ?? 1;
+};
+
+/** `weave attach-bridge [bridge]` (spec §1.13): the bridge defaults to DOCKER_BRIDGE (docker0). */
+const attachBridgeCommand: Command = async (args, io) => {
+  if (args.length > 1) throw new UsageError();
+  const r = spawnSync(process.execPath, [ATTACH_BRIDGE_MAIN, WEAVE_BRIDGE, args[0] ?? dockerBridgeFromEnv(io.env)], { encoding: 'utf8' });
   io.stdout.write(r.stdout);
   io.stderr.write(r.stderr);
   return r.status ?? 1;
@@ -228,6 +239,7 @@ const COMMANDS: Record<string, Command> = {
   version,
   setup: setupCommand,
   'setup-cni': setupCniCommand,
+  'attach-bridge': attachBridgeCommand,
   'bridge-type': bridgeType,
   'docker-bridge-ip': dockerBridgeIpCommand,
   ...hostCommands(call),

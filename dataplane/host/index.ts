@@ -21,6 +21,7 @@
 export * from './names.js';
 export * from './cidr.js';
 export * from './bridge.js';
+export * from './attach-bridge.js';
 export * from './mtu.js';
 export * from './sysctls.js';
 export * from './endpoint.js';
