@@ -248,7 +248,9 @@ const COMMANDS: Record<string, Command> = {
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, ...args] = argv;
+  // `weave --local <cmd>` (spec §0.1): Weave's script then ran the command on this host instead
+  // of in a weaveexec container; this weave always runs here, so both forms are one.
+  const [cmd, ...args] = argv[0] === '--local' ? argv.slice(1) : argv;
   if (cmd === undefined) {
     io.stderr.write(USAGE);
     return 1;
