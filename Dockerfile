@@ -5,7 +5,10 @@
 # The entry point is the router itself: give it its flags and peers. Without
 # --http-addr it serves no API (so no `weave` CLI, no CNI plugin) and without
 # --ipalloc-range it runs no IPAM, so pass both as `weave launch` would:
-#   docker run -d --name weave --net=host --pid=host --privileged \
+# --restart=always brings the router back after a crash or a reboot, as
+# Weave's `weave launch` did (on a host without Docker, `weave setup`
+# installs a systemd unit that does the same):
+#   docker run -d --name weave --restart=always --net=host --pid=host --privileged \
 #     -v /var/lib/weave:/var/lib/weave -v /run/netns:/run/netns weave-net-ts:2.8.1 \
 #     --http-addr=127.0.0.1:6784 --ipalloc-range=10.32.0.0/12 [peers...]
 # Kubernetes runs `/weave/bin/weave-kube init` and `/weave/bin/weave-kube launch`

@@ -7,9 +7,8 @@
 // lower name, the collision rule reassigns ours as usual.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { PeerIdentity, PeerName } from '../controlplane/mesh/types.js';
-import type { StatePaths } from '../controlplane/cli/state-paths.js';
+import { statePaths, type StatePaths } from '../controlplane/cli/state-paths.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { parsePeerName, randomPeerName } from './peer-name.js';
 
@@ -56,7 +55,7 @@ export function randomShortId(): number {
 
 /** Where the short id is kept: `<state dir>/short-id`, holding `<peer name> <short id>`. */
 export function shortIdFile(paths: Pick<StatePaths, 'dir'>): string {
-  return join(paths.dir, 'short-id');
+  return statePaths(paths.dir).shortIdFile;
 }
 
 /**

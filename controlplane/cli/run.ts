@@ -1,7 +1,7 @@
 // `weave <command> ...`: dispatch and the commands that talk to the router
 // (user-surface spec §0.3, §1.1-1.10, §1.13). Returns the exit status.
 import { hostname } from 'node:os';
-import { rmSync } from 'node:fs';
+import { rmdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { DEFAULT_BRIDGE } from '../well-known.js';
 import { statePaths } from './state-paths.js';
 import { REMOVED_COMMANDS, USAGE, UsageError } from './usage.js';
 import { setupCniCommand } from '../cni/setup-command.js';
+import { setupCommand } from './setup-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream;
@@ -35,6 +36,8 @@ const HOST_RESET_MAIN = fileURLToPath(new URL('../../weaver/host-reset.js', impo
 const BRIDGE_IP_MAIN = fileURLToPath(new URL('../../weaver/bridge-ip.js', import.meta.url));
 /** dist/controlplane/cli/run.js -> dist/weaver/bridge-type.js: the weave bridge's type from the kernel's links. */
 const BRIDGE_TYPE_MAIN = fileURLToPath(new URL('../../weaver/bridge-type.js', import.meta.url));
+/** dist/controlplane/cli/run.js -> dist/weaver/attach-bridge.js: joins another bridge to the weave bridge. */
+const ATTACH_BRIDGE_MAIN = fileURLToPath(new URL('../../weaver/attach-bridge.js', import.meta.url));
 const STOP_GRACE_MS = 10_000;
 
 /**
@@ -100,6 +103,15 @@ const bridgeType: Command = async (args, io) => {
   return r.status ?? 1;
 };
 
+/** `weave attach-bridge [bridge]` (spec §1.13): the bridge defaults to DOCKER_BRIDGE (docker0). */
+const attachBridgeCommand: Command = async (args, io) => {
+  if (args.length > 1) throw new UsageError();
+  const r = spawnSync(process.execPath, [ATTACH_BRIDGE_MAIN, WEAVE_BRIDGE, args[0] ?? dockerBridgeFromEnv(io.env)], { encoding: 'utf8' });
+  io.stdout.write(r.stdout);
+  io.stderr.write(r.stderr);
+  return r.status ?? 1;
+};
+
 const launch: Command = async (args, io) => {
   const plan = planLaunch(args, io.env, hostname(), dockerBridgeIp(io.env));
   trace(io, `weaver ${plan.routerArgs.join(' ')}`);
@@ -126,6 +138,15 @@ const stop: Command = async (args, io) => {
   return 0;
 };
 
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+}
+
 const reset: Command = async (args, io) => {
   const force = args.length === 1 && args[0] === '--force';
   if (args.length > 0 && !force) throw new UsageError();
@@ -142,9 +163,8 @@ const reset: Command = async (args, io) => {
   const networkProblem = await removePluginNetwork(io.env, DEFAULT_NETWORK_NAME);
   if (networkProblem !== undefined) io.stderr.write(`${networkProblem}\n`);
   await stopDaemon(paths.dir, STOP_GRACE_MS);
-  // Persisted identity and peer list go with the reset (spec §1.3 step 4).
-  rmSync(paths.peerNameFile, { force: true });
-  rmSync(paths.targetsFile, { force: true });
+  // Persisted identity, peer list and IPAM ring go with the reset (spec §1.3 step 4: Weave removed the volumes holding them).
+  for (const f of [paths.peerNameFile, paths.shortIdFile, paths.targetsFile, paths.ipamFile, `${paths.ipamFile}.tmp`]) rmSync(f, { force: true });
   // The names this host owned go too (Weave's reset removed its database with them).
   rmSync(join(paths.dir, DNS_ENTRIES_FILE), { force: true });
   // Host networking (spec §1.3 step 6, §6.5): torn down with the router stopped, so nothing recreates it.
@@ -154,6 +174,9 @@ const reset: Command = async (args, io) => {
 `);
     return 1;
   }
+  // The log went with Weave's router container. The directory goes when nothing else is in it (files of the user's stay).
+  rmSync(paths.logFile, { force: true });
+  removeIfEmpty(paths.dir);
   return 0;
 };
 
@@ -219,7 +242,9 @@ const COMMANDS: Record<string, Command> = {
   connect: peerCommand('/connect'),
   forget: peerCommand('/forget'),
   version,
+  setup: setupCommand,
   'setup-cni': setupCniCommand,
+  'attach-bridge': attachBridgeCommand,
   'bridge-type': bridgeType,
   'docker-bridge-ip': dockerBridgeIpCommand,
   ...hostCommands(call),
@@ -228,7 +253,9 @@ const COMMANDS: Record<string, Command> = {
 };
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, ...args] = argv;
+  // `weave --local <cmd>` (spec §0.1): Weave's script then ran the command on this host instead
+  // of in a weaveexec container; this weave always runs here, so both forms are one.
+  const [cmd, ...args] = argv[0] === '--local' ? argv.slice(1) : argv;
   if (cmd === undefined) {
     io.stderr.write(USAGE);
     return 1;

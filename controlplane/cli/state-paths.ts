@@ -2,6 +2,7 @@
 // WEAVE_STATE_DIR, default /var/lib/weave). Several routers on one machine
 // use separate state directories.
 import { join } from 'node:path';
+import { IPAM_DATA_FILE } from '../ipam/persistence.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/weave';
 
@@ -15,6 +16,10 @@ export interface StatePaths {
   peerNameFile: string;
   /** Direct peers (targets), persisted for --resume. */
   targetsFile: string;
+  /** `<peer name> <short id>`: a restarted router keeps its short id. */
+  shortIdFile: string;
+  /** The IPAM ring and this router's allocations. */
+  ipamFile: string;
 }
 
 export function statePaths(dir: string): StatePaths {
@@ -24,5 +29,7 @@ export function statePaths(dir: string): StatePaths {
     logFile: join(dir, 'weaver.log'),
     peerNameFile: join(dir, 'peer-name'),
     targetsFile: join(dir, 'targets.json'),
+    shortIdFile: join(dir, 'short-id'),
+    ipamFile: join(dir, IPAM_DATA_FILE),
   };
 }

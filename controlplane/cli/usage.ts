@@ -3,6 +3,7 @@
 export const USAGE = `Usage:
 
 weave --help | help
+      setup
       version
 weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     [--host <ip_address>] [--name <mac>] [--nickname <nickname>]

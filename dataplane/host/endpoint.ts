@@ -1,7 +1,8 @@
 // Container endpoints (user-surface spec §1.8, §1.9, §6.1, §6.2): a veth pair
 // `vethwepl<id>` (host, on the bridge) <-> `ethwe` (inside the container's
 // network namespace), with the container's addresses, a route per subnet and
-// the multicast route. attach() converges: attaching again only adds what is
+// the multicast route, and rules that accept multicast only from the
+// container's own subnets (container-multicast.ts). attach() converges: attaching again only adds what is
 // missing; detach() removes addresses and the veth once none are left.
 import { createHash } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
@@ -11,6 +12,7 @@ import {
 } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
 import { announceAddresses } from './gratuitous-arp.js';
+import { applyContainerMulticast } from './container-multicast.js';
 import { networkOf, parseCidr } from './cidr.js';
 import { CONTAINER_IFNAME, endpointVethNames, MULTICAST_ROUTE, validInterfaceName } from './names.js';
 import { applySysctls, containerInterfaceSysctls, hostVethSysctls, setHairpin } from './sysctls.js';
@@ -217,6 +219,8 @@ export async function attach(host: Rtnl, opts: AttachOptions): Promise<AttachRes
       have.add(c);
       added.push(c);
     }
+    // Before the multicast route: no moment where other subnets' multicast reaches the container.
+    await applyContainerMulticast(handle.path, ifname, [...have]);
     for (const c of cidrs) {
       // The kernel adds the subnet route with the address; add it ourselves if something removed it.
       await ignoreCode(inside.addRoute({ dst: networkOf(c), link: ifname, scope: RT_SCOPE_LINK, source: parseCidr(c).ip }), 'EEXIST');
@@ -262,9 +266,11 @@ export async function detach(target: NetnsTarget, cidrs: readonly string[], ifna
     const have = (await inside.listAddresses(ethwe.index)).map(cidrOf);
     const wanted = cidrs.length === 0 ? have : cidrs.filter((c) => have.includes(c));
     for (const c of wanted) await ignoreCode(inside.deleteAddress(ethwe.index, c), 'EADDRNOTAVAIL');
-    const left = (await inside.listAddresses(ethwe.index)).length;
+    const left = (await inside.listAddresses(ethwe.index)).map(cidrOf);
+    // The rules follow the addresses; with the last address the table goes (the interface goes below).
+    await applyContainerMulticast(handle.path, ifname, left);
     let deleted = false;
-    if (left === 0) {
+    if (left.length === 0) {
       // Deleting one end of a veth deletes the host end too.
       await ignoreCode(inside.deleteLink(ethwe.index), 'ENODEV');
       deleted = true;

@@ -2,7 +2,8 @@
 // met it: with --no-discovery and a line h1 - h2 - h3 (h1 and h3 cannot reach
 // each other), h1's containers reach h3's through h2's kernel datapath. Once
 // h2's router stops, its kernel datapath relays nothing more (what stays
-// serves h2's own containers), and h1 drops its route to h3 through h2.
+// serves h2's own containers, which keep reaching each other), and h1 drops
+// its route to h3 through h2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bpfPinDir, pinnedCounters, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
@@ -28,6 +29,11 @@ test('weave stop on the middle of a line: its datapath stops relaying, the ends 
     for (const h of [h1, h3]) await connectionsMatch(h, /established fastdp \S+\(h2\)/, envFor(bed, h));
     const c1 = await attachContainer(h1, envFor(bed, h1));
     await attachContainer(h3, envFor(bed, h3));
+    // Two containers of h2's own: the kernel keeps forwarding between them after the stop (spec §1.2).
+    const [local1, local2] = [await h2.addContainer('l1'), await h2.addContainer('l2')];
+    await mustWeave(h2, ['attach', '10.32.0.21/12', '--netns', local1.netnsPath], envFor(bed, h2));
+    await mustWeave(h2, ['attach', '10.32.0.22/12', '--netns', local2.netnsPath], envFor(bed, h2));
+    await mustPing(local1, '10.32.0.22', "h2's containers reach each other");
     await mustPing(c1, '10.32.0.3', 'c1 reaches c3 through h2');
     const relayedBefore = pinnedCounters(bpfPinDir(bed, h2)).fwd_relay;
     assert.ok(relayedBefore > 0, 'h2 relayed in the kernel');
@@ -43,5 +49,6 @@ test('weave stop on the middle of a line: its datapath stops relaying, the ends 
     assert.equal(await c1.ping('10.32.0.3', { count: 3, waitSeconds: 1 }), false, `c1 does not reach c3 ${Date.now() - stopped} ms after the stop`);
     assert.equal(pinnedCounters(bpfPinDir(bed, h2)).fwd_relay, relayedAtStop, 'the stopped datapath relays nothing');
     assert.doesNotMatch(await mustWeave(h1, ['status', 'peers'], envFor(bed, h1)), /\(h3\)/, 'h1 no longer lists h3');
+    assert.ok(await local2.ping('10.32.0.21', { count: 1, waitSeconds: 1 }), "h2's own containers still reach each other with its router stopped");
   });
 });

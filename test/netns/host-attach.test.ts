@@ -4,7 +4,9 @@
 // against the kernel (netlink from inside the host namespace, `nft list`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestbed, mustWeave, weave, type Container, type Host, type Testbed } from './lib/index.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createTestbed, mustExec, mustPing, mustWeave, weave, weaveStateDir, type Container, type Host, type Testbed } from './lib/index.js';
 import { Rtnl, type Link } from '../../dataplane/netlink/index.js';
 import { BridgeError, ensureBridge } from '../../dataplane/host/index.js';
 
@@ -162,13 +164,47 @@ test('a different device named weave is refused with the fix named', async () =>
   });
 });
 
-test('reset removes the bridge, the veths and the nft table', async () => {
+test('attach-bridge joins another bridge (docker0 by default) to the weave bridge: its containers and weave\'s share a subnet', async () => {
+  const docker = await h.addContainer('docker-ct');
+  const weaved = await h.addContainer('weave-ct');
+  // docker0 as Docker makes it, with a container plugged in by hand.
+  await mustExec('ip', ['-n', h.namespace, 'link', 'add', 'docker0', 'type', 'bridge']);
+  await mustExec('ip', ['-n', h.namespace, 'link', 'set', 'docker0', 'up']);
+  await mustExec('ip', ['-n', h.namespace, 'link', 'add', 'vdock', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', docker.namespace]);
+  await mustExec('ip', ['-n', h.namespace, 'link', 'set', 'vdock', 'master', 'docker0', 'up']);
+  await mustExec('ip', ['-n', docker.namespace, 'addr', 'add', '10.32.0.40/12', 'dev', 'eth0']);
+  await mustExec('ip', ['-n', docker.namespace, 'link', 'set', 'eth0', 'up']);
+  assert.equal(await mustWeave(h, ['attach', '10.32.0.41/12', '--netns', weaved.netnsPath]), '10.32.0.41\n');
+  assert.equal(await weaved.ping('10.32.0.40', { count: 1, waitSeconds: 1 }), false, 'apart before attach-bridge');
+
+  assert.equal(await mustWeave(h, ['attach-bridge']), '');
+  const links = await hostLinks();
+  const master = (name: string): string | undefined => links.find((l) => l.index === links.find((x) => x.name === name)?.masterIndex)?.name;
+  assert.equal(master('vethwebldocker0'), 'weave');
+  assert.equal(master('vethwebgdocker0'), 'docker0');
+  assert.equal(links.find((l) => l.name === 'vethwebldocker0')?.mtu, links.find((l) => l.name === 'weave')?.mtu, "the weave bridge's MTU");
+  await mustPing(weaved, '10.32.0.40', 'a weave container reaches a docker0 container');
+  assert.equal(await mustWeave(h, ['attach-bridge', 'docker0']), '', 'attaching again changes nothing');
+
+  const missing = await weave(h, ['attach-bridge', 'nobr']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /bridge "nobr" not found/);
+  const long = await weave(h, ['attach-bridge', 'longbridge']);
+  assert.equal(long.code, 1);
+  assert.match(long.stderr, /too long for the veth vethwebllongbridge \(at most 7 characters\)/);
+  await mustWeave(h, ['detach', '10.32.0.41/12', '--netns', weaved.netnsPath]);
+});
+
+test('reset removes the bridge, the veths, the nft table and every file of the state directory', async () => {
   assert.ok((await hostLinks()).some((l) => l.name.startsWith('vethwepl')), 'veths exist before reset');
+  assert.ok(existsSync(join(weaveStateDir(h), 'ipam.json')), 'IPAM persisted its ring before reset');
   await mustWeave(h, ['reset']);
   const links = await hostLinks();
   assert.equal(links.find((l) => l.name === 'weave'), undefined, 'bridge removed');
   assert.deepEqual(links.filter((l) => l.name.startsWith('vethwe')).map((l) => l.name), [], 'veths removed');
   assert.equal(await ethweOf(a), undefined, "containers' ethwe removed with their host ends");
   assert.equal(await nftTable(), undefined, 'table inet weave removed');
+  const stateDir = weaveStateDir(h);
+  assert.deepEqual(existsSync(stateDir) ? readdirSync(stateDir) : [], [], 'no state is left: no ipam.json, peer name, peers, endpoints or log');
   await mustWeave(h, ['reset']);
 });

@@ -38,6 +38,10 @@ test('help, no command, unknown and removed commands', async () => {
   const unknown = await run(['frobnicate']);
   assert.equal(unknown.rc, 1);
   assert.match(unknown.err, /^Unknown weave command 'frobnicate'\n/);
+  const local = await run(['--local', 'no-such-command']);
+  assert.equal(local.rc, 1);
+  assert.match(local.err, /^Unknown weave command 'no-such-command'/, '--local <cmd> is <cmd>');
+  assert.equal((await run(['--local', 'help'])).rc, 0);
   const removed = await run(['launch-router']);
   assert.equal(removed.rc, 1);
   assert.equal(removed.err, "The 'weave launch-router' command has been removed as of Weave Net version 2.0\nPlease see release notes for further information\n");
