@@ -1,19 +1,30 @@
 // Chaos with invariants on real routers: a seeded sequence of faults
-// (partition and heal, 30 % packet loss on a host's underlay (nftables; this kernel has no netem), kill -9 and relaunch, weave stop
-// and launch, the sleeve port blocked), each followed by the checks a user
-// relies on: every container reaches every other, no address is handed out
-// twice (also to containers attached after a crash), the IPAM ring views
-// agree on every host, and so do the DNS names of the containers. Used by
+// (partition and heal, 30 % packet loss on a host's underlay (nftables; this
+// kernel has no netem), a slow congested underlay link (tbf), kill -9 and
+// relaunch, weave stop and launch, the sleeve port blocked), each followed by
+// the checks a user relies on: every container reaches every other, no
+// address is handed out twice (also to containers attached after a crash),
+// the IPAM ring views agree on every host, and so do the DNS names of the
+// containers (also across router restarts); with a password, no container
+// payload on the underlay in plaintext. Used by
 // test/netns/chaos.test.ts (short, fixed seed) and bench/chaos-bench.ts
 // (hundreds of steps).
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
 import { seededRandom } from '../unit/mesh-harness.js';
 import { execCommand, mustExec, pollUntil } from './lib/exec.js';
 import { SLEEVE_PORT } from './sleeve-harness.js';
 import { mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
-export type FaultKind = 'partition' | 'loss' | 'kill9' | 'stop-launch' | 'block-sleeve';
-const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'kill9', 'stop-launch', 'block-sleeve'];
+export type FaultKind = 'partition' | 'loss' | 'slow-link' | 'kill9' | 'stop-launch' | 'block-sleeve';
+const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'slow-link', 'kill9', 'stop-launch', 'block-sleeve'];
+
+/**
+ * A slow, congested underlay link in place of netem's delay (this kernel has
+ * no netem): 1 Mbit/s with up to 400 ms of queue, so whatever the routers send
+ * waits behind everything else.
+ */
+const SLOW_LINK = ['root', 'tbf', 'rate', '1mbit', 'burst', '32kbit', 'latency', '400ms'];
 
 export interface ChaosOptions {
   steps: number;
@@ -26,6 +37,11 @@ export interface ChaosOptions {
   ringCheckEvery?: number;
   /** Extra launch flags for every router. */
   flags?: readonly string[];
+  /**
+   * Launch every router with this --password; the invariants then include
+   * that a container's ping payload never crosses the underlay in plaintext.
+   */
+  password?: string;
   log?(line: string): void;
 }
 
@@ -39,6 +55,9 @@ const LOSS_TABLE = `table inet wtchaos_loss {
   chain out { type filter hook output priority 0; policy accept; oifname "eth0" numgen random mod 100 < 30 drop; }
 }
 `;
+
+/** The ping payload pattern (16 bytes, repeated through the payload) looked for on the underlay. */
+const PLAINTEXT_MARK = 'feedc0dedeadbeef57ea1ed0c0ffee42';
 
 interface Attached {
   host: Host;
@@ -86,7 +105,8 @@ export class ChaosRunner {
 
   private launchArgs(h: Host): string[] {
     const others = this.bed.hosts.filter((o) => o !== h).map((o) => o.address);
-    return ['launch', '--nickname', `h${h.index}`, ...(this.opts.flags ?? []), ...others];
+    const password = this.opts.password === undefined ? [] : ['--password', this.opts.password];
+    return ['launch', '--nickname', `h${h.index}`, ...password, ...(this.opts.flags ?? []), ...others];
   }
 
   /** Routers on every host and one container on each. */
@@ -144,6 +164,32 @@ export class ChaosRunner {
       return dns.every((v) => v === want);
     }, 30_000, 250);
     assert.ok(dnsAgreed, `seed ${this.opts.seed}, ${what}: DNS views differ from the containers (${want}): ${dns.join(' | ')}`);
+    if (this.opts.password !== undefined) await this.checkNoPlaintext(what);
+  }
+
+  /**
+   * Pings with a recognisable payload from one host's container to another's
+   * while capturing on the sender's underlay: with a password the payload
+   * must never appear there (the capture must have seen the traffic, though).
+   */
+  private async checkNoPlaintext(what: string): Promise<void> {
+    const [a, b] = this.probes();
+    const file = `${a!.host.dir}/underlay.pcap`;
+    // Immediate mode: packets reach the file as they pass, not when a ring block times out (1 s).
+    const capture = a!.host.spawn('tcpdump', ['-i', 'eth0', '--immediate-mode', '-U', '-w', file, 'udp or tcp']);
+    try {
+      assert.ok(await pollUntil(() => capture.output().includes('listening on'), 10_000, 50), `tcpdump started: ${capture.output()}`);
+      const r = await a!.container.exec('ping', ['-c', '3', '-i', '0.2', '-W', '2', '-p', PLAINTEXT_MARK, b!.ip]);
+      assert.equal(r.code, 0, `seed ${this.opts.seed}, ${what}: the marked ping from ${a!.host.label} to ${b!.host.label} failed: ${r.stdout}`);
+    } finally {
+      capture.kill('SIGINT');
+      await capture.exited;
+    }
+    const captured = readFileSync(file);
+    rmSync(file, { force: true });
+    assert.ok(captured.length > 24 + 3 * 64, `seed ${this.opts.seed}, ${what}: the capture on ${a!.host.label}'s underlay saw the pings (${captured.length} bytes)`);
+    assert.equal(captured.indexOf(Buffer.from(PLAINTEXT_MARK.repeat(2), 'hex')), -1,
+      `seed ${this.opts.seed}, ${what}: a container's ping payload crossed ${a!.host.label}'s underlay in plaintext although a password is set`);
   }
 
   private async relaunch(h: Host): Promise<void> {
@@ -164,6 +210,11 @@ export class ChaosRunner {
         await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', '-f', '-'], { input: LOSS_TABLE });
         await hold();
         await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'delete', 'table', 'inet', 'wtchaos_loss']);
+        return;
+      case 'slow-link':
+        await mustExec('ip', ['netns', 'exec', h.namespace, 'tc', 'qdisc', 'add', 'dev', 'eth0', ...SLOW_LINK]);
+        await hold();
+        await mustExec('ip', ['netns', 'exec', h.namespace, 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root']);
         return;
       case 'kill9': {
         const pid = weaverPid(h);

@@ -1,12 +1,14 @@
 // Soak with churn on real routers: containers attached and detached (with DNS
-// names) on every host as fast as the CLI allows, external names added and
-// removed, the underlay between two hosts cut and healed now and then. Router
-// RSS is sampled every 10 s; after the churn the file descriptors, veths, nft
-// rules and XFRM states must return to their levels before it. Used by
-// test/netns/soak.test.ts (2 minutes) and bench/soak-bench.ts (1 hour).
+// names) on every host and external names added and removed, at a fixed rate
+// across the hosts (lib/churn-driver.ts, the calls the CLI makes), the underlay
+// between two hosts cut and healed now and then. Router RSS is sampled every
+// 10 s; after the churn the file descriptors, veths, nft rules and set
+// elements, BPF map entries and XFRM states must return to their levels before
+// it. Used by test/netns/soak.test.ts (2 minutes) and bench/soak-bench.ts (1 hour).
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { pollUntil } from './lib/exec.js';
+import { fileURLToPath } from 'node:url';
+import { mustExec, pollUntil } from './lib/exec.js';
 import { launchFullMesh, mustPing, mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
 export interface SoakOptions {
@@ -16,6 +18,8 @@ export interface SoakOptions {
   sampleEveryMs: number;
   /** Containers each host cycles through. */
   poolPerHost: number;
+  /** Churn operations (attach, detach, dns-add, dns-remove) per second, across all hosts. */
+  opsPerSecond: number;
   /** Every this long one underlay link is cut for `flapMs`. */
   flapEveryMs: number;
   flapMs: number;
@@ -24,12 +28,18 @@ export interface SoakOptions {
 }
 
 /** What a host holds in the kernel and the router process, compared before and after the churn. */
-export interface Footprint { fds: number; veths: number; nftLines: number; xfrmStates: number }
+export interface Footprint { fds: number; veths: number; nftLines: number; nftSetElements: number; bpfEntries: number; xfrmStates: number }
 
 export interface SoakResult {
   /** RSS samples in KiB per host label, every sampleEveryMs. */
   rss: Map<string, number[]>;
+  /** Churn operations done (and link flaps). */
   operations: number;
+  /** Operations per second the churn reached, across the hosts. */
+  achievedRate: number;
+  /** Churn operations the router refused or failed, and the first such failure. */
+  errors: number;
+  firstError?: string;
   before: Map<string, Footprint>;
   after: Map<string, Footprint>;
 }
@@ -39,17 +49,33 @@ function rssKiB(h: Host): number {
   return Number(m![1]);
 }
 
+/** Entries in the BPF maps the router holds (maps are not per namespace: found by their owner's pid). */
+async function bpfEntries(pid: number): Promise<number> {
+  const shown = await mustExec('bpftool', ['-j', 'map', 'show']);
+  const maps = (JSON.parse(shown.stdout) as { id: number; pids?: { pid: number }[] }[]).filter((m) => m.pids?.some((p) => p.pid === pid));
+  let n = 0;
+  for (const m of maps) n += (JSON.parse((await mustExec('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)])).stdout) as unknown[]).length;
+  return n;
+}
+
 async function footprint(h: Host): Promise<Footprint> {
   const links = (await h.exec('ip', ['-o', 'link', 'show'])).stdout;
   const nft = (await h.exec('nft', ['list', 'ruleset'])).stdout;
   const xfrm = (await h.exec('ip', ['xfrm', 'state', 'list'])).stdout;
+  const pid = weaverPid(h);
   return {
-    fds: readdirSync(`/proc/${weaverPid(h)}/fd`).length,
+    fds: readdirSync(`/proc/${pid}/fd`).length,
     veths: links.split('\n').filter((l) => /^\d+: vethwepl/.test(l)).length,
     nftLines: nft.split('\n').filter((l) => l.trim() !== '').length,
+    nftSetElements: [...nft.matchAll(/elements = \{([^}]*)\}/g)].reduce((n, m) => n + m[1]!.split(',').length, 0),
+    bpfEntries: await bpfEntries(pid),
     xfrmStates: xfrm.split('\n').filter((l) => l.startsWith('src ')).length,
   };
 }
+
+/** The churn driver, run in each host's namespace. */
+const CHURN_DRIVER = fileURLToPath(new URL('./lib/churn-driver.js', import.meta.url));
+interface ChurnReport { operations: number; errors: number; firstError?: string; seconds: number }
 
 export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
@@ -76,22 +102,26 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   const started = Date.now();
   const end = started + opts.durationMs;
   let operations = 0;
+  let flaps = 0;
   const rss = new Map<string, number[]>(hosts.map((h) => [h.label, [rssKiB(h)]]));
   const sampler = setInterval(() => {
     for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
-    log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${(rss.get(h.label)!.at(-1)! / 1024).toFixed(1)}MiB`).join(' ')} ops=${operations}`);
+    log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${(rss.get(h.label)!.at(-1)! / 1024).toFixed(1)}MiB`).join(' ')} link flaps=${flaps}`);
   }, opts.sampleEveryMs);
 
+  let errors = 0;
+  let firstError: string | undefined;
+  let churnOps = 0;
   const churn = async (h: Host): Promise<void> => {
     const pool = pools.get(h)!;
-    for (let i = 0; Date.now() < end; i++) {
-      const c = pool[i % pool.length]!;
-      await mustWeave(h, ['attach', '--netns', c.netnsPath, '-h', `churn${i % pool.length}-${h.label}.weave.local`]);
-      if (i % 4 === 0) await mustWeave(h, ['dns-add', `192.0.2.${(i % 200) + 1}`, '-h', `ext${i}-${h.label}.weave.local.`]);
-      if (i % 4 === 2) await mustWeave(h, ['dns-remove', `192.0.2.${((i - 2) % 200) + 1}`, '-h', `ext${i - 2}-${h.label}.weave.local.`]);
-      await mustWeave(h, ['detach', '--netns', c.netnsPath]);
-      operations += 2;
-    }
+    const r = await h.exec(process.execPath, [CHURN_DRIVER, String(opts.opsPerSecond / hosts.length), String(opts.durationMs), h.label,
+      ...pool.map((c) => c.netnsPath)], { timeoutMs: opts.durationMs + 120_000 });
+    assert.equal(r.code, 0, `churn on ${h.label} exited ${r.code}: ${r.stderr}`);
+    const report = JSON.parse(r.stdout) as ChurnReport;
+    operations += report.operations;
+    churnOps += report.operations;
+    errors += report.errors;
+    firstError ??= report.firstError;
   };
   const flapper = async (): Promise<void> => {
     while (Date.now() + opts.flapEveryMs < end) {
@@ -100,6 +130,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
       await new Promise((r) => setTimeout(r, opts.flapMs));
       await bed.healLink(first, second);
       operations++;
+      flaps++;
     }
   };
   try {
@@ -107,6 +138,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   } finally {
     clearInterval(sampler);
   }
+  const achievedRate = churnOps / ((Date.now() - started) / 1000);
   for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
   await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'after the soak', { timeoutMs: 15_000 });
 
@@ -117,11 +149,13 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
     let got = await footprint(h);
     await pollUntil(async () => {
       got = await footprint(h);
-      return got.fds <= want.fds && got.veths === want.veths && got.nftLines === want.nftLines && got.xfrmStates === want.xfrmStates;
+      return got.fds <= want.fds && got.veths === want.veths && got.nftLines === want.nftLines && got.nftSetElements === want.nftSetElements
+        && got.bpfEntries === want.bpfEntries
+        && got.xfrmStates === want.xfrmStates;
     }, 20_000, 500);
     after.set(h.label, got);
   }
-  return { rss, operations, before, after };
+  return { rss, operations, achievedRate, errors, ...(firstError === undefined ? {} : { firstError }), before, after };
 }
 
 /** The RSS level after the warm-up and how far later samples strayed from it. */

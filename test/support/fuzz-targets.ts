@@ -32,6 +32,7 @@ import { NameserverGossiper } from '../../controlplane/dns/gossiper.js';
 import { encodeGossipPayload } from '../../controlplane/dns/codec.js';
 import { DnsGossipError } from '../../controlplane/dns/gossip-payload.js';
 import { DnsServer } from '../../controlplane/dns/server.js';
+import { parseDnsEntries, serialiseDnsEntries } from '../../controlplane/dns/persistence.js';
 import { buildApiServer } from '../../controlplane/api/server.js';
 import type { RouterStatus } from '../../controlplane/api/status-model.js';
 import { decodeDatagram, decodeFrames, encodeDatagram, encodeFrames, SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
@@ -322,6 +323,10 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
     ring: { ...ipamState.ring },
     allocations: [{ ident: 'c1', addrs: [{ addr: U + 1, prefixLen: 12 }] }],
   }));
+  const dnsFile = new TextEncoder().encode(serialiseDnsEntries(NAME_A, [
+    { containerId: '/run/netns/c1', origin: NAME_A, addr: 0x0a200001, hostname: 'web.weave.local.', version: 2, tombstone: 0 },
+    { containerId: 'weave:extern', origin: NAME_A, addr: 0xc0000207, hostname: 'ext.weave.local.', version: 0, tombstone: 1_700_000_000 },
+  ]));
   const utf8 = new TextDecoder();
   const json = jsonFuzzTargets();
   const framingSeeds = [encodeFrame(envelopes[0]!), Uint8Array.from([...encodeFrame(Uint8Array.of(0)), ...encodeFrame(topology)])];
@@ -398,6 +403,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
       },
     } satisfies FuzzTarget<Uint8Array>,
     bytesTarget('state-ipam-file', [ipamFile], (b) => { parseIpam(utf8.decode(b)); }, SyntaxError, StateFileProblem),
+    bytesTarget('state-dns-file', [dnsFile], (b) => { parseDnsEntries(utf8.decode(b), NAME_A); }, SyntaxError, StateFileProblem),
     {
       name: 'state-peer-files',
       input: seeded(fc.oneof(fc.string({ maxLength: 40 }), fc.json({ maxDepth: 2 })), '["10.0.0.2","host2:6783"]', '8a:3e:3e:3e:3e:3e'),
