@@ -106,7 +106,7 @@ const bridgeType: Command = async (args, io) => {
 /** `weave attach-bridge [bridge]` (spec §1.13): the bridge defaults to DOCKER_BRIDGE (docker0). */
 const attachBridgeCommand: Command = async (args, io) => {
   if (args.length > 1) throw new UsageError();
-  const r = spawnSync(process.execPath, [ATTACH_BRIDGE_MAIN, WEAVE_BRIDGE, args[0] ?? dockerBridgeFromEnv(io.env)], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [ATTACH_BRIDGE_MAIN, DEFAULT_BRIDGE, args[0] ?? dockerBridgeFromEnv(io.env)], { encoding: 'utf8' });
   io.stdout.write(r.stdout);
   io.stderr.write(r.stderr);
   return r.status ?? 1;

@@ -8,7 +8,8 @@
 //   node churn-driver.js <operations-per-second> <duration-ms> <label> <netns-path>...
 //
 // Prints one JSON line: {"operations": n, "errors": n, "firstError": "..."}.
-import { callRouter, DEFAULT_HTTP_ADDR, type CallOptions } from '../../../controlplane/cli/api-client.js';
+import { callRouter, type CallOptions } from '../../../controlplane/cli/api-client.js';
+import { DEFAULT_HTTP_ADDR } from '../../../controlplane/well-known.js';
 
 const [rateText, durationText, label, ...pool] = process.argv.slice(2);
 const rate = Number(rateText);
