@@ -238,7 +238,28 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     this.rx.close();
     await this.vportEvents?.close();
     await Promise.allSettled(this.loops);
+    // After the upcall loop has ended, so no miss handled meanwhile brings a relaying flow back.
+    if (!this.ipsec) await this.stopRelaying().catch((e: unknown) => this.log(`fastdp: removing relay flows: ${(e as Error).message}`));
     this.conn.close();
+  }
+
+  /**
+   * A stopped router relays nothing (`weave stop`, spec §1.2; issue: a stopped
+   * relay host kept carrying its neighbours' traffic through kernel flows). Flows
+   * taking frames from the tunnel back into it lose those outputs; what they
+   * deliver to this host's own ports stays, so its containers keep receiving
+   * until the next router takes over. No new flows appear: misses go to a
+   * userspace that is gone.
+   */
+  private async stopRelaying(): Promise<void> {
+    for (const f of await listFlows(this.conn, this.dp)) {
+      if (f.key.inPort !== this.vxlanPortNo) continue;
+      const local = localActions(f.actions, this.vxlanPortNo);
+      if (local.length === f.actions.length) continue;
+      await deleteFlow(this.conn, this.dp, f.key).catch((e: unknown) => { if (!isOdpNotFound(e)) throw e; });
+      // FLOW NEW on an existing key is refused (EEXIST): the local part comes back as a new flow.
+      if (local.some((a) => a.type === 'output')) await createFlow(this.conn, this.dp, { key: f.key, ...(f.mask ? { mask: f.mask } : {}), actions: local });
+    }
   }
 
   async teardown(): Promise<void> {
@@ -528,4 +549,9 @@ export async function teardownFastdp(opts: { netns?: NetnsHandle | string; datap
   } finally {
     rtnl.socket.close();
   }
+}
+
+/** `actions` without what sends into the tunnel: outputs to the VXLAN vport and the tunnel keys set for them. */
+function localActions(actions: readonly FlowAction[], vxlanPortNo: number): FlowAction[] {
+  return actions.filter((a) => a.type !== 'set-tunnel' && !(a.type === 'output' && a.port === vxlanPortNo));
 }
