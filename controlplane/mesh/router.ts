@@ -36,6 +36,14 @@ export const TOPOLOGY_BROADCAST_DELAY_MS = 1_000;
 export const GC_DELAY_MS = 1_000;
 export const DEFAULT_CONN_LIMIT = 200;
 /**
+ * A connection established this long without a data-plane route to its peer
+ * is logged: traffic to that peer is dropped until the peer's topology update
+ * reaches us (spec §4.6 needs its record to list the connection back as
+ * established), which a lost or skipped update can delay to the next periodic
+ * gossip, 30 s later.
+ */
+export const ROUTE_STALL_WARN_MS = 5_000;
+/**
  * Most gossip channels of unknown name relayed for others (spec §4.9). Real
  * meshes use a handful (topology, IPallocation, nameserver, plugins); a peer
  * inventing names one per message would otherwise grow the channel table forever.
@@ -111,6 +119,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private broadcastTimer: Cancel | undefined;
   private gcTimer: Cancel | undefined;
   private gossipTimer: Cancel | undefined;
+  private readonly routeChecks = new Set<Cancel>();
   private stopped = false;
   private readonly addedListeners = new Set<Listener<MeshConnection>>();
   private readonly removedListeners = new Set<Listener<MeshConnection>>();
@@ -160,6 +169,8 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     this.gossipTimer?.();
     this.broadcastTimer?.();
     this.gcTimer?.();
+    for (const cancel of this.routeChecks) cancel();
+    this.routeChecks.clear();
     this.routes.stop();
   }
 
@@ -214,7 +225,27 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     if (!this.peers.setLocalConnectionEstablished(name, established)) return false;
     this.routes.recalculateSoon();
     this.scheduleTopologyBroadcast([]);
+    if (established) {
+      const check = this.clock.schedule(ROUTE_STALL_WARN_MS, () => {
+        this.routeChecks.delete(check);
+        this.warnIfNoRoute(conn);
+      });
+      this.routeChecks.add(check);
+    }
     return true;
+  }
+
+  /** Logs an established connection whose peer the data plane still cannot reach, and why. */
+  private warnIfNoRoute(conn: MeshConnection): void {
+    if (this.stopped || !conn.established || this.connections.get(conn.remoteName) !== conn) return;
+    if (this.routes.unicastNextHop(conn.remoteName) !== undefined) return;
+    const peer = this.peers.get(conn.remoteName);
+    const back = peer?.connections.get(this.ourName);
+    const why = !peer ? 'we hold no record of it'
+      : !back ? `its record here (version ${peer.version}) lists no connection to us`
+      : `its record here (version ${peer.version}) lists its connection to us as not established`;
+    this.logger.warn(`connection to ${conn.describe()} established ${ROUTE_STALL_WARN_MS / 1000} s ago but no route to it yet: ` +
+      `${why}; traffic to it is dropped until its topology update arrives`);
   }
 
   onConnectionAdded(fn: Listener<MeshConnection>): () => void {

@@ -54,6 +54,8 @@ export class Routes {
   private broadcastCache = new Map<PeerName, PeerName[]>();
   private broadcastAllCache = new Map<PeerName, PeerName[]>();
   private pending: Cancel | undefined;
+  /** The established symmetric edges the data-plane routes were last computed from. */
+  private establishedEdges: string | undefined;
 
   constructor(
     private readonly graph: () => Graph,
@@ -82,9 +84,15 @@ export class Routes {
     const unicastAll = bfsRoutes(g, this.ourName, undefined, false).routes;
     this.unicast = unicast;
     this.unicastAll = unicastAll;
-    this.broadcastCache.clear();
     this.broadcastAllCache.clear();
-    // Broadcast trees depend on links beyond our unicast routes, so listeners always hear.
+    // Unicast and Broadcast (the data plane's routes) depend only on the
+    // established symmetric edges. Most topology changes while a mesh forms
+    // leave those alone; then the data plane keeps its trees and is not told
+    // (recomputing its state walks a tree per peer: O(N^3) for a full mesh).
+    const edges = establishedEdgesKey(g);
+    if (edges === this.establishedEdges) return;
+    this.establishedEdges = edges;
+    this.broadcastCache.clear();
     this.onChanged();
   }
 
@@ -166,6 +174,20 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
     if (edgeUsable(graph, us, remote, establishedOnly)) hops.push(remote);
   }
   return hops.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * The established symmetric edges of the graph as text. The same set listed
+ * in another order gives another key: that only costs one needless refresh.
+ */
+function establishedEdgesKey(graph: Graph): string {
+  const parts: string[] = [];
+  for (const peer of graph.values()) {
+    for (const remote of peer.connections.keys()) {
+      if (edgeUsable(graph, peer, remote, true)) parts.push(`${peer.name.toString(36)}>${remote.toString(36)}`);
+    }
+  }
+  return parts.join(' ');
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {
