@@ -83,6 +83,13 @@ export function mergeEntryLists(a: readonly Entry[], b: readonly Entry[]): Entry
 
 export class NameTable {
   private readonly byKey = new Map<string, Entry>();
+  /**
+   * The same entries by lower-cased hostname and by address: a DNS query reads
+   * only the entries it asks for (it copied and sorted the whole table, so a
+   * peer gossiping many names made every query slow; found by fuzzing).
+   */
+  private readonly byName = new Map<string, Map<string, Entry>>();
+  private readonly byAddr = new Map<number, Map<string, Entry>>();
 
   get size(): number {
     return this.byKey.size;
@@ -104,7 +111,7 @@ export class NameTable {
     const key = entryKey(fresh);
     const have = this.byKey.get(key);
     if (!have) {
-      this.byKey.set(key, fresh);
+      this.insert(key, fresh);
       return { ...fresh };
     }
     if (have.tombstone > 0) {
@@ -139,7 +146,7 @@ export class NameTable {
       const key = entryKey(e);
       const have = this.byKey.get(key);
       if (!have) {
-        this.byKey.set(key, { ...e });
+        this.insert(key, { ...e });
         changed.push({ ...e });
       } else if (mergeEntry(have, e)) {
         changed.push({ ...have });
@@ -158,15 +165,21 @@ export class NameTable {
     return this.removeWhere((e) => e.tombstone > 0 && now - e.tombstone > lifetimeSeconds);
   }
 
-  /** Live entries whose hostname equals `hostname`, ignoring case. */
+  /** Live entries whose hostname equals `hostname`, ignoring case, in display order. */
   lookup(hostname: string): Entry[] {
-    const wanted = hostname.toLowerCase();
-    return this.live().filter((e) => e.hostname.toLowerCase() === wanted);
+    return liveCopies(this.byName.get(hostname.toLowerCase()));
   }
 
-  /** Live entries for an address. */
+  /** Live entries for an address, in display order. */
   reverseLookup(addr: number): Entry[] {
-    return this.live().filter((e) => e.addr === addr);
+    return liveCopies(this.byAddr.get(addr));
+  }
+
+  /** Copies of the entries `origin` owns, tombstones included, in no particular order. */
+  ownedBy(origin: PeerName): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.byKey.values()) if (e.origin === origin) out.push({ ...e });
+    return out;
   }
 
   /** Copies of all entries, tombstones included, in display order. */
@@ -179,14 +192,44 @@ export class NameTable {
     return this.all().filter((e) => e.tombstone === 0);
   }
 
+  private insert(key: string, e: Entry): void {
+    this.byKey.set(key, e);
+    indexed(this.byName, e.hostname.toLowerCase()).set(key, e);
+    indexed(this.byAddr, e.addr).set(key, e);
+  }
+
   private removeWhere(pred: (e: Entry) => boolean): number {
     let removed = 0;
     for (const [key, e] of this.byKey) {
       if (pred(e)) {
         this.byKey.delete(key);
+        unindex(this.byName, e.hostname.toLowerCase(), key);
+        unindex(this.byAddr, e.addr, key);
         removed++;
       }
     }
     return removed;
   }
+}
+
+function indexed<K>(index: Map<K, Map<string, Entry>>, k: K): Map<string, Entry> {
+  let m = index.get(k);
+  if (!m) {
+    m = new Map();
+    index.set(k, m);
+  }
+  return m;
+}
+
+function unindex<K>(index: Map<K, Map<string, Entry>>, k: K, key: string): void {
+  const m = index.get(k);
+  m?.delete(key);
+  if (m?.size === 0) index.delete(k);
+}
+
+function liveCopies(entries: Map<string, Entry> | undefined): Entry[] {
+  if (!entries) return [];
+  const out: Entry[] = [];
+  for (const e of entries.values()) if (e.tombstone === 0) out.push({ ...e });
+  return out.sort(compareForDisplay);
 }

@@ -6,7 +6,7 @@
 // elements, BPF map entries and XFRM states must return to their levels before
 // it. Used by test/netns/soak.test.ts (2 minutes) and bench/soak-bench.ts (1 hour).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { mustExec, pollUntil } from './lib/exec.js';
 import { launchFullMesh, mustPing, mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
@@ -28,7 +28,21 @@ export interface SoakOptions {
 }
 
 /** What a host holds in the kernel and the router process, compared before and after the churn. */
-export interface Footprint { fds: number; veths: number; nftLines: number; nftSetElements: number; bpfEntries: number; xfrmStates: number }
+export interface Footprint {
+  fds: number;
+  veths: number;
+  nftLines: number;
+  nftSetElements: number;
+  /** Entries per BPF map the router holds. */
+  bpfEntries: Record<string, number>;
+  xfrmStates: number;
+}
+
+/** Whether `got` is back at `want`: the same kernel state, no more file descriptors. */
+export function backToBaseline(want: Footprint, got: Footprint): boolean {
+  return got.fds <= want.fds && got.veths === want.veths && got.nftLines === want.nftLines && got.nftSetElements === want.nftSetElements
+    && sameCounts(got.bpfEntries, want.bpfEntries) && got.xfrmStates === want.xfrmStates;
+}
 
 export interface SoakResult {
   /** RSS samples in KiB per host label, every sampleEveryMs. */
@@ -49,13 +63,34 @@ function rssKiB(h: Host): number {
   return Number(m![1]);
 }
 
-/** Entries in the BPF maps the router holds (maps are not per namespace: found by their owner's pid). */
-async function bpfEntries(pid: number): Promise<number> {
-  const shown = await mustExec('bpftool', ['-j', 'map', 'show']);
-  const maps = (JSON.parse(shown.stdout) as { id: number; pids?: { pid: number }[] }[]).filter((m) => m.pids?.some((p) => p.pid === pid));
-  let n = 0;
-  for (const m of maps) n += (JSON.parse((await mustExec('bpftool', ['-j', 'map', 'dump', 'id', String(m.id)])).stdout) as unknown[]).length;
-  return n;
+/** Ids of the BPF maps the router holds open (maps are not per namespace: found through its fds). */
+function bpfMapIds(pid: number): number[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
+      const m = /^map_id:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      // The fd was closed meanwhile.
+    }
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+/** Entries in the router's BPF maps, by map name (arrays count every slot, so only growth shows). */
+async function bpfEntries(pid: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const id of bpfMapIds(pid)) {
+    const info = JSON.parse((await mustExec('bpftool', ['-j', 'map', 'show', 'id', String(id)])).stdout) as { name?: string };
+    const dump = JSON.parse((await mustExec('bpftool', ['-j', 'map', 'dump', 'id', String(id)])).stdout) as unknown[];
+    out[info.name ?? `map${id}`] = (out[info.name ?? `map${id}`] ?? 0) + dump.length;
+  }
+  return out;
+}
+
+function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
+  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 }
 
 async function footprint(h: Host): Promise<Footprint> {
@@ -149,9 +184,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
     let got = await footprint(h);
     await pollUntil(async () => {
       got = await footprint(h);
-      return got.fds <= want.fds && got.veths === want.veths && got.nftLines === want.nftLines && got.nftSetElements === want.nftSetElements
-        && got.bpfEntries === want.bpfEntries
-        && got.xfrmStates === want.xfrmStates;
+      return backToBaseline(want, got);
     }, 20_000, 500);
     after.set(h.label, got);
   }
