@@ -5,7 +5,7 @@
 //
 //   node dist/bench/soak-bench.js [minutes=60] [hosts=3] [operations-per-second=10]
 import { withWeaveBed } from '../test/netns/lib/index.js';
-import { runSoak, rssCurve } from '../test/netns/soak-runner.js';
+import { backToBaseline, runSoak, rssCurve } from '../test/netns/soak-runner.js';
 
 const minutes = Number(process.argv[2] ?? 60);
 const hosts = Number(process.argv[3] ?? 3);
@@ -28,8 +28,7 @@ await withWeaveBed(hosts, async (bed) => {
   }
   for (const [host, want] of r.before) {
     const got = r.after.get(host)!;
-    bad ||= got.fds > want.fds || got.veths !== want.veths || got.nftLines !== want.nftLines || got.nftSetElements !== want.nftSetElements
-      || got.bpfEntries !== want.bpfEntries || got.xfrmStates !== want.xfrmStates;
+    bad ||= !backToBaseline(want, got);
     process.stdout.write(`${host}: before ${JSON.stringify(want)} after ${JSON.stringify(got)}\n`);
   }
   process.exitCode = bad ? 1 : 0;

@@ -245,6 +245,13 @@ export class NameTable {
     return this.byAddr.live(addr);
   }
 
+  /** Copies of the entries `origin` owns, tombstones included, in no particular order. */
+  ownedBy(origin: PeerName): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.byKey.values()) if (e.origin === origin) out.push({ ...e });
+    return out;
+  }
+
   /** Copies of all entries, tombstones included, in display order. */
   all(): Entry[] {
     return [...this.byKey.values()].map((e) => ({ ...e })).sort(compareForDisplay);

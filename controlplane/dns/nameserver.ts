@@ -191,7 +191,7 @@ export class Nameserver {
 
   /** Saves our own entries, tombstones included (their versions must survive too). */
   private persist(): void {
-    this.store?.save(this.table.all().filter((e) => e.origin === this.ourName));
+    this.store?.save(this.table.ownedBy(this.ourName));
   }
 
   private broadcast(entries: Entry[]): void {
