@@ -5,7 +5,7 @@
 // every connection appears in every router's topology.
 //
 //   node dist/bench/mesh-gossip-cpu.js [N ...]        (default: 10 25 50)
-import { TestMesh } from '../test/unit/mesh-harness.js';
+import { formMeshThroughFirst, TestMesh } from '../test/unit/mesh-harness.js';
 
 export interface GossipCpuResult {
   n: number;
@@ -29,12 +29,7 @@ export async function simulateMesh(n: number): Promise<GossipCpuResult> {
   const mesh = new TestMesh(n);
   const t0 = process.cpuUsage();
   try {
-    for (let i = 1; i < n; i++) mesh.connect(i, 0);
-    await mesh.advance(2_000);
-    for (let i = 1; i < n; i++) {
-      for (let j = i + 1; j < n; j++) mesh.connect(i, j);
-      await mesh.advance(200);
-    }
+    await formMeshThroughFirst(mesh, n);
     for (let s = 0; s < 60 && !converged(mesh, n); s++) await mesh.advance(1_000);
     if (!converged(mesh, n)) throw new Error(`mesh-gossip-cpu: ${n} routers did not converge`);
     const used = process.cpuUsage(t0);

@@ -15,7 +15,7 @@ import { wireCodec, type MeshCodec } from '../../controlplane/mesh/codec.js';
 import { Peers } from '../../controlplane/mesh/peers.js';
 import { ProtocolTag, type ConnectionSummary, type PeerRecord, type PeerSummary } from '../../controlplane/mesh/types.js';
 import { ROUTE_STALL_WARN_MS } from '../../controlplane/mesh/router.js';
-import { identity, TestMesh } from './mesh-harness.js';
+import { formMeshThroughFirst, identity, TestMesh } from './mesh-harness.js';
 
 const summaryArb: fc.Arbitrary<PeerSummary> = fc.record({
   name: fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }),
@@ -118,13 +118,7 @@ test('a 20-router mesh forms encoding each record version once per router and de
   const { codec, counts } = countingCodec();
   const mesh = new TestMesh(n, { codec });
   try {
-    // Everyone given router 1 only, then the full mesh discovery builds, a connection at a time.
-    for (let i = 1; i < n; i++) mesh.connect(i, 0);
-    await mesh.advance(2_000);
-    for (let i = 1; i < n; i++) {
-      for (let j = i + 1; j < n; j++) mesh.connect(i, j);
-      await mesh.advance(200);
-    }
+    await formMeshThroughFirst(mesh, n);
     await mesh.advance(5_000);
     for (const p of mesh.peers) {
       assert.equal(p.router.peers.size, n, `router ${p.index + 1} lists every peer`);

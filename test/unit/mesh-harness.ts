@@ -183,3 +183,17 @@ export class TestMesh {
     for (const p of this.peers) p.router.stop();
   }
 }
+
+/**
+ * Forms a mesh as routers launched with router 0 as their only peer do: each
+ * connects to router 0, then discovery adds the other connections one router
+ * at a time.
+ */
+export async function formMeshThroughFirst(mesh: TestMesh, n: number): Promise<void> {
+  for (let i = 1; i < n; i++) mesh.connect(i, 0);
+  await mesh.advance(2_000);
+  for (let i = 1; i < n; i++) {
+    for (let j = i + 1; j < n; j++) mesh.connect(i, j);
+    await mesh.advance(200);
+  }
+}
