@@ -143,18 +143,22 @@ export class FakeKubeApi {
 
   /** A client configuration pointing at this server with a bearer token, as a service account has. */
   kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
-    const port = (this.server!.address() as AddressInfo).port;
-    kc.loadFromOptions({
-      clusters: [{ name: 'test', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'weave-net', token: 'service-account-token' }],
-      contexts: [{ name: 'test', cluster: 'test', user: 'weave-net' }],
-      currentContext: 'test',
-    });
-    return kc;
+    return serviceAccountConfig(this.port, 'weave-net');
   }
 
   close(): Promise<void> {
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/** A client configuration for a test API server on 127.0.0.1:`port`, with `user`'s service-account bearer token. */
+export function serviceAccountConfig(port: number, user: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: user, token: 'service-account-token' }],
+    contexts: [{ name: 'test', cluster: 'test', user }],
+    currentContext: 'test',
+  });
+  return kc;
 }

@@ -6,7 +6,8 @@
 // resourceVersion is too old), after which they list again.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { serviceAccountConfig } from './k8s-api-server.js';
 
 type Obj = { metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; creationTimestamp?: string } } & Record<string, unknown>;
 
@@ -112,15 +113,7 @@ export class FakePolicyApi {
   }
 
   kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
-    const port = (this.server?.address() as AddressInfo).port;
-    kc.loadFromOptions({
-      clusters: [{ name: 'test', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'weave-npc', token: 'service-account-token' }],
-      contexts: [{ name: 'test', cluster: 'test', user: 'weave-npc' }],
-      currentContext: 'test',
-    });
-    return kc;
+    return serviceAccountConfig((this.server?.address() as AddressInfo).port, 'weave-npc');
   }
 
   async stop(): Promise<void> {
