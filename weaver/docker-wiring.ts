@@ -99,11 +99,13 @@ async function startManagedPlugin(opts: DockerWiringOptions): Promise<PluginStar
   };
 }
 
-/** Starts the plugin when --plugin (or --plugin-v2) is on and Docker answers; otherwise says why it is off. */
+/**
+ * Starts the plugin --plugin or --plugin-v2 asked for (the caller loads this
+ * module only then) when Docker answers; otherwise says why it is off.
+ */
 export async function startDockerPlugin(opts: DockerWiringOptions): Promise<PluginStart> {
   const cfg = opts.config;
-  if (cfg.raw.get('plugin-v2') === true) return startManagedPlugin(opts);
-  if (cfg.raw.get('plugin') !== true) return { off: 'not requested (--plugin is off)' };
+  if (cfg.dockerPlugin === 'managed') return startManagedPlugin(opts);
   const address = dockerApiOf(cfg, opts.env);
   if (address === undefined) return { off: "Docker API disabled (--docker-api='')" };
   let client: EngineClient;

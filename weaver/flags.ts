@@ -66,6 +66,10 @@ export interface WeaverConfig {
   metricsAddr: string;
   stateDir: string;
   peers: string[];
+  /** --plugin-v2 runs the managed plugin, --plugin the host one (spec §7.2). */
+  dockerPlugin: 'off' | 'host' | 'managed';
+  /** --proxy: the Docker API proxy (spec §7.1). */
+  proxy: boolean;
   /** Every flag as given (last wins), for the startup log line and other services. */
   raw: Map<string, string | boolean | string[]>;
 }
@@ -251,6 +255,8 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     metricsAddr: validateListenAddr('metrics-addr', str('metrics-addr', '')),
     stateDir,
     peers: positional,
+    dockerPlugin: bool('plugin-v2') ? 'managed' : bool('plugin') ? 'host' : 'off',
+    proxy: bool('proxy'),
     raw,
   };
 }

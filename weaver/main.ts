@@ -101,7 +101,7 @@ async function main(argv: string[]): Promise<void> {
     const dnsOptions = dnsOptionsOf(cfg);
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
     // asked for: most of a router's startup time and memory is module code.
-    const proxyWiring = cfg.raw.get('proxy') === true ? await import('./proxy-wiring.js') : undefined;
+    const proxyWiring = cfg.proxy ? await import('./proxy-wiring.js') : undefined;
     const proxyConfig = proxyWiring?.proxyConfigOf(cfg);
     const log = (m: string): void => logger.info(m);
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
@@ -176,8 +176,7 @@ async function main(argv: string[]): Promise<void> {
     };
     // Before the API answers: `weave launch` returns once /status does (spec §1.1 step 14), and
     // by then the plugin serves and the `weave` network exists.
-    const pluginRequested = cfg.raw.get('plugin') === true || cfg.raw.get('plugin-v2') === true;
-    const started: PluginStart = pluginRequested
+    const started: PluginStart = cfg.dockerPlugin !== 'off'
       ? await (await import('./docker-wiring.js')).startDockerPlugin({
         config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
       })

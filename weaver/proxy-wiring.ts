@@ -55,7 +55,7 @@ function readCert(path: string, what: string): Buffer {
 
 /** The proxy's settings from the router's flags; undefined without --proxy. */
 export function proxyConfigOf(cfg: WeaverConfig, env: NodeJS.ProcessEnv = process.env): ProxyConfig | undefined {
-  if (cfg.raw.get('proxy') !== true) return undefined;
+  if (!cfg.proxy) return undefined;
   const str = (k: string, d = ''): string => {
     const v = cfg.raw.get(k);
     return typeof v === 'string' ? v : d;
