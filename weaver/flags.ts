@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parsePeerAddress } from '../controlplane/api/peer-address.js';
+import { splitHostPort } from '../controlplane/host-port.js';
 import { parsePeerName } from './peer-name.js';
 import { refusedFlag } from './refused-flags.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
@@ -101,10 +102,8 @@ export function validateCidr(text: string): string {
 
 function validateListenAddr(flag: string, v: string): string {
   if (v === '' || v.startsWith('/')) return v;
-  const i = v.lastIndexOf(':');
-  const host = v.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  const port = v.slice(i + 1);
-  if (i < 0 || (host !== '' && isIP(host) === 0 && host !== 'localhost') || !/^\d+$/.test(port) || Number(port) > 65535) {
+  const hp = splitHostPort(v);
+  if (hp?.port === undefined || (hp.host !== '' && isIP(hp.host) === 0 && hp.host !== 'localhost')) {
     throw new FlagError(`invalid value "${v}" for --${flag}: expected <ip>:<port> (e.g. 127.0.0.1:6784) or an absolute unix socket path`);
   }
   return v;

@@ -8,6 +8,7 @@ import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { HostRequestError, type HostControl } from '../controlplane/api/host-control.js';
+import { splitHostPort } from '../controlplane/host-port.js';
 import {
   BRIDGE_PORT_VETH, BridgeError, chooseMtu, configureContainerArp, DEFAULT_BRIDGE, EndpointError, ExposeError, HairpinWatcher, HostNetwork, iptablesBackendFromEnv,
   pluginVethNames, useHostPaths, validInterfaceName,
@@ -79,11 +80,9 @@ export function recordedBridge(stateDir: string): string {
 
 /** The control API as host/port when it listens on one IPv4 address (the firewall protects it, spec §5.1). */
 function controlApiOf(httpAddr: string): { address: string; port: number } | undefined {
-  const i = httpAddr.lastIndexOf(':');
-  if (httpAddr.startsWith('/') || i < 0) return undefined;
-  const address = httpAddr.slice(0, i);
-  if (!isIPv4(address) || address === '0.0.0.0') return undefined;
-  return { address, port: Number(httpAddr.slice(i + 1)) };
+  const hp = httpAddr.startsWith('/') ? undefined : splitHostPort(httpAddr);
+  if (hp?.port === undefined || !isIPv4(hp.host) || hp.host === '0.0.0.0') return undefined;
+  return { address: hp.host, port: hp.port };
 }
 
 /** A peer name is usable as the bridge MAC only when it is unicast. */

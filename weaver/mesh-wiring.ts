@@ -13,9 +13,7 @@ import {
   PendingHandshakes,
   Router,
   SelfConnectionError,
-  joinHostPort,
   meshStatus,
-  splitHostPort,
   type AddConnectionOptions,
   type Handshake,
   type MeshConnection,
@@ -25,6 +23,7 @@ import {
   type RouterOptions,
 } from '../controlplane/mesh/index.js';
 import { performHandshake, type HandshakeOptions, type HandshakeResult } from '../controlplane/mesh/wire/index.js';
+import { joinHostPort, splitHostPort } from '../controlplane/host-port.js';
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
 import { toRouterStatus, type InboundFailure } from './mesh-status.js';
@@ -73,7 +72,7 @@ function listen(server: Server, host: string, port: number): Promise<void> {
 
 /** A connected TCP socket to `address` (`host:port`), or a rejection in Weave's words. */
 function dialTcp(address: string, pending: Set<Socket>): Promise<Socket> {
-  const { host, port } = splitHostPort(address);
+  const { host, port } = splitHostPort(address) ?? { host: address };
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host, port: port ?? 0 });
     pending.add(socket);
@@ -173,7 +172,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   let stopping = false;
 
   const recordInboundFailure = (address: string, error: string): void => {
-    const ip = splitHostPort(address).host;
+    const ip = splitHostPort(address)?.host ?? address;
     inboundFailures.delete(ip);
     inboundFailures.set(ip, { address, error, at: Date.now() });
     while (inboundFailures.size > MAX_INBOUND_FAILURES) inboundFailures.delete(inboundFailures.keys().next().value as string);

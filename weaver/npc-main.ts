@@ -14,6 +14,7 @@ import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from '../controlplane/api/metrics.js';
+import { splitHostPort } from '../controlplane/host-port.js';
 import { formatAddress, parseAddress } from '../controlplane/ipam/addr.js';
 import { NPC_METRICS_PORT, PolicyController } from '../controlplane/policy/controller.js';
 import type { PolicySnapshot } from '../controlplane/policy/controller.js';
@@ -46,10 +47,9 @@ function seconds(text: string | undefined, flag: string, fallback: number): numb
 }
 
 function parseListen(addr: string): { host: string; port: number } {
-  const colon = addr.lastIndexOf(':');
-  const port = Number(addr.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) fail(`--metrics-addr must be HOST:PORT, not ${JSON.stringify(addr)}`);
-  return { host: addr.slice(0, colon) || '0.0.0.0', port };
+  const hp = splitHostPort(addr);
+  if (hp?.port === undefined) fail(`--metrics-addr must be HOST:PORT, not ${JSON.stringify(addr)}`);
+  return { host: hp.host || '0.0.0.0', port: hp.port };
 }
 
 let parsed;

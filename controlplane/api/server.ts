@@ -1,6 +1,7 @@
 // The router's HTTP API (user-surface spec §5.1-5.3, wire spec §10): the full
 // control API on --http-addr, the read-only subset on --status-addr.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { splitHostPort } from '../host-port.js';
 import { toJsonText } from './json-text.js';
 import { registerHostRoutes } from './host-routes.js';
 import { METRICS_CONTENT_TYPE, MetricsRegistry, routerMetricFamilies } from './metrics.js';
@@ -124,7 +125,7 @@ export async function listenApi(app: FastifyInstance, addr: string): Promise<voi
     await app.listen({ path: addr });
     return;
   }
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-  await app.listen({ host, port: Number(addr.slice(i + 1)) });
+  const hp = splitHostPort(addr);
+  if (hp?.port === undefined) throw new Error(`invalid listen address "${addr}": expected host:port or an absolute unix socket path`);
+  await app.listen({ host: hp.host || '0.0.0.0', port: hp.port });
 }

@@ -3,6 +3,7 @@
 // body to stderr and status 1; no answer -> a message saying the router is not
 // running.
 import { request } from 'node:http';
+import { splitHostPort } from '../host-port.js';
 
 export interface ApiResponse {
   code: number;
@@ -21,9 +22,9 @@ export interface CallOptions {
 /** One HTTP call to `addr` (`host:port` or an absolute unix socket path). */
 export function callRouter(addr: string, method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse> {
   const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
-  const target = addr.startsWith('/')
-    ? { socketPath: addr }
-    : { host: addr.slice(0, addr.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1'), port: Number(addr.slice(addr.lastIndexOf(':') + 1)) };
+  const hp = addr.startsWith('/') ? undefined : splitHostPort(addr);
+  if (!addr.startsWith('/') && hp?.port === undefined) return Promise.reject(new Error(`invalid router address "${addr}": expected host:port or an absolute unix socket path`));
+  const target = hp ? { host: hp.host, port: hp.port } : { socketPath: addr };
   const headers: Record<string, string> = {};
   if (opts.accept) headers.accept = opts.accept;
   if (body !== undefined) {

@@ -3,6 +3,7 @@
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
+import { splitHostPort } from '../host-port.js';
 import {
   EXTERN_ID, Stop, guarded, mustCall, ok, optionValue, registerNames, resolveTarget,
   type Command, type HostCommandIo, type ParsedTarget, type RouterCall, type Target,
@@ -116,11 +117,12 @@ export function queryA(host: string, port: number, name: string, timeoutMs = LOO
 
 /** `0.0.0.0:53` / `[::]:53` -> where a local client reaches it. */
 function splitListen(text: string): { host: string; port: number } {
-  const i = text.lastIndexOf(':');
-  let host = text.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  const hp = splitHostPort(text);
+  if (hp?.port === undefined) throw new Error(`invalid DNS listen address "${text}"`);
+  let host = hp.host;
   if (host === '0.0.0.0' || host === '') host = '127.0.0.1';
   if (host === '::') host = '::1';
-  return { host, port: Number(text.slice(i + 1)) };
+  return { host, port: hp.port };
 }
 
 export function dnsCommands(call: RouterCall): Record<string, Command> {

@@ -2,6 +2,7 @@
 // §10.5, user-surface spec §1.11, §5.1). Transport-free: the HTTP layer maps
 // DnsInputError to 400 and everything else to 204/200.
 import { formatIPv4, parseIPv4 } from './address.js';
+import { joinHostPort } from '../host-port.js';
 import { inDomain, toFqdn } from './domain.js';
 import type { Entry } from './entries.js';
 import type { Nameserver } from './nameserver.js';
@@ -63,7 +64,7 @@ export class DnsService {
   /** `GET /dns-address-port`. */
   dnsAddressPort(): string {
     const a = this.server.address();
-    return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+    return joinHostPort(a.host, a.port);
   }
 
   /**

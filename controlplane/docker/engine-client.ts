@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import type { ConnectionOptions } from 'node:tls';
 import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import { compareDottedVersions } from '../dotted-version.js';
+import { joinHostPort, plainHost, splitHostPort } from '../host-port.js';
 
 /** The default daemon address when neither `--docker-api` nor DOCKER_HOST says otherwise. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -73,12 +74,11 @@ export function parseDockerHost(spec: string): DockerEndpoint {
   }
   if (s.startsWith('/')) return { kind: 'unix', socketPath: s };
   const rest = s.startsWith('tcp://') ? s.slice('tcp://'.length) : s.startsWith('http://') ? s.slice('http://'.length) : s;
-  const m = /^(\[[^\]]+\]|[^:/]+):(\d{1,5})\/?$/.exec(rest);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) {
+  const hp = splitHostPort(rest.endsWith('/') ? rest.slice(0, -1) : rest);
+  if (hp?.port === undefined || hp.port < 1 || hp.host === '' || !plainHost(rest, hp.host)) {
     throw new Error(`invalid Docker address "${spec}": expected unix:///path, tcp://host:port or host:port`);
   }
-  return { kind: 'tcp', host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+  return { kind: 'tcp', host: hp.host, port: hp.port };
 }
 
 /** The Docker address to use: the flag if given, else DOCKER_HOST, else the default socket. */
@@ -89,7 +89,7 @@ export function dockerHostFrom(flag: string | undefined, env: NodeJS.ProcessEnv)
 }
 
 export function formatDockerEndpoint(e: DockerEndpoint): string {
-  return e.kind === 'unix' ? `unix://${e.socketPath}` : `tcp://${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+  return e.kind === 'unix' ? `unix://${e.socketPath}` : `tcp://${joinHostPort(e.host, e.port)}`;
 }
 
 // ---- Typed views of the replies (only the fields the router uses; Docker sends more) ----

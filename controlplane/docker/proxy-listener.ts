@@ -8,6 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { joinHostPort, plainHost, splitHostPort } from '../host-port.js';
 
 export type ProxyListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
 
@@ -38,16 +39,16 @@ export function parseProxyAddress(spec: string): ProxyListenAddress {
     return { kind: 'unix', path };
   }
   const rest = spec.startsWith('tcp://') ? spec.slice('tcp://'.length) : spec;
-  const m = /^(\[[^\]]*\]|[^:/]*):(\d{1,5})$/.exec(rest);
-  if (!m || Number(m[2]) > 65535) {
+  const hp = splitHostPort(rest);
+  if (hp?.port === undefined || !plainHost(rest, hp.host)) {
     throw new ProxyAddressError(`invalid proxy address "${spec}": expected unix:///path, /path, tcp://host:port or host:port`);
   }
-  return { kind: 'tcp', host: m[1].replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(m[2]) };
+  return { kind: 'tcp', host: hp.host || '0.0.0.0', port: hp.port };
 }
 
 /** As `GET /proxyaddrs` and `weave env` show it. */
 export function formatProxyAddress(a: ProxyListenAddress): string {
-  return a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return a.kind === 'unix' ? `unix://${a.path}` : `tcp://${joinHostPort(a.host, a.port)}`;
 }
 
 export interface ProxyHandlers {

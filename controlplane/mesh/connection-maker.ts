@@ -1,6 +1,7 @@
 // The connection maker (spec §2.5 last paragraph, §4.10): keeps one target per
 // address to dial — direct targets from launch/`weave connect`, discovered
 // ones from topology — and retries failures with randomised backoff.
+import { joinHostPort, splitHostPort } from '../host-port.js';
 import { systemClock, type Cancel, type Clock } from './clock.js';
 import type { MeshConnection } from './connection.js';
 import { ConnectionRefusedError } from './errors.js';
@@ -62,19 +63,6 @@ interface Target {
 export function nextRetry(interval: number, random: () => number): { delay: number; interval: number } {
   const delay = interval / 2 + random() * interval;
   return { delay, interval: Math.min(interval * 1.5, MAX_RETRY_INTERVAL_MS) };
-}
-
-/** Split `host[:port]`; IPv6 literals need brackets when a port is given. */
-export function splitHostPort(s: string): { host: string; port?: number } {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : undefined };
-  const idx = s.lastIndexOf(':');
-  if (idx < 0 || s.indexOf(':') !== idx) return { host: s };
-  return { host: s.slice(0, idx), port: Number(s.slice(idx + 1)) };
-}
-
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 export class ConnectionMaker {
@@ -144,8 +132,9 @@ export class ConnectionMaker {
   }
 
   private normalise(peer: string): string {
-    const { host, port } = splitHostPort(peer);
-    return joinHostPort(host, port ?? this.opts.port);
+    // Direct peers were checked when added (parsePeerAddress).
+    const hp = splitHostPort(peer) ?? { host: peer };
+    return joinHostPort(hp.host, hp.port ?? this.opts.port);
   }
 
   private evaluateSoon(): void {
@@ -172,10 +161,10 @@ export class ConnectionMaker {
     const conns = this.router.allConnections();
     const connectedPeers = new Set(conns.map((c) => c.remoteName));
     const connectedAddrs = new Set(conns.map((c) => c.remoteAddr));
-    const inboundIPs = new Set(conns.filter((c) => !c.outbound).map((c) => splitHostPort(c.remoteAddr).host));
+    const inboundIPs = new Set(conns.filter((c) => !c.outbound).map((c) => splitHostPort(c.remoteAddr)?.host));
     const valid = new Map<string, boolean>();
     for (const p of this.direct) {
-      const { host, port } = splitHostPort(p);
+      const { host, port } = splitHostPort(p) ?? { host: p };
       // A target without a port is probably the peer that already connected to us.
       if (port === undefined && inboundIPs.has(host)) continue;
       const addr = joinHostPort(host, port ?? this.opts.port);
@@ -187,7 +176,10 @@ export class ConnectionMaker {
         if (peer.name === us) continue;
         for (const c of peer.connections.values()) {
           if (c.name === us || connectedPeers.has(c.name)) continue;
-          const addr = c.outbound ? c.remoteTcpAddr : joinHostPort(splitHostPort(c.remoteTcpAddr).host, this.opts.port);
+          // Gossiped addresses come from other peers: a malformed one is passed over.
+          const remote = splitHostPort(c.remoteTcpAddr);
+          if (!remote) continue;
+          const addr = c.outbound ? c.remoteTcpAddr : joinHostPort(remote.host, this.opts.port);
           if (!connectedAddrs.has(addr) && !valid.has(addr)) valid.set(addr, false);
         }
       }

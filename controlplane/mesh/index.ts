@@ -38,8 +38,6 @@ export {
 export {
   ConnectionMaker,
   nextRetry,
-  splitHostPort,
-  joinHostPort,
   INITIAL_RETRY_INTERVAL_MS,
   MAX_RETRY_INTERVAL_MS,
   RESET_AFTER_MS,

@@ -3,6 +3,7 @@
 // Pure functions of the connection and the router's flags.
 import type { OverlayName } from './datapath.js';
 import type { TrustedSubnets } from './trusted-subnets.js';
+import { splitHostPort } from '../host-port.js';
 import { fastdpPortFor } from '../well-known.js';
 
 export interface ConnectionFacts {
@@ -21,7 +22,7 @@ export interface ConnectionFacts {
  */
 export function encryptionWanted(passwordSet: boolean, trusted: TrustedSubnets, conn: ConnectionFacts): boolean {
   if (!passwordSet) return false;
-  const ip = conn.remoteAddr.slice(0, conn.remoteAddr.lastIndexOf(':'));
+  const ip = splitHostPort(conn.remoteAddr)?.host ?? conn.remoteAddr;
   return !(trusted.contains(ip) && conn.remoteTrustsUs);
 }
 
@@ -31,12 +32,7 @@ export function encryptionWanted(passwordSet: boolean, trusted: TrustedSubnets, 
  * we assume it uses ours (the sleeve learns the real one from its datagrams).
  */
 export function remoteOverlayPort(overlay: OverlayName, conn: Pick<ConnectionFacts, 'remoteAddr' | 'outbound'>, ourMeshPort: number): number {
-  const meshPort = (conn.outbound ? portOf(conn.remoteAddr) : undefined) ?? ourMeshPort;
+  const dialled = conn.outbound ? splitHostPort(conn.remoteAddr)?.port : undefined;
+  const meshPort = dialled !== undefined && dialled > 0 ? dialled : ourMeshPort;
   return overlay === 'fastdp' ? fastdpPortFor(meshPort) : meshPort;
-}
-
-function portOf(address: string): number | undefined {
-  const i = address.lastIndexOf(':');
-  const n = Number(address.slice(i + 1));
-  return i >= 0 && Number.isInteger(n) && n > 0 && n <= 65535 ? n : undefined;
 }

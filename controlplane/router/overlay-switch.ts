@@ -3,6 +3,7 @@
 // messages over the connection (tag 7 with the overlay index, or bare tags
 // 1-3 towards legacy peers), picks the best forwarder, tells the mesh when
 // the connection is established, and closes it when no forwarder is left.
+import { splitHostPort } from '../host-port.js';
 import type { MeshConnection } from '../mesh/connection.js';
 import type { PeerName } from '../mesh/types.js';
 import { formatPeerName } from '../mesh/peer.js';
@@ -88,9 +89,7 @@ interface ConnEntry {
 
 /** Host part of `ip:port` or `[v6]:port`. */
 export function hostOf(address: string): string {
-  if (address.startsWith('[')) return address.slice(1, address.indexOf(']'));
-  const i = address.lastIndexOf(':');
-  const host = i < 0 ? address : address.slice(0, i);
+  const host = splitHostPort(address)?.host ?? address;
   return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
 }
 

@@ -19,6 +19,7 @@ test('with a password: encrypted unless both ends trust each other', () => {
   assert.equal(at('10.1.2.3:6783', false), true, 'the remote does not trust us');
   assert.equal(at('192.168.1.2:6783', true), true, 'we do not trust the remote');
   assert.equal(at('::ffff:10.1.2.3:40000', true), false, 'an IPv4-mapped address is matched as IPv4');
+  assert.equal(at('[::ffff:10.1.2.3]:40000', true), false, 'a bracketed IPv4-mapped address too');
   assert.equal(encryptionWanted(true, none, { remoteAddr: '10.1.2.3:6783', outbound: true, remoteTrustsUs: true }), true, 'no trusted subnets');
 });
 
@@ -28,4 +29,5 @@ test('remote overlay port: outbound uses the port we dialled, inbound assumes ou
   assert.equal(remoteOverlayPort('sleeve', { remoteAddr: '10.1.2.3:51234', outbound: false }, 6783), 6783);
   assert.equal(remoteOverlayPort('fastdp', { remoteAddr: '10.1.2.3:51234', outbound: false }, 6790), 6791);
   assert.equal(remoteOverlayPort('sleeve', { remoteAddr: '10.1.2.3', outbound: true }, 6783), 6783, 'no port in the address: ours');
+  assert.equal(remoteOverlayPort('fastdp', { remoteAddr: '[fd00::2]:7000', outbound: true }, 6783), 7001, 'IPv6 in brackets');
 });
