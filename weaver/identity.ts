@@ -6,7 +6,8 @@
 // kept id is only a claim like a random one: if another peer holds it with a
 // lower name, the collision rule reassigns ours as usual.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../controlplane/atomic-file.js';
 import type { PeerIdentity, PeerName } from '../controlplane/mesh/types.js';
 import { statePaths, type StatePaths } from '../controlplane/cli/state-paths.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
@@ -28,9 +29,8 @@ function readPersistedName(paths: StatePaths): PeerName | undefined {
 
 function persistName(paths: StatePaths, name: PeerName): void {
   mkdirSync(paths.dir, { recursive: true });
-  const tmp = `${paths.peerNameFile}.tmp`;
-  writeFileSync(tmp, formatPeerName(name) + '\n');
-  renameSync(tmp, paths.peerNameFile);
+  // Durable: IPAM's ranges are owned by this name, so it must outlive a reboot; written once.
+  writeFileAtomic(paths.peerNameFile, formatPeerName(name) + '\n', { durable: true });
 }
 
 /** --name wins, else the persisted name, else a new random one; the result is persisted. */
@@ -86,8 +86,8 @@ export function persistShortId(paths: Pick<StatePaths, 'dir'>, name: PeerName, s
   if (!Number.isInteger(shortId) || shortId < 0 || shortId > 0xfff) throw new RangeError(`short id ${shortId} is not a 12-bit value (spec §4.8)`);
   mkdirSync(paths.dir, { recursive: true });
   const file = shortIdFile(paths);
-  writeFileSync(`${file}.tmp`, `${formatPeerName(name)} ${shortId}\n`);
-  renameSync(`${file}.tmp`, file);
+  // Durable: rarely rewritten, and peers keep the short id in their forwarding state.
+  writeFileAtomic(file, `${formatPeerName(name)} ${shortId}\n`, { durable: true });
 }
 
 /**

@@ -1,6 +1,7 @@
 // The direct-peer list persisted in the state directory (user-surface spec
 // §1.7): reused by --resume, replaced by a fresh launch with peers.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../controlplane/atomic-file.js';
 
 const REMEDY = 'delete the file to start with no persisted peers';
 
@@ -29,7 +30,6 @@ export function loadTargets(file: string): string[] {
 }
 
 export function saveTargets(file: string, targets: string[]): void {
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify(targets) + '\n');
-  renameSync(tmp, file);
+  // Durable: the targets of weave connect must be dialled again after a reboot; written only when they change.
+  writeFileAtomic(file, JSON.stringify(targets) + '\n', { durable: true });
 }

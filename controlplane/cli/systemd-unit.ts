@@ -3,9 +3,10 @@
 // container did with Docker's `--restart=always` policy. The router runs as
 // `weave launch` starts it (a daemon with a pid file), so the unit is of type
 // forking; peers and launch flags come from an environment file the user edits.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../atomic-file.js';
 import { statePaths } from './state-paths.js';
 
 export const UNIT_NAME = 'weave.service';
@@ -81,9 +82,9 @@ export function installSystemdUnit(o: InstallUnitOptions): InstalledUnit {
   const environmentFile = o.environmentFile ?? DEFAULT_ENVIRONMENT_FILE;
   mkdirSync(unitDir, { recursive: true });
   const unitPath = join(unitDir, UNIT_NAME);
-  const tmp = `${unitPath}.tmp`;
-  writeFileSync(tmp, systemdUnitText({ stateDir: o.stateDir, environmentFile, nodePath: process.execPath, weaveCli: WEAVE_CLI }), { mode: 0o644 });
-  renameSync(tmp, unitPath);
+  // Durable: the unit is for starting the router after a reboot; written once by weave setup.
+  const text = systemdUnitText({ stateDir: o.stateDir, environmentFile, nodePath: process.execPath, weaveCli: WEAVE_CLI });
+  writeFileAtomic(unitPath, text, { durable: true, mode: 0o644 });
   const written = !existsSync(environmentFile);
   if (written) {
     mkdirSync(dirname(environmentFile), { recursive: true });

@@ -3,8 +3,9 @@
 // only what a CNI ADD took - never a `weave attach`ed or Docker container's
 // address. The record is written before the allocation and removed after the
 // release, so a crash in between leaves a record for GC, never a silent leak.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 
 export interface AttachmentRecord {
   containerId: string;
@@ -25,9 +26,8 @@ export class AttachmentStore {
 
   add(rec: AttachmentRecord): void {
     mkdirSync(this.dir, { recursive: true });
-    const tmp = `${this.file(rec.containerId)}.tmp`;
-    writeFileSync(tmp, `${rec.ifname}\n`);
-    renameSync(tmp, this.file(rec.containerId));
+    // Not durable: after a power loss the container and its interface are gone too.
+    writeFileAtomic(this.file(rec.containerId), `${rec.ifname}\n`, { durable: false });
   }
 
   remove(containerId: string): void {

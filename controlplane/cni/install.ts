@@ -3,8 +3,9 @@
 // `weave-ipam` as symlinks to it (a legacy regular file is replaced), the old
 // `10-weave.conf` removed, and `10-weave.conflist` written when absent - never
 // over a file the user has. Every file appears whole (written aside, renamed).
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import { CONFLIST_VERSION } from './versions.js';
 
 export const CONFLIST_NAME = '10-weave.conflist';
@@ -55,13 +56,6 @@ export function wrapperScript(node: string, entry: string): string {
   return `#!/bin/sh\n# weave-net / weave-ipam CNI plugin: one program, chosen by the name it runs as.\nexec ${q(node)} ${q(entry)} "$0"\n`;
 }
 
-function writeAtomically(path: string, text: string, mode: number): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
 function exists(path: string): boolean {
   try {
     lstatSync(path);
@@ -96,7 +90,8 @@ export function installCni(opts: CniInstallOptions): CniInstallReport {
   const wrapper = join(opts.binDir, wrapperName);
   const text = wrapperScript(node, join(bundle, 'dist', 'controlplane', 'cni', 'entry.js'));
   if (!exists(wrapper)) {
-    writeAtomically(wrapper, text, 0o755);
+    // Not durable: every launch installs it again; several installers may run at once.
+    writeFileAtomic(wrapper, text, { durable: false, mode: 0o755, perProcessTemp: true });
     report.written.push(wrapper);
   }
   for (const name of PLUGIN_EXECUTABLES) {
@@ -123,7 +118,8 @@ export function installCni(opts: CniInstallOptions): CniInstallReport {
   if (existsSync(opts.confDir)) {
     if (exists(conflist)) report.keptConflist = conflist;
     else {
-      writeAtomically(conflist, `${JSON.stringify(weaveConflist(opts.hairpinMode), null, 2)}\n`, 0o644);
+      // Not durable: written only when absent, and every launch checks again.
+      writeFileAtomic(conflist, `${JSON.stringify(weaveConflist(opts.hairpinMode), null, 2)}\n`, { durable: false, mode: 0o644, perProcessTemp: true });
       report.written.push(conflist);
     }
   }

@@ -5,8 +5,9 @@
 // or `weave dns-add` are gone on every host. The only nameserver module that
 // touches the filesystem. Writes go to a temp file renamed over the old one,
 // so a crash leaves either the old or the new list.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { PeerName } from '../mesh/types.js';
 import { formatPeerName } from '../mesh/wire/peer-name.js';
 import { formatIPv4, parseIPv4 } from './address.js';
@@ -98,8 +99,8 @@ export class FileDnsEntryStore implements DnsEntryStore {
   }
 
   save(entries: readonly Entry[]): void {
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, serialiseDnsEntries(this.ourName, entries));
-    renameSync(tmp, this.path);
+    // Not durable: saved on every name change (fsync would slow registration
+    // under churn), and a power loss takes the named containers with it.
+    writeFileAtomic(this.path, serialiseDnsEntries(this.ourName, entries), { durable: false });
   }
 }

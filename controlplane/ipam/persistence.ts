@@ -2,8 +2,9 @@
 // nothing acknowledged). The only IPAM module that touches the filesystem.
 // Writes go to a temp file, are fsynced, renamed over the old file, and the
 // directory is fsynced, so a crash leaves either the old or the new state.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync, constants } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { IpamStore, PersistedIpam } from './store.js';
 import type { RingEntry } from './ring.js';
 import { formatPeerName } from '../mesh/wire/peer-name.js';
@@ -117,18 +118,8 @@ export class FileIpamStore implements IpamStore {
   }
 
   save(state: PersistedIpam): void {
-    const tmp = `${this.location}.tmp`;
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
-    try {
-      const bytes = Buffer.from(serialiseIpam(state), 'utf8');
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.location);
-    const dirFd = openSync(dirname(this.location), constants.O_RDONLY);
-    try { fsyncSync(dirFd); } finally { closeSync(dirFd); }
+    // Durable: an address is acknowledged only once this returns (the
+    // allocator's group commit), so it must survive a power loss too.
+    writeFileAtomic(this.location, serialiseIpam(state), { durable: true, mode: 0o600 });
   }
 }

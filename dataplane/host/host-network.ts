@@ -2,7 +2,8 @@
 // endpoints, exposed addresses and the firewall that follows from them.
 // The firewall is recomputed from the bridge's addresses after every change,
 // so the rules always match what is exposed (desired state, applied whole).
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { writeFileAtomic } from '../../controlplane/atomic-file.js';
 import { Rtnl } from '../netlink/index.js';
 import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
 import {
@@ -262,8 +263,7 @@ export class HostNetwork {
 
   private saveRegistry(): void {
     if (!this.opts.registryFile) return;
-    const tmp = `${this.opts.registryFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify([...this.endpoints.values()]));
-    renameSync(tmp, this.opts.registryFile);
+    // Not durable: it only names `weave ps` lines, and after a power loss the endpoints are gone.
+    writeFileAtomic(this.opts.registryFile, JSON.stringify([...this.endpoints.values()]), { durable: false });
   }
 }
