@@ -4,7 +4,7 @@
 //   firewall-rules.ts  the marking/protection rules of spec §7.5 as nft chains
 //   constants.ts       mark, algorithm, replay window, reqid
 //   fastdp-ipsec.ts    FastdpIPsec: what a fastdp datapath (OVS or eBPF) drives per connection
-// Key derivation lives in crypto/ipsec-keys.ts; the XFRM codec in dataplane/netlink/xfrm.ts.
+// Key derivation lives in crypto/ipsec-keys.ts; the XFRM codec in dataplane/netlink/xfrm-codec.ts.
 export * from './constants.js';
 export * from './messages.js';
 export * from './firewall-rules.js';

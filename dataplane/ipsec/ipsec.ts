@@ -10,16 +10,16 @@
 // installed (identified by mark and reqid), for `weave reset` and start-up.
 import { deriveIPsecKey, IPSEC_SPI_MAX, IPSEC_SPI_MIN, newIPsecNonce } from '../../crypto/ipsec-keys.js';
 import type { NetnsHandle } from '../netlink/netns.js';
+import { Xfrm } from '../netlink/xfrm.js';
 import {
   IPPROTO_ESP,
   IPPROTO_UDP,
   AF_INET,
-  Xfrm,
   type XfrmMark,
   type XfrmPolicyId,
   type XfrmStateId,
   type XfrmStateSpec,
-} from '../netlink/xfrm.js';
+} from '../netlink/xfrm-codec.js';
 import {
   IPSEC_AEAD_ALGORITHM,
   IPSEC_ICV_BITS,

@@ -7,10 +7,12 @@
 //   socket.ts      NetlinkSocket: open (optionally in a netns), request/reply, dumps,
 //                  multicast join/leave and receive; never blocks the event loop
 //   netns.ts       namespace handles and withNetns() for short synchronous calls
+//   xfrm-codec.ts  XFRM SA/policy structs and attributes, encoded and decoded (pure)
 //
 // Typed layer
 //   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes
 //   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
+//   xfrm.ts        Xfrm: IPsec SAs and policies (dataplane/ipsec)
 //
 // The syscalls underneath (libc bindings, epoll readiness) are dataplane/sys's.
 
@@ -22,4 +24,5 @@ export * from './netns.js';
 export * from './inet.js';
 export * from './rtnl.js';
 export * from './genl.js';
+export * from './xfrm-codec.js';
 export * from './xfrm.js';

@@ -28,8 +28,8 @@ import {
   encodeUsersaInfo,
   encodeUserTmpl,
   encodeUserpolicyInfo,
-  parseAttributes,
-} from '../../dataplane/netlink/index.js';
+} from '../../dataplane/netlink/xfrm-codec.js';
+import { parseAttributes } from '../../dataplane/netlink/attributes.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[\s|]/g, ''), 'hex');
 const Z = (n: number): string => '00'.repeat(n);
