@@ -7,10 +7,11 @@
 //   socket.ts      NetlinkSocket: open (optionally in a netns), request/reply, dumps,
 //                  multicast join/leave and receive; never blocks the event loop
 //   netns.ts       namespace handles and withNetns() for short synchronous calls
+//   rtnl-codec.ts  links, addresses and routes, encoded and decoded (pure)
 //   xfrm-codec.ts  XFRM SA/policy structs and attributes, encoded and decoded (pure)
 //
 // Typed layer
-//   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes
+//   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes in a namespace
 //   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
 //   xfrm.ts        Xfrm: IPsec SAs and policies (dataplane/ipsec)
 //
@@ -22,6 +23,7 @@ export * from './errors.js';
 export * from './socket.js';
 export * from './netns.js';
 export * from './inet.js';
+export * from './rtnl-codec.js';
 export * from './rtnl.js';
 export * from './genl.js';
 export * from './xfrm-codec.js';
