@@ -29,6 +29,8 @@ export interface SoakOptions {
    * the MACs of departed containers are gone by the time the footprint is compared.
    */
   macAgeingSec: number;
+  /** Further environment for the routers (e.g. NODE_OPTIONS for heap snapshots). */
+  env?: Record<string, string>;
   log?(line: string): void;
 }
 
@@ -138,7 +140,7 @@ interface ChurnReport { operations: number; errors: number; firstError?: string;
 export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
   const hosts = bed.hosts;
-  await launchFullMesh(hosts, opts.flags ?? [], { env: { WEAVE_BPF_MAC_AGEING_SEC: String(opts.macAgeingSec) } });
+  await launchFullMesh(hosts, opts.flags ?? [], { env: { ...opts.env, WEAVE_BPF_MAC_AGEING_SEC: String(opts.macAgeingSec) } });
   // A permanent container per host: the mesh must keep carrying traffic throughout.
   const probes = new Map<Host, { c: Container; ip: string }>();
   for (const h of hosts) {
