@@ -69,8 +69,10 @@ export interface SoakResult {
 }
 
 function rssKiB(h: Host): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${weaverPid(h)}/status`, 'utf8'));
-  return Number(m![1]);
+  const pid = weaverPid(h);
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`the router on ${h.label} (pid ${pid}) died during the soak`);
+  return Number(m[1]);
 }
 
 /** Ids of the BPF maps the router holds open (maps are not per namespace: found through its fds). */
@@ -164,8 +166,14 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   let operations = 0;
   let flaps = 0;
   const rss = new Map<string, number[]>(hosts.map((h) => [h.label, [rssKiB(h)]]));
+  let samplingFailed: Error | undefined;
   const sampler = setInterval(() => {
-    for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+    try {
+      for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+    } catch (e) {
+      samplingFailed ??= e as Error; // reported when the churn ends, not thrown from a timer
+      return;
+    }
     log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${(rss.get(h.label)!.at(-1)! / 1024).toFixed(1)}MiB`).join(' ')} link flaps=${flaps}`);
   }, opts.sampleEveryMs);
 
@@ -199,6 +207,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   } finally {
     clearInterval(sampler);
   }
+  if (samplingFailed) throw samplingFailed;
   const achievedRate = churnRate;
   for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
   await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'after the soak', { timeoutMs: 15_000 });
