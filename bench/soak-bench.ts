@@ -17,7 +17,7 @@ process.stdout.write(`soak-bench: ${minutes} min on ${hosts} routers, churn ${op
 await withWeaveBed(hosts, async (bed) => {
   const r = await runSoak(bed, {
     durationMs: minutes * 60_000, warmUpMs, sampleEveryMs: SAMPLE_MS, poolPerHost: 4, opsPerSecond,
-    flapEveryMs: 60_000, flapMs: 3_000, log: (l) => process.stdout.write(`${l}\n`),
+    flapEveryMs: 60_000, flapMs: 3_000, macAgeingSec: 5, log: (l) => process.stdout.write(`${l}\n`),
   });
   process.stdout.write(`\n${r.operations} churn operations, ${r.achievedRate.toFixed(1)}/s, ${r.errors} failed${r.firstError ? ` (first: ${r.firstError})` : ''}\n`);
   let bad = r.errors > 0 || r.achievedRate < opsPerSecond * 0.9;

@@ -176,7 +176,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         logger.warn(`Unable to use fastdp: ${reason}; using sleeve only`);
       }
     }
-    datapaths.push(await SleeveDatapath.create({
+    const sleeve = await SleeveDatapath.create({
       ourName: opts.ourName,
       bridge: opts.bridge,
       port: config.port,
@@ -184,7 +184,15 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       mtu: datapaths.length > 0 ? mtu : opts.mtu,
       lazyWorker: true,
       log: (m) => logger.warn(m),
-    }));
+    });
+    datapaths.push(sleeve);
+    // Chaos tests only: SIGUSR2 ends the sleeve's packet worker as a crash would (a thread cannot be killed from outside).
+    if (process.env.WEAVE_TEST_FAULTS === '1') {
+      process.on('SIGUSR2', () => {
+        logger.warn('SIGUSR2 (WEAVE_TEST_FAULTS): ending the sleeve packet worker');
+        void sleeve.killWorkerForTest();
+      });
+    }
     await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
   } catch (err) {
     await Promise.allSettled(datapaths.map((d) => d.close()));

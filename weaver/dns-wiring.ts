@@ -80,10 +80,29 @@ export function dnsOptionsOf(cfg: WeaverConfig): DnsOptions | undefined {
   };
 }
 
+/**
+ * Seconds added to the wall clock weaveDNS timestamps tombstones and gossip
+ * with: WEAVE_TEST_DNS_CLOCK_OFFSET_SEC, for tests only (the chaos runner's
+ * clock jump: a router relaunched with its clock ahead of or behind the
+ * others'). Nothing here can move the process's real clock.
+ */
+function clockOffsetFromEnv(): number {
+  const v = process.env.WEAVE_TEST_DNS_CLOCK_OFFSET_SEC;
+  if (v === undefined || v === '') return 0;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new RangeError(`WEAVE_TEST_DNS_CLOCK_OFFSET_SEC=${v} is not a whole number of seconds`);
+  return n;
+}
+
 export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
   const log = opts.log ?? ((): void => {});
   const store = opts.stateDir === undefined ? undefined : new FileDnsEntryStore(opts.stateDir, opts.ourName);
-  const nameserver = new Nameserver({ ourName: opts.ourName, isKnownPeer: (p) => opts.mesh.isKnownPeer(p), store });
+  const offset = clockOffsetFromEnv();
+  const nameserver = new Nameserver({
+    ourName: opts.ourName, isKnownPeer: (p) => opts.mesh.isKnownPeer(p), store,
+    ...(offset === 0 ? {} : { now: (): number => Math.floor(Date.now() / 1000) + offset }),
+  });
+  if (offset !== 0) log(`[dns] clock offset ${offset} s (WEAVE_TEST_DNS_CLOCK_OFFSET_SEC)`);
   if (store) {
     // Before gossip starts: peers' copies of our names must meet ours, not an empty table.
     try {

@@ -9,6 +9,7 @@ import { withNetns } from '../netlink/netns.js';
 import { Rtnl } from '../netlink/rtnl.js';
 import * as c from './libbpf.js';
 import { ensurePinDir } from './bpffs.js';
+import { DEFAULT_MAC_AGEING_SEC, LearnedMacAgeing } from './mac-ageing.js';
 import { DatapathMaps, MAP_NAMES, checkShortId, macKey, ipv4ToHostU32, type Counters, type LearnedMac, type MapName } from './maps.js';
 import { DEFAULT_TUNNEL_DEVICE, deleteTunnelDevice, ensureTunnelDevice, resolveIfindexes } from './vxlan-device.js';
 import { DEFAULT_FASTDP_PORT } from '../../controlplane/well-known.js';
@@ -42,6 +43,11 @@ export interface BpfFastDatapathOptions {
   learn?: boolean;
   /** Learned MACs unused this long count as unknown (default 600 s, Weave's MAC expiry). */
   macTtlSec?: number;
+  /**
+   * Learned remote MACs no frame refreshed for this long are deleted from the
+   * table (default 300 s, a Linux bridge's ageing time; see mac-ageing.ts).
+   */
+  macAgeingSec?: number;
   /**
    * Bridge mode: the local ports are also ports of a Linux bridge shared with
    * the sleeve; what the kernel cannot deliver goes on into the bridge, and
@@ -260,12 +266,14 @@ export class BpfFastDatapath {
   private readonly underlayHooks = new Set<number>();
 
   private constructor(
-    private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns' | 'log'>> & { netns?: string },
+    private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns' | 'log' | 'macAgeingSec'>> & { netns?: string },
     private readonly fromContainer: LoadedObject,
     private readonly fromTunnel: LoadedObject,
     private readonly fromUnderlay: LoadedObject,
     readonly maps: DatapathMaps,
     readonly tunnelIfindex: number,
+    /** Deletes the remote MACs not seen for the ageing time, every few seconds while open. */
+    readonly macAgeing: LearnedMacAgeing,
   ) {}
 
   /** Loads (or reloads, keeping pinned maps) the programs and creates the tunnel device. */
@@ -312,7 +320,9 @@ export class BpfFastDatapath {
       if (fd === undefined) throw new Error(`map ${name} is in none of the BPF objects`);
       fds[name] = fd;
     }
-    const dp = new BpfFastDatapath(opts, fc, ft, fu, new DatapathMaps(fds), tunnelIfindex);
+    const maps = new DatapathMaps(fds);
+    const ageing = new LearnedMacAgeing(maps, options.macAgeingSec ?? DEFAULT_MAC_AGEING_SEC, (e) => log(`eBPF fastdp: ageing learned MACs: ${e.message}`));
+    const dp = new BpfFastDatapath(opts, fc, ft, fu, maps, tunnelIfindex, ageing.start());
     dp.replacedPins = replaced;
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
     dp.writeConfig();
@@ -372,7 +382,9 @@ export class BpfFastDatapath {
       this.maps.setPeer(p.shortId, p.underlayIp, p.receiveOnly ?? false);
       wantedPeers.add(p.shortId);
     }
-    for (const id of this.maps.listPeerEntries().keys()) if (!wantedPeers.has(id)) this.maps.deletePeer(id);
+    const departed = new Set([...this.maps.listPeerEntries().keys()].filter((id) => !wantedPeers.has(id)));
+    for (const id of departed) this.maps.deletePeer(id);
+    this.maps.forgetMacsOfPeers(departed);
     const wantedTrees = new Set<number>();
     for (const t of state.broadcastTrees) {
       this.maps.setBroadcastNextHops(t.sourceShortId, t.nextHops, t.toSleeve ?? false);
@@ -508,6 +520,7 @@ export class BpfFastDatapath {
 
   /** Releases this process's handles; programs and maps stay in the kernel and keep forwarding. */
   close(): void {
+    this.macAgeing.stop();
     this.fromContainer.close();
     this.fromTunnel.close();
     this.fromUnderlay.close();

@@ -306,6 +306,18 @@ export class DatapathMaps {
     return this.remove('weave_remote_macs', macKey(mac));
   }
 
+  /**
+   * Deletes the MACs learned from these peers; returns how many. A peer that
+   * left the datapath takes its MACs with it: kept, they would point at a peer
+   * frames can no longer be sent to until they aged out.
+   */
+  forgetMacsOfPeers(shortIds: ReadonlySet<number>): number {
+    if (shortIds.size === 0) return 0;
+    let n = 0;
+    for (const e of this.listLearnedMacs()) if (shortIds.has(e.peerShortId) && this.forgetLearnedMac(e.mac)) n++;
+    return n;
+  }
+
   /** Deletes learned MACs older than `maxAgeSec`; returns how many. */
   expireLearnedMacs(maxAgeSec: number): number {
     let n = 0;

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestbed, type Testbed } from './lib/index.js';
+import { createTestbed, pollUntil, type Testbed } from './lib/index.js';
 import { BpfFastDatapath } from '../../dataplane/bpf/fastdp.js';
+import { LearnedMacAgeing } from '../../dataplane/bpf/mac-ageing.js';
 import { macKey, type Counters } from '../../dataplane/bpf/maps.js';
 import { TC_ACT, testRunProgram } from '../../dataplane/bpf/test-run.js';
 import { parseIPv4 } from '../../dataplane/netlink/inet.js';
@@ -75,6 +76,11 @@ before(async () => {
   bed = await createTestbed({ hosts: 1, underlay: 'mesh-veths' });
   pinDir = join('/tmp', `${bed.prefix}-bpffs`);
   dp = await BpfFastDatapath.open({ localShortId: 1, pinDir, netns: bed.host(1).namespace });
+  await applyBaseState();
+});
+
+/** The peers and map entries every test starts from. */
+async function applyBaseState(): Promise<void> {
   await dp.apply({ localPorts: [], peers: [{ shortId: 2, underlayIp: '172.31.0.2' }], broadcastTrees: [{ sourceShortId: 1, nextHops: [2] }] });
   // A test run's ingress device is the caller's loopback (ifindex 1): a local MAC
   // behind ifindex 1 is a hairpin, one behind another index a local delivery.
@@ -85,7 +91,7 @@ before(async () => {
   dp.maps.setRemoteMac(UNROUTED, 3);
   // No route to the peer in this namespace, so apply() found no underlay interface: list our address by hand.
   dp.maps.setUnderlayAddresses([UNDERLAY_LOCAL], 6784);
-});
+}
 
 after(async () => {
   dp?.close();
@@ -186,5 +192,43 @@ test('random bytes at the underlay hook never crash it and are passed on or deca
     try { r = run('from-underlay', input); } catch (e) { throw new Error(`${(e as Error).message} for ${input.toString('hex')}`); }
     assert.ok(r.verdict === TC_ACT.UNSPEC || r.verdict === TC_ACT.REDIRECT, `verdict ${r.verdict} for ${input.toString('hex')}`);
     if (r.verdict === TC_ACT.UNSPEC) assert.deepEqual(r.out, input, 'a frame passed on is unchanged');
+  }
+});
+
+test('a peer removed from the datapath takes the MACs learned from it; the others stay', async () => {
+  const gone = ['02:77:00:00:01:01', '02:77:00:00:01:02'];
+  await dp.apply({ localPorts: [], peers: [{ shortId: 2, underlayIp: UNDERLAY_PEER }, { shortId: 5, underlayIp: '172.31.0.5' }], broadcastTrees: [{ sourceShortId: 1, nextHops: [2] }] });
+  for (const m of gone) dp.maps.setRemoteMac(m, 5);
+  await dp.apply({ localPorts: [], peers: [{ shortId: 2, underlayIp: UNDERLAY_PEER }], broadcastTrees: [{ sourceShortId: 1, nextHops: [2] }] });
+  const left = dp.listLearnedMacs().map((e) => e.mac);
+  await applyBaseState(); // apply() also took the local MACs and underlay address the tests set by hand
+  for (const m of gone) assert.ok(!left.includes(m), `${m} of the departed peer 5 is still learned: ${left.join(' ')}`);
+  assert.ok(left.includes(REMOTE), 'a MAC of peer 2, which stays, is kept');
+});
+
+test('learned MACs no frame refreshed for the ageing time are deleted by the sweep; a refreshed one stays', async () => {
+  // Above the programs' refresh granularity of a second, so a MAC in use never reaches it.
+  const ageingSec = 2;
+  const ageing = new LearnedMacAgeing(dp.maps, ageingSec).start();
+  const idle = '02:77:00:00:02:01';
+  const busy = '02:77:00:00:02:02';
+  const learned = (mac: string): boolean => dp.listLearnedMacs().some((e) => e.mac === mac);
+  // The busy MAC sends a frame every 100 ms: the kernel refreshes its entry.
+  const traffic = setInterval(() => run('from-underlay', encapsulate(frame(CONTAINER, busy, 0x0800, 98))), 100);
+  try {
+    const started = Date.now();
+    dp.maps.setRemoteMac(idle, 2);
+    dp.maps.setRemoteMac(busy, 2);
+    assert.ok(await pollUntil(() => !learned(idle), 15_000, 50), 'the idle MAC was never aged');
+    const took = Date.now() - started;
+    assert.ok(took >= ageingSec * 1000, `aged after ${took} ms, before its ageing time`);
+    assert.ok(took <= ageingSec * 1000 + ageing.intervalMs + 2000, `aged after ${took} ms; the sweep runs every ${ageing.intervalMs} ms`);
+    // Another ageing time with the busy MAC still sending: refreshed, it stays.
+    await new Promise((r) => setTimeout(r, ageingSec * 1000));
+    assert.ok(learned(busy), 'a MAC still sending is not aged');
+    assert.ok(ageing.aged >= 1, `the sweeps counted ${ageing.aged} aged entries`);
+  } finally {
+    clearInterval(traffic);
+    ageing.stop();
   }
 });

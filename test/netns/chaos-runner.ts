@@ -1,7 +1,8 @@
 // Chaos with invariants on real routers: a seeded sequence of faults
 // (partition and heal, 30 % packet loss on a host's underlay (nftables; this
 // kernel has no netem), a slow congested underlay link (tbf), kill -9 and
-// relaunch, weave stop and launch, the sleeve port blocked), each followed by
+// relaunch, weave stop and launch, the sleeve port blocked, the sleeve's
+// packet worker killed, a router's DNS clock jumped), each followed by
 // the checks a user relies on: every container reaches every other, no
 // address is handed out twice (also to containers attached after a crash),
 // the IPAM ring views agree on every host, and so do the DNS names of the
@@ -11,13 +12,30 @@
 // (hundreds of steps).
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { seededRandom } from '../unit/mesh-harness.js';
 import { execCommand, mustExec, pollUntil } from './lib/exec.js';
 import { SLEEVE_PORT } from './sleeve-harness.js';
-import { mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { mustWeave, weaveStateDir, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
-export type FaultKind = 'partition' | 'loss' | 'slow-link' | 'kill9' | 'stop-launch' | 'block-sleeve';
-const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'slow-link', 'kill9', 'stop-launch', 'block-sleeve'];
+export type FaultKind = 'partition' | 'loss' | 'slow-link' | 'kill9' | 'stop-launch' | 'block-sleeve' | 'kill-sleeve-worker' | 'clock-jump';
+const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'slow-link', 'kill9', 'stop-launch', 'block-sleeve', 'kill-sleeve-worker', 'clock-jump'];
+
+/**
+ * Every router runs with WEAVE_TEST_FAULTS=1: SIGUSR2 then ends its sleeve
+ * packet worker as a crash would (weaver/datapath-wiring.ts).
+ */
+const FAULT_ENV = { WEAVE_TEST_FAULTS: '1' };
+/**
+ * A clock jump relaunches a router with its weaveDNS clock this far off, at
+ * most (either way): within the 900 s that DNS gossip tolerates (wire spec
+ * §9.3), beyond which Weave itself drops the connection. The process's clock
+ * cannot be moved without moving every router's (one kernel), so the jump is
+ * an offset the router adds, set at launch (WEAVE_TEST_DNS_CLOCK_OFFSET_SEC);
+ * tombstone expiry across a jump is unit-tested with an injected clock
+ * (test/unit/dns-gossip.test.ts).
+ */
+const MAX_CLOCK_JUMP_SEC = 800;
 
 /**
  * A slow, congested underlay link in place of netem's delay (this kernel has
@@ -111,7 +129,7 @@ export class ChaosRunner {
 
   /** Routers on every host and one container on each. */
   async setUp(): Promise<void> {
-    for (const h of this.bed.hosts) await mustWeave(h, this.launchArgs(h));
+    for (const h of this.bed.hosts) await this.relaunch(h);
     for (const h of this.bed.hosts) await this.attachNew(h);
     await this.checkInvariants('setup');
   }
@@ -192,8 +210,22 @@ export class ChaosRunner {
       `seed ${this.opts.seed}, ${what}: a container's ping payload crossed ${a!.host.label}'s underlay in plaintext although a password is set`);
   }
 
-  private async relaunch(h: Host): Promise<void> {
-    await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000 });
+  private async relaunch(h: Host, env: Record<string, string> = {}): Promise<void> {
+    await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000, env: { ...FAULT_ENV, ...env } });
+  }
+
+  /**
+   * `weave detach` of a container on `h` that is not a probe, if there is
+   * one: its name is tombstoned with the router's (possibly jumped) clock, and
+   * every host must drop it (the invariants compare the names with the
+   * containers still attached).
+   */
+  private async detachOne(h: Host): Promise<void> {
+    const probes = this.probes();
+    const i = this.attached.findIndex((a) => a.host === h && !probes.includes(a));
+    if (i < 0) return;
+    const [gone] = this.attached.splice(i, 1);
+    await mustWeave(h, ['detach', '--netns', gone!.container.netnsPath]);
   }
 
   private async apply(fault: FaultKind, h: Host): Promise<void> {
@@ -234,6 +266,22 @@ export class ChaosRunner {
         await hold();
         await this.bed.unblockUdpPort(h, SLEEVE_PORT);
         return;
+      case 'kill-sleeve-worker': {
+        // The router must start a new worker on its own; recovery is timed from here.
+        const restarts = (): number => readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8').split('packet worker exited').length - 1;
+        const before = restarts();
+        process.kill(weaverPid(h), 'SIGUSR2');
+        assert.ok(await pollUntil(() => restarts() > before, 10_000, 50), `seed ${this.opts.seed}: ${h.label}'s router did not restart its sleeve packet worker`);
+        return;
+      }
+      case 'clock-jump': {
+        const jump = Math.round((this.random() * 2 - 1) * MAX_CLOCK_JUMP_SEC);
+        this.log(`clock jump on ${h.label}: ${jump > 0 ? '+' : ''}${jump} s`);
+        await mustWeave(h, ['stop']);
+        await this.relaunch(h, { WEAVE_TEST_DNS_CLOCK_OFFSET_SEC: String(jump) });
+        await this.detachOne(h);
+        return;
+      }
     }
   }
 

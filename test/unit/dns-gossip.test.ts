@@ -145,6 +145,32 @@ test('peer garbage collection drops its entries; old tombstones are purged after
   assert.deepEqual(ns.entries().map((e) => e.hostname), ['mine.weave.local.']);
 });
 
+test('clock jumps: a tombstone stamped by a clock behind ours is kept, not purged early; a jump past 30 min purges, and the origin re-tombstones a stale live copy', () => {
+  let nowA = NOW;
+  const a = nameserver(A, [A, B], () => nowA);
+  const b = nameserver(B, [A, B], () => NOW);
+  a.ns.add('web.weave.local.', 'c1', 0x0a200001);
+  b.ns.receive(a.sent[0]!);
+  // A's clock jumped back 800 s (within the gossip window): its tombstone is stamped in B's past.
+  nowA = NOW - 800;
+  const [gone] = a.ns.delete({ containerId: 'c1' });
+  assert.equal(gone?.tombstone, NOW - 800);
+  b.ns.receive(a.sent.at(-1)!);
+  assert.deepEqual(b.ns.lookup('web.weave.local.'), [], 'B drops the name whatever the stamp');
+  assert.equal(b.ns.purgeTombstones(), 0, 'B purges only 30 min after the stamp, not at once');
+  // A jumps forward past the tombstone timeout: A forgets the tombstone...
+  nowA = NOW + 30 * 60 + 1;
+  assert.equal(a.ns.purgeTombstones(), 1);
+  // ...and a peer that missed the delete still gossips the live name: A, its origin, tombstones it again.
+  const stale = entry({ origin: A, containerId: 'c1', version: 0, tombstone: 0 });
+  a.ns.receive({ timestamp: nowA, entries: [stale] });
+  assert.deepEqual(a.ns.lookup('web.weave.local.'), [], 'the purged name does not come back at its origin');
+  const answer = a.sent.at(-1)!.entries[0]!;
+  assert.deepEqual([answer.version, answer.tombstone], [1, nowA], 'the origin answers with a newer tombstone');
+  b.ns.receive({ timestamp: NOW, entries: [answer] });
+  assert.deepEqual(b.ns.lookup('web.weave.local.'), []);
+});
+
 test('gossiper: a broadcast from one peer reaches another through gob bytes', () => {
   const a = nameserver(A);
   const b = nameserver(B);

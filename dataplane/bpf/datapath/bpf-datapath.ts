@@ -135,6 +135,15 @@ export function timingsFromEnv(): ForwarderTimings {
   };
 }
 
+/** The learned-MAC ageing time: WEAVE_BPF_MAC_AGEING_SEC when set (tests, e.g. the soak), else the datapath's default. */
+export function macAgeingSecFromEnv(): number | undefined {
+  const v = process.env.WEAVE_BPF_MAC_AGEING_SEC;
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`WEAVE_BPF_MAC_AGEING_SEC=${v} is not a positive number of seconds`);
+  return n;
+}
+
 export function pinDirFromEnv(): string {
   return process.env.WEAVE_BPF_PIN_DIR || DEFAULT_PIN_DIR;
 }
@@ -195,6 +204,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     const pinDir = opts.pinDir ?? pinDirFromEnv();
     // A restart: keep the short id and the peers the previous run installed until the mesh says otherwise.
     const previous = readPrevious(pinDir);
+    const ageing = macAgeingSecFromEnv();
     const fastdp = await BpfFastDatapath.open({
       localShortId: previous?.localShortId ?? 0,
       pinDir,
@@ -203,6 +213,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       bridge: true,
       // With a password, peers may be encrypted: their frames must come through XFRM, never in clear.
       receiveFastPath: opts.ipsec === undefined,
+      ...(ageing === undefined ? {} : { macAgeingSec: ageing }),
       ...(opts.log ? { log: opts.log } : {}),
     });
     let sender: HeartbeatSender | undefined;

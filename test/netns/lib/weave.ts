@@ -102,10 +102,10 @@ export async function withWeaveBed(
  * and `flags`, each given every other host as a peer (the same peer list
  * everywhere, so IPAM's consensus agrees, user-surface spec §1.6).
  */
-export async function launchFullMesh(hosts: readonly Host[], flags: readonly string[] = []): Promise<void> {
+export async function launchFullMesh(hosts: readonly Host[], flags: readonly string[] = [], options: WeaveOptions = {}): Promise<void> {
   for (const h of hosts) {
     const others = hosts.filter((o) => o !== h).map((o) => o.address);
-    await mustWeave(h, ['launch', '--nickname', `h${h.index}`, ...flags, ...others]);
+    await mustWeave(h, ['launch', '--nickname', `h${h.index}`, ...flags, ...others], options);
   }
 }
 
