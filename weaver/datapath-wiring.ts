@@ -11,6 +11,7 @@ import type { PeerName } from '../controlplane/mesh/types.js';
 import type { Datapath, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
 import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
+import { loweringMessage, OverlayMtu } from '../controlplane/router/overlay-mtu.js';
 import { applyIPsecFirewall } from '../dataplane/host/firewall.js';
 import type { IPsec } from '../dataplane/ipsec/index.js';
 import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
@@ -135,6 +136,8 @@ export interface DataPlaneOptions {
   bridge: string;
   /** Overlay MTU from host-wiring. */
   mtu: number;
+  /** Lowers the bridge and every attached container to an MTU (host-wiring); absent: only the datapaths follow. */
+  lowerHostMtu?: (mtu: number) => Promise<void>;
   probe?: FastdpProbe;
 }
 
@@ -194,6 +197,8 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       });
     }
     await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
+    // A relaunch with a lower MTU than running containers have (e.g. --mtu given now): bring them down to it.
+    if (datapaths[0]?.overlay === 'fastdp') await opts.lowerHostMtu?.(datapaths[0].mtu);
   } catch (err) {
     await Promise.allSettled(datapaths.map((d) => d.close()));
     if (err instanceof FastdpRequiredError) throw err;
@@ -201,6 +206,22 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   }
   for (const [o, why] of choice.unavailable) logger.info(`overlay ${o} not used: ${why}`);
   logger.info(`Overlays: ${datapaths.map((d) => `${d.overlay} (${d.kind})`).join(', ')}`);
+
+  const overlayMtu = new OverlayMtu(datapaths[0]?.mtu ?? opts.mtu);
+  // Lowerings apply in order; the host network serialises them with attaches.
+  let mtuApplied: Promise<void> = Promise.resolve();
+  const remoteMtu = (peer: string, overlay: OverlayName, mtu: number): void => {
+    // The sleeve's MTU is its path MTU to the peer, not what the peer's containers accept.
+    if (overlay !== 'fastdp') return;
+    const decision = overlayMtu.announced(mtu);
+    if (decision.action === 'ignore') logger.warn(`peer ${peer} announces overlay MTU ${mtu}: ignored, ${decision.reason}`);
+    if (decision.action !== 'lower') return;
+    logger.info(loweringMessage(peer, decision.from, decision.to));
+    mtuApplied = mtuApplied.then(async () => {
+      for (const d of datapaths) await d.lowerMtu?.(decision.to);
+      await opts.lowerHostMtu?.(decision.to);
+    }).catch((err: unknown) => logger.warn(`lowering the overlay MTU to ${decision.to}: ${(err as Error).message}`));
+  };
 
   const trusted = new TrustedSubnets(config.trustedSubnets);
   const passwordSet = config.password !== '';
@@ -214,6 +235,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     remotePortFor: (overlay, conn) => remoteOverlayPort(overlay, conn, config.port),
     unavailable: choice.unavailable,
     onSelectionChanged: () => updater?.schedule(),
+    onRemoteMtu: remoteMtu,
     log: (m) => logger.info(m),
   });
 
@@ -268,7 +290,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         connections: status.connections.map(connectionLine),
         interface: interfaceLabel(datapaths),
         overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
-        ...(datapaths[0] ? { datapath: datapathCounters(datapaths[0], logger) } : {}),
+        ...(datapaths[0] ? { datapath: { ...datapathCounters(datapaths[0], logger), ...(datapaths[0].overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
       };
     },
     portAdded: async (ifname) => {

@@ -49,6 +49,8 @@ export interface RunningHostNetwork {
   whenAttached(hook: PortAttachedHook): void;
   /** From now on `fn(label)` runs for each attached container whose veth went away with its namespace. */
   onEndpointGone(fn: (label: string) => void): void;
+  /** The bridge and every attached container down to `mtu` (HostNetwork.lowerMtu). */
+  lowerMtu(mtu: number): Promise<void>;
   close(): void;
 }
 
@@ -191,6 +193,10 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
         logger.info(`container ${label} is gone (its veth was deleted); releasing its names and addresses`);
         fn(label);
       }, (err) => logger.warn(`following container veth deletions: ${err.message}`));
+    },
+    lowerMtu: async (m) => {
+      const reached = await net.lowerMtu(m);
+      logger.info(`overlay MTU ${m}: bridge ${bridge} and ${reached} attached container(s) lowered`);
     },
     close: () => {
       void hairpin.close();

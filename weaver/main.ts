@@ -125,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
           logger.warn(`cannot save short id ${id}: ${(err as Error).message}`);
         }
       },
-      dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
+      dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu },
       // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
       // when we (re)connect is what tells us of names and ranges of our previous incarnation.
       beforeConnecting: async (router) => {

@@ -46,7 +46,7 @@ export interface MeshOptions {
   /** Called with the whole direct-peer list whenever connect/forget changes it. */
   onTargetsChanged(targets: string[]): void;
   /** The bridge and MTU host-wiring set up: the data plane plugs into them. Without it the mesh runs control-only. */
-  dataPlane?: { bridge: string; mtu: number };
+  dataPlane?: { bridge: string; mtu: number; lowerHostMtu?: (mtu: number) => Promise<void> };
   /** Our short id may have been reassigned after a collision (spec §4.8): called with the current one. */
   onShortIdsChanged?(ourShortId: number): void;
   /** Registers gossip channels (IPAM, DNS) before any connection is made, as Weave does. */
@@ -128,7 +128,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const meshLogger: MeshLogger = { info: (m) => logger.info(m), warn: (m) => logger.warn(m) };
 
   const dataPlane: RunningDataPlane | undefined = opts.dataPlane
-    ? await startDataPlane({ ourName: identity.name, config, logger, bridge: opts.dataPlane.bridge, mtu: opts.dataPlane.mtu })
+    ? await startDataPlane({ ourName: identity.name, config, logger, ...opts.dataPlane })
     : undefined;
   const router = new LoggingRouter(logger, {
     identity,

@@ -129,6 +129,12 @@ export function datapathMetricFamilies(d: DatapathCounters | undefined): MetricF
   if (!d) return [];
   return [
     ...(d.flows === undefined ? [] : [{ name: 'weave_flows', help: 'Number of FastDP flows.', type: 'gauge' as const, samples: [{ value: d.flows }] }]),
+    ...(d.overlayMtu === undefined ? [] : [{
+      name: 'weave_overlay_mtu',
+      help: 'MTU of the overlay on this host: its own, or the lowest a fastdp neighbour announced.',
+      type: 'gauge' as const,
+      samples: [{ value: d.overlayMtu }],
+    }]),
     {
       name: 'weave_datapath_packets_total',
       help: 'Packets the datapath forwarded, by where: in the kernel or through userspace.',

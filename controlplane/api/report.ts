@@ -74,6 +74,7 @@ export function routerReport(s: RouterStatus): Record<string, unknown> {
             KernelForwarded: s.datapath.kernelForwarded,
             Userspace: s.datapath.userspace,
             Drops: { ...s.datapath.drops },
+            ...(s.datapath.overlayMtu === undefined ? {} : { OverlayMTU: s.datapath.overlayMtu }),
           },
         }
       : {}),

@@ -105,6 +105,8 @@ export interface DatapathCounters {
   drops: Readonly<Record<string, bigint>>;
   /** Forwarding entries held in the kernel (OVS flows, eBPF MAC-table entries); absent for the sleeve. */
   flows?: number;
+  /** The overlay MTU containers get now: ours, or lower when a neighbour announced less (fastdp only). */
+  overlayMtu?: number;
 }
 
 /**

@@ -28,7 +28,7 @@ function parseDnsArgs(args: string[]): DnsArgs {
     if (args[i].split('.').some((o) => Number(o) > 255)) throw new UsageError(`invalid IP address ${args[i]}`);
     ips.push(args[i]);
   }
-  const target: ParsedTarget = { positional: [], flags: new Set() };
+  const target: ParsedTarget = { positional: [], flags: new Set(), addHosts: [] };
   let fqdn: string | undefined;
   let named = false;
   for (; i < args.length; ) {

@@ -12,6 +12,11 @@ export interface ContainerInfo {
   pid: number;
   /** `<Hostname>.<Domainname>` when the container has a domain (the name weaveDNS registers, spec §1.11). */
   fqdn?: string;
+  /** Config.Hostname and Config.Domainname ('' when unset), for `attach --rewrite-hosts`. */
+  hostname: string;
+  domain: string;
+  /** The host file Docker bind-mounts as the container's /etc/hosts, when it has one. */
+  hostsPath?: string;
 }
 
 export class ContainerError extends Error {}
@@ -38,6 +43,7 @@ function get(socketPath: string, path: string): Promise<{ code: number; body: st
 
 interface InspectBody {
   Id?: unknown;
+  HostsPath?: unknown;
   State?: { Pid?: unknown; Running?: unknown };
   Config?: { Hostname?: unknown; Domainname?: unknown };
 }
@@ -68,5 +74,10 @@ export async function resolveContainer(container: string, env: NodeJS.ProcessEnv
   if (body.State?.Running !== true || pid <= 0) throw new ContainerError(`container ${id} not running`);
   const host = typeof body.Config?.Hostname === 'string' ? body.Config.Hostname : '';
   const domain = typeof body.Config?.Domainname === 'string' ? body.Config.Domainname : '';
-  return host !== '' && domain !== '' ? { id, pid, fqdn: `${host}.${domain}` } : { id, pid };
+  const hostsPath = typeof body.HostsPath === 'string' && body.HostsPath !== '' ? body.HostsPath : undefined;
+  return {
+    id, pid, hostname: host, domain,
+    ...(host !== '' && domain !== '' ? { fqdn: `${host}.${domain}` } : {}),
+    ...(hostsPath !== undefined ? { hostsPath } : {}),
+  };
 }

@@ -5,6 +5,7 @@
 import type { ApiResponse, CallOptions } from './api-client.js';
 import { AddressError, ipOf, takeAddresses, type AddressArg } from './address-args.js';
 import { ContainerError, resolveContainer } from './docker.js';
+import { parseAddHost, renderHostsFile, writeHostsFile } from '../docker/hosts-file.js';
 import { dockerShortId } from './plugin-network.js';
 import { UsageError } from './usage.js';
 
@@ -49,6 +50,8 @@ export interface Target {
   id: string;
   /** The container's FQDN, for Docker containers that have a domain. */
   fqdn?: string;
+  /** A Docker container's hosts file and names (`--rewrite-hosts`); absent for a namespace given by path or pid. */
+  hosts?: { path: string; hostname: string; domain: string };
 }
 
 export function ok(res: ApiResponse): boolean {
@@ -75,13 +78,15 @@ export interface ParsedTarget {
   pid?: string;
   /** `-h FQDN` / `--name FQDN`: the name to register in weaveDNS. */
   fqdn?: string;
+  /** `--add-host NAME:IP` entries, in order (for `--rewrite-hosts`). */
+  addHosts: string[];
   positional: string[];
   flags: Set<string>;
 }
 
 /** Options after the addresses; `--netns PATH` / `--pid N` name a namespace instead of a container. */
 export function parseOptions(args: string[], booleans: string[]): ParsedTarget {
-  const out: ParsedTarget = { positional: [], flags: new Set() };
+  const out: ParsedTarget = { positional: [], flags: new Set(), addHosts: [] };
   for (let i = 0; i < args.length; ) {
     const netns = optionValue(args, i, '--netns');
     if (netns) {
@@ -103,7 +108,7 @@ export function parseOptions(args: string[], booleans: string[]): ParsedTarget {
     }
     const addHost = optionValue(args, i, '--add-host');
     if (addHost) {
-      // Only used with --rewrite-hosts, which is refused below.
+      out.addHosts.push(addHost.value);
       i = addHost.next;
       continue;
     }
@@ -132,7 +137,10 @@ export async function resolveTarget(p: ParsedTarget, io: HostCommandIo): Promise
   }
   try {
     const c = await resolveContainer(p.positional[0], io.env);
-    return { form: [['pid', String(c.pid)], ['label', c.id]], id: c.id, fqdn: c.fqdn };
+    return {
+      form: [['pid', String(c.pid)], ['label', c.id]], id: c.id, fqdn: c.fqdn,
+      ...(c.hostsPath !== undefined ? { hosts: { path: c.hostsPath, hostname: c.hostname, domain: c.domain } } : {}),
+    };
   } catch (err) {
     if (err instanceof ContainerError) throw new Stop(1, err.message);
     throw err;
@@ -213,8 +221,20 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
   const attach: Command = async (args, io) => {
     const { addresses, rest } = takeAddresses(args);
     const p = parseOptions(rest, ['--without-dns', '--rewrite-hosts', '--no-multicast-route']);
-    if (p.flags.has('--rewrite-hosts')) throw new Stop(1, '--rewrite-hosts is not supported: this weave does not edit /etc/hosts inside containers');
+    const rewriteHosts = p.flags.has('--rewrite-hosts');
+    for (const h of p.addHosts) {
+      try {
+        parseAddHost(h);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
+    if (p.addHosts.length > 0 && !rewriteHosts) throw new UsageError('--add-host only adds lines to the /etc/hosts that --rewrite-hosts writes; give --rewrite-hosts too');
+    if (rewriteHosts && (p.netns !== undefined || p.pid !== undefined)) {
+      throw new Stop(1, '--rewrite-hosts needs a Docker container: a namespace given by --netns or --pid has no /etc/hosts weave can find; name the container instead');
+    }
     const target = await resolveTarget(p, io);
+    if (rewriteHosts && target.hosts === undefined) throw new Stop(1, `--rewrite-hosts: Docker reports no hosts file for container ${target.id}`);
     const cidrs = await resolveAddresses(call, io, target.id, addresses.length > 0 ? addresses : [{ kind: 'net' }], 'allocate');
     const form: [string, string][] = [...target.form, ...cidrs.map((c): [string, string] => ['cidr', c])];
     if (p.flags.has('--no-multicast-route')) form.push(['multicast-route', 'false']);
@@ -224,6 +244,15 @@ export function hostCommands(call: RouterCall): Record<string, Command> {
       // Nothing was attached: give back what IPAM handed out for it.
       await release(call, io, target.id, cidrs);
       throw err;
+    }
+    if (rewriteHosts && target.hosts !== undefined) {
+      const { path, hostname, domain } = target.hosts;
+      try {
+        // The container's own addresses: Weave's script wrote each CIDR's network address (a quirk no name should resolve to).
+        writeHostsFile(path, renderHostsFile({ ips: cidrs.map(ipOf), hostname, domain, extraHosts: p.addHosts }));
+      } catch (err) {
+        throw new Stop(1, `--rewrite-hosts: cannot write ${path}: ${(err as Error).message}`);
+      }
     }
     const fqdn = p.fqdn ?? target.fqdn;
     if (fqdn !== undefined && !p.flags.has('--without-dns')) await registerNames(call, io, target.id, cidrs.map(ipOf), fqdn);

@@ -1,6 +1,8 @@
-// The /etc/hosts the proxy writes into a container it attached (user-surface
-// spec §7.3.5): the container's weave addresses, the --add-host entries Docker
-// was given, and the default localhost lines, framed by Weave's markers.
+// The /etc/hosts the proxy (and `weave attach --rewrite-hosts`) writes into a
+// container it attached (user-surface spec §7.3.5): the container's weave
+// addresses, the --add-host entries, and the default localhost lines, framed
+// by Weave's markers.
+import { unlinkSync, writeFileSync } from 'node:fs';
 
 export interface HostsFileInput {
   /** Weave IPv4 addresses of the container. */
@@ -40,4 +42,24 @@ export function renderHostsFile(i: HostsFileInput): string {
   );
   // Weave wrote the text with `echo`, which adds one more newline after the END marker.
   return `${out.join('\n')}\n\n`;
+}
+
+/**
+ * Replaces a container's hosts file as Weave did: into the file the container
+ * has (its bind mount holds that inode), then unlinked so Docker stops
+ * managing it, and a file with the same text left at the path.
+ */
+export function writeHostsFile(hostsPath: string, text: string): void {
+  writeFileSync(hostsPath, text);
+  unlinkSync(hostsPath);
+  writeFileSync(hostsPath, text);
+}
+
+/** A `NAME:IP` entry of `--add-host` (as Docker's), or an error saying what is wrong. */
+export function parseAddHost(entry: string): { name: string; ip: string } {
+  const sep = entry.indexOf(':');
+  const name = entry.slice(0, sep);
+  const ip = entry.slice(sep + 1);
+  if (sep <= 0 || ip === '' || /\s/.test(entry)) throw new RangeError(`--add-host needs NAME:IP, got ${JSON.stringify(entry)}`);
+  return { name, ip };
 }

@@ -11,7 +11,6 @@
 // Containers Docker starts by itself (restart policies) are attached from the
 // event stream, and at proxy start every running weave container is attached
 // again (retrying with back-off).
-import { unlinkSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { decideAttach, WeaveCidrError, type AttachDecision } from './attach-decision.js';
@@ -20,7 +19,7 @@ import {
   addDnsSettings, addWaiterBind, CreateRequestError, isWeaveManaged, objectField, rewriteCreate, WAITER_ENTRYPOINT,
   type JsonObject,
 } from './create-rewrite.js';
-import { renderHostsFile } from './hosts-file.js';
+import { renderHostsFile, writeHostsFile } from './hosts-file.js';
 import type { HostnameRules } from './hostname.js';
 import { HostnameRuleError } from './hostname.js';
 
@@ -388,11 +387,7 @@ export class DockerProxy {
     if (this.opts.noRewriteHosts || !c.HostsPath) return;
     const extra = Array.isArray(c.HostConfig.ExtraHosts) ? (c.HostConfig.ExtraHosts as unknown[]).filter((h): h is string => typeof h === 'string') : [];
     const text = renderHostsFile({ ips: cidrs.map(ipOf), hostname: c.Config.Hostname, domain: c.Config.Domainname, extraHosts: extra });
-    // The container's bind mount holds the old inode: write it there first, then unlink so
-    // Docker stops managing the file, and leave a file with the same text at the path.
-    writeFileSync(c.HostsPath, text);
-    unlinkSync(c.HostsPath);
-    writeFileSync(c.HostsPath, text);
+    writeHostsFile(c.HostsPath, text);
   }
 
   /** Attaches a running weave-managed container (no-op for others). */

@@ -47,6 +47,8 @@ export interface ForwarderEvents {
   healthChanged(healthy: boolean, reason?: string): void;
   /** The forwarder cannot work for this connection (e.g. UDP heartbeat timeout). */
   failed(reason: Error): void;
+  /** The remote announced its overlay MTU (fastdp: the length of its heartbeats, spec §6.4); again only when it changes. */
+  remoteMtu?(mtu: number): void;
 }
 
 export interface ForwarderStatus {
@@ -94,8 +96,14 @@ export interface DatapathStats {
 export interface Datapath {
   readonly overlay: OverlayName;
   readonly kind: DatapathKind;
-  /** Overlay MTU offered to containers on this host (underlay MTU minus encapsulation, or --mtu). */
+  /** Overlay MTU offered to containers on this host (underlay MTU minus encapsulation, or --mtu; lowered by lowerMtu). */
   readonly mtu: number;
+  /**
+   * A neighbour accepts less than `mtu` (controlplane/router/overlay-mtu.ts):
+   * the datapath's own interfaces and the MTU its heartbeats announce go down
+   * to `mtu`. Optional: the sleeve fragments and discovers the path MTU itself.
+   */
+  lowerMtu?(mtu: number): Promise<void>;
   createForwarder(params: ForwarderParams, events: ForwarderEvents): OverlayForwarder;
   applyForwardingState(state: ForwardingState): void;
   /**

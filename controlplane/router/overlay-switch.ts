@@ -41,6 +41,8 @@ export interface OverlaySwitchOptions {
   unavailable?: ReadonlyMap<OverlayName, string>;
   /** The chosen forwarder of some connection changed: the forwarding state must be recomputed. */
   onSelectionChanged?(): void;
+  /** A connection's forwarder learned the remote's overlay MTU (fastdp heartbeats); `peer` as `name(nickname)`. */
+  onRemoteMtu?(peer: string, overlay: OverlayName, mtu: number): void;
   log?(message: string): void;
   /** Milliseconds clock for "no acknowledgement after N s" reasons (default Date.now). */
   now?(): number;
@@ -258,6 +260,9 @@ export class OverlaySwitch {
         failed: (err) => {
           if (!live()) return;
           this.fail(entry, slot, err.message);
+        },
+        remoteMtu: (mtu) => {
+          if (live()) this.opts.onRemoteMtu?.(this.describe(conn), slot.overlay, mtu);
         },
       });
     } catch (err) {

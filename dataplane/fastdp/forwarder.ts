@@ -18,6 +18,7 @@ import type { ForwarderEvents, ForwarderParams, ForwarderStatus, OverlayForwarde
 import type { PeerName, PeerShortID } from '../../controlplane/mesh/types.js';
 import { OVERLAY_HEARTBEAT_FAST_MS, OVERLAY_HEARTBEAT_SLOW_MS, OVERLAY_HEARTBEAT_TIMEOUT_MS } from '../../controlplane/well-known.js';
 import {
+  ETHERNET_HEADER_BYTES,
   FASTDP_CRYPTO_INIT_SA_REMOTE,
   FASTDP_HEARTBEAT_ACK,
   encodeHeartbeat,
@@ -85,6 +86,8 @@ export class FastdpForwarder implements OverlayForwarder {
   /** events.established() went out (once: both ways verified, possibly after a timeout). */
   private establishedReported = false;
   private stopped = false;
+  /** The datapath MTU the remote's heartbeats last announced. */
+  private remoteMtu: number | undefined;
   private sendTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
   /** The IPsec connection when this forwarder encrypts (spec §7). */
@@ -168,10 +171,17 @@ export class FastdpForwarder implements OverlayForwarder {
     }
   }
 
-  /** A valid heartbeat with our connUID arrived from `fromIp` (spec §6.4 step 3). */
-  heartbeatReceived(fromIp: string | undefined): void {
+  /**
+   * A valid heartbeat with our connUID arrived from `fromIp` (spec §6.4 step 3);
+   * `length`, its total length, is 14 + the remote's datapath MTU.
+   */
+  heartbeatReceived(fromIp: string | undefined, length?: number): void {
     if (this.stopped) return;
     if (fromIp !== undefined && fromIp !== this.endpoint.remoteIp) this.endpoint.remoteIp = fromIp;
+    if (length !== undefined && length - ETHERNET_HEADER_BYTES !== this.remoteMtu) {
+      this.remoteMtu = length - ETHERNET_HEADER_BYTES;
+      this.events.remoteMtu?.(this.remoteMtu);
+    }
     if (!this.heardFromRemote) {
       this.heardFromRemote = true;
       const ack = (): void => {

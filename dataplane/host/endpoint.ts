@@ -282,6 +282,35 @@ export async function detach(target: NetnsTarget, cidrs: readonly string[], ifna
   }
 }
 
+/**
+ * Lowers the container's interface and its host end on `bridgeIndex` to `mtu`
+ * (never raises either): the overlay follows a neighbour that accepts less
+ * (controlplane/router/overlay-mtu.ts). The container end first, so for a
+ * moment the host end may take more than the container sends, never the
+ * reverse. False when the namespace or interface is gone.
+ */
+export async function lowerEndpointMtu(host: Rtnl, target: NetnsTarget, ifname: string, bridgeIndex: number, mtu: number): Promise<boolean> {
+  let handle: NetnsHandle;
+  try {
+    handle = openTarget(target);
+  } catch {
+    return false;
+  }
+  const inside = Rtnl.open({ netns: handle });
+  try {
+    const link = (await inside.findLink(ifname))
+      ?? (ifname === CONTAINER_IFNAME ? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME)) : undefined);
+    if (!link) return false;
+    if (link.mtu > mtu) await inside.setMtu(link.index, mtu);
+    const hostEnd = link.parentIndex === undefined ? undefined : await host.findLink(link.parentIndex);
+    if (hostEnd?.kind === 'veth' && hostEnd.masterIndex === bridgeIndex && hostEnd.mtu > mtu) await host.setMtu(hostEnd.index, mtu);
+    return true;
+  } finally {
+    inside.close();
+    handle.close();
+  }
+}
+
 /** MAC and addresses of the container's ethwe, or undefined if it has none (for `weave ps`). */
 export async function inspectEndpoint(target: NetnsTarget, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo | undefined> {
   let handle: NetnsHandle;

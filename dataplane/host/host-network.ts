@@ -7,10 +7,11 @@ import { writeFileAtomic } from '../../controlplane/atomic-file.js';
 import { Rtnl } from '../netlink/index.js';
 import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
 import {
-  attach, detach, inspectEndpoint, targetPath,
+  attach, detach, inspectEndpoint, lowerEndpointMtu, targetPath,
   type AttachOptions, type AttachResult, type DetachResult, type EndpointInfo, type NetnsTarget,
 } from './endpoint.js';
 import { CONTAINER_IFNAME } from './names.js';
+import { lowerBridgeMtu } from './mtu.js';
 import { createPluginEndpoint, deletePluginEndpoint, type PluginEndpoint } from './plugin-endpoint.js';
 import { addBridgeAddress, bridgeAddresses, removeBridgeAddress } from './expose.js';
 import { applyFirewall, type FirewallConfig } from './firewall.js';
@@ -164,6 +165,26 @@ export class HostNetwork {
       const result = await detach(target, cidrs, ifname);
       if (result.deleted && this.endpoints.delete(endpointKey(target, ifname))) this.saveRegistry();
       return result;
+    });
+  }
+
+  /**
+   * Lowers the overlay MTU on this host to `mtu` (never raises anything): the
+   * bridge, so containers attached from now on get it, and every attached
+   * container (attach, CNI, Docker plugin) with the host end of its veth.
+   * Serialised with attach, so a container attached meanwhile is lowered
+   * either by the bridge or here. Returns how many containers it reached.
+   */
+  lowerMtu(mtu: number): Promise<number> {
+    return this.serial(async () => {
+      await lowerBridgeMtu(this.rtnl, this.opts.bridge, mtu);
+      const bridge = await this.rtnl.findLink(this.opts.bridge);
+      if (!bridge) return 0;
+      let reached = 0;
+      for (const entry of this.endpoints.values()) {
+        if (await lowerEndpointMtu(this.rtnl, entry.target, entry.ifname ?? CONTAINER_IFNAME, bridge.index, mtu)) reached++;
+      }
+      return reached;
     });
   }
 

@@ -128,6 +128,33 @@ test('containers on two hosts ping each other by name from their first instructi
   assert.ok(ms < 20_000, `docker run with a cross-host ping took ${ms} ms`);
 });
 
+test('weave attach --rewrite-hosts writes Weave\'s /etc/hosts with the --add-host lines; a namespace by path is refused', async () => {
+  const a = site(0);
+  // Started on dockerd directly, not through the proxy: only `weave attach` touches its /etc/hosts.
+  const id = (await mustRun('docker', ['-H', a.dockerd.host, 'run', '-d', '--hostname', 'rh', '--domainname', 'weave.local', image, 'sleep', '600'])).trim();
+  const env = { DOCKER_HOST: a.dockerd.host };
+  const attached = await mustWeave(a.host, ['attach', '10.2.0.200/24', '--rewrite-hosts', '--add-host', 'static.name:10.9.9.9', '--add-host=other:10.9.9.8', id], { env });
+  assert.equal(attached, '10.2.0.200\n');
+  assert.equal(await mustRun('docker', ['-H', a.dockerd.host, 'exec', id, 'cat', '/etc/hosts']), [
+    '# created by Weave - BEGIN', '# container hostname', '10.2.0.200      rh.weave.local rh', '',
+    '# static names added with --add-host', '10.9.9.9        static.name', '10.9.9.8        other', '',
+    '# default localhost entries',
+    '127.0.0.1       localhost', '::1             ip6-localhost ip6-loopback', 'fe00::0         ip6-localnet',
+    'ff00::0         ip6-mcastprefix', 'ff02::1         ip6-allnodes', 'ff02::2         ip6-allrouters',
+    '# created by Weave - END', '', '',
+  ].join('\n'));
+  const byPath = await weave(a.host, ['attach', '10.2.0.201/24', '--rewrite-hosts', '--netns', '/proc/1/ns/net'], { env });
+  assert.equal(byPath.code, 1);
+  assert.match(byPath.stderr, /--rewrite-hosts needs a Docker container: a namespace given by --netns or --pid has no \/etc\/hosts/);
+  const alone = await weave(a.host, ['attach', '10.2.0.201/24', '--add-host', 'x:10.9.9.7', id], { env });
+  assert.notEqual(alone.code, 0);
+  assert.match(alone.stderr, /--add-host only adds lines to the \/etc\/hosts that --rewrite-hosts writes/);
+  const malformed = await weave(a.host, ['attach', '10.2.0.201/24', '--rewrite-hosts', '--add-host', 'nocolon', id], { env });
+  assert.notEqual(malformed.code, 0);
+  assert.match(malformed.stderr, /--add-host needs NAME:IP, got "nocolon"/);
+  await mustRun('docker', ['-H', a.dockerd.host, 'rm', '-f', id]);
+});
+
 test('WEAVE_CIDR=net:10.2.1.0/24 containers reach each other and not the default subnet', async () => {
   const [a, b] = [site(0), site(1)];
   await a.docker(['run', '-d', '--name', 'iso1', '-e', 'WEAVE_CIDR=net:10.2.1.0/24', image, 'sleep', '600']);

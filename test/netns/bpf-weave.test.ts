@@ -3,14 +3,18 @@
 // data never reaches userspace, a blocked UDP 6784 moves the connection to the
 // sleeve and back, a --no-fastdp router still joins over the sleeve, and a
 // router killed with -9 and relaunched does not interrupt forwarding (the
-// kernel keeps its pinned maps).
+// kernel keeps its pinned maps). Relaunched with Weave 2.8's default MTU
+// (1376, its heartbeats 1390 bytes), that peer makes the other host lower its
+// overlay MTU, running containers included, so 1400-byte UDP datagrams cross
+// both ways (a mixed mesh during a migration).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Counters } from '../../dataplane/bpf/maps.js';
+import { scrapeFamilies } from '../support/metrics-text.js';
 import { bpfPinDir, deliveredFromTunnel, pinnedCounters, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
 import {
-  attachContainer, connectionsMatch, mustPing, mustWeave, runIperfClient, startIperfServer, weave, weaverPid,
-  type Host, type Testbed, type WeaveOptions,
+  attachContainer, connectionsMatch, mustPing, mustWeave, pollUntil, runIperfClient, startIperfServer, weave, weaverPid,
+  type Container, type Host, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
 const CONVERGE_MS = 30_000;
@@ -48,6 +52,43 @@ async function reportedDatapath(h: Host): Promise<ReportedDatapath> {
 
 function counters(bed: Testbed, h: Host): Counters {
   return pinnedCounters(bpfPinDir(bed, h));
+}
+
+/** Weave 2.8's default fastdp MTU (wire spec §6.1). */
+const WEAVE_MTU = 1376;
+/** How soon after a lower-MTU peer's connection is up this host's containers must follow. */
+const MTU_FOLLOW_BOUND_MS = 5000;
+
+async function mtuOf(c: Container): Promise<number> {
+  const r = await c.exec('cat', ['/sys/class/net/ethwe/mtu']);
+  assert.equal(r.code, 0, `read the MTU of ethwe: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+/** Receives UDP datagrams of `size` bytes on port 7000 until `want` arrived or 4 s passed; prints the count. */
+const UDP_RECEIVER = `
+const s = require('node:dgram').createSocket('udp4');
+let n = 0;
+const done = () => { process.stdout.write(String(n)); process.exit(0); };
+s.on('message', (m) => { if (m.length === Number(process.argv[1]) && ++n >= Number(process.argv[2])) done(); });
+s.bind(7000);
+setTimeout(done, 4000);`;
+/** Sends a UDP datagram of `size` bytes to `ip`:7000 every 40 ms, 50 times. */
+const UDP_SENDER = `
+const s = require('node:dgram').createSocket('udp4');
+const buf = Buffer.alloc(Number(process.argv[2]), 0x5a);
+let i = 0;
+const t = setInterval(() => { s.send(buf, 7000, process.argv[1]); if (++i >= 50) { clearInterval(t); s.close(); } }, 40);`;
+
+/** At least `want` UDP datagrams of `size` bytes sent by `from` reach `to` (no size-based drop on the way). */
+async function mustReceiveUdp(from: Container, to: Container, toIp: string, size: number, want: number, what: string): Promise<void> {
+  const receiver = to.exec(process.execPath, ['-e', UDP_RECEIVER, String(size), String(want)], { timeoutMs: 10_000 });
+  // The receiver binds within the sender's first datagrams; the sender keeps sending for 2 s.
+  const sender = await from.exec(process.execPath, ['-e', UDP_SENDER, toIp, String(size)], { timeoutMs: 10_000 });
+  assert.equal(sender.code, 0, `${what}: sender: ${sender.stderr}`);
+  const r = await receiver;
+  const got = Number(r.stdout.trim());
+  assert.ok(got >= want, `${what}: ${got} of at least ${want} ${size}-byte UDP datagrams arrived (${r.stderr})`);
 }
 
 test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked -> sleeve and back, kill -9 keeps forwarding', async () => {
@@ -120,12 +161,24 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     await connectionsMatch(h2, /established fastdp \S+\(h1\)/, { timeoutMs: CONVERGE_MS });
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 back on fastdp');
 
-    // kill -9 the router on h2 and relaunch it while c1 pings every 100 ms.
+    // kill -9 the router on h2 and relaunch it while c1 pings every 100 ms; relaunched with
+    // Weave 2.8's MTU, h2 stands in for a Weave peer in a mixed mesh.
+    assert.ok(await mtuOf(c1) > WEAVE_MTU && await mtuOf(c2) > WEAVE_MTU, 'both containers start above Weave\'s MTU');
     const pinger = c1.exec('ping', ['-i', '0.1', '-c', '100', '-W', '1', '10.32.0.2'], { timeoutMs: 60_000 });
     await new Promise((r) => setTimeout(r, 1000));
     process.kill(weaverPid(h2), 'SIGKILL');
-    await launch(bed, h2);
+    await launch(bed, h2, ['--mtu', String(WEAVE_MTU)]);
     await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: CONVERGE_MS });
+    const upAt = Date.now();
+    // h1 follows the 1390-byte heartbeats: its running container, its status and its metric.
+    const followed = await pollUntil(async () => (await mtuOf(c1)) === WEAVE_MTU, MTU_FOLLOW_BOUND_MS);
+    assert.ok(followed, `h1's running container follows h2's MTU ${WEAVE_MTU} within ${MTU_FOLLOW_BOUND_MS} ms of fastdp being up (ethwe mtu ${await mtuOf(c1)})`);
+    process.stdout.write(`# bpf-weave: h1's container at MTU ${WEAVE_MTU} ${Date.now() - upAt} ms after fastdp to the lower-MTU peer was up\n`);
+    assert.equal(await mtuOf(c2), WEAVE_MTU, 'the relaunch with --mtu lowered h2\'s running container too');
+    await connectionsMatch(h1, new RegExp(`established fastdp \\S+\\(h2\\) mtu=${WEAVE_MTU}`), { timeoutMs: 2000 });
+    const scrape = `fetch('http://127.0.0.1:6782/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const families = scrapeFamilies((await h1.exec(process.execPath, ['-e', scrape])).stdout);
+    assert.equal(families.get('weave_overlay_mtu')?.series[0]?.value, WEAVE_MTU, 'h1 /metrics shows the effective overlay MTU');
     const ping = await pinger;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(ping.stdout);
     assert.ok(m, `ping summary: ${ping.stdout}`);
@@ -136,6 +189,19 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
       withPinnedMaps(bpfPinDir(bed, h2), (m) => process.stderr.write(`h2 peers ${JSON.stringify([...m.listPeers()])} local ${JSON.stringify([...m.listLocalMacs()])} cfg ${JSON.stringify(m.readConfig())}\n`));
     }
     assert.ok(lost <= 1, `at most one echo lost across the router restart (lost ${lost}):\n${ping.stdout.split('\n').slice(-4).join('\n')}`);
+
+    // Larger than Weave's MTU, smaller than ours: fragmented by the sender, never dropped by the receiving veth.
+    await mustReceiveUdp(c1, c2, '10.32.0.2', 1400, 5, 'h1/c1 -> h2/c1');
+    await mustReceiveUdp(c2, c1, '10.32.0.1', 1400, 5, 'h2/c1 -> h1/c1');
+    for (const reverse of [false, true]) {
+      const tcpServer = await startIperfServer(c2);
+      try {
+        const run = await runIperfClient(c1, ['-c', '10.32.0.2', '-n', '1M', ...(reverse ? ['-R'] : [])], { timeoutMs: 30_000 });
+        assert.ok(run.receivedBytes >= 1 << 20, `TCP ${reverse ? 'h2 -> h1' : 'h1 -> h2'}: ${run.receivedBytes} bytes of 1 MiB arrived`);
+      } finally {
+        await tcpServer.stop();
+      }
+    }
   });
 });
 

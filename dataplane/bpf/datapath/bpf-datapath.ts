@@ -182,7 +182,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
 
   private constructor(
     readonly fastdp: BpfFastDatapath,
-    readonly mtu: number,
+    /** The overlay MTU our heartbeats announce (lowered by lowerMtu; the bridge and its ports are host-wiring's). */
+    public mtu: number,
     private readonly vxlanPort: number,
     private readonly sender: HeartbeatSender,
     private readonly timings: ForwarderTimings,
@@ -276,6 +277,16 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     // The rescan scheduled the apply (now, or when a link event saw the port first): wait for it.
     await this.applying;
     if (!ports.some((p) => p.ifname === ifname)) this.log(`fastdp: ${ifname} is not a container port of the bridge; the eBPF datapath does not handle it`);
+  }
+
+  /**
+   * A neighbour accepts less (Datapath.lowerMtu). The programs forward whole
+   * frames between the bridge's ports and the tunnel device, so nothing of
+   * ours in the kernel has this MTU: only the heartbeats shrink.
+   */
+  lowerMtu(mtu: number): Promise<void> {
+    if (mtu < this.mtu) this.mtu = mtu;
+    return Promise.resolve();
   }
 
   stats(): DatapathStats {
@@ -397,7 +408,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   private heartbeat(frame: Buffer): void {
     const connUID = parseHeartbeat(frame);
     if (connUID === undefined) return;
-    for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(undefined);
+    for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(undefined, frame.length);
   }
 
   /** Queues a map update; the promise says whether it (and the ones before it) reached the kernel. */

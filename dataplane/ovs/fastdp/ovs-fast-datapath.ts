@@ -29,7 +29,7 @@ import { exactMask, parseWeaveTunnelId, weaveTunnelId, type FlowKey, type Tunnel
 import { createFlow, deleteAllFlows, deleteFlow, listFlows } from '../flow.js';
 import { UpcallReceiver, executePacket, type Upcall } from '../packet.js';
 import { listVports, setVportUpcallPid, type Vport } from '../vport.js';
-import { BRIDGE_SIDE_VETH, ensureFastdpDevices } from './devices.js';
+import { BRIDGE_SIDE_VETH, DATAPATH_SIDE_VETH, ensureFastdpDevices } from './devices.js';
 import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
 import { hasZeroMacs, parseHeartbeat } from '../../fastdp/heartbeat.js';
 import { FastdpIPsec } from '../../ipsec/fastdp-ipsec.js';
@@ -122,7 +122,8 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     readonly dp: number,
     readonly vxlanPortNo: number,
     readonly vxlanUdpPort: number,
-    readonly mtu: number,
+    /** The overlay MTU: the datapath device's and the one our heartbeats announce (lowered by lowerMtu). */
+    public mtu: number,
     readonly datapathName: string,
     private readonly netns: NetnsHandle | string | undefined,
     private readonly opts: OvsFastDatapathOptions,
@@ -204,6 +205,21 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     // spec §6.5: routes or short ids changed; MACs behind departed peers are forgotten.
     this.macs.forget((w) => w.kind === 'peer' && !next.shortIdOf.has(w.peer));
     this.invalidateFlows('forwarding state changed');
+  }
+
+  /** A neighbour accepts less (Datapath.lowerMtu): the datapath device and the bridge's veth pair go down to `mtu`. */
+  async lowerMtu(mtu: number): Promise<void> {
+    if (mtu >= this.mtu) return;
+    this.mtu = mtu;
+    const rtnl = Rtnl.open({ netns: this.netns });
+    try {
+      for (const name of [this.datapathName, BRIDGE_SIDE_VETH, DATAPATH_SIDE_VETH]) {
+        const link = await rtnl.findLink(name);
+        if (link && link.mtu > mtu) await rtnl.setMtu(link.index, mtu);
+      }
+    } finally {
+      rtnl.close();
+    }
   }
 
   stats(): DatapathStats {
@@ -405,7 +421,7 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
   private heartbeat(frame: Buffer, fromIp: string | undefined): void {
     const connUID = parseHeartbeat(frame);
     if (connUID === undefined) return;
-    for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(fromIp);
+    for (const f of this.forwarders) if (f.connUID === connUID) f.heartbeatReceived(fromIp, frame.length);
   }
 
   private learn(mac: string, where: Parameters<MacTable['learn']>[1]): void {
