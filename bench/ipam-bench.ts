@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify from 'fastify';
+import { HttpApi } from '../controlplane/api/http-app.js';
 import { Allocator, FileIpamStore, gobStreamCodec, parseSubnet, registerIpamRoutes } from '../controlplane/ipam/index.js';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -76,7 +76,7 @@ Promise.all(Array.from({ length: clients }, loop)).then(() => {
 
 async function overHttp(): Promise<number> {
   return withAllocator(async (alloc, store) => {
-    const app = Fastify({ logger: false });
+    const app = new HttpApi();
     registerIpamRoutes(app, alloc);
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {

@@ -7,14 +7,20 @@
 //                since its process started: module loading is the first)
 //   RSS          both routers' resident set (/proc/PID/status VmRSS) once the
 //                connection is up and a few seconds idle
+//   sleeve   after the rounds, both routers restarted with --no-fastdp, a
+//            container attached on each host and iperf3 TCP between them for
+//            SLEEVE_LOAD_S: both routers' peak RSS during the load
 // Figures are medians over the rounds; the load average is printed with them.
+// STARTUP_BENCH_BASELINE=<another build's dist/weaver/main.js> also runs that
+// router in every round (alternating with this one), for before/after
+// figures measured under the same load.
 //
 //   node dist/bench/startup-bench.js [rounds=3] [router flags...]
 // Root needed; everything lives in namespaces the bench creates and removes.
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestbed, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
+import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
 import { WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
 const WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
@@ -22,6 +28,9 @@ const API = '127.0.0.1:6784';
 const POLL_S = 0.01;
 const IDLE_BEFORE_RSS_MS = 3000;
 const ROUND_TIMEOUT_S = 60;
+const SLEEVE_LOAD_S = 5;
+const RSS_SAMPLE_MS = 250;
+const BASELINE = process.env.STARTUP_BENCH_BASELINE;
 
 const rounds = Number(process.argv[2] ?? 3);
 const extraFlags = process.argv.slice(3);
@@ -34,11 +43,88 @@ function rssMiB(pid: number): number {
   return Number(kb[1]) / 1024;
 }
 
-function startRouter(h: Host, stateDir: string, peers: string[]): SpawnedProcess {
+function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
   return h.spawn(process.execPath, [
-    ...WEAVER_NODE_FLAGS, WEAVER, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...extraFlags, ...peers,
+    ...WEAVER_NODE_FLAGS, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers,
   ]);
+}
+
+async function stopRouter(router: SpawnedProcess): Promise<void> {
+  router.kill('SIGTERM');
+  await Promise.race([router.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+}
+
+interface Figures {
+  api: number[];
+  established: number[];
+  phases: Map<string, number[]>;
+  rss: number[];
+}
+
+const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), rss: [] });
+
+/** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
+async function round(h1: Host, h2: Host, stateDir: string, weaver: string, into: Figures): Promise<void> {
+  const poller = h2.run(pollScript());
+  const t0 = Date.now();
+  const router = startRouter(h2, stateDir, [h1.address], weaver);
+  try {
+    const polled = await poller;
+    if (polled.code !== 0) throw new Error(`startup-bench: round timed out (${polled.code}):\n${router.output().split('\n').slice(-15).join('\n')}`);
+    const at = (what: string): number => Number(BigInt(/(\S+) (\d+)/.exec(polled.stdout.split('\n').find((l) => l.startsWith(what))!)![2]!) / 1_000_000n) - t0;
+    into.api.push(at('api'));
+    into.established.push(at('established'));
+    for (const [phase, ms] of phasesOf(router.output())) into.phases.set(phase, [...(into.phases.get(phase) ?? []), ms]);
+    await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
+    into.rss.push(rssMiB(router.pid));
+  } finally {
+    await stopRouter(router);
+  }
+}
+
+function printFigures(label: string, f: Figures): void {
+  process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB (medians of ${f.api.length})\n`);
+  for (const [phase, ms] of [...f.phases].sort((a, b) => median(a[1]) - median(b[1]))) {
+    process.stdout.write(`startup:   ${label} phase ${phase}: ${median(ms).toFixed(0)} ms after process start\n`);
+  }
+}
+
+/** Attaches a container on `h` through its router's API (10.32.0.<index>/12). */
+async function attach(h: Host): Promise<Container> {
+  const c = await h.addContainer('load');
+  const r = await h.run(`curl -sf -X POST 'http://${API}/weave/attach?netns=${c.netnsPath}&cidr=10.32.0.${h.index}/12'`);
+  if (r.code !== 0) throw new Error(`startup-bench: attach on ${h.label} failed: ${r.stdout}${r.stderr}`);
+  return c;
+}
+
+/** Both routers on the sleeve alone, iperf3 TCP between containers: peak RSS of each router while it runs. */
+async function sleeveLoad(h1: Host, h2: Host): Promise<void> {
+  const flags = [...extraFlags, '--no-fastdp'];
+  const r1 = startRouter(h1, join(h1.dir, 'state-sleeve'), [], WEAVER, flags);
+  const r2 = startRouter(h2, join(h2.dir, 'state-sleeve'), [h1.address], WEAVER, flags);
+  try {
+    const polled = await h2.run(pollScript());
+    if (polled.code !== 0) throw new Error(`startup-bench: sleeve routers did not connect (${polled.code}):\n${r2.output().split('\n').slice(-15).join('\n')}`);
+    const idle = [rssMiB(r1.pid), rssMiB(r2.pid)];
+    const [c1, c2] = [await attach(h1), await attach(h2)];
+    const server = await startIperfServer(c2);
+    const peak = [0, 0];
+    const sampler = setInterval(() => {
+      peak[0] = Math.max(peak[0]!, rssMiB(r1.pid));
+      peak[1] = Math.max(peak[1]!, rssMiB(r2.pid));
+    }, RSS_SAMPLE_MS);
+    try {
+      const res = await runIperfClient(c1, ['-c', `10.32.0.${h2.index}`, '-t', String(SLEEVE_LOAD_S)]);
+      process.stdout.write(`startup: sleeve load (--no-fastdp, iperf3 TCP ${SLEEVE_LOAD_S} s, ${(res.receivedBitsPerSecond / 1e9).toFixed(2)} Gbit/s): `
+        + `RSS h1 ${idle[0]!.toFixed(1)} -> peak ${peak[0]!.toFixed(1)} MiB, h2 ${idle[1]!.toFixed(1)} -> peak ${peak[1]!.toFixed(1)} MiB\n`);
+    } finally {
+      clearInterval(sampler);
+      await server.stop();
+    }
+  } finally {
+    await Promise.all([stopRouter(r2), stopRouter(r1)]);
+  }
 }
 
 /**
@@ -75,42 +161,32 @@ async function main(): Promise<void> {
   const bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
   const [h1, h2] = [bed.host(1), bed.host(2)];
   const anchor = startRouter(h1, join(h1.dir, 'state'), []);
-  const api: number[] = [];
-  const established: number[] = [];
-  const phases = new Map<string, number[]>();
+  const ours = newFigures();
+  const baseline = newFigures();
   const rss1: number[] = [];
-  const rss2: number[] = [];
   try {
     for (let i = 0; i < rounds; i++) {
-      const poller = h2.run(pollScript());
-      const t0 = Date.now();
-      const router = startRouter(h2, join(h2.dir, `state-${i}`), [h1.address]);
-      try {
-        const polled = await poller;
-        if (polled.code !== 0) throw new Error(`startup-bench: round ${i + 1} timed out (${polled.code}):\n${router.output().split('\n').slice(-15).join('\n')}`);
-        const at = (what: string): number => Number(BigInt(/(\S+) (\d+)/.exec(polled.stdout.split('\n').find((l) => l.startsWith(what))!)![2]!) / 1_000_000n) - t0;
-        api.push(at('api'));
-        established.push(at('established'));
-        for (const [phase, ms] of phasesOf(router.output())) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
-        await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
+      // Alternate which build goes first, so neither always meets the machine in the same state.
+      const order: [string, string, Figures][] = [['new', WEAVER, ours]];
+      if (BASELINE) order.splice(i % 2, 0, ['baseline', BASELINE, baseline]);
+      for (const [label, weaver, into] of order) {
+        await round(h1, h2, join(h2.dir, `state-${label}-${i}`), weaver, into);
         rss1.push(rssMiB(anchor.pid));
-        rss2.push(rssMiB(router.pid));
-        process.stdout.write(`startup: round ${i + 1}: api ${api.at(-1)} ms, established ${established.at(-1)} ms, RSS h1 ${rss1.at(-1)!.toFixed(1)} MiB, h2 ${rss2.at(-1)!.toFixed(1)} MiB\n`);
-      } finally {
-        router.kill('SIGTERM');
-        await Promise.race([router.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+        process.stdout.write(`startup: round ${i + 1} ${label}: api ${into.api.at(-1)} ms, established ${into.established.at(-1)} ms, RSS h1 ${rss1.at(-1)!.toFixed(1)} MiB, h2 ${into.rss.at(-1)!.toFixed(1)} MiB; load ${loadavg()}\n`);
       }
     }
+    await stopRouter(anchor);
+    await sleeveLoad(h1, h2);
   } finally {
-    anchor.kill('SIGTERM');
-    await Promise.race([anchor.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+    await stopRouter(anchor);
     await bed.teardown();
   }
-  process.stdout.write(`startup: exec -> API answers: ${median(api)} ms; exec -> connection established: ${median(established)} ms (medians of ${rounds})\n`);
-  for (const [phase, ms] of [...phases].sort((a, b) => median(a[1]) - median(b[1]))) {
-    process.stdout.write(`startup:   phase ${phase}: ${median(ms).toFixed(0)} ms after process start\n`);
+  printFigures('new', ours);
+  if (BASELINE) {
+    printFigures('baseline', baseline);
+    process.stdout.write(`startup: new / baseline: API ${(median(ours.api) / median(baseline.api)).toFixed(2)}, established ${(median(ours.established) / median(baseline.established)).toFixed(2)}, idle RSS ${(median(ours.rss) / median(baseline.rss)).toFixed(2)}\n`);
   }
-  process.stdout.write(`startup: idle RSS after connecting: running router ${median(rss1).toFixed(1)} MiB, new router ${median(rss2).toFixed(1)} MiB; load average after ${loadavg()}\n`);
+  process.stdout.write(`startup: idle RSS of the running router (h1) ${median(rss1).toFixed(1)} MiB; load average after ${loadavg()}\n`);
 }
 
 await main();

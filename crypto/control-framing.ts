@@ -1,6 +1,6 @@
 // Secretbox sealing of control-connection messages (spec §3.2, §3.3): one
 // sequence counter per direction, nonce byte 0 marks the sender's side.
-import sodium from 'sodium-native';
+import { sodium } from './sodium.js';
 
 export const SECRETBOX_OVERHEAD = 16;
 const NONCE_SIZE = 24;
@@ -28,7 +28,7 @@ export function controlNonce(senderOutbound: boolean, seq: bigint): Uint8Array {
 /** secretbox.Seal: 16-byte tag then ciphertext (libsodium's "easy" layout). */
 export function sealSecretbox(plain: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array {
   const out = new Uint8Array(plain.length + SECRETBOX_OVERHEAD);
-  sodium.crypto_secretbox_easy(out, plain, nonce, key);
+  sodium().crypto_secretbox_easy(out, plain, nonce, key);
   return out;
 }
 
@@ -36,7 +36,7 @@ export function sealSecretbox(plain: Uint8Array, nonce: Uint8Array, key: Uint8Ar
 export function openSecretbox(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | undefined {
   if (box.length < SECRETBOX_OVERHEAD) return undefined;
   const out = new Uint8Array(box.length - SECRETBOX_OVERHEAD);
-  return sodium.crypto_secretbox_open_easy(out, box, nonce, key) ? out : undefined;
+  return sodium().crypto_secretbox_open_easy(out, box, nonce, key) ? out : undefined;
 }
 
 /** Seals what we send and opens what we receive on one control connection. */
@@ -45,7 +45,7 @@ export class ControlCipher {
   private recvSeq = 0n;
 
   constructor(private readonly sessionKey: Uint8Array, private readonly outbound: boolean) {
-    if (sessionKey.length !== sodium.crypto_secretbox_KEYBYTES) throw new RangeError('session key must be 32 bytes');
+    if (sessionKey.length !== sodium().crypto_secretbox_KEYBYTES) throw new RangeError('session key must be 32 bytes');
   }
 
   seal(plain: Uint8Array): Uint8Array {

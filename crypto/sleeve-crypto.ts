@@ -5,15 +5,8 @@
 // The nonce is `0x80 if the sender's control connection side is outbound, else
 // 0x00 | 15 zero bytes | seqNoAndDF`; bit 6 stays clear, so sleeve nonces never
 // collide with the TCP stream's (spec §3.2).
-import { createRequire } from 'node:module';
 import { ReplayWindow } from './replay.js';
-
-/** The few libsodium calls used here, typed locally (the package ships no types). */
-interface SecretboxBinding {
-  crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void;
-  crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
-}
-const sodium = createRequire(import.meta.url)('sodium-native') as SecretboxBinding;
+import { sodium } from './sodium.js';
 
 export const SESSION_KEY_SIZE = 32;
 export const NONCE_SIZE = 24;
@@ -98,7 +91,7 @@ export class SleeveSealer {
     const seqNoAndDF = this.take(df);
     this.nonceView.setBigUint64(16, seqNoAndDF);
     out.set(this.nonce.subarray(16), 0);
-    sodium.crypto_secretbox_easy(out.subarray(SEQ_SIZE, len), plaintext, this.nonce, this.key);
+    sodium().crypto_secretbox_easy(out.subarray(SEQ_SIZE, len), plaintext, this.nonce, this.key);
     return len;
   }
 }
@@ -143,7 +136,7 @@ export class SleeveOpener {
     const seqNoAndDF = this.nonceView.getBigUint64(16);
     const df = (seqNoAndDF & DF_FLAG) !== 0n;
     const seq = seqNoAndDF & seqMask;
-    if (!sodium.crypto_secretbox_open_easy(out.subarray(0, len), body.subarray(SEQ_SIZE), this.nonce, this.key)) {
+    if (!sodium().crypto_secretbox_open_easy(out.subarray(0, len), body.subarray(SEQ_SIZE), this.nonce, this.key)) {
       throw new SleeveCryptoError('authentication-failed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} failed authentication (wrong key or tampered)`);
     }
     if (!this.windows[df ? 'df' : 'nonDF'].accept(seq)) {
@@ -164,7 +157,7 @@ export class SleeveOpener {
     const seq = seqNoAndDF & seqMask;
     const box = body.subarray(SEQ_SIZE);
     const plaintext = new Uint8Array(box.length - TAG_SIZE);
-    if (!sodium.crypto_secretbox_open_easy(plaintext, box, sleeveNonce(this.remoteIsOutbound, seqNoAndDF), this.key)) {
+    if (!sodium().crypto_secretbox_open_easy(plaintext, box, sleeveNonce(this.remoteIsOutbound, seqNoAndDF), this.key)) {
       throw new SleeveCryptoError('authentication-failed', `datagram ${df ? 'DF' : 'non-DF'} #${seq} failed authentication (wrong key or tampered)`);
     }
     if (!this.windows[df ? 'df' : 'nonDF'].accept(seq)) {

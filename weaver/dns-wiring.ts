@@ -2,7 +2,7 @@
 // the `nameserver` channel, the DNS server on --dns-listen-address, the HTTP
 // routes (wire spec §10.5), and the DNS parts of `weave status`, `/report` and
 // `/metrics`. Unless --no-dns (user surface §4.3).
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from '../controlplane/api/http-app.js';
 import { registerDnsRoutes } from '../controlplane/api/dns-routes.js';
 import type { MetricFamily } from '../controlplane/api/metrics.js';
 import type { ServiceSection } from '../controlplane/api/status-model.js';
@@ -45,7 +45,7 @@ export interface RunningDns {
   readonly nameserver: Nameserver;
   readonly server: DnsServer;
   readonly service: DnsService;
-  registerRoutes(app: FastifyInstance): void;
+  registerRoutes(app: HttpApi): void;
   summarySection(): ServiceSection;
   reportSection(): Record<string, unknown>;
   metrics(): MetricFamily[];

@@ -4,7 +4,7 @@
 // `weave status ipam`, `/report` and `/metrics` show about it (user surface
 // §2.1, §2.6, §3, §5.3).
 import { existsSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from '../controlplane/api/http-app.js';
 import type { MetricFamily } from '../controlplane/api/metrics.js';
 import type { ServiceSection } from '../controlplane/api/status-model.js';
 import {
@@ -40,7 +40,7 @@ export interface IpamWiringOptions {
 export interface RunningIpam {
   readonly allocator: Allocator;
   /** The allocator's routes; register on the control API. */
-  registerRoutes(app: FastifyInstance): void;
+  registerRoutes(app: HttpApi): void;
   /** `GET /status/ipam` text. */
   statusText(): string;
   summarySection(): ServiceSection;

@@ -2,7 +2,7 @@
 // state directory, picks the peer identity, starts the mesh and the HTTP
 // APIs, and shuts everything down on SIGTERM/SIGINT.
 import { pino, type Logger } from 'pino';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from '../controlplane/api/http-app.js';
 import { buildApiServer, listenApi } from '../controlplane/api/server.js';
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
   logger.info({ name: formatPeerName(name), nickname: cfg.nickname, uid: identity.uid.toString() }, 'Our name');
   logger.info(cfg.password === '' ? 'Communication between peers is unencrypted.' : 'Communication between peers via untrusted networks is encrypted.');
 
-  const servers: FastifyInstance[] = [];
+  const servers: HttpApi[] = [];
   let mesh: RunningMesh | undefined;
   let hostNet: RunningHostNetwork | undefined;
   let ipam: RunningIpam | undefined;

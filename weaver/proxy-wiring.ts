@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { networkInterfaces, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from '../controlplane/api/http-app.js';
 import type { Logger } from 'pino';
 import type { HostControl } from '../controlplane/api/host-control.js';
 import { DockerApiForwarder, type DaemonAddress } from '../controlplane/docker/api-forwarder.js';
@@ -107,7 +107,7 @@ export interface ProxyServices {
 
 export interface RunningProxy {
   addresses(): string[];
-  registerRoutes(app: FastifyInstance): void;
+  registerRoutes(app: HttpApi): void;
   close(): Promise<void>;
 }
 

@@ -18,7 +18,7 @@
 //   POST /expose/{ip}/{prefixlen}  skipNAT=true  -> 204 (Weave's own path, spec §5.1)
 //
 // Bad input -> 400 with the reason; a kernel failure -> 500 with the reason.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { HttpApi, ApiReply, ApiRequest } from './http-app.js';
 import { formValues } from './server.js';
 import { HostRequestError, type HostAttachRequest, type HostControl, type HostNetnsTarget, type HostRoute } from './host-control.js';
 
@@ -46,14 +46,14 @@ function checkRoute(text: string): HostRoute {
   return { dst, gateway };
 }
 
-function optionalIfname(req: FastifyRequest): string | undefined {
+function optionalIfname(req: ApiRequest): string | undefined {
   const ifname = one(req, 'ifname');
   if (ifname !== undefined && !IFNAME.test(ifname)) throw new BadRequest(`invalid ifname ${JSON.stringify(ifname)}: 1-15 characters, no spaces, '/' or ':'`);
   return ifname;
 }
 
 /** The CNI options of an attach (spec §7.4); only those given are set. */
-function cniOptions(req: FastifyRequest): Pick<HostAttachRequest, 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> {
+function cniOptions(req: ApiRequest): Pick<HostAttachRequest, 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> {
   const out: Pick<HostAttachRequest, 'ifname' | 'vethId' | 'hairpin' | 'mtu' | 'routes'> = {};
   const ifname = optionalIfname(req);
   if (ifname !== undefined) out.ifname = ifname;
@@ -74,13 +74,13 @@ function cniOptions(req: FastifyRequest): Pick<HostAttachRequest, 'ifname' | 've
   return out;
 }
 
-function one(req: FastifyRequest, key: string): string | undefined {
+function one(req: ApiRequest, key: string): string | undefined {
   const v = formValues(req, key);
   if (v.length > 1) throw new BadRequest(`give ${key} at most once`);
   return v[0];
 }
 
-function targetOf(req: FastifyRequest): HostNetnsTarget {
+function targetOf(req: ApiRequest): HostNetnsTarget {
   const netns = one(req, 'netns');
   const pid = one(req, 'pid');
   if ((netns === undefined) === (pid === undefined)) throw new BadRequest('give exactly one of netns=PATH or pid=N');
@@ -97,8 +97,8 @@ export function psLabel(label: string): string {
   return /^[0-9a-f]{64}$/.test(label) ? label.slice(0, 12) : label;
 }
 
-function handle(fn: (req: FastifyRequest) => Promise<{ code: number; body: string }>) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+function handle(fn: (req: ApiRequest) => Promise<{ code: number; body: string }>) {
+  return async (req: ApiRequest, reply: ApiReply): Promise<ApiReply> => {
     try {
       const { code, body } = await fn(req);
       return reply.code(code).type(TEXT).send(body);
@@ -109,7 +109,7 @@ function handle(fn: (req: FastifyRequest) => Promise<{ code: number; body: strin
   };
 }
 
-export function registerHostRoutes(app: FastifyInstance, host: HostControl): void {
+export function registerHostRoutes(app: HttpApi, host: HostControl): void {
   app.post('/weave/attach', handle(async (req) => {
     const target = targetOf(req);
     const cidrs = formValues(req, 'cidr').map(checkCidr);
@@ -152,7 +152,7 @@ export function registerHostRoutes(app: FastifyInstance, host: HostControl): voi
     return { code: 200, body: `${removed.join(' ')}\n` };
   }));
   app.get('/weave/bridge-type', handle(async () => ({ code: 200, body: `${host.bridgeType()}\n` })));
-  app.post<{ Params: { ip: string; len: string } }>('/expose/:ip/:len', async (req, reply) => {
+  app.post<{ ip: string; len: string }>('/expose/:ip/:len', async (req, reply) => {
     const cidr = `${req.params.ip}/${req.params.len}`;
     if (!CIDR.test(cidr)) return reply.code(400).type(TEXT).send(`unable to parse ip addr: ${cidr}\n`);
     try {

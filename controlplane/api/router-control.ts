@@ -1,7 +1,7 @@
 // What the HTTP API needs from the running router and the other services.
 // The composition root (weaver) implements it over the mesh; unit tests use
 // plain objects.
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from './http-app.js';
 import type { HostControl } from './host-control.js';
 import type { MetricFamily } from './metrics.js';
 import type { ReportServices } from './report.js';
@@ -36,5 +36,5 @@ export interface ApiServices {
    */
   serviceStatus?: Readonly<Record<string, () => string>>;
   /** Register the service's own routes (IPAM, DNS) on the control API. */
-  registerControlRoutes?(app: FastifyInstance): void;
+  registerControlRoutes?(app: HttpApi): void;
 }

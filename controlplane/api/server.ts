@@ -1,10 +1,10 @@
 // The router's HTTP API (user-surface spec §5.1-5.3, wire spec §10): the full
 // control API on --http-addr, the read-only subset on --status-addr.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { HttpApi, type ApiReply, type ApiRequest } from './http-app.js';
 import { splitHostPort } from '../host-port.js';
 import { toJsonText } from './json-text.js';
 import { registerHostRoutes } from './host-routes.js';
-import { METRICS_CONTENT_TYPE, MetricsRegistry, routerMetricFamilies } from './metrics.js';
+import type { MetricsRegistry } from './metrics.js';
 import { parsePeerAddress } from './peer-address.js';
 import { renderConnections, renderPeers, renderStatusSummary, renderTargets } from './render-status.js';
 import { buildReport } from './report.js';
@@ -17,20 +17,20 @@ export type ApiKind = 'control' | 'status' | 'metrics';
 const TEXT = 'text/plain; charset=utf-8';
 
 /** Form values from the query string and an urlencoded body, repeated keys kept (Go FormValue). */
-export function formValues(req: FastifyRequest, key: string): string[] {
+export function formValues(req: ApiRequest, key: string): string[] {
   const fromQuery = new URL(req.url, 'http://localhost').searchParams.getAll(key);
   const body = typeof req.body === 'string' ? new URLSearchParams(req.body).getAll(key) : [];
   return [...body, ...fromQuery];
 }
 
-function sendText(reply: FastifyReply, code: number, body: string): FastifyReply {
+function sendText(reply: ApiReply, code: number, body: string): ApiReply {
   return reply.code(code).type(TEXT).send(body);
 }
 
 function statusView(
   services: ApiServices,
   render: (s: RouterStatus) => string,
-): (req: FastifyRequest, reply: FastifyReply) => FastifyReply {
+): (req: ApiRequest, reply: ApiReply) => ApiReply {
   return (_req, reply) => {
     const s = services.router.status();
     // spec §5.1: 503 with the same body while the router is not ready.
@@ -38,7 +38,7 @@ function statusView(
   };
 }
 
-function registerReadOnly(app: FastifyInstance, services: ApiServices): void {
+function registerReadOnly(app: HttpApi, services: ApiServices): void {
   const versionText = `${services.version} (version check update disabled)`;
   app.get('/status', statusView(services, (s) => renderStatusSummary(s, versionText, services.summarySections?.() ?? [])));
   app.get('/status/targets', statusView(services, renderTargets));
@@ -64,15 +64,18 @@ function registerReadOnly(app: FastifyInstance, services: ApiServices): void {
   registerMetrics(app, services);
 }
 
-function registerMetrics(app: FastifyInstance, services: ApiServices): void {
-  const registry = new MetricsRegistry();
+function registerMetrics(app: HttpApi, services: ApiServices): void {
+  // prom-client (and the OpenTelemetry API under it) is loaded on the first scrape, not at startup.
+  let registry: MetricsRegistry | undefined;
   app.get('/metrics', async (_req, reply) => {
-    const text = await registry.render([...routerMetricFamilies(services.router.status()), ...(services.metrics?.() ?? [])]);
-    return reply.code(200).type(METRICS_CONTENT_TYPE).send(text);
+    const metrics = await import('./metrics.js');
+    registry ??= new metrics.MetricsRegistry();
+    const text = await registry.render([...metrics.routerMetricFamilies(services.router.status()), ...(services.metrics?.() ?? [])]);
+    return reply.code(200).type(metrics.METRICS_CONTENT_TYPE).send(text);
   });
 }
 
-function registerRouterControl(app: FastifyInstance, services: ApiServices): void {
+function registerRouterControl(app: HttpApi, services: ApiServices): void {
   app.post('/connect', (req, reply) => {
     const peers = formValues(req, 'peer');
     const replace = formValues(req, 'replace').includes('true');
@@ -95,17 +98,8 @@ function registerRouterControl(app: FastifyInstance, services: ApiServices): voi
 }
 
 /** Build (not listen) the API of the given kind. */
-export function buildApiServer(services: ApiServices, kind: ApiKind): FastifyInstance {
-  const app = Fastify({ logger: false });
-  // Go's FormValue reads urlencoded bodies; keep the raw text and parse per key.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, body);
-  });
-  app.setNotFoundHandler((_req, reply) => sendText(reply, 404, '404 page not found\n'));
-  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    const code = err.statusCode !== undefined && err.statusCode >= 400 ? err.statusCode : 500;
-    return sendText(reply, code, `${err.message}\n`);
-  });
+export function buildApiServer(services: ApiServices, kind: ApiKind): HttpApi {
+  const app = new HttpApi();
   if (kind === 'metrics') {
     registerMetrics(app, services);
     return app;
@@ -120,7 +114,7 @@ export function buildApiServer(services: ApiServices, kind: ApiKind): FastifyIns
 }
 
 /** Listen address `host:port`, or an absolute unix socket path (wire spec §10.1). */
-export async function listenApi(app: FastifyInstance, addr: string): Promise<void> {
+export async function listenApi(app: HttpApi, addr: string): Promise<void> {
   if (addr.startsWith('/')) {
     await app.listen({ path: addr });
     return;

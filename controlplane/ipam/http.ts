@@ -1,6 +1,6 @@
 // IPAM's routes on the control API (wire spec §10.4, and DELETE /peer[/{id}]
 // from §10.2): thin adapters from HTTP to the allocator.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { HttpApi, ApiReply, ApiRequest } from '../api/http-app.js';
 import type { CIDR } from './addr.js';
 import { cidrRange, formatCIDR, parseAddress, parseCIDR, isNetworkCIDR } from './addr.js';
 import type { Allocator } from './allocator.js';
@@ -15,19 +15,19 @@ export interface IpamHttpOptions {
   onLeave?: () => void;
 }
 
-function form(req: FastifyRequest, key: string): string[] {
+function form(req: ApiRequest, key: string): string[] {
   const fromQuery = new URL(req.url, 'http://localhost').searchParams.getAll(key);
   const body = typeof req.body === 'string' ? new URLSearchParams(req.body).getAll(key) : [];
   return [...body, ...fromQuery];
 }
 
-const flag = (req: FastifyRequest, key: string): boolean => form(req, key).includes('true');
+const flag = (req: ApiRequest, key: string): boolean => form(req, key).includes('true');
 
-function text(reply: FastifyReply, code: number, body: string): FastifyReply {
+function text(reply: ApiReply, code: number, body: string): ApiReply {
   return reply.code(code).type(TEXT).send(body);
 }
 
-function badRequest(reply: FastifyReply, err: unknown): FastifyReply {
+function badRequest(reply: ApiReply, err: unknown): ApiReply {
   return text(reply, 400, `${(err as Error).message}\n`);
 }
 
@@ -37,7 +37,7 @@ type Params = { id?: string; ip?: string; prefixlen?: string };
  * Fires when the caller goes away before we answered (the CLI was killed or
  * timed out), so a request still waiting in the allocator is withdrawn.
  */
-function callerGone(reply: FastifyReply): AbortSignal {
+function callerGone(reply: ApiReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort(); });
   return controller.signal;
@@ -56,8 +56,8 @@ function subnetFromPath(p: Params): CIDR {
   return c;
 }
 
-export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts: IpamHttpOptions = {}): void {
-  const allocate = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply, subnet?: CIDR): Promise<FastifyReply> => {
+export function registerIpamRoutes(app: HttpApi, alloc: Allocator, opts: IpamHttpOptions = {}): void {
+  const allocate = async (req: ApiRequest<Params>, reply: ApiReply, subnet?: CIDR): Promise<ApiReply> => {
     try {
       const got = await alloc.allocate(req.params.id!, subnet, { checkAlive: flag(req, 'check-alive'), signal: callerGone(reply) });
       return text(reply, 200, formatCIDR(got));
@@ -67,14 +67,14 @@ export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts:
     }
   };
 
-  app.post<{ Params: Params }>('/ip/:id', (req, reply) => allocate(req, reply));
-  app.post<{ Params: Params }>('/ip/:id/:ip/:prefixlen', async (req, reply) => {
+  app.post<Params>('/ip/:id', (req, reply) => allocate(req, reply));
+  app.post<Params>('/ip/:id/:ip/:prefixlen', async (req, reply) => {
     let subnet: CIDR;
     try { subnet = subnetFromPath(req.params); } catch (err) { return badRequest(reply, err); }
     return allocate(req, reply, subnet);
   });
 
-  app.put<{ Params: Params }>('/ip/:id/:ip/:prefixlen', async (req, reply) => {
+  app.put<Params>('/ip/:id/:ip/:prefixlen', async (req, reply) => {
     try {
       await alloc.claim(req.params.id!, pathCIDR(req.params), {
         checkAlive: flag(req, 'check-alive'), noErrorOnUnknown: flag(req, 'noErrorOnUnknown'), signal: callerGone(reply),
@@ -86,9 +86,9 @@ export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts:
     }
   });
 
-  app.get<{ Params: Params }>('/ip/:id', (req, reply) =>
+  app.get<Params>('/ip/:id', (req, reply) =>
     text(reply, 200, alloc.lookup(req.params.id!, alloc.defaultSubnet).map(formatCIDR).join(' ')));
-  app.get<{ Params: Params }>('/ip/:id/:ip/:prefixlen', (req, reply) => {
+  app.get<Params>('/ip/:id/:ip/:prefixlen', (req, reply) => {
     try {
       return text(reply, 200, alloc.lookup(req.params.id!, subnetFromPath(req.params)).map(formatCIDR).join(' '));
     } catch (err) { return badRequest(reply, err); }
@@ -97,13 +97,13 @@ export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts:
     owned: alloc.allOwned().map((o) => ({ containerid: o.ident, addrs: o.addrs.map(formatCIDR) })),
   })));
 
-  app.delete<{ Params: Params }>('/ip/:id/:ip', (req, reply) => {
+  app.delete<Params>('/ip/:id/:ip', (req, reply) => {
     try {
       alloc.free(req.params.id!, parseAddress(req.params.ip ?? ''));
       return reply.code(204).send();
     } catch (err) { return badRequest(reply, err); }
   });
-  app.delete<{ Params: Params }>('/ip/:id', (req, reply) => {
+  app.delete<Params>('/ip/:id', (req, reply) => {
     try {
       alloc.deleteIdent(req.params.id!);
       return reply.code(204).send();
@@ -117,7 +117,7 @@ export function registerIpamRoutes(app: FastifyInstance, alloc: Allocator, opts:
   app.get('/ipinfo/defaultsubnet', (_req, reply) => text(reply, 200, formatCIDR(alloc.defaultSubnet)));
   app.get('/ipinfo/tracker', (_req, reply) => text(reply, 200, `${opts.tracker ?? ''}\n`));
 
-  app.delete<{ Params: Params }>('/peer/:id', (req, reply) => {
+  app.delete<Params>('/peer/:id', (req, reply) => {
     const n = alloc.adminTakeRangesFromPeer(req.params.id!);
     return text(reply, 200, `${n} IPs taken over from ${req.params.id!}\n`);
   });

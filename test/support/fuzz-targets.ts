@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import dnsPacket from 'dns-packet';
-import type { FastifyInstance } from 'fastify';
+import type { HttpApi } from '../../controlplane/api/http-app.js';
 import { GobDecoder, GobDecodeError } from '../../controlplane/mesh/gob/index.js';
 import {
   FrameParser, HandshakeError, WireDecodeError, buildFeatures, decodeFeatures, decodeGossipMessage, decodeTopology,
@@ -275,12 +275,11 @@ function httpInputs(): fc.Arbitrary<HttpInput> {
 /** HTTP API bodies and params: every request gets an answer below 500 (a 500 is an unhandled error). */
 async function httpTarget(): Promise<FuzzTarget<HttpInput>> {
   const targets: string[] = [];
-  const app: FastifyInstance = buildApiServer({
+  const app: HttpApi = buildApiServer({
     router: { status: fakeStatus, port: () => 6783, connect: (p) => { targets.push(...p); }, forget: () => {} },
     version: '2.8.1',
     registerControlRoutes: (a) => registerIpamRoutes(a, ipamAllocator(), { tracker: '' }),
   }, 'control');
-  await app.ready();
   return {
     name: 'http-api',
     input: httpInputs(),

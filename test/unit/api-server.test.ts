@@ -1,4 +1,4 @@
-// HTTP API routes (user-surface spec §5.1, wire spec §10) through fastify inject.
+// HTTP API routes (user-surface spec §5.1, wire spec §10) through the server's inject.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildApiServer } from '../../controlplane/api/server.js';

@@ -1,8 +1,8 @@
 // IPAM's user surface: launch flags, `weave status ipam` text, metrics, and the
-// HTTP endpoints of wire spec §10.4 driven through fastify's inject.
+// HTTP endpoints of wire spec §10.4 driven through the API server's inject.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Fastify from 'fastify';
+import { HttpApi } from '../../controlplane/api/http-app.js';
 import {
   Allocator, gobStreamCodec, parseCIDR, parseIpallocInit, parseIpamOptions, parsePeerNameText, registerIpamRoutes,
   renderStatusIpam, renderIpamSummary, ipamMetrics, formatCIDR, type AllocatorStatusData, type PeerName,
@@ -69,8 +69,7 @@ test('HTTP endpoints allocate, claim, look up, release and take over', async () 
     name: A, uid: 1n, nickname: 'h', universe: parseCIDR('10.32.0.0/12'), init: { mode: 'seed', seeds: [A] },
     isKnownPeer: () => true, codec: gobStreamCodec,
   });
-  const app = Fastify();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_r, body, done) => done(null, body));
+  const app = new HttpApi();
   registerIpamRoutes(app, alloc, { tracker: '' });
   try {
     const post = await app.inject({ method: 'POST', url: '/ip/c1' });
