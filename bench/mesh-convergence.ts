@@ -11,12 +11,15 @@
 //              (only with --peers=first; random starts report the mean instead)
 //   CPU s      user+system seconds of all routers together, from /proc/PID/stat,
 //              when the last measure was taken; "at ready" when all APIs answered
-//              (start-up), so the difference is what forming the mesh cost
+//              (start-up), so the difference is what forming the mesh cost;
+//              then router 1's alone and the median of the others'
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR] [N ...]   (default: 10 25 50)
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [N ...]
+//   (default sizes: 10 25 50)
 // --weaver runs another build's weaver/main.js (e.g. main's), to compare two builds on the same machine;
-// --profile=DIR has every router write a V8 CPU profile into DIR when it stops.
+// --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
+// leaf) write a V8 CPU profile into DIR when it stops: profiling all of them distorts a run on few cores.
 // Root needed; everything lives in namespaces the bench creates and removes.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -44,28 +47,37 @@ interface Row {
   meanConns: number;
   cpuAtReady: number;
   cpuSeconds: number;
+  /** Router 1's (the hub with --peers=first) CPU seconds at the end, and the median of the others. */
+  hubCpu: number;
+  leafCpuMedian: number;
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [N ...]';
 
 interface Options {
   peers: PeerChoice;
   weaver: string;
-  /** Node flags for every router (CPU profiling). */
+  /** Node flags for the profiled routers (CPU profiling). */
   nodeArgs: string[];
+  /** Router numbers (1-based) that get nodeArgs; undefined = all. */
+  profiled: ReadonlySet<number> | undefined;
 }
 
 function parseArgs(argv: string[]): Options & { sizes: number[] } {
   let peers: PeerChoice = 'random';
   let weaver = DEFAULT_WEAVER;
   const nodeArgs: string[] = [];
+  let profiled: Set<number> | undefined;
   const rest: string[] = [];
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
-    else if (a.startsWith('-')) throw new Error(`mesh-convergence: unknown option "${a}" (${USAGE})`);
+    else if (a.startsWith('--profile-routers=')) {
+      profiled = new Set(a.slice('--profile-routers='.length).split(',').map(Number));
+      if ([...profiled].some((i) => !Number.isInteger(i) || i < 1)) throw new Error(`mesh-convergence: bad "${a}" (${USAGE})`);
+    } else if (a.startsWith('-')) throw new Error(`mesh-convergence: unknown option "${a}" (${USAGE})`);
     else rest.push(a);
   }
   const sizes = rest.length === 0 ? [10, 25, 50] : rest.map(Number);
@@ -74,7 +86,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
       throw new Error(`mesh-convergence: "${rest[i]}" is not a router count in 2..250 (${USAGE})`);
     }
   }
-  return { peers, weaver, nodeArgs, sizes };
+  return { peers, weaver, nodeArgs, profiled, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -95,6 +107,8 @@ async function report(h: Host): Promise<RouterReport | undefined> {
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.stdout) as { Router: RouterReport }).Router;
 }
+
+const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -147,7 +161,7 @@ function establishedCount(r: RouterReport | undefined): number {
   return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
 }
 
-async function measure(n: number, { peers: choice, weaver, nodeArgs }: Options): Promise<Row> {
+async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
@@ -157,7 +171,7 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs }: Options):
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
       routers.push(h.spawn(process.execPath, [
-        ...nodeArgs, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
+        ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
         ...peers.map((p) => p.address),
       ]));
     }
@@ -172,11 +186,14 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs }: Options):
     const connectedMs = choice === 'first'
       ? await allOf(bed.hosts, routers, t0, (r) => establishedCount(r) === n - 1, `establish connections to all ${n - 1} others`)
       : undefined;
-    const cpu = routers.reduce((s, p) => s + cpuSeconds(p.pid), 0);
+    const perRouter = routers.map((p) => cpuSeconds(p.pid));
+    const cpu = perRouter.reduce((s, c) => s + c, 0);
+    const leaves = perRouter.slice(1).sort((a, b) => a - b);
     let conns = 0;
     for (const h of bed.hosts) conns += establishedCount(await report(h));
     const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
-    return { n, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu, rssMiB: rss };
+    return { n, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu,
+      hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -197,16 +214,16 @@ async function main(): Promise<void> {
   const { peers } = options;
   const rows: Row[] = [];
   for (const n of sizes) {
-    process.stdout.write(`mesh-convergence: ${n} routers, peers ${peers === 'first' ? 'router 1 only' : 'random'}...\n`);
+    process.stdout.write(`mesh-convergence: ${n} routers, peers ${peers === 'first' ? 'router 1 only' : 'random'}, load average ${loadavg()}...\n`);
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
-      `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s\n`);
+      `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
     rows.push(row);
   }
-  const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'conns/router', 'RSS MiB min', 'median', 'max'];
+  const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'router 1', 'others median', 'conns/router', 'RSS MiB min', 'median', 'max'];
   const lines = rows.map((r) => [
     String(r.n), String(r.readyMs), String(r.listedMs), r.connectedMs === undefined ? '-' : String(r.connectedMs),
-    fmt(r.cpuAtReady), fmt(r.cpuSeconds), fmt(r.meanConns),
+    fmt(r.cpuAtReady), fmt(r.cpuSeconds), fmt(r.hubCpu), fmt(r.leafCpuMedian), fmt(r.meanConns),
     fmt(r.rssMiB[0] ?? 0), fmt(r.rssMiB[Math.floor(r.rssMiB.length / 2)] ?? 0), fmt(r.rssMiB[r.rssMiB.length - 1] ?? 0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

@@ -89,6 +89,7 @@ export class GossipChannel {
   }
 
   private relayGossip(except: PeerName, data: GossipData): void {
+    this.host.routes.ensureRecalculated();
     for (const hop of this.host.routes.randomNeighbours(except)) this.host.senderTo(hop, this.name)?.sendGossip(data);
   }
 }

@@ -67,13 +67,29 @@ export class Routes {
     this.recalculateNow();
   }
 
-  /** Recalculate 100 ms from now unless a recalculation is already due (spec §4.6). */
+  /**
+   * The graph changed: recalculate 100 ms from now unless a recalculation is
+   * already due (spec §4.6). Gossip broadcast trees are dropped at once: they
+   * are computed lazily from the live graph, so a broadcast relayed in the
+   * meantime already follows the connections just made (as Weave's relay does
+   * after its ensureRecalculated) without recomputing every table per message.
+   */
   recalculateSoon(): void {
+    this.broadcastAllCache.clear();
     if (this.pending) return;
     this.pending = this.clock.schedule(ROUTE_RECALCULATION_DELAY_MS, () => {
       this.pending = undefined;
       this.recalculateNow();
     });
+  }
+
+  /**
+   * Apply a recalculation still pending before choosing gossip neighbours
+   * from the unicast table (Weave's ensureRecalculated): a table computed
+   * before the latest topology change misses the peers that change connected.
+   */
+  ensureRecalculated(): void {
+    if (this.pending) this.recalculateNow();
   }
 
   recalculateNow(): void {
