@@ -1,20 +1,26 @@
-// weaveDNS local answers, measured against this process's DnsServer from a
-// second process (so the client does not share the server's event loop):
+// weaveDNS local answers, measured against this process's DnsServers from a
+// second process (so the client does not share the server's event loop), once
+// over each UDP transport (node:dgram, and recvmmsg/sendmmsg batches as the
+// router uses for IPv4), alternating in every round:
 //   throughput  queries/s and p99 latency with 100 queries outstanding over 100 names
 //               (dnsperf, as the issue measured Weave 2.8), for the hot path (plain
 //               queries) and, in the same run, the general dns-packet path (queries
 //               carrying an EDNS cookie option, which only that path answers)
 //   cpu         the server process's CPU (utime+stime from /proc/self/stat) while
 //               answering a fixed 1000 queries/s
-// Each figure is the median of `rounds` rounds. Without dnsperf (Debian package
-// `dnsperf`) a Node client measures throughput only.
+// Each figure is the median of `rounds` rounds. dnsperf's per-query lines go to a
+// file read after it exits, so parsing them costs the server nothing, and its own
+// CPU is printed beside the server's: on 2 cores the two share the machine.
+// Without dnsperf (Debian package `dnsperf`) a Node client measures throughput only.
 //
 //   node dist/bench/dns-bench.js [rounds=3] [seconds=5]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DnsServer, Nameserver } from '../controlplane/dns/index.js';
+import { openNodeDatagramTransport, type OpenDatagramTransport } from '../controlplane/dns/datagram-transport.js';
+import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
 
 const rounds = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 5);
@@ -26,9 +32,9 @@ const COOKIE_OPTION = '10:0102030405060708';
 
 const ns = new Nameserver({ ourName: 1n, isKnownPeer: () => true });
 for (let i = 0; i < NAMES; i++) ns.add(`svc${i}.weave.local.`, `c${i}`, (10 << 24) | (32 << 16) | (i + 1));
-const server = new DnsServer({ names: ns, listenAddress: '127.0.0.1:0' });
-await server.start();
-const { port } = server.address();
+const TRANSPORTS: [string, OpenDatagramTransport][] = [['node:dgram', openNodeDatagramTransport], ['recvmmsg/sendmmsg', openBatchedUdpTransport]];
+const servers = TRANSPORTS.map(([, openUdp]) => new DnsServer({ names: ns, listenAddress: '127.0.0.1:0', openUdp }));
+for (const server of servers) await server.start();
 const dir = mkdtempSync(join(tmpdir(), 'dns-bench-'));
 const queries = join(dir, 'queries');
 writeFileSync(queries, Array.from({ length: NAMES }, (_, i) => `svc${i}.weave.local A\n`).join(''));
@@ -36,7 +42,7 @@ writeFileSync(queries, Array.from({ length: NAMES }, (_, i) => `svc${i}.weave.lo
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-interface Run { qps: number; p99Us: number; cpuPercent: number }
+interface Run { qps: number; p99Us: number; cpuPercent: number; clientCpuPercent: number }
 
 /** CPU seconds this process has used (utime + stime, /proc/self/stat fields 14 and 15). */
 function cpuSeconds(): number {
@@ -46,32 +52,37 @@ function cpuSeconds(): number {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
-/** One dnsperf run; -v lists every query's latency, from which p99 is taken. */
-async function dnsperf(extra: string[]): Promise<Run> {
-  const child = spawn('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), '-v', ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const latencies: number[] = [];
-  let qps = 0;
-  let pending = '';
+/**
+ * One dnsperf run; -v lists every query's latency, from which p99 is taken.
+ * The shell's `times` prints dnsperf's own user and system CPU after it exits.
+ */
+async function dnsperf(port: number, extra: string[]): Promise<Run> {
+  const out = join(dir, 'dnsperf.out');
+  const fd = openSync(out, 'w');
+  const args = ['-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(seconds), '-v', ...extra];
+  const child = spawn('sh', ['-c', 'dnsperf "$@"; times', 'sh', ...args], { stdio: ['ignore', fd, 'ignore'] });
   const cpu0 = cpuSeconds();
   const t0 = process.hrtime.bigint();
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    const lines = (pending + chunk).split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) {
-      if (line.startsWith('> ')) latencies.push(Number(line.slice(line.lastIndexOf(' ') + 1)));
-      else if (line.includes('Queries per second:')) qps = Number(line.split(':')[1]);
-    }
-  });
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const cpuPercent = 100 * (cpuSeconds() - cpu0) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpuPercent = 100 * (cpuSeconds() - cpu0) / wall;
+  closeSync(fd);
+  const latencies: number[] = [];
+  let qps = 0;
+  const lines = readFileSync(out, 'utf8').split('\n');
+  for (const line of lines) {
+    if (line.startsWith('> ')) latencies.push(Number(line.slice(line.lastIndexOf(' ') + 1)));
+    else if (line.includes('Queries per second:')) qps = Number(line.split(':')[1]);
+  }
+  // `times`' last line: the children's user and system time, as 0m1.234s 0m0.567s.
+  const childTimes = [...(lines.filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l)).at(-1) ?? '').matchAll(/(\d+)m([\d.]+)s/g)]
+    .reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
   latencies.sort((a, b) => a - b);
-  return { qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent };
+  return { qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent, clientCpuPercent: 100 * childTimes / wall };
 }
 
 /** Without dnsperf: a Node client keeping INFLIGHT queries outstanding for `seconds`. */
-async function nodeClient(): Promise<Run> {
+async function nodeClient(port: number): Promise<Run> {
   const client = `
 const dgram = require('node:dgram'); const pkt = require('dns-packet');
 const [port, ms, inflight, names] = process.argv.slice(1).map(Number);
@@ -91,41 +102,52 @@ for (let i = 0; i < inflight; i++) send();`;
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const r = JSON.parse(out) as { qps: number; p99: number };
-  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN };
+  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN, clientCpuPercent: NaN };
 }
 
 function report(label: string, runs: Run[], what: 'throughput' | 'cpu'): void {
+  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} %`;
   const figures = what === 'throughput'
-    ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms`
-    : `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} %`;
+    ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms, ${cpu}, dnsperf CPU ${median(runs.map((r) => r.clientCpuPercent)).toFixed(1)} %`
+    : cpu;
   process.stdout.write(`dns ${label}: ${figures} (median of ${runs.length}; rounds ${runs.map((r) => Math.round(what === 'throughput' ? r.qps : r.cpuPercent)).join(' ')})\n`);
 }
+
+interface Runs { hot: Run[]; general: Run[]; cpu: Run[] }
 
 try {
   process.stdout.write(`dns: ${NAMES} names, ${rounds} rounds of ${seconds} s, load average before ${loadavg()}\n`);
   const haveDnsperf = spawnSync('dnsperf', ['-h'], { stdio: 'ignore' }).error === undefined;
-  const hot: Run[] = [];
-  const general: Run[] = [];
-  const cpu: Run[] = [];
+  const runs: Runs[] = TRANSPORTS.map(() => ({ hot: [], general: [], cpu: [] }));
   for (let i = 0; i < rounds; i++) {
-    if (!haveDnsperf) {
-      hot.push(await nodeClient());
-      continue;
+    for (let t = 0; t < TRANSPORTS.length; t++) {
+      const port = servers[t]!.address().port;
+      const r = runs[t]!;
+      if (!haveDnsperf) {
+        r.hot.push(await nodeClient(port));
+        continue;
+      }
+      r.hot.push(await dnsperf(port, ['-q', String(INFLIGHT)]));
+      r.general.push(await dnsperf(port, ['-q', String(INFLIGHT), '-E', COOKIE_OPTION]));
+      r.cpu.push(await dnsperf(port, ['-q', String(INFLIGHT), '-Q', String(CPU_QPS)]));
     }
-    hot.push(await dnsperf(['-q', String(INFLIGHT)]));
-    general.push(await dnsperf(['-q', String(INFLIGHT), '-E', COOKIE_OPTION]));
-    cpu.push(await dnsperf(['-q', String(INFLIGHT), '-Q', String(CPU_QPS)]));
+    process.stdout.write(`dns: round ${i + 1} done, load average ${loadavg()}\n`);
   }
-  report(`hot path, ${INFLIGHT} in flight`, hot, 'throughput');
-  if (haveDnsperf) {
-    report(`general path (EDNS option), ${INFLIGHT} in flight`, general, 'throughput');
-    process.stdout.write(`dns: hot/general throughput ratio ${(median(hot.map((r) => r.qps)) / median(general.map((r) => r.qps))).toFixed(2)}\n`);
-    report(`at ${CPU_QPS} queries/s`, cpu, 'cpu');
-  } else {
-    process.stdout.write('dns: dnsperf not installed (apt-get install dnsperf): no general-path or CPU figures\n');
-  }
-  process.stdout.write(`dns: answered locally ${server.metrics.answeredLocally}, load average after ${loadavg()}\n`);
+  TRANSPORTS.forEach(([name], t) => {
+    const r = runs[t]!;
+    report(`${name}, hot path, ${INFLIGHT} in flight`, r.hot, 'throughput');
+    if (!haveDnsperf) return;
+    report(`${name}, general path (EDNS option), ${INFLIGHT} in flight`, r.general, 'throughput');
+    process.stdout.write(`dns ${name}: hot/general throughput ratio ${(median(r.hot.map((x) => x.qps)) / median(r.general.map((x) => x.qps))).toFixed(2)}\n`);
+    report(`${name}, at ${CPU_QPS} queries/s`, r.cpu, 'cpu');
+  });
+  const ratio = (pick: (r: Run) => number, k: keyof Runs): string =>
+    (median(runs[1]![k].map(pick)) / median(runs[0]![k].map(pick))).toFixed(2);
+  process.stdout.write(`dns: batched/dgram hot-path queries/s ${ratio((r) => r.qps, 'hot')}, p99 ${ratio((r) => r.p99Us, 'hot')}` +
+    (haveDnsperf ? `, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu')}` : '') + '\n');
+  if (!haveDnsperf) process.stdout.write('dns: dnsperf not installed (apt-get install dnsperf): no general-path or CPU figures\n');
+  process.stdout.write(`dns: answered locally ${servers.map((s) => s.metrics.answeredLocally).join(' / ')}, load average after ${loadavg()}\n`);
 } finally {
-  await server.stop();
+  for (const server of servers) await server.stop();
   rmSync(dir, { recursive: true, force: true });
 }

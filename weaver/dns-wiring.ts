@@ -2,6 +2,7 @@
 // the `nameserver` channel, the DNS server on --dns-listen-address, the HTTP
 // routes (wire spec §10.5), and the DNS parts of `weave status`, `/report` and
 // `/metrics`. Unless --no-dns (user surface §4.3).
+import { isIPv4 } from 'node:net';
 import type { HttpApi } from '../controlplane/api/http-app.js';
 import { registerDnsRoutes } from '../controlplane/api/dns-routes.js';
 import type { MetricFamily } from '../controlplane/api/metrics.js';
@@ -9,8 +10,10 @@ import type { ServiceSection } from '../controlplane/api/status-model.js';
 import {
   DnsServer, DnsService, NAMESERVER_CHANNEL, Nameserver, NameserverGossiper, type GossipChannel, type Gossiper,
 } from '../controlplane/dns/index.js';
+import { openNodeDatagramTransport, type OpenDatagramTransport } from '../controlplane/dns/datagram-transport.js';
 import { DnsEntriesFileError, FileDnsEntryStore } from '../controlplane/dns/persistence.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
+import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
 import type { WeaverConfig } from './flags.js';
 import { identIsAlive } from './ipam-wiring.js';
 
@@ -94,6 +97,10 @@ function clockOffsetFromEnv(): number {
   return n;
 }
 
+/** IPv4 listeners batch queries with recvmmsg/sendmmsg; IPv6 ones use node:dgram. */
+const openDnsUdp: OpenDatagramTransport = (host, port) =>
+  isIPv4(host) ? openBatchedUdpTransport(host, port) : openNodeDatagramTransport(host, port);
+
 export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
   const log = opts.log ?? ((): void => {});
   const store = opts.stateDir === undefined ? undefined : new FileDnsEntryStore(opts.stateDir, opts.ourName);
@@ -113,7 +120,7 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
       log(`[dns] ${err.message}`);
     }
   }
-  const server = new DnsServer({ names: nameserver, ...opts.options });
+  const server = new DnsServer({ names: nameserver, ...opts.options, openUdp: openDnsUdp });
   await server.start();
   const gossiper = new NameserverGossiper(nameserver);
   gossiper.attach(opts.mesh.newGossipChannel(NAMESERVER_CHANNEL, gossiper));

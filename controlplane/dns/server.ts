@@ -2,13 +2,15 @@
 // our domain from the nameserver and forwarding the rest upstream
 // (user-surface spec §6.6). Bad input is answered FORMERR or dropped, and
 // counted; it never stops the server.
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIPv6, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
+import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { Rcode, answerLocally, errorResponse, truncateToFit, udpLimit, type NameLookup } from './answer.js';
 import {
   DEFAULT_DOMAIN, DEFAULT_FALLBACK_TIMEOUT_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_TTL_SECONDS,
 } from './constants.js';
+import {
+  openNodeDatagramTransport, type DatagramPeer, type DatagramTransport, type DatagramTransportDrops, type OpenDatagramTransport, type ReceivedDatagrams,
+} from './datagram-transport.js';
 import { normaliseDomain } from './domain.js';
 import { FastAnswerer } from './fast-answer.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
@@ -29,6 +31,8 @@ export interface DnsServerConfig {
   resolvConf?: string;
   /** Port the upstream servers listen on (resolv.conf cannot say; default 53). */
   upstreamPort?: number;
+  /** How the UDP socket is opened (default node:dgram, one datagram at a time). */
+  openUdp?: OpenDatagramTransport;
 }
 
 /** Counters for `/metrics` and tests; every query ends in exactly one outcome. */
@@ -41,9 +45,11 @@ export interface DnsServerMetrics {
   servfail: number;
   formerr: number;
   notimp: number;
-  /** Datagrams/messages too broken to answer (not even a DNS header). */
+  /** Datagrams/messages too broken to answer (not even a DNS header), or larger than the receive buffer. */
   dropped: number;
   truncated: number;
+  /** UDP replies the kernel refused to send (the client retries). */
+  sendFailed: number;
 }
 
 const TCP_IDLE_TIMEOUT_MS = 10_000;
@@ -65,10 +71,12 @@ function encodableName(name: string): boolean {
 }
 
 export class DnsServer {
-  readonly metrics: DnsServerMetrics = {
+  /** What the server itself counts; the UDP transport counts its own drops. */
+  private readonly counts: Omit<DnsServerMetrics, 'sendFailed'> = {
     udpQueries: 0, tcpQueries: 0, answeredLocally: 0, nxdomain: 0, forwarded: 0,
     servfail: 0, formerr: 0, notimp: 0, dropped: 0, truncated: 0,
   };
+  private udpDrops: DatagramTransportDrops = { oversized: 0, sendFailed: 0 };
   readonly domain: string;
   readonly ttl: number;
   private readonly fallbackTimeoutMs: number;
@@ -78,7 +86,8 @@ export class DnsServer {
   private readonly resolvConfPath: string;
   private readonly upstreamPort: number;
   private resolv: ResolvConfWatcher | undefined;
-  private udp: UdpSocket | undefined;
+  private readonly openUdp: OpenDatagramTransport;
+  private udp: DatagramTransport | undefined;
   private tcp: TcpServer | undefined;
   private readonly tcpClients = new Set<TcpSocket>();
   private bound: ListenAddress | undefined;
@@ -92,7 +101,12 @@ export class DnsServer {
     this.requested = parseListenAddress(cfg.listenAddress ?? DEFAULT_LISTEN_ADDRESS);
     this.resolvConfPath = cfg.resolvConf ?? '';
     this.upstreamPort = cfg.upstreamPort ?? 53;
+    this.openUdp = cfg.openUdp ?? openNodeDatagramTransport;
     this.fast = new FastAnswerer(this.names, { domain: this.domain, ttl: this.ttl });
+  }
+
+  get metrics(): DnsServerMetrics {
+    return { ...this.counts, dropped: this.counts.dropped + this.udpDrops.oversized, sendFailed: this.udpDrops.sendFailed };
   }
 
   /** The bound address (after start), e.g. for `GET /dns-address-port`. */
@@ -107,25 +121,12 @@ export class DnsServer {
   }
 
   async start(): Promise<void> {
-    const udp = createSocket(isIPv6(this.requested.host) ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(this.requested.port, this.requested.host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    }).catch((err: Error) => {
+    const udp = await this.openUdp(this.requested.host, this.requested.port).catch((err: Error) => {
       throw new Error(`Unable to start dns server: listen udp ${this.requested.host}:${this.requested.port}: ${err.message}`);
     });
-    const port = udp.address().port;
-    udp.on('error', () => { /* per-datagram send errors must not stop the server */ });
-    udp.on('message', (msg, rinfo) => {
-      this.metrics.udpQueries++;
-      // Local answers are sent synchronously: no promise, no closure per query.
-      const reply = this.answerFast(msg, 'udp');
-      if (reply) udp.send(reply, rinfo.port, rinfo.address);
-      else void this.onUdp(msg, rinfo);
-    });
+    const port = udp.port;
+    this.udpDrops = udp.drops;
+    udp.start((batch) => this.onUdpBatch(batch));
     this.udp = udp;
 
     const tcp = createServer((sock) => this.onTcpConnection(sock));
@@ -138,7 +139,7 @@ export class DnsServer {
         });
       });
     } catch (err) {
-      udp.close();
+      await udp.close();
       this.udp = undefined;
       throw new Error(`Unable to start dns server: listen tcp ${this.requested.host}:${port}: ${(err as Error).message}`);
     }
@@ -155,7 +156,7 @@ export class DnsServer {
     const tcp = this.tcp;
     this.udp = undefined;
     this.tcp = undefined;
-    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    if (udp) await udp.close();
     if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
   }
 
@@ -168,8 +169,8 @@ export class DnsServer {
   private answerFast(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
     const reply = this.fast.answer(msg, transport);
     if (reply) {
-      if ((reply[3]! & 0xf) === Rcode.NXDOMAIN) this.metrics.nxdomain++;
-      else this.metrics.answeredLocally++;
+      if ((reply[3]! & 0xf) === Rcode.NXDOMAIN) this.counts.nxdomain++;
+      else this.counts.answeredLocally++;
     }
     return reply;
   }
@@ -177,7 +178,7 @@ export class DnsServer {
   /** Every query the hot path leaves: decoded with dns-packet, answered locally or forwarded. */
   private async answerGeneral(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     if (msg.length < 12) {
-      this.metrics.dropped++;
+      this.counts.dropped++;
       return undefined;
     }
     const id = msg.readUInt16BE(0);
@@ -185,34 +186,34 @@ export class DnsServer {
     const rd = (flags & 0x0100) !== 0;
     // Responses sent to us are never answered: answering could loop between two servers.
     if ((flags & 0x8000) !== 0) {
-      this.metrics.dropped++;
+      this.counts.dropped++;
       return undefined;
     }
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
     } catch {
-      this.metrics.formerr++;
+      this.counts.formerr++;
       return dnsPacket.encode(errorResponse(id, rd, Rcode.FORMERR));
     }
     const opcode = (flags >> 11) & 0xf;
     if (opcode !== 0) {
-      this.metrics.notimp++;
+      this.counts.notimp++;
       return dnsPacket.encode(errorResponse(id, rd, Rcode.NOTIMP));
     }
     if (query.questions?.length !== 1 || !encodableName(query.questions[0]!.name)) {
-      this.metrics.formerr++;
+      this.counts.formerr++;
       return dnsPacket.encode(errorResponse(id, rd, Rcode.FORMERR));
     }
     const local = answerLocally(query, this.names, { domain: this.domain, ttl: this.ttl });
     if (local) {
-      if (((local.flags ?? 0) & 0xf) === Rcode.NXDOMAIN) this.metrics.nxdomain++;
-      else this.metrics.answeredLocally++;
+      if (((local.flags ?? 0) & 0xf) === Rcode.NXDOMAIN) this.counts.nxdomain++;
+      else this.counts.answeredLocally++;
       try {
         return this.encodeForTransport(withEdns(local, query), query, transport);
       } catch {
         // A gossiped hostname that is not a valid DNS name cannot be encoded.
-        this.metrics.servfail++;
+        this.counts.servfail++;
         return dnsPacket.encode(errorResponse(id, rd, Rcode.SERVFAIL));
       }
     }
@@ -221,29 +222,44 @@ export class DnsServer {
       ? await forward(msg, upstreams, transport, this.fallbackTimeoutMs)
       : undefined;
     if (reply) {
-      this.metrics.forwarded++;
+      this.counts.forwarded++;
       return reply;
     }
-    this.metrics.servfail++;
+    this.counts.servfail++;
     return dnsPacket.encode(errorResponse(id, rd, Rcode.SERVFAIL, query.questions));
   }
 
   private encodeForTransport(response: Packet, query: DecodedPacket, transport: 'udp' | 'tcp'): Buffer {
     if (transport === 'tcp') return dnsPacket.encode(response);
     const { packet, truncated } = truncateToFit(response, udpLimit(query));
-    if (truncated) this.metrics.truncated++;
+    if (truncated) this.counts.truncated++;
     return dnsPacket.encode(packet);
   }
 
-  private async onUdp(msg: Buffer, rinfo: RemoteInfo): Promise<void> {
+  /**
+   * Local answers are queued into the batch synchronously (no promise, no
+   * closure per query); the rest take the general path with a copy of their
+   * query, since the batch's views are reused once this returns.
+   */
+  private onUdpBatch(batch: ReceivedDatagrams): void {
+    for (let i = 0; i < batch.count; i++) {
+      this.counts.udpQueries++;
+      const msg = batch.message(i);
+      const reply = this.answerFast(msg, 'udp');
+      if (reply) batch.reply(i, reply);
+      else void this.onUdp(Buffer.from(msg), batch.sender(i));
+    }
+  }
+
+  private async onUdp(msg: Buffer, from: DatagramPeer): Promise<void> {
     let reply: Buffer | undefined;
     try {
       reply = await this.answerGeneral(msg, 'udp');
     } catch {
-      this.metrics.dropped++;
+      this.counts.dropped++;
       return;
     }
-    if (reply && this.udp) this.udp.send(reply, rinfo.port, rinfo.address, () => { /* a lost reply is the client's retry */ });
+    if (reply && this.udp) this.udp.sendTo(reply, from);
   }
 
   private onTcpConnection(sock: TcpSocket): void {
@@ -265,7 +281,7 @@ export class DnsServer {
   }
 
   private async onTcpMessage(sock: TcpSocket, msg: Buffer): Promise<void> {
-    this.metrics.tcpQueries++;
+    this.counts.tcpQueries++;
     let reply: Buffer | undefined;
     try {
       reply = await this.handle(msg, 'tcp');

@@ -201,6 +201,7 @@ export class MsgBatch {
   /** Slots whose header a receive may have changed (reset before the next receive). */
   private dirty: number;
   private readonly slotViews: Uint8Array[] = [];
+  private readonly nameViews: Uint8Array[] = [];
 
   constructor(readonly count: number, readonly slotSize: number) {
     this.iovBase = count * MMSGHDR_SIZE;
@@ -222,6 +223,7 @@ export class MsgBatch {
       this.view.setBigUint64(iov, BigInt(this.base + this.slotsBase + i * slotSize), true);
       const start = this.slotsBase + i * slotSize;
       this.slotViews.push(this.bytes.subarray(start, start + slotSize));
+      this.nameViews.push(this.bytes.subarray(this.namesBase + i * NAME_SLOT, this.namesBase + i * NAME_SLOT + SOCKADDR_IN_SIZE));
     }
     this.dirty = count;
   }
@@ -264,6 +266,11 @@ export class MsgBatch {
     const n = this.namesBase + i * NAME_SLOT;
     const b = this.bytes;
     return { ip: `${b[n + 4]}.${b[n + 5]}.${b[n + 6]}.${b[n + 7]}`, port: (b[n + 2]! << 8) | b[n + 3]! };
+  }
+
+  /** The IPv4 socket address (sockaddr_in) a datagram in slot `i` came from, as `setSend` takes it. */
+  sourceName(i: number): Uint8Array {
+    return this.nameViews[i]!;
   }
 
   /** Source of slot `i` as one number (IPv4 << 16 | port), for cheap comparison. */

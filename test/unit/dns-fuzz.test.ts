@@ -5,12 +5,14 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { Nameserver } from '../../controlplane/dns/nameserver.js';
 import { DnsServer } from '../../controlplane/dns/server.js';
+import { openNodeDatagramTransport } from '../../controlplane/dns/datagram-transport.js';
+import { openBatchedUdpTransport } from '../../dataplane/sys/batched-udp.js';
 import { dataOf, query, tcpQuery, udpQuery, udpSendAll, waitFor } from './dns-test-support.js';
 
-test('fuzzed datagrams and streams leave the server answering', async () => {
+for (const [transport, openUdp] of [['node:dgram', openNodeDatagramTransport], ['recvmmsg/sendmmsg', openBatchedUdpTransport]] as const) test(`fuzzed datagrams (${transport}) and streams leave the server answering`, async () => {
   const ns = new Nameserver({ ourName: 1n, isKnownPeer: () => true });
   ns.add('web.weave.local.', 'c1', 0x0a200001);
-  const server = new DnsServer({ names: ns, listenAddress: '127.0.0.1:0' });
+  const server = new DnsServer({ names: ns, listenAddress: '127.0.0.1:0', openUdp });
   await server.start();
   const port = server.address().port;
   try {
