@@ -198,7 +198,10 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     }
     await keepBridgeMtu(opts.bridge, datapaths[0]?.mtu ?? opts.mtu);
     // A relaunch with a lower MTU than running containers have (e.g. --mtu given now): bring them down to it.
-    if (datapaths[0]?.overlay === 'fastdp') await opts.lowerHostMtu?.(datapaths[0].mtu);
+    if (datapaths[0]?.overlay === 'fastdp') {
+      const ours = datapaths[0].mtu;
+      await opts.lowerHostMtu?.(ours).catch((err: unknown) => logger.warn(`lowering running containers to MTU ${ours}: ${(err as Error).message}`));
+    }
   } catch (err) {
     await Promise.allSettled(datapaths.map((d) => d.close()));
     if (err instanceof FastdpRequiredError) throw err;

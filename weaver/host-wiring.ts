@@ -195,8 +195,9 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
       }, (err) => logger.warn(`following container veth deletions: ${err.message}`));
     },
     lowerMtu: async (m) => {
-      const reached = await net.lowerMtu(m);
+      const { reached, failed } = await net.lowerMtu(m);
       logger.info(`overlay MTU ${m}: bridge ${bridge} and ${reached} attached container(s) lowered`);
+      for (const f of failed) logger.warn(`cannot lower the MTU of container ${f}; it may send frames larger than ${m} that peers drop`);
     },
     close: () => {
       void hairpin.close();

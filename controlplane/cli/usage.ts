@@ -13,7 +13,8 @@ weave launch        [--password <pass>] [--trusted-subnets <cidr>,...]
                     <peer> ...
 weave connect       [--replace] [<peer> ...]
       forget        <peer> ...
-weave attach        [--without-dns] [--no-multicast-route] [-h <fqdn>] [<addr> ...]
+weave attach        [--without-dns] [--rewrite-hosts] [--add-host=<hostname>:<ip>]
+                    [--no-multicast-route] [-h <fqdn>] [<addr> ...]
                     <container_id> | --netns <path> | --pid <pid>
       detach        [<addr> ...] <container_id> | --netns <path> | --pid <pid>
 weave expose        [<addr> ...] [-h <fqdn>] [--without-masquerade]

@@ -173,18 +173,23 @@ export class HostNetwork {
    * bridge, so containers attached from now on get it, and every attached
    * container (attach, CNI, Docker plugin) with the host end of its veth.
    * Serialised with attach, so a container attached meanwhile is lowered
-   * either by the bridge or here. Returns how many containers it reached.
+   * either by the bridge or here. One container that cannot be changed does
+   * not stop the others: it is named in `failed`.
    */
-  lowerMtu(mtu: number): Promise<number> {
+  lowerMtu(mtu: number): Promise<{ reached: number; failed: string[] }> {
     return this.serial(async () => {
       await lowerBridgeMtu(this.rtnl, this.opts.bridge, mtu);
       const bridge = await this.rtnl.findLink(this.opts.bridge);
-      if (!bridge) return 0;
-      let reached = 0;
+      const out = { reached: 0, failed: [] as string[] };
+      if (!bridge) return out;
       for (const entry of this.endpoints.values()) {
-        if (await lowerEndpointMtu(this.rtnl, entry.target, entry.ifname ?? CONTAINER_IFNAME, bridge.index, mtu)) reached++;
+        try {
+          if (await lowerEndpointMtu(this.rtnl, entry.target, entry.ifname ?? CONTAINER_IFNAME, bridge.index, mtu)) out.reached++;
+        } catch (err) {
+          out.failed.push(`${entry.label}: ${(err as Error).message}`);
+        }
       }
-      return reached;
+      return out;
     });
   }
 
