@@ -15,7 +15,7 @@ import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { containerGone } from './container-gone.js';
-import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
+import { startDns, type RunningDns } from './dns-wiring.js';
 import type { PluginStart, RunningPlugin } from './docker-wiring.js';
 import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
@@ -96,9 +96,8 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
+    // Bad IPAM flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
-    const dnsOptions = dnsOptionsOf(cfg);
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
     // asked for: most of a router's startup time and memory is module code.
     const proxyWiring = cfg.proxy ? await import('./proxy-wiring.js') : undefined;
@@ -140,7 +139,7 @@ async function main(argv: string[]): Promise<void> {
         if (ipamOptions) {
           ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
         }
-        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
+        if (cfg.dns) dns = await startDns({ options: cfg.dns, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },
     });
     phase('mesh, IPAM and DNS');
