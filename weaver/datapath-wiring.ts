@@ -17,7 +17,7 @@ import { bpfDatapath } from '../dataplane/bpf/descriptor.js';
 import { ovsDatapath } from '../dataplane/ovs/descriptor.js';
 import { sleeveDatapath } from '../dataplane/sleeve/descriptor.js';
 import type { WeaverConfig } from './flags.js';
-import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
+import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/connection-policy.js';
 
 /**
@@ -116,6 +116,8 @@ export interface DataPlaneOptions {
   bridge: string;
   /** Overlay MTU from host-wiring. */
   mtu: number;
+  /** --trusted-subnets, built once by the composition root (also the mesh's). */
+  trusted: TrustedSubnets;
   probe?: FastdpProbe;
 }
 
@@ -174,7 +176,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   for (const [o, why] of choice.unavailable) logger.info(`overlay ${o} not used: ${why}`);
   logger.info(`Overlays: ${datapaths.map((d) => `${d.overlay} (${d.kind})`).join(', ')}`);
 
-  const trusted = new TrustedSubnets(config.trustedSubnets);
+  const { trusted } = opts;
   const passwordSet = config.password !== '';
   let router: Router | undefined;
   let updater: ForwardingUpdater | undefined;

@@ -10,6 +10,8 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
+import { startDataPlane } from './datapath-wiring.js';
+import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
@@ -108,6 +110,11 @@ async function main(argv: string[]): Promise<void> {
     phase('flags and identity');
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
     phase('host networking');
+    // Host networking, the data plane and the mesh side by side: the data plane plugs into the
+    // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
+    const trusted = new TrustedSubnets(cfg.trustedSubnets);
+    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, trusted });
+    phase('data plane');
     const targets = initialTargets(cfg, paths.targetsFile, logger);
     mesh = await startMesh({
       identity,
@@ -124,7 +131,8 @@ async function main(argv: string[]): Promise<void> {
           logger.warn(`cannot save short id ${id}: ${(err as Error).message}`);
         }
       },
-      dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu },
+      dataPlane,
+      trusted,
       // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
       // when we (re)connect is what tells us of names and ranges of our previous incarnation.
       beforeConnecting: async (router) => {
