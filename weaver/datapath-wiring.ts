@@ -8,21 +8,25 @@ import type { DatapathCounters, LocalConnection, RouterStatus } from '../control
 import type { OverlayHandler, Router } from '../controlplane/mesh/index.js';
 import { formatPeerName } from '../controlplane/mesh/wire/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
-import type { Datapath, OverlayName } from '../controlplane/router/datapath.js';
+import type { Datapath, DatapathDescriptor, DatapathKind, DatapathOpenOptions, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
 import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
 import { loweringMessage, OverlayMtu } from '../controlplane/router/overlay-mtu.js';
-import { applyIPsecFirewall } from '../dataplane/host/firewall.js';
 import type { IPsec } from '../dataplane/ipsec/index.js';
-import { isNetlinkError, Rtnl } from '../dataplane/netlink/index.js';
-import { OdpConnection } from '../dataplane/ovs/connection.js';
-import { CAPTURE_END, SleeveDatapath } from '../dataplane/sleeve/index.js';
-import { removeCapturePort } from '../dataplane/sleeve/capture.js';
+import { Rtnl } from '../dataplane/netlink/index.js';
+import { bpfDatapath } from '../dataplane/bpf/descriptor.js';
+import { ovsDatapath } from '../dataplane/ovs/descriptor.js';
+import { sleeveDatapath } from '../dataplane/sleeve/descriptor.js';
+import { SleeveDatapath } from '../dataplane/sleeve/datapath.js';
 import type { WeaverConfig } from './flags.js';
-import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
+import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/connection-policy.js';
-import { probeBpfFastdp } from './bpf-probe.js';
-import { teardownBpfFastdp } from '../dataplane/bpf/datapath/index.js';
+
+/**
+ * Every datapath kind (ARCHITECTURE "The datapath registry"): the kernel fast
+ * datapaths in preference order, then the sleeve, always available.
+ */
+export const DATAPATHS: readonly DatapathDescriptor[] = [ovsDatapath, bpfDatapath, sleeveDatapath];
 
 /** What the launch-time probe found out about a kernel fast datapath (ARCHITECTURE "Datapath selection"). */
 export interface FastdpProbe {
@@ -64,18 +68,6 @@ export function chooseDatapaths(flags: Pick<WeaverConfig, 'noFastdp'> & Partial<
 /** ESP in transport mode with AES-GCM adds 34-37 bytes to each VXLAN packet (spec §7.4). */
 export const ESP_OVERHEAD = 37;
 
-export interface FastdpProbeOptions {
-  ourName: PeerName;
-  bridge: string;
-  /** The fastdp overlay MTU (datapath, veth and heartbeat size). */
-  mtu: number;
-  /** Mesh TCP port; VXLAN uses port + 1. */
-  port: number;
-  /** Encrypted connections are possible (a password is set): enable kernel IPsec (spec §7). */
-  ipsec: boolean;
-  logger: Logger;
-}
-
 /**
  * Which kernel fast datapath to use: `ovs`, `bpf`, or unset/`auto` (OVS when
  * the kernel has it, else eBPF). Lets a host with both run the eBPF one, e.g.
@@ -83,41 +75,31 @@ export interface FastdpProbeOptions {
  */
 export const FASTDP_KIND_ENV = 'WEAVE_FASTDP_DATAPATH';
 
-export function fastdpKindWanted(env: NodeJS.ProcessEnv = process.env): 'ovs' | 'bpf' | 'auto' {
+export function fastdpKindWanted(env: NodeJS.ProcessEnv = process.env): DatapathKind | 'auto' {
   const v = (env[FASTDP_KIND_ENV] ?? '').trim().toLowerCase();
   if (v === '' || v === 'auto') return 'auto';
-  if (v === 'ovs' || v === 'bpf') return v;
-  throw new Error(`${FASTDP_KIND_ENV}=${v} is not a fast datapath kind; use ovs, bpf or auto`);
+  const kinds = DATAPATHS.filter((d) => d.overlay === 'fastdp').map((d) => d.kind);
+  const kind = kinds.find((k) => k === v);
+  if (kind !== undefined) return kind;
+  throw new Error(`${FASTDP_KIND_ENV}=${v} is not a fast datapath kind; use ${kinds.join(', ')} or auto`);
 }
 
 /**
- * The kernel fast datapath probe (ARCHITECTURE "Datapath selection"): OVS
- * fastdp when the generic netlink family `ovs_datapath` resolves, i.e. the
- * openvswitch module is loaded; this router does not load kernel modules.
+ * The kernel fast datapath probe (ARCHITECTURE "Datapath selection"): the
+ * first fastdp kind in DATAPATHS whose probe succeeds (only the one named by
+ * WEAVE_FASTDP_DATAPATH when set); else every kind's reason.
  */
-export async function probeFastdp(opts: FastdpProbeOptions): Promise<FastdpProbe> {
+export async function probeFastdp(opts: DatapathOpenOptions): Promise<FastdpProbe> {
   const wanted = fastdpKindWanted();
-  if (wanted === 'bpf') return probeBpfFastdp(opts, `${FASTDP_KIND_ENV}=bpf`);
-  try {
-    (await OdpConnection.open()).close();
-  } catch (err) {
-    // OVS if available, else the eBPF datapath.
-    const ovsReason = isNetlinkError(err, 'ENODEV')
-      ? 'openvswitch kernel module not available; load it with modprobe openvswitch to use fastdp'
-      : `cannot talk to the openvswitch kernel module: ${(err as Error).message}`;
-    if (wanted === 'ovs') return { unavailableReason: `${ovsReason} (${FASTDP_KIND_ENV}=ovs)` };
-    return probeBpfFastdp(opts, ovsReason);
+  const reasons: string[] = [];
+  for (const d of DATAPATHS) {
+    if (d.overlay !== 'fastdp' || (wanted !== 'auto' && d.kind !== wanted)) continue;
+    const probe = await d.probe();
+    if (probe.available) return { create: () => d.open(opts) };
+    reasons.push(probe.reason);
   }
-  return {
-    // The OVS datapath's code is loaded only where the kernel has OVS.
-    create: async () => (await import('../dataplane/ovs/fastdp/index.js')).OvsFastDatapath.open({
-      bridgeName: opts.bridge,
-      mtu: opts.mtu,
-      port: opts.port,
-      log: (m) => opts.logger.warn(m),
-      ...(opts.ipsec ? { ipsec: { ourName: opts.ourName, applyFirewall: applyIPsecFirewall } } : {}),
-    }),
-  };
+  const reason = reasons.join('; ');
+  return { unavailableReason: wanted === 'auto' ? reason : `${reason} (${FASTDP_KIND_ENV}=${wanted})` };
 }
 
 /**
@@ -138,6 +120,8 @@ export interface DataPlaneOptions {
   mtu: number;
   /** Lowers the bridge and every attached container to an MTU (host-wiring); absent: only the datapaths follow. */
   lowerHostMtu?: (mtu: number) => Promise<void>;
+  /** --trusted-subnets, built once by the composition root (also the mesh's). */
+  trusted: TrustedSubnets;
   probe?: FastdpProbe;
 }
 
@@ -162,9 +146,16 @@ export interface RunningDataPlane {
 export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDataPlane> {
   const { config, logger } = opts;
   const mtu = config.noFastdp ? opts.mtu : fastdpMtu(opts.mtu, config);
-  const probe = opts.probe ?? (config.noFastdp
-    ? {}
-    : await probeFastdp({ ourName: opts.ourName, bridge: opts.bridge, mtu, port: config.port, ipsec: config.password !== '', logger }));
+  const openOptions: DatapathOpenOptions = {
+    ourName: opts.ourName,
+    bridge: opts.bridge,
+    mtu,
+    port: config.port,
+    ...(config.host !== '' ? { bindIp: config.host } : {}),
+    ipsec: config.password !== '',
+    log: (m) => logger.warn(m),
+  };
+  const probe = opts.probe ?? (config.noFastdp ? {} : await probeFastdp(openOptions));
   const choice = chooseDatapaths(config, probe);
   const datapaths: Datapath[] = [];
   try {
@@ -179,18 +170,10 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         logger.warn(`Unable to use fastdp: ${reason}; using sleeve only`);
       }
     }
-    const sleeve = await SleeveDatapath.create({
-      ourName: opts.ourName,
-      bridge: opts.bridge,
-      port: config.port,
-      ...(config.host !== '' ? { bindIp: config.host } : {}),
-      mtu: datapaths.length > 0 ? mtu : opts.mtu,
-      lazyWorker: true,
-      log: (m) => logger.warn(m),
-    });
+    const sleeve = await sleeveDatapath.open({ ...openOptions, mtu: datapaths.length > 0 ? mtu : opts.mtu });
     datapaths.push(sleeve);
     // Chaos tests only: SIGUSR2 ends the sleeve's packet worker as a crash would (a thread cannot be killed from outside).
-    if (process.env.WEAVE_TEST_FAULTS === '1') {
+    if (process.env.WEAVE_TEST_FAULTS === '1' && sleeve instanceof SleeveDatapath) {
       process.on('SIGUSR2', () => {
         logger.warn('SIGUSR2 (WEAVE_TEST_FAULTS): ending the sleeve packet worker');
         void sleeve.killWorkerForTest();
@@ -226,7 +209,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     }).catch((err: unknown) => logger.warn(`lowering the overlay MTU to ${decision.to}: ${(err as Error).message}`));
   };
 
-  const trusted = new TrustedSubnets(config.trustedSubnets);
+  const { trusted } = opts;
   const passwordSet = config.password !== '';
   let router: Router | undefined;
   let updater: ForwardingUpdater | undefined;
@@ -335,31 +318,20 @@ function datapathCounters(d: Datapath, logger: Logger): DatapathCounters {
 
 /** The `Interface` line of `weave status` (user-surface spec §2.1): which datapath carries fastdp. */
 function interfaceLabel(datapaths: readonly Datapath[]): string {
-  const fastdp = datapaths.find((d) => d.overlay === 'fastdp');
-  if (fastdp?.kind === 'ovs') return 'datapath (via ODP)';
-  if (fastdp?.kind === 'bpf') return 'vxlan-6784 (via eBPF tc programs)';
-  return `${CAPTURE_END} (via pcap)`;
+  const preferred = datapaths[0]?.kind ?? 'sleeve';
+  return (DATAPATHS.find((d) => d.kind === preferred) ?? sleeveDatapath).interfaceLabel;
 }
 
 /**
- * `weave reset`: remove the data plane's kernel state: the sleeve's capture
- * port, the OVS datapath with its vports and flows (where the kernel has OVS),
- * and every XFRM policy and SA of the encrypted fast datapath (spec §7.1).
- * The IPsec chains go with the firewall table (host teardown).
+ * `weave reset`: remove the data plane's kernel state: each datapath kind's
+ * (the sleeve's capture port, the eBPF programs and pinned maps, the OVS
+ * datapath with its vports and flows where the kernel has OVS), then every
+ * XFRM policy and SA of the encrypted fast datapath (spec §7.1). The IPsec
+ * chains go with the firewall table (host teardown).
  */
 export async function teardownDataPlane(): Promise<void> {
-  const rtnl = Rtnl.open();
-  try {
-    await removeCapturePort(rtnl);
-  } finally {
-    rtnl.close();
-  }
-  await teardownBpfFastdp();
-  try {
-    await (await import('../dataplane/ovs/fastdp/index.js')).teardownFastdp();
-  } catch (err) {
-    if (!isNetlinkError(err, 'ENODEV')) throw err;
-  }
+  // The sleeve first: its capture port hangs on the bridge the kernel datapaths may own.
+  for (const d of [...DATAPATHS].reverse()) await d.teardown();
   let ipsec: IPsec;
   try {
     ipsec = (await import('../dataplane/ipsec/index.js')).IPsec.open();

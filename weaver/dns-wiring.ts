@@ -14,7 +14,6 @@ import { openNodeDatagramTransport, type OpenDatagramTransport } from '../contro
 import { DnsEntriesFileError, FileDnsEntryStore } from '../controlplane/dns/persistence.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
-import type { WeaverConfig } from './flags.js';
 import { identIsAlive } from './ipam-wiring.js';
 
 /** What weaveDNS needs from the mesh router. */
@@ -55,32 +54,6 @@ export interface RunningDns {
   /** The mesh garbage-collected a peer (wire spec §4.7): drop its entries. */
   peerGone(name: PeerName): void;
   close(): Promise<void>;
-}
-
-/** Go duration text as `--dns-fallback-timeout` takes it (`5s`, `500ms`, `1m`), in milliseconds. */
-export function parseDurationMs(flag: string, text: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
-  if (!m) throw new Error(`invalid value "${text}" for --${flag}: expected a duration such as 5s or 500ms`);
-  return Number(m[1]) * units[m[2]];
-}
-
-/** The DNS flags from the router's command line; undefined with --no-dns (user surface §4.3). */
-export function dnsOptionsOf(cfg: WeaverConfig): DnsOptions | undefined {
-  if (cfg.raw.get('no-dns') === true) return undefined;
-  const str = (k: string): string | undefined => {
-    const v = cfg.raw.get(k);
-    return typeof v === 'string' ? v : undefined;
-  };
-  const ttl = str('dns-ttl');
-  const fallback = str('dns-fallback-timeout');
-  return {
-    listenAddress: str('dns-listen-address'),
-    domain: str('dns-domain'),
-    ttl: ttl === undefined ? undefined : Number(ttl),
-    fallbackTimeoutMs: fallback === undefined ? undefined : parseDurationMs('dns-fallback-timeout', fallback),
-    resolvConf: str('resolv-conf'),
-  };
 }
 
 /**

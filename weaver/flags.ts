@@ -10,6 +10,7 @@ import { splitHostPort } from '../controlplane/host-port.js';
 import { parsePeerName } from './peer-name.js';
 import { refusedFlag } from './refused-flags.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
+import type { DnsOptions } from './dns-wiring.js';
 
 export class FlagError extends Error {}
 
@@ -71,6 +72,8 @@ export interface WeaverConfig {
   dockerPlugin: 'off' | 'host' | 'managed';
   /** --proxy: the Docker API proxy (spec §7.1). */
   proxy: boolean;
+  /** The DNS flags; undefined with --no-dns (user surface §4.3). */
+  dns?: DnsOptions;
   /** Every flag as given (last wins), for the startup log line and other services. */
   raw: Map<string, string | boolean | string[]>;
 }
@@ -83,6 +86,14 @@ function parseBool(flag: string, v: string): boolean {
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
   if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
   throw new FlagError(`invalid boolean value "${v}" for --${flag}: use --${flag} or --${flag}=false`);
+}
+
+/** Go duration text as `--dns-fallback-timeout` takes it (`5s`, `500ms`, `1m`), in milliseconds. */
+function parseDurationMs(flag: string, text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new FlagError(`invalid value "${text}" for --${flag}: expected a duration such as 5s or 500ms`);
+  return Number(m[1]) * units[m[2]];
 }
 
 function parseInt10(flag: string, v: string, min: number, max: number): number {
@@ -231,6 +242,12 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     }
   }
   if (peerErrors.length > 0) throw new FlagError(peerErrors.join('\n'));
+  const optional = (k: string): string | undefined => {
+    const v = raw.get(k);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const dnsTtl = optional('dns-ttl');
+  const dnsFallback = optional('dns-fallback-timeout');
 
   return {
     printVersion: bool('version'),
@@ -256,6 +273,13 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
     peers: positional,
     dockerPlugin: bool('plugin-v2') ? 'managed' : bool('plugin') ? 'host' : 'off',
     proxy: bool('proxy'),
+    dns: bool('no-dns') ? undefined : {
+      listenAddress: optional('dns-listen-address'),
+      domain: optional('dns-domain'),
+      ttl: dnsTtl === undefined ? undefined : Number(dnsTtl),
+      fallbackTimeoutMs: dnsFallback === undefined ? undefined : parseDurationMs('dns-fallback-timeout', dnsFallback),
+      resolvConf: optional('resolv-conf'),
+    },
     raw,
   };
 }

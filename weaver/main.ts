@@ -10,12 +10,14 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
+import { startDataPlane } from './datapath-wiring.js';
+import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
 import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
 import { containerGone } from './container-gone.js';
-import { dnsOptionsOf, startDns, type RunningDns } from './dns-wiring.js';
+import { startDns, type RunningDns } from './dns-wiring.js';
 import type { PluginStart, RunningPlugin } from './docker-wiring.js';
 import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
@@ -96,9 +98,8 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    // Bad IPAM/DNS flags stop the router before it touches anything (user surface §4.3).
+    // Bad IPAM flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
-    const dnsOptions = dnsOptionsOf(cfg);
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
     // asked for: most of a router's startup time and memory is module code.
     const proxyWiring = cfg.proxy ? await import('./proxy-wiring.js') : undefined;
@@ -109,6 +110,11 @@ async function main(argv: string[]): Promise<void> {
     phase('flags and identity');
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
     phase('host networking');
+    // Host networking, the data plane and the mesh side by side: the data plane plugs into the
+    // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
+    const trusted = new TrustedSubnets(cfg.trustedSubnets);
+    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, trusted });
+    phase('data plane');
     const targets = initialTargets(cfg, paths.targetsFile, logger);
     mesh = await startMesh({
       identity,
@@ -125,7 +131,8 @@ async function main(argv: string[]): Promise<void> {
           logger.warn(`cannot save short id ${id}: ${(err as Error).message}`);
         }
       },
-      dataPlane: { bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu },
+      dataPlane,
+      trusted,
       // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
       // when we (re)connect is what tells us of names and ranges of our previous incarnation.
       beforeConnecting: async (router) => {
@@ -140,7 +147,7 @@ async function main(argv: string[]): Promise<void> {
         if (ipamOptions) {
           ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
         }
-        if (dnsOptions) dns = await startDns({ options: dnsOptions, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
+        if (cfg.dns) dns = await startDns({ options: cfg.dns, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },
     });
     phase('mesh, IPAM and DNS');

@@ -27,8 +27,8 @@ import { joinHostPort, splitHostPort } from '../controlplane/host-port.js';
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
 import { toRouterStatus, type InboundFailure } from './mesh-status.js';
-import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
-import { startDataPlane, type RunningDataPlane } from './datapath-wiring.js';
+import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
+import type { RunningDataPlane } from './datapath-wiring.js';
 
 /** A TCP connect that has not completed in this time is given up (the maker retries with backoff). */
 export const DIAL_TIMEOUT_MS = 10_000;
@@ -45,8 +45,14 @@ export interface MeshOptions {
   initialTargets: string[];
   /** Called with the whole direct-peer list whenever connect/forget changes it. */
   onTargetsChanged(targets: string[]): void;
-  /** The bridge and MTU host-wiring set up: the data plane plugs into them. Without it the mesh runs control-only. */
-  dataPlane?: { bridge: string; mtu: number; lowerHostMtu?: (mtu: number) => Promise<void> };
+  /**
+   * The data plane the composition root started beside the mesh; the mesh
+   * connects it to the Router and closes it with itself. Without it the mesh
+   * runs control-only.
+   */
+  dataPlane?: RunningDataPlane;
+  /** --trusted-subnets, built once by the composition root (also the data plane's). */
+  trusted: TrustedSubnets;
   /** Our short id may have been reassigned after a collision (spec §4.8): called with the current one. */
   onShortIdsChanged?(ourShortId: number): void;
   /** Registers gossip channels (IPAM, DNS) before any connection is made, as Weave does. */
@@ -123,13 +129,11 @@ class LoggingRouter extends Router {
 /** Start the mesh side of the router: listener, Router, ConnectionMaker. */
 export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const { identity, config, logger } = opts;
-  const trusted = new TrustedSubnets(config.trustedSubnets);
+  const { trusted } = opts;
   const password = config.password === '' ? undefined : new TextEncoder().encode(config.password);
   const meshLogger: MeshLogger = { info: (m) => logger.info(m), warn: (m) => logger.warn(m) };
 
-  const dataPlane: RunningDataPlane | undefined = opts.dataPlane
-    ? await startDataPlane({ ourName: identity.name, config, logger, ...opts.dataPlane })
-    : undefined;
+  const { dataPlane } = opts;
   const router = new LoggingRouter(logger, {
     identity,
     logger: meshLogger,

@@ -120,3 +120,38 @@ export interface Datapath {
   /** Remove all kernel state (`weave reset`). */
   teardown(): Promise<void>;
 }
+
+/** What any datapath kind needs to open on this host (the composition root fills it from the flags). */
+export interface DatapathOpenOptions {
+  ourName: PeerName;
+  /** The bridge containers are attached to. */
+  bridge: string;
+  /** Overlay MTU offered to containers. */
+  mtu: number;
+  /** Mesh TCP port: the sleeve's UDP port; fastdp's VXLAN port is port + 1. */
+  port: number;
+  /** `--host`: the address the sleeve binds, default all. */
+  bindIp?: string;
+  /** A password is set, so connections may be encrypted: kernel datapaths enable IPsec (spec §7). */
+  ipsec: boolean;
+  log: (message: string) => void;
+}
+
+export type DatapathProbe = { available: true } | { available: false; reason: string };
+
+/**
+ * One datapath kind as the composition root sees it (as flannel's backends):
+ * each folder dataplane/<kind>/ exports one. The root loops over them to
+ * choose (probe, open), for `weave reset` (teardown) and for status.
+ */
+export interface DatapathDescriptor {
+  readonly kind: DatapathKind;
+  readonly overlay: OverlayName;
+  /** The `Interface` line of `weave status` when this kind carries its overlay (user-surface spec §2.1). */
+  readonly interfaceLabel: string;
+  /** Can this kernel (and build) run it? If not, why, in words shown per connection in `weave status connections`. */
+  probe(): Promise<DatapathProbe>;
+  open(opts: DatapathOpenOptions): Promise<Datapath>;
+  /** Removes this kind's kernel state in the current namespace without the process that made it (`weave reset`, also after a crash). */
+  teardown(): Promise<void>;
+}

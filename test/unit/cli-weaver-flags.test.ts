@@ -105,3 +105,12 @@ test("weave bridge-type's classification follows Weave's existing-state detectio
   assert.equal(classifyBridge(undefined, 'openvswitch'), undefined);
   assert.equal(classifyBridge('veth', undefined), undefined);
 });
+
+test('DNS flags parse once into the typed config; --no-dns leaves none; a bad duration names the flag', () => {
+  assert.deepEqual(parseWeaverFlags(['--dns-listen-address', '172.17.0.1:53', '--dns-domain=weave.test.', '--dns-ttl', '30', '--dns-fallback-timeout', '500ms'], {}).dns, {
+    listenAddress: '172.17.0.1:53', domain: 'weave.test.', ttl: 30, fallbackTimeoutMs: 500, resolvConf: undefined,
+  });
+  assert.equal(parseWeaverFlags(['--no-dns'], {}).dns, undefined);
+  assert.deepEqual(parseWeaverFlags([], {}).dns, { listenAddress: undefined, domain: undefined, ttl: undefined, fallbackTimeoutMs: undefined, resolvConf: undefined });
+  assert.throws(() => parseWeaverFlags(['--dns-fallback-timeout', '5 seconds'], {}), (e: unknown) => e instanceof FlagError && /--dns-fallback-timeout/.test(e.message));
+});
