@@ -16,7 +16,7 @@ import type { ConfigMapState } from '../../k8s/kube-port.js';
 /** Seed printed on failure so a run can be repeated: WEAVE_FUZZ_SEED=<n>. */
 const seed = Number(process.env.WEAVE_FUZZ_SEED ?? Date.now() % 1_000_000);
 const PER_TARGET = 2_000;
-/** Targets that cost ~1 ms or more per input (fastify's inject, YAML, a file written per input) run fewer. */
+/** Targets that cost ~1 ms or more per input (the API's in-memory inject, YAML, a file written per input) run fewer. */
 const SLOW_TARGETS: Readonly<Record<string, number>> = { 'http-api': 300, 'policy-file': 300, 'state-short-id': 500 };
 
 let suite: FuzzSuite | undefined;
