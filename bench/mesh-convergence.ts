@@ -15,7 +15,7 @@
 //              then router 1's alone and the median of the others'
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--timeout=S] [N ...]
 //   (default sizes: 10 25 50)
 // --weaver runs another build's weaver/main.js (e.g. main's), to compare two builds on the same machine;
 // --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
@@ -29,7 +29,8 @@ import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed 
 
 const DEFAULT_WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
 const API = '127.0.0.1:6784';
-const TIMEOUT_MS = 180_000;
+/** Per measure; --timeout=S raises it for a loaded machine. */
+let timeoutMs = 180_000;
 
 interface RouterReport {
   Peers: { NickName: string }[];
@@ -53,7 +54,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--timeout=S] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -74,6 +75,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
+    else if (a.startsWith('--timeout=') && Number(a.slice('--timeout='.length)) > 0) timeoutMs = Number(a.slice('--timeout='.length)) * 1000;
     else if (a.startsWith('--profile-routers=')) {
       profiled = new Set(a.slice('--profile-routers='.length).split(',').map(Number));
       if ([...profiled].some((i) => !Number.isInteger(i) || i < 1)) throw new Error(`mesh-convergence: bad "${a}" (${USAGE})`);
@@ -152,8 +154,8 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
       }
     }));
     return waiting.size === 0;
-  }, TIMEOUT_MS, 500);
-  if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${TIMEOUT_MS / 1000} s`);
+  }, timeoutMs, 500);
+  if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${timeoutMs / 1000} s`);
   return last;
 }
 

@@ -55,7 +55,7 @@ export class Routes {
   private broadcastAllCache = new Map<PeerName, PeerName[]>();
   private pending: Cancel | undefined;
   /** The established symmetric edges the data-plane routes were last computed from. */
-  private establishedEdges: string | undefined;
+  private establishedEdges: EdgeSet | undefined;
 
   constructor(
     private readonly graph: () => Graph,
@@ -105,9 +105,8 @@ export class Routes {
     // established symmetric edges. Most topology changes while a mesh forms
     // leave those alone; then the data plane keeps its trees and is not told
     // (recomputing its state walks a tree per peer: O(N^3) for a full mesh).
-    const edges = establishedEdgesKey(g);
-    if (edges === this.establishedEdges) return;
-    this.establishedEdges = edges;
+    if (this.establishedEdges && sameEstablishedEdges(g, this.establishedEdges)) return;
+    this.establishedEdges = establishedEdges(g);
     this.broadcastCache.clear();
     this.onChanged();
   }
@@ -192,18 +191,39 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
   return hops.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/**
- * The established symmetric edges of the graph as text. The same set listed
- * in another order gives another key: that only costs one needless refresh.
- */
-function establishedEdgesKey(graph: Graph): string {
-  const parts: string[] = [];
+/** Established symmetric edges: source peer -> remote peers. */
+type EdgeSet = Map<PeerName, Set<PeerName>>;
+
+function establishedEdges(graph: Graph): EdgeSet {
+  const edges: EdgeSet = new Map();
   for (const peer of graph.values()) {
     for (const remote of peer.connections.keys()) {
-      if (edgeUsable(graph, peer, remote, true)) parts.push(`${peer.name.toString(36)}>${remote.toString(36)}`);
+      if (!edgeUsable(graph, peer, remote, true)) continue;
+      let out = edges.get(peer.name);
+      if (!out) edges.set(peer.name, (out = new Set()));
+      out.add(remote);
     }
   }
-  return parts.join(' ');
+  return edges;
+}
+
+/**
+ * Whether the graph's established symmetric edges are exactly `edges`,
+ * checked without building anything: most recalculations while a mesh forms
+ * leave them alone (a connection counts only once both ends confirm it).
+ */
+function sameEstablishedEdges(graph: Graph, edges: EdgeSet): boolean {
+  let count = 0;
+  for (const peer of graph.values()) {
+    for (const remote of peer.connections.keys()) {
+      if (!edgeUsable(graph, peer, remote, true)) continue;
+      if (edges.get(peer.name)?.has(remote) !== true) return false;
+      count++;
+    }
+  }
+  let expected = 0;
+  for (const out of edges.values()) expected += out.size;
+  return count === expected;
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {
