@@ -110,7 +110,7 @@ async function translate<T>(p: Promise<T>): Promise<T> {
 }
 
 /** `--proc-path`, and `<--host-root>/sys` when present: where to write sysctls and bridge-port settings. */
-function hostPathsOf(cfg: WeaverConfig): { proc?: string; sys?: string } {
+export function hostPathsOf(cfg: WeaverConfig): { proc?: string; sys?: string } {
   const proc = cfg.raw.get('proc-path');
   const root = cfg.raw.get('host-root');
   const sys = typeof root === 'string' && root !== '' && existsSync(join(root, 'sys', 'class', 'net')) ? join(root, 'sys') : undefined;
