@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
 import {
   isNetlinkError, openNetns, type ErrnoName, Rtnl, THREAD_NETNS_PATH, withNetns, RT_SCOPE_LINK,
-  type Address, type NetnsHandle,
+  type Address, type Link, type NetnsHandle,
 } from '../netlink/index.js';
 import { findBridge } from './bridge.js';
 import { announceAddresses } from './gratuitous-arp.js';
@@ -283,54 +283,50 @@ export async function detach(target: NetnsTarget, cidrs: readonly string[], ifna
 }
 
 /**
- * Lowers the container's interface and its host end on `bridgeIndex` to `mtu`
- * (never raises either): the overlay follows a neighbour that accepts less
- * (controlplane/router/overlay-mtu.ts). The container end first, so for a
- * moment the host end may take more than the container sends, never the
- * reverse. False when the namespace or interface is gone.
+ * Runs `fn` with a route netlink handle inside the container and its weave
+ * interface: `ifname`, or for the default name any `ethwe<n>` (Docker names a
+ * plugin endpoint so). `gone` when the namespace or the interface is not there.
  */
-export async function lowerEndpointMtu(host: Rtnl, target: NetnsTarget, ifname: string, bridgeIndex: number, mtu: number): Promise<boolean> {
+async function inContainerInterface<T>(target: NetnsTarget, ifname: string, gone: T, fn: (inside: Rtnl, link: Link) => Promise<T>): Promise<T> {
   let handle: NetnsHandle;
   try {
     handle = openTarget(target);
   } catch {
-    return false;
+    return gone;
   }
   const inside = Rtnl.open({ netns: handle });
   try {
     const link = (await inside.findLink(ifname))
       ?? (ifname === CONTAINER_IFNAME ? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME)) : undefined);
-    if (!link) return false;
-    if (link.mtu > mtu) await inside.setMtu(link.index, mtu);
-    const hostEnd = link.parentIndex === undefined ? undefined : await host.findLink(link.parentIndex);
-    if (hostEnd?.kind === 'veth' && hostEnd.masterIndex === bridgeIndex && hostEnd.mtu > mtu) await host.setMtu(hostEnd.index, mtu);
-    return true;
+    return link ? await fn(inside, link) : gone;
   } finally {
     inside.close();
     handle.close();
   }
 }
 
+/**
+ * Lowers the container's interface and its host end on `bridgeIndex` to `mtu`
+ * (never raises either): the overlay follows a neighbour that accepts less
+ * (controlplane/router/overlay-mtu.ts). The container end first, so for a
+ * moment the host end may take more than the container sends, never the
+ * reverse. False when the namespace or interface is gone.
+ */
+export function lowerEndpointMtu(host: Rtnl, target: NetnsTarget, ifname: string, bridgeIndex: number, mtu: number): Promise<boolean> {
+  return inContainerInterface(target, ifname, false, async (inside, link) => {
+    if (link.mtu > mtu) await inside.setMtu(link.index, mtu);
+    const hostEnd = link.parentIndex === undefined ? undefined : await host.findLink(link.parentIndex);
+    if (hostEnd?.kind === 'veth' && hostEnd.masterIndex === bridgeIndex && hostEnd.mtu > mtu) await host.setMtu(hostEnd.index, mtu);
+    return true;
+  });
+}
+
 /** MAC and addresses of the container's ethwe, or undefined if it has none (for `weave ps`). */
-export async function inspectEndpoint(target: NetnsTarget, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo | undefined> {
-  let handle: NetnsHandle;
-  try {
-    handle = openTarget(target);
-  } catch {
-    return undefined;
-  }
-  const inside = Rtnl.open({ netns: handle });
-  try {
-    // `ethwe` from attach; Docker names a plugin endpoint `ethwe<n>`.
-    const ethwe = (await inside.findLink(ifname))
-      ?? (ifname === CONTAINER_IFNAME ? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME)) : undefined);
-    if (!ethwe) return undefined;
+export function inspectEndpoint(target: NetnsTarget, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo | undefined> {
+  return inContainerInterface<EndpointInfo | undefined>(target, ifname, undefined, async (inside, ethwe) => {
     const cidrs = (await inside.listAddresses(ethwe.index)).map(cidrOf);
     const routes = (await inside.listRoutes({ link: ethwe.index }))
       .map((r) => (r.gateway === undefined ? { dst: r.dst } : { dst: r.dst, gateway: r.gateway }));
     return { mac: ethwe.mac ?? '', mtu: ethwe.mtu, cidrs, peerIndex: ethwe.parentIndex, routes };
-  } finally {
-    inside.close();
-    handle.close();
-  }
+  });
 }
