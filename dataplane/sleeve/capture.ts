@@ -2,7 +2,7 @@
 // mode): veth `vethwe-bridge` (a bridge port) <-> `vethwe-pcap`, where the
 // sleeve's AF_PACKET socket sits. Converges an existing pair, so a restarted
 // router reuses it.
-import { withNetns, type Rtnl } from '../netlink/index.js';
+import { Rtnl, withNetns } from '../netlink/index.js';
 import { disableTxOffload } from '../sys/sockets.js';
 import { BRIDGE_PORT_VETH } from '../host/names.js';
 
@@ -35,7 +35,12 @@ export async function ensureCapturePort(rtnl: Rtnl, opts: CapturePortOptions): P
   return pcap.index;
 }
 
-/** Removes the pair (both ends go with one delete). */
-export async function removeCapturePort(rtnl: Rtnl): Promise<void> {
-  if (await rtnl.findLink(BRIDGE_PORT_VETH)) await rtnl.deleteLink(BRIDGE_PORT_VETH);
+/** Removes the pair (both ends go with one delete) from `netns`, the current namespace when omitted. */
+export async function removeCapturePort(netns?: string): Promise<void> {
+  const rtnl = Rtnl.open({ netns });
+  try {
+    if (await rtnl.findLink(BRIDGE_PORT_VETH)) await rtnl.deleteLink(BRIDGE_PORT_VETH);
+  } finally {
+    rtnl.close();
+  }
 }

@@ -292,11 +292,6 @@ export class SleeveDatapath implements Datapath {
 
   async teardown(): Promise<void> {
     await this.close();
-    const rtnl = Rtnl.open({ netns: this.opts.netns });
-    try {
-      await removeCapturePort(rtnl);
-    } finally {
-      rtnl.close();
-    }
+    await removeCapturePort(this.opts.netns);
   }
 }

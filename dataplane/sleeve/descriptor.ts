@@ -1,7 +1,6 @@
 // The sleeve as a datapath kind for the composition root: always available
 // (plain UDP and an AF_PACKET capture port), the fallback overlay.
 import type { DatapathDescriptor } from '../../controlplane/router/datapath.js';
-import { Rtnl } from '../netlink/rtnl.js';
 import { CAPTURE_END, removeCapturePort } from './capture.js';
 import { SleeveDatapath } from './datapath.js';
 
@@ -20,12 +19,5 @@ export const sleeveDatapath: DatapathDescriptor = {
     lazyWorker: true,
     log: opts.log,
   }),
-  teardown: async () => {
-    const rtnl = Rtnl.open();
-    try {
-      await removeCapturePort(rtnl);
-    } finally {
-      rtnl.close();
-    }
-  },
+  teardown: () => removeCapturePort(),
 };
