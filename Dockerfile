@@ -19,7 +19,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends clang llvm libb
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npx tsc -p tsconfig.json && make --no-print-directory bpf && npm prune --omit=dev
+RUN npx tsc -p tsconfig.json && node scripts/bundle-router.mjs && make --no-print-directory bpf && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 # iptables: the FORWARD rules on hosts whose iptables filters (kube-proxy's, Docker's) and the --expect-npc gate.

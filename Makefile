@@ -17,6 +17,7 @@ deps:
 
 build: deps
 	npx tsc -p tsconfig.json
+	$(NODE) scripts/bundle-router.mjs
 	@$(MAKE) --no-print-directory bpf weavewait
 
 bpf: $(BPF_OBJ)

@@ -17,7 +17,7 @@
 //
 //   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--timeout=S] [N ...]
 //   (default sizes: 10 25 50)
-// --weaver runs another build's weaver/main.js (e.g. main's), to compare two builds on the same machine;
+// --weaver runs another build's router/weaver.js or weaver/main.js (e.g. main's), to compare two builds on the same machine;
 // --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
 // leaf) write a V8 CPU profile into DIR when it stops: profiling all of them distorts a run on few cores.
 // Root needed; everything lives in namespaces the bench creates and removes.
@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
 
-const DEFAULT_WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
+const DEFAULT_WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const API = '127.0.0.1:6784';
 /** Per measure; --timeout=S raises it for a loaded machine. */
 let timeoutMs = 180_000;

@@ -11,7 +11,7 @@
 //            container attached on each host and iperf3 TCP between them for
 //            SLEEVE_LOAD_S: both routers' peak RSS during the load
 // Figures are medians over the rounds; the load average is printed with them.
-// STARTUP_BENCH_BASELINE=<another build's dist/weaver/main.js> also runs that
+// STARTUP_BENCH_BASELINE=<another build's dist/router/weaver.js or dist/weaver/main.js> also runs that
 // router in every round (alternating with this one), for before/after
 // figures measured under the same load.
 //
@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
 import { WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
-const WEAVER = fileURLToPath(new URL('../weaver/main.js', import.meta.url));
+const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const API = '127.0.0.1:6784';
 const POLL_S = 0.01;
 const IDLE_BEFORE_RSS_MS = 3000;

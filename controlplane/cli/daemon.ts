@@ -9,8 +9,8 @@ import type { LaunchPlan } from './launch-plan.js';
 import { processAlive, runningPid } from './pid-file.js';
 import { statePaths } from './state-paths.js';
 
-/** dist/controlplane/cli/daemon.js -> dist/weaver/main.js */
-export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/main.js', import.meta.url));
+/** dist/controlplane/cli/daemon.js -> dist/router/weaver.js: the router bundled (scripts/bundle-router.mjs) */
+export const WEAVER_MAIN = fileURLToPath(new URL('../../router/weaver.js', import.meta.url));
 /**
  * Node flags for the router process: a 1 MiB young-generation semi-space
  * (default 16) keeps an idle router's resident set ~15-20 MiB smaller; the

@@ -1,0 +1,67 @@
+// Bundles the router (dist/weaver/main.js, tsc's output) into dist/router/:
+// weaver.js, the chunks it imports at start and one chunk per lazily imported
+// part (the Docker plugin and proxy, the OVS and eBPF datapaths, IPsec, the
+// metrics registry), so a router start compiles a few files instead of ~250
+// modules: module loading was the largest part of exec -> API answering.
+// Run by `make build` after tsc; bin/weaver and `weave launch` run the bundle.
+//
+// External (loaded from node_modules as before): the native addons (koffi,
+// sodium-native) and the packages the router loads only on demand
+// (prom-client on the first scrape, light-my-request for in-process calls).
+// pino is bundled: its only paths that need files beside it (__dirname) are
+// transports running in worker threads, which the router does not use.
+//
+// Modules that find files beside themselves (the BPF objects, the weavewait
+// binaries, the sleeve worker) do it relative to their own URL, so each
+// bundled module's `import.meta.url` is rewritten to its URL in dist/ as tsc
+// laid it out.
+import { build } from 'esbuild';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+const OUT = join(DIST, 'router');
+const EXTERNAL = ['koffi', 'sodium-native', 'prom-client', 'light-my-request'];
+
+/** Rewrites `import.meta.url` in each dist module to the module's own dist URL, computed from the chunk's. */
+const keepModuleUrls = {
+  name: 'keep-module-urls',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      if (!args.path.startsWith(DIST + '/')) return undefined;
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      // Every chunk sits in OUT, so the path from a chunk to the module's dist file is fixed.
+      const fromChunk = relative(OUT, args.path);
+      return {
+        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromChunk)}, import.meta.url).href`),
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
+
+// Chunk names carry content hashes: stale ones from an earlier build would pile up.
+await rm(OUT, { recursive: true, force: true });
+const result = await build({
+  entryPoints: [{ in: join(DIST, 'weaver', 'main.js'), out: 'weaver' }],
+  outdir: OUT,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: EXTERNAL,
+  // CommonJS dependencies bundled into ESM (pino, dns-packet) call require() for Node's built-ins.
+  banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module'; const require = __bundleCreateRequire(import.meta.url);" },
+  sourcemap: true,
+  plugins: [keepModuleUrls],
+  metafile: true,
+  logLevel: 'warning',
+});
+
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'));
+const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
+process.stdout.write(`bundle-router: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), OUT)}\n`);
