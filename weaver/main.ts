@@ -3,7 +3,7 @@
 // APIs, and shuts everything down on SIGTERM/SIGINT.
 import { pino, type Logger } from 'pino';
 import type { HttpApi } from '../controlplane/api/http-app.js';
-import { buildApiServer, listenApi } from '../controlplane/api/server.js';
+import { addServiceRoutes, buildApiServer, listenApi, type ApiKind } from '../controlplane/api/server.js';
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
@@ -21,6 +21,7 @@ import { startDns, type RunningDns } from './dns-wiring.js';
 import type { PluginStart, RunningPlugin } from './docker-wiring.js';
 import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
+import { StartingRouter } from './starting-router.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -72,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
   logger.info({ name: formatPeerName(name), nickname: cfg.nickname, uid: identity.uid.toString() }, 'Our name');
   logger.info(cfg.password === '' ? 'Communication between peers is unencrypted.' : 'Communication between peers via untrusted networks is encrypted.');
 
-  const servers: HttpApi[] = [];
+  const servers: [HttpApi, ApiKind][] = [];
   let mesh: RunningMesh | undefined;
   let hostNet: RunningHostNetwork | undefined;
   let ipam: RunningIpam | undefined;
@@ -85,7 +86,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await plugin?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker plugin'));
-    await Promise.allSettled(servers.map((s) => s.close()));
+    await Promise.allSettled(servers.map(([s]) => s.close()));
     await proxy?.close().catch((err: unknown) => logger.error({ err }, 'closing the Docker API proxy'));
     ipam?.close();
     await dns?.close().catch((err: unknown) => logger.error({ err }, 'closing the DNS server'));
@@ -110,12 +111,45 @@ async function main(argv: string[]): Promise<void> {
     phase('flags and identity');
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
     phase('host networking');
+    const targets = initialTargets(cfg, paths.targetsFile, logger);
+    // The API listens before the data plane loads (most of a start): until everything below
+    // runs, the status views answer 503 with what is known, other unknown paths 503 too.
+    const starting = new StartingRouter(name, identity.nickName, cfg, targets);
+    const services: ApiServices = {
+      router: starting,
+      version: WEAVE_VERSION,
+      host: hostNet.control,
+      summarySections: () => [ipam?.summarySection(), dns?.summarySection(), plugin?.summarySection()].filter((s) => s !== undefined),
+      reportServices: () => ({
+        ...(ipam ? { IPAM: ipam.reportSection() } : {}),
+        ...(dns ? { DNS: dns.reportSection() } : {}),
+        ...(plugin ? { Plugin: plugin.reportSection() } : {}),
+      }),
+      metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? []), ...(plugin?.metrics() ?? [])],
+    };
+    const listeners: [string, ApiKind][] = [
+      [cfg.httpAddr, 'control'],
+      [cfg.statusAddr, 'status'],
+      [cfg.metricsAddr, 'metrics'],
+    ];
+    for (const [addr, kind] of listeners) {
+      if (addr === '') continue;
+      const app = buildApiServer(services, kind);
+      app.starting = true;
+      try {
+        await listenApi(app, addr);
+      } catch (err) {
+        throw new Error(`Unable to create http listener socket: ${(err as Error).message}`);
+      }
+      servers.push([app, kind]);
+      logger.info({ addr, kind }, 'Listening for HTTP');
+    }
+    phase('HTTP API listening');
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
     const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, trusted });
     phase('data plane');
-    const targets = initialTargets(cfg, paths.targetsFile, logger);
     mesh = await startMesh({
       identity,
       config: cfg,
@@ -160,17 +194,17 @@ async function main(argv: string[]): Promise<void> {
       if ('off' in p) logger.info(`Docker API proxy is off: ${p.off}`);
       else proxy = p;
     }
-    const services: ApiServices = {
-      router: mesh,
-      version: WEAVE_VERSION,
-      host: hostNet.control,
-      summarySections: () => [ipam?.summarySection(), dns?.summarySection(), plugin?.summarySection()].filter((s) => s !== undefined),
-      reportServices: () => ({
-        ...(ipam ? { IPAM: ipam.reportSection() } : {}),
-        ...(dns ? { DNS: dns.reportSection() } : {}),
-        ...(plugin ? { Plugin: plugin.reportSection() } : {}),
-      }),
-      metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? []), ...(plugin?.metrics() ?? [])],
+    // Before the router is ready: `weave launch` returns once /status answers 2xx (spec §1.1
+    // step 14), and by then the plugin serves and the `weave` network exists.
+    const started: PluginStart = cfg.dockerPlugin !== 'off'
+      ? await (await import('./docker-wiring.js')).startDockerPlugin({
+        config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
+      })
+      : { off: 'not requested (--plugin is off)' };
+    if ('running' in started) plugin = started.running;
+    else logger.info(`Docker plugin is off: ${started.off}`);
+    phase('proxy and Docker plugin');
+    const serviceRoutes: Pick<ApiServices, 'serviceStatus' | 'registerControlRoutes'> = {
       serviceStatus: {
         ...(ipamNow ? { ipam: () => ipamNow.statusText() } : {}),
         ...(dnsNow ? { dns: () => dnsNow.service.statusText() } : {}),
@@ -181,37 +215,16 @@ async function main(argv: string[]): Promise<void> {
         proxy?.registerRoutes(app);
       },
     };
-    // Before the API answers: `weave launch` returns once /status does (spec §1.1 step 14), and
-    // by then the plugin serves and the `weave` network exists.
-    const started: PluginStart = cfg.dockerPlugin !== 'off'
-      ? await (await import('./docker-wiring.js')).startDockerPlugin({
-        config: cfg, env: process.env, hostNet, ipam, dns, ourName: name, log, warn: (m) => logger.warn(m),
-      })
-      : { off: 'not requested (--plugin is off)' };
-    if ('running' in started) plugin = started.running;
-    else logger.info(`Docker plugin is off: ${started.off}`);
-    phase('proxy and Docker plugin');
-    const listeners: [string, 'control' | 'status' | 'metrics'][] = [
-      [cfg.httpAddr, 'control'],
-      [cfg.statusAddr, 'status'],
-      [cfg.metricsAddr, 'metrics'],
-    ];
-    for (const [addr, kind] of listeners) {
-      if (addr === '') continue;
-      const app = buildApiServer(services, kind);
-      try {
-        await listenApi(app, addr);
-      } catch (err) {
-        throw new Error(`Unable to create http listener socket: ${(err as Error).message}`);
-      }
-      servers.push(app);
-      logger.info({ addr, kind }, 'Listening for HTTP');
+    for (const [app, kind] of servers) {
+      addServiceRoutes(app, serviceRoutes, kind);
+      app.starting = false;
     }
-    phase('HTTP API listening');
+    starting.started(running);
+    phase('ready');
   } catch (err) {
     logger.fatal((err as Error).message);
     await plugin?.close().catch(() => undefined);
-    await Promise.allSettled(servers.map((s) => s.close()));
+    await Promise.allSettled(servers.map(([s]) => s.close()));
     await proxy?.close().catch(() => undefined);
     ipam?.close();
     await dns?.close().catch(() => undefined);

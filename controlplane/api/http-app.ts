@@ -25,6 +25,7 @@ export const MAX_PARAM_LENGTH = 100;
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 const TEXT = 'text/plain; charset=utf-8';
 const NOT_FOUND_BODY = '404 page not found\n';
+const STARTING_BODY = 'the router is starting\n';
 
 export type RouteParams = Record<string, string | undefined>;
 
@@ -122,6 +123,11 @@ export interface InjectResponse {
 export class HttpApi {
   private readonly routes = new Map<string, Route[]>();
   readonly server: Server;
+  /**
+   * Set while the router is starting: its services' routes are not all
+   * registered yet, so an unknown path answers 503 (try again) instead of 404.
+   */
+  starting = false;
 
   constructor() {
     this.server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => void this.handle(req, res));
@@ -195,7 +201,8 @@ export class HttpApi {
     try {
       const m = this.match(method, url);
       if (m === undefined) {
-        reply.code(404).type(TEXT).send(NOT_FOUND_BODY);
+        if (this.starting) reply.code(503).type(TEXT).send(STARTING_BODY);
+        else reply.code(404).type(TEXT).send(NOT_FOUND_BODY);
         return;
       }
       if ('status' in m) {

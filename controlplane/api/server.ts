@@ -44,9 +44,6 @@ function registerReadOnly(app: HttpApi, services: ApiServices): void {
   app.get('/status/targets', statusView(services, renderTargets));
   app.get('/status/connections', statusView(services, renderConnections));
   app.get('/status/peers', statusView(services, renderPeers));
-  for (const [service, render] of Object.entries(services.serviceStatus ?? {})) {
-    app.get(`/status/${service}`, (_req, reply) => sendText(reply, 200, render()));
-  }
   app.get('/report', (req, reply) => {
     const report = buildReport(services.router.status(), services.version, services.reportServices?.() ?? {});
     const formats = formValues(req, 'format');
@@ -108,9 +105,23 @@ export function buildApiServer(services: ApiServices, kind: ApiKind): HttpApi {
   if (kind === 'control') {
     registerRouterControl(app, services);
     if (services.host) registerHostRoutes(app, services.host);
-    services.registerControlRoutes?.(app);
   }
+  addServiceRoutes(app, services, kind);
   return app;
+}
+
+/**
+ * The routes of the services beside the router (IPAM, DNS, the proxy):
+ * `/status/<service>` and their control routes. buildApiServer adds those it
+ * is given; a router whose API listens before those services run adds them
+ * here once they do.
+ */
+export function addServiceRoutes(app: HttpApi, services: Pick<ApiServices, 'serviceStatus' | 'registerControlRoutes'>, kind: ApiKind): void {
+  if (kind === 'metrics') return;
+  for (const [service, render] of Object.entries(services.serviceStatus ?? {})) {
+    app.get(`/status/${service}`, (_req, reply) => sendText(reply, 200, render()));
+  }
+  if (kind === 'control') services.registerControlRoutes?.(app);
 }
 
 /** Listen address `host:port`, or an absolute unix socket path (wire spec §10.1). */

@@ -1,7 +1,9 @@
 // HTTP API routes (user-surface spec §5.1, wire spec §10) through the server's inject.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildApiServer } from '../../controlplane/api/server.js';
+import { addServiceRoutes, buildApiServer } from '../../controlplane/api/server.js';
+import { parseWeaverFlags } from '../../weaver/flags.js';
+import { StartingRouter } from '../../weaver/starting-router.js';
 import type { ApiServices, RouterControl } from '../../controlplane/api/router-control.js';
 import type { RouterStatus } from '../../controlplane/api/status-model.js';
 
@@ -133,4 +135,29 @@ test('/status/ipam and /status/dns answer on the status port as on the control p
   const noIpam = buildApiServer({ ...services(fakeRouter()), serviceStatus: { dns: () => 'dns\n' } }, 'status');
   assert.equal((await noIpam.inject({ url: '/status/ipam' })).statusCode, 404);
   assert.equal((await buildApiServer(withServices, 'metrics').inject({ url: '/status/ipam' })).statusCode, 404, 'the metrics port serves only /metrics');
+});
+
+test('a starting router: status views 503 with our name and targets, other paths 503 until its services are added, /connect queued for the mesh', async () => {
+  const cfg = parseWeaverFlags(['--nickname', 'h9', '10.0.0.7'], {});
+  const starting = new StartingRouter(0x8a3e3e3e3e3en, 'h9', cfg, ['10.0.0.7']);
+  const app = buildApiServer({ router: starting, version: '2.8.1' }, 'control');
+  app.starting = true;
+  const status = await app.inject({ url: '/status' });
+  assert.equal(status.statusCode, 503);
+  assert.match(status.body, /Name: 8a:3e:3e:3e:3e:3e\(h9\)/);
+  assert.equal((await app.inject({ url: '/status/targets' })).body, '10.0.0.7\n');
+  const ipamEarly = await app.inject({ url: '/status/ipam' });
+  assert.equal(ipamEarly.statusCode, 503, 'a service route not added yet is "starting", not 404');
+  assert.equal((await app.inject({ method: 'POST', url: '/connect?peer=10.0.0.8' })).statusCode, 200);
+
+  const mesh = fakeRouter(true);
+  addServiceRoutes(app, { serviceStatus: { ipam: () => 'ring\n' } }, 'control');
+  app.starting = false;
+  starting.started(mesh);
+  assert.deepEqual(mesh.calls, ['connect 10.0.0.8 replace=false'], 'the peer asked for while starting reaches the mesh');
+  assert.equal((await app.inject({ url: '/status' })).statusCode, 200);
+  assert.equal((await app.inject({ url: '/status/ipam' })).body, 'ring\n');
+  assert.equal((await app.inject({ url: '/nowhere' })).statusCode, 404);
+  starting.forget(['10.0.0.8']);
+  assert.deepEqual(mesh.calls.at(-1), 'forget 10.0.0.8');
 });
