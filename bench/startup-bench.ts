@@ -13,7 +13,9 @@
 // Figures are medians over the rounds; the load average is printed with them.
 // STARTUP_BENCH_BASELINE=<another build's dist/router/weaver.js or dist/weaver/main.js> also runs that
 // router in every round (alternating with this one), for before/after
-// figures measured under the same load.
+// figures measured under the same load. STARTUP_BENCH_NODE_FLAGS="<flags>"
+// adds Node/V8 flags to this build's router (not the baseline's): with the
+// same build as baseline, an A/B of those flags.
 //
 //   node dist/bench/startup-bench.js [rounds=3] [router flags...]
 // Root needed; everything lives in namespaces the bench creates and removes.
@@ -31,6 +33,7 @@ const ROUND_TIMEOUT_S = 60;
 const SLEEVE_LOAD_S = 5;
 const RSS_SAMPLE_MS = 250;
 const BASELINE = process.env.STARTUP_BENCH_BASELINE;
+const NODE_FLAGS = (process.env.STARTUP_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 
 const rounds = Number(process.argv[2] ?? 3);
 const extraFlags = process.argv.slice(3);
@@ -43,10 +46,10 @@ function rssMiB(pid: number): number {
   return Number(kb[1]) / 1024;
 }
 
-function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags): SpawnedProcess {
+function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags, nodeFlags: readonly string[] = []): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
   return h.spawn(process.execPath, [
-    ...WEAVER_NODE_FLAGS, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers,
+    ...WEAVER_NODE_FLAGS, ...nodeFlags, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers,
   ]);
 }
 
@@ -65,10 +68,10 @@ interface Figures {
 const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), rss: [] });
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
-async function round(h1: Host, h2: Host, stateDir: string, weaver: string, into: Figures): Promise<void> {
+async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
   const poller = h2.run(pollScript());
   const t0 = Date.now();
-  const router = startRouter(h2, stateDir, [h1.address], weaver);
+  const router = startRouter(h2, stateDir, [h1.address], weaver, extraFlags, nodeFlags);
   try {
     const polled = await poller;
     if (polled.code !== 0) throw new Error(`startup-bench: round timed out (${polled.code}):\n${router.output().split('\n').slice(-15).join('\n')}`);
@@ -101,8 +104,8 @@ async function attach(h: Host): Promise<Container> {
 /** Both routers on the sleeve alone, iperf3 TCP between containers: peak RSS of each router while it runs. */
 async function sleeveLoad(h1: Host, h2: Host): Promise<void> {
   const flags = [...extraFlags, '--no-fastdp'];
-  const r1 = startRouter(h1, join(h1.dir, 'state-sleeve'), [], WEAVER, flags);
-  const r2 = startRouter(h2, join(h2.dir, 'state-sleeve'), [h1.address], WEAVER, flags);
+  const r1 = startRouter(h1, join(h1.dir, 'state-sleeve'), [], WEAVER, flags, NODE_FLAGS);
+  const r2 = startRouter(h2, join(h2.dir, 'state-sleeve'), [h1.address], WEAVER, flags, NODE_FLAGS);
   try {
     const polled = await h2.run(pollScript());
     if (polled.code !== 0) throw new Error(`startup-bench: sleeve routers did not connect (${polled.code}):\n${r2.output().split('\n').slice(-15).join('\n')}`);
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
     process.stderr.write('startup-bench: needs root (it creates network namespaces)\n');
     process.exit(1);
   }
-  process.stdout.write(`startup: ${rounds} rounds, load average before ${loadavg()}\n`);
+  process.stdout.write(`startup: ${rounds} rounds, load average before ${loadavg()}${NODE_FLAGS.length > 0 ? `; new build with ${NODE_FLAGS.join(' ')}` : ''}\n`);
   const bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
   const [h1, h2] = [bed.host(1), bed.host(2)];
   const anchor = startRouter(h1, join(h1.dir, 'state'), []);
@@ -167,10 +170,10 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < rounds; i++) {
       // Alternate which build goes first, so neither always meets the machine in the same state.
-      const order: [string, string, Figures][] = [['new', WEAVER, ours]];
-      if (BASELINE) order.splice(i % 2, 0, ['baseline', BASELINE, baseline]);
-      for (const [label, weaver, into] of order) {
-        await round(h1, h2, join(h2.dir, `state-${label}-${i}`), weaver, into);
+      const order: [string, string, readonly string[], Figures][] = [['new', WEAVER, NODE_FLAGS, ours]];
+      if (BASELINE) order.splice(i % 2, 0, ['baseline', BASELINE, [], baseline]);
+      for (const [label, weaver, nodeFlags, into] of order) {
+        await round(h1, h2, join(h2.dir, `state-${label}-${i}`), weaver, nodeFlags, into);
         rss1.push(rssMiB(anchor.pid));
         process.stdout.write(`startup: round ${i + 1} ${label}: api ${into.api.at(-1)} ms, established ${into.established.at(-1)} ms, RSS h1 ${rss1.at(-1)!.toFixed(1)} MiB, h2 ${into.rss.at(-1)!.toFixed(1)} MiB; load ${loadavg()}\n`);
       }

@@ -16,7 +16,7 @@
 // bundled module's `import.meta.url` is rewritten to its URL in dist/ as tsc
 // laid it out.
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,8 +43,6 @@ const keepModuleUrls = {
   },
 };
 
-// Chunk names carry content hashes: stale ones from an earlier build would pile up.
-await rm(OUT, { recursive: true, force: true });
 const result = await build({
   entryPoints: [{ in: join(DIST, 'weaver', 'main.js'), out: 'weaver' }],
   outdir: OUT,
@@ -62,6 +60,12 @@ const result = await build({
   logLevel: 'warning',
 });
 
+// Chunk names carry content hashes: remove those of earlier builds (after writing, so a router
+// started meanwhile still finds every file it imports).
+const written = new Set(Object.keys(result.metafile.outputs).map((f) => resolve(f)));
+for (const f of await readdir(OUT)) {
+  if (!written.has(join(OUT, f))) await rm(join(OUT, f), { force: true });
+}
 const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'));
 const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
 process.stdout.write(`bundle-router: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), OUT)}\n`);
