@@ -133,17 +133,23 @@ function defaultObjectDir(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bpf');
 }
 
+/** The object file each program is compiled into. */
+const PROGRAM_OBJECTS: Readonly<Record<string, string>> = {
+  [FROM_CONTAINER]: 'from-container.bpf.o',
+  [FROM_HOST]: 'from-container.bpf.o',
+  [FROM_SLEEVE]: 'from-container.bpf.o',
+  [FROM_TUNNEL]: 'from-tunnel.bpf.o',
+  [FROM_UNDERLAY]: 'from-underlay.bpf.o',
+};
+
 class LoadedObject {
-  private constructor(private obj: unknown, private readonly progFds: ReadonlyMap<string, number>, readonly mapFds: Partial<Record<MapName, number>>) {}
+  private constructor(private obj: unknown, readonly progFds: ReadonlyMap<string, number>, readonly mapFds: Partial<Record<MapName, number>>) {}
 
-  /** The fd of one of the programs this object was loaded with. */
-  progFd(program: string): number {
-    const fd = this.progFds.get(program);
-    if (fd === undefined) throw new Error(`program ${program} was not loaded from this object`);
-    return fd;
-  }
-
-  static load(path: string, programs: readonly string[], pinDir: string, onReplaced: (name: string, why: string) => void): LoadedObject {
+  /**
+   * Opens `path` with only `programs` to be loaded (none: the load creates or
+   * reuses the pinned maps and nothing else) and loads it on a worker thread.
+   */
+  static async load(path: string, programs: readonly string[], pinDir: string, onReplaced: (name: string, why: string) => void): Promise<LoadedObject> {
     if (!existsSync(path)) throw new Error(`BPF object ${path} not found; build it with \`make bpf\``);
     const obj = c.objectOpenFile(path, null);
     if (!obj) throw new Error(`open BPF object ${path} failed (errno ${c.lastErrno()})`);
@@ -160,14 +166,17 @@ class LoadedObject {
         maps.push([name, m]);
       }
       const progs: [string, unknown][] = [];
-      for (const program of programs) {
-        const prog = c.objectFindProgram(obj, program);
-        if (!prog) throw new Error(`program ${program} missing from ${path}; rebuild it with \`make bpf\``);
+      for (let prog = c.objectNextProgram(obj, null); prog; prog = c.objectNextProgram(obj, prog)) {
+        const wanted = programs.includes(c.programName(prog));
+        c.programSetAutoload(prog, wanted);
+        if (!wanted) continue;
         // SEC("tc") implies it, but set it explicitly: older libbpf needs it.
         c.programSetType(prog, c.BPF_PROG_TYPE_SCHED_CLS);
-        progs.push([program, prog]);
+        progs.push([c.programName(prog), prog]);
       }
-      const rc = c.objectLoad(obj);
+      const missing = programs.filter((p) => !progs.some(([name]) => name === p));
+      if (missing.length > 0) throw new Error(`program ${missing.join(', ')} missing from ${path}; rebuild it with \`make bpf\``);
+      const rc = await c.objectLoadAsync(obj);
       if (rc !== 0) {
         throw new Error(`load ${path} failed (errno ${-rc}); if the pinned maps in ${pinDir} come from an incompatible build, remove that directory; set WEAVE_BPF_DEBUG=1 for the verifier log`);
       }
@@ -182,6 +191,50 @@ class LoadedObject {
   close(): void {
     if (this.obj) c.objectClose(this.obj);
     this.obj = null;
+  }
+}
+
+/**
+ * Every program, each loaded as an object of its own: the verifier checks one
+ * program at a time within a load, so separate loads on worker threads verify
+ * them side by side (most of opening the datapath). The maps are created and
+ * pinned first, by a load without programs, so the program loads all reuse
+ * the same pinned maps instead of racing to create them.
+ */
+class LoadedPrograms {
+  private constructor(private readonly maps: LoadedObject, private readonly objects: ReadonlyMap<string, LoadedObject>) {}
+
+  static async load(objectDir: string, pinDir: string, onReplaced: (name: string, why: string) => void): Promise<LoadedPrograms> {
+    const maps = await LoadedObject.load(join(objectDir, PROGRAM_OBJECTS[FROM_CONTAINER]!), [], pinDir, onReplaced);
+    const programs = Object.entries(PROGRAM_OBJECTS);
+    const loads = await Promise.allSettled(programs.map(([program, file]) => LoadedObject.load(join(objectDir, file), [program], pinDir, onReplaced)));
+    const objects = new Map<string, LoadedObject>();
+    loads.forEach((r, i) => {
+      if (r.status === 'fulfilled') objects.set(programs[i]![0], r.value);
+    });
+    const failed = loads.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      for (const obj of objects.values()) obj.close();
+      maps.close();
+      throw failed.reason;
+    }
+    return new LoadedPrograms(maps, objects);
+  }
+
+  /** The pinned maps' fds (owned by the maps' object). */
+  get mapFds(): Partial<Record<MapName, number>> {
+    return this.maps.mapFds;
+  }
+
+  progFd(program: string): number {
+    const fd = this.objects.get(program)?.progFds.get(program);
+    if (fd === undefined) throw new Error(`program ${program} is not loaded`);
+    return fd;
+  }
+
+  close(): void {
+    for (const obj of this.objects.values()) obj.close();
+    this.maps.close();
   }
 }
 
@@ -246,11 +299,11 @@ export async function detachUnderlayHooks(netns?: string): Promise<void> {
 }
 
 /** Each role's program and hook: the host's frames are seen leaving the bridge device (tc egress). */
-function attachPort(ifindex: number, role: PortRole, obj: LoadedObject, what: string): void {
+function attachPort(ifindex: number, role: PortRole, programs: LoadedPrograms, what: string): void {
   switch (role) {
-    case 'container': return attachIngress(ifindex, obj.progFd(FROM_CONTAINER), what);
-    case 'host': return attachIngress(ifindex, obj.progFd(FROM_HOST), what, BPF_TC_EGRESS);
-    case 'sleeve': return attachIngress(ifindex, obj.progFd(FROM_SLEEVE), what);
+    case 'container': return attachIngress(ifindex, programs.progFd(FROM_CONTAINER), what);
+    case 'host': return attachIngress(ifindex, programs.progFd(FROM_HOST), what, BPF_TC_EGRESS);
+    case 'sleeve': return attachIngress(ifindex, programs.progFd(FROM_SLEEVE), what);
   }
 }
 
@@ -267,9 +320,7 @@ export class BpfFastDatapath {
 
   private constructor(
     private readonly opts: Required<Omit<BpfFastDatapathOptions, 'netns' | 'log' | 'macAgeingSec'>> & { netns?: string },
-    private readonly fromContainer: LoadedObject,
-    private readonly fromTunnel: LoadedObject,
-    private readonly fromUnderlay: LoadedObject,
+    private readonly programs: LoadedPrograms,
     readonly maps: DatapathMaps,
     readonly tunnelIfindex: number,
     /** Deletes the remote MACs not seen for the ageing time, every few seconds while open. */
@@ -299,34 +350,23 @@ export class BpfFastDatapath {
       log(`eBPF fastdp: pinned map ${join(opts.pinDir, name)} is from another build (${why}); replaced by a new one`);
     };
     const tunnelIfindex = await ensureTunnelDevice({ name: opts.tunnelDevice, port: opts.vxlanPort, netns: opts.netns });
-    const loaded: LoadedObject[] = [];
-    const load = (file: string, programs: readonly string[]): LoadedObject => {
-      const obj = LoadedObject.load(join(opts.objectDir, file), programs, opts.pinDir, onReplaced);
-      loaded.push(obj);
-      return obj;
-    };
-    let fc: LoadedObject, ft: LoadedObject, fu: LoadedObject;
-    try {
-      fc = load('from-container.bpf.o', [FROM_CONTAINER, FROM_HOST, FROM_SLEEVE]);
-      ft = load('from-tunnel.bpf.o', [FROM_TUNNEL]);
-      fu = load('from-underlay.bpf.o', [FROM_UNDERLAY]);
-    } catch (e) {
-      for (const obj of loaded) obj.close();
-      throw e;
-    }
+    const programs = await LoadedPrograms.load(opts.objectDir, opts.pinDir, onReplaced);
     const fds = {} as Record<MapName, number>;
     for (const name of MAP_NAMES) {
-      const fd = loaded.map((obj) => obj.mapFds[name]).find((f) => f !== undefined);
-      if (fd === undefined) throw new Error(`map ${name} is in none of the BPF objects`);
+      const fd = programs.mapFds[name];
+      if (fd === undefined) {
+        programs.close();
+        throw new Error(`map ${name} is not in ${join(opts.objectDir, PROGRAM_OBJECTS[FROM_CONTAINER]!)}`);
+      }
       fds[name] = fd;
     }
     const maps = new DatapathMaps(fds);
     const ageing = new LearnedMacAgeing(maps, options.macAgeingSec ?? DEFAULT_MAC_AGEING_SEC, (e) => log(`eBPF fastdp: ageing learned MACs: ${e.message}`));
-    const dp = new BpfFastDatapath(opts, fc, ft, fu, maps, tunnelIfindex, ageing.start());
+    const dp = new BpfFastDatapath(opts, programs, maps, tunnelIfindex, ageing.start());
     dp.replacedPins = replaced;
     // Config first, then the tunnel hook: a frame never meets a half-set datapath.
     dp.writeConfig();
-    dp.inNetns(() => attachIngress(tunnelIfindex, ft.progFd(FROM_TUNNEL), `tunnel device ${opts.tunnelDevice}`));
+    dp.inNetns(() => attachIngress(tunnelIfindex, programs.progFd(FROM_TUNNEL), `tunnel device ${opts.tunnelDevice}`));
     return dp;
   }
 
@@ -429,7 +469,7 @@ export class BpfFastDatapath {
         const was = this.attached.get(p.ifname);
         // A port that changed role (or index) leaves its old hook first.
         if (was && (was.role !== role || was.ifindex !== ifindex)) detachPort(was.ifindex, was.role);
-        attachPort(ifindex, role, this.fromContainer, `${role} port ${p.ifname}`);
+        attachPort(ifindex, role, this.programs, `${role} port ${p.ifname}`);
         this.attached.set(p.ifname, { ifindex, role });
       }
       for (const [name, a] of this.attached) {
@@ -469,7 +509,7 @@ export class BpfFastDatapath {
     this.inNetns(() => {
       for (const ifindex of links) {
         if (this.underlayHooks.has(ifindex)) continue;
-        attachIngress(ifindex, this.fromUnderlay.progFd(FROM_UNDERLAY), `underlay interface ${ifindex}`, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
+        attachIngress(ifindex, this.programs.progFd(FROM_UNDERLAY), `underlay interface ${ifindex}`, c.BPF_TC_INGRESS, TC_UNDERLAY_HANDLE);
         this.underlayHooks.add(ifindex);
       }
       for (const ifindex of this.underlayHooks) {
@@ -491,18 +531,18 @@ export class BpfFastDatapath {
    */
   async attachTunnelDevice(ifname: string): Promise<number> {
     const ifindex = (await resolveIfindexes([ifname], this.opts.netns)).get(ifname) as number;
-    this.inNetns(() => attachIngress(ifindex, this.fromTunnel.progFd(FROM_TUNNEL), `tunnel device ${ifname}`));
+    this.inNetns(() => attachIngress(ifindex, this.programs.progFd(FROM_TUNNEL), `tunnel device ${ifname}`));
     return ifindex;
   }
 
   /** The loaded program's fd (for BPF_PROG_TEST_RUN self-tests, see test-run.ts). */
   programFd(program: 'from-container' | 'from-host' | 'from-sleeve' | 'from-tunnel' | 'from-underlay'): number {
     switch (program) {
-      case 'from-underlay': return this.fromUnderlay.progFd(FROM_UNDERLAY);
-      case 'from-container': return this.fromContainer.progFd(FROM_CONTAINER);
-      case 'from-host': return this.fromContainer.progFd(FROM_HOST);
-      case 'from-sleeve': return this.fromContainer.progFd(FROM_SLEEVE);
-      case 'from-tunnel': return this.fromTunnel.progFd(FROM_TUNNEL);
+      case 'from-underlay': return this.programs.progFd(FROM_UNDERLAY);
+      case 'from-container': return this.programs.progFd(FROM_CONTAINER);
+      case 'from-host': return this.programs.progFd(FROM_HOST);
+      case 'from-sleeve': return this.programs.progFd(FROM_SLEEVE);
+      case 'from-tunnel': return this.programs.progFd(FROM_TUNNEL);
     }
   }
 
@@ -521,9 +561,7 @@ export class BpfFastDatapath {
   /** Releases this process's handles; programs and maps stay in the kernel and keep forwarding. */
   close(): void {
     this.macAgeing.stop();
-    this.fromContainer.close();
-    this.fromTunnel.close();
-    this.fromUnderlay.close();
+    this.programs.close();
   }
 
   /** Stops the datapath: detaches every hook this process attached, deletes the tunnel device and the pins. */

@@ -25,15 +25,8 @@ WEAVE_INLINE int flood_from(struct __sk_buff *skb, struct weave_config *cfg, con
 {
 	__u32 local_id = cfg->local_short_id;
 	if (!(cfg->flags & WEAVE_CFG_F_BRIDGE))
-		return flood(skb, cfg, local_id, 0);
-	struct weave_bcast_hops *tree;
-	if (role == ROLE_SLEEVE) {
-		struct weave_bridge_ports *bp = bridge_ports();
-		tree = bp ? &bp->sleeve_relay : NULL;
-	} else {
-		tree = bcast_tree(local_id);
-	}
-	return flood_via_bridge(skb, cfg, tree);
+		return flood(skb, local_id, 0);
+	return flood_via_bridge(skb, cfg, role == ROLE_SLEEVE ? WEAVE_TREE_SLEEVE_RELAY : local_id & WEAVE_SHORT_ID_MASK);
 }
 
 WEAVE_INLINE int from_local(struct __sk_buff *skb, const enum weave_port_role role)

@@ -20,8 +20,8 @@ WEAVE_INLINE int is_zero_mac(const __u8 *mac)
 WEAVE_INLINE int flood_from_tunnel(struct __sk_buff *skb, const struct weave_config *cfg, __u32 src, __u32 from_ip)
 {
 	if (!(cfg->flags & WEAVE_CFG_F_NO_RELAY))
-		return flood(skb, cfg, src, from_ip);
-	flood_copies(skb, cfg, src, NULL, from_ip, 1);
+		return flood(skb, src, from_ip);
+	flood_copies(skb, src, WEAVE_TREE_NONE, from_ip, 1);
 	return TC_ACT_SHOT;
 }
 

@@ -29,7 +29,17 @@ function bind<R>(l: LibraryHandle, decl: string): Fn<R> {
 }
 
 export const objectOpenFile = bind<Ptr>(lib, 'bpf_object *bpf_object__open_file(const char *path, const void *opts)');
-export const objectLoad = bind<number>(lib, 'int bpf_object__load(bpf_object *obj)');
+const objectLoadFn = lib.func('int bpf_object__load(bpf_object *obj)') as unknown as {
+  async: (obj: Ptr, done: (err: unknown, rc: number) => void) => void;
+};
+/**
+ * bpf_object__load on a worker thread: the kernel's verifier takes most of a
+ * load (hundreds of ms for our programs), and meanwhile the event loop stays
+ * free and other objects can be verified on the other cores.
+ */
+export function objectLoadAsync(obj: Ptr): Promise<number> {
+  return new Promise((resolve, reject) => objectLoadFn.async(obj, (err, rc) => (err ? reject(err as Error) : resolve(rc))));
+}
 export const objectClose = bind<void>(lib, 'void bpf_object__close(bpf_object *obj)');
 export const objectFindMap = bind<Ptr>(lib, 'bpf_map *bpf_object__find_map_by_name(const bpf_object *obj, const char *name)');
 export const objectFindProgram = bind<Ptr>(lib, 'bpf_program *bpf_object__find_program_by_name(const bpf_object *obj, const char *name)');
@@ -37,6 +47,9 @@ export const mapSetPinPath = bind<number>(lib, 'int bpf_map__set_pin_path(bpf_ma
 export const mapFd = bind<number>(lib, 'int bpf_map__fd(const bpf_map *map)');
 export const programFd = bind<number>(lib, 'int bpf_program__fd(const bpf_program *prog)');
 export const programSetType = bind<number>(lib, 'int bpf_program__set_type(bpf_program *prog, int type)');
+export const programSetAutoload = bind<number>(lib, 'int bpf_program__set_autoload(bpf_program *prog, bool autoload)');
+export const objectNextProgram = bind<Ptr>(lib, 'bpf_program *bpf_object__next_program(const bpf_object *obj, bpf_program *prog)');
+export const programName = bind<string>(lib, 'const char *bpf_program__name(const bpf_program *prog)');
 export const tcHookCreate = bind<number>(lib, 'int bpf_tc_hook_create(void *hook)');
 export const tcHookDestroy = bind<number>(lib, 'int bpf_tc_hook_destroy(void *hook)');
 export const tcAttach = bind<number>(lib, 'int bpf_tc_attach(const void *hook, void *opts)');

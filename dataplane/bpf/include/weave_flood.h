@@ -14,20 +14,40 @@ WEAVE_INLINE struct weave_bcast_hops *bcast_tree(__u32 source_short_id)
 	return bpf_map_lookup_elem(&weave_bcast, &src);
 }
 
+/* Which broadcast tree flood_copies sends tunnel copies along: a source short
+ * id (its tree in weave_bcast), or one of these. */
+#define WEAVE_TREE_NONE 0xffffffffu        /* no tunnel copies */
+#define WEAVE_TREE_SLEEVE_RELAY 0xfffffffeu /* bridge mode: weave_bridge_ports.sleeve_relay */
+
 /* Clones go out with bpf_clone_redirect, which may change the packet: nothing
  * here (nor in callers afterwards) reads packet data. `vni_source` is the VNI
- * source of the tunnel copies, `tree` the next hops they go to. `local_copies`
- * = 0 leaves local delivery to the bridge (bridge mode, frames entering a
- * bridge port). In bridge mode the local copies (frames from the tunnel) also
- * go to the host's stack, and to the sleeve's port when the tree continues to
- * a sleeve neighbour. */
-WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config *cfg, __u32 vni_source,
-			       const struct weave_bcast_hops *tree, __u32 except_underlay_ip, int local_copies)
+ * source of the tunnel copies, `tree_of` the tree whose next hops they go to.
+ * `local_copies` = 0 leaves local delivery to the bridge (bridge mode, frames
+ * entering a bridge port). In bridge mode the local copies (frames from the
+ * tunnel) also go to the host's stack, and to the sleeve's port when the tree
+ * continues to a sleeve neighbour.
+ *
+ * A global function (not inlined, arguments the context and scalars only), so
+ * the verifier checks it once, on its own, instead of walking both loops again
+ * for every call site and every path that reaches one: that walk was most of
+ * the time a router took to load its programs. */
+__attribute__((noinline)) int flood_copies(struct __sk_buff *skb, __u32 vni_source, __u32 tree_of,
+					   __u32 except_underlay_ip, __u32 local_copies)
 {
 	__u32 zero = 0;
+	struct weave_config *cfg = config();
+	if (!cfg)
+		return 0;
 	__u32 in = skb->ifindex;
 	__u32 tunnel = cfg->tunnel_ifindex;
 	__u32 local_id = cfg->local_short_id;
+	int via_bridge = cfg->flags & WEAVE_CFG_F_BRIDGE;
+	struct weave_bridge_ports *bp = via_bridge ? bridge_ports() : NULL;
+	struct weave_bcast_hops *tree = NULL;
+	if (tree_of == WEAVE_TREE_SLEEVE_RELAY)
+		tree = bp ? &bp->sleeve_relay : NULL;
+	else if (tree_of != WEAVE_TREE_NONE)
+		tree = bcast_tree(tree_of);
 
 	count(WC_FLOOD);
 	struct weave_port_list *ports = local_copies ? bpf_map_lookup_elem(&weave_local_ports, &zero) : NULL;
@@ -43,8 +63,7 @@ WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config 
 				count(WC_FLOOD_LOCAL_COPY);
 		}
 	}
-	struct weave_bridge_ports *bp = local_copies && (cfg->flags & WEAVE_CFG_F_BRIDGE) ? bridge_ports() : NULL;
-	if (bp) {
+	if (local_copies && bp) {
 		__u32 host = bp->host_ifindex;
 		__u32 sleeve = bp->sleeve_ifindex;
 		if (host && host != in && bpf_clone_redirect(skb, host, BPF_F_INGRESS) == 0)
@@ -74,23 +93,22 @@ WEAVE_INLINE void flood_copies(struct __sk_buff *skb, const struct weave_config 
 				count(WC_FLOOD_TUNNEL_COPY);
 		}
 	}
+	return 0;
 }
 
 /* Flood along the source peer's tree and consume the original. */
-WEAVE_INLINE int flood(struct __sk_buff *skb, const struct weave_config *cfg,
-		       __u32 source_short_id, __u32 except_underlay_ip)
+WEAVE_INLINE int flood(struct __sk_buff *skb, __u32 source_short_id, __u32 except_underlay_ip)
 {
-	flood_copies(skb, cfg, source_short_id, bcast_tree(source_short_id), except_underlay_ip, 1);
+	flood_copies(skb, source_short_id, source_short_id & WEAVE_SHORT_ID_MASK, except_underlay_ip, 1);
 	return TC_ACT_SHOT;
 }
 
-/* Bridge mode: copies to the fastdp next hops of `tree` (VNI source: us), then
- * the original continues into the bridge, which delivers it locally and to the
- * sleeve. */
-WEAVE_INLINE int flood_via_bridge(struct __sk_buff *skb, const struct weave_config *cfg,
-				  const struct weave_bcast_hops *tree)
+/* Bridge mode: copies to the fastdp next hops of the tree `tree_of` (VNI
+ * source: us), then the original continues into the bridge, which delivers it
+ * locally and to the sleeve. */
+WEAVE_INLINE int flood_via_bridge(struct __sk_buff *skb, const struct weave_config *cfg, __u32 tree_of)
 {
-	flood_copies(skb, cfg, cfg->local_short_id, tree, 0, 0);
+	flood_copies(skb, cfg->local_short_id, tree_of, 0, 0);
 	count(WC_TO_BRIDGE);
 	return TC_ACT_OK;
 }
