@@ -2,15 +2,14 @@
 // kernel offers one and --no-fastdp is not given, always sleeve), creates them
 // on the bridge host-wiring made, and connects them to the mesh Router
 // through the overlay switch (wire spec §2.4, §5.9) and the forwarding state
-// (§4.6). Also decorates the router status with what the switch chose.
+// (§4.6). Also reports the data plane's part of the router status.
 import type { Logger } from 'pino';
-import type { DatapathCounters, LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
+import type { DatapathCounters } from '../controlplane/api/status-model.js';
 import type { OverlayHandler, Router } from '../controlplane/mesh/index.js';
-import { formatPeerName } from '../controlplane/mesh/wire/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import type { Datapath, DatapathDescriptor, DatapathKind, DatapathOpenOptions, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
-import { OverlaySwitch, type ConnectionOverlayStatus, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
+import { OverlaySwitch, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
 import { loweringMessage, OverlayMtu } from '../controlplane/router/overlay-mtu.js';
 import type { IPsec } from '../dataplane/ipsec/index.js';
 import { Rtnl } from '../dataplane/netlink/index.js';
@@ -19,6 +18,7 @@ import { ovsDatapath } from '../dataplane/ovs/descriptor.js';
 import { sleeveDatapath } from '../dataplane/sleeve/descriptor.js';
 import { SleeveDatapath } from '../dataplane/sleeve/datapath.js';
 import type { WeaverConfig } from './flags.js';
+import type { DataPlaneStatus } from './router-status.js';
 import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/connection-policy.js';
 
@@ -134,10 +134,8 @@ export interface RunningDataPlane {
   routesChanged(): void;
   /** Must be called once the Router exists, before any connection is added. */
   bindRouter(router: Router): void;
-  /** The switch's per-connection view. */
-  connectionStatus(peer: PeerName): ConnectionOverlayStatus | undefined;
-  /** Fills in the data-plane parts of a status snapshot (selected overlay, encryption, interface, reasons). */
-  decorateStatus(status: RouterStatus): RouterStatus;
+  /** The data plane's part of a status snapshot: the switch's per-peer record, the Interface line, counters. */
+  status(): DataPlaneStatus;
   /** `weave attach` put `ifname` on the bridge: resolves once every datapath handles it (Datapath.portAdded). */
   portAdded(ifname: string): Promise<void>;
   close(): Promise<void>;
@@ -225,21 +223,6 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     log: (m) => logger.info(m),
   });
 
-  const connectionLine = (c: LocalConnection): LocalConnection => {
-    if (c.kind !== 'connection' || !router) return c;
-    const peer = router.allConnections().find((m) => formatPeerName(m.remoteName) === c.peerName);
-    const s = peer ? overlaySwitch.status(peer.remoteName) : undefined;
-    if (!s) return c;
-    const { overlay: _omit, ...rest } = c;
-    void _omit;
-    return {
-      ...rest,
-      encrypted: s.encrypted,
-      ...(s.overlay ? { overlay: { name: s.overlay, mtu: s.mtu ?? datapaths[0]?.mtu ?? opts.mtu, ...(s.encrypted ? { encrypted: true } : {}) } } : {}),
-      ...(s.reason ? { fallbackReason: s.reason } : {}),
-    };
-  };
-
   return {
     overlays: overlaySwitch.overlayNames(),
     overlayHandler: {
@@ -258,27 +241,12 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       });
       updater.schedule();
     },
-    connectionStatus: (peer) => overlaySwitch.status(peer),
-    decorateStatus: (status) => {
-      overlaySwitch.refreshAttrs();
-      const diagnostics: Record<string, unknown> = {};
-      for (const conn of router?.allConnections() ?? []) {
-        const s = overlaySwitch.status(conn.remoteName);
-        if (!s) continue;
-        diagnostics[formatPeerName(conn.remoteName)] = {
-          overlay: s.overlay ?? 'none',
-          ...(s.reason ? { reason: s.reason } : {}),
-          forwarders: s.forwarders,
-        };
-      }
-      return {
-        ...status,
-        connections: status.connections.map(connectionLine),
-        interface: interfaceLabel(datapaths),
-        overlayDiagnostics: { ...status.overlayDiagnostics, overlays: overlaySwitch.overlayNames(), connections: diagnostics },
-        ...(datapaths[0] ? { datapath: { ...datapathCounters(datapaths[0], logger), ...(datapaths[0].overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
-      };
-    },
+    status: () => ({
+      interface: interfaceLabel(datapaths),
+      overlays: overlaySwitch.overlayNames(),
+      connections: overlaySwitch.statuses(),
+      ...(datapaths[0] ? { datapath: { ...datapathCounters(datapaths[0], logger), ...(datapaths[0].overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
+    }),
     portAdded: async (ifname) => {
       await Promise.all(datapaths.map((d) => d.portAdded?.(ifname).catch((err: unknown) => logger.warn(`${d.kind} datapath taking port ${ifname}: ${(err as Error).message}`))));
     },

@@ -40,16 +40,10 @@ export interface RunningPlugin {
 /** The plugin's verdict at start: running, or off with the reason (said once in the log). */
 export type PluginStart = { running: RunningPlugin } | { off: string };
 
-function str(cfg: WeaverConfig, key: string): string | undefined {
-  const v = cfg.raw.get(key);
-  return typeof v === 'string' ? v : undefined;
-}
-
 /** The Docker address the router uses, or undefined when `--docker-api=''` turns Docker off. */
-export function dockerApiOf(cfg: WeaverConfig, env: NodeJS.ProcessEnv): string | undefined {
-  const flag = str(cfg, 'docker-api');
-  if (flag === '') return undefined;
-  return dockerHostFrom(flag, env);
+export function dockerApiOf(cfg: Pick<WeaverConfig, 'dockerApi'>, env: NodeJS.ProcessEnv): string | undefined {
+  if (cfg.dockerApi === '') return undefined;
+  return dockerHostFrom(cfg.dockerApi, env);
 }
 
 function ipamPort(ipam: RunningIpam): PluginIpamPort {
@@ -84,7 +78,7 @@ function ipamEventsPort(ipam: RunningIpam): WatcherIpamPort {
 async function startManagedPlugin(opts: DockerWiringOptions): Promise<PluginStart> {
   const cfg = opts.config;
   const plugin = await ManagedPlugin.start(
-    { socket: str(cfg, 'plugin-socket') ?? DEFAULT_PLUGIN_SOCKET, multicast: cfg.raw.get('plugin-v2-multicast') === true, procPath: str(cfg, 'proc-path') ?? '/proc' },
+    { socket: cfg.plugin.socket ?? DEFAULT_PLUGIN_SOCKET, multicast: cfg.plugin.multicast, procPath: cfg.procPath ?? '/proc' },
     opts.hostNet.plugin, opts.log, opts.warn,
   );
   const defaultSubnet = opts.ipam ? formatCIDR(opts.ipam.allocator.defaultSubnet) : '';
@@ -117,9 +111,9 @@ export async function startDockerPlugin(opts: DockerWiringOptions): Promise<Plug
   } catch (e) {
     return { off: (e as Error).message };
   }
-  const socket = str(cfg, 'plugin-socket') ?? DEFAULT_PLUGIN_SOCKET;
-  const meshSocket = str(cfg, 'plugin-mesh-socket') ?? DEFAULT_PLUGIN_MESH_SOCKET;
-  const procPath = str(cfg, 'proc-path') ?? '/proc';
+  const socket = cfg.plugin.socket ?? DEFAULT_PLUGIN_SOCKET;
+  const meshSocket = cfg.plugin.meshSocket ?? DEFAULT_PLUGIN_MESH_SOCKET;
+  const procPath = cfg.procPath ?? '/proc';
   const plugin = await LegacyPlugin.start(
     { socket, meshSocket, dns: opts.dns !== undefined, procPath },
     {

@@ -10,6 +10,8 @@ import { splitHostPort } from '../controlplane/host-port.js';
 import { parsePeerName } from './peer-name.js';
 import { refusedFlag } from './refused-flags.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
+import { parseIpamOptions, type IpamOptions } from '../controlplane/ipam/config.js';
+import { DEFAULT_BRIDGE, validInterfaceName } from '../dataplane/host/names.js';
 import type { DnsOptions } from './dns-wiring.js';
 
 export class FlagError extends Error {}
@@ -74,8 +76,51 @@ export interface WeaverConfig {
   proxy: boolean;
   /** The DNS flags; undefined with --no-dns (user surface §4.3). */
   dns?: DnsOptions;
-  /** Every flag as given (last wins), for the startup log line and other services. */
-  raw: Map<string, string | boolean | string[]>;
+  /** The IPAM flags; undefined without --ipalloc-range (IPAM off, user surface §4.3). */
+  ipam?: IpamOptions;
+  /** --weave-bridge: the bridge containers attach to. */
+  bridge: string;
+  /** --docker-bridge (Weave's launch passes docker0); undefined when not given. */
+  dockerBridge?: string;
+  /** --proc-path: where the host's /proc is; undefined: this process's /proc. */
+  procPath?: string;
+  /** --host-root: where the host's root is (its /sys is used when it holds a sysfs). */
+  hostRoot?: string;
+  /** --expect-npc: leave the containers' traffic to a network policy controller. */
+  expectNpc: boolean;
+  /** --docker-api as given: undefined means DOCKER_HOST or the default, '' turns Docker off. */
+  dockerApi?: string;
+  /** --plugin-socket, --plugin-mesh-socket (undefined: the default sockets) and --plugin-v2-multicast. */
+  plugin: { socket?: string; meshSocket?: string; multicast: boolean };
+  /** The Docker API proxy's flags (spec §7.1); used only with --proxy. */
+  proxyFlags: ProxyFlags;
+  /** The `Command line options: map[...]` startup log text: every flag as given, secrets redacted (spec §4.5). */
+  commandLine: string;
+}
+
+/** The proxy's flags as given; proxy-wiring reads the certificates and Docker's address from them. */
+export interface ProxyFlags {
+  /** -H addresses in the order given; empty: the default address. */
+  listen: string[];
+  tls: boolean;
+  tlsverify: boolean;
+  /** Certificate paths; undefined: the file in DOCKER_CERT_PATH or ~/.docker. */
+  tlscacert?: string;
+  tlscert?: string;
+  tlskey?: string;
+  rewrite: ProxyRewriteFlags;
+}
+
+/** How the proxy changes the containers it creates (spec §7.1). */
+export interface ProxyRewriteFlags {
+  noDefaultIpalloc: boolean;
+  noRewriteHosts: boolean;
+  withoutDns: boolean;
+  noMulticastRoute: boolean;
+  rewriteInspect: boolean;
+  hostnameFromLabel: string;
+  hostnameMatch: string;
+  hostnameReplacement: string;
 }
 
 export { DEFAULT_STATE_DIR } from '../controlplane/cli/state-paths.js';
@@ -248,6 +293,19 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
   };
   const dnsTtl = optional('dns-ttl');
   const dnsFallback = optional('dns-fallback-timeout');
+  let ipam: IpamOptions | undefined;
+  try {
+    ipam = parseIpamOptions(str('ipalloc-range', ''), str('ipalloc-default-subnet', ''), str('ipalloc-init', ''));
+  } catch (err) {
+    throw new FlagError((err as Error).message);
+  }
+  const interfaceName = (flag: string): string | undefined => {
+    const v = optional(flag);
+    if (v === undefined || v === '') return undefined;
+    if (!validInterfaceName(v)) throw new FlagError(`invalid value "${v}" for --${flag}: 1-15 characters, no spaces, '/' or ':'`);
+    return v;
+  };
+  const hs = raw.get('H');
 
   return {
     printVersion: bool('version'),
@@ -280,12 +338,38 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
       fallbackTimeoutMs: dnsFallback === undefined ? undefined : parseDurationMs('dns-fallback-timeout', dnsFallback),
       resolvConf: optional('resolv-conf'),
     },
-    raw,
+    ipam,
+    bridge: interfaceName('weave-bridge') ?? DEFAULT_BRIDGE,
+    dockerBridge: interfaceName('docker-bridge'),
+    procPath: optional('proc-path') || undefined,
+    hostRoot: optional('host-root') || undefined,
+    expectNpc: bool('expect-npc'),
+    dockerApi: optional('docker-api'),
+    plugin: { socket: optional('plugin-socket'), meshSocket: optional('plugin-mesh-socket'), multicast: bool('plugin-v2-multicast') },
+    proxyFlags: {
+      listen: Array.isArray(hs) ? hs : [],
+      tls: bool('tls'),
+      tlsverify: bool('tlsverify'),
+      tlscacert: optional('tlscacert'),
+      tlscert: optional('tlscert'),
+      tlskey: optional('tlskey'),
+      rewrite: {
+        noDefaultIpalloc: bool('no-default-ipalloc'),
+        noRewriteHosts: bool('no-rewrite-hosts'),
+        withoutDns: bool('without-dns'),
+        noMulticastRoute: bool('no-multicast-route'),
+        rewriteInspect: bool('rewrite-inspect'),
+        hostnameFromLabel: str('hostname-from-label', ''),
+        hostnameMatch: str('hostname-match', '(.*)'),
+        hostnameReplacement: str('hostname-replacement', '$1'),
+      },
+    },
+    commandLine: describeFlags(raw),
   };
 }
 
 /** The `Command line options: map[...]` log text with secrets redacted (spec §4.5). */
-export function describeFlags(raw: Map<string, string | boolean | string[]>): string {
+function describeFlags(raw: ReadonlyMap<string, string | boolean | string[]>): string {
   const parts = [...raw.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}:${k === 'password' || k === 'token' ? '<redacted>' : Array.isArray(v) ? `[${v.join(' ')}]` : String(v)}`);

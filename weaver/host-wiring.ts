@@ -54,21 +54,6 @@ export interface RunningHostNetwork {
   close(): void;
 }
 
-export function bridgeNameOf(cfg: WeaverConfig): string {
-  const v = cfg.raw.get('weave-bridge');
-  const name = typeof v === 'string' && v !== '' ? v : DEFAULT_BRIDGE;
-  if (!validInterfaceName(name)) throw new Error(`invalid value "${name}" for --weave-bridge: 1-15 characters, no spaces, '/' or ':'`);
-  return name;
-}
-
-/** `--docker-bridge` (Weave's launch passes docker0); undefined when not given. */
-function dockerBridgeOf(cfg: WeaverConfig): string | undefined {
-  const v = cfg.raw.get('docker-bridge');
-  if (typeof v !== 'string' || v === '') return undefined;
-  if (!validInterfaceName(v)) throw new Error(`invalid value "${v}" for --docker-bridge: 1-15 characters, no spaces, '/' or ':'`);
-  return v;
-}
-
 /** The bridge name a router recorded in `stateDir`, else the default. */
 export function recordedBridge(stateDir: string): string {
   try {
@@ -110,16 +95,15 @@ async function translate<T>(p: Promise<T>): Promise<T> {
 }
 
 /** `--proc-path`, and `<--host-root>/sys` when present: where to write sysctls and bridge-port settings. */
-export function hostPathsOf(cfg: WeaverConfig): { proc?: string; sys?: string } {
-  const proc = cfg.raw.get('proc-path');
-  const root = cfg.raw.get('host-root');
-  const sys = typeof root === 'string' && root !== '' && existsSync(join(root, 'sys', 'class', 'net')) ? join(root, 'sys') : undefined;
-  return { proc: typeof proc === 'string' && proc !== '' ? proc : undefined, sys };
+export function hostPathsOf(cfg: Pick<WeaverConfig, 'procPath' | 'hostRoot'>): { proc?: string; sys?: string } {
+  const root = cfg.hostRoot;
+  const sys = root !== undefined && existsSync(join(root, 'sys', 'class', 'net')) ? join(root, 'sys') : undefined;
+  return { proc: cfg.procPath, sys };
 }
 
 export async function startHostNetworking(cfg: WeaverConfig, peerName: string, logger: Logger): Promise<RunningHostNetwork> {
   useHostPaths(hostPathsOf(cfg));
-  const bridge = bridgeNameOf(cfg);
+  const bridge = cfg.bridge;
   const rtnl = Rtnl.open();
   let mtu: number;
   try {
@@ -132,9 +116,9 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     mtu,
     mac: usableMac(peerName),
     controlApi: controlApiOf(cfg.httpAddr),
-    dockerBridge: dockerBridgeOf(cfg),
+    dockerBridge: cfg.dockerBridge,
     iptablesBackend: iptablesBackendFromEnv(process.env),
-    expectNpc: cfg.raw.get('expect-npc') === true,
+    expectNpc: cfg.expectNpc,
     registryFile: join(cfg.stateDir, ENDPOINTS_FILE),
   });
   const record: HostNetworkRecord = { bridge };

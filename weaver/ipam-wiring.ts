@@ -9,10 +9,9 @@ import type { MetricFamily } from '../controlplane/api/metrics.js';
 import type { ServiceSection } from '../controlplane/api/status-model.js';
 import {
   Allocator, FileIpamStore, IPAM_CHANNEL, gobStreamCodec, ipamMetrics, ipamReport, ipamSummaryFields,
-  parseIpamOptions, registerIpamRoutes, renderStatusIpam, type GossipChannel, type Gossiper, type IpamOptions,
+  registerIpamRoutes, renderStatusIpam, type GossipChannel, type Gossiper, type IpamOptions,
 } from '../controlplane/ipam/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
-import type { WeaverConfig } from './flags.js';
 
 /** What IPAM needs from the mesh router. */
 export interface IpamMeshPort {
@@ -47,15 +46,6 @@ export interface RunningIpam {
   reportSection(): Record<string, unknown>;
   metrics(): MetricFamily[];
   close(): void;
-}
-
-/** The IPAM flags from the router's command line; undefined when IPAM is off (user surface §4.3). */
-export function ipamOptionsOf(cfg: WeaverConfig): IpamOptions | undefined {
-  const str = (k: string): string => {
-    const v = cfg.raw.get(k);
-    return typeof v === 'string' ? v : '';
-  };
-  return parseIpamOptions(str('ipalloc-range'), str('ipalloc-default-subnet'), str('ipalloc-init'));
 }
 
 /**

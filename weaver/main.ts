@@ -7,7 +7,7 @@ import { addServiceRoutes, buildApiServer, listenApi, type ApiKind } from '../co
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
-import { describeFlags, FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
+import { FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { startMesh, type RunningMesh } from './mesh-wiring.js';
 import { startDataPlane } from './datapath-wiring.js';
@@ -15,7 +15,7 @@ import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 import { loadTargets, saveTargets } from './targets-store.js';
-import { ipamOptionsOf, startIpam, type RunningIpam } from './ipam-wiring.js';
+import { startIpam, type RunningIpam } from './ipam-wiring.js';
 import { containerGone } from './container-gone.js';
 import { startDns, type RunningDns } from './dns-wiring.js';
 import type { PluginStart, RunningPlugin } from './docker-wiring.js';
@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
   // Claim the state directory before touching anything in it (another router may own it).
   claimPidFile(paths.pidFile, paths.dir);
   const name = resolvePeerName(paths, cfg.name);
-  logger.info(`Command line options: ${describeFlags(cfg.raw)}`);
+  logger.info(`Command line options: ${cfg.commandLine}`);
   logger.info(`weave ${WEAVE_VERSION}`);
   // The short id is kept across restarts so peers' kernel forwarding state stays valid (spec §4.8).
   const identity = createIdentity(name, cfg.nickname, paths);
@@ -99,8 +99,6 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    // Bad IPAM flags stop the router before it touches anything (user surface §4.3).
-    const ipamOptions = ipamOptionsOf(cfg);
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
     // asked for: most of a router's startup time and memory is module code.
     const proxyWiring = cfg.proxy ? await import('./proxy-wiring.js') : undefined;
@@ -178,8 +176,8 @@ async function main(argv: string[]): Promise<void> {
         };
         // Docker's view of container ids, once the plugin's watcher is in step with Docker.
         const containerAlive = (ident: string): boolean | undefined => plugin?.isAlive(ident);
-        if (ipamOptions) {
-          ipam = startIpam({ options: ipamOptions, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
+        if (cfg.ipam) {
+          ipam = startIpam({ options: cfg.ipam, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
         }
         if (cfg.dns) dns = await startDns({ options: cfg.dns, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },

@@ -26,7 +26,7 @@ import { performHandshake, type HandshakeOptions, type HandshakeResult } from '.
 import { joinHostPort, splitHostPort } from '../controlplane/host-port.js';
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
-import { toRouterStatus, type InboundFailure } from './mesh-status.js';
+import { composeRouterStatus, type InboundFailure } from './router-status.js';
 import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import type { RunningDataPlane } from './datapath-wiring.js';
 
@@ -270,10 +270,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
 
   return {
     router,
-    status: (): RouterStatus => {
-      const s = toRouterStatus(meshStatus(router, maker), config, liveInboundFailures());
-      return dataPlane ? dataPlane.decorateStatus(s) : s;
-    },
+    status: (): RouterStatus => composeRouterStatus(meshStatus(router, maker), config, liveInboundFailures(), dataPlane?.status()),
     port: () => config.port,
     connect: (peers, replace) => {
       maker.connect(peers, replace);

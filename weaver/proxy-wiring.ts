@@ -22,12 +22,12 @@ import {
 } from '../controlplane/docker/proxy-listener.js';
 import { formatCIDR, parseCIDR, type Allocator } from '../controlplane/ipam/index.js';
 import type { DnsService } from '../controlplane/dns/index.js';
-import type { WeaverConfig } from './flags.js';
+import type { ProxyRewriteFlags, WeaverConfig } from './flags.js';
 
 /** dist/weaver/proxy-wiring.js -> dist/weavewait: the waiter builds (Makefile target `weavewait`). */
 export const WAITER_ROOT = fileURLToPath(new URL('../weavewait', import.meta.url));
 
-export interface ProxyConfig {
+export interface ProxyConfig extends ProxyRewriteFlags {
   listen: ProxyListenAddress[];
   /** No -H given: the default address, which another router on this host may hold already. */
   listenIsDefault: boolean;
@@ -35,14 +35,6 @@ export interface ProxyConfig {
   tls?: ProxyTls;
   /** TLS client settings for a daemon that listens with TLS. */
   daemonTls?: { key: Buffer; cert: Buffer; ca?: Buffer };
-  noDefaultIpalloc: boolean;
-  noRewriteHosts: boolean;
-  withoutDns: boolean;
-  noMulticastRoute: boolean;
-  rewriteInspect: boolean;
-  hostnameFromLabel: string;
-  hostnameMatch: string;
-  hostnameReplacement: string;
 }
 
 function readCert(path: string, what: string): Buffer {
@@ -56,45 +48,33 @@ function readCert(path: string, what: string): Buffer {
 /** The proxy's settings from the router's flags; undefined without --proxy. */
 export function proxyConfigOf(cfg: WeaverConfig, env: NodeJS.ProcessEnv = process.env): ProxyConfig | undefined {
   if (!cfg.proxy) return undefined;
-  const str = (k: string, d = ''): string => {
-    const v = cfg.raw.get(k);
-    return typeof v === 'string' ? v : d;
-  };
-  const bool = (k: string): boolean => cfg.raw.get(k) === true;
-  const daemon = dockerHostFrom(str('docker-api') || undefined, env);
+  const flags = cfg.proxyFlags;
+  const daemon = dockerHostFrom(cfg.dockerApi || undefined, env);
   const daemonAddr = parseDockerHost(daemon);
-  const hs = cfg.raw.get('H');
-  const given = Array.isArray(hs) ? hs : [];
+  const given = flags.listen;
   // spec §1.12: a unix socket when Docker is reached over one, else TCP on all addresses.
   const listen = (given.length > 0 ? given : [daemonAddr.kind === 'unix' ? `unix://${DEFAULT_PROXY_SOCKET}` : `tcp://0.0.0.0:${DEFAULT_PROXY_PORT}`])
     .map(parseProxyAddress);
   let tls: ProxyTls | undefined;
   let daemonTls: ProxyConfig['daemonTls'];
-  if (bool('tls') || bool('tlsverify')) {
+  if (flags.tls || flags.tlsverify) {
     const certDir = env.DOCKER_CERT_PATH || join(homedir(), '.docker');
-    const key = readCert(str('tlskey', join(certDir, 'key.pem')), 'key');
-    const cert = readCert(str('tlscert', join(certDir, 'cert.pem')), 'certificate');
-    const caPath = str('tlscacert', join(certDir, 'ca.pem'));
-    const ca = bool('tlsverify') || existsSync(caPath) ? readCert(caPath, 'CA certificate') : undefined;
-    tls = { key, cert, ca, verifyClients: bool('tlsverify') };
+    const key = readCert(flags.tlskey ?? join(certDir, 'key.pem'), 'key');
+    const cert = readCert(flags.tlscert ?? join(certDir, 'cert.pem'), 'certificate');
+    const caPath = flags.tlscacert ?? join(certDir, 'ca.pem');
+    const ca = flags.tlsverify || existsSync(caPath) ? readCert(caPath, 'CA certificate') : undefined;
+    tls = { key, cert, ca, verifyClients: flags.tlsverify };
     // The daemon uses the same TLS setup: present the same certificate to it.
     if (daemonAddr.kind === 'tcp') daemonTls = { key, cert, ca };
   }
-  compileHostnameMatch(str('hostname-match', '(.*)'));
+  compileHostnameMatch(flags.rewrite.hostnameMatch);
   return {
     listen,
     listenIsDefault: given.length === 0,
     daemon,
     tls,
     daemonTls,
-    noDefaultIpalloc: bool('no-default-ipalloc'),
-    noRewriteHosts: bool('no-rewrite-hosts'),
-    withoutDns: bool('without-dns'),
-    noMulticastRoute: bool('no-multicast-route'),
-    rewriteInspect: bool('rewrite-inspect'),
-    hostnameFromLabel: str('hostname-from-label'),
-    hostnameMatch: str('hostname-match', '(.*)'),
-    hostnameReplacement: str('hostname-replacement', '$1'),
+    ...flags.rewrite,
   };
 }
 

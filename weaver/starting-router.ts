@@ -8,7 +8,7 @@ import type { RouterControl } from '../controlplane/api/router-control.js';
 import type { RouterStatus } from '../controlplane/api/status-model.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import type { WeaverConfig } from './flags.js';
-import { toRouterStatus } from './mesh-status.js';
+import { composeRouterStatus } from './router-status.js';
 
 export class StartingRouter implements RouterControl {
   private running: RouterControl | undefined;
@@ -31,7 +31,7 @@ export class StartingRouter implements RouterControl {
       name: this.ourName, nickName: this.nickName, peers: [], unicastRoutes: [], broadcastRoutes: [],
       connections: [], targets: [...this.targets], terminationCount: 0,
     };
-    return { ...toRouterStatus(known, this.config, []), ready: false };
+    return { ...composeRouterStatus(known, this.config, []), ready: false };
   }
 
   connect(peers: string[], replace: boolean): void {

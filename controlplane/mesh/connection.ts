@@ -8,13 +8,6 @@ import type { GossipEnvelope, Handshake, MessageLink, PeerName } from './types.j
 import { HEARTBEAT_INTERVAL_MS, READ_TIMEOUT_MS } from './wire/message-link.js';
 const HEARTBEAT_BODY = Uint8Array.of(0);
 
-/** The selected data-plane forwarder's attributes, as `weave status connections` shows them. */
-export interface OverlayAttrs {
-  name: string;
-  mtu: number;
-  encrypted?: boolean;
-}
-
 export interface ConnectionHost {
   readonly ourName: PeerName;
   readonly clock: Clock;
@@ -34,8 +27,6 @@ export class MeshConnection {
   readonly connUID: bigint;
   /** Data-plane confirmed (spec §2.5 ESTABLISHED). */
   established = false;
-  /** Set by the overlay switch once a forwarder is selected. */
-  overlay: OverlayAttrs | undefined;
   readonly addedAt: number;
   private readonly senders = new Map<string, GossipSender>();
   private heartbeat: Cancel | undefined;

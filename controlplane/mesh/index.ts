@@ -12,7 +12,7 @@ export { RawGossipData, type GossipData, type Gossiper } from './gossip.js';
 export { GossipChannel, NoRouteError } from './gossip-channel.js';
 export { SurrogateGossiper, fnv64a } from './surrogate.js';
 export { TOPOLOGY_CHANNEL, TopologyGossipData } from './topology-gossip.js';
-export { MeshConnection, type OverlayAttrs } from './connection.js';
+export { MeshConnection } from './connection.js';
 export { HEARTBEAT_INTERVAL_MS, READ_TIMEOUT_MS } from './wire/message-link.js';
 export {
   ConnectionRefusedError,

@@ -1,7 +1,6 @@
 // The mesh's state as plain data for `weave status`, `status peers`,
 // `status connections`, `status targets` and `weave report` (user-surface spec
 // §2.1-2.4, wire spec §10.3). Rendering is the API layer's job.
-import type { OverlayAttrs } from './connection.js';
 import type { ConnectionMaker } from './connection-maker.js';
 import type { Router } from './router.js';
 import type { PeerName, PeerShortID, PeerUID } from './types.js';
@@ -36,8 +35,6 @@ export type ConnectionStatus =
       peerNickName: string;
       /** The control connection is encrypted (a password is in use and the peer is untrusted). */
       encrypted: boolean;
-      /** Selected forwarder; undefined while none is (`none`). */
-      overlay?: OverlayAttrs;
     }
   | {
       kind: 'target';
@@ -87,7 +84,6 @@ export function meshStatus(router: Router, maker?: ConnectionMaker): MeshStatus 
     peerName: c.remoteName,
     peerNickName: c.remoteNickName,
     encrypted: c.handshake.sessionKey !== undefined,
-    ...(c.overlay ? { overlay: c.overlay } : {}),
   }));
   for (const t of maker?.targetInfo() ?? []) {
     if (t.state === 'connected' || t.state === 'suspended') continue;

@@ -19,7 +19,7 @@ const MAX_OVERLAYS = 256;
 export type SwitchConnection = Pick<
   MeshConnection,
   'remoteName' | 'remoteNickName' | 'outbound' | 'remoteAddr' | 'localAddr' | 'connUID' | 'handshake' | 'send' | 'close' | 'closed'
-> & { overlay: MeshConnection['overlay'] };
+>;
 
 /** The part of the mesh Router the switch reports to. */
 export interface SwitchMesh {
@@ -51,13 +51,17 @@ export interface OverlaySwitchOptions {
 /** A forwarder not established after this long is reported as probably blocked. */
 export const SILENT_PATH_AFTER_MS = 10_000;
 
-/** What `weave status connections` shows about one connection's data plane. */
+/**
+ * What `weave status connections`, the report and /metrics show about one
+ * connection's data plane. The switch is the one record of which overlay a
+ * connection uses and why; status reads it, nothing copies it.
+ */
 export interface ConnectionOverlayStatus {
   peer: PeerName;
-  /** Overlay in use, undefined while none is selected (`none`). */
-  overlay?: OverlayName;
+  /** The selected forwarder, absent while none is (`none`); its MTU is read live (the sleeve's follows path MTU discovery). */
+  inUse?: { overlay: OverlayName; mtu: number };
+  /** Data-plane encryption towards this peer. */
   encrypted: boolean;
-  mtu?: number;
   /** Why a more preferred overlay is not in use (e.g. `fastdp: not offered by peer`). */
   reason?: string;
   /** Per shared overlay, in preference order. */
@@ -192,7 +196,25 @@ export class OverlaySwitch {
 
   status(peer: PeerName): ConnectionOverlayStatus | undefined {
     const e = this.entries.get(peer);
-    if (!e) return undefined;
+    return e ? this.entryStatus(peer, e) : undefined;
+  }
+
+  /** Every connection's data-plane status, keyed by peer name: one read per status snapshot. */
+  statuses(): Map<PeerName, ConnectionOverlayStatus> {
+    const out = new Map<PeerName, ConnectionOverlayStatus>();
+    for (const [peer, e] of this.entries) out.set(peer, this.entryStatus(peer, e));
+    return out;
+  }
+
+  /** Stop every forwarder (router stopping). */
+  stop(): void {
+    for (const e of this.entries.values()) for (const s of e.slots) s.forwarder?.stop();
+    this.entries.clear();
+  }
+
+  // --- internals ---
+
+  private entryStatus(peer: PeerName, e: ConnEntry): ConnectionOverlayStatus {
     const chosen = e.chosen;
     const fs = chosen?.forwarder?.status();
     const forwarders = e.slots.map((s) => {
@@ -203,26 +225,12 @@ export class OverlaySwitch {
     const reason = this.whyNotPreferred(e);
     return {
       peer,
-      ...(chosen ? { overlay: chosen.overlay } : {}),
+      ...(chosen ? { inUse: { overlay: chosen.overlay, mtu: fs?.mtu ?? chosen.datapath.mtu } } : {}),
       encrypted: fs?.encrypted ?? this.opts.encryptFor(e.conn),
-      ...(chosen ? { mtu: fs?.mtu ?? chosen.datapath.mtu } : {}),
       ...(reason ? { reason } : {}),
       forwarders,
     };
   }
-
-  /** Refresh every connection's `overlay` attributes (the sleeve's MTU changes with PMTU discovery). */
-  refreshAttrs(): void {
-    for (const e of this.entries.values()) this.publishAttrs(e);
-  }
-
-  /** Stop every forwarder (router stopping). */
-  stop(): void {
-    for (const e of this.entries.values()) for (const s of e.slots) s.forwarder?.stop();
-    this.entries.clear();
-  }
-
-  // --- internals ---
 
   private startForwarder(entry: ConnEntry, slot: Slot, index: number): void {
     const conn = entry.conn;
@@ -314,27 +322,12 @@ export class OverlaySwitch {
       if (best) this.log(`overlay_switch ${this.arrow(entry.conn)} using ${best.overlay}${this.reasonSuffix(entry)}`);
       this.opts.onSelectionChanged?.();
     }
-    this.publishAttrs(entry);
     // The connection is established once some forwarder is (spec §2.5); it stays so while any is.
     const anyEstablished = working.some((s) => s.established);
     if (anyEstablished !== entry.reportedEstablished) {
       entry.reportedEstablished = anyEstablished;
       this.opts.mesh.setConnectionEstablished(entry.conn.remoteName, anyEstablished);
     }
-  }
-
-  private publishAttrs(entry: ConnEntry): void {
-    const chosen = entry.chosen;
-    if (!chosen) {
-      entry.conn.overlay = undefined;
-      return;
-    }
-    const st = chosen.forwarder?.status();
-    entry.conn.overlay = {
-      name: chosen.overlay,
-      mtu: st?.mtu ?? chosen.datapath.mtu,
-      ...(st?.encrypted ? { encrypted: true } : {}),
-    };
   }
 
   /** Why the overlays we prefer over the chosen one are not in use. */

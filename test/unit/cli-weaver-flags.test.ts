@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { FlagError, parseWeaverFlags } from '../../weaver/flags.js';
 import { formatPeerName } from '../../controlplane/mesh/wire/peer-name.js';
 import { parsePeerName } from '../../weaver/peer-name.js';
+import { formatCIDR } from '../../controlplane/ipam/addr.js';
 
 test('defaults and values in both spellings; last duplicate wins; peers are positional', () => {
   const c = parseWeaverFlags(['--port=7000', '--nickname', 'a', '--nickname=b', '--no-discovery', '--conn-limit', '5', '--trusted-subnets', '10.0.0.0/8,192.168.1.0/24', '10.0.0.1', 'host2:6790'], {});
@@ -113,4 +114,82 @@ test('DNS flags parse once into the typed config; --no-dns leaves none; a bad du
   assert.equal(parseWeaverFlags(['--no-dns'], {}).dns, undefined);
   assert.deepEqual(parseWeaverFlags([], {}).dns, { listenAddress: undefined, domain: undefined, ttl: undefined, fallbackTimeoutMs: undefined, resolvConf: undefined });
   assert.throws(() => parseWeaverFlags(['--dns-fallback-timeout', '5 seconds'], {}), (e: unknown) => e instanceof FlagError && /--dns-fallback-timeout/.test(e.message));
+});
+
+test('IPAM flags parse once into the typed config; none leaves IPAM off; bad ones are flag errors with Weave\'s messages', () => {
+  const c = parseWeaverFlags(['--ipalloc-range', '10.32.0.0/12', '--ipalloc-default-subnet=10.32.1.0/24', '--ipalloc-init', 'consensus=2'], {});
+  assert.ok(c.ipam);
+  assert.equal(formatCIDR(c.ipam.universe), '10.32.0.0/12');
+  assert.equal(formatCIDR(c.ipam.defaultSubnet), '10.32.1.0/24');
+  assert.deepEqual(c.ipam.init, { mode: 'consensus', count: 2 });
+  assert.equal(formatCIDR(parseWeaverFlags(['--ipalloc-range=10.40.0.0/16'], {}).ipam!.defaultSubnet), '10.40.0.0/16', 'the default subnet defaults to the range');
+  assert.equal(parseWeaverFlags([], {}).ipam, undefined);
+  const cases: [string[], RegExp][] = [
+    [['--ipalloc-default-subnet', '10.0.0.0/8'], /^--ipalloc-default-subnet specified without --ipalloc-range\.$/],
+    [['--ipalloc-init', 'observer'], /^--ipalloc-init specified without --ipalloc-range\.$/],
+    [['--ipalloc-range', '10.32.0.0/12', '--ipalloc-default-subnet', '192.168.0.0/16'], /^IP address allocation default subnet 192\.168\.0\.0\/16 does not overlap with allocation range 10\.32\.0\.0\/12$/],
+    [['--ipalloc-range', '10.32.0.0/12', '--ipalloc-init', 'bogus'], /^Unable to parse --ipalloc-init: unknown mode: bogus$/],
+  ];
+  for (const [argv, re] of cases) {
+    assert.throws(() => parseWeaverFlags(argv, {}), (err: unknown) => err instanceof FlagError && re.test(err.message), argv.join(' '));
+  }
+});
+
+test('host flags: --weave-bridge, --docker-bridge, --proc-path, --host-root, --expect-npc; bad interface names name the flag', () => {
+  const d = parseWeaverFlags([], {});
+  assert.equal(d.bridge, 'weave');
+  assert.equal(d.dockerBridge, undefined);
+  assert.equal(d.procPath, undefined);
+  assert.equal(d.hostRoot, undefined);
+  assert.equal(d.expectNpc, false);
+  const c = parseWeaverFlags(['--weave-bridge', 'wv0', '--docker-bridge=docker0', '--proc-path', '/host/proc', '--host-root=/host', '--expect-npc'], {});
+  assert.equal(c.bridge, 'wv0');
+  assert.equal(c.dockerBridge, 'docker0');
+  assert.equal(c.procPath, '/host/proc');
+  assert.equal(c.hostRoot, '/host');
+  assert.equal(c.expectNpc, true);
+  const empty = parseWeaverFlags(['--weave-bridge=', '--docker-bridge=', '--proc-path=', '--host-root='], {});
+  assert.deepEqual([empty.bridge, empty.dockerBridge, empty.procPath, empty.hostRoot], ['weave', undefined, undefined, undefined], 'empty means not given');
+  for (const flag of ['weave-bridge', 'docker-bridge']) {
+    assert.throws(() => parseWeaverFlags([`--${flag}`, 'a-name-far-too-long'], {}),
+      (err: unknown) => err instanceof FlagError && err.message === `invalid value "a-name-far-too-long" for --${flag}: 1-15 characters, no spaces, '/' or ':'`);
+    assert.throws(() => parseWeaverFlags([`--${flag}=a:b`], {}), FlagError);
+  }
+});
+
+test('Docker flags: --docker-api as given (empty turns Docker off), the plugin sockets and multicast', () => {
+  const d = parseWeaverFlags([], {});
+  assert.equal(d.dockerApi, undefined);
+  assert.deepEqual(d.plugin, { socket: undefined, meshSocket: undefined, multicast: false });
+  assert.equal(parseWeaverFlags(['--docker-api='], {}).dockerApi, '');
+  const c = parseWeaverFlags(['--docker-api', 'unix:///tmp/d.sock', '--plugin-socket=/run/p.sock', '--plugin-mesh-socket', '/run/m.sock', '--plugin-v2-multicast'], {});
+  assert.equal(c.dockerApi, 'unix:///tmp/d.sock');
+  assert.deepEqual(c.plugin, { socket: '/run/p.sock', meshSocket: '/run/m.sock', multicast: true });
+});
+
+test('proxy flags: -H repeats in order; TLS paths as given; hostname rewriting defaults to identity', () => {
+  const d = parseWeaverFlags([], {}).proxyFlags;
+  assert.deepEqual(d, {
+    listen: [], tls: false, tlsverify: false, tlscacert: undefined, tlscert: undefined, tlskey: undefined,
+    rewrite: {
+      noDefaultIpalloc: false, noRewriteHosts: false, withoutDns: false, noMulticastRoute: false, rewriteInspect: false,
+      hostnameFromLabel: '', hostnameMatch: '(.*)', hostnameReplacement: '$1',
+    },
+  });
+  const c = parseWeaverFlags([
+    '-H', 'unix:///run/weave.sock', '-H=tcp://0.0.0.0:12375', '--tlsverify', '--tls', '--tlscacert', '/c/ca.pem', '--tlscert=/c/cert.pem', '--tlskey', '/c/key.pem',
+    '--no-default-ipalloc', '--no-rewrite-hosts', '--rewrite-inspect', '--hostname-from-label', 'name', '--hostname-match', '^aws-(.*)', '--hostname-replacement=$1.local',
+  ], {}).proxyFlags;
+  assert.deepEqual(c, {
+    listen: ['unix:///run/weave.sock', 'tcp://0.0.0.0:12375'], tls: true, tlsverify: true, tlscacert: '/c/ca.pem', tlscert: '/c/cert.pem', tlskey: '/c/key.pem',
+    rewrite: {
+      noDefaultIpalloc: true, noRewriteHosts: true, withoutDns: false, noMulticastRoute: false, rewriteInspect: true,
+      hostnameFromLabel: 'name', hostnameMatch: '^aws-(.*)', hostnameReplacement: '$1.local',
+    },
+  });
+});
+
+test('the startup log\'s command line: every flag as given, sorted, secrets redacted', () => {
+  const c = parseWeaverFlags(['--port=7000', '--password', 's3cret', '--token=', '-H', 'a', '-H', 'b', '--no-dns'], {});
+  assert.equal(c.commandLine, 'map[H:[a b] no-dns:true password:<redacted> port:7000 token:<redacted>]');
 });

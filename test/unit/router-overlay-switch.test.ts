@@ -67,7 +67,7 @@ function fakeConn(overlays: string[] | undefined, opts: { sessionKey?: Uint8Arra
   let closed = false;
   const conn: FakeConn = {
     remoteName: PEER, remoteNickName: 'peer', outbound: true, remoteAddr: handshake.remoteAddr, localAddr: handshake.localAddr,
-    connUID: handshake.connUID, handshake, overlay: undefined, sent: [],
+    connUID: handshake.connUID, handshake, sent: [],
     send(body: Uint8Array) { conn.sent.push([...body]); },
     close(reason?: Error) {
       if (closed) return;
@@ -125,11 +125,10 @@ test('preference order: fastdp is chosen over sleeve once established, whatever 
   dp('sleeve').last.events.established();
   assert.equal(sw.chosenOverlay(PEER), 'sleeve');
   assert.deepEqual(established, [[PEER, true]], 'the connection is established by the first forwarder');
-  assert.equal(conn.overlay?.name, 'sleeve');
-  assert.equal(conn.overlay?.mtu, 65535);
+  assert.deepEqual(sw.status(PEER)?.inUse, { overlay: 'sleeve', mtu: 65535 });
   dp('fastdp').last.events.established();
   assert.equal(sw.chosenOverlay(PEER), 'fastdp');
-  assert.deepEqual(conn.overlay, { name: 'fastdp', mtu: 1376 });
+  assert.deepEqual(sw.status(PEER)?.inUse, { overlay: 'fastdp', mtu: 1376 });
   assert.deepEqual(established, [[PEER, true]], 'reported once');
   assert.deepEqual(sw.neighbours(), [{ name: PEER, overlay: 'fastdp', remoteIp: '192.168.1.2' }]);
 });
@@ -155,7 +154,7 @@ test('a fastdp that never gets acknowledged is reported as probably blocked', ()
   assert.equal(sw.status(PEER)?.reason, 'fastdp: heartbeats not acknowledged yet');
   advance(SILENT_PATH_AFTER_MS + 1);
   const s = sw.status(PEER);
-  assert.equal(s?.overlay, 'sleeve');
+  assert.equal(s?.inUse?.overlay, 'sleeve');
   assert.equal(s?.reason, 'fastdp: no heartbeat acks from peer (UDP 6784 blocked?)');
   assert.deepEqual(s?.forwarders.map((f) => f.overlay), ['fastdp', 'sleeve']);
 });
@@ -253,11 +252,11 @@ test('status: overlay, encryption, mtu and the reason fastdp is not available on
   sw.connectionAdded(conn);
   dp('sleeve').last.events.established();
   assert.deepEqual(sw.status(PEER), {
-    peer: PEER, overlay: 'sleeve', encrypted: true, mtu: 65535,
+    peer: PEER, inUse: { overlay: 'sleeve', mtu: 65535 }, encrypted: true,
     reason: 'fastdp: kernel has neither OVS nor BPF VXLAN support',
     forwarders: [{ overlay: 'sleeve', state: 'initiating' }],
   });
-  assert.deepEqual(conn.overlay, { name: 'sleeve', mtu: 65535, encrypted: true });
+  assert.deepEqual([...sw.statuses().keys()], [PEER], 'statuses() is keyed by peer name');
 });
 
 test('events from a replaced connection are ignored', () => {
