@@ -12,12 +12,15 @@
 // file read after it exits, so parsing them costs the server nothing, and its own
 // CPU is printed beside the server's: on 2 cores the two share the machine.
 // Without dnsperf (Debian package `dnsperf`) a Node client measures throughput only.
+// DNS_BENCH_BASELINE=<another build's dist directory> also runs that build's
+// batched transport in the same rounds (before/after under the same load).
 //
 //   node dist/bench/dns-bench.js [rounds=3] [seconds=5]
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DnsServer, Nameserver } from '../controlplane/dns/index.js';
 import { openNodeDatagramTransport, type OpenDatagramTransport } from '../controlplane/dns/datagram-transport.js';
 import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
@@ -33,6 +36,11 @@ const COOKIE_OPTION = '10:0102030405060708';
 const ns = new Nameserver({ ourName: 1n, isKnownPeer: () => true });
 for (let i = 0; i < NAMES; i++) ns.add(`svc${i}.weave.local.`, `c${i}`, (10 << 24) | (32 << 16) | (i + 1));
 const TRANSPORTS: [string, OpenDatagramTransport][] = [['node:dgram', openNodeDatagramTransport], ['recvmmsg/sendmmsg', openBatchedUdpTransport]];
+const BASELINE = process.env.DNS_BENCH_BASELINE;
+if (BASELINE) {
+  const baseline = await import(pathToFileURL(resolvePath(BASELINE, 'dataplane/sys/batched-udp.js')).href) as { openBatchedUdpTransport: OpenDatagramTransport };
+  TRANSPORTS.push(['baseline recvmmsg/sendmmsg', baseline.openBatchedUdpTransport]);
+}
 const servers = TRANSPORTS.map(([, openUdp]) => new DnsServer({ names: ns, listenAddress: '127.0.0.1:0', openUdp }));
 for (const server of servers) await server.start();
 const dir = mkdtempSync(join(tmpdir(), 'dns-bench-'));
@@ -141,10 +149,14 @@ try {
     process.stdout.write(`dns ${name}: hot/general throughput ratio ${(median(r.hot.map((x) => x.qps)) / median(r.general.map((x) => x.qps))).toFixed(2)}\n`);
     report(`${name}, at ${CPU_QPS} queries/s`, r.cpu, 'cpu');
   });
-  const ratio = (pick: (r: Run) => number, k: keyof Runs): string =>
-    (median(runs[1]![k].map(pick)) / median(runs[0]![k].map(pick))).toFixed(2);
-  process.stdout.write(`dns: batched/dgram hot-path queries/s ${ratio((r) => r.qps, 'hot')}, p99 ${ratio((r) => r.p99Us, 'hot')}` +
-    (haveDnsperf ? `, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu')}` : '') + '\n');
+  const ratio = (pick: (r: Run) => number, k: keyof Runs, of: number, to: number): string =>
+    (median(runs[of]![k].map(pick)) / median(runs[to]![k].map(pick))).toFixed(2);
+  const ratios = (label: string, of: number, to: number): void => {
+    process.stdout.write(`dns: ${label} hot-path queries/s ${ratio((r) => r.qps, 'hot', of, to)}, p99 ${ratio((r) => r.p99Us, 'hot', of, to)}` +
+      (haveDnsperf ? `, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu', of, to)}` : '') + '\n');
+  };
+  ratios('batched/dgram', 1, 0);
+  if (BASELINE) ratios('batched/baseline batched', 1, 2);
   if (!haveDnsperf) process.stdout.write('dns: dnsperf not installed (apt-get install dnsperf): no general-path or CPU figures\n');
   process.stdout.write(`dns: answered locally ${servers.map((s) => s.metrics.answeredLocally).join(' / ')}, load average after ${loadavg()}\n`);
 } finally {
