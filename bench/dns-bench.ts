@@ -50,7 +50,8 @@ writeFileSync(queries, Array.from({ length: NAMES }, (_, i) => `svc${i}.weave.lo
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-interface Run { qps: number; p99Us: number; cpuPercent: number; clientCpuPercent: number }
+/** cpuUsPerQuery: the server's CPU time per query answered, which depends less on the machine's load than queries/s. */
+interface Run { qps: number; p99Us: number; cpuPercent: number; cpuUsPerQuery: number; clientCpuPercent: number }
 
 /** CPU seconds this process has used (utime + stime, /proc/self/stat fields 14 and 15). */
 function cpuSeconds(): number {
@@ -73,20 +74,26 @@ async function dnsperf(port: number, extra: string[]): Promise<Run> {
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpuPercent = 100 * (cpuSeconds() - cpu0) / wall;
+  const cpu = cpuSeconds() - cpu0;
+  const cpuPercent = 100 * cpu / wall;
   closeSync(fd);
   const latencies: number[] = [];
   let qps = 0;
+  let completed = 0;
   const lines = readFileSync(out, 'utf8').split('\n');
   for (const line of lines) {
     if (line.startsWith('> ')) latencies.push(Number(line.slice(line.lastIndexOf(' ') + 1)));
     else if (line.includes('Queries per second:')) qps = Number(line.split(':')[1]);
+    else if (line.includes('Queries completed:')) completed = Number(line.split(':')[1]!.trim().split(' ')[0]);
   }
   // `times`' last line: the children's user and system time, as 0m1.234s 0m0.567s.
   const childTimes = [...(lines.filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l)).at(-1) ?? '').matchAll(/(\d+)m([\d.]+)s/g)]
     .reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
   latencies.sort((a, b) => a - b);
-  return { qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent, clientCpuPercent: 100 * childTimes / wall };
+  return {
+    qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent,
+    cpuUsPerQuery: 1e6 * cpu / completed, clientCpuPercent: 100 * childTimes / wall,
+  };
 }
 
 /** Without dnsperf: a Node client keeping INFLIGHT queries outstanding for `seconds`. */
@@ -110,11 +117,11 @@ for (let i = 0; i < inflight; i++) send();`;
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const r = JSON.parse(out) as { qps: number; p99: number };
-  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN, clientCpuPercent: NaN };
+  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN, cpuUsPerQuery: NaN, clientCpuPercent: NaN };
 }
 
 function report(label: string, runs: Run[], what: 'throughput' | 'cpu'): void {
-  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} %`;
+  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} % (${median(runs.map((r) => r.cpuUsPerQuery)).toFixed(1)} µs/query)`;
   const figures = what === 'throughput'
     ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms, ${cpu}, dnsperf CPU ${median(runs.map((r) => r.clientCpuPercent)).toFixed(1)} %`
     : cpu;
@@ -153,7 +160,7 @@ try {
     (median(runs[of]![k].map(pick)) / median(runs[to]![k].map(pick))).toFixed(2);
   const ratios = (label: string, of: number, to: number): void => {
     process.stdout.write(`dns: ${label} hot-path queries/s ${ratio((r) => r.qps, 'hot', of, to)}, p99 ${ratio((r) => r.p99Us, 'hot', of, to)}` +
-      (haveDnsperf ? `, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu', of, to)}` : '') + '\n');
+      (haveDnsperf ? `, CPU per query ${ratio((r) => r.cpuUsPerQuery, 'hot', of, to)}, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu', of, to)}` : '') + '\n');
   };
   ratios('batched/dgram', 1, 0);
   if (BASELINE) ratios('batched/baseline batched', 1, 2);

@@ -15,8 +15,8 @@
 // queue with one recvmmsg, answers all of it and sends every reply with one
 // sendmmsg; libuv's next recvmsg then finds the queue empty (EAGAIN) and the
 // loop moves on. A flood is cut into libuv's bounded receive rounds, so it
-// never starves the router's other I/O; each batch is bounded by BATCH slots
-// of fixed native memory.
+// never starves the router's other I/O; each batch is bounded by 1 + BATCH
+// datagrams in fixed native memory.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type {
   DatagramHandler, DatagramPeer, DatagramTransport, DatagramTransportDrops, ReceivedDatagrams,
@@ -25,8 +25,10 @@ import { NetlinkError } from '../netlink/errors.js';
 import * as libc from './libc.js';
 import { AF_INET, MsgBatch, SOCK_DGRAM, sockaddrIn, writeSockaddrIn } from './sockets.js';
 
-/** Datagrams per system call: a queue of this many is answered with one recvmmsg and one sendmmsg. */
+/** Datagrams per recvmmsg: a queue of this many is answered with one recvmmsg and one sendmmsg. */
 const BATCH = 64;
+/** Replies per sendmmsg: one to the datagram libuv received, one to each of a full recvmmsg. */
+const SEND_BATCH = BATCH + 1;
 /**
  * The largest query handed over. A receive slot holds one byte more, so a
  * datagram that fills it was longer and has been cut short by the kernel.
@@ -79,7 +81,7 @@ class BatchView implements ReceivedDatagrams {
 export class BatchedUdpTransport implements DatagramTransport {
   readonly drops: DatagramTransportDrops = { oversized: 0, sendFailed: 0 };
   private readonly recv = new MsgBatch(BATCH, MAX_DATAGRAM_BYTES + 1);
-  private readonly send = new MsgBatch(BATCH, MAX_DATAGRAM_BYTES);
+  private readonly send = new MsgBatch(SEND_BATCH, MAX_DATAGRAM_BYTES);
   private readonly view = new BatchView(this, this.recv);
   private queued = 0;
   private handler: DatagramHandler | undefined;
@@ -131,7 +133,7 @@ export class BatchedUdpTransport implements DatagramTransport {
       this.sendNow(reply, Buffer.from(to.buffer, to.byteOffset, to.length));
       return;
     }
-    if (this.queued === BATCH) this.flush();
+    if (this.queued === SEND_BATCH) this.flush();
     this.send.slot(this.queued).set(reply);
     this.send.setSend(this.queued, reply.length, to);
     this.queued++;
