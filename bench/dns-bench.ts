@@ -12,12 +12,15 @@
 // file read after it exits, so parsing them costs the server nothing, and its own
 // CPU is printed beside the server's: on 2 cores the two share the machine.
 // Without dnsperf (Debian package `dnsperf`) a Node client measures throughput only.
+// DNS_BENCH_BASELINE=<another build's dist directory> also runs that build's
+// batched transport in the same rounds (before/after under the same load).
 //
 //   node dist/bench/dns-bench.js [rounds=3] [seconds=5]
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DnsServer, Nameserver } from '../controlplane/dns/index.js';
 import { openNodeDatagramTransport, type OpenDatagramTransport } from '../controlplane/dns/datagram-transport.js';
 import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
@@ -33,6 +36,11 @@ const COOKIE_OPTION = '10:0102030405060708';
 const ns = new Nameserver({ ourName: 1n, isKnownPeer: () => true });
 for (let i = 0; i < NAMES; i++) ns.add(`svc${i}.weave.local.`, `c${i}`, (10 << 24) | (32 << 16) | (i + 1));
 const TRANSPORTS: [string, OpenDatagramTransport][] = [['node:dgram', openNodeDatagramTransport], ['recvmmsg/sendmmsg', openBatchedUdpTransport]];
+const BASELINE = process.env.DNS_BENCH_BASELINE;
+if (BASELINE) {
+  const baseline = await import(pathToFileURL(resolvePath(BASELINE, 'dataplane/sys/batched-udp.js')).href) as { openBatchedUdpTransport: OpenDatagramTransport };
+  TRANSPORTS.push(['baseline recvmmsg/sendmmsg', baseline.openBatchedUdpTransport]);
+}
 const servers = TRANSPORTS.map(([, openUdp]) => new DnsServer({ names: ns, listenAddress: '127.0.0.1:0', openUdp }));
 for (const server of servers) await server.start();
 const dir = mkdtempSync(join(tmpdir(), 'dns-bench-'));
@@ -42,7 +50,8 @@ writeFileSync(queries, Array.from({ length: NAMES }, (_, i) => `svc${i}.weave.lo
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-interface Run { qps: number; p99Us: number; cpuPercent: number; clientCpuPercent: number }
+/** cpuUsPerQuery: the server's CPU time per query answered, which depends less on the machine's load than queries/s. */
+interface Run { qps: number; p99Us: number; cpuPercent: number; cpuUsPerQuery: number; clientCpuPercent: number }
 
 /** CPU seconds this process has used (utime + stime, /proc/self/stat fields 14 and 15). */
 function cpuSeconds(): number {
@@ -65,20 +74,26 @@ async function dnsperf(port: number, extra: string[]): Promise<Run> {
   const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpuPercent = 100 * (cpuSeconds() - cpu0) / wall;
+  const cpu = cpuSeconds() - cpu0;
+  const cpuPercent = 100 * cpu / wall;
   closeSync(fd);
   const latencies: number[] = [];
   let qps = 0;
+  let completed = 0;
   const lines = readFileSync(out, 'utf8').split('\n');
   for (const line of lines) {
     if (line.startsWith('> ')) latencies.push(Number(line.slice(line.lastIndexOf(' ') + 1)));
     else if (line.includes('Queries per second:')) qps = Number(line.split(':')[1]);
+    else if (line.includes('Queries completed:')) completed = Number(line.split(':')[1]!.trim().split(' ')[0]);
   }
   // `times`' last line: the children's user and system time, as 0m1.234s 0m0.567s.
   const childTimes = [...(lines.filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l)).at(-1) ?? '').matchAll(/(\d+)m([\d.]+)s/g)]
     .reduce((sum, m) => sum + Number(m[1]) * 60 + Number(m[2]), 0);
   latencies.sort((a, b) => a - b);
-  return { qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent, clientCpuPercent: 100 * childTimes / wall };
+  return {
+    qps, p99Us: (latencies[Math.floor(latencies.length * 0.99)] ?? NaN) * 1e6, cpuPercent,
+    cpuUsPerQuery: 1e6 * cpu / completed, clientCpuPercent: 100 * childTimes / wall,
+  };
 }
 
 /** Without dnsperf: a Node client keeping INFLIGHT queries outstanding for `seconds`. */
@@ -102,11 +117,11 @@ for (let i = 0; i < inflight; i++) send();`;
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const r = JSON.parse(out) as { qps: number; p99: number };
-  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN, clientCpuPercent: NaN };
+  return { qps: r.qps, p99Us: r.p99, cpuPercent: NaN, cpuUsPerQuery: NaN, clientCpuPercent: NaN };
 }
 
 function report(label: string, runs: Run[], what: 'throughput' | 'cpu'): void {
-  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} %`;
+  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} % (${median(runs.map((r) => r.cpuUsPerQuery)).toFixed(1)} µs/query)`;
   const figures = what === 'throughput'
     ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms, ${cpu}, dnsperf CPU ${median(runs.map((r) => r.clientCpuPercent)).toFixed(1)} %`
     : cpu;
@@ -141,10 +156,14 @@ try {
     process.stdout.write(`dns ${name}: hot/general throughput ratio ${(median(r.hot.map((x) => x.qps)) / median(r.general.map((x) => x.qps))).toFixed(2)}\n`);
     report(`${name}, at ${CPU_QPS} queries/s`, r.cpu, 'cpu');
   });
-  const ratio = (pick: (r: Run) => number, k: keyof Runs): string =>
-    (median(runs[1]![k].map(pick)) / median(runs[0]![k].map(pick))).toFixed(2);
-  process.stdout.write(`dns: batched/dgram hot-path queries/s ${ratio((r) => r.qps, 'hot')}, p99 ${ratio((r) => r.p99Us, 'hot')}` +
-    (haveDnsperf ? `, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu')}` : '') + '\n');
+  const ratio = (pick: (r: Run) => number, k: keyof Runs, of: number, to: number): string =>
+    (median(runs[of]![k].map(pick)) / median(runs[to]![k].map(pick))).toFixed(2);
+  const ratios = (label: string, of: number, to: number): void => {
+    process.stdout.write(`dns: ${label} hot-path queries/s ${ratio((r) => r.qps, 'hot', of, to)}, p99 ${ratio((r) => r.p99Us, 'hot', of, to)}` +
+      (haveDnsperf ? `, CPU per query ${ratio((r) => r.cpuUsPerQuery, 'hot', of, to)}, CPU at ${CPU_QPS} queries/s ${ratio((r) => r.cpuPercent, 'cpu', of, to)}` : '') + '\n');
+  };
+  ratios('batched/dgram', 1, 0);
+  if (BASELINE) ratios('batched/baseline batched', 1, 2);
   if (!haveDnsperf) process.stdout.write('dns: dnsperf not installed (apt-get install dnsperf): no general-path or CPU figures\n');
   process.stdout.write(`dns: answered locally ${servers.map((s) => s.metrics.answeredLocally).join(' / ')}, load average after ${loadavg()}\n`);
 } finally {

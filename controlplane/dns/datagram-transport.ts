@@ -2,7 +2,7 @@
 // batches. Answering a local name costs a few microseconds; receiving and
 // sending it one datagram per callback and system call costs several times
 // that, so an implementation may hand over every queued query at once and send
-// all their replies in one call (dataplane/sys/udp-batch.ts does, with
+// all their replies in one call (dataplane/sys/batched-udp.ts does, with
 // recvmmsg/sendmmsg). NodeDatagramTransport here is the portable one: one
 // datagram per batch over node:dgram (IPv6 listen addresses, unit tests).
 import { createSocket, type Socket } from 'node:dgram';

@@ -47,6 +47,8 @@ export const SOCK_NONBLOCK = 0o4000;
 /** SOCK_CLOEXEC: child processes (ip, tc, dockerd) must not inherit our sockets. */
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
+/** SO_REUSEADDR: another socket that sets it too may bind the same address and port. */
+export const SO_REUSEADDR = 2;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUF = 8;
 /** SO_RCVBUFFORCE: as root, exceed net.core.rmem_max so event bursts are not dropped. */

@@ -33,7 +33,6 @@ const IP_MTU = 14;
 const IP_PMTUDISC_DONT = 0;
 /** IP_PMTUDISC_DO: always set DF and fail with EMSGSIZE above the path MTU (spec §5.1 DF path). */
 const IP_PMTUDISC_DO = 2;
-const SO_REUSEADDR = 2;
 const SO_REUSEPORT = 15;
 const SOL_PACKET = 263;
 /** PACKET_IGNORE_OUTGOING: frames we inject must not come back to us as captures. */
@@ -55,15 +54,25 @@ function setIntOption(fd: Fd, level: number, name: number, value: number, what: 
 }
 
 export function sockaddrIn(ip: string, port: number): Buffer {
-  const parts = ip.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
-    throw new RangeError(`sleeve: "${ip}" is not an IPv4 address`);
-  }
   const sa = Buffer.alloc(SOCKADDR_IN_SIZE);
-  sa.writeUInt16LE(AF_INET, 0);
-  sa.writeUInt16BE(port, 2);
-  Buffer.from(parts).copy(sa, 4);
+  writeSockaddrIn(sa, ip, port);
   return sa;
+}
+
+/** Writes the sockaddr_in of ip:port into the first 16 bytes of `out` (reused buffers: no allocation beyond the split). */
+export function writeSockaddrIn(out: Uint8Array, ip: string, port: number): void {
+  const parts = ip.split('.');
+  if (parts.length !== 4) throw new RangeError(`sleeve: "${ip}" is not an IPv4 address`);
+  out[0] = AF_INET;
+  out[1] = 0;
+  out[2] = port >>> 8;
+  out[3] = port & 0xff;
+  for (let i = 0; i < 4; i++) {
+    const octet = Number(parts[i]);
+    if (!Number.isInteger(octet) || octet < 0 || octet > 255) throw new RangeError(`sleeve: "${ip}" is not an IPv4 address`);
+    out[4 + i] = octet;
+  }
+  out.fill(0, 8, SOCKADDR_IN_SIZE);
 }
 
 /** A UDP socket on the sleeve port, shared with the other sleeve sockets (SO_REUSEPORT). */
@@ -71,7 +80,7 @@ export function openUdpSocket(bindIp: string, port: number, df: boolean): Fd {
   const fd = libc.socket(AF_INET, SOCK_DGRAM | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
   if (fd < 0) fail('open sleeve UDP socket');
   try {
-    setIntOption(fd, libc.SOL_SOCKET, SO_REUSEADDR, 1, 'set SO_REUSEADDR on sleeve socket');
+    setIntOption(fd, libc.SOL_SOCKET, libc.SO_REUSEADDR, 1, 'set SO_REUSEADDR on sleeve socket');
     setIntOption(fd, libc.SOL_SOCKET, SO_REUSEPORT, 1, 'set SO_REUSEPORT on sleeve socket');
     setIntOption(fd, IPPROTO_IP, IP_MTU_DISCOVER, df ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT, 'set IP_MTU_DISCOVER on sleeve socket');
     setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on sleeve socket');
