@@ -53,6 +53,8 @@ export const MAX_SURROGATE_CHANNELS = 64;
 export interface MeshLogger {
   info(msg: string): void;
   warn(msg: string): void;
+  /** Timelines for benchmarks (the peer count growing); may be left out. */
+  debug?(msg: string): void;
 }
 
 const silentLogger: MeshLogger = { info() {}, warn() {} };
@@ -121,6 +123,8 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private gossipTimer: Cancel | undefined;
   private readonly routeChecks = new Set<Cancel>();
   private stopped = false;
+  /** Most peers known so far, for the debug timeline of a forming mesh. */
+  private peersKnownLogged = 1;
   private readonly addedListeners = new Set<Listener<MeshConnection>>();
   private readonly removedListeners = new Set<Listener<MeshConnection>>();
   private readonly topologyListeners = new Set<Listener<void>>();
@@ -302,6 +306,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
       established: conn.established,
     });
     this.logger.info(`connection added: ${conn.describe()}${restarted ? ' (restarted peer)' : isNew ? ' (new peer)' : ''}`);
+    if (isNew) this.logPeersKnown();
     this.routes.recalculateSoon();
     this.scheduleTopologyBroadcast([remote.name]);
     this.opts.overlay?.connectionAdded?.(conn);
@@ -389,6 +394,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
 
   applyTopology(records: readonly ReceivedPeerRecord[]): { improved: Set<PeerName>; received: Set<PeerName> } {
     const result = this.peers.applyUpdate(records);
+    this.logPeersKnown();
     if (result.ourselvesBumped) this.scheduleTopologyBroadcast([]);
     if (result.improved.size > 0) {
       this.routes.recalculateSoon();
@@ -454,6 +460,12 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
       this.gcTimer = undefined;
       if (this.peers.garbageCollect().length > 0) this.routes.recalculateSoon();
     });
+  }
+
+  private logPeersKnown(): void {
+    if (this.peers.size <= this.peersKnownLogged || !this.logger.debug) return;
+    this.peersKnownLogged = this.peers.size;
+    this.logger.debug(`peers known: ${this.peers.size}`);
   }
 
   describe(): string {
