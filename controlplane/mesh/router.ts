@@ -122,6 +122,8 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private gcTimer: Cancel | undefined;
   private gossipTimer: Cancel | undefined;
   private readonly routeChecks = new Set<Cancel>();
+  /** Each payload's last envelope, while the payload is alive (see encodeEnvelope). */
+  private readonly envelopes = new WeakMap<Uint8Array, { envelope: GossipEnvelope; body: Uint8Array }>();
   private stopped = false;
   /** Most peers known so far, for the debug timeline of a forming mesh. */
   private peersKnownLogged = 1;
@@ -382,8 +384,17 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     return true;
   }
 
+  /**
+   * The same payload queued on several connections (a broadcast to every next
+   * hop, a delta to random neighbours) is enveloped once: the envelope copies
+   * the whole payload, and the body is sent as is on each link.
+   */
   encodeEnvelope(e: GossipEnvelope): Uint8Array {
-    return this.codec.encodeEnvelope(e);
+    const hit = this.envelopes.get(e.payload);
+    if (hit && sameEnvelopeHeader(hit.envelope, e)) return hit.body;
+    const body = this.codec.encodeEnvelope(e);
+    this.envelopes.set(e.payload, { envelope: e, body });
+    return body;
   }
 
   // --- TopologyApplier (spec §4.5 steps 3-4) ---
@@ -471,4 +482,10 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   describe(): string {
     return `${formatPeerName(this.ourName)}(${this.peers.ourselves.nickName})`;
   }
+}
+
+/** Same tag, channel, source and destination: with the same payload, the same body. */
+function sameEnvelopeHeader(a: GossipEnvelope, b: GossipEnvelope): boolean {
+  if (a.tag !== b.tag || a.channel !== b.channel || a.src !== b.src) return false;
+  return a.tag !== ProtocolTag.GossipUnicast || b.tag !== ProtocolTag.GossipUnicast || a.dst === b.dst;
 }
