@@ -15,14 +15,17 @@
 //              then router 1's alone and the median of the others'
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--timeout=S] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]
 //   (default sizes: 10 25 50)
 // --weaver runs another build's router/weaver.js or weaver/main.js (e.g. main's), to compare two builds on the same machine;
 // --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
 // leaf) write a V8 CPU profile into DIR when it stops: profiling all of them distorts a run on few cores.
+// --logs=DIR runs the routers at debug level and writes each one's log to DIR/N-router-I.log (pino JSON
+// with epoch-ms times; t0 of the run is printed), for timelines: startup phases, dials, connections,
+// the peer count growing.
 // Root needed; everything lives in namespaces the bench creates and removes.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
@@ -54,7 +57,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--timeout=S] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -63,6 +66,8 @@ interface Options {
   nodeArgs: string[];
   /** Router numbers (1-based) that get nodeArgs; undefined = all. */
   profiled: ReadonlySet<number> | undefined;
+  /** Directory for the routers' debug logs; undefined = routers log warnings only, kept in memory. */
+  logs: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options & { sizes: number[] } {
@@ -70,11 +75,13 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
   let weaver = DEFAULT_WEAVER;
   const nodeArgs: string[] = [];
   let profiled: Set<number> | undefined;
+  let logs: string | undefined;
   const rest: string[] = [];
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
+    else if (a.startsWith('--logs=') && a.length > '--logs='.length) logs = a.slice('--logs='.length);
     else if (a.startsWith('--timeout=') && Number(a.slice('--timeout='.length)) > 0) timeoutMs = Number(a.slice('--timeout='.length)) * 1000;
     else if (a.startsWith('--profile-routers=')) {
       profiled = new Set(a.slice('--profile-routers='.length).split(',').map(Number));
@@ -88,7 +95,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
       throw new Error(`mesh-convergence: "${rest[i]}" is not a router count in 2..250 (${USAGE})`);
     }
   }
-  return { peers, weaver, nodeArgs, profiled, sizes };
+  return { peers, weaver, nodeArgs, profiled, logs, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -163,17 +170,18 @@ function establishedCount(r: RouterReport | undefined): number {
   return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
 }
 
-async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled }: Options): Promise<Row> {
+async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
     const plan = bed.hosts.map((h) => ({ h, peers: choice === 'first' ? (h.index === 1 ? [] : [bed.host(1)]) : randomPeers(bed, h) }));
     const t0 = Date.now();
+    if (logs) process.stdout.write(`mesh-convergence: ${n} routers started at ${t0} (epoch ms), logs in ${logs}\n`);
     for (const { h, peers } of plan) {
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
       routers.push(h.spawn(process.execPath, [
-        ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'warning',
+        ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', logs ? 'debug' : 'warning',
         ...peers.map((p) => p.address),
       ]));
     }
@@ -199,6 +207,10 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled }:
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
+    if (logs) {
+      mkdirSync(logs, { recursive: true });
+      for (const [i, p] of routers.entries()) writeFileSync(join(logs, `${n}-router-${i + 1}.log`), p.output());
+    }
     await bed.teardown();
   }
 }

@@ -131,7 +131,11 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const { identity, config, logger } = opts;
   const { trusted } = opts;
   const password = config.password === '' ? undefined : new TextEncoder().encode(config.password);
-  const meshLogger: MeshLogger = { info: (m) => logger.info(m), warn: (m) => logger.warn(m) };
+  const meshLogger: MeshLogger = {
+    info: (m) => logger.info(m),
+    warn: (m) => logger.warn(m),
+    ...(logger.isLevelEnabled('debug') ? { debug: (m: string) => logger.debug(m) } : {}),
+  };
 
   const { dataPlane } = opts;
   const router = new LoggingRouter(logger, {

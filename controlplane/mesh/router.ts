@@ -53,6 +53,8 @@ export const MAX_SURROGATE_CHANNELS = 64;
 export interface MeshLogger {
   info(msg: string): void;
   warn(msg: string): void;
+  /** Timelines for benchmarks (the peer count growing); may be left out. */
+  debug?(msg: string): void;
 }
 
 const silentLogger: MeshLogger = { info() {}, warn() {} };
@@ -120,7 +122,11 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private gcTimer: Cancel | undefined;
   private gossipTimer: Cancel | undefined;
   private readonly routeChecks = new Set<Cancel>();
+  /** Each payload's last envelope, while the payload is alive (see encodeEnvelope). */
+  private readonly envelopes = new WeakMap<Uint8Array, { envelope: GossipEnvelope; body: Uint8Array }>();
   private stopped = false;
+  /** Most peers known so far, for the debug timeline of a forming mesh. */
+  private peersKnownLogged = 1;
   private readonly addedListeners = new Set<Listener<MeshConnection>>();
   private readonly removedListeners = new Set<Listener<MeshConnection>>();
   private readonly topologyListeners = new Set<Listener<void>>();
@@ -302,6 +308,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
       established: conn.established,
     });
     this.logger.info(`connection added: ${conn.describe()}${restarted ? ' (restarted peer)' : isNew ? ' (new peer)' : ''}`);
+    if (isNew) this.logPeersKnown();
     this.routes.recalculateSoon();
     this.scheduleTopologyBroadcast([remote.name]);
     this.opts.overlay?.connectionAdded?.(conn);
@@ -377,8 +384,17 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     return true;
   }
 
+  /**
+   * The same payload queued on several connections (a broadcast to every next
+   * hop, a delta to random neighbours) is enveloped once: the envelope copies
+   * the whole payload, and the body is sent as is on each link.
+   */
   encodeEnvelope(e: GossipEnvelope): Uint8Array {
-    return this.codec.encodeEnvelope(e);
+    const hit = this.envelopes.get(e.payload);
+    if (hit && sameEnvelopeHeader(hit.envelope, e)) return hit.body;
+    const body = this.codec.encodeEnvelope(e);
+    this.envelopes.set(e.payload, { envelope: e, body });
+    return body;
   }
 
   // --- TopologyApplier (spec §4.5 steps 3-4) ---
@@ -389,6 +405,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
 
   applyTopology(records: readonly ReceivedPeerRecord[]): { improved: Set<PeerName>; received: Set<PeerName> } {
     const result = this.peers.applyUpdate(records);
+    this.logPeersKnown();
     if (result.ourselvesBumped) this.scheduleTopologyBroadcast([]);
     if (result.improved.size > 0) {
       this.routes.recalculateSoon();
@@ -456,7 +473,19 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     });
   }
 
+  private logPeersKnown(): void {
+    if (this.peers.size <= this.peersKnownLogged || !this.logger.debug) return;
+    this.peersKnownLogged = this.peers.size;
+    this.logger.debug(`peers known: ${this.peers.size}`);
+  }
+
   describe(): string {
     return `${formatPeerName(this.ourName)}(${this.peers.ourselves.nickName})`;
   }
+}
+
+/** Same tag, channel, source and destination: with the same payload, the same body. */
+function sameEnvelopeHeader(a: GossipEnvelope, b: GossipEnvelope): boolean {
+  if (a.tag !== b.tag || a.channel !== b.channel || a.src !== b.src) return false;
+  return a.tag !== ProtocolTag.GossipUnicast || b.tag !== ProtocolTag.GossipUnicast || a.dst === b.dst;
 }

@@ -39,6 +39,16 @@ function sameRecordKey(k: PeerSummary, p: Peer): boolean {
 }
 
 export class TopologyGossipData implements GossipData {
+  /**
+   * The last payload and the encoded records it was joined from. A broadcast
+   * is queued on every next hop with this same object, and each connection's
+   * sender encodes it: the hub of a forming mesh would otherwise join (and
+   * envelope) the same records once per neighbour. Records that changed in
+   * between come back from the cache as new objects, so the payload is joined
+   * again exactly when its bytes would differ.
+   */
+  private last: { parts: readonly EncodedTopologyRecord[]; payload: Uint8Array } | undefined;
+
   constructor(
     private readonly peers: Peers,
     private readonly codec: MeshCodec,
@@ -47,7 +57,12 @@ export class TopologyGossipData implements GossipData {
   ) {}
 
   encode(): Uint8Array[] {
-    return [this.codec.joinTopology(this.peers.known(this.names).map((p) => this.cache.encoded(p)))];
+    const parts = this.peers.known(this.names).map((p) => this.cache.encoded(p));
+    const last = this.last;
+    if (last && last.parts.length === parts.length && last.parts.every((e, i) => e === parts[i])) return [last.payload];
+    const payload = this.codec.joinTopology(parts);
+    this.last = { parts, payload };
+    return [payload];
   }
 
   merge(other: GossipData): GossipData {
