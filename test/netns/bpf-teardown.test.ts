@@ -17,7 +17,7 @@ const PREFIX = `wtd${process.pid % 100000}`;
 
 function teardownIn(ns: string, pinDir: string): void {
   execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--input-type=module', '-e',
-    `const m = await import(${JSON.stringify(DATAPATH_MODULE)}); await m.teardownBpfFastdp(${JSON.stringify(pinDir)});`]);
+    `const m = await import(${JSON.stringify(DATAPATH_MODULE)}); await m.teardownBpfFastdp({ pinDir: ${JSON.stringify(pinDir)} });`]);
 }
 
 /** Runs the teardown inside a fresh namespace, so the tunnel device it deletes can only be that namespace's. */
