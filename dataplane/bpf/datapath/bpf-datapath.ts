@@ -136,6 +136,11 @@ export function timingsFromEnv(): ForwarderTimings {
   };
 }
 
+/** How long a vanished peer lingers: WEAVE_FASTDP_LINGER_MS when set (tests), else DEFAULT_LINGER_MS. */
+export function lingerMsFromEnv(): number {
+  return envMs('WEAVE_FASTDP_LINGER_MS') ?? DEFAULT_LINGER_MS;
+}
+
 /** The learned-MAC ageing time: WEAVE_BPF_MAC_AGEING_SEC when set (tests, e.g. the soak), else the datapath's default. */
 export function macAgeingSecFromEnv(): number | undefined {
   const v = process.env.WEAVE_BPF_MAC_AGEING_SEC;
@@ -221,7 +226,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     let sender: HeartbeatSender | undefined;
     try {
       sender = new HeartbeatSender();
-      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? DEFAULT_LINGER_MS, opts.log);
+      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? lingerMsFromEnv(), opts.log);
       const until = Date.now() + dp.lingerMs;
       dp.keepPreviousId = (previous?.peers.size ?? 0) > 0;
       for (const [id, ip] of previous?.peers ?? []) {
