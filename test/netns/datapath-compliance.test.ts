@@ -1,6 +1,6 @@
 // The datapath compliance suite (lib/datapath-compliance.ts) for the kinds this
 // kernel runs: the eBPF fast datapath and the sleeve. Open vSwitch runs it in
-// the kernel lab VM (test/vm/guest/ovs-compliance.test.ts).
+// the kernel lab VM, on demand (test/vm/guest/on-demand/ovs-compliance.test.ts).
 import { after, before, describe, test } from 'node:test';
 import { bpfDatapath } from '../../dataplane/bpf/descriptor.js';
 import { sleeveDatapath } from '../../dataplane/sleeve/descriptor.js';
