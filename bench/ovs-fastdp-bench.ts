@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../test/support/exec.js';
 import { iperfNodeIn, runIperfClient, startIperfServer } from '../test/netns/lib/iperf.js';
 import { OvsFastDatapath } from '../dataplane/ovs/fastdp/index.js';
+import { ovsDatapath } from '../dataplane/ovs/descriptor.js';
 import type { ForwarderEvents, ForwardingState, OverlayForwarder } from '../controlplane/router/datapath.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -137,6 +138,7 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    for (const d of datapaths) await d.teardown().catch(() => undefined);
+    for (const d of datapaths) await d.close().catch(() => undefined);
+    for (const ns of namespaces) await ovsDatapath.teardown({ netns: ns }).catch(() => undefined);
     await runCommand('ip', ['-force', '-batch', '-'], { input: namespaces.map((n) => `netns del ${n}\n`).join('') });
   });

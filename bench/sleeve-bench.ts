@@ -14,7 +14,7 @@
 // SLEEVE_BENCH_INTERVALS=1 also prints iperf3's per-second TCP rates.
 // Root needed; everything lives in namespaces the bench creates and removes.
 import { createTestbed, mustExec, runIperfClient, startIperfServer, waitForPing, type Container, type Testbed } from '../test/netns/lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, type SleeveNode } from '../test/netns/sleeve-harness.js';
+import { applyTopology, connectNodes, plugNode, startSleeve, stopSleeve, type SleeveNode } from '../test/netns/sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 const seconds = Number(process.argv[2] ?? 5);
@@ -122,7 +122,7 @@ async function sleeve(encrypt: boolean): Promise<Sample> {
     if (!(await waitForPing(a.container, b.ip))) throw new Error(stuck('no connectivity'));
     return await measure(nodes);
   } finally {
-    for (const n of nodes) await n.dp?.teardown();
+    for (const n of nodes) await stopSleeve(n);
     await bed?.teardown();
   }
 }

@@ -115,10 +115,11 @@ export interface Datapath {
    */
   portAdded?(ifname: string): Promise<void>;
   stats(): DatapathStats;
-  /** Stop the control side; kernel state stays so forwarding survives a router restart. */
+  /**
+   * Stop the control side; kernel state stays so forwarding survives a router
+   * restart. Removing that state is the kind's (DatapathDescriptor.teardown).
+   */
   close(): Promise<void>;
-  /** Remove all kernel state (`weave reset`). */
-  teardown(): Promise<void>;
 }
 
 /** What any datapath kind needs to open on this host (the composition root fills it from the flags). */
@@ -137,6 +138,22 @@ export interface DatapathOpenOptions {
   log: (message: string) => void;
 }
 
+/**
+ * Where a kind's kernel state is, for its descriptor's teardown. Every field
+ * defaults to what a router in this namespace uses; tests and hosts running
+ * several routers name their own.
+ */
+export interface DatapathTeardownOptions {
+  /** Network namespace (a name under /run/netns or a path); default the current one. */
+  netns?: string;
+  /** The bridge the containers are attached to (the eBPF datapath hooks it and its ports); default `weave`. */
+  bridge?: string;
+  /** eBPF: the bpffs directory of the pinned maps; default WEAVE_BPF_PIN_DIR, else /sys/fs/bpf/weave. */
+  pinDir?: string;
+  /** Open vSwitch: the kernel datapath's name; default `datapath`. */
+  ovsDatapathName?: string;
+}
+
 export type DatapathProbe = { available: true } | { available: false; reason: string };
 
 /**
@@ -152,6 +169,9 @@ export interface DatapathDescriptor {
   /** Can this kernel (and build) run it? If not, why, in words shown per connection in `weave status connections`. */
   probe(): Promise<DatapathProbe>;
   open(opts: DatapathOpenOptions): Promise<Datapath>;
-  /** Removes this kind's kernel state in the current namespace without the process that made it (`weave reset`, also after a crash). */
-  teardown(): Promise<void>;
+  /**
+   * Removes this kind's kernel state without the process that made it
+   * (`weave reset`, also after a crash or a close). Idempotent.
+   */
+  teardown(opts?: DatapathTeardownOptions): Promise<void>;
 }

@@ -44,5 +44,5 @@ export const bpfDatapath: DatapathDescriptor = {
     log: opts.log,
     ...(opts.ipsec ? { ipsec: { ourName: opts.ourName, applyFirewall: applyIPsecFirewall } } : {}),
   }),
-  teardown: async () => (await datapathModule()).teardownBpfFastdp(),
+  teardown: async (opts) => (await datapathModule()).teardownBpfFastdp(opts),
 };

@@ -298,6 +298,31 @@ export async function detachUnderlayHooks(netns?: string): Promise<void> {
   else sweep();
 }
 
+/**
+ * `weave reset`: removes our programs from the bridge device (the host's port,
+ * tc egress) and from its ports (tc ingress), swept from the kernel's links for
+ * the same reason as the underlay hooks. The bridge and its ports are Weave's,
+ * so a filter with our handle there is ours. Links that are gone take their
+ * filters with them; a missing bridge leaves nothing to do.
+ */
+export async function detachPortHooks(bridge: string, netns?: string): Promise<void> {
+  const rtnl = Rtnl.open(netns ? { netns } : {});
+  let links: Awaited<ReturnType<Rtnl['listLinks']>>;
+  try {
+    links = await rtnl.listLinks();
+  } finally {
+    rtnl.close();
+  }
+  const br = links.find((l) => l.name === bridge);
+  if (!br) return;
+  const sweep = (): void => {
+    detachPort(br.index, 'host');
+    for (const l of links) if (l.masterIndex === br.index) detachPort(l.index, 'container');
+  };
+  if (netns) withNetns(netns, sweep);
+  else sweep();
+}
+
 /** Each role's program and hook: the host's frames are seen leaving the bridge device (tc egress). */
 function attachPort(ifindex: number, role: PortRole, programs: LoadedPrograms, what: string): void {
   switch (role) {

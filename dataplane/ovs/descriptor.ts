@@ -31,9 +31,12 @@ export const ovsDatapath: DatapathDescriptor = {
     log: opts.log,
     ...(opts.ipsec ? { ipsec: { ourName: opts.ourName, applyFirewall: applyIPsecFirewall } } : {}),
   }),
-  teardown: async () => {
+  teardown: async (opts = {}) => {
     try {
-      await (await import('./fastdp/index.js')).teardownFastdp();
+      await (await import('./fastdp/index.js')).teardownFastdp({
+        ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+        ...(opts.ovsDatapathName !== undefined ? { datapathName: opts.ovsDatapathName } : {}),
+      });
     } catch (err) {
       if (!isNetlinkError(err, 'ENODEV')) throw err; // no OVS in this kernel: nothing of ours can exist
     }

@@ -14,7 +14,7 @@ import type {
 import * as libc from '../sys/libc.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC } from '../sys/epoll.js';
 import { Rtnl, withNetns } from '../netlink/index.js';
-import { ensureCapturePort, removeCapturePort } from './capture.js';
+import { ensureCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
 import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
@@ -288,10 +288,5 @@ export class SleeveDatapath implements Datapath {
     for (const f of this.forwarders.values()) closeFd(f.dfFd);
     this.forwarders.clear();
     for (const fd of [this.packetFd, this.udpFd, this.wakeFd, this.epollFd]) if (fd >= 0) closeFd(fd);
-  }
-
-  async teardown(): Promise<void> {
-    await this.close();
-    await removeCapturePort(this.opts.netns);
   }
 }

@@ -19,5 +19,5 @@ export const sleeveDatapath: DatapathDescriptor = {
     lazyWorker: true,
     log: opts.log,
   }),
-  teardown: () => removeCapturePort(),
+  teardown: (opts = {}) => removeCapturePort(opts.netns),
 };

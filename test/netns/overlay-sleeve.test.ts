@@ -54,13 +54,3 @@ test('three hosts with h1-h3 cut: h1\'s container reaches h3\'s through h2', asy
     assert.equal(await h1.ping(h3.address, { count: 1, waitSeconds: 1 }), false, 'the underlay between h1 and h3 stays cut');
   });
 });
-
-test('weave reset removes the sleeve\'s capture port', async () => {
-  await withWeaveBed(1, async (bed) => {
-    const h = bed.host(1);
-    await mustWeave(h, ['launch']);
-    assert.equal((await h.exec('ip', ['link', 'show', 'vethwe-pcap'])).code, 0, 'the sleeve made its capture port');
-    await mustWeave(h, ['reset']);
-    assert.notEqual((await h.exec('ip', ['link', 'show', 'vethwe-pcap'])).code, 0, 'reset removed it');
-  });
-});

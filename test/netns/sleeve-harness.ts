@@ -8,6 +8,7 @@ import { mustExec, type Container, type Host } from './lib/index.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState, OverlayForwarder } from '../../controlplane/router/datapath.js';
 import { SleeveDatapath } from '../../dataplane/sleeve/index.js';
+import { sleeveDatapath } from '../../dataplane/sleeve/descriptor.js';
 
 export const SLEEVE_PORT = 6783;
 
@@ -45,6 +46,13 @@ export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWor
     ourName: node.name, bridge: 'weave', netns: node.host.netnsPath, port: SLEEVE_PORT, mtu, log: () => undefined, ...opts,
   });
   return node.dp;
+}
+
+/** Closes the node's sleeve and removes its kernel state (the capture port), as `weave reset` would. */
+export async function stopSleeve(node: SleeveNode | undefined): Promise<void> {
+  if (!node?.dp) return;
+  await node.dp.close();
+  await sleeveDatapath.teardown({ netns: node.host.netnsPath });
 }
 
 export interface Link {

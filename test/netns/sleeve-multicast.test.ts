@@ -7,7 +7,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, pollUntil, waitForPing, type Testbed } from './lib/index.js';
-import { plugNode, startLineOfThree, type Link, type SleeveNode } from './sleeve-harness.js';
+import { plugNode, startLineOfThree, stopSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 const GROUP = '239.1.2.3';
@@ -49,7 +49,7 @@ describe('sleeve multicast and broadcast across three hosts A-B-C', () => {
   });
 
   after(async () => {
-    for (const n of nodes) await n.dp?.teardown();
+    for (const n of nodes) await stopSleeve(n);
     await bed?.teardown();
   });
 

@@ -5,7 +5,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, waitForPing, type Testbed } from './lib/index.js';
-import { plugNode, startLineOfThree, type Link, type SleeveNode } from './sleeve-harness.js';
+import { plugNode, startLineOfThree, stopSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 
@@ -22,7 +22,7 @@ describe('sleeve across three hosts with A-C cut', () => {
   });
 
   after(async () => {
-    for (const n of nodes) await n.dp?.teardown();
+    for (const n of nodes) await stopSleeve(n);
     await bed?.teardown();
   });
 

@@ -11,7 +11,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createTestbed, execCommand, pollUntil, waitForPing, type Testbed } from './lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
+import { applyTopology, connectNodes, plugNode, startSleeve, stopSleeve, type Link, type SleeveNode } from './sleeve-harness.js';
 import { overheadDF } from '../../dataplane/sleeve/constants.js';
 
 const CONTAINER_MTU = 1500;
@@ -42,8 +42,8 @@ async function startPair(encrypt: boolean, prepare: (bed: Testbed) => Promise<vo
 }
 
 async function stopPair(p: Partial<Pair>): Promise<void> {
-  await p.a?.dp?.teardown();
-  await p.b?.dp?.teardown();
+  await stopSleeve(p.a);
+  await stopSleeve(p.b);
   await p.bed?.teardown();
 }
 

@@ -7,7 +7,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestbed, pollUntil, waitForPing, type Testbed } from './lib/index.js';
 import {
-  applyTopology, connectNodes, plugNode, startSleeve, tcpSendScript, tcpSinkScript, SLEEVE_PORT,
+  applyTopology, connectNodes, plugNode, startSleeve, stopSleeve, tcpSendScript, tcpSinkScript, SLEEVE_PORT,
   type Link, type SleeveNode,
 } from './sleeve-harness.js';
 import { overheadDF } from '../../dataplane/sleeve/constants.js';
@@ -53,8 +53,8 @@ for (const encrypt of [false, true]) {
     });
 
     after(async () => {
-      await a?.dp?.teardown();
-      await b?.dp?.teardown();
+      await stopSleeve(a);
+      await stopSleeve(b);
       await bed?.teardown();
     });
 

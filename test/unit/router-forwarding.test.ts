@@ -50,7 +50,6 @@ function recordingDatapath(states: ForwardingState[]): Datapath {
     applyForwardingState: (s) => { states.push(s); },
     stats: () => ({ kernelForwarded: 0n, userspace: 0n, drops: {} }),
     close: async () => undefined,
-    teardown: async () => undefined,
   };
 }
 

@@ -48,7 +48,6 @@ class FakeDatapath implements Datapath {
     return { kernelForwarded: 0n, userspace: 0n, drops: {} };
   }
   async close(): Promise<void> {}
-  async teardown(): Promise<void> {}
 }
 
 const PEER: PeerName = 0xaabbccddeeffn;

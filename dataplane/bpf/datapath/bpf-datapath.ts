@@ -64,6 +64,7 @@
 import type {
   Datapath,
   DatapathStats,
+  DatapathTeardownOptions,
   ForwarderEvents,
   ForwarderParams,
   ForwardingState,
@@ -75,14 +76,14 @@ import { parseHeartbeat } from '../../fastdp/heartbeat.js';
 import { indexForwardingState, type Routing } from '../../fastdp/routing.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfFastDatapath, DEFAULT_PIN_DIR, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
+import { BpfFastDatapath, DEFAULT_PIN_DIR, detachPortHooks, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
 import { DatapathMaps, type Counters } from '../maps.js';
 import { deleteTunnelDevice } from '../vxlan-device.js';
 import { BridgePortWatcher, type BridgePort } from './bridge-ports.js';
 import { HeartbeatReceiver, HeartbeatSender, vxlanDatagram } from './heartbeat-io.js';
 import { FastdpIPsec, type IPsecFirewallEntry } from '../../ipsec/index.js';
 import { Rtnl } from '../../netlink/index.js';
-import { BRIDGE_PORT_VETH } from '../../host/names.js';
+import { BRIDGE_PORT_VETH, DEFAULT_BRIDGE } from '../../host/names.js';
 
 /** How long a fastdp peer whose connection vanished keeps its kernel entry (restart tolerance). */
 export const DEFAULT_LINGER_MS = 30_000;
@@ -133,6 +134,11 @@ export function timingsFromEnv(): ForwarderTimings {
     slowIntervalMs: slow,
     timeoutMs: envMs('WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS') ?? DEFAULT_FORWARDER_TIMINGS.timeoutMs,
   };
+}
+
+/** How long a vanished peer lingers: WEAVE_FASTDP_LINGER_MS when set (tests), else DEFAULT_LINGER_MS. */
+export function lingerMsFromEnv(): number {
+  return envMs('WEAVE_FASTDP_LINGER_MS') ?? DEFAULT_LINGER_MS;
 }
 
 /** The learned-MAC ageing time: WEAVE_BPF_MAC_AGEING_SEC when set (tests, e.g. the soak), else the datapath's default. */
@@ -220,7 +226,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     let sender: HeartbeatSender | undefined;
     try {
       sender = new HeartbeatSender();
-      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? DEFAULT_LINGER_MS, opts.log);
+      const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? lingerMsFromEnv(), opts.log);
       const until = Date.now() + dp.lingerMs;
       dp.keepPreviousId = (previous?.peers.size ?? 0) > 0;
       for (const [id, ip] of previous?.peers ?? []) {
@@ -367,11 +373,6 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       this.ipsecUnavailableReason = `${ESP_UNAVAILABLE}: ${found.unavailable}`;
       this.log(`fastdp: encrypted connections will use sleeve: ${this.ipsecUnavailableReason}`);
     }
-  }
-
-  async teardown(): Promise<void> {
-    await this.close();
-    await this.fastdp.destroy();
   }
 
   // ---- ForwarderHost
@@ -580,14 +581,15 @@ function readPrevious(pinDir: string): { localShortId: number; peers: Map<number
 }
 
 /**
- * `weave reset`: removes the receive fast path's filters from the underlay
- * interfaces, the tunnel device and the pinned maps (the other programs go
- * with the device and the ports).
+ * `weave reset`: removes the tc programs from the underlay interfaces, the
+ * bridge and its ports, the tunnel device and the pinned maps; what a closed
+ * (or killed) datapath left forwarding in the kernel.
  */
-export async function teardownBpfFastdp(pinDir = pinDirFromEnv()): Promise<void> {
-  await detachUnderlayHooks();
-  await deleteTunnelDevice({});
-  removePinDir(pinDir);
+export async function teardownBpfFastdp(opts: DatapathTeardownOptions = {}): Promise<void> {
+  await detachUnderlayHooks(opts.netns);
+  await detachPortHooks(opts.bridge ?? DEFAULT_BRIDGE, opts.netns);
+  await deleteTunnelDevice(opts.netns !== undefined ? { netns: opts.netns } : {});
+  removePinDir(opts.pinDir ?? pinDirFromEnv());
 }
 
 /**

@@ -8,7 +8,8 @@
 // Misses arrive on the UpcallReceiver's socket, whose waiting happens on the
 // netlink poller's worker, so a flood of misses never blocks heartbeats or
 // gossip on the event loop. close() leaves the datapath, vports and flows in
-// place so traffic keeps flowing across a router restart; teardown() removes them.
+// place so traffic keeps flowing across a router restart; teardownFastdp()
+// (the descriptor's teardown) removes them.
 
 import type {
   Datapath,
@@ -276,11 +277,6 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
       // FLOW NEW on an existing key is refused (EEXIST): the local part comes back as a new flow.
       if (local.some((a) => a.type === 'output')) await createFlow(this.conn, this.dp, { key: f.key, ...(f.mask ? { mask: f.mask } : {}), actions: local });
     }
-  }
-
-  async teardown(): Promise<void> {
-    await this.close();
-    await teardownFastdp({ netns: this.netns, datapathName: this.datapathName });
   }
 
   // ---- ForwarderHost

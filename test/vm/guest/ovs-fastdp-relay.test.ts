@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { runCommand, uniqueSuffix } from '../../support/exec.js';
 import { OdpConnection, getVport, listFlows, output, setTunnel, weaveTunnelId } from '../../../dataplane/ovs/index.js';
 import { OvsFastDatapath, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
+import { ovsDatapath } from '../../../dataplane/ovs/descriptor.js';
 import type { ForwardingState } from '../../../controlplane/router/datapath.js';
 import { addBridgedContainer, addNamespaces, addWeaveBridge, deleteNamespaces, ipBatch, loadOpenvswitch, pairForwarders } from './ovs-fastdp-setup.js';
 
@@ -49,7 +50,8 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.allSettled(opened.map((d) => d.teardown()));
+  await Promise.allSettled(opened.map((d) => d.close()));
+  await Promise.allSettled([A, B, C].map((h) => ovsDatapath.teardown({ netns: h.ns })));
   await deleteNamespaces(namespaces);
 });
 

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
 import { OdpConnection, getVport, listDatapaths, listFlows, output, setTunnel, weaveTunnelId, type Flow } from '../../../dataplane/ovs/index.js';
 import { DATAPATH_SIDE_VETH, OvsFastDatapath, vxlanVportName } from '../../../dataplane/ovs/fastdp/index.js';
+import { ovsDatapath } from '../../../dataplane/ovs/descriptor.js';
 import { encodeHeartbeat, parseHeartbeat } from '../../../dataplane/fastdp/heartbeat.js';
 import type { ForwarderParams, ForwardingState, OverlayForwarder } from '../../../controlplane/router/datapath.js';
 import { addBridgedContainer, addNamespaces, addWeaveBridge, deleteNamespaces, ipBatch, loadOpenvswitch, pairForwarders } from './ovs-fastdp-setup.js';
@@ -203,9 +204,10 @@ test('two hosts: fastdp heartbeats establish, ping runs through kernel flows, su
     assert.equal(await pingDone, 0, `the ping across the restart was answered:\n${pingOut}`);
     assert.match(pingOut, /25 packets transmitted, 25 received/);
 
-    // teardown(): nothing of ours is left.
-    await a.teardown();
-    await b.teardown();
+    // The descriptor's teardown after close: nothing of ours is left.
+    await a.close();
+    await b.close();
+    for (const h of [hostA, hostB]) await ovsDatapath.teardown({ netns: h.ns });
     assert.deepEqual(await listDatapaths(odpA), []);
     assert.deepEqual(await listDatapaths(odpB), []);
     for (const h of [hostA, hostB]) {
