@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { seededRandom } from '../unit/mesh-harness.js';
 import { execCommand, mustExec, pollUntil } from './lib/exec.js';
 import { SLEEVE_PORT } from './sleeve-harness.js';
-import { mustWeave, weaveStateDir, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { mustWeave, weave, weaveStateDir, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { bpfMapsByName } from './lib/router-maps.js';
 
 export type FaultKind = 'partition' | 'loss' | 'slow-link' | 'kill9' | 'stop-launch' | 'block-sleeve' | 'kill-sleeve-worker' | 'clock-jump';
 const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'slow-link', 'kill9', 'stop-launch', 'block-sleeve', 'kill-sleeve-worker', 'clock-jump'];
@@ -159,10 +160,47 @@ export class ChaosRunner {
     const deadline = started + this.opts.recoveryBoundMs;
     for (const [a, b] of pending) {
       const ok = await pollUntil(() => a.container.ping(b.ip, { count: 1, waitSeconds: 1 }), Math.max(0, deadline - Date.now()), 100);
+      if (!ok) await this.diagnose(a, b);
       assert.ok(ok, `seed ${this.opts.seed}, ${what}: ${a.host.label} container does not reach ${b.ip} on ${b.host.label} `
         + `within ${this.opts.recoveryBoundMs} ms`);
     }
     return Date.now() - started;
+  }
+
+  /**
+   * Logs what every host holds for a pair that does not reach each other:
+   * the containers' MACs and ARP caches, the bridges' forwarding tables, the
+   * eBPF datapath's MAC and peer tables, the connections and the router's
+   * last log lines.
+   */
+  private async diagnose(a: Attached, b: Attached): Promise<void> {
+    const out = async (p: Promise<{ stdout: string; stderr: string }>): Promise<string> => {
+      try {
+        const r = await p;
+        return (r.stdout + r.stderr).trim();
+      } catch (e) {
+        return String(e);
+      }
+    };
+    for (const c of [a, b]) {
+      this.log(`diagnosis: ${c.name} ${c.ip} on ${c.host.label}: ${await out(c.container.exec('ip', ['-br', 'link', 'show', 'ethwe']))}`);
+      this.log(`  neigh: ${(await out(c.container.exec('ip', ['neigh']))).replace(/\n/g, ' | ')}`);
+    }
+    for (const h of this.bed.hosts) {
+      this.log(`diagnosis: ${h.label}`);
+      this.log(`  fdb: ${(await out(h.exec('bridge', ['fdb', 'show', 'br', 'weave']))).split('\n').filter((l) => !/permanent/.test(l)).join(' | ')}`);
+      this.log(`  connections: ${(await out(weave(h, ['status', 'connections']))).replace(/\n/g, ' | ')}`);
+      try {
+        for (const [name, ids] of await bpfMapsByName(weaverPid(h))) {
+          if (!/^weave_(local_ma|remote_ma|peers|local_po)/.test(name)) continue;
+          for (const id of ids) this.log(`  ${name}: ${(await out(execCommand('bpftool', ['map', 'dump', 'id', String(id)]))).replace(/\s+/g, ' ')}`);
+        }
+      } catch (e) {
+        this.log(`  bpf maps: ${String(e)}`);
+      }
+      const logLines = readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8').trimEnd().split('\n');
+      for (const l of logLines.slice(-15)) this.log(`  log: ${l}`);
+    }
   }
 
   private async checkInvariants(what: string): Promise<void> {
