@@ -118,8 +118,6 @@ export class BatchedUdpTransport implements DatagramTransport {
     this.closed = true;
     poller().forget(this.fd, new Error('DNS UDP transport closed'));
     libc.close(this.fd);
-    this.recv.free();
-    this.send.free();
   }
 
   /** Answers what is queued, then yields to the event loop; with nothing queued, waits for the socket. */
