@@ -37,6 +37,14 @@ const FAULT_ENV = { WEAVE_TEST_FAULTS: '1' };
  * (test/unit/dns-gossip.test.ts).
  */
 const MAX_CLOCK_JUMP_SEC = 800;
+/**
+ * Offsets stay until the router's next relaunch, so a jump is also kept within
+ * this of every other router's offset: two jumps in opposite directions would
+ * otherwise put routers up to 1600 s apart, past the 900 s beyond which DNS
+ * gossip (rightly) refuses the connection and the router stays cut off (seed
+ * 2028, step 91: +556 s and +516 s against -567 s).
+ */
+const MAX_CLOCK_SKEW_SEC = 850;
 
 /**
  * A slow, congested underlay link in place of netem's delay (this kernel has
@@ -112,6 +120,8 @@ export class ChaosRunner {
   private readonly attached: Attached[] = [];
   private readonly log: (line: string) => void;
   private containerSeq = 0;
+  /** Each router's DNS clock offset since its last launch (seconds). */
+  private readonly clockOffsets = new Map<Host, number>();
 
   constructor(private readonly bed: Testbed, private readonly opts: ChaosOptions) {
     this.random = seededRandom(opts.seed);
@@ -250,6 +260,7 @@ export class ChaosRunner {
 
   private async relaunch(h: Host, env: Record<string, string> = {}): Promise<void> {
     await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000, env: { ...FAULT_ENV, ...env } });
+    this.clockOffsets.set(h, Number(env.WEAVE_TEST_DNS_CLOCK_OFFSET_SEC ?? 0));
   }
 
   /**
@@ -313,7 +324,10 @@ export class ChaosRunner {
         return;
       }
       case 'clock-jump': {
-        const jump = Math.round((this.random() * 2 - 1) * MAX_CLOCK_JUMP_SEC);
+        const offsets = others.map((o) => this.clockOffsets.get(o) ?? 0);
+        const lo = Math.max(-MAX_CLOCK_JUMP_SEC, Math.max(...offsets) - MAX_CLOCK_SKEW_SEC);
+        const hi = Math.min(MAX_CLOCK_JUMP_SEC, Math.min(...offsets) + MAX_CLOCK_SKEW_SEC);
+        const jump = Math.round(lo + this.random() * (hi - lo));
         this.log(`clock jump on ${h.label}: ${jump > 0 ? '+' : ''}${jump} s`);
         await mustWeave(h, ['stop']);
         await this.relaunch(h, { WEAVE_TEST_DNS_CLOCK_OFFSET_SEC: String(jump) });
