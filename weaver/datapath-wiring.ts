@@ -120,6 +120,12 @@ export interface DataPlaneOptions {
   mtu: number;
   /** Lowers the bridge and every attached container to an MTU (host-wiring); absent: only the datapaths follow. */
   lowerHostMtu?: (mtu: number) => Promise<void>;
+  /**
+   * Peers became reachable through the data plane (a connection came up or
+   * came back), their forwarding state in place: host-wiring re-announces the
+   * local containers' addresses.
+   */
+  onPeersReachable?: () => void;
   /** --trusted-subnets, built once by the composition root (also the mesh's). */
   trusted: TrustedSubnets;
   probe?: FastdpProbe;
@@ -238,6 +244,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         datapaths,
         neighbours: () => overlaySwitch.neighbours(),
         log: (m) => logger.warn(m),
+        ...(opts.onPeersReachable ? { onPeersReachable: opts.onPeersReachable } : {}),
       });
       updater.schedule();
     },

@@ -51,6 +51,11 @@ export interface RunningHostNetwork {
   onEndpointGone(fn: (label: string) => void): void;
   /** The bridge and every attached container down to `mtu` (HostNetwork.lowerMtu). */
   lowerMtu(mtu: number): Promise<void>;
+  /**
+   * Every attached container announces its addresses again with gratuitous
+   * ARP (HostNetwork.reannounce); calls while one runs coalesce into one more.
+   */
+  reannounce(): void;
   close(): void;
 }
 
@@ -164,11 +169,31 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     configureArp: async (pid) => { await configureContainerArp({ pid }); },
     track: (label, pid) => net.track(label, { pid }),
   };
+  // One re-announcement at a time; requests meanwhile make one more run after it.
+  let announcing: Promise<void> | undefined;
+  let announceAgain = false;
+  const reannounce = (): void => {
+    if (announcing) {
+      announceAgain = true;
+      return;
+    }
+    announcing = net.reannounce().then(({ announced, failed }) => {
+      if (announced > 0) logger.info(`peers reachable: ${announced} attached container(s) announced their addresses with gratuitous ARP`);
+      for (const f of failed) logger.warn(`cannot re-announce the addresses of container ${f}`);
+    }, (err: Error) => logger.warn(`re-announcing container addresses: ${err.message}`)).finally(() => {
+      announcing = undefined;
+      if (announceAgain) {
+        announceAgain = false;
+        reannounce();
+      }
+    });
+  };
   return {
     control,
     plugin,
     bridge,
     mtu,
+    reannounce,
     whenAttached: (hook) => {
       portAttached = hook;
     },

@@ -105,7 +105,8 @@ export interface Datapath {
    */
   lowerMtu?(mtu: number): Promise<void>;
   createForwarder(params: ForwarderParams, events: ForwarderEvents): OverlayForwarder;
-  applyForwardingState(state: ForwardingState): void;
+  /** Resolves (when it returns a promise) once the state is in place in the kernel. */
+  applyForwardingState(state: ForwardingState): void | Promise<void>;
   /**
    * `weave attach` just put the container interface `ifname` (host side) on the
    * bridge: resolves once this datapath handles it, so attach returns only when

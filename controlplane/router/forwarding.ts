@@ -69,6 +69,12 @@ export interface ForwardingUpdaterOptions {
   /** Debounce delay (default 50 ms): a burst of route/topology/switch changes yields one apply. */
   delayMs?: number;
   log?(message: string): void;
+  /**
+   * Peers the data plane can now send to that the last applied state did not
+   * have, called once every datapath has that state in place (e.g. a
+   * connection came up or came back).
+   */
+  onPeersReachable?(peers: readonly PeerName[]): void;
 }
 
 /** Recomputes and applies the forwarding state whenever `schedule()` is called (debounced, idempotent). */
@@ -98,16 +104,26 @@ export class ForwardingUpdater {
     if (key === this.lastKey) return undefined;
     this.lastKey = key;
     this.applied++;
+    const inPlace: Promise<void>[] = [];
     for (const dp of this.opts.datapaths) {
       try {
-        dp.applyForwardingState(state);
+        const applying = dp.applyForwardingState(state);
+        if (applying) inPlace.push(applying);
       } catch (err) {
         this.opts.log?.(`${dp.overlay} (${dp.kind}): cannot apply forwarding state: ${(err as Error).message}`);
         this.lastKey = undefined; // try again on the next change
       }
     }
+    const reachable = new Set(state.peers.map((p) => p.name));
+    const added = [...reachable].filter((p) => !this.reachable.has(p));
+    this.reachable = reachable;
+    const notify = this.opts.onPeersReachable;
+    if (notify && added.length > 0) void Promise.allSettled(inPlace).then(() => { if (!this.stopped) notify(added); });
     return state;
   }
+
+  /** Peers of the last applied state. */
+  private reachable = new Set<PeerName>();
 
   stop(): void {
     this.stopped = true;

@@ -51,6 +51,14 @@ export interface LearnedMac {
   ageSec: number;
 }
 
+/** A local MAC the kernel learned behind a port (bridge mode). */
+export interface LearnedLocalMac {
+  mac: string;
+  ifindex: number;
+  /** Seconds since the frame that last refreshed the entry (refreshed at most once a second). */
+  ageSec: number;
+}
+
 export function checkShortId(id: number, what = 'short id'): number {
   if (!Number.isInteger(id) || id < 0 || id > MAX_SHORT_ID) {
     throw new RangeError(`${what} ${id} is not a 12-bit peer short id (0..4095, spec §4.8)`);

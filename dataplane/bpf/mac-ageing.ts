@@ -1,14 +1,18 @@
-// Ageing of the remote MACs the kernel learns (weave_remote_macs). The map is
-// an LRU, which forgets only when full: without ageing, the MACs of departed
-// containers would stay for as long as the table has room. As a Linux bridge
-// does (ageing_time, 300 s), an entry no frame has refreshed for the ageing
-// time is deleted; a MAC still in use is refreshed by the programs at most
-// once a second and never reaches it. A deleted MAC that comes back is only
-// flooded until it is learned again.
+// Ageing of the MACs the kernel learns: the remote ones (weave_remote_macs)
+// and, in bridge mode, the local ones (weave_local_macs entries the programs
+// wrote, not those the control plane set). The remote map is an LRU, which
+// forgets only when full; the local one is a hash that forgets nothing: a MAC
+// learned behind the sleeve's port belongs to a remote container, which may
+// leave while the port stays (entries behind a container's port also go with
+// the port, fastdp.ts). Without ageing, departed containers' MACs would stay.
+// As a Linux bridge does (ageing_time, 300 s), an entry no frame has
+// refreshed for the ageing time is deleted; a MAC still in use is refreshed by
+// the programs at most once a second and never reaches it. A deleted MAC that
+// comes back is only flooded until it is learned again.
 //
 // The programs stamp entries with bpf_ktime_get_ns() (CLOCK_MONOTONIC), which
-// DatapathMaps.listLearnedMacs reads against process.hrtime: wall-clock jumps
-// do not age anything.
+// DatapathMaps reads against process.hrtime: wall-clock jumps do not age
+// anything.
 
 import type { DatapathMaps } from './maps.js';
 

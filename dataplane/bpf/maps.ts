@@ -10,7 +10,7 @@ import {
   COUNTER_NAMES, MAX_SHORT_ID, MAX_LOCAL_PORTS, MAX_BCAST_HOPS, CFG_F_LEARN, CFG_F_BRIDGE, CFG_F_LEARN_LOCAL, CFG_F_NO_RELAY, PORT_F_REDIRECT_PEER,
   PORT_F_HOST, BCAST_F_SLEEVE, PEER_F_RECEIVE_ONLY,
   checkShortId, macKey, formatMac, ipv4ToHostU32, hostU32ToIpv4,
-  type Counters, type DatapathConfig, type LearnedMac,
+  type Counters, type DatapathConfig, type LearnedMac, type LearnedLocalMac,
 } from './layout.js';
 
 export * from './layout.js';
@@ -50,6 +50,17 @@ export interface BridgePorts {
   sleeveIfindex: number;
   /** Fastdp next hops of broadcasts the sleeve hands us. */
   sleeveRelayHops: readonly number[];
+}
+
+/** struct weave_local_port: ifindex, WEAVE_PORT_F_* flags, last seen (ns, CLOCK_MONOTONIC; 0 = written by the control plane). */
+const LOCAL_PORT_SIZE = 16;
+
+function localPortValue(ifindex: number, redirectPeer: boolean, host: boolean, lastSeenNs: bigint): Buffer {
+  const v = Buffer.alloc(LOCAL_PORT_SIZE);
+  v.writeUInt32LE(ifindex, 0);
+  v.writeUInt32LE((redirectPeer ? PORT_F_REDIRECT_PEER : 0) | (host ? PORT_F_HOST : 0), 4);
+  v.writeBigUInt64LE(lastSeenNs, 8);
+  return v;
 }
 
 const BCAST_HOPS_SIZE = 4 + 2 * MAX_BCAST_HOPS;
@@ -138,10 +149,12 @@ export class DatapathMaps {
    * for the MAC enter the host's stack (bridge mode).
    */
   setLocalMac(mac: string, ifindex: number, redirectPeer = false, host = false): void {
-    const v = Buffer.alloc(8);
-    v.writeUInt32LE(ifindex, 0);
-    v.writeUInt32LE((redirectPeer ? PORT_F_REDIRECT_PEER : 0) | (host ? PORT_F_HOST : 0), 4);
-    this.update('weave_local_macs', macKey(mac), v);
+    this.update('weave_local_macs', macKey(mac), localPortValue(ifindex, redirectPeer, host, 0n));
+  }
+
+  /** Records a local MAC as if the kernel had just learned it behind port `ifindex` (aged like a learned remote MAC). */
+  setLearnedLocalMac(mac: string, ifindex: number): void {
+    this.update('weave_local_macs', macKey(mac), localPortValue(ifindex, false, false, process.hrtime.bigint()));
   }
 
   deleteLocalMac(mac: string): boolean {
@@ -150,9 +163,25 @@ export class DatapathMaps {
 
   listLocalMacs(): Map<string, number> {
     const out = new Map<string, number>();
-    const v = Buffer.alloc(8);
+    const v = Buffer.alloc(LOCAL_PORT_SIZE);
     for (const k of this.keys('weave_local_macs', 8)) {
       if (c.mapLookupElem(this.fds.weave_local_macs, k, v) === 0) out.set(formatMac(k), v.readUInt32LE(0));
+    }
+    return out;
+  }
+
+  /**
+   * Local MACs the kernel learned (bridge mode), with their age against the
+   * kernel's monotonic clock; entries the control plane wrote are not listed.
+   */
+  listLearnedLocalMacs(): LearnedLocalMac[] {
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as bpf_ktime_get_ns
+    const v = Buffer.alloc(LOCAL_PORT_SIZE);
+    const out: LearnedLocalMac[] = [];
+    for (const k of this.keys('weave_local_macs', 8)) {
+      if (c.mapLookupElem(this.fds.weave_local_macs, k, v) !== 0) continue;
+      const seen = v.readBigUInt64LE(8);
+      if (seen !== 0n) out.push({ mac: formatMac(k), ifindex: v.readUInt32LE(0), ageSec: Number(now - seen) / 1e9 });
     }
     return out;
   }
@@ -318,10 +347,11 @@ export class DatapathMaps {
     return n;
   }
 
-  /** Deletes learned MACs older than `maxAgeSec`; returns how many. */
+  /** Deletes learned MACs, remote and local, older than `maxAgeSec`; returns how many. */
   expireLearnedMacs(maxAgeSec: number): number {
     let n = 0;
     for (const e of this.listLearnedMacs()) if (e.ageSec > maxAgeSec && this.forgetLearnedMac(e.mac)) n++;
+    for (const e of this.listLearnedLocalMacs()) if (e.ageSec > maxAgeSec && this.deleteLocalMac(e.mac)) n++;
     return n;
   }
 

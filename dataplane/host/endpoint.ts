@@ -287,7 +287,7 @@ export async function detach(target: NetnsTarget, cidrs: readonly string[], ifna
  * interface: `ifname`, or for the default name any `ethwe<n>` (Docker names a
  * plugin endpoint so). `gone` when the namespace or the interface is not there.
  */
-async function inContainerInterface<T>(target: NetnsTarget, ifname: string, gone: T, fn: (inside: Rtnl, link: Link) => Promise<T>): Promise<T> {
+async function inContainerInterface<T>(target: NetnsTarget, ifname: string, gone: T, fn: (inside: Rtnl, link: Link, handle: NetnsHandle) => Promise<T>): Promise<T> {
   let handle: NetnsHandle;
   try {
     handle = openTarget(target);
@@ -298,7 +298,7 @@ async function inContainerInterface<T>(target: NetnsTarget, ifname: string, gone
   try {
     const link = (await inside.findLink(ifname))
       ?? (ifname === CONTAINER_IFNAME ? (await inside.listLinks()).find((l) => l.name.startsWith(CONTAINER_IFNAME)) : undefined);
-    return link ? await fn(inside, link) : gone;
+    return link ? await fn(inside, link, handle) : gone;
   } finally {
     inside.close();
     handle.close();
@@ -317,6 +317,21 @@ export function lowerEndpointMtu(host: Rtnl, target: NetnsTarget, ifname: string
     if (link.mtu > mtu) await inside.setMtu(link.index, mtu);
     const hostEnd = link.parentIndex === undefined ? undefined : await host.findLink(link.parentIndex);
     if (hostEnd?.kind === 'veth' && hostEnd.masterIndex === bridgeIndex && hostEnd.mtu > mtu) await host.setMtu(hostEnd.index, mtu);
+    return true;
+  });
+}
+
+/**
+ * Sends a gratuitous ARP for each IPv4 address on the container's weave
+ * interface (HostNetwork.reannounce). False when the namespace or interface
+ * is gone; throws when the announcement cannot be sent.
+ */
+export function announceEndpoint(target: NetnsTarget, ifname: string = CONTAINER_IFNAME): Promise<boolean> {
+  return inContainerInterface(target, ifname, false, async (inside, link, handle) => {
+    const cidrs = (await inside.listAddresses(link.index)).map(cidrOf); // IPv4 only (RTM_GETADDR for AF_INET)
+    if (!link.mac || cidrs.length === 0) return false;
+    const failed = announceAddresses(handle, link.index, link.mac, cidrs);
+    if (failed) throw failed;
     return true;
   });
 }

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../../controlplane/atomic-file.js';
 import { Rtnl } from '../netlink/index.js';
 import { ensureBridge, LINUX_BRIDGE_TYPE } from './bridge.js';
 import {
-  attach, detach, inspectEndpoint, lowerEndpointMtu, targetPath,
+  announceEndpoint, attach, detach, inspectEndpoint, lowerEndpointMtu, targetPath,
   type AttachOptions, type AttachResult, type DetachResult, type EndpointInfo, type NetnsTarget,
 } from './endpoint.js';
 import { CONTAINER_IFNAME } from './names.js';
@@ -185,6 +185,29 @@ export class HostNetwork {
       for (const entry of this.endpoints.values()) {
         try {
           if (await lowerEndpointMtu(this.rtnl, entry.target, entry.ifname ?? CONTAINER_IFNAME, bridge.index, mtu)) out.reached++;
+        } catch (err) {
+          out.failed.push(`${entry.label}: ${(err as Error).message}`);
+        }
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Every attached container (attach, CNI, Docker plugin) sends a gratuitous
+   * ARP for each IPv4 address on its weave interface again. Called when peers
+   * become reachable: one that was cut off when a container was attached (a
+   * re-used address above all) missed its first announcement and would keep
+   * sending to the address's previous MAC until its neighbour entry ages. A
+   * container gone meanwhile is skipped; one that cannot be reached is named in
+   * `failed` and does not stop the others.
+   */
+  reannounce(): Promise<{ announced: number; failed: string[] }> {
+    return this.serial(async () => {
+      const out = { announced: 0, failed: [] as string[] };
+      for (const entry of this.endpoints.values()) {
+        try {
+          if (await announceEndpoint(entry.target, entry.ifname ?? CONTAINER_IFNAME)) out.announced++;
         } catch (err) {
           out.failed.push(`${entry.label}: ${(err as Error).message}`);
         }

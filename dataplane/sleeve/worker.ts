@@ -569,6 +569,5 @@ while (running) {
     nextStats = now + STATS_INTERVAL_MS;
   }
 }
-// Native batch memory is outside the isolate: give it back, or every worker a datapath starts leaks it.
-for (const b of [udpBatch, captureBatch, sendBatch, injectBatch]) b.free();
+// The packet batches belong to this thread's isolate and go with it (also when the worker is terminated).
 process.exit(0);

@@ -157,8 +157,6 @@ export class BatchedUdpTransport implements DatagramTransport {
     const socket = this.socket;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
     else libc.close(this.fd);
-    this.recv.free();
-    this.send.free();
   }
 
   /** libuv received one datagram: answer it together with whatever is queued behind it. */

@@ -206,29 +206,50 @@ test('a peer removed from the datapath takes the MACs learned from it; the other
   assert.ok(left.includes(REMOTE), 'a MAC of peer 2, which stays, is kept');
 });
 
-test('learned MACs no frame refreshed for the ageing time are deleted by the sweep; a refreshed one stays', async () => {
+test('learned MACs, remote and local, no frame refreshed for the ageing time are deleted by the sweep; refreshed and control-plane ones stay', async () => {
   // Above the programs' refresh granularity of a second, so a MAC in use never reaches it.
   const ageingSec = 2;
+  // Bridge mode, where the programs learn local MACs (behind ifindex 1, a test run's ingress device).
+  const cfg = dp.maps.readConfig();
+  assert.ok(cfg, 'the datapath is configured');
+  dp.maps.setConfig({ ...cfg, bridge: true });
   const ageing = new LearnedMacAgeing(dp.maps, ageingSec).start();
   const idle = '02:77:00:00:02:01';
   const busy = '02:77:00:00:02:02';
+  const idleLocal = '02:77:00:00:02:11'; // e.g. a remote container that left, learned behind the sleeve's port
+  const busyLocal = '02:77:00:00:02:12';
   const learned = (mac: string): boolean => dp.listLearnedMacs().some((e) => e.mac === mac);
-  // The busy MAC sends a frame every 100 ms: the kernel refreshes its entry.
-  const traffic = setInterval(() => run('from-underlay', encapsulate(frame(CONTAINER, busy, 0x0800, 98))), 100);
+  const learnedLocal = (mac: string): boolean => dp.maps.listLearnedLocalMacs().some((e) => e.mac === mac);
+  // The busy MACs send a frame every 100 ms: the kernel learns and refreshes their entries.
+  const traffic = setInterval(() => {
+    run('from-underlay', encapsulate(frame(CONTAINER, busy, 0x0800, 98)));
+    run('from-container', frame(CONTAINER, busyLocal, 0x0800, 98));
+    run('from-container', frame(CONTAINER, LOCAL, 0x0800, 98)); // behind its own port, ifindex 1
+  }, 100);
   try {
     const started = Date.now();
     dp.maps.setRemoteMac(idle, 2);
     dp.maps.setRemoteMac(busy, 2);
-    assert.ok(await pollUntil(() => !learned(idle), 15_000, 50), 'the idle MAC was never aged');
+    dp.maps.setLearnedLocalMac(idleLocal, 4243);
+    assert.ok(await pollUntil(() => learnedLocal(busyLocal), 5_000, 50), 'the kernel learned the busy local MAC with a timestamp');
+    assert.ok(await pollUntil(() => !learned(idle) && !learnedLocal(idleLocal), 15_000, 50),
+      `an idle MAC was never aged: remote ${learned(idle)}, local ${learnedLocal(idleLocal)}`);
     const took = Date.now() - started;
     assert.ok(took >= ageingSec * 1000, `aged after ${took} ms, before its ageing time`);
     assert.ok(took <= ageingSec * 1000 + ageing.intervalMs + 2000, `aged after ${took} ms; the sweep runs every ${ageing.intervalMs} ms`);
-    // Another ageing time with the busy MAC still sending: refreshed, it stays.
+    // Another ageing time with the busy MACs still sending: refreshed, they stay.
     await new Promise((r) => setTimeout(r, ageingSec * 1000));
-    assert.ok(learned(busy), 'a MAC still sending is not aged');
-    assert.ok(ageing.aged >= 1, `the sweeps counted ${ageing.aged} aged entries`);
+    assert.ok(learned(busy), 'a remote MAC still sending is not aged');
+    assert.ok(learnedLocal(busyLocal), 'a local MAC still sending is not aged');
+    // Entries the control plane wrote carry no timestamp and stay while their port does.
+    assert.equal(dp.maps.listLocalMacs().get(CONTAINER), 4242, 'a local MAC the control plane set is never aged');
+    assert.equal(dp.maps.listLocalMacs().get(LOCAL), 1, 'a control-plane MAC sending from its port stays');
+    assert.ok(!learnedLocal(LOCAL), 'frames from a control-plane MAC do not stamp it as learned');
+    assert.ok(ageing.aged >= 2, `the sweeps counted ${ageing.aged} aged entries`);
   } finally {
     clearInterval(traffic);
     ageing.stop();
+    dp.maps.setConfig(cfg);
+    dp.maps.deleteLocalMac(busyLocal);
   }
 });

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { seededRandom } from '../unit/mesh-harness.js';
 import { execCommand, mustExec, pollUntil } from './lib/exec.js';
 import { SLEEVE_PORT } from './sleeve-harness.js';
-import { mustWeave, weaveStateDir, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { mustWeave, weave, weaveStateDir, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { bpfMapsByName } from './lib/router-maps.js';
 
 export type FaultKind = 'partition' | 'loss' | 'slow-link' | 'kill9' | 'stop-launch' | 'block-sleeve' | 'kill-sleeve-worker' | 'clock-jump';
 const FAULTS: readonly FaultKind[] = ['partition', 'loss', 'slow-link', 'kill9', 'stop-launch', 'block-sleeve', 'kill-sleeve-worker', 'clock-jump'];
@@ -36,6 +37,14 @@ const FAULT_ENV = { WEAVE_TEST_FAULTS: '1' };
  * (test/unit/dns-gossip.test.ts).
  */
 const MAX_CLOCK_JUMP_SEC = 800;
+/**
+ * Offsets stay until the router's next relaunch, so a jump is also kept within
+ * this of every other router's offset: two jumps in opposite directions would
+ * otherwise put routers up to 1600 s apart, past the 900 s beyond which DNS
+ * gossip (rightly) refuses the connection and the router stays cut off (seed
+ * 2028, step 91: +556 s and +516 s against -567 s).
+ */
+const MAX_CLOCK_SKEW_SEC = 850;
 
 /**
  * A slow, congested underlay link in place of netem's delay (this kernel has
@@ -111,6 +120,8 @@ export class ChaosRunner {
   private readonly attached: Attached[] = [];
   private readonly log: (line: string) => void;
   private containerSeq = 0;
+  /** Each router's DNS clock offset since its last launch (seconds). */
+  private readonly clockOffsets = new Map<Host, number>();
 
   constructor(private readonly bed: Testbed, private readonly opts: ChaosOptions) {
     this.random = seededRandom(opts.seed);
@@ -159,10 +170,47 @@ export class ChaosRunner {
     const deadline = started + this.opts.recoveryBoundMs;
     for (const [a, b] of pending) {
       const ok = await pollUntil(() => a.container.ping(b.ip, { count: 1, waitSeconds: 1 }), Math.max(0, deadline - Date.now()), 100);
+      if (!ok) await this.diagnose(a, b);
       assert.ok(ok, `seed ${this.opts.seed}, ${what}: ${a.host.label} container does not reach ${b.ip} on ${b.host.label} `
         + `within ${this.opts.recoveryBoundMs} ms`);
     }
     return Date.now() - started;
+  }
+
+  /**
+   * Logs what every host holds for a pair that does not reach each other:
+   * the containers' MACs and ARP caches, the bridges' forwarding tables, the
+   * eBPF datapath's MAC and peer tables, the connections and the router's
+   * last log lines.
+   */
+  private async diagnose(a: Attached, b: Attached): Promise<void> {
+    const out = async (p: Promise<{ stdout: string; stderr: string }>): Promise<string> => {
+      try {
+        const r = await p;
+        return (r.stdout + r.stderr).trim();
+      } catch (e) {
+        return String(e);
+      }
+    };
+    for (const c of [a, b]) {
+      this.log(`diagnosis: ${c.name} ${c.ip} on ${c.host.label}: ${await out(c.container.exec('ip', ['-br', 'link', 'show', 'ethwe']))}`);
+      this.log(`  neigh: ${(await out(c.container.exec('ip', ['neigh']))).replace(/\n/g, ' | ')}`);
+    }
+    for (const h of this.bed.hosts) {
+      this.log(`diagnosis: ${h.label}`);
+      this.log(`  fdb: ${(await out(h.exec('bridge', ['fdb', 'show', 'br', 'weave']))).split('\n').filter((l) => !/permanent/.test(l)).join(' | ')}`);
+      this.log(`  connections: ${(await out(weave(h, ['status', 'connections']))).replace(/\n/g, ' | ')}`);
+      try {
+        for (const [name, ids] of await bpfMapsByName(weaverPid(h))) {
+          if (!/^weave_(local_ma|remote_ma|peers|local_po)/.test(name)) continue;
+          for (const id of ids) this.log(`  ${name}: ${(await out(execCommand('bpftool', ['map', 'dump', 'id', String(id)]))).replace(/\s+/g, ' ')}`);
+        }
+      } catch (e) {
+        this.log(`  bpf maps: ${String(e)}`);
+      }
+      const logLines = readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8').trimEnd().split('\n');
+      for (const l of logLines.slice(-15)) this.log(`  log: ${l}`);
+    }
   }
 
   private async checkInvariants(what: string): Promise<void> {
@@ -212,6 +260,7 @@ export class ChaosRunner {
 
   private async relaunch(h: Host, env: Record<string, string> = {}): Promise<void> {
     await mustWeave(h, this.launchArgs(h), { timeoutMs: 60_000, env: { ...FAULT_ENV, ...env } });
+    this.clockOffsets.set(h, Number(env.WEAVE_TEST_DNS_CLOCK_OFFSET_SEC ?? 0));
   }
 
   /**
@@ -275,7 +324,10 @@ export class ChaosRunner {
         return;
       }
       case 'clock-jump': {
-        const jump = Math.round((this.random() * 2 - 1) * MAX_CLOCK_JUMP_SEC);
+        const offsets = others.map((o) => this.clockOffsets.get(o) ?? 0);
+        const lo = Math.max(-MAX_CLOCK_JUMP_SEC, Math.max(...offsets) - MAX_CLOCK_SKEW_SEC);
+        const hi = Math.min(MAX_CLOCK_JUMP_SEC, Math.min(...offsets) + MAX_CLOCK_SKEW_SEC);
+        const jump = Math.round(lo + this.random() * (hi - lo));
         this.log(`clock jump on ${h.label}: ${jump > 0 ? '+' : ''}${jump} s`);
         await mustWeave(h, ['stop']);
         await this.relaunch(h, { WEAVE_TEST_DNS_CLOCK_OFFSET_SEC: String(jump) });

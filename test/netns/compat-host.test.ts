@@ -24,6 +24,8 @@ const UPSTREAM_NAME = 'example.test';
 const UPSTREAM_ADDR = '198.51.100.9';
 /** How soon peers must map a re-used address to its new MAC: one ARP round, not a neighbour timeout. */
 const ANNOUNCE_MS = 1_000;
+/** The same after a router relaunch: the connection comes up (handshake, fastdp heartbeats), then one announcement. */
+const RECONNECT_ANNOUNCE_MS = 10_000;
 
 let bed: Testbed;
 let h1: Host;
@@ -131,6 +133,23 @@ test('a container re-created with a re-used address is reachable at once: peers 
     assert.ok(learned, `${c.name} maps ${ip} to the new MAC ${mac} within ${ANNOUNCE_MS} ms (has ${await neighbourMac(c, ip)})`);
     assert.ok(await c.ping(ip), `${c.name} reaches the new holder at the first echo (${Date.now() - started} ms after attach)`);
   }
+
+  // Re-used again while h2's router is down: the announcement cannot reach h2's
+  // container then. Once the connection is back, h1's containers announce their
+  // addresses again, so h2's container learns the new MAC without sending a
+  // frame (a stale entry would otherwise be used until ARP gave up on it).
+  await mustWeave(h1, ['detach', `${ip}/24`, '--netns', second.netnsPath]);
+  await mustWeave(h2, ['stop']);
+  const third = await h1.addContainer('third');
+  await mustWeave(h1, ['attach', `${ip}/24`, '--netns', third.netnsPath]);
+  const thirdMac = (await ethwe(third)).mac;
+  assert.equal(await neighbourMac(remote, ip), mac, 'h2 down: its container still has the previous MAC');
+  await mustWeave(h2, ['launch', h1.address]);
+  const relaunched = Date.now();
+  const learned = await pollUntil(async () => (await neighbourMac(remote, ip)) === thirdMac, RECONNECT_ANNOUNCE_MS, 50);
+  assert.ok(learned, `after h2's relaunch its container maps ${ip} to ${thirdMac} within ${RECONNECT_ANNOUNCE_MS} ms, with no traffic of its own (has ${await neighbourMac(remote, ip)})`);
+  process.stdout.write(`# re-announced after reconnecting: ${Date.now() - relaunched} ms after weave launch returned\n`);
+  assert.ok(await remote.ping(ip), 'h2\'s container reaches the third holder at the first echo');
 });
 
 /** How soon a dead container's names and address must be gone everywhere. */

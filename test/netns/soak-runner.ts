@@ -6,9 +6,10 @@
 // elements, BPF map entries and XFRM states must return to their levels before
 // it. Used by test/netns/soak.test.ts (2 minutes) and bench/soak-bench.ts (1 hour).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { mustExec, pollUntil } from './lib/exec.js';
+import { pollUntil } from './lib/exec.js';
+import { bpfEntries } from './lib/router-maps.js';
 import { launchFullMesh, mustPing, mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
 export interface SoakOptions {
@@ -75,37 +76,13 @@ function rssKiB(h: Host): number {
   return Number(m[1]);
 }
 
-/** Ids of the BPF maps the router holds open (maps are not per namespace: found through its fds). */
-function bpfMapIds(pid: number): number[] {
-  const ids = new Set<number>();
-  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
-      const m = /^map_id:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      if (m) ids.add(Number(m[1]));
-    } catch {
-      // The fd was closed meanwhile.
-    }
-  }
-  return [...ids].sort((a, b) => a - b);
-}
-
-/** Entries in the router's BPF maps, by map name (arrays count every slot, so only growth shows). */
-async function bpfEntries(pid: number): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const id of bpfMapIds(pid)) {
-    const info = JSON.parse((await mustExec('bpftool', ['-j', 'map', 'show', 'id', String(id)])).stdout) as { name?: string };
-    const dump = JSON.parse((await mustExec('bpftool', ['-j', 'map', 'dump', 'id', String(id)])).stdout) as unknown[];
-    out[info.name ?? `map${id}`] = (out[info.name ?? `map${id}`] ?? 0) + dump.length;
-  }
-  return out;
-}
-
 /**
  * MAC tables the kernel programs fill from the frames they see (bpftool shows
- * 15 characters of a name): left out of the exact comparison. A departed
- * container's remote MACs go with the ageing (dataplane/bpf/mac-ageing.ts);
- * fewer than before is fine, a live container that was quiet ages out too.
+ * 15 characters of a name): left out of the exact comparison, and required
+ * to be no fuller than before the churn instead. A departed container's MACs,
+ * remote ones and local ones learned behind the sleeve's port, go with the
+ * ageing (dataplane/bpf/mac-ageing.ts); fewer than before is fine, a live
+ * container that was quiet ages out too.
  */
 const LEARNED_MAC_MAPS = ['weave_local_ma', 'weave_remote_ma'];
 const isLearnedMacMap = (name: string): boolean => LEARNED_MAC_MAPS.some((l) => name.startsWith(l));
@@ -115,16 +92,8 @@ function sameCounts(a: Record<string, number>, b: Record<string, number>): boole
   return compared(a) === compared(b);
 }
 
-/**
- * Aged MAC tables, required to be no fuller than before the churn. The local
- * table is not among them: it also holds MACs learned behind live ports (the
- * sleeve port while a link flap sends a peer's frames over the sleeve), which
- * stay while the port does and are not aged yet.
- */
-const AGED_MAC_MAPS = ['weave_remote_ma'];
-
 function noMoreLearned(got: Record<string, number>, want: Record<string, number>): boolean {
-  return Object.entries(got).every(([name, n]) => !AGED_MAC_MAPS.some((a) => name.startsWith(a)) || n <= (want[name] ?? 0));
+  return Object.entries(got).every(([name, n]) => !isLearnedMacMap(name) || n <= (want[name] ?? 0));
 }
 
 async function footprint(h: Host): Promise<Footprint> {

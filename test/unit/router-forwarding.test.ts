@@ -90,3 +90,36 @@ test('a datapath that throws is retried on the next change', () => {
   assert.ok(u.applyNow(), 'the same state is applied again after a failure');
   assert.equal(states.length, 1);
 });
+
+test('peers that became reachable are reported once every datapath has the state in place', async () => {
+  let unicast = new Map<PeerName, PeerName>([[A, 0n]]);
+  const mesh = lineMesh();
+  const meshNow: ForwardingMesh = { ...mesh, routes: { ...mesh.routes, unicastTable: () => unicast } };
+  let finishApply: () => void = () => {};
+  const dp = recordingDatapath([]);
+  let inPlace = false;
+  dp.applyForwardingState = () => new Promise<void>((resolve) => { finishApply = () => { inPlace = true; resolve(); }; });
+  const reported: PeerName[][] = [];
+  const u = new ForwardingUpdater({ mesh: meshNow, datapaths: [dp], neighbours: () => [], onPeersReachable: (p) => { assert.ok(inPlace, 'reported only once the state is in place'); reported.push([...p]); } });
+  u.applyNow();
+  finishApply();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(reported, [], 'nobody reachable yet');
+  unicast = new Map([[A, 0n], [B, B], [C, B]]);
+  inPlace = false;
+  u.applyNow();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(reported, [], 'not before the datapath has applied the state');
+  finishApply();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(reported, [[B, C]]);
+  // C goes away and comes back: reported again; B, still there, is not.
+  unicast = new Map([[A, 0n], [B, B]]);
+  u.applyNow();
+  finishApply();
+  unicast = new Map([[A, 0n], [B, B], [C, B]]);
+  u.applyNow();
+  finishApply();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(reported, [[B, C], [C]]);
+});

@@ -260,9 +260,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     return fwd;
   }
 
-  applyForwardingState(state: ForwardingState): void {
+  applyForwardingState(state: ForwardingState): Promise<void> {
     this.routing = indexForwardingState(state);
-    this.schedule();
+    return this.schedule().catch(() => {}); // logged by schedule
   }
 
   /**

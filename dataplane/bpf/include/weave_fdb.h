@@ -107,7 +107,9 @@ WEAVE_INLINE void learn_remote(const __u8 *mac, __u32 peer_short_id)
 		count(WC_LEARNED);
 }
 
-/* Bridge mode: learn a MAC -> the local port it entered through. Container
+/* Bridge mode: learn a MAC -> the local port it entered through, stamped for
+ * ageing (a MAC behind the sleeve's port is a remote container's, which may
+ * leave while the port stays). Container
  * ports take their flags from weave_port_flags (redirect_peer only for a veth
  * whose other end is in a container); the host's port passes
  * WEAVE_PORT_F_HOST; the sleeve's port has none. Look up first: an update
@@ -117,18 +119,23 @@ WEAVE_INLINE void learn_local_at(const __u8 *mac, __u32 ifindex, int use_port_fl
 	struct weave_mac_key k = {};
 	struct weave_local_port *p;
 	__u32 *port_flags;
+	__u64 now = bpf_ktime_get_ns();
 
 	if (is_multicast(mac))
 		return;
 	mac_key(&k, mac);
 	p = bpf_map_lookup_elem(&weave_local_macs, &k);
-	if (p && p->ifindex == ifindex)
+	if (p && p->ifindex == ifindex) {
+		/* Entries the control plane wrote (0) are not aged: never stamp them. */
+		if (p->last_seen_ns && now - p->last_seen_ns > NSEC_PER_SEC)
+			p->last_seen_ns = now;
 		return;
+	}
 	if (use_port_flags) {
 		port_flags = bpf_map_lookup_elem(&weave_port_flags, &ifindex);
 		flags = port_flags ? *port_flags : 0;
 	}
-	struct weave_local_port v = { .ifindex = ifindex, .flags = flags };
+	struct weave_local_port v = { .ifindex = ifindex, .flags = flags, .last_seen_ns = now };
 	if (bpf_map_update_elem(&weave_local_macs, &k, &v, BPF_ANY) == 0)
 		count(WC_LEARNED_LOCAL);
 }

@@ -40,7 +40,7 @@ struct weave_mac_key {
 	__u16 pad;
 };
 
-/* Local MAC -> the host-side veth (or host port) it lives behind. */
+/* Local MAC -> the host-side veth (or host port, or the sleeve's port) it lives behind. */
 #define WEAVE_PORT_F_REDIRECT_PEER 1u /* a veth whose other end is in a container netns:
 					* deliver to that end's ingress (bpf_redirect_peer),
 					* skipping one backlog queue */
@@ -49,6 +49,9 @@ struct weave_mac_key {
 struct weave_local_port {
 	__u32 ifindex;
 	__u32 flags; /* WEAVE_PORT_F_* */
+	__u64 last_seen_ns; /* learned (bridge mode): bpf_ktime_get_ns(), refreshed at most once a
+			      * second, aged as weave_remote_macs is; 0: written by the control
+			      * plane, kept while its port is */
 };
 
 struct {
