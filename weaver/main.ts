@@ -21,6 +21,7 @@ import { startDns, type RunningDns } from './dns-wiring.js';
 import type { PluginStart, RunningPlugin } from './docker-wiring.js';
 import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
+import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -98,6 +99,12 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   try {
+    // Freed native memory goes back to the kernel instead of staying resident (dataplane/sys/malloc-trim.ts).
+    const trimEveryMs = mallocTrimIntervalMs(process.env);
+    if (trimEveryMs > 0) {
+      const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+      startMallocTrim(trimEveryMs, (r) => logger.debug(`malloc_trim: RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfter)} MiB in ${r.ms.toFixed(1)} ms`));
+    }
     // Bad IPAM flags stop the router before it touches anything (user surface §4.3).
     const ipamOptions = ipamOptionsOf(cfg);
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
