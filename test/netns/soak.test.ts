@@ -21,8 +21,8 @@ const DRIFT = 0.25;
 /**
  * RSS may rise at most this much over the last minute (medians of three
  * samples). A leak as slow as 2 MiB a minute fails an hour's soak but hides in
- * a minute's noise; this catches a fast one without flaking: an untrimmed
- * router rose ~8 MiB in its second minute, a trimmed one stays within ~3.
+ * a minute's noise; this catches a fast one without flaking: routers without
+ * malloc trimming rose 3-6 MiB in their second minute, trimmed ones fell 6-12.
  */
 const LAST_MINUTE_GROWTH_KIB = 16 * 1024;
 /** Learned MACs of departed containers age out this fast, within the footprint's wait for the baseline. */
