@@ -78,6 +78,8 @@ set -- --port=6783 --datapath=datapath --host-root=/host --proc-path=/host/proc 
 [ -z "${WEAVE_MTU:-}" ] || set -- "$@" --mtu "$WEAVE_MTU"
 [ -z "${WEAVE_NO_FASTDP:-}" ] || set -- "$@" --no-fastdp
 [ -z "${WEAVE_MULTICAST:-}" ] || set -- "$@" --plugin-v2-multicast
+# Two malloc arenas, as `weave launch` starts the router (controlplane/cli/daemon.ts WEAVER_ENV_DEFAULTS).
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # EXTRA_ARGS is split on blanks on purpose: flags and peers.
 # shellcheck disable=SC2086
 exec /bin/node --max-semi-space-size=1 /weave/dist/router/weaver.js "$@" $EXTRA_ARGS

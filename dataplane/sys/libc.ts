@@ -35,6 +35,18 @@ export const epollCtl: IntFn = bind('int epoll_ctl(int epfd, int op, int fd, voi
 /** Blocking: only ever called with `.async`, on a koffi worker thread. */
 export const epollWait: AsyncFn = bind('int epoll_wait(int epfd, void *events, int maxevents, int timeout)');
 
+/**
+ * glibc's malloc_trim: gives the free pages of every malloc arena back to the
+ * kernel. Undefined on a libc without it (musl).
+ */
+export const mallocTrim: IntFn | undefined = (() => {
+  try {
+    return bind('int malloc_trim(size_t pad)');
+  } catch {
+    return undefined;
+  }
+})();
+
 export function lastErrno(): number {
   return koffi.errno();
 }

@@ -32,6 +32,8 @@ export interface SoakOptions {
   macAgeingSec: number;
   /** Further environment for the routers (e.g. NODE_OPTIONS for heap snapshots). */
   env?: Record<string, string>;
+  /** Further environment for one host's router, over `env` (an A/B of allocator settings in one run). */
+  envFor?(h: Host): Record<string, string>;
   log?(line: string): void;
 }
 
@@ -67,6 +69,19 @@ export interface SoakResult {
   firstError?: string;
   before: Map<string, Footprint>;
   after: Map<string, Footprint>;
+  /** CPU seconds each router spent during the churn (user + system). */
+  cpuSeconds: Map<string, number>;
+}
+
+/** clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** User + system CPU seconds of the host's router so far. */
+function cpuSecondsOf(h: Host): number {
+  const stat = readFileSync(`/proc/${weaverPid(h)}/stat`, 'utf8');
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
 function rssKiB(h: Host): number {
@@ -118,7 +133,10 @@ interface ChurnReport { operations: number; errors: number; firstError?: string;
 export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
   const hosts = bed.hosts;
-  await launchFullMesh(hosts, opts.flags ?? [], { env: { ...opts.env, WEAVE_BPF_MAC_AGEING_SEC: String(opts.macAgeingSec) } });
+  for (const h of hosts) {
+    const env = { ...opts.env, ...opts.envFor?.(h), WEAVE_BPF_MAC_AGEING_SEC: String(opts.macAgeingSec) };
+    await launchFullMesh([h], [...(opts.flags ?? []), ...hosts.filter((o) => o !== h).map((o) => o.address)], { env });
+  }
   // A permanent container per host: the mesh must keep carrying traffic throughout.
   const probes = new Map<Host, { c: Container; ip: string }>();
   for (const h of hosts) {
@@ -137,6 +155,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   const before = new Map<string, Footprint>();
   for (const h of hosts) before.set(h.label, await footprint(h));
 
+  const cpuBefore = new Map(hosts.map((h) => [h.label, cpuSecondsOf(h)]));
   const started = Date.now();
   const end = started + opts.durationMs;
   let operations = 0;
@@ -185,6 +204,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   }
   if (samplingFailed) throw samplingFailed;
   const achievedRate = churnRate;
+  const cpuSeconds = new Map(hosts.map((h) => [h.label, cpuSecondsOf(h) - cpuBefore.get(h.label)!]));
   for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
   await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'after the soak', { timeoutMs: 15_000 });
 
@@ -199,7 +219,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
     }, 20_000, 500);
     after.set(h.label, got);
   }
-  return { rss, operations, achievedRate, errors, ...(firstError === undefined ? {} : { firstError }), before, after };
+  return { rss, operations, achievedRate, errors, ...(firstError === undefined ? {} : { firstError }), before, after, cpuSeconds };
 }
 
 /** The RSS level after the warm-up and how far later samples strayed from it. */
@@ -209,4 +229,20 @@ export function rssCurve(samples: readonly number[], warmUpSamples: number): { f
   const later = samples.slice(warmUpSamples);
   const worstDrift = Math.max(...later.map((s) => Math.abs(s - level) / level));
   return { first: samples[0]!, level, last: samples.at(-1)!, max: Math.max(...samples), worstDrift };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+/**
+ * How much the RSS rose over the last `spanSamples` samples: the median of the
+ * last `windowSamples` against the median of as many `spanSamples` earlier
+ * (medians, so one sample caught in a burst does not count). KiB.
+ */
+export function rssGrowth(samples: readonly number[], spanSamples: number, windowSamples: number): number {
+  assert.ok(samples.length >= spanSamples + windowSamples, `only ${samples.length} RSS samples`);
+  const end = samples.length;
+  return median(samples.slice(end - windowSamples)) - median(samples.slice(end - spanSamples - windowSamples, end - spanSamples));
 }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withWeaveBed } from './lib/index.js';
-import { backToBaseline, runSoak, rssCurve } from './soak-runner.js';
+import { backToBaseline, runSoak, rssCurve, rssGrowth } from './soak-runner.js';
 
 const DURATION_MS = 120_000;
 const WARM_UP_MS = 40_000;
@@ -18,6 +18,13 @@ const SAMPLE_MS = 10_000;
  * heap less time to settle, so it allows 25 % and the benchmark checks 10 %.
  */
 const DRIFT = 0.25;
+/**
+ * RSS may rise at most this much over the last minute (medians of three
+ * samples). A leak as slow as 2 MiB a minute fails an hour's soak but hides in
+ * a minute's noise; this catches a fast one without flaking: routers without
+ * malloc trimming rose 3-6 MiB in their second minute, trimmed ones fell 6-12.
+ */
+const LAST_MINUTE_GROWTH_KIB = 16 * 1024;
 /** Learned MACs of departed containers age out this fast, within the footprint's wait for the baseline. */
 const MAC_AGEING_SEC = 5;
 
@@ -35,6 +42,8 @@ test(`soak: two minutes of container, DNS and link churn at ${OPS_PER_SECOND} op
       const c = rssCurve(samples, WARM_UP_MS / SAMPLE_MS);
       process.stdout.write(`# ${host}: RSS first ${c.first} KiB, level ${c.level}, last ${c.last}, max ${c.max}, worst drift ${(c.worstDrift * 100).toFixed(1)} %\n`);
       assert.ok(c.worstDrift <= DRIFT, `${host}: RSS strayed ${(c.worstDrift * 100).toFixed(1)} % from its level ${c.level} KiB: ${samples.join(' ')}`);
+      const grew = rssGrowth(samples, 60_000 / SAMPLE_MS, 3);
+      assert.ok(grew <= LAST_MINUTE_GROWTH_KIB, `${host}: RSS rose ${grew} KiB over the last minute: ${samples.join(' ')}`);
     }
     for (const [host, want] of r.before) {
       const got = r.after.get(host)!;
