@@ -182,7 +182,7 @@ export function parseNetworkPolicy(v: unknown, where = 'NetworkPolicy'): Network
   if (egress) policy.spec.egress = egress.map((r) => ({ ...(r.peers ? { to: r.peers } : {}), ...(r.ports ? { ports: r.ports } : {}) }));
   const types = optionalArray(spec.policyTypes, `${at}.spec.policyTypes`);
   if (types) {
-    for (const t of types) if (t !== 'Ingress' && t !== 'Egress') fail(`${at}.spec.policyTypes`, `"${String(t)}" is not Ingress or Egress`);
+    for (const t of types) if (t !== 'Ingress' && t !== 'Egress') fail(`${at}.spec.policyTypes`, `${JSON.stringify(t) ?? typeof t} is not Ingress or Egress`);
     policy.spec.policyTypes = types as PolicyType[];
   }
   return policy;

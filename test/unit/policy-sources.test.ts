@@ -29,6 +29,8 @@ test('NetworkPolicy validation: the API server rules, with the object and field 
   rejects({ podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } }, /values: must be non-empty for In/);
   rejects({ podSelector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] } }, /values: must be empty for Exists/);
   rejects({ podSelector: {}, policyTypes: ['Both'] }, /"Both" is not Ingress or Egress/);
+  // Found by the k8s-watch-object fuzz target: an object whose toString is not a function made the message itself throw.
+  rejects({ podSelector: {}, policyTypes: [{ toString: 'Qs;' }] }, /\{"toString":"Qs;"\} is not Ingress or Egress/);
   const ok = parseNetworkPolicy({ ...BASE, spec: { podSelector: {}, ingress: [{ ports: [{ port: '8080' }, { port: 'http' }] }] } });
   assert.deepEqual(ok.spec.ingress?.[0]?.ports, [{ protocol: 'TCP', port: 8080 }, { protocol: 'TCP', port: 'http' }], 'protocol defaults to TCP; a numeric string is a number');
   assert.equal(parseNetworkPolicy({ metadata: { name: 'n' }, spec: { podSelector: {} } }).metadata.namespace, 'default');
