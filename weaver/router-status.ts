@@ -4,7 +4,7 @@
 import type { DatapathCounters, LocalConnection, RouterStatus } from '../controlplane/api/status-model.js';
 import type { MeshStatus } from '../controlplane/mesh/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
-import { formatPeerName } from '../controlplane/mesh/wire/index.js';
+import { formatPeerName, PROTOCOL_MAX_VERSION } from '../controlplane/mesh/wire/index.js';
 import type { OverlayName } from '../controlplane/router/datapath.js';
 import type { ConnectionOverlayStatus } from '../controlplane/router/overlay-switch.js';
 import type { WeaverConfig } from './flags.js';
@@ -63,7 +63,7 @@ export function composeRouterStatus(mesh: MeshStatus, config: StatusConfig, inbo
   return {
     ready: true,
     protocolMinVersion: config.minProtocolVersion,
-    protocolMaxVersion: 2,
+    protocolMaxVersion: PROTOCOL_MAX_VERSION,
     encryption: config.password !== '',
     peerDiscovery: config.discovery,
     name: formatPeerName(mesh.name),
