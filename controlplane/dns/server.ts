@@ -53,6 +53,8 @@ export interface DnsServerMetrics {
 }
 
 const TCP_IDLE_TIMEOUT_MS = 10_000;
+/** Ephemeral UDP ports tried before giving up when each one's TCP twin is taken. */
+const EPHEMERAL_PORT_ATTEMPTS = 10;
 /** RFC 1035 §2.3.4. */
 const MAX_LABEL_BYTES = 63;
 const MAX_NAME_BYTES = 253;
@@ -121,28 +123,36 @@ export class DnsServer {
   }
 
   async start(): Promise<void> {
-    const udp = await this.openUdp(this.requested.host, this.requested.port).catch((err: Error) => {
-      throw new Error(`Unable to start dns server: listen udp ${this.requested.host}:${this.requested.port}: ${err.message}`);
-    });
-    const port = udp.port;
-    this.udpDrops = udp.drops;
-    udp.start((batch) => this.onUdpBatch(batch));
-    this.udp = udp;
-
-    const tcp = createServer((sock) => this.onTcpConnection(sock));
-    try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(port, this.requested.host, () => {
-          tcp.off('error', reject);
-          resolve();
+    // UDP and TCP share one port. With port 0 the UDP port is ephemeral and
+    // its TCP twin may be in use by someone else: then another port is tried.
+    for (let attempt = 1; ; attempt++) {
+      const udp = await this.openUdp(this.requested.host, this.requested.port).catch((err: Error) => {
+        throw new Error(`Unable to start dns server: listen udp ${this.requested.host}:${this.requested.port}: ${err.message}`);
+      });
+      // Started at once: a node:dgram socket drops what arrives before it has a handler.
+      udp.start((batch) => this.onUdpBatch(batch));
+      const tcp = createServer((sock) => this.onTcpConnection(sock));
+      const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        tcp.once('error', resolve);
+        tcp.listen(udp.port, this.requested.host, () => {
+          tcp.off('error', resolve);
+          resolve(undefined);
         });
       });
-    } catch (err) {
-      await udp.close();
-      this.udp = undefined;
-      throw new Error(`Unable to start dns server: listen tcp ${this.requested.host}:${port}: ${(err as Error).message}`);
+      if (failed) {
+        await udp.close();
+        if (this.requested.port === 0 && failed.code === 'EADDRINUSE' && attempt < EPHEMERAL_PORT_ATTEMPTS) continue;
+        throw new Error(`Unable to start dns server: listen tcp ${this.requested.host}:${udp.port}: ${failed.message}`);
+      }
+      this.listenOn(udp, tcp);
+      return;
     }
+  }
+
+  private listenOn(udp: DatagramTransport, tcp: TcpServer): void {
+    const port = udp.port;
+    this.udpDrops = udp.drops;
+    this.udp = udp;
     tcp.on('error', () => { /* accept errors are transient */ });
     this.tcp = tcp;
     this.bound = { host: this.requested.host, port };

@@ -3,6 +3,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dnsPacket from 'dns-packet';
+import { createServer, type AddressInfo } from 'node:net';
 import { Nameserver } from '../../controlplane/dns/nameserver.js';
 import { DnsServer } from '../../controlplane/dns/server.js';
 import { openNodeDatagramTransport, type OpenDatagramTransport } from '../../controlplane/dns/datagram-transport.js';
@@ -13,7 +14,7 @@ const US = 0x0a0000000001n;
 const MANY = 50;
 const TRANSPORTS: [string, OpenDatagramTransport][] = [['node:dgram', openNodeDatagramTransport], ['recvmmsg/sendmmsg', openBatchedUdpTransport]];
 
-for (const [transport, openUdp] of TRANSPORTS) describe(`DNS server over ${transport}`, () => {
+for (const [transport, openUdp] of TRANSPORTS) describe(`DNS server over ${transport}`, { timeout: 60_000 }, () => {
   const ns = new Nameserver({ ourName: US, isKnownPeer: () => true });
   const upstream = new TinyUpstream();
   let resolv: { path: string; remove(): void };
@@ -141,5 +142,35 @@ for (const [transport, openUdp] of TRANSPORTS) describe(`DNS server over ${trans
     await udpSendAll(port, [Buffer.from([1, 2, 3]), response]);
     await waitFor(() => server.metrics.dropped >= before + 2, 'drop counter');
     assert.equal((await udpQuery(port, query('web.weave.local'))).answers!.length, 1, 'still serving');
+  });
+});
+
+describe('DNS server listening on port 0', { timeout: 60_000 }, () => {
+  test('an ephemeral UDP port whose TCP twin is taken is given up for another; a fixed port in use is an error', async () => {
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()));
+    const taken = (squatter.address() as AddressInfo).port;
+    const ns = new Nameserver({ ourName: US, isKnownPeer: () => true });
+    ns.add('web.weave.local.', 'c1', 0x0a200001);
+    const asked: number[] = [];
+    // The first "ephemeral" UDP port handed out is the one whose TCP twin the squatter holds.
+    const openUdp: OpenDatagramTransport = (host, port) => {
+      asked.push(port);
+      return openNodeDatagramTransport(host, asked.length === 1 ? taken : port);
+    };
+    const server = new DnsServer({ names: ns, listenAddress: '127.0.0.1:0', resolvConf: '/nonexistent', openUdp });
+    const fixed = new DnsServer({ names: ns, listenAddress: `127.0.0.1:${taken}`, resolvConf: '/nonexistent' });
+    try {
+      await server.start();
+      assert.equal(asked.length, 2, 'a second UDP port was opened');
+      assert.notEqual(server.address().port, taken);
+      assert.deepEqual(dataOf(await udpQuery(server.address().port, query('web.weave.local'))), ['10.32.0.1']);
+      assert.deepEqual(dataOf(await tcpQuery(server.address().port, query('web.weave.local'))), ['10.32.0.1']);
+      await assert.rejects(fixed.start(), new RegExp(`Unable to start dns server: listen tcp 127.0.0.1:${taken}: .*EADDRINUSE`));
+    } finally {
+      await server.stop();
+      await fixed.stop();
+      await new Promise<void>((r) => squatter.close(() => r()));
+    }
   });
 });

@@ -70,13 +70,35 @@ export class TinyUpstream {
     return dnsPacket.encode({ ...base, flags: base.flags | 3 });
   }
 
+  /**
+   * UDP and TCP on one port: the UDP port is ephemeral, and the same TCP port
+   * may be taken by another test's socket, so a clash picks another port
+   * (waiting on a listen that failed would hang the file).
+   */
   async start(): Promise<void> {
-    const udp = createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-    this.port = udp.address().port;
-    udp.on('message', (msg, rinfo) => udp.send(this.answer(msg), rinfo.port, rinfo.address));
-    this.udp = udp;
-    const tcp = createServer((sock) => {
+    for (let attempt = 1; ; attempt++) {
+      const udp = createSocket('udp4');
+      await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+      const tcp = this.tcpServer();
+      const listened = await new Promise<Error | undefined>((r) => {
+        tcp.once('error', r);
+        tcp.listen(udp.address().port, '127.0.0.1', () => r(undefined));
+      });
+      if (listened) {
+        await new Promise<void>((r) => udp.close(() => r()));
+        if (attempt < 10) continue;
+        throw listened;
+      }
+      this.port = udp.address().port;
+      udp.on('message', (msg, rinfo) => udp.send(this.answer(msg), rinfo.port, rinfo.address));
+      this.udp = udp;
+      this.tcp = tcp;
+      return;
+    }
+  }
+
+  private tcpServer(): Server {
+    return createServer((sock) => {
       let buf = Buffer.alloc(0);
       sock.on('error', () => sock.destroy());
       sock.on('data', (chunk: Buffer) => {
@@ -89,8 +111,6 @@ export class TinyUpstream {
         }
       });
     });
-    await new Promise<void>((r) => tcp.listen(this.port, '127.0.0.1', () => r()));
-    this.tcp = tcp;
   }
 
   async stop(): Promise<void> {
