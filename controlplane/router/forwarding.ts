@@ -77,13 +77,24 @@ export interface ForwardingUpdaterOptions {
   onPeersReachable?(peers: readonly PeerName[]): void;
 }
 
+/**
+ * After a datapath failed to apply a state, the same state is tried again
+ * this long after, even if nothing changes meanwhile: a transient failure
+ * (netlink buffer, a map briefly full) must not leave forwarding stale until
+ * the next topology change, which may never come.
+ */
+const RETRY_AFTER_FAILURE_MS = 1000;
+
 /** Recomputes and applies the forwarding state whenever `schedule()` is called (debounced, idempotent). */
 export class ForwardingUpdater {
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastKey: string | undefined;
   private stopped = false;
   /** How many times a changed state was handed to the datapaths. */
   applied = 0;
+  /** Peers of the last state every datapath applied without error. */
+  private reachable = new Set<PeerName>();
 
   constructor(private readonly opts: ForwardingUpdaterOptions) {}
 
@@ -104,30 +115,58 @@ export class ForwardingUpdater {
     if (key === this.lastKey) return undefined;
     this.lastKey = key;
     this.applied++;
+    let failed = false;
     const inPlace: Promise<void>[] = [];
     for (const dp of this.opts.datapaths) {
       try {
         const applying = dp.applyForwardingState(state);
-        if (applying) inPlace.push(applying);
+        if (applying) inPlace.push(applying.catch((err: unknown) => { throw new DatapathApplyError(dp, err); }));
       } catch (err) {
-        this.opts.log?.(`${dp.overlay} (${dp.kind}): cannot apply forwarding state: ${(err as Error).message}`);
-        this.lastKey = undefined; // try again on the next change
+        this.applyFailed(key, new DatapathApplyError(dp, err));
+        failed = true;
       }
     }
+    if (failed) return state;
     const reachable = new Set(state.peers.map((p) => p.name));
-    const added = [...reachable].filter((p) => !this.reachable.has(p));
-    this.reachable = reachable;
-    const notify = this.opts.onPeersReachable;
-    if (notify && added.length > 0) void Promise.allSettled(inPlace).then(() => { if (!this.stopped) notify(added); });
+    void Promise.allSettled(inPlace).then((results) => {
+      if (this.stopped) return;
+      const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      for (const f of failures) this.applyFailed(key, f.reason);
+      if (failures.length > 0) return;
+      const added = [...reachable].filter((p) => !this.reachable.has(p));
+      this.reachable = reachable;
+      if (added.length > 0) this.opts.onPeersReachable?.(added);
+    });
     return state;
   }
 
-  /** Peers of the last applied state. */
-  private reachable = new Set<PeerName>();
+  /**
+   * The state is not in place: it is applied again on the next change or
+   * after RETRY_AFTER_FAILURE_MS, and the peers it adds are reported only
+   * once that succeeds.
+   */
+  private applyFailed(key: string, err: unknown): void {
+    this.opts.log?.(err instanceof DatapathApplyError ? err.message : `cannot apply forwarding state: ${String(err)}`);
+    if (this.lastKey === key) this.lastKey = undefined;
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.applyNow();
+    }, RETRY_AFTER_FAILURE_MS);
+    this.retryTimer.unref?.();
+  }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = undefined;
+    this.retryTimer = undefined;
+  }
+}
+
+class DatapathApplyError extends Error {
+  constructor(dp: Datapath, cause: unknown) {
+    super(`${dp.overlay} (${dp.kind}): cannot apply forwarding state: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 }

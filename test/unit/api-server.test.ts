@@ -161,3 +161,26 @@ test('a starting router: status views 503 with our name and targets, other paths
   starting.forget(['10.0.0.8']);
   assert.deepEqual(mesh.calls.at(-1), 'forget 10.0.0.8');
 });
+
+test('requests while the router starts are kept as their net effect on the targets, bounded by the distinct peers', () => {
+  const cfg = parseWeaverFlags(['--nickname', 'h9'], {});
+  const starting = new StartingRouter(0x8a3e3e3e3e3en, 'h9', cfg, ['10.0.0.7', '10.0.0.6']);
+  for (let i = 0; i < 10_000; i++) starting.connect(['10.0.0.8', '10.0.0.9'], false);
+  starting.forget(['10.0.0.9', '10.0.0.6']);
+  assert.deepEqual(starting.status().targets, ['10.0.0.7', '10.0.0.8'], 'status shows the targets as they will be');
+  const mesh = fakeRouter(true);
+  mesh.targets = ['10.0.0.7', '10.0.0.6'];
+  starting.started(mesh);
+  assert.deepEqual(mesh.calls, ['connect 10.0.0.8 replace=false', 'forget 10.0.0.9,10.0.0.6']);
+  assert.deepEqual(mesh.targets, ['10.0.0.7', '10.0.0.8']);
+
+  const replacing = new StartingRouter(0x8a3e3e3e3e3en, 'h9', cfg, ['10.0.0.7']);
+  replacing.forget(['10.0.0.5']);
+  replacing.connect(['10.0.0.1'], true);
+  replacing.connect(['10.0.0.2'], false);
+  const mesh2 = fakeRouter(true);
+  mesh2.targets = ['10.0.0.7'];
+  replacing.started(mesh2);
+  assert.deepEqual(mesh2.calls, ['connect 10.0.0.1,10.0.0.2 replace=true']);
+  assert.deepEqual(mesh2.targets, ['10.0.0.1', '10.0.0.2']);
+});

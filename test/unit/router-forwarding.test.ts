@@ -77,6 +77,39 @@ test('updates are debounced and an unchanged state is not applied again', async 
   assert.equal(u.applyNow(), undefined, 'stopped: nothing applied');
 });
 
+test('a datapath whose apply rejects is retried without a change, and its new peers are reported only once it succeeds', async () => {
+  let unicast = new Map<PeerName, PeerName>([[A, 0n]]);
+  const mesh = lineMesh();
+  const meshNow: ForwardingMesh = { ...mesh, routes: { ...mesh.routes, unicastTable: () => unicast } };
+  const dp = recordingDatapath([]);
+  let attempts = 0;
+  let applied: () => void = () => {};
+  const retried = new Promise<void>((r) => { applied = r; });
+  dp.applyForwardingState = () => {
+    attempts++;
+    if (attempts === 2) return Promise.reject(new Error('netlink: ENOBUFS'));
+    if (attempts === 3) applied();
+    return Promise.resolve();
+  };
+  const logs: string[] = [];
+  const reported: PeerName[][] = [];
+  const u = new ForwardingUpdater({ mesh: meshNow, datapaths: [dp], neighbours: () => [], log: (m) => logs.push(m), onPeersReachable: (p) => reported.push([...p]) });
+  u.applyNow();
+  unicast = new Map([[A, 0n], [B, B]]);
+  const started = Date.now();
+  u.applyNow();
+  const keepAlive = setTimeout(() => undefined, 5000); // the router's retry timer is unref'd
+  await retried;
+  clearTimeout(keepAlive);
+  const waited = Date.now() - started;
+  await new Promise((r) => setImmediate(r));
+  u.stop();
+  assert.match(logs[0] ?? '', /sleeve \(sleeve\): cannot apply forwarding state: netlink: ENOBUFS/);
+  assert.equal(attempts, 3, 'the failed state was applied again with nothing changed');
+  assert.ok(waited >= 900 && waited < 3000, `retried after ${waited} ms`);
+  assert.deepEqual(reported, [[B]], 'B is reported once, after the retry put it in place');
+});
+
 test('a datapath that throws is retried on the next change', () => {
   const states: ForwardingState[] = [];
   let fail = true;
