@@ -86,7 +86,10 @@ export function loadPolicyDirectory(dir: string): LoadedDirectory {
       errors.push(`${path}: ${(err as Error).message}`);
       continue;
     }
-    const docs = parseAllDocuments(text);
+    // logLevel 'error': the parser's warnings (e.g. a mapping used as a key)
+    // would go to process warnings on stderr, once per document, outside the
+    // router's log; such a document fails validation below instead.
+    const docs = parseAllDocuments(text, { logLevel: 'error' });
     const list = Array.isArray(docs) ? docs : [docs];
     list.forEach((doc, i) => {
       const where = list.length > 1 ? `${path} (document ${i + 1})` : path;

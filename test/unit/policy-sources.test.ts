@@ -67,3 +67,23 @@ test('policy directory: multi-document YAML, List, JSON; a bad document is repor
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('policy directory: a YAML mapping used as a key raises no process warning (stderr stays the router log\'s)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-policy-src-'));
+  const warnings: string[] = [];
+  const onWarning = (w: Error): void => { warnings.push(w.message); };
+  process.on('warning', onWarning);
+  try {
+    writeFileSync(join(dir, 'odd.yaml'), [
+      'kind: NetworkPolicy', 'metadata: {name: odd}', 'spec:', '  podSelector: {}', '  ingress:',
+      '  - ? [ { ipBlock: { cidr: 10.0.0.0/8 } } ]', '    : 1', '',
+    ].join('\n'));
+    const loaded = loadPolicyDirectory(dir);
+    assert.equal(loaded.snapshot.policies.length + loaded.errors.length, 1, 'the document is either taken or reported');
+    await new Promise((r) => setImmediate(r)); // process warnings are emitted on the next tick
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
