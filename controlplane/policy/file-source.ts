@@ -88,7 +88,8 @@ export function loadPolicyDirectory(dir: string): LoadedDirectory {
     }
     // logLevel 'error': the parser's warnings (e.g. a mapping used as a key)
     // would go to process warnings on stderr, once per document, outside the
-    // router's log; such a document fails validation below instead.
+    // router's log. Such a key is stringified and, like any unknown field,
+    // left out by validation, as the API server does.
     const docs = parseAllDocuments(text, { logLevel: 'error' });
     const list = Array.isArray(docs) ? docs : [docs];
     list.forEach((doc, i) => {

@@ -131,7 +131,7 @@ export class ForwardingUpdater {
     void Promise.allSettled(inPlace).then((results) => {
       if (this.stopped) return;
       const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-      for (const f of failures) this.applyFailed(key, f.reason);
+      for (const f of failures) this.applyFailed(key, f.reason as DatapathApplyError);
       if (failures.length > 0) return;
       const added = [...reachable].filter((p) => !this.reachable.has(p));
       this.reachable = reachable;
@@ -145,8 +145,8 @@ export class ForwardingUpdater {
    * after RETRY_AFTER_FAILURE_MS, and the peers it adds are reported only
    * once that succeeds.
    */
-  private applyFailed(key: string, err: unknown): void {
-    this.opts.log?.(err instanceof DatapathApplyError ? err.message : `cannot apply forwarding state: ${String(err)}`);
+  private applyFailed(key: string, err: DatapathApplyError): void {
+    this.opts.log?.(err.message);
     if (this.lastKey === key) this.lastKey = undefined;
     if (this.retryTimer || this.stopped) return;
     this.retryTimer = setTimeout(() => {
