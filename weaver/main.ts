@@ -9,7 +9,7 @@ import { claimPidFile, releasePidFile } from '../controlplane/cli/pid-file.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
 import { FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
-import { startMesh, type RunningMesh } from './mesh-wiring.js';
+import { MeshListener, startMesh, type RunningMesh } from './mesh-wiring.js';
 import { startDataPlane } from './datapath-wiring.js';
 import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
@@ -150,6 +150,8 @@ async function main(argv: string[]): Promise<void> {
       logger.info({ addr, kind }, 'Listening for HTTP');
     }
     phase('HTTP API listening');
+    // Peers dialling us while the data plane loads wait for our handshake instead of backing off.
+    const meshListener = await MeshListener.open(cfg.host, cfg.port);
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
@@ -172,6 +174,7 @@ async function main(argv: string[]): Promise<void> {
       },
       dataPlane,
       trusted,
+      listener: meshListener,
       // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
       // when we (re)connect is what tells us of names and ranges of our previous incarnation.
       beforeConnecting: async (router) => {

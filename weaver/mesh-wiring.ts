@@ -10,6 +10,7 @@ import {
   ConnectionMaker,
   ConnectionRefusedError,
   DuplicateConnectionError,
+  MAX_PENDING_HANDSHAKES,
   PendingHandshakes,
   Router,
   SelfConnectionError,
@@ -57,6 +58,8 @@ export interface MeshOptions {
   onShortIdsChanged?(ourShortId: number): void;
   /** Registers gossip channels (IPAM, DNS) before any connection is made, as Weave does. */
   beforeConnecting?(router: Router): Promise<void>;
+  /** The mesh port opened early in startup (MeshListener.open); without it the mesh listens itself. */
+  listener?: MeshListener;
 }
 
 export interface RunningMesh extends RouterControl {
@@ -64,6 +67,60 @@ export interface RunningMesh extends RouterControl {
   /** `weave attach` put `ifname` on the bridge: resolves once the data plane handles it (at once without one). */
   portAdded(ifname: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The mesh port, listening from early in startup, before the data plane has
+ * loaded (most of a start). A peer that dials us meanwhile (every router of a
+ * mesh launched together dials the first) waits in its handshake for our
+ * protocol header, for up to its 10 s header deadline, instead of being
+ * refused and backing off (2 s, then ×1.5 each time): its connection is
+ * accepted and handed to the mesh when the mesh starts. At most
+ * MAX_PENDING_HANDSHAKES sockets wait; more are closed at once.
+ */
+export class MeshListener {
+  private readonly waiting = new Set<Socket>();
+  private handler: ((socket: Socket) => void) | undefined;
+
+  private constructor(readonly server: Server) {}
+
+  static async open(host: string, port: number): Promise<MeshListener> {
+    const listener = new MeshListener(createServer((socket) => listener.accepted(socket)));
+    try {
+      await listen(listener.server, host, port);
+    } catch (err) {
+      throw new Error(`Unable to listen on TCP port ${port}: ${(err as Error).message} (is another router using it? pass --port)`);
+    }
+    return listener;
+  }
+
+  /** From now on sockets go to `handler`, those waiting first. */
+  handOver(handler: (socket: Socket) => void): void {
+    this.handler = handler;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const s of waiting) if (!s.destroyed) handler(s);
+  }
+
+  close(): Promise<void> {
+    for (const s of this.waiting) s.destroy();
+    this.waiting.clear();
+    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accepted(socket: Socket): void {
+    if (this.handler) {
+      this.handler(socket);
+      return;
+    }
+    if (this.waiting.size >= MAX_PENDING_HANDSHAKES) {
+      socket.destroy();
+      return;
+    }
+    this.waiting.add(socket);
+    socket.on('error', () => undefined); // read when handed over; a reset until then only closes it
+    socket.once('close', () => this.waiting.delete(socket));
+  }
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
@@ -228,7 +285,15 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     }
   };
 
-  const server = createServer((socket) => {
+  let listener: MeshListener;
+  try {
+    listener = opts.listener ?? await MeshListener.open(config.host, config.port);
+  } catch (err) {
+    router.stop();
+    await dataPlane?.close();
+    throw err;
+  }
+  listener.handOver((socket) => {
     if (stopping) {
       socket.destroy();
       return;
@@ -236,13 +301,6 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     socket.setNoDelay(true);
     void acceptInbound(socket);
   });
-  try {
-    await listen(server, config.host, config.port);
-  } catch (err) {
-    router.stop();
-    await dataPlane?.close();
-    throw new Error(`Unable to listen on TCP port ${config.port}: ${(err as Error).message} (is another router using it? pass --port)`);
-  }
 
   const dial = async (address: string): Promise<HandshakeResult> => {
     logger.info(`->[${address}] attempting connection`);
@@ -294,7 +352,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
       await dataPlane?.close();
       for (const s of pending) s.destroy();
       pending.clear();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.close();
     },
   };
 }

@@ -18,6 +18,16 @@ export const RESET_AFTER_MS = 60_000;
  * of 50 forms a router applies hundreds of improving updates a second.
  */
 export const DISCOVERY_BATCH_MS = 100;
+/**
+ * Two peers that learn of each other from the same topology update would both
+ * dial; both ends then keep the connection with the lower connection UID and
+ * close the other (spec §1.7 step 6), after each had set up a forwarder,
+ * bumped its topology version and broadcast it for the one that loses. So a
+ * discovered peer whose name is lower than ours is given this long to dial us
+ * before we dial it; a peer that does not (discovery off, or it cannot reach
+ * us) is dialled when it is up. Direct targets are dialled at once.
+ */
+export const DISCOVERED_DIAL_DEFER_MS = 1_000;
 
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'suspended' | 'failed';
 
@@ -163,6 +173,8 @@ export class ConnectionMaker {
     const connectedAddrs = new Set(conns.map((c) => c.remoteAddr));
     const inboundIPs = new Set(conns.filter((c) => !c.outbound).map((c) => splitHostPort(c.remoteAddr)?.host));
     const valid = new Map<string, boolean>();
+    /** Discovered addresses of peers whose name is lower than ours: they dial first. */
+    const theyDial = new Set<string>();
     for (const p of this.direct) {
       const { host, port } = splitHostPort(p) ?? { host: p };
       // A target without a port is probably the peer that already connected to us.
@@ -180,17 +192,24 @@ export class ConnectionMaker {
           const remote = splitHostPort(c.remoteTcpAddr);
           if (!remote) continue;
           const addr = c.outbound ? c.remoteTcpAddr : joinHostPort(remote.host, this.opts.port);
-          if (!connectedAddrs.has(addr) && !valid.has(addr)) valid.set(addr, false);
+          if (connectedAddrs.has(addr) || valid.has(addr)) continue;
+          valid.set(addr, false);
+          if (c.name < us) theyDial.add(addr);
         }
       }
     }
     for (const [addr, direct] of valid) {
       const t = this.targetsByAddr.get(addr);
       if (!t) {
-        this.targetsByAddr.set(addr, { address: addr, direct, state: 'waiting', tryAfter: now, tryInterval: INITIAL_RETRY_INTERVAL_MS });
+        const tryAfter = !direct && theyDial.has(addr) ? now + DISCOVERED_DIAL_DEFER_MS : now;
+        this.targetsByAddr.set(addr, { address: addr, direct, state: 'waiting', tryAfter, tryInterval: INITIAL_RETRY_INTERVAL_MS });
         continue;
       }
-      if (direct) t.direct = true;
+      if (direct && !t.direct) {
+        t.direct = true;
+        // A deferred discovered target that turns out to be direct is dialled at once.
+        if (t.state === 'waiting' && t.tryInterval === INITIAL_RETRY_INTERVAL_MS && t.lastError === undefined) t.tryAfter = now;
+      }
       if (t.state === 'suspended') {
         t.state = 'waiting';
         t.tryAfter = now;

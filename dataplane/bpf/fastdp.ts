@@ -442,13 +442,16 @@ export class BpfFastDatapath {
     const sleeve = state.localPorts.find((p) => roleOf(p) === 'sleeve');
 
     // Peers and trees before ports, so the first flooded frame can reach them.
+    const inMap = this.peersInMap ?? new Set(this.maps.listPeerEntries().keys());
+    this.peersInMap = undefined; // read from the map again if this apply fails part way
     const wantedPeers = new Set<number>();
     for (const p of state.peers) {
       this.maps.setPeer(p.shortId, p.underlayIp, p.receiveOnly ?? false);
       wantedPeers.add(p.shortId);
     }
-    const departed = new Set([...this.maps.listPeerEntries().keys()].filter((id) => !wantedPeers.has(id)));
+    const departed = new Set([...inMap].filter((id) => !wantedPeers.has(id)));
     for (const id of departed) this.maps.deletePeer(id);
+    this.peersInMap = wantedPeers;
     this.maps.forgetMacsOfPeers(departed);
     const wantedTrees = new Set<number>();
     for (const t of state.broadcastTrees) {
@@ -492,8 +495,10 @@ export class BpfFastDatapath {
         const role = roleOf(p);
         const ifindex = ifindexOf(p);
         const was = this.attached.get(p.ifname);
-        // A port that changed role (or index) leaves its old hook first.
-        if (was && (was.role !== role || was.ifindex !== ifindex)) detachPort(was.ifindex, was.role);
+        // A port attached as before keeps its filter (attaching it again is two netlink round trips
+        // per port on every apply); one that changed role (or index) leaves its old hook first.
+        if (was && was.role === role && was.ifindex === ifindex) continue;
+        if (was) detachPort(was.ifindex, was.role);
         attachPort(ifindex, role, this.programs, `${role} port ${p.ifname}`);
         this.attached.set(p.ifname, { ifindex, role });
       }
@@ -506,6 +511,13 @@ export class BpfFastDatapath {
   }
 
   private treeSources = new Set<number>();
+  /**
+   * Short ids with an entry in weave_peers, as the last apply left them.
+   * Reading them from the map is a lookup per possible short id (4096
+   * syscalls), which every apply paid while a mesh formed: the map is read
+   * once (entries a previous run left in the pinned map) and then known.
+   */
+  private peersInMap: Set<number> | undefined;
 
   /**
    * The receive fast path: on the interfaces that route to the peers' underlay

@@ -2,7 +2,7 @@
 // clock, permanent failures, reconnects, discovery, and the status view.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionMaker, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
+import { ConnectionMaker, DISCOVERED_DIAL_DEFER_MS, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
 import { meshStatus } from '../../controlplane/mesh/status.js';
 import { TestMesh, handshakes, linkPair, addressOf } from './mesh-harness.js';
 
@@ -143,4 +143,48 @@ test('discovery dials peers learned from topology; forget and replace manage dir
     makerB.stop();
     mesh.stop();
   }
+});
+
+test('two peers discovering each other: the lower name dials, the higher waits for it instead of dialling too', async () => {
+  // Routers 2 and 3 both launched with router 1 as their only peer (names ascend with the index).
+  // Times are sampled every STEP_MS.
+  const STEP_MS = 10;
+  const run = async (lowerDiscovers: boolean): Promise<{ log2: string[]; log3: string[]; msToConnect: number | undefined; closes: number }> => {
+    const mesh = new TestMesh(3);
+    const log2: string[] = [];
+    const log3: string[] = [];
+    const makers = [
+      new ConnectionMaker({ router: mesh.peers[1]!.router, port: 6783, discovery: lowerDiscovers, clock: mesh.clock, random: half, dial: meshDialler(mesh, 1, log2) }),
+      new ConnectionMaker({ router: mesh.peers[2]!.router, port: 6783, discovery: true, clock: mesh.clock, random: half, dial: meshDialler(mesh, 2, log3) }),
+    ];
+    let closes = 0;
+    for (const p of mesh.peers) p.router.onConnectionRemoved(() => closes++);
+    const [r2, r3] = [mesh.peers[1]!, mesh.peers[2]!];
+    try {
+      for (const m of makers) m.connect(['10.0.0.1'], false);
+      let discoveredAt: number | undefined;
+      let msToConnect: number | undefined;
+      for (let t = 0; t < 10_000 && msToConnect === undefined; t += STEP_MS) {
+        await mesh.advance(STEP_MS);
+        // Both learn of each other from router 1's topology broadcast.
+        if (discoveredAt === undefined && r3.router.peers.get(r2.identity.name)) discoveredAt = mesh.clock.now();
+        if (discoveredAt !== undefined && r2.router.connectionTo(r3.identity.name)) msToConnect = mesh.clock.now() - discoveredAt;
+      }
+      await mesh.advance(10_000);
+      return { log2, log3, msToConnect, closes };
+    } finally {
+      for (const m of makers) m.stop();
+      mesh.stop();
+    }
+  };
+  const both = await run(true);
+  assert.deepEqual(both.log2, ['10.0.0.1:6783', '10.0.0.3:6783'], 'the lower name dialled the peer it discovered');
+  assert.deepEqual(both.log3, ['10.0.0.1:6783'], 'the higher name left the dial to it');
+  assert.equal(both.closes, 0, 'no duplicate connection was made and dropped');
+  assert.ok(both.msToConnect !== undefined && both.msToConnect < DISCOVERED_DIAL_DEFER_MS, `connected ${both.msToConnect} ms after discovery`);
+
+  const lowerSilent = await run(false);
+  assert.deepEqual(lowerSilent.log3, ['10.0.0.1:6783', '10.0.0.2:6783'], 'a lower name that does not dial is dialled after the deferral');
+  assert.ok(lowerSilent.msToConnect !== undefined && lowerSilent.msToConnect >= DISCOVERED_DIAL_DEFER_MS - STEP_MS && lowerSilent.msToConnect < 2 * DISCOVERED_DIAL_DEFER_MS,
+    `connected ${lowerSilent.msToConnect} ms after discovery`);
 });

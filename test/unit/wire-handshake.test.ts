@@ -208,6 +208,25 @@ test('header timeout: a silent peer is refused', async () => {
   } finally { pair.close(); }
 });
 
+test('header deadline: headers that arrived while the event loop was stalled past the deadline are read, not timed out', async () => {
+  const pair = await tcpPair();
+  try {
+    const timeouts = { headerMs: 100, readMs: 2000 };
+    const both = Promise.allSettled([
+      performHandshake(pair.client, opts(alpha, true, { timeouts })),
+      performHandshake(pair.server, opts(beta, false, { timeouts })),
+    ]);
+    // Both headers are on the wire; the loop stays busy for three deadlines, as a router
+    // starting on a loaded machine does. The deadline timers then come due before the
+    // sockets are read.
+    const until = Date.now() + 3 * timeouts.headerMs;
+    while (Date.now() < until) { /* stalled */ }
+    const [ra, rb] = await both;
+    ok(ra).link.close();
+    ok(rb).link.close();
+  } finally { pair.close(); }
+});
+
 test('heartbeats flow on an idle link; a peer that goes quiet hits the read deadline', async () => {
   const { pair, ra, rb } = await handshakeBoth(
     { timeouts: { heartbeatMs: 30, readMs: 5000 } },

@@ -71,13 +71,28 @@ function randomConnId(): bigint {
   return randomBytes(8).readBigUInt64BE(0);
 }
 
-/** Runs a stage with a deadline that fails the pending read and the stage. */
+/**
+ * Runs a stage with a deadline that fails the pending read and the stage.
+ * Each turn of the event loop runs due timers before it reads sockets, so
+ * after a stall longer than the deadline (a router starting on a loaded
+ * machine compiles for seconds at a time) the timer would fire while the
+ * peer's bytes already wait in the socket: the failure is decided after the
+ * next socket poll instead (setImmediate runs after it), which delivers them.
+ */
 async function withDeadline<T>(reader: SocketReader, ms: number, what: string, stage: () => Promise<T>): Promise<T> {
-  const timer = setTimeout(() => reader.fail(new HandshakeError(`timed out after ${ms} ms waiting for the ${what}`)), ms);
+  let settled = false;
+  let afterPoll: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => {
+    afterPoll = setImmediate(() => {
+      if (!settled) reader.fail(new HandshakeError(`timed out after ${ms} ms waiting for the ${what}`));
+    });
+  }, ms);
   try {
     return await stage();
   } finally {
+    settled = true;
     clearTimeout(timer);
+    if (afterPoll) clearImmediate(afterPoll);
   }
 }
 
