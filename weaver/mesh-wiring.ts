@@ -57,6 +57,8 @@ export interface MeshOptions {
   onShortIdsChanged?(ourShortId: number): void;
   /** Registers gossip channels (IPAM, DNS) before any connection is made, as Weave does. */
   beforeConnecting?(router: Router): Promise<void>;
+  /** Startup phases as they are reached: the first dial and the first completed handshake (logged at debug level). */
+  phase?(what: string): void;
 }
 
 export interface RunningMesh extends RouterControl {
@@ -191,6 +193,16 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     return [...inboundFailures.values()];
   };
 
+  const phaseOnce = (what: string): (() => void) => {
+    let reached = false;
+    return () => {
+      if (reached) return;
+      reached = true;
+      opts.phase?.(what);
+    };
+  };
+  const firstDial = phaseOnce('first dial');
+  const firstHandshake = phaseOnce('first handshake');
   const inboundHandshakes = new PendingHandshakes();
   const acceptInbound = async (socket: Socket): Promise<void> => {
     const remoteIp = plainAddress(socket.remoteAddress);
@@ -205,6 +217,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     let result: HandshakeResult;
     try {
       result = await performHandshake(socket, handshakeOptions(false, remoteIp));
+      firstHandshake();
     } catch (err) {
       const msg = (err as Error).message;
       logger.warn(`<-[${remote}] connection shutting down due to error during handshake: ${msg}`);
@@ -246,12 +259,16 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
 
   const dial = async (address: string): Promise<HandshakeResult> => {
     logger.info(`->[${address}] attempting connection`);
+    firstDial();
+    dataPlane?.dialling();
     try {
       const socket = await dialTcp(address, pending);
       socket.setNoDelay(true);
       pending.add(socket);
       try {
-        return await performHandshake(socket, handshakeOptions(true, plainAddress(socket.remoteAddress)));
+        const done = await performHandshake(socket, handshakeOptions(true, plainAddress(socket.remoteAddress)));
+        firstHandshake();
+        return done;
       } finally {
         pending.delete(socket);
       }
