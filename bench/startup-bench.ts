@@ -6,7 +6,9 @@
 //   phases       the router's own startup phases (logged at debug level, ms
 //                since its process started: module loading is the first)
 //   RSS          both routers' resident set (/proc/PID/status VmRSS) once the
-//                connection is up and a few seconds idle
+//                connection is up and a few seconds idle; for the new router
+//                also its parts: anonymous (heaps), file-backed (the node
+//                binary's and libraries' pages) and its thread count
 //   sleeve   after the rounds, both routers restarted with --no-fastdp, a
 //            container attached on each host and iperf3 TCP between them for
 //            SLEEVE_LOAD_S: both routers' peak RSS during the load
@@ -23,7 +25,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
-import { WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
+import { WEAVER_ENV_DEFAULTS, WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
 const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const API = '127.0.0.1:6784';
@@ -40,17 +42,21 @@ const extraFlags = process.argv.slice(3);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-function rssMiB(pid: number): number {
-  const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!kb) throw new Error(`startup-bench: no VmRSS for ${pid} (did the router exit?)`);
-  return Number(kb[1]) / 1024;
+/** A /proc/PID/status field (kB fields in MiB). */
+function statusField(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' | 'Threads'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`startup-bench: no ${field} for ${pid} (did the router exit?)`);
+  return field === 'Threads' ? Number(m[1]) : Number(m[1]) / 1024;
 }
+
+const rssMiB = (pid: number): number => statusField(pid, 'VmRSS');
 
 function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags, nodeFlags: readonly string[] = []): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
+  // As `weave launch` runs it: its Node flags and environment (two malloc arenas).
   return h.spawn(process.execPath, [
     ...WEAVER_NODE_FLAGS, ...nodeFlags, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers,
-  ]);
+  ], { env: { ...WEAVER_ENV_DEFAULTS } });
 }
 
 async function stopRouter(router: SpawnedProcess): Promise<void> {
@@ -63,9 +69,12 @@ interface Figures {
   established: number[];
   phases: Map<string, number[]>;
   rss: number[];
+  rssAnon: number[];
+  rssFile: number[];
+  threads: number[];
 }
 
-const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), rss: [] });
+const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), rss: [], rssAnon: [], rssFile: [], threads: [] });
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
 async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
@@ -81,13 +90,17 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
     for (const [phase, ms] of phasesOf(router.output())) into.phases.set(phase, [...(into.phases.get(phase) ?? []), ms]);
     await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
     into.rss.push(rssMiB(router.pid));
+    into.rssAnon.push(statusField(router.pid, 'RssAnon'));
+    into.rssFile.push(statusField(router.pid, 'RssFile'));
+    into.threads.push(statusField(router.pid, 'Threads'));
   } finally {
     await stopRouter(router);
   }
 }
 
 function printFigures(label: string, f: Figures): void {
-  process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB (medians of ${f.api.length})\n`);
+  process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB `
+    + `(anonymous ${median(f.rssAnon).toFixed(1)}, file-backed ${median(f.rssFile).toFixed(1)}; ${median(f.threads)} threads) (medians of ${f.api.length})\n`);
   for (const [phase, ms] of [...f.phases].sort((a, b) => median(a[1]) - median(b[1]))) {
     process.stdout.write(`startup:   ${label} phase ${phase}: ${median(ms).toFixed(0)} ms after process start\n`);
   }

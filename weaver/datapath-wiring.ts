@@ -9,6 +9,7 @@ import type { OverlayHandler, Router } from '../controlplane/mesh/index.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import type { Datapath, DatapathDescriptor, DatapathKind, DatapathOpenOptions, OverlayName } from '../controlplane/router/datapath.js';
 import { ForwardingUpdater } from '../controlplane/router/forwarding.js';
+import { OpeningDatapath } from '../controlplane/router/opening-datapath.js';
 import { OverlaySwitch, type SwitchConnection } from '../controlplane/router/overlay-switch.js';
 import { loweringMessage, OverlayMtu } from '../controlplane/router/overlay-mtu.js';
 import type { IPsec } from '../dataplane/ipsec/index.js';
@@ -32,6 +33,8 @@ export const DATAPATHS: readonly DatapathDescriptor[] = [ovsDatapath, bpfDatapat
 export interface FastdpProbe {
   /** Creates the fastdp Datapath; absent when the kernel (or this build) has none. */
   create?: () => Promise<Datapath>;
+  /** Which kind `create` opens. */
+  kind?: DatapathKind;
   /** Why there is no fastdp, shown per connection in status. */
   unavailableReason?: string;
 }
@@ -95,7 +98,7 @@ export async function probeFastdp(opts: DatapathOpenOptions): Promise<FastdpProb
   for (const d of DATAPATHS) {
     if (d.overlay !== 'fastdp' || (wanted !== 'auto' && d.kind !== wanted)) continue;
     const probe = await d.probe();
-    if (probe.available) return { create: () => d.open(opts) };
+    if (probe.available) return { create: () => d.open(opts), kind: d.kind };
     reasons.push(probe.reason);
   }
   const reason = reasons.join('; ');
@@ -129,6 +132,8 @@ export interface DataPlaneOptions {
   /** --trusted-subnets, built once by the composition root (also the mesh's). */
   trusted: TrustedSubnets;
   probe?: FastdpProbe;
+  /** Startup phases as they are reached (the router logs them at debug level). */
+  phase?(what: string): void;
 }
 
 export interface RunningDataPlane {
@@ -138,6 +143,8 @@ export interface RunningDataPlane {
   readonly overlayHandler: OverlayHandler;
   /** Pass as the Router's `onRoutesChanged` / `onShortIdsChanged`. */
   routesChanged(): void;
+  /** The mesh is dialling a peer: datapaths start what the connection's forwarders will need. */
+  dialling(): void;
   /** Must be called once the Router exists, before any connection is added. */
   bindRouter(router: Router): void;
   /** The data plane's part of a status snapshot: the switch's per-peer record, the Interface line, counters. */
@@ -160,12 +167,23 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     log: (m) => logger.warn(m),
   };
   const probe = opts.probe ?? (config.noFastdp ? {} : await probeFastdp(openOptions));
+  opts.phase?.('fastdp probe');
   const choice = chooseDatapaths(config, probe);
   const datapaths: Datapath[] = [];
   try {
-    if (choice.overlays.includes('fastdp')) {
+    if (choice.overlays.includes('fastdp') && !config.requireFastdp && probe.kind !== undefined) {
+      // Loading the kernel fast datapath is most of a start: the sleeve and the mesh do not wait
+      // for it (controlplane/router/opening-datapath.ts). With --fastdp a failure stops the router, below.
+      const opening = new OpeningDatapath(probe.kind, 'fastdp', mtu, probe.create!());
+      void opening.ready.then((dp) => {
+        if (dp) opts.phase?.(`fastdp (${dp.kind}) open`);
+        else if (opening.failed !== undefined) logger.warn(`Unable to use fastdp: cannot start: ${opening.failed}; connections use the sleeve`);
+      });
+      datapaths.push(opening);
+    } else if (choice.overlays.includes('fastdp')) {
       try {
         datapaths.push(await probe.create!());
+        opts.phase?.('fastdp open');
       } catch (err) {
         const reason = `cannot start: ${(err as Error).message}`;
         if (config.requireFastdp) throw new FastdpRequiredError(reason);
@@ -176,6 +194,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
     }
     const sleeve = await sleeveDatapath.open({ ...openOptions, mtu: datapaths.length > 0 ? mtu : opts.mtu });
     datapaths.push(sleeve);
+    opts.phase?.('sleeve open');
     // Chaos tests only: SIGUSR2 ends the sleeve's packet worker as a crash would (a thread cannot be killed from outside).
     if (process.env.WEAVE_TEST_FAULTS === '1' && sleeve instanceof SleeveDatapath) {
       process.on('SIGUSR2', () => {
@@ -217,9 +236,18 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   const passwordSet = config.password !== '';
   let router: Router | undefined;
   let updater: ForwardingUpdater | undefined;
+  let firstEstablished = true;
   const overlaySwitch = new OverlaySwitch({
     datapaths,
-    mesh: { setConnectionEstablished: (name, e) => router?.setConnectionEstablished(name, e) ?? false },
+    mesh: {
+      setConnectionEstablished: (name, e) => {
+        if (e && firstEstablished) {
+          firstEstablished = false;
+          opts.phase?.('first connection established');
+        }
+        return router?.setConnectionEstablished(name, e) ?? false;
+      },
+    },
     encryptFor: (conn: SwitchConnection) =>
       encryptionWanted(passwordSet, trusted, { remoteAddr: conn.remoteAddr, outbound: conn.outbound, remoteTrustsUs: conn.handshake.remote.trusted === true }),
     remotePortFor: (overlay, conn) => remoteOverlayPort(overlay, conn, config.port),
@@ -237,6 +265,9 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       connectionRemoved: (conn) => overlaySwitch.connectionRemoved(conn),
     },
     routesChanged: () => updater?.schedule(),
+    dialling: () => {
+      for (const d of datapaths) if (d instanceof SleeveDatapath) d.warmUp();
+    },
     bindRouter: (r) => {
       router = r;
       updater = new ForwardingUpdater({
@@ -248,12 +279,15 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       });
       updater.schedule();
     },
-    status: () => ({
-      interface: interfaceLabel(datapaths),
-      overlays: overlaySwitch.overlayNames(),
-      connections: overlaySwitch.statuses(),
-      ...(datapaths[0] ? { datapath: { ...datapathCounters(datapaths[0], logger), ...(datapaths[0].overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
-    }),
+    status: () => {
+      const preferred = inUse(datapaths);
+      return {
+        interface: interfaceLabel(preferred),
+        overlays: overlaySwitch.overlayNames(),
+        connections: overlaySwitch.statuses(),
+        ...(preferred ? { datapath: { ...datapathCounters(preferred, logger), ...(preferred.overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
+      };
+    },
     portAdded: async (ifname) => {
       await Promise.all(datapaths.map((d) => d.portAdded?.(ifname).catch((err: unknown) => logger.warn(`${d.kind} datapath taking port ${ifname}: ${(err as Error).message}`))));
     },
@@ -280,6 +314,11 @@ async function keepBridgeMtu(bridge: string, mtu: number): Promise<void> {
   }
 }
 
+/** The preferred datapath that runs or is still opening (a fastdp that could not open is passed over). */
+function inUse(datapaths: readonly Datapath[]): Datapath | undefined {
+  return datapaths.find((d) => !(d instanceof OpeningDatapath) || d.failed === undefined);
+}
+
 /** The preferred datapath's counters for the report and /metrics; a failed read shows zeros and is logged. */
 function datapathCounters(d: Datapath, logger: Logger): DatapathCounters {
   try {
@@ -292,9 +331,9 @@ function datapathCounters(d: Datapath, logger: Logger): DatapathCounters {
 }
 
 /** The `Interface` line of `weave status` (user-surface spec §2.1): which datapath carries fastdp. */
-function interfaceLabel(datapaths: readonly Datapath[]): string {
-  const preferred = datapaths[0]?.kind ?? 'sleeve';
-  return (DATAPATHS.find((d) => d.kind === preferred) ?? sleeveDatapath).interfaceLabel;
+function interfaceLabel(preferred: Datapath | undefined): string {
+  const kind = preferred?.kind ?? 'sleeve';
+  return (DATAPATHS.find((d) => d.kind === kind) ?? sleeveDatapath).interfaceLabel;
 }
 
 /**

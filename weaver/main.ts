@@ -155,7 +155,7 @@ async function main(argv: string[]): Promise<void> {
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
-    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted });
+    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted, phase });
     phase('data plane');
     mesh = await startMesh({
       identity,
@@ -175,6 +175,7 @@ async function main(argv: string[]): Promise<void> {
       dataPlane,
       trusted,
       listener: meshListener,
+      phase,
       // IPAM and weaveDNS gossip from the first connection on: the full state a neighbour sends
       // when we (re)connect is what tells us of names and ranges of our previous incarnation.
       beforeConnecting: async (router) => {

@@ -60,6 +60,8 @@ export interface MeshOptions {
   beforeConnecting?(router: Router): Promise<void>;
   /** The mesh port opened early in startup (MeshListener.open); without it the mesh listens itself. */
   listener?: MeshListener;
+  /** Startup phases as they are reached: the first dial and the first completed handshake (logged at debug level). */
+  phase?(what: string): void;
 }
 
 export interface RunningMesh extends RouterControl {
@@ -248,6 +250,16 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     return [...inboundFailures.values()];
   };
 
+  const phaseOnce = (what: string): (() => void) => {
+    let reached = false;
+    return () => {
+      if (reached) return;
+      reached = true;
+      opts.phase?.(what);
+    };
+  };
+  const firstDial = phaseOnce('first dial');
+  const firstHandshake = phaseOnce('first handshake');
   const inboundHandshakes = new PendingHandshakes();
   const acceptInbound = async (socket: Socket): Promise<void> => {
     const remoteIp = plainAddress(socket.remoteAddress);
@@ -262,6 +274,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     let result: HandshakeResult;
     try {
       result = await performHandshake(socket, handshakeOptions(false, remoteIp));
+      firstHandshake();
     } catch (err) {
       const msg = (err as Error).message;
       logger.warn(`<-[${remote}] connection shutting down due to error during handshake: ${msg}`);
@@ -304,12 +317,16 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
 
   const dial = async (address: string): Promise<HandshakeResult> => {
     logger.info(`->[${address}] attempting connection`);
+    firstDial();
+    dataPlane?.dialling();
     try {
       const socket = await dialTcp(address, pending);
       socket.setNoDelay(true);
       pending.add(socket);
       try {
-        return await performHandshake(socket, handshakeOptions(true, plainAddress(socket.remoteAddress)));
+        const done = await performHandshake(socket, handshakeOptions(true, plainAddress(socket.remoteAddress)));
+        firstHandshake();
+        return done;
       } finally {
         pending.delete(socket);
       }

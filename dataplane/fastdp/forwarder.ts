@@ -184,6 +184,10 @@ export class FastdpForwarder implements OverlayForwarder {
     }
     if (!this.heardFromRemote) {
       this.heardFromRemote = true;
+      // The remote's forwarder runs now. Ours may have started first (the remote loaded its
+      // datapath later, or handled the connection a moment after us): what we sent before was
+      // dropped, so one more goes now rather than at the next fast tick, up to 500 ms away.
+      if (!this.acked) this.sendHeartbeat();
       const ack = (): void => {
         if (this.stopped) return;
         this.events.sendControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));

@@ -20,6 +20,14 @@ import type { AddForwarder } from './worker-protocol.js';
 
 /** Initial overlay MTU before any PMTU discovery (spec §5.6). */
 const INITIAL_MTU = 65535;
+/**
+ * Until the remote's first heartbeat arrives, the gap after our first one;
+ * each next gap doubles up to the fast interval. The remote's router adds the
+ * connection (and so its forwarder) a moment after ours at times, and drops
+ * the heartbeats that come before: retried at 25, 50, 100, 200 ms, the
+ * connection establishes that much sooner than at the next 500 ms tick.
+ */
+export const FIRST_HEARTBEAT_RETRY_MS = 25;
 
 export interface ConnectionEvents {
   sendControl(subTag: number, payload: Uint8Array): void;
@@ -62,6 +70,7 @@ export class SleeveConnection {
   readonly nonDfQueue: SleeveFrame[] = [];
   private heartbeatSeen = false;
   private interval = OVERLAY_HEARTBEAT_FAST_MS;
+  private retryGap = FIRST_HEARTBEAT_RETRY_MS;
   private nextHeartbeat: number;
   private lastHeartbeat: number;
   private nextFragTest = Infinity;
@@ -132,7 +141,7 @@ export class SleeveConnection {
     }
     if (now >= this.nextHeartbeat) {
       this.sendHeartbeat();
-      this.nextHeartbeat = now + this.interval;
+      this.nextHeartbeat = now + this.heartbeatGap();
     }
     if (now >= this.nextFragTest) {
       this.sendFragmentationTest();
@@ -152,6 +161,13 @@ export class SleeveConnection {
     let next = Math.min(this.nextHeartbeat, this.lastHeartbeat + OVERLAY_HEARTBEAT_TIMEOUT_MS, this.nextFragTest);
     if (this.search) next = Math.min(next, this.search.deadline);
     return next;
+  }
+
+  private heartbeatGap(): number {
+    if (this.heartbeatSeen || this.established) return this.interval;
+    const gap = Math.min(this.retryGap, this.interval);
+    this.retryGap *= 2;
+    return gap;
   }
 
   private sendFragmentationTest(): void {

@@ -144,6 +144,21 @@ export class SleeveDatapath implements Datapath {
     return dp;
   }
 
+  /**
+   * A connection is on its way (the mesh is dialling): start the packet worker
+   * now, beside the TCP connect and the handshake, instead of when the
+   * connection's forwarder asks for it. Does nothing once it runs.
+   */
+  warmUp(): void {
+    if (this.closed || this.worker) return;
+    try {
+      void this.startWorker();
+    } catch (e) {
+      // The first forwarder tries again and reports it.
+      this.log(`sleeve: cannot start packet worker: ${(e as Error).message}`);
+    }
+  }
+
   /** How many times the worker was restarted after dying. */
   get workerRestarts(): number {
     return this.restarts;

@@ -50,6 +50,7 @@ for (const encrypt of [false, true]) {
     let link: Link;
     let lazyWorkerBefore: number | undefined;
     let lazyWorkerAfter: number | undefined;
+    let warmedWorker: number | undefined;
 
     before(async () => {
       bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
@@ -59,6 +60,11 @@ for (const encrypt of [false, true]) {
       // b starts its packet worker only with its first forwarder, as the router does.
       await startSleeve(b, CONTAINER_MTU, { lazyWorker: true });
       lazyWorkerBefore = b.dp!.workerThreadId;
+      if (encrypt) {
+        // As the router does while it dials: the worker starts before the connection's forwarder.
+        b.dp!.warmUp();
+        warmedWorker = b.dp!.workerThreadId;
+      }
       link = connectNodes(a, b, encrypt);
       lazyWorkerAfter = b.dp!.workerThreadId;
       applyTopology([a, b], [[a, b]]);
@@ -70,9 +76,10 @@ for (const encrypt of [false, true]) {
       await bed?.teardown();
     });
 
-    test('a lazy sleeve has no packet worker until its first forwarder', () => {
+    test(encrypt ? 'a lazy sleeve warmed up for a dial has its worker at once; the first forwarder uses it' : 'a lazy sleeve has no packet worker until its first forwarder', () => {
       assert.equal(lazyWorkerBefore, undefined);
       assert.equal(typeof lazyWorkerAfter, 'number');
+      if (encrypt) assert.equal(warmedWorker, lazyWorkerAfter);
     });
 
     test('heartbeats establish both forwarders', async () => {

@@ -111,3 +111,38 @@ test('verified both ways only after the heartbeat timeout: still reported establ
     fwd.stop();
   }
 });
+
+test('heard from before acknowledged: our heartbeat goes out again at once, not at the next tick', async () => {
+  const log: string[] = [];
+  let sent = 0;
+  const fwd = new FastdpForwarder(PARAMS, recorder(log), { ...host(log), sendTunnelFrame: () => { sent++; return Promise.resolve(); } });
+  try {
+    assert.equal(sent, 1, 'the first heartbeat goes out as the forwarder starts');
+    fwd.heartbeatReceived(undefined);
+    await settle();
+    assert.equal(sent, 2, 'the remote\'s forwarder runs now: ours again at once');
+    fwd.handleControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
+    await settle();
+    assert.deepEqual(log, ['ack sent', 'established']);
+    fwd.heartbeatReceived(undefined);
+    await settle();
+    assert.equal(sent, 2, 'later heartbeats from the remote send nothing extra');
+  } finally {
+    fwd.stop();
+  }
+});
+
+test('heard from after being acknowledged: no extra heartbeat', async () => {
+  const log: string[] = [];
+  let sent = 0;
+  const fwd = new FastdpForwarder(PARAMS, recorder(log), { ...host(log), sendTunnelFrame: () => { sent++; return Promise.resolve(); } });
+  try {
+    fwd.handleControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
+    fwd.heartbeatReceived(undefined);
+    await settle();
+    assert.equal(sent, 1);
+    assert.deepEqual(log, ['ack sent', 'established']);
+  } finally {
+    fwd.stop();
+  }
+});

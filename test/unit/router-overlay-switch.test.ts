@@ -7,6 +7,7 @@ import type {
   Datapath, DatapathStats, ForwarderEvents, ForwarderParams, ForwarderStatus, ForwardingState, OverlayForwarder, OverlayName,
 } from '../../controlplane/router/datapath.js';
 import type { Handshake, PeerName } from '../../controlplane/mesh/types.js';
+import { OpeningDatapath } from '../../controlplane/router/opening-datapath.js';
 
 class FakeForwarder implements OverlayForwarder {
   received: Array<[number, number[]]> = [];
@@ -278,4 +279,76 @@ test('hostOf strips ports, brackets and IPv4-mapped prefixes', () => {
   assert.equal(hostOf('10.0.0.1:6783'), '10.0.0.1');
   assert.equal(hostOf('[fe80::1]:6783'), 'fe80::1');
   assert.equal(hostOf('::ffff:10.0.0.1:5000'), '10.0.0.1');
+});
+
+/** A fastdp still opening in front of the sleeve: the switch as the router builds it at startup. */
+function setupOpening() {
+  const fastdp = new FakeDatapath('fastdp', 1376);
+  const sleeve = new FakeDatapath('sleeve', 65535);
+  let open!: (dp: Datapath) => void;
+  let fail!: (err: Error) => void;
+  const opening = new OpeningDatapath('bpf', 'fastdp', 1376, new Promise<Datapath>((resolve, reject) => { open = resolve; fail = reject; }));
+  const established: Array<[PeerName, boolean]> = [];
+  const sw = new OverlaySwitch({
+    datapaths: [opening, sleeve],
+    mesh: { setConnectionEstablished: (n, e) => { established.push([n, e]); return true; } },
+    encryptFor: () => false,
+    remotePortFor: (o) => (o === 'fastdp' ? 6784 : 6783),
+  });
+  return { sw, fastdp, sleeve, opening, established, open: async () => { open(fastdp); await opening.ready; }, fail: async (m: string) => { fail(new Error(m)); await opening.ready; } };
+}
+
+test('fastdp still opening: advertised, the connection establishes on the sleeve, and moves to fastdp once it opens', async () => {
+  const { sw, fastdp, sleeve, opening, established, open } = setupOpening();
+  assert.deepEqual(sw.overlayNames(), ['fastdp', 'sleeve'], 'advertised from the start');
+  const conn = fakeConn(['fastdp', 'sleeve']);
+  sw.connectionAdded(conn);
+  assert.equal(fastdp.forwarders.length, 0, 'no fastdp forwarder before the datapath opens');
+  assert.deepEqual(sw.status(PEER)?.forwarders[0], { overlay: 'fastdp', state: 'initiating', reason: 'the bpf datapath is still loading' });
+  sleeve.last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'sleeve');
+  assert.deepEqual(established, [[PEER, true]], 'established on the sleeve while fastdp loads');
+  // The peer's fastdp forwarder may talk first: kept for ours.
+  sw.message(conn, Uint8Array.of(7, 0, 4, 1, 2));
+  const state: ForwardingState = { ourName: 1n, ourShortId: 1, peers: [], neighbours: [], broadcast: [] };
+  const applied = opening.applyForwardingState(state);
+  assert.deepEqual(fastdp.states, []);
+  await open();
+  await applied;
+  assert.deepEqual(fastdp.states, [state], 'the state given while opening is applied once open');
+  assert.equal(fastdp.last.params.remotePort, 6784);
+  assert.deepEqual(fastdp.last.received, [[4, [1, 2]]], 'queued control messages reach the new forwarder');
+  fastdp.last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp');
+  assert.deepEqual(sw.status(PEER)?.inUse, { overlay: 'fastdp', mtu: 1376 });
+  sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  assert.equal(fastdp.forwarders.length, 2, 'once open, forwarders are created at once');
+  assert.equal(fastdp.forwarders[0]!.stopped, true, 'the replaced connection stopped its forwarder through the wrapper');
+});
+
+test('fastdp that cannot open: its forwarders fail with why, the connection stays on the sleeve', async () => {
+  const { sw, sleeve, opening, established, fail } = setupOpening();
+  const conn = fakeConn(['fastdp', 'sleeve']);
+  sw.connectionAdded(conn);
+  await fail('loading from-container.bpf.o: Operation not permitted');
+  assert.equal(opening.failed, 'loading from-container.bpf.o: Operation not permitted');
+  assert.equal(conn.closed, false);
+  assert.equal(sw.chosenOverlay(PEER), 'sleeve');
+  assert.equal(sw.status(PEER)?.reason, 'fastdp: cannot start: loading from-container.bpf.o: Operation not permitted');
+  sleeve.last.events.established();
+  assert.deepEqual(established, [[PEER, true]]);
+  // Later connections: the fastdp slot fails at once.
+  sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  assert.equal(sw.chosenOverlay(PEER), 'sleeve');
+  assert.match(sw.status(PEER)?.reason ?? '', /^fastdp: cannot start: loading from-container\.bpf\.o/);
+  await opening.applyForwardingState({ ourName: 1n, ourShortId: 1, peers: [], neighbours: [], broadcast: [] });
+});
+
+test('a forwarder stopped while fastdp opens is never created', async () => {
+  const { sw, fastdp, open } = setupOpening();
+  const conn = fakeConn(['fastdp', 'sleeve'], { onClose: (c) => sw.connectionRemoved(c) });
+  sw.connectionAdded(conn);
+  sw.connectionRemoved(conn);
+  await open();
+  assert.equal(fastdp.forwarders.length, 0);
 });

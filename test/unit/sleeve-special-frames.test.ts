@@ -7,6 +7,8 @@ import {
 } from '../../dataplane/sleeve/special-frames.js';
 import { decodeSleeveControl, encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
 import { SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
+import { FIRST_HEARTBEAT_RETRY_MS, SleeveConnection, type ConnectionEvents } from '../../dataplane/sleeve/connection.js';
+import { OVERLAY_HEARTBEAT_FAST_MS, OVERLAY_HEARTBEAT_SLOW_MS } from '../../controlplane/well-known.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -74,4 +76,41 @@ test('control messages: malformed input gives typed errors', () => {
   assert.equal(kindOf(Uint8Array.of(3, 5)), 'control-too-short');
   assert.equal(kindOf(Uint8Array.of(9)), 'unknown-control-tag');
   fc.assert(fc.property(fc.uint8Array({ maxLength: 8 }), (b) => { kindOf(b); }), { numRuns: 1000 });
+});
+
+test('sleeve heartbeats: retried at gaps doubling from 25 ms until the remote is heard, then the fast interval; slow once established', () => {
+  const controls: number[] = [];
+  const events: ConnectionEvents = {
+    sendControl: (subTag) => controls.push(subTag), established: () => undefined, failed: () => undefined, changed: () => undefined,
+    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
+  };
+  const connUID = 0x77n;
+  const conn = new SleeveConnection({
+    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID,
+    dfFd: -1, counters: new SharedArrayBuffer(16),
+  }, 0x010203040506n, events, 0);
+  const sentAt: number[] = [];
+  let now = 0;
+  const runUntil = (end: number): void => {
+    while (now <= end) {
+      const next = conn.tick(now);
+      for (const f of conn.dfQueue.splice(0)) if (classifySpecialFrame(f.frame)?.kind === 'heartbeat') sentAt.push(now);
+      now = Math.max(now + 1, Math.min(next, end + 1));
+    }
+  };
+  runUntil(1000);
+  const r = FIRST_HEARTBEAT_RETRY_MS;
+  assert.deepEqual(sentAt, [0, r, 3 * r, 7 * r, 15 * r, 31 * r, 31 * r + OVERLAY_HEARTBEAT_FAST_MS].filter((t) => t <= 1000));
+  // The remote's heartbeat: from now on the fast interval (spec §5.5) until established.
+  conn.handleSpecial({ kind: 'heartbeat', connUID }, { ip: '192.0.2.2', port: 6783 }, now);
+  sentAt.length = 0;
+  const heardAt = now;
+  runUntil(heardAt + 2 * OVERLAY_HEARTBEAT_FAST_MS);
+  assert.ok(sentAt.length >= 1 && sentAt.every((t, i) => i === 0 || t - sentAt[i - 1]! === OVERLAY_HEARTBEAT_FAST_MS), `fast interval after the remote was heard: ${sentAt.join(' ')}`);
+  conn.handleControl(controls[0]!, new Uint8Array(0), now);
+  assert.equal(conn.established, true);
+  sentAt.length = 0;
+  const establishedAt = now;
+  runUntil(establishedAt + OVERLAY_HEARTBEAT_SLOW_MS);
+  assert.deepEqual(sentAt, [establishedAt + OVERLAY_HEARTBEAT_SLOW_MS], 'the slow interval once established');
 });
