@@ -101,7 +101,13 @@ export class OpeningDatapath implements Datapath {
 
   private openForwarders(dp: Datapath): void {
     // The state first: forwarders established from now on find their peers in the kernel.
-    if (this.state) this.stateApplied = Promise.resolve(dp.applyForwardingState(this.state)).catch(() => undefined);
+    // Callers of applyForwardingState see a failure (and retry it); the no-op handler only keeps
+    // a failure nobody waits for any more from being an unhandled rejection.
+    if (this.state) {
+      const state = this.state;
+      this.stateApplied = (async () => dp.applyForwardingState(state))();
+      this.stateApplied.catch(() => undefined);
+    }
     for (const f of [...this.pending]) {
       this.pending.delete(f);
       if (f.stopped) continue;

@@ -326,6 +326,14 @@ test('fastdp still opening: advertised, the connection establishes on the sleeve
   assert.equal(fastdp.forwarders[0]!.stopped, true, 'the replaced connection stopped its forwarder through the wrapper');
 });
 
+test('fastdp still opening: a state it fails to apply once open fails for the caller, so the forwarding updater tries again', async () => {
+  const { fastdp, opening, open } = setupOpening();
+  fastdp.applyForwardingState = () => { throw new Error('map full'); };
+  const applied = opening.applyForwardingState({ ourName: 1n, ourShortId: 1, peers: [], neighbours: [], broadcast: [] });
+  await open();
+  await assert.rejects(Promise.resolve(applied), /map full/);
+});
+
 test('fastdp that cannot open: its forwarders fail with why, the connection stays on the sleeve', async () => {
   const { sw, sleeve, opening, established, fail } = setupOpening();
   const conn = fakeConn(['fastdp', 'sleeve']);
