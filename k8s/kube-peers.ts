@@ -155,6 +155,8 @@ export async function reclaimRemovedPeers(api: KubePort, rmpeer: RmPeer, me: Pee
     const key = annotationKey(dead.PeerName);
     let mine = false;
     await update(api, (state) => {
+      // Decided afresh on every attempt: a write that lost a race says nothing about the next read.
+      mine = false;
       const holder = state.annotations[key];
       if (holder !== undefined) {
         mine = holder === me.PeerName;

@@ -90,6 +90,35 @@ test('two routers reclaiming the same dead node: exactly one rmpeer, and the lis
   assert.deepEqual(await reclaimRemovedPeers(a, rmpeer('A'), meA), { reclaimed: [], leftToOthers: [] });
 });
 
+test('a lock write that loses to a router which then finishes the whole reclaim does not reclaim again', async () => {
+  reset();
+  server.nodes = [
+    { name: 'node-a', addresses: [{ type: 'InternalIP', address: '192.168.10.11' }] },
+    { name: 'node-b', addresses: [{ type: 'InternalIP', address: '192.168.10.12' }] },
+  ];
+  const a = new KubeApi(server.kubeConfig());
+  const b = new KubeApi(server.kubeConfig());
+  const meA = { PeerName: 'aa:aa:aa:aa:aa:01', NodeName: 'node-a' };
+  const meB = { PeerName: 'aa:aa:aa:aa:aa:02', NodeName: 'node-b' };
+  for (const me of [meA, meB, { PeerName: 'aa:aa:aa:aa:aa:09', NodeName: 'node-gone' }]) await addSelfToPeerList(a, me);
+  const rmpeers: string[] = [];
+  // B's first lock write reaches the server only after A has locked, reclaimed and unlocked: it is refused,
+  // and B's next read finds the peer gone from the list.
+  const write = b.replaceConfigMap.bind(b);
+  let first = true;
+  b.replaceConfigMap = async (state) => {
+    if (first) {
+      first = false;
+      await reclaimRemovedPeers(a, async (p) => { rmpeers.push(`A:${p}`); return ''; }, meA);
+    }
+    return write(state);
+  };
+  const rb = await reclaimRemovedPeers(b, async (p) => { rmpeers.push(`B:${p}`); return ''; }, meB);
+  assert.deepEqual(rmpeers, ['A:aa:aa:aa:aa:aa:09'], 'reclaimed once, by A');
+  assert.deepEqual(rb, { reclaimed: [], leftToOthers: ['aa:aa:aa:aa:aa:09'] });
+  assert.ok(server.conflicts >= 1, "B's stale write was refused");
+});
+
 test('a lock held by another live router is left to it; my own lock is taken up again after a restart', async () => {
   reset();
   server.nodes = [{ name: 'node-a', addresses: [{ type: 'InternalIP', address: '192.168.10.11' }] }];
