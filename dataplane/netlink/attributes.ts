@@ -179,7 +179,7 @@ export interface Attribute {
 /** Parses an attribute list; throws MalformedAttributeError on any inconsistency. */
 export function parseAttributes(buf: Uint8Array): Attributes {
   const data = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const list: Attribute[] = [];
+  const index: number[] = [];
   let off = 0;
   while (off < data.length) {
     if (data.length - off < NLA_HDRLEN) {
@@ -193,84 +193,135 @@ export function parseAttributes(buf: Uint8Array): Attributes {
     if (off + len > data.length) {
       throw new MalformedAttributeError(`attribute type ${rawType & NLA_TYPE_MASK} at offset ${off} has length ${len}, beyond the ${data.length}-byte buffer`);
     }
-    list.push({
-      type: rawType & NLA_TYPE_MASK,
-      nested: (rawType & NLA_F_NESTED) !== 0,
-      netByteOrder: (rawType & NLA_F_NET_BYTEORDER) !== 0,
-      value: data.subarray(off + NLA_HDRLEN, off + len),
-    });
+    index.push(rawType, off + NLA_HDRLEN, off + len);
     // The last attribute's padding may be absent; a shorter tail ends the loop.
     off += Math.min(nlaAlign(len), data.length - off);
   }
-  return new Attributes(list);
+  return new Attributes(data, index);
 }
 
-/** Parsed attributes with typed accessors. Accessors return undefined when the type is absent. */
+/** Fields per attribute in Attributes' index: raw type (with flags), payload start, payload end. */
+const INDEX_STRIDE = 3;
+
+/**
+ * Parsed attributes with typed accessors. Accessors return undefined when the
+ * type is absent. Parsing only records where each attribute lies: a link
+ * message carries some fifty attributes and its readers want a handful, so
+ * payload views and Attribute objects are made for those alone (the router
+ * decodes links on every container attach and detach).
+ */
 export class Attributes {
-  constructor(readonly list: readonly Attribute[]) {}
+  private materialised: readonly Attribute[] | undefined;
+
+  constructor(private readonly data: Buffer, private readonly index: readonly number[]) {}
+
+  /** Every attribute, in wire order. */
+  get list(): readonly Attribute[] {
+    if (this.materialised === undefined) {
+      const out: Attribute[] = [];
+      for (let i = 0; i < this.index.length; i += INDEX_STRIDE) out.push(this.attributeAt(i));
+      this.materialised = out;
+    }
+    return this.materialised;
+  }
+
+  private attributeAt(i: number): Attribute {
+    const rawType = this.index[i]!;
+    return {
+      type: rawType & NLA_TYPE_MASK,
+      nested: (rawType & NLA_F_NESTED) !== 0,
+      netByteOrder: (rawType & NLA_F_NET_BYTEORDER) !== 0,
+      value: this.data.subarray(this.index[i + 1], this.index[i + 2]),
+    };
+  }
+
+  /** Where the first attribute of this type is in the index, or -1. */
+  private find(type: number): number {
+    for (let i = 0; i < this.index.length; i += INDEX_STRIDE) {
+      if ((this.index[i]! & NLA_TYPE_MASK) === type) return i;
+    }
+    return -1;
+  }
 
   has(type: number): boolean {
-    return this.list.some((a) => a.type === type);
+    return this.find(type) !== -1;
   }
 
   /** The first attribute of this type. */
   get(type: number): Attribute | undefined {
-    return this.list.find((a) => a.type === type);
+    const i = this.find(type);
+    return i === -1 ? undefined : this.attributeAt(i);
   }
 
   /** Every attribute of this type, in wire order. */
   getAll(type: number): Attribute[] {
-    return this.list.filter((a) => a.type === type);
+    const out: Attribute[] = [];
+    for (let i = 0; i < this.index.length; i += INDEX_STRIDE) {
+      if ((this.index[i]! & NLA_TYPE_MASK) === type) out.push(this.attributeAt(i));
+    }
+    return out;
   }
 
   bytes(type: number): Buffer | undefined {
-    return this.get(type)?.value;
+    const i = this.find(type);
+    return i === -1 ? undefined : this.data.subarray(this.index[i + 1], this.index[i + 2]);
   }
 
-  private fixed(type: number, size: number, kind: string): Buffer | undefined {
-    const a = this.get(type);
-    if (a === undefined) return undefined;
-    if (a.value.length < size) {
-      throw new MalformedAttributeError(`attribute type ${type} (${kind}) has ${a.value.length} bytes, expected ${size}`);
+  /** The payload offset of a fixed-size attribute of this type, checked to hold `size` bytes. */
+  private fixed(type: number, size: number, kind: string): number | undefined {
+    const i = this.find(type);
+    if (i === -1) return undefined;
+    const start = this.index[i + 1]!;
+    const length = this.index[i + 2]! - start;
+    if (length < size) {
+      throw new MalformedAttributeError(`attribute type ${type} (${kind}) has ${length} bytes, expected ${size}`);
     }
-    return a.value;
+    return start;
   }
 
   u8(type: number): number | undefined {
-    return this.fixed(type, 1, 'u8')?.readUInt8(0);
+    const at = this.fixed(type, 1, 'u8');
+    return at === undefined ? undefined : this.data.readUInt8(at);
   }
 
   u16(type: number): number | undefined {
-    return this.fixed(type, 2, 'u16')?.readUInt16LE(0);
+    const at = this.fixed(type, 2, 'u16');
+    return at === undefined ? undefined : this.data.readUInt16LE(at);
   }
 
   u16be(type: number): number | undefined {
-    return this.fixed(type, 2, 'be16')?.readUInt16BE(0);
+    const at = this.fixed(type, 2, 'be16');
+    return at === undefined ? undefined : this.data.readUInt16BE(at);
   }
 
   u32(type: number): number | undefined {
-    return this.fixed(type, 4, 'u32')?.readUInt32LE(0);
+    const at = this.fixed(type, 4, 'u32');
+    return at === undefined ? undefined : this.data.readUInt32LE(at);
   }
 
   s32(type: number): number | undefined {
-    return this.fixed(type, 4, 's32')?.readInt32LE(0);
+    const at = this.fixed(type, 4, 's32');
+    return at === undefined ? undefined : this.data.readInt32LE(at);
   }
 
   u32be(type: number): number | undefined {
-    return this.fixed(type, 4, 'be32')?.readUInt32BE(0);
+    const at = this.fixed(type, 4, 'be32');
+    return at === undefined ? undefined : this.data.readUInt32BE(at);
   }
 
   u64(type: number): bigint | undefined {
-    return this.fixed(type, 8, 'u64')?.readBigUInt64LE(0);
+    const at = this.fixed(type, 8, 'u64');
+    return at === undefined ? undefined : this.data.readBigUInt64LE(at);
   }
 
   u64be(type: number): bigint | undefined {
-    return this.fixed(type, 8, 'be64')?.readBigUInt64BE(0);
+    const at = this.fixed(type, 8, 'be64');
+    return at === undefined ? undefined : this.data.readBigUInt64BE(at);
   }
 
   /** A string attribute, cut at the first NUL (the kernel NUL-terminates names). */
   string(type: number): string | undefined {
-    const v = this.get(type)?.value;
+    const v = this.bytes(type);
     if (v === undefined) return undefined;
     const nul = v.indexOf(0);
     return v.toString('utf8', 0, nul === -1 ? v.length : nul);
@@ -278,7 +329,7 @@ export class Attributes {
 
   /** Parses the payload of a nested attribute (with or without NLA_F_NESTED set). */
   nested(type: number): Attributes | undefined {
-    const v = this.get(type)?.value;
+    const v = this.bytes(type);
     return v === undefined ? undefined : parseAttributes(v);
   }
 }
