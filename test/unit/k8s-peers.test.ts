@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeApi } from '../../k8s/kube-api.js';
 import {
-  addSelfToPeerList, annotationKey, discoverPeers, isPeerNew, nodePeerAddress, PEER_LIST_KEY, peerListOf, reclaimRemovedPeers,
+  addSelfToPeerList, annotationKey, discoverPeers, isPeerNew, nodePeerAddress, PEER_LIST_KEY, peerListOf, reclaimRemovedPeers, type PeerInfo,
 } from '../../k8s/kube-peers.js';
 import { planKubeLaunch } from '../../k8s/launch-plan.js';
 import { parseWeaverFlags } from '../../weaver/flags.js';
@@ -56,16 +56,23 @@ test('the peer list: created on first use, each router recorded once, restarts r
   assert.equal(annotationKey('aa:aa:aa:aa:aa:02'), 'kube-peers.weave.works/aa_aa_aa_aa_aa_02');
 });
 
-test('two routers reclaiming the same dead node: exactly one rmpeer, and the list and locks end clean', async () => {
+/** A fresh server with two live nodes, a and b, and a client for each router. */
+function twoLiveRouters(): { a: KubeApi; b: KubeApi; meA: PeerInfo; meB: PeerInfo } {
   reset();
   server.nodes = [
     { name: 'node-a', addresses: [{ type: 'InternalIP', address: '192.168.10.11' }] },
     { name: 'node-b', addresses: [{ type: 'InternalIP', address: '192.168.10.12' }] },
   ];
-  const a = new KubeApi(server.kubeConfig());
-  const b = new KubeApi(server.kubeConfig());
-  const meA = { PeerName: 'aa:aa:aa:aa:aa:01', NodeName: 'node-a' };
-  const meB = { PeerName: 'aa:aa:aa:aa:aa:02', NodeName: 'node-b' };
+  return {
+    a: new KubeApi(server.kubeConfig()),
+    b: new KubeApi(server.kubeConfig()),
+    meA: { PeerName: 'aa:aa:aa:aa:aa:01', NodeName: 'node-a' },
+    meB: { PeerName: 'aa:aa:aa:aa:aa:02', NodeName: 'node-b' },
+  };
+}
+
+test('two routers reclaiming the same dead node: exactly one rmpeer, and the list and locks end clean', async () => {
+  const { a, b, meA, meB } = twoLiveRouters();
   for (const me of [meA, meB, { PeerName: 'aa:aa:aa:aa:aa:03', NodeName: 'node-c' }, { PeerName: 'aa:aa:aa:aa:aa:04', NodeName: 'node-d' }]) {
     await addSelfToPeerList(a, me);
   }
@@ -91,15 +98,7 @@ test('two routers reclaiming the same dead node: exactly one rmpeer, and the lis
 });
 
 test('a lock write that loses to a router which then finishes the whole reclaim does not reclaim again', async () => {
-  reset();
-  server.nodes = [
-    { name: 'node-a', addresses: [{ type: 'InternalIP', address: '192.168.10.11' }] },
-    { name: 'node-b', addresses: [{ type: 'InternalIP', address: '192.168.10.12' }] },
-  ];
-  const a = new KubeApi(server.kubeConfig());
-  const b = new KubeApi(server.kubeConfig());
-  const meA = { PeerName: 'aa:aa:aa:aa:aa:01', NodeName: 'node-a' };
-  const meB = { PeerName: 'aa:aa:aa:aa:aa:02', NodeName: 'node-b' };
+  const { a, b, meA, meB } = twoLiveRouters();
   for (const me of [meA, meB, { PeerName: 'aa:aa:aa:aa:aa:09', NodeName: 'node-gone' }]) await addSelfToPeerList(a, me);
   const rmpeers: string[] = [];
   // B's first lock write reaches the server only after A has locked, reclaimed and unlocked: it is refused,
