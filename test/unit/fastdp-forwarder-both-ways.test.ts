@@ -112,35 +112,39 @@ test('verified both ways only after the heartbeat timeout: still reported establ
   }
 });
 
-test('heard from before acknowledged: our heartbeat goes out again at once, not at the next tick', async () => {
+/** A forwarder whose tunnel frames (its heartbeats) are only counted. */
+function countingForwarder(): { log: string[]; fwd: FastdpForwarder; sent: { frames: number } } {
   const log: string[] = [];
-  let sent = 0;
-  const fwd = new FastdpForwarder(PARAMS, recorder(log), { ...host(log), sendTunnelFrame: () => { sent++; return Promise.resolve(); } });
+  const sent = { frames: 0 };
+  const fwd = new FastdpForwarder(PARAMS, recorder(log), { ...host(log), sendTunnelFrame: () => { sent.frames++; return Promise.resolve(); } });
+  return { log, fwd, sent };
+}
+
+test('heard from before acknowledged: our heartbeat goes out again at once, not at the next tick', async () => {
+  const { log, fwd, sent } = countingForwarder();
   try {
-    assert.equal(sent, 1, 'the first heartbeat goes out as the forwarder starts');
+    assert.equal(sent.frames, 1, 'the first heartbeat goes out as the forwarder starts');
     fwd.heartbeatReceived(undefined);
     await settle();
-    assert.equal(sent, 2, 'the remote\'s forwarder runs now: ours again at once');
+    assert.equal(sent.frames, 2, 'the remote\'s forwarder runs now: ours again at once');
     fwd.handleControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
     await settle();
     assert.deepEqual(log, ['ack sent', 'established']);
     fwd.heartbeatReceived(undefined);
     await settle();
-    assert.equal(sent, 2, 'later heartbeats from the remote send nothing extra');
+    assert.equal(sent.frames, 2, 'later heartbeats from the remote send nothing extra');
   } finally {
     fwd.stop();
   }
 });
 
 test('heard from after being acknowledged: no extra heartbeat', async () => {
-  const log: string[] = [];
-  let sent = 0;
-  const fwd = new FastdpForwarder(PARAMS, recorder(log), { ...host(log), sendTunnelFrame: () => { sent++; return Promise.resolve(); } });
+  const { log, fwd, sent } = countingForwarder();
   try {
     fwd.handleControlMessage(FASTDP_HEARTBEAT_ACK, new Uint8Array(0));
     fwd.heartbeatReceived(undefined);
     await settle();
-    assert.equal(sent, 1);
+    assert.equal(sent.frames, 1);
     assert.deepEqual(log, ['ack sent', 'established']);
   } finally {
     fwd.stop();
