@@ -15,8 +15,11 @@
 //              then router 1's alone and the median of the others'
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]
 //   (default sizes: 10 25 50)
+// Routers run as `weave launch` runs them (its Node flags and environment), with the
+// fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
+// runs on a host without Open vSwitch, which is how its figures were taken).
 // --weaver runs another build's router/weaver.js or weaver/main.js (e.g. main's), to compare two builds on the same machine;
 // --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
 // leaf) write a V8 CPU profile into DIR when it stops: profiling all of them distorts a run on few cores.
@@ -29,9 +32,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
+import { httpGetInNetns } from '../test/netns/lib/netns-http.js';
+import { WEAVER_ENV_DEFAULTS, WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
 const DEFAULT_WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
-const API = '127.0.0.1:6784';
+const API_IP = '127.0.0.1';
+const API_PORT = 6784;
+const API = `${API_IP}:${API_PORT}`;
 /** Per measure; --timeout=S raises it for a loaded machine. */
 let timeoutMs = 180_000;
 
@@ -57,7 +64,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -68,6 +75,8 @@ interface Options {
   profiled: ReadonlySet<number> | undefined;
   /** Directory for the routers' debug logs; undefined = routers log warnings only, kept in memory. */
   logs: string | undefined;
+  /** Routers run with --no-fastdp. */
+  sleeveOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Options & { sizes: number[] } {
@@ -76,9 +85,11 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
   const nodeArgs: string[] = [];
   let profiled: Set<number> | undefined;
   let logs: string | undefined;
+  let sleeveOnly = false;
   const rest: string[] = [];
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
+    else if (a === '--sleeve') sleeveOnly = true;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
     else if (a.startsWith('--logs=') && a.length > '--logs='.length) logs = a.slice('--logs='.length);
@@ -95,7 +106,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
       throw new Error(`mesh-convergence: "${rest[i]}" is not a router count in 2..250 (${USAGE})`);
     }
   }
-  return { peers, weaver, nodeArgs, profiled, logs, sizes };
+  return { peers, weaver, nodeArgs, profiled, logs, sleeveOnly, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -112,9 +123,9 @@ function randomPeers(bed: Testbed, h: Host): Host[] {
 }
 
 async function report(h: Host): Promise<RouterReport | undefined> {
-  const r = await h.exec('curl', ['-sf', '--max-time', '5', `http://${API}/report`]);
-  if (r.code !== 0) return undefined;
-  return (JSON.parse(r.stdout) as { Router: RouterReport }).Router;
+  const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report');
+  if (r?.status !== 200) return undefined;
+  return (JSON.parse(r.body) as { Router: RouterReport }).Router;
 }
 
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -137,6 +148,11 @@ function rssMiB(pid: number): number {
 
 /** Routers polled at once: polling must not starve the routers of the machine's few cores. */
 const POLL_PARALLELISM = 4;
+/**
+ * Between passes over the routers still waiting: the measures' resolution. Each poll
+ * is one /report from a socket this process opens in the router's namespace.
+ */
+const POLL_INTERVAL_MS = 200;
 
 /**
  * Polls the routers still waiting, a few at a time, until all satisfy `done`;
@@ -161,7 +177,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
       }
     }));
     return waiting.size === 0;
-  }, timeoutMs, 500);
+  }, timeoutMs, POLL_INTERVAL_MS);
   if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${timeoutMs / 1000} s`);
   return last;
 }
@@ -170,7 +186,7 @@ function establishedCount(r: RouterReport | undefined): number {
   return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
 }
 
-async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs }: Options): Promise<Row> {
+async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
@@ -181,9 +197,10 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
       routers.push(h.spawn(process.execPath, [
-        ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', logs ? 'debug' : 'warning',
-        ...peers.map((p) => p.address),
-      ]));
+        ...WEAVER_NODE_FLAGS, ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver,
+        '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', logs ? 'debug' : 'warning',
+        ...(sleeveOnly ? ['--no-fastdp'] : []), ...peers.map((p) => p.address),
+      ], { env: { ...WEAVER_ENV_DEFAULTS } }));
     }
     const failed = await Promise.race([
       Promise.race(routers.map(async (p, i) => ({ code: await p.exited, i }))),
@@ -228,7 +245,7 @@ async function main(): Promise<void> {
   const { peers } = options;
   const rows: Row[] = [];
   for (const n of sizes) {
-    process.stdout.write(`mesh-convergence: ${n} routers, peers ${peers === 'first' ? 'router 1 only' : 'random'}, load average ${loadavg()}...\n`);
+    process.stdout.write(`mesh-convergence: ${n} routers, ${options.sleeveOnly ? 'sleeve only' : 'fast datapath'}, peers ${peers === 'first' ? 'router 1 only' : 'random'}, load average ${loadavg()}...\n`);
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
       `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);

@@ -371,7 +371,8 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
 /** The `Command line options: map[...]` log text with secrets redacted (spec §4.5). */
 function describeFlags(raw: ReadonlyMap<string, string | boolean | string[]>): string {
   const parts = [...raw.entries()]
-    .sort(([a], [b]) => a.localeCompare(b))
+    // Byte order, as Go prints a map's keys (and localeCompare would load ICU's collator at startup: ~9 ms).
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}:${k === 'password' || k === 'token' ? '<redacted>' : Array.isArray(v) ? `[${v.join(' ')}]` : String(v)}`);
   return `map[${parts.join(' ')}]`;
 }

@@ -56,6 +56,8 @@ export interface RunningHostNetwork {
    * ARP (HostNetwork.reannounce); calls while one runs coalesce into one more.
    */
   reannounce(): void;
+  /** Settles once the iptables FORWARD rules the start queued are in place (HostNetwork.forwardRulesApplied). */
+  forwardRulesApplied: Promise<void>;
   close(): void;
 }
 
@@ -194,6 +196,7 @@ export async function startHostNetworking(cfg: WeaverConfig, peerName: string, l
     bridge,
     mtu,
     reannounce,
+    forwardRulesApplied: net.forwardRulesApplied,
     whenAttached: (hook) => {
       portAttached = hook;
     },

@@ -35,8 +35,10 @@ function persistName(paths: StatePaths, name: PeerName): void {
 
 /** --name wins, else the persisted name, else a new random one; the result is persisted. */
 export function resolvePeerName(paths: StatePaths, override: PeerName | undefined): PeerName {
-  const name = override ?? readPersistedName(paths) ?? randomPeerName();
-  persistName(paths, name);
+  const persisted = readPersistedName(paths);
+  const name = override ?? persisted ?? randomPeerName();
+  // A restart with the same name writes nothing: the durable write is an fsync on the startup path.
+  if (name !== persisted) persistName(paths, name);
   return name;
 }
 

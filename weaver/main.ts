@@ -224,6 +224,8 @@ async function main(argv: string[]): Promise<void> {
         proxy?.registerRoutes(app);
       },
     };
+    // Applied while the data plane and the mesh started; the router is not ready without them.
+    await hostNet.forwardRulesApplied;
     for (const [app, kind] of servers) {
       addServiceRoutes(app, serviceRoutes, kind);
       app.starting = false;

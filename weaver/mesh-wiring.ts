@@ -342,6 +342,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     port: config.port,
     discovery: config.discovery,
     initialTargets: opts.initialTargets,
+    inboundHandshakeFrom: (host) => inboundHandshakes.has(host),
   });
   router.start();
 

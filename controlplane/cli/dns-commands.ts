@@ -1,9 +1,8 @@
 // `weave dns-add`, `dns-remove`, `dns-lookup`, `dns-args` (user-surface spec
 // §1.11) and the IPAM maintenance commands `rmpeer` and `prime` (§1.13).
 import { createSocket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
-import { splitHostPort } from '../host-port.js';
+import { isIPv6Literal, splitHostPort } from '../host-port.js';
 import {
   EXTERN_ID, Stop, guarded, mustCall, ok, optionValue, registerNames, resolveTarget,
   type Command, type HostCommandIo, type ParsedTarget, type RouterCall, type Target,
@@ -86,7 +85,7 @@ async function containerAddresses(call: RouterCall, io: HostCommandIo, t: Target
 
 /** One A query over UDP to the router's DNS server; the addresses in the answer. */
 export function queryA(host: string, port: number, name: string, timeoutMs = LOOKUP_TIMEOUT_MS): Promise<string[]> {
-  const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+  const sock = createSocket(isIPv6Literal(host) ? 'udp6' : 'udp4');
   const id = Math.floor(Math.random() * 65_536);
   const query = dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }] });
   return new Promise((resolve, reject) => {

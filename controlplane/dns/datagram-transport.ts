@@ -6,7 +6,7 @@
 // recvmmsg/sendmmsg). NodeDatagramTransport here is the portable one: one
 // datagram per batch over node:dgram (IPv6 listen addresses, unit tests).
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { isIPv6Literal } from '../host-port.js';
 
 /** Where a datagram came from; what a reply sent later is addressed to. */
 export interface DatagramPeer {
@@ -65,7 +65,7 @@ export class NodeDatagramTransport implements DatagramTransport {
   private constructor(private readonly socket: Socket, readonly port: number) {}
 
   static async open(host: string, port: number): Promise<NodeDatagramTransport> {
-    const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+    const socket = createSocket(isIPv6Literal(host) ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, host, () => {

@@ -1,13 +1,14 @@
 // Forwarding queries we are not authoritative for to the resolv.conf servers,
 // in order, each with the fallback timeout (user-surface spec §4.3, §6.6).
 import { createSocket } from 'node:dgram';
-import { connect, isIPv6 } from 'node:net';
+import { connect } from 'node:net';
+import { isIPv6Literal } from '../host-port.js';
 import type { UpstreamServer } from './resolv-conf.js';
 
 /** Ask one server over UDP; resolves with the reply carrying the query's id, or undefined. */
 export function queryUdp(query: Buffer, server: UpstreamServer, timeoutMs: number): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
-    const socket = createSocket(isIPv6(server.address) ? 'udp6' : 'udp4');
+    const socket = createSocket(isIPv6Literal(server.address) ? 'udp6' : 'udp4');
     const id = query.readUInt16BE(0);
     let done = false;
     const finish = (reply: Buffer | undefined): void => {

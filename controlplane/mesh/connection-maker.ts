@@ -28,6 +28,15 @@ export const DISCOVERY_BATCH_MS = 100;
  * us) is dialled when it is up. Direct targets are dialled at once.
  */
 export const DISCOVERED_DIAL_DEFER_MS = 1_000;
+/**
+ * A discovered peer's address whose host is handshaking with us right now is
+ * looked at again this much later instead of dialled: that is most likely the
+ * peer dialling us (the one that was to dial first, or one whose own deferral
+ * ended), and dialling back would make the duplicate both ends then close.
+ * The handshake's end re-evaluates anyway: success adds the connection, and a
+ * failure leaves the address to this re-check.
+ */
+export const INBOUND_HANDSHAKE_RECHECK_MS = 250;
 
 export type TargetState = 'waiting' | 'attempting' | 'connected' | 'suspended' | 'failed';
 
@@ -53,6 +62,8 @@ export interface ConnectionMakerOptions {
   clock?: Clock;
   random?: () => number;
   initialTargets?: string[];
+  /** Whether a connection from this host (IP, no port) is in its handshake with us; see INBOUND_HANDSHAKE_RECHECK_MS. */
+  inboundHandshakeFrom?: (host: string) => boolean;
 }
 
 interface Target {
@@ -224,11 +235,17 @@ export class ConnectionMaker {
         continue;
       }
       if (t.state !== 'waiting' || t.tryAfter === undefined) continue;
+      if (t.tryAfter <= now && !t.direct && this.handshakingWithUs(addr)) t.tryAfter = now + INBOUND_HANDSHAKE_RECHECK_MS;
       if (t.tryAfter <= now) this.attempt(t);
       else if (nextWake === undefined || t.tryAfter < nextWake) nextWake = t.tryAfter;
     }
     this.wake?.();
     this.wake = nextWake === undefined ? undefined : this.clock.schedule(nextWake - now, () => this.evaluate());
+  }
+
+  private handshakingWithUs(addr: string): boolean {
+    const host = splitHostPort(addr)?.host;
+    return host !== undefined && this.opts.inboundHandshakeFrom?.(host) === true;
   }
 
   private attempt(t: Target): void {

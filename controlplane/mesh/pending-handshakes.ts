@@ -22,6 +22,9 @@ export class PendingHandshakes {
 
   get size(): number { return this.total; }
 
+  /** Whether a handshake from `source` is in progress. */
+  has(source: string): boolean { return this.bySource.has(source); }
+
   /** Counts a new handshake from `source`; undefined when admitted, else why it was refused. */
   admit(source: string): string | undefined {
     const n = this.bySource.get(source) ?? 0;

@@ -77,20 +77,32 @@ export class HostNetwork {
     readonly opts: HostNetworkOptions,
   ) {}
 
-  /** Creates/converges the bridge and loads the firewall, re-exposing addresses already on the bridge (spec §4.5 step 5). */
+  /**
+   * Creates/converges the bridge and loads our nftables rules, re-exposing
+   * addresses already on the bridge (spec §4.5 step 5). The iptables FORWARD
+   * rules follow in the background (`forwardRulesApplied`): on a host with
+   * Docker that is several iptables runs, and nothing before the first attach
+   * needs them, while every change here (attach included) queues behind them.
+   */
   static async start(opts: HostNetworkOptions): Promise<HostNetwork> {
     const rtnl = Rtnl.open();
     const net = new HostNetwork(rtnl, opts);
     try {
       await ensureBridge(rtnl, { name: opts.bridge, mtu: opts.mtu, mac: opts.mac });
       net.loadRegistry();
-      await net.syncFirewall();
+      await net.applyNftRules();
     } catch (e) {
       rtnl.close();
       throw e;
     }
+    net.forwardRulesApplied = net.serial(() => net.applyForwardRules());
+    // Awaited by whoever started the network; a failure here is theirs to report, not an unhandled rejection.
+    net.forwardRulesApplied.catch(() => undefined);
     return net;
   }
+
+  /** Settles once the iptables FORWARD rules of the start are in place; rejects with why they are not. */
+  forwardRulesApplied: Promise<void> = Promise.resolve();
 
   get bridgeType(): string {
     return LINUX_BRIDGE_TYPE;
@@ -134,6 +146,12 @@ export class HostNetwork {
   }
 
   private async syncFirewall(): Promise<void> {
+    await this.applyNftRules();
+    await this.applyForwardRules();
+  }
+
+  /** Our nftables table: NAT for exposed addresses, the control port closed to other hosts. */
+  private async applyNftRules(): Promise<void> {
     const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
     await applyFirewall({
       bridge: this.opts.bridge,
@@ -141,7 +159,11 @@ export class HostNetwork {
       controlApi: this.opts.controlApi,
       dockerBridge: this.opts.dockerBridge,
     });
-    // A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too.
+  }
+
+  /** A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too. */
+  private async applyForwardRules(): Promise<void> {
+    const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
     await ensureForwardRules({
       bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))], backend: this.opts.iptablesBackend,
       npc: this.opts.expectNpc === true,

@@ -27,6 +27,7 @@ const ifNameToIndexC = lib.func('unsigned int if_nametoindex(const char *name)')
 export const AF_INET = 2;
 export const AF_PACKET = 17;
 export const SOCK_DGRAM = 2;
+export const SOCK_STREAM = 1;
 const IPPROTO_IP = 0;
 const IP_MTU_DISCOVER = 10;
 const IP_MTU = 14;
@@ -101,7 +102,12 @@ export function openUdpSocket(bindIp: string, port: number, df: boolean): Fd {
 
 /** Connects a DF socket to its remote, so IP_MTU reports the path MTU (spec §5.1). */
 export function connectUdp(fd: Fd, ip: string, port: number): void {
-  if (connectC(fd, sockaddrIn(ip, port), SOCKADDR_IN_SIZE) < 0) fail(`connect sleeve DF socket to ${ip}:${port}`);
+  connectInet(fd, ip, port, 'sleeve DF socket');
+}
+
+/** connect(2) of an IPv4 socket (blocking unless the socket is not); throws with the errno. */
+export function connectInet(fd: Fd, ip: string, port: number, what: string): void {
+  if (connectC(fd, sockaddrIn(ip, port), SOCKADDR_IN_SIZE) < 0) fail(`connect ${what} to ${ip}:${port}`);
 }
 
 /** The kernel's path MTU for a connected socket (spec §5.6). */

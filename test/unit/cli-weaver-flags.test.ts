@@ -192,4 +192,6 @@ test('proxy flags: -H repeats in order; TLS paths as given; hostname rewriting d
 test('the startup log\'s command line: every flag as given, sorted, secrets redacted', () => {
   const c = parseWeaverFlags(['--port=7000', '--password', 's3cret', '--token=', '-H', 'a', '-H', 'b', '--no-dns'], {});
   assert.equal(c.commandLine, 'map[H:[a b] no-dns:true password:<redacted> port:7000 token:<redacted>]');
+  // Byte order, as Go prints a map: upper case before lower case (a locale collation puts `dns-domain` first).
+  assert.equal(parseWeaverFlags(['--dns-domain=weave.local.', '-H', 'a'], {}).commandLine, 'map[H:[a] dns-domain:weave.local.]');
 });

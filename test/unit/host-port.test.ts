@@ -1,7 +1,7 @@
 // host:port splitting's edge cases: IPv6 brackets, bare IPv6, missing and bad ports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { joinHostPort, plainHost, splitHostPort } from '../../controlplane/host-port.js';
+import { isIPv6Literal, joinHostPort, plainHost, splitHostPort } from '../../controlplane/host-port.js';
 
 test('host:port and [v6]:port split into host and port', () => {
   assert.deepEqual(splitHostPort('10.0.0.1:6783'), { host: '10.0.0.1', port: 6783 });
@@ -43,4 +43,9 @@ test('plainHost: no slash, and colons only inside brackets', () => {
   assert.equal(plainHost('[fd00::1]:2375', 'fd00::1'), true);
   assert.equal(plainHost('a:b:2375', 'a:b'), false);
   assert.equal(plainHost('a/b:2375', 'a/b'), false);
+});
+
+test('isIPv6Literal: IPv6 literals only, whatever the form; IPv4, names and host:port are not', () => {
+  for (const v6 of ['::', '::1', 'fe80::1', '2001:db8::ff00:42:8329', '::ffff:10.0.0.1']) assert.equal(isIPv6Literal(v6), true, v6);
+  for (const other of ['', '10.0.0.1', 'peer.example', '10.0.0.1:6783', '[fe80::1]', 'a:b:c']) assert.equal(isIPv6Literal(other), false, other);
 });

@@ -2,7 +2,7 @@
 // clock, permanent failures, reconnects, discovery, and the status view.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionMaker, DISCOVERED_DIAL_DEFER_MS, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
+import { ConnectionMaker, DISCOVERED_DIAL_DEFER_MS, INBOUND_HANDSHAKE_RECHECK_MS, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
 import { meshStatus } from '../../controlplane/mesh/status.js';
 import { TestMesh, handshakes, linkPair, addressOf } from './mesh-harness.js';
 
@@ -187,4 +187,44 @@ test('two peers discovering each other: the lower name dials, the higher waits f
   assert.deepEqual(lowerSilent.log3, ['10.0.0.1:6783', '10.0.0.2:6783'], 'a lower name that does not dial is dialled after the deferral');
   assert.ok(lowerSilent.msToConnect !== undefined && lowerSilent.msToConnect >= DISCOVERED_DIAL_DEFER_MS - STEP_MS && lowerSilent.msToConnect < 2 * DISCOVERED_DIAL_DEFER_MS,
     `connected ${lowerSilent.msToConnect} ms after discovery`);
+});
+
+test('a discovered peer whose host is handshaking with us is not dialled back until that handshake ends', async () => {
+  // Router 3 (higher name) discovers router 2, which does not dial it by discovery; meanwhile a
+  // connection from router 2's host stays in its handshake with router 3 until HANDSHAKE_ENDS_MS.
+  const STEP_MS = 10;
+  const HANDSHAKE_ENDS_MS = DISCOVERED_DIAL_DEFER_MS + 700;
+  const mesh = new TestMesh(3);
+  const log3: string[] = [];
+  const start = mesh.clock.now();
+  const asked: string[] = [];
+  const makers = [
+    new ConnectionMaker({ router: mesh.peers[1]!.router, port: 6783, discovery: false, clock: mesh.clock, random: half, dial: meshDialler(mesh, 1) }),
+    new ConnectionMaker({
+      router: mesh.peers[2]!.router, port: 6783, discovery: true, clock: mesh.clock, random: half, dial: meshDialler(mesh, 2, log3),
+      inboundHandshakeFrom: (host) => {
+        asked.push(host);
+        return host === addressOf(2) && mesh.clock.now() - start < HANDSHAKE_ENDS_MS;
+      },
+    }),
+  ];
+  const [r2, r3] = [mesh.peers[1]!, mesh.peers[2]!];
+  try {
+    for (const m of makers) m.connect(['10.0.0.1'], false);
+    let dialledAt: number | undefined;
+    for (let t = 0; t < 5_000 && dialledAt === undefined; t += STEP_MS) {
+      await mesh.advance(STEP_MS);
+      if (log3.includes('10.0.0.2:6783')) dialledAt = mesh.clock.now() - start;
+    }
+    assert.ok(asked.includes(addressOf(2)), `the maker asked about router 2's host: ${asked.join(' ')}`);
+    assert.ok(!asked.includes(addressOf(1)), 'a direct target is dialled without asking');
+    assert.ok(dialledAt !== undefined, 'router 3 dialled router 2 once the handshake was over');
+    assert.ok(dialledAt >= HANDSHAKE_ENDS_MS && dialledAt < HANDSHAKE_ENDS_MS + INBOUND_HANDSHAKE_RECHECK_MS + STEP_MS,
+      `dialled ${dialledAt} ms after start: not while the handshake ran (until ${HANDSHAKE_ENDS_MS} ms), within one re-check after`);
+    await mesh.advance(1_000);
+    assert.ok(r3.router.connectionTo(r2.identity.name), 'and the connection is up');
+  } finally {
+    for (const m of makers) m.stop();
+    mesh.stop();
+  }
 });

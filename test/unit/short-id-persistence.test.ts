@@ -2,10 +2,11 @@
 // only for the same peer name, and a kept id still yields to the collision rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createIdentity, persistShortId, readPersistedShortId, shortIdFile } from '../../weaver/identity.js';
+import { createIdentity, persistShortId, readPersistedShortId, resolvePeerName, shortIdFile } from '../../weaver/identity.js';
+import { statePaths } from '../../controlplane/cli/state-paths.js';
 import { TestMesh, identity } from './mesh-harness.js';
 
 function withStateDir(body: (paths: { dir: string }) => void | Promise<void>): Promise<void> {
@@ -55,3 +56,24 @@ test('a kept short id that another peer with a lower name holds is reassigned as
       mesh.stop();
     }
   }));
+
+test('the peer name is written on first start and when it changes, not again on a restart with the same name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-name-'));
+  try {
+    const paths = statePaths(dir);
+    const first = resolvePeerName(paths, undefined);
+    assert.equal(resolvePeerName(paths, undefined), first, 'a restart keeps the persisted name');
+    // Back-date the file: a rewrite would move its mtime to now.
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(paths.peerNameFile, old, old);
+    assert.equal(resolvePeerName(paths, first), first);
+    assert.equal(statSync(paths.peerNameFile).mtimeMs, old.getTime(), 'the same name given again is not rewritten');
+    const other = first ^ 1n;
+    assert.equal(resolvePeerName(paths, other), other, '--name wins');
+    assert.notEqual(statSync(paths.peerNameFile).mtimeMs, old.getTime(), 'a new name is written');
+    assert.equal(resolvePeerName(paths, undefined), other, 'and is what the next start reads');
+    assert.match(readFileSync(paths.peerNameFile, 'utf8'), /^([0-9a-f]{2}:){5}[0-9a-f]{2}\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

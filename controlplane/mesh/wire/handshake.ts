@@ -2,7 +2,6 @@
 // V2 introduction (encryption flag, ephemeral key, features as the first
 // framed message) or the V1 legacy one (features as the first gob value).
 import type { Socket } from 'node:net';
-import { isIPv6 } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Handshake, MessageLink, PeerIdentity, RemoteFeatures } from '../types.js';
 import { GobEncoder, GobDecoder, GobDecodeError } from '../gob/index.js';
@@ -18,6 +17,7 @@ import { encodeFrame, FRAME_HEADER_SIZE } from './framing.js';
 import { SocketReader } from './socket-reader.js';
 import { TcpMessageLink, framedTransport, gobTransport, HEARTBEAT_INTERVAL_MS, READ_TIMEOUT_MS, type BodyTransport } from './message-link.js';
 import { HandshakeError, WireDecodeError } from './errors.js';
+import { isIPv6Literal } from '../../host-port.js';
 import type { GobValue } from '../gob/index.js';
 
 /** spec §1.2: the header exchange must finish within 10 s. */
@@ -64,7 +64,7 @@ const ENCRYPTION_ON = 0x01;
 function formatAddr(address: string | undefined, port: number | undefined): string {
   let a = address ?? '';
   if (a.startsWith('::ffff:') && a.includes('.')) a = a.slice(7);
-  return isIPv6(a) ? `[${a}]:${port ?? 0}` : `${a}:${port ?? 0}`;
+  return isIPv6Literal(a) ? `[${a}]:${port ?? 0}` : `${a}:${port ?? 0}`;
 }
 
 function randomConnId(): bigint {
