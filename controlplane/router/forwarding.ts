@@ -85,6 +85,17 @@ export interface ForwardingUpdaterOptions {
  */
 const RETRY_AFTER_FAILURE_MS = 1000;
 
+/**
+ * The next scheduled apply waits at least this many times the last one's
+ * computing cost. Computing the state walks a broadcast tree per peer
+ * (O(N·E), ~30 ms for a full mesh of 50 here), and while a large mesh forms
+ * its routes change with nearly every message: at the debounce delay alone
+ * that was most of every router's CPU. Spaced by their cost, applies take at
+ * most a tenth of a core; a small mesh (a millisecond) still applies within
+ * the debounce delay.
+ */
+export const APPLY_COST_SPACING = 9;
+
 /** Recomputes and applies the forwarding state whenever `schedule()` is called (debounced, idempotent). */
 export class ForwardingUpdater {
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -95,23 +106,29 @@ export class ForwardingUpdater {
   applied = 0;
   /** Peers of the last state every datapath applied without error. */
   private reachable = new Set<PeerName>();
+  /** performance.now() before which a scheduled apply does not run (APPLY_COST_SPACING). */
+  private earliestNextApply = 0;
 
   constructor(private readonly opts: ForwardingUpdaterOptions) {}
 
   schedule(): void {
     if (this.timer || this.stopped) return;
+    const delay = Math.max(this.opts.delayMs ?? 50, this.earliestNextApply - performance.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.applyNow();
-    }, this.opts.delayMs ?? 50);
+    }, delay);
     this.timer.unref?.();
   }
 
   /** Compute now and apply if it differs from the last applied state. */
   applyNow(): ForwardingState | undefined {
     if (this.stopped) return undefined;
+    const started = performance.now();
     const state = computeForwardingState(this.opts.mesh, this.opts.neighbours());
     const key = forwardingStateKey(state);
+    const computed = performance.now();
+    this.earliestNextApply = computed + (computed - started) * APPLY_COST_SPACING;
     if (key === this.lastKey) return undefined;
     this.lastKey = key;
     this.applied++;

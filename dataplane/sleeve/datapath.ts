@@ -22,6 +22,9 @@ import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known
 /** Weave's default overlay MTU for containers (user-surface spec: --mtu default). */
 export const DEFAULT_OVERLAY_MTU = 1376;
 
+/** What wakes the worker: an eventfd counts the 8-byte little-endian values written to it. */
+const WAKE_ONE = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+
 export interface SleeveDatapathOptions {
   /** This router's peer name: the sender name of every datagram (spec §5.2). */
   ourName: PeerName;
@@ -107,6 +110,8 @@ export class SleeveDatapath implements Datapath {
   private restarts = 0;
   private readonly log: (message: string) => void;
   private readyWaiters: Array<() => void> = [];
+  private wakeQueued = false;
+  private fdsClosed = false;
 
   private constructor(
     private readonly opts: SleeveDatapathOptions,
@@ -197,13 +202,21 @@ export class SleeveDatapath implements Datapath {
     return ready;
   }
 
-  /** Sends a message to the worker and wakes it from epoll_wait. */
+  /**
+   * Sends a message to the worker and wakes it from epoll_wait, once per turn
+   * of the event loop: woken, the worker drains every message queued, and
+   * while a mesh forms the messages (control messages, forwarders, states)
+   * come in bursts.
+   */
   post(msg: ToWorker): void {
     if (!this.control) return;
     this.control.postMessage(msg);
-    const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
-    libc.write(this.wakeFd, one, 8);
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      if (!this.fdsClosed) libc.write(this.wakeFd, WAKE_ONE, 8);
+    });
   }
 
   private onWorkerMessage(m: FromWorker): void {
@@ -302,6 +315,7 @@ export class SleeveDatapath implements Datapath {
     this.control?.close();
     for (const f of this.forwarders.values()) closeFd(f.dfFd);
     this.forwarders.clear();
+    this.fdsClosed = true;
     for (const fd of [this.packetFd, this.udpFd, this.wakeFd, this.epollFd]) if (fd >= 0) closeFd(fd);
   }
 }

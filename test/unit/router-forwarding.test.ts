@@ -1,7 +1,7 @@
 // Forwarding state computed from a real mesh Router's routes and applied to fake datapaths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeForwardingState, ForwardingUpdater, type ForwardingMesh } from '../../controlplane/router/forwarding.js';
+import { APPLY_COST_SPACING, computeForwardingState, ForwardingUpdater, type ForwardingMesh } from '../../controlplane/router/forwarding.js';
 import type { Datapath, ForwardingState } from '../../controlplane/router/datapath.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 
@@ -155,4 +155,37 @@ test('peers that became reachable are reported once every datapath has the state
   finishApply();
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(reported, [[B, C], [C]]);
+});
+
+test('a costly state is applied no more often than its cost allows: the next apply waits APPLY_COST_SPACING times the last cost', async () => {
+  // Each broadcast tree costs COST_MS of CPU here, as large meshes' do; three sources per state.
+  const COST_MS = 4;
+  let version = 0;
+  const base = lineMesh();
+  const mesh: ForwardingMesh = {
+    ...base,
+    routes: {
+      unicastTable: (e) => base.routes.unicastTable(e),
+      broadcastNextHops: (src) => {
+        const until = performance.now() + COST_MS;
+        while (performance.now() < until) { /* the cost of a walk over a large graph */ }
+        // A state that differs every time, as while a mesh forms.
+        return src === A ? [B, ...(version % 2 === 1 ? [C] : [])] : [];
+      },
+    },
+  };
+  const applied: number[] = [];
+  const dp: Datapath = { ...recordingDatapath([]), applyForwardingState: () => { applied.push(performance.now()); } };
+  const u = new ForwardingUpdater({ mesh, datapaths: [dp], neighbours: () => [], delayMs: 1 });
+  u.applyNow();
+  version++;
+  u.schedule();
+  const keepAlive = setTimeout(() => undefined, 5000);
+  while (applied.length < 2) await new Promise((r) => setTimeout(r, 2));
+  clearTimeout(keepAlive);
+  // The first state cost at least three trees (A, B, C), and its apply followed its computation at once.
+  const waited = applied[1]! - applied[0]!;
+  const minimum = APPLY_COST_SPACING * 3 * COST_MS;
+  assert.ok(waited >= minimum - 1, `the second apply came ${waited.toFixed(1)} ms after the first; a state costing ≥ ${3 * COST_MS} ms waits ≥ ${minimum} ms (debounce 1 ms)`);
+  assert.ok(waited < 1000, `and not much longer (${waited.toFixed(1)} ms)`);
 });

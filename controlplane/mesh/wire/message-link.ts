@@ -50,6 +50,8 @@ type Handlers = Parameters<MessageLink['start']>[0];
 export class TcpMessageLink implements MessageLink {
   private handlers: Handlers | undefined;
   private closed = false;
+  /** The socket is corked until the end of this tick (send). */
+  private corked = false;
   private closeReason: Error | undefined;
   private pendingRemoteEnd: Error | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -81,6 +83,16 @@ export class TcpMessageLink implements MessageLink {
     }
     if (this.closed) return;
     const sealed = this.cipher ? this.cipher.seal(body) : body;
+    // Messages sent in one turn of the event loop (a gossip flush, relayed
+    // broadcasts, a heartbeat) leave in one system call, not one each.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(this.transport.wrap(sealed));
   }
 
@@ -107,6 +119,8 @@ export class TcpMessageLink implements MessageLink {
     clearTimeout(this.readDeadline);
     // Weave resets control connections on close (SO_LINGER 0, spec §1.1).
     if (!this.socket.destroyed) {
+      // What was sent this tick goes out before the reset, as it did before sends were corked.
+      if (this.corked) this.socket.uncork();
       if (typeof this.socket.resetAndDestroy === 'function' && this.socket.readyState === 'open') this.socket.resetAndDestroy();
       else this.socket.destroy();
     }

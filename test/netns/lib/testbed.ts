@@ -5,7 +5,7 @@
 //
 // Nothing is created in the root namespace: veth pairs are created directly in
 // their target namespaces, and addresses exist only inside the namespaces.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -90,6 +90,24 @@ export interface Testbed {
   unblockUdpPort(host: Host, port: number): Promise<void>;
   /** Kills every process started in the testbed's namespaces and deletes them. Idempotent. */
   teardown(): Promise<void>;
+}
+
+/**
+ * The kernel's ARP table is one for all network namespaces, capped by the
+ * init namespace's gc_thresh3 (1024 by default): 50 simulated hosts that all
+ * talk to each other hold ~2,500 entries, and past the cap resolution fails
+ * ("neighbor table overflow": connect times out, ping gets ENOBUFS), which a
+ * machine per host never sees. A testbed of n hosts raises the caps (never
+ * lowers them) to what n² entries need, plus the default headroom.
+ */
+function raiseNeighbourTableLimits(hosts: number): void {
+  const entries = hosts * hosts;
+  // The hard cap first: gc_thresh2 stays below it.
+  const wanted: [string, number][] = [['gc_thresh3', 2 * entries + 1024], ['gc_thresh2', entries + 512]];
+  for (const [name, value] of wanted) {
+    const path = `/proc/sys/net/ipv4/neigh/default/${name}`;
+    if (Number(readFileSync(path, 'utf8').trim()) < value) writeFileSync(path, `${value}\n`);
+  }
 }
 
 /** A bridge underlay is one /24 (host i has .i); mesh veths grow as n², so they stay small. */
@@ -215,6 +233,7 @@ class TestbedImpl implements Testbed {
       mkdirSync(dir);
       this.hosts.push(new HostImpl(i, this.hostAddress(i), dir, ns, this));
     }
+    raiseNeighbourTableLimits(count);
     if (this.underlay === 'bridge') await this.buildBridge();
     else await this.buildMeshVeths();
   }
