@@ -20,7 +20,13 @@ export function edgeUsable(graph: Graph, from: Peer, to: PeerName, establishedOn
   return graph.get(to)?.connections.get(from.name)?.established === true;
 }
 
-/** BFS `routes(start, stopAt, flag)` exactly as spec §4.6: dest -> next hop. */
+/**
+ * BFS `routes(start, stopAt, flag)` exactly as spec §4.6: dest -> next hop.
+ * The edge filter is edgeUsable's, inlined: while a large mesh forms this runs
+ * for every relayed broadcast and every forwarding state, so each edge costs
+ * the lookups it needs and no more (its own record is in hand, the remote's
+ * is fetched once for both the existence and the symmetry check).
+ */
 export function bfsRoutes(
   graph: Graph,
   start: PeerName,
@@ -28,24 +34,32 @@ export function bfsRoutes(
   establishedOnly: boolean,
 ): { found: boolean; routes: Map<PeerName, PeerName> } {
   const routes = new Map<PeerName, PeerName>([[start, UNKNOWN_PEER_NAME]]);
-  let next: PeerName[] = [start];
-  while (next.length > 0) {
-    const work = next.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    next = [];
-    for (const cur of work) {
+  let level: PeerName[] = [start];
+  while (level.length > 0) {
+    if (level.length > 1) level.sort(byName);
+    const next: PeerName[] = [];
+    for (const cur of level) {
       if (cur === stopAt) return { found: true, routes };
       const peer = graph.get(cur);
       if (!peer) continue;
-      for (const remote of peer.connections.keys()) {
-        if (routes.has(remote) || !edgeUsable(graph, peer, remote, establishedOnly)) continue;
+      const via = cur === start ? undefined : routes.get(cur);
+      for (const [remote, conn] of peer.connections) {
+        if (routes.has(remote)) continue;
         // Edges to peers we hold no record of (not yet merged) are not followed.
-        if (!graph.has(remote)) continue;
+        const remotePeer = graph.get(remote);
+        if (!remotePeer) continue;
+        if (establishedOnly && (!conn.established || remotePeer.connections.get(cur)?.established !== true)) continue;
         next.push(remote);
-        routes.set(remote, cur === start ? remote : routes.get(cur)!);
+        routes.set(remote, via ?? remote);
       }
     }
+    level = next;
   }
   return { found: false, routes };
+}
+
+function byName(a: PeerName, b: PeerName): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export class Routes {
