@@ -123,7 +123,8 @@ function randomPeers(bed: Testbed, h: Host): Host[] {
 }
 
 async function report(h: Host): Promise<RouterReport | undefined> {
-  const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report');
+  // A router starved of CPU while 50 form a mesh can take seconds to write a report.
+  const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report', REPORT_TIMEOUT_MS);
   if (r?.status !== 200) return undefined;
   return (JSON.parse(r.body) as { Router: RouterReport }).Router;
 }
@@ -151,6 +152,7 @@ function rssMiB(pid: number): number {
  * is one /report from a socket this process opens in the router's namespace.
  */
 const POLL_INTERVAL_MS = 200;
+const REPORT_TIMEOUT_MS = 30_000;
 
 /**
  * Polls the routers still waiting, all at once, until all satisfy `done`;

@@ -32,15 +32,24 @@ export function httpGetInNetns(netnsPath: string, ip: string, port: number, path
   return new Promise((resolve) => {
     const socket = new Socket({ fd, readable: true, writable: true });
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy();
+    }, timeoutMs);
     socket.on('data', (d: Buffer) => chunks.push(d));
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(timer);
-      const text = Buffer.concat(chunks).toString('utf8');
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(text);
-      const split = text.indexOf('\r\n\r\n');
-      resolve(status && split >= 0 ? { status: Number(status[1]), body: text.slice(split + 4) } : undefined);
+      const whole = Buffer.concat(chunks);
+      const split = whole.indexOf('\r\n\r\n');
+      const head = split >= 0 ? whole.subarray(0, split).toString('latin1') : '';
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+      const body = whole.subarray(split + 4);
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      // A reply cut short (the timeout, a reset) is no reply.
+      const complete = !timedOut && status !== null && (length === null || Number(length[1]) === body.length);
+      resolve(complete ? { status: Number(status[1]), body: body.toString('utf8') } : undefined);
     });
     // HTTP/1.0: the server closes the connection after its reply, which ends the read.
     socket.end(`GET ${path} HTTP/1.0\r\nHost: ${ip}:${port}\r\n\r\n`);
