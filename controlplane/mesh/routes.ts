@@ -202,7 +202,7 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
     if (reached.has(remote) || !graph.has(remote)) continue;
     if (edgeUsable(graph, us, remote, establishedOnly)) hops.push(remote);
   }
-  return hops.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return hops.sort(byName);
 }
 
 /** Established symmetric edges: source peer -> remote peers. */

@@ -90,12 +90,14 @@ export class HostNetwork {
     try {
       await ensureBridge(rtnl, { name: opts.bridge, mtu: opts.mtu, mac: opts.mac });
       net.loadRegistry();
-      await net.applyNftRules();
+      const addrs = await bridgeAddresses(rtnl, opts.bridge);
+      await net.applyNftRules(addrs);
+      // First in the queue: nothing can change the bridge's addresses before it runs.
+      net.forwardRulesApplied = net.serial(() => net.applyForwardRules(addrs));
     } catch (e) {
       rtnl.close();
       throw e;
     }
-    net.forwardRulesApplied = net.serial(() => net.applyForwardRules());
     // Awaited by whoever started the network; a failure here is theirs to report, not an unhandled rejection.
     net.forwardRulesApplied.catch(() => undefined);
     return net;
@@ -146,13 +148,13 @@ export class HostNetwork {
   }
 
   private async syncFirewall(): Promise<void> {
-    await this.applyNftRules();
-    await this.applyForwardRules();
+    const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
+    await this.applyNftRules(addrs);
+    await this.applyForwardRules(addrs);
   }
 
-  /** Our nftables table: NAT for exposed addresses, the control port closed to other hosts. */
-  private async applyNftRules(): Promise<void> {
-    const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
+  /** Our nftables table for the bridge's addresses `addrs`: NAT for exposed ones, the control port closed to other hosts. */
+  private async applyNftRules(addrs: readonly string[]): Promise<void> {
     await applyFirewall({
       bridge: this.opts.bridge,
       exposed: addrs.map((cidr) => ({ cidr, masquerade: !this.skipNat.has(cidr) })),
@@ -162,8 +164,7 @@ export class HostNetwork {
   }
 
   /** A host whose iptables drops forwarded traffic (Docker's FORWARD policy) needs our accepts there too. */
-  private async applyForwardRules(): Promise<void> {
-    const addrs = await bridgeAddresses(this.rtnl, this.opts.bridge);
+  private async applyForwardRules(addrs: readonly string[]): Promise<void> {
     await ensureForwardRules({
       bridge: this.opts.bridge, dockerBridge: this.opts.dockerBridge, exposedSubnets: [...new Set(addrs.map(networkOf))], backend: this.opts.iptablesBackend,
       npc: this.opts.expectNpc === true,
