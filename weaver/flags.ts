@@ -126,6 +126,7 @@ export interface ProxyRewriteFlags {
 export { DEFAULT_STATE_DIR } from '../controlplane/cli/state-paths.js';
 import { DEFAULT_STATE_DIR } from '../controlplane/cli/state-paths.js';
 import { DEFAULT_MESH_PORT } from '../controlplane/well-known.js';
+import { compareOrdered } from '../controlplane/order.js';
 
 function parseBool(flag: string, v: string): boolean {
   if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
@@ -372,7 +373,7 @@ export function parseWeaverFlags(argv: string[], env: NodeJS.ProcessEnv = proces
 function describeFlags(raw: ReadonlyMap<string, string | boolean | string[]>): string {
   const parts = [...raw.entries()]
     // Byte order, as Go prints a map's keys (and localeCompare would load ICU's collator at startup: ~9 ms).
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => compareOrdered(a, b))
     .map(([k, v]) => `${k}:${k === 'password' || k === 'token' ? '<redacted>' : Array.isArray(v) ? `[${v.join(' ')}]` : String(v)}`);
   return `map[${parts.join(' ')}]`;
 }

@@ -4,6 +4,7 @@
 // (Weave's Go client exported process_* the same way).
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { DatapathCounters, RouterStatus } from './status-model.js';
+import { compareOrdered } from '../order.js';
 
 /** One metric family; other services (IPAM, DNS, datapath) add theirs the same way. */
 export interface MetricFamily {
@@ -60,7 +61,7 @@ export class MetricsRegistry {
       for (const s of f.samples) {
         const value = Number(s.value);
         // prom-client writes labels in the object's order: sorted, the output is the same whatever order a service used.
-        const labels = Object.fromEntries(Object.entries(s.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)));
+        const labels = Object.fromEntries(Object.entries(s.labels ?? {}).sort(([a], [b]) => compareOrdered(a, b)));
         if (metric instanceof Counter) metric.inc(labels, value);
         else metric.set(labels, value);
       }

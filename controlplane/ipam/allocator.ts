@@ -13,6 +13,7 @@ import type { GossipChannel, GossipData, Gossiper } from './gossip-port.js';
 import type { GobStreamCodec, GossipStateMessage, UnicastMessage } from './messages.js';
 import { decodeGossipState, decodeUnicast, encodeGossipState, encodeUnicast } from './messages.js';
 import type { IpamStore, PersistedIpam } from './store.js';
+import { compareOrdered } from '../order.js';
 
 /** `--ipalloc-init` (user surface §4.3). */
 export type IpamInit =
@@ -154,7 +155,7 @@ export class Allocator implements Gossiper {
     if (cfg.init.mode === 'consensus') this.paxos = new PaxosNode(cfg.name, cfg.uid, this.quorum());
     this.restore();
     if (this.ring.isEmpty() && cfg.init.mode === 'seed') {
-      const seeds = [...new Set(cfg.init.seeds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const seeds = [...new Set(cfg.init.seeds)].sort(compareOrdered);
       if (seeds.length === 0) throw new IpamError('Unable to parse --ipalloc-init: seed mode requires peer name list');
       this.ring.claimForPeers(seeds);
       this.ringChanged();
@@ -612,7 +613,7 @@ export class Allocator implements Gossiper {
   private checkConsensus(): boolean {
     const agreed = this.paxos?.consensus();
     if (!agreed || !this.ring.isEmpty()) return false;
-    const peers = [...new Set(agreed.value)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const peers = [...new Set(agreed.value)].sort(compareOrdered);
     this.log(`IPAM: consensus reached, creating ring for ${peers.map(formatPeerName).join(', ')}`);
     this.ring.claimForPeers(peers);
     this.ringChanged();

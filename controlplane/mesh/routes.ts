@@ -4,6 +4,7 @@
 import type { Cancel, Clock } from './clock.js';
 import { UNKNOWN_PEER_NAME, type Peer } from './peer.js';
 import type { PeerName } from './types.js';
+import { compareOrdered } from '../order.js';
 
 /** Deferral of a recalculation after a trigger (spec §4.6). */
 export const ROUTE_RECALCULATION_DELAY_MS = 100;
@@ -58,9 +59,7 @@ export function bfsRoutes(
   return { found: false, routes };
 }
 
-function byName(a: PeerName, b: PeerName): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+const byName: (a: PeerName, b: PeerName) => number = compareOrdered;
 
 export class Routes {
   private unicast = new Map<PeerName, PeerName>();

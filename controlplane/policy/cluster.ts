@@ -6,6 +6,7 @@
 import { parseAddress } from '../ipam/addr.js';
 import type { ServiceFrontend } from './services.js';
 import { NAMESPACE_NAME_LABEL, type Labels, type Namespace, type NetworkPolicy, type Pod, type PolicyProtocol } from './types.js';
+import { compareOrdered } from '../order.js';
 
 export interface NamedPort {
   name: string;
@@ -85,7 +86,7 @@ export function buildClusterState(namespaces: readonly Namespace[], pods: readon
     if (netns) w.netns = netns;
     workloads.push(w);
   }
-  workloads.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const sorted = [...policies].sort((a, b) => (policyKey(a) < policyKey(b) ? -1 : policyKey(a) > policyKey(b) ? 1 : 0));
+  workloads.sort((a, b) => compareOrdered(a.key, b.key));
+  const sorted = [...policies].sort((a, b) => compareOrdered(policyKey(a), policyKey(b)));
   return { namespaces: nsLabels, workloads, policies: sorted };
 }

@@ -5,6 +5,7 @@
 // not applied again.
 import type { PeerName, PeerShortID } from '../mesh/types.js';
 import type { Datapath, ForwardingState, OverlayName } from './datapath.js';
+import { compareOrdered } from '../order.js';
 
 /** What the computation reads from the mesh Router. */
 export interface ForwardingMesh {
@@ -49,9 +50,7 @@ export function computeForwardingState(mesh: ForwardingMesh, neighbours: readonl
   };
 }
 
-function cmp(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+const cmp: (a: bigint, b: bigint) => number = compareOrdered;
 
 function byFirst(a: [bigint, bigint], b: [bigint, bigint]): number {
   return cmp(a[0], b[0]);

@@ -4,6 +4,7 @@
 // builtin functions plus the caller's own (Weave adds `json`).
 import { formatValue, GoFloat, goTypeName, sprint, sprintf, sprintln } from './fmt.js';
 import type { Command, ControlNode, Node, Operand, Pipeline } from './parse.js';
+import { compareOrdered } from '../../order.js';
 
 export class TemplateExecError extends Error {}
 
@@ -50,10 +51,10 @@ function compareNumbers(a: number | bigint, b: number | bigint): number {
   if (typeof a === 'bigint' || typeof b === 'bigint') {
     const x = typeof a === 'bigint' ? a : Number.isInteger(a) ? BigInt(a) : undefined;
     const y = typeof b === 'bigint' ? b : Number.isInteger(b) ? BigInt(b) : undefined;
-    if (x !== undefined && y !== undefined) return x < y ? -1 : x > y ? 1 : 0;
-    return Number(a) < Number(b) ? -1 : Number(a) > Number(b) ? 1 : 0;
+    if (x !== undefined && y !== undefined) return compareOrdered(x, y);
+    return compareOrdered(Number(a), Number(b));
   }
-  return a < b ? -1 : a > b ? 1 : 0;
+  return compareOrdered(a, b);
 }
 
 function basicKind(v: unknown): string {
@@ -78,7 +79,7 @@ function order(a: unknown, b: unknown): number {
   const na = toNumber(a);
   const nb = toNumber(b);
   if (na !== undefined && nb !== undefined) return compareNumbers(na, nb);
-  if (typeof a === 'string' && typeof b === 'string') return a < b ? -1 : a > b ? 1 : 0;
+  if (typeof a === 'string' && typeof b === 'string') return compareOrdered(a, b);
   if (basicKind(a) !== basicKind(b)) throw new Error('incompatible types for comparison');
   throw new Error(`invalid type for comparison`);
 }
