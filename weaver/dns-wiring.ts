@@ -86,7 +86,8 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
   if (store) {
     // Before gossip starts: peers' copies of our names must meet ours, not an empty table.
     try {
-      const restored = nameserver.restore(store.load(), (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
+      const saved = store.load((problem) => log(`[dns] ${problem.message}`));
+      const restored = nameserver.restore(saved, (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
       if (restored.length > 0) log(`[dns] restored ${restored.filter((e) => e.tombstone === 0).length} names of this host from ${store.path}`);
     } catch (err) {
       if (!(err instanceof DnsEntriesFileError)) throw err;

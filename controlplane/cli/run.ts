@@ -9,7 +9,7 @@ import { WEAVE_VERSION } from '../api/version.js';
 import { callRouter, relayResponse, RouterUnreachableError, type ApiResponse } from './api-client.js';
 import { launchDaemon, LaunchError, stopDaemon } from './daemon.js';
 import { DEFAULT_NETWORK_NAME } from '../docker/plugin-protocol.js';
-import { DNS_ENTRIES_FILE } from '../dns/persistence.js';
+import { DNS_ENTRIES_FILE, DNS_JOURNAL_FILE } from '../dns/persistence.js';
 import { pluginOffReason, removePluginNetwork } from './plugin-network.js';
 import { hostCommands } from './host-commands.js';
 import { dnsCommands } from './dns-commands.js';
@@ -166,7 +166,7 @@ const reset: Command = async (args, io) => {
   // Persisted identity, peer list and IPAM ring go with the reset (spec §1.3 step 4: Weave removed the volumes holding them).
   for (const f of [paths.peerNameFile, paths.shortIdFile, paths.targetsFile, paths.ipamFile, `${paths.ipamFile}.tmp`]) rmSync(f, { force: true });
   // The names this host owned go too (Weave's reset removed its database with them).
-  rmSync(join(paths.dir, DNS_ENTRIES_FILE), { force: true });
+  for (const f of [DNS_ENTRIES_FILE, DNS_JOURNAL_FILE]) rmSync(join(paths.dir, f), { force: true });
   // Host networking (spec §1.3 step 6, §6.5): torn down with the router stopped, so nothing recreates it.
   const teardown = spawnSync(process.execPath, [HOST_RESET_MAIN, '--state-dir', paths.dir], { encoding: 'utf8' });
   if (teardown.status !== 0) {

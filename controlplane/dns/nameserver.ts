@@ -13,7 +13,7 @@ export interface NameserverOptions {
   isKnownPeer(name: PeerName): boolean;
   /** Unix time in seconds; injectable for tests. */
   now?(): number;
-  /** Keeps our own entries across restarts; saved after every change to them. */
+  /** Keeps our own entries across restarts; told of every change to them. */
   store?: DnsEntryStore;
 }
 
@@ -72,7 +72,7 @@ export class Nameserver {
       this.pendingBroadcast.push(changed);
     }
     this.table.merge(restored);
-    this.persist();
+    this.saveOwned();
     return restored;
   }
 
@@ -104,8 +104,9 @@ export class Nameserver {
 
   /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. */
   add(hostname: string, containerId: string, addr: number): Entry {
+    const before = this.table.find({ hostname, containerId, origin: this.ourName, addr });
     const entry = this.table.add(hostname, containerId, this.ourName, addr);
-    this.persist();
+    if (!before || before.version !== entry.version) this.recordOwned([entry]);
     this.broadcast([entry]);
     return entry;
   }
@@ -116,7 +117,7 @@ export class Nameserver {
       (filter.hostname === undefined || e.hostname === filter.hostname) &&
       (filter.containerId === undefined || e.containerId === filter.containerId) &&
       (filter.addr === undefined || e.addr === filter.addr));
-    if (changed.length > 0) this.persist();
+    this.recordOwned(changed);
     this.broadcast(changed);
     return changed;
   }
@@ -133,7 +134,8 @@ export class Nameserver {
 
   purgeTombstones(): number {
     const n = this.table.purgeTombstones(this.now(), TOMBSTONE_TIMEOUT_SECONDS);
-    if (n > 0) this.persist();
+    // Removed entries have no journal line: the store rewrites its copy.
+    if (n > 0) this.saveOwned();
     return n;
   }
 
@@ -184,13 +186,20 @@ export class Nameserver {
       }
     }
     const delta = this.table.merge(incoming);
-    if (delta.some((e) => e.origin === this.ourName)) this.persist();
+    this.recordOwned(delta.filter((e) => e.origin === this.ourName));
     this.broadcast(overridden);
     return { delta, relay: incoming };
   }
 
-  /** Saves our own entries, tombstones included (their versions must survive too). */
-  private persist(): void {
+  /**
+   * Tells the store of changes to our own entries, tombstones included (their
+   * versions must survive too); it may ask for all of them.
+   */
+  private recordOwned(changed: readonly Entry[]): void {
+    if (changed.length > 0) this.store?.record(changed, () => this.table.ownedBy(this.ourName));
+  }
+
+  private saveOwned(): void {
     this.store?.save(this.table.ownedBy(this.ourName));
   }
 

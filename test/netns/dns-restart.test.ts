@@ -56,7 +56,8 @@ test('names given with weave attach -h and dns-add survive weave stop/launch and
     const afterKill = await namesEverywhere(bed.hosts, kept, 'after kill -9 + launch');
     process.stdout.write(`# names back everywhere ${afterStop} ms after weave launch (stop), ${afterKill} ms (kill -9)\n`);
 
+    for (const f of ['dns-entries.json', 'dns-entries.journal']) assert.ok(existsSync(join(weaveStateDir(h1), f)), `the router keeps ${f}`);
     await mustWeave(h1, ['reset']);
-    assert.ok(!existsSync(join(weaveStateDir(h1), 'dns-entries.json')), 'weave reset removes the saved names');
+    for (const f of ['dns-entries.json', 'dns-entries.journal']) assert.ok(!existsSync(join(weaveStateDir(h1), f)), `weave reset removes ${f}`);
   }, { command: 'reset' });
 });

@@ -9,6 +9,9 @@
 // an input when decoding returns or throws one of its typed errors; anything
 // else is a crash. The unit test runs a short pass, bench/fuzz-bench.ts millions.
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import fc from 'fast-check';
 import dnsPacket from 'dns-packet';
@@ -32,7 +35,7 @@ import { NameserverGossiper } from '../../controlplane/dns/gossiper.js';
 import { encodeGossipPayload } from '../../controlplane/dns/codec.js';
 import { DnsGossipError } from '../../controlplane/dns/gossip-payload.js';
 import { DnsServer } from '../../controlplane/dns/server.js';
-import { parseDnsEntries, serialiseDnsEntries } from '../../controlplane/dns/persistence.js';
+import { FileDnsEntryStore, parseDnsEntries, parseDnsJournal, serialiseDnsEntries } from '../../controlplane/dns/persistence.js';
 import { buildApiServer } from '../../controlplane/api/server.js';
 import type { RouterStatus } from '../../controlplane/api/status-model.js';
 import { decodeDatagram, decodeFrames, encodeDatagram, encodeFrames, SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
@@ -227,6 +230,21 @@ function handshakeSeeds(): Uint8Array[] {
   return [v2, v1, v2enc];
 }
 
+/** A journal as the store writes it: a header and two changed entries. */
+function dnsJournalSeed(ourName: bigint): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-fuzz-dns-'));
+  try {
+    const store = new FileDnsEntryStore(dir, ourName);
+    const web = { containerId: '/run/netns/c1', origin: ourName, addr: 0x0a200001, hostname: 'web.weave.local.', version: 0, tombstone: 0 };
+    store.save([]);
+    store.record([web], () => [web]);
+    store.record([{ ...web, version: 1, tombstone: 1_700_000_000 }], () => [web]);
+    return readFileSync(store.journalPath, 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function ipamAllocator(): Allocator {
   return new Allocator({
     name: NAME_A, uid: 1n, nickname: 'alpha', universe, init: { mode: 'seed', seeds: [NAME_A, NAME_B] },
@@ -326,6 +344,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
     { containerId: '/run/netns/c1', origin: NAME_A, addr: 0x0a200001, hostname: 'web.weave.local.', version: 2, tombstone: 0 },
     { containerId: 'weave:extern', origin: NAME_A, addr: 0xc0000207, hostname: 'ext.weave.local.', version: 0, tombstone: 1_700_000_000 },
   ]));
+  const dnsJournal = new TextEncoder().encode(dnsJournalSeed(NAME_A));
   const utf8 = new TextDecoder();
   const json = jsonFuzzTargets();
   const framingSeeds = [encodeFrame(envelopes[0]!), Uint8Array.from([...encodeFrame(Uint8Array.of(0)), ...encodeFrame(topology)])];
@@ -403,6 +422,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
     } satisfies FuzzTarget<Uint8Array>,
     bytesTarget('state-ipam-file', [ipamFile], (b) => { parseIpam(utf8.decode(b)); }, SyntaxError, StateFileProblem),
     bytesTarget('state-dns-file', [dnsFile], (b) => { parseDnsEntries(utf8.decode(b), NAME_A); }, SyntaxError, StateFileProblem),
+    bytesTarget('state-dns-journal', [dnsJournal], (b) => { parseDnsJournal(utf8.decode(b), NAME_A); }, SyntaxError, StateFileProblem),
     {
       name: 'state-peer-files',
       input: seeded(fc.oneof(fc.string({ maxLength: 40 }), fc.json({ maxDepth: 2 })), '["10.0.0.2","host2:6783"]', '8a:3e:3e:3e:3e:3e'),

@@ -1,13 +1,16 @@
 // Our DNS names across a router restart (controlplane/dns/persistence.ts):
-// saved after every change, restored before gossip starts, and a restored name
-// wins over the copies peers still hold; a damaged file is reported by name.
+// saved after every change (one journal line each, the snapshot rewritten only
+// when the journal outgrows it), restored before gossip starts, and a restored
+// name wins over the copies peers still hold; a damaged file is reported by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Nameserver } from '../../controlplane/dns/nameserver.js';
-import { DnsEntriesFileError, FileDnsEntryStore, parseDnsEntries, serialiseDnsEntries } from '../../controlplane/dns/persistence.js';
+import {
+  DNS_ENTRIES_FILE, DNS_JOURNAL_FILE, DnsEntriesFileError, FileDnsEntryStore, JOURNAL_MIN_LINES, parseDnsEntries, serialiseDnsEntries,
+} from '../../controlplane/dns/persistence.js';
 import type { GossipPayload } from '../../controlplane/dns/gossip-payload.js';
 
 const US = 0x0a0000000001n;
@@ -100,5 +103,96 @@ test('a damaged names file names the file, is moved aside, and the router starts
       assert.ok(!existsSync(file));
       assert.equal(readFileSync(`${file}.damaged`, 'utf8'), damaged);
     }
+  });
+});
+
+function lineCount(path: string): number {
+  return readFileSync(path, 'utf8').split('\n').length - 1;
+}
+
+test('a change appends one journal line; the snapshot is rewritten only once the journal outgrows it', () => {
+  withDir((dir) => {
+    const { ns } = router(dir);
+    const snapshot = join(dir, DNS_ENTRIES_FILE);
+    const journal = join(dir, DNS_JOURNAL_FILE);
+    ns.add('web.weave.local.', 'c1', WEB); // the first change writes both files
+    const written = statSync(snapshot).mtimeMs;
+    const snapshotText = readFileSync(snapshot, 'utf8');
+    assert.equal(lineCount(journal), 1, 'a fresh journal holds its header only');
+    for (let i = 1; i <= 100; i++) {
+      ns.add(`n${i}.weave.local.`, `c${i}`, WEB + i);
+      if (i % 2 === 0) ns.delete({ containerId: `c${i}` });
+    }
+    ns.add('web.weave.local.', 'c1', WEB); // already live: nothing changed, nothing written
+    assert.equal(lineCount(journal), 1 + 150, 'one line per changed entry');
+    assert.equal(readFileSync(snapshot, 'utf8'), snapshotText, 'the snapshot is not rewritten per change');
+    assert.equal(statSync(snapshot).mtimeMs, written);
+    const reloaded = new FileDnsEntryStore(dir, US).load();
+    assert.deepEqual(reloaded.map((e) => `${e.hostname} v${e.version} ${e.tombstone}`).sort(),
+      ns.entries().map((e) => `${e.hostname} v${e.version} ${e.tombstone}`).sort(), 'snapshot + journal = the table');
+
+    // Past JOURNAL_MIN_LINES lines (the snapshot is smaller) both are rewritten: the journal starts again.
+    let longest = 0;
+    for (let i = 0; lineCount(journal) > 1 || i === 0; i++) {
+      longest = Math.max(longest, lineCount(journal) - 1);
+      ns.add(`m${i}.weave.local.`, `d${i}`, WEB + 1000 + i);
+    }
+    assert.equal(longest, JOURNAL_MIN_LINES, 'the journal grows to JOURNAL_MIN_LINES changes, then both files are rewritten');
+    assert.equal(parseDnsEntries(readFileSync(snapshot, 'utf8'), US).length, ns.entries().length, 'the new snapshot holds every entry');
+  });
+});
+
+test('a journal of another generation (a crash between the two rewrites) is skipped; its lines are in the snapshot', () => {
+  withDir((dir) => {
+    const { ns } = router(dir);
+    const journal = join(dir, DNS_JOURNAL_FILE);
+    ns.add('web.weave.local.', 'c1', WEB);
+    ns.delete({ hostname: 'web.weave.local.' }); // journal: web v1 tombstoned
+    const stale = readFileSync(journal, 'utf8');
+    ns.purgeTombstones(); // nothing old enough yet
+    // A purge that removes entries rewrites both: then the old journal would name the old generation.
+    const later = router(dir, NOW + 10_000);
+    later.ns.restore(later.store.load(), () => true);
+    assert.equal(later.ns.purgeTombstones(), 1);
+    later.ns.add('web.weave.local.', 'c1', WEB); // version 0 again: the purged tombstone must not come back
+    // The crash: a rewrite put the new snapshot in place, and the journal is still one from before it.
+    later.store.save(later.ns.entries());
+    writeFileSync(journal, stale);
+    const restored = new FileDnsEntryStore(dir, US).load();
+    assert.deepEqual(restored.map((e) => [e.hostname, e.version, e.tombstone]), [['web.weave.local.', 0, 0]],
+      'the stale journal\'s tombstone (version 1) is not applied over the live name');
+  });
+});
+
+test('a journal line cut short by a power loss is dropped; a damaged line keeps the changes before it and is reported', () => {
+  withDir((dir) => {
+    const { ns } = router(dir);
+    const journal = join(dir, DNS_JOURNAL_FILE);
+    ns.add('a.weave.local.', 'c1', WEB);
+    ns.add('b.weave.local.', 'c2', WEB + 1);
+    ns.add('c.weave.local.', 'c3', WEB + 2);
+    const text = readFileSync(journal, 'utf8');
+    appendFileSync(journal, '{"hostname":"d.weave.local.","contai');
+    const problems: DnsEntriesFileError[] = [];
+    assert.deepEqual(new FileDnsEntryStore(dir, US).load((p) => problems.push(p)).map((e) => e.hostname).sort(),
+      ['a.weave.local.', 'b.weave.local.', 'c.weave.local.']);
+    assert.equal(problems.length, 0, 'a torn last append is not damage');
+
+    const lines = text.split('\n');
+    // Line 1 is the header; a's entry went into the snapshot the first change wrote.
+    assert.equal(lines.length, 4, text);
+    lines[1] = '{"hostname":"b.weave.local.","containerId":"c2","addr":"10.32.0","version":0,"tombstone":0}';
+    writeFileSync(journal, lines.join('\n'));
+    const store = new FileDnsEntryStore(dir, US);
+    const loaded = store.load((p) => problems.push(p));
+    assert.deepEqual(loaded.map((e) => e.hostname).sort(), ['a.weave.local.'], 'the lines before the damaged one count');
+    assert.equal(problems.length, 1);
+    assert.ok(problems[0]!.message.startsWith(`${journal}: line 2: `) && problems[0]!.message.includes(`kept as ${journal}.damaged`), problems[0]!.message);
+    assert.ok(existsSync(`${journal}.damaged`) && !existsSync(journal));
+    // The next change writes a snapshot of what was restored and a fresh journal.
+    const after = new Nameserver({ ourName: US, isKnownPeer: () => true, now: () => NOW, store });
+    after.restore(loaded, () => true);
+    after.add('e.weave.local.', 'c5', WEB + 4);
+    assert.deepEqual(new FileDnsEntryStore(dir, US).load().map((e) => e.hostname).sort(), ['a.weave.local.', 'e.weave.local.']);
   });
 });
