@@ -49,6 +49,8 @@ await withWeaveBed(hosts, async (bed) => {
     process.stdout.write(`${host}: RSS KiB first ${c.first} level ${c.level} last ${c.last} max ${c.max} worst drift ${(c.worstDrift * 100).toFixed(1)} %; router CPU ${r.cpuSeconds.get(host)!.toFixed(0)} s\n`);
     const curve = samples.filter((_, i) => i % everyFiveMinutes === 0).map((k, i) => `${i * 5}min ${(k / 1024).toFixed(1)}`);
     process.stdout.write(`${host}: RSS MiB every 5 minutes: ${curve.join(', ')}\n`);
+    const anon = r.anon.get(host)!.filter((_, i) => i % everyFiveMinutes === 0).map((k) => (k / 1024).toFixed(1));
+    process.stdout.write(`${host}: of which anonymous: ${anon.join(', ')}\n`);
   }
   for (const [host, want] of r.before) {
     const got = r.after.get(host)!;

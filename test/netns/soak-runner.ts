@@ -60,6 +60,8 @@ export function backToBaseline(want: Footprint, got: Footprint): boolean {
 export interface SoakResult {
   /** RSS samples in KiB per host label, every sampleEveryMs. */
   rss: Map<string, number[]>;
+  /** The anonymous part of each RSS sample (KiB): where a leak would show. */
+  anon: Map<string, number[]>;
   /** Churn operations done (and link flaps). */
   operations: number;
   /** Operations per second the churn reached, across the hosts. */
@@ -84,11 +86,14 @@ function cpuSecondsOf(h: Host): number {
   return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
-function rssKiB(h: Host): number {
+/** The router's resident memory in KiB: all of it, and the anonymous part (heap, stacks; the rest is mapped files, mostly node's binary). */
+function memoryKiB(h: Host): { rss: number; anon: number } {
   const pid = weaverPid(h);
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`the router on ${h.label} (pid ${pid}) died during the soak`);
-  return Number(m[1]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+  const anon = /RssAnon:\s+(\d+) kB/.exec(status);
+  if (!rss || !anon) throw new Error(`the router on ${h.label} (pid ${pid}) died during the soak`);
+  return { rss: Number(rss[1]), anon: Number(anon[1]) };
 }
 
 /**
@@ -160,16 +165,26 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   const end = started + opts.durationMs;
   let operations = 0;
   let flaps = 0;
-  const rss = new Map<string, number[]>(hosts.map((h) => [h.label, [rssKiB(h)]]));
+  const rss = new Map<string, number[]>(hosts.map((h) => [h.label, []]));
+  const anon = new Map<string, number[]>(hosts.map((h) => [h.label, []]));
+  const sample = (): void => {
+    for (const h of hosts) {
+      const m = memoryKiB(h);
+      rss.get(h.label)!.push(m.rss);
+      anon.get(h.label)!.push(m.anon);
+    }
+  };
+  sample();
   let samplingFailed: Error | undefined;
   const sampler = setInterval(() => {
     try {
-      for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+      sample();
     } catch (e) {
       samplingFailed ??= e as Error; // reported when the churn ends, not thrown from a timer
       return;
     }
-    log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${(rss.get(h.label)!.at(-1)! / 1024).toFixed(1)}MiB`).join(' ')} link flaps=${flaps}`);
+    const mib = (k: number): string => (k / 1024).toFixed(1);
+    log(`t=${Math.round((Date.now() - started) / 1000)}s rss ${hosts.map((h) => `${h.label}=${mib(rss.get(h.label)!.at(-1)!)}MiB (anon ${mib(anon.get(h.label)!.at(-1)!)})`).join(' ')} link flaps=${flaps}`);
   }, opts.sampleEveryMs);
 
   let errors = 0;
@@ -205,7 +220,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
   if (samplingFailed) throw samplingFailed;
   const achievedRate = churnRate;
   const cpuSeconds = new Map(hosts.map((h) => [h.label, cpuSecondsOf(h) - cpuBefore.get(h.label)!]));
-  for (const h of hosts) rss.get(h.label)!.push(rssKiB(h));
+  sample();
   await mustPing(probes.get(first)!.c, probes.get(second)!.ip, 'after the soak', { timeoutMs: 15_000 });
 
   // Everything the churn created goes away again; give the routers a moment to finish (event: the footprint itself).
@@ -219,7 +234,7 @@ export async function runSoak(bed: Testbed, opts: SoakOptions): Promise<SoakResu
     }, 20_000, 500);
     after.set(h.label, got);
   }
-  return { rss, operations, achievedRate, errors, ...(firstError === undefined ? {} : { firstError }), before, after, cpuSeconds };
+  return { rss, anon, operations, achievedRate, errors, ...(firstError === undefined ? {} : { firstError }), before, after, cpuSeconds };
 }
 
 /** The RSS level after the warm-up and how far later samples strayed from it. */
