@@ -116,6 +116,8 @@ export interface DnsJournal {
   entries: Entry[];
   /** The line that could not be read, if any (1-based); the entries are those before it. */
   damagedLine?: number;
+  /** The text ends in a line without its newline (dropped): appending after it would damage the next line. */
+  torn: boolean;
   problem?: string;
 }
 
@@ -125,21 +127,21 @@ export interface DnsJournal {
  */
 export function parseDnsJournal(text: string, ourName: PeerName): DnsJournal {
   const lines = text.split('\n');
-  lines.pop(); // '' after the final newline, or an append cut short
+  const torn = lines.pop() !== ''; // '' after the final newline, or an append cut short
   if (lines.length === 0) throw new Error('the journal has no header line');
   const head = parseObject(JSON.parse(lines[0]!) as unknown, 'the header');
   if (head.format !== JOURNAL_FORMAT) throw new Error(`unknown format ${JSON.stringify(head.format)} (expected ${JOURNAL_FORMAT})`);
   const generation = field(head, 'generation', isString, 'a string');
-  if (head.peerName !== formatPeerName(ourName)) return { generation, entries: [] };
+  if (head.peerName !== formatPeerName(ourName)) return { generation, entries: [], torn };
   const entries: Entry[] = [];
   for (let i = 1; i < lines.length; i++) {
     try {
       entries.push(parseEntry(JSON.parse(lines[i]!) as unknown, `line ${i + 1}`, ourName));
     } catch (err) {
-      return { generation, entries, damagedLine: i + 1, problem: (err as Error).message };
+      return { generation, entries, damagedLine: i + 1, problem: (err as Error).message, torn };
     }
   }
-  return { generation, entries };
+  return { generation, entries, torn };
 }
 
 function journalHeader(ourName: PeerName, generation: string): string {
@@ -185,7 +187,8 @@ export class FileDnsEntryStore implements DnsEntryStore {
       if (have) mergeEntry(have, e);
       else byKey.set(entryKey(e), e);
     }
-    if (journal.damagedLine === undefined) this.journalLines = journal.entries.length;
+    // Appends continue only after a clean last line; otherwise the next change rewrites both files.
+    if (journal.damagedLine === undefined && !journal.torn) this.journalLines = journal.entries.length;
     return [...byKey.values()];
   }
 

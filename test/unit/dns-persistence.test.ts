@@ -172,11 +172,22 @@ test('a journal line cut short by a power loss is dropped; a damaged line keeps 
     ns.add('b.weave.local.', 'c2', WEB + 1);
     ns.add('c.weave.local.', 'c3', WEB + 2);
     const text = readFileSync(journal, 'utf8');
+    const snapshotText = readFileSync(join(dir, DNS_ENTRIES_FILE), 'utf8');
     appendFileSync(journal, '{"hostname":"d.weave.local.","contai');
     const problems: DnsEntriesFileError[] = [];
     assert.deepEqual(new FileDnsEntryStore(dir, US).load((p) => problems.push(p)).map((e) => e.hostname).sort(),
       ['a.weave.local.', 'b.weave.local.', 'c.weave.local.']);
     assert.equal(problems.length, 0, 'a torn last append is not damage');
+    // The next change does not append after the torn line (that would damage it): both files are rewritten.
+    const resumed = new FileDnsEntryStore(dir, US);
+    const kept = resumed.load();
+    const d = { containerId: 'c4', origin: US, addr: WEB + 3, hostname: 'd.weave.local.', version: 0, tombstone: 0 };
+    resumed.record([d], () => [...kept, d]);
+    assert.deepEqual(new FileDnsEntryStore(dir, US).load((p) => problems.push(p)).map((e) => e.hostname).sort(),
+      ['a.weave.local.', 'b.weave.local.', 'c.weave.local.', 'd.weave.local.']);
+    assert.equal(problems.length, 0);
+    writeFileSync(join(dir, DNS_ENTRIES_FILE), snapshotText);
+    writeFileSync(journal, text);
 
     const lines = text.split('\n');
     // Line 1 is the header; a's entry went into the snapshot the first change wrote.
