@@ -21,7 +21,7 @@ import { writeFileAtomic } from '../atomic-file.js';
 import type { PeerName } from '../mesh/types.js';
 import { formatPeerName } from '../mesh/wire/peer-name.js';
 import { formatIPv4, parseIPv4 } from './address.js';
-import { entryKey, mergeEntry, type Entry } from './entries.js';
+import { mergeEntryLists, type Entry } from './entries.js';
 
 const FORMAT = 'weave-dns-entries/1';
 const JOURNAL_FORMAT = 'weave-dns-journal/1';
@@ -181,15 +181,9 @@ export class FileDnsEntryStore implements DnsEntryStore {
     this.snapshotSize = snapshot.entries.length;
     const journal = this.loadJournal(report);
     if (!journal || journal.generation !== snapshot.generation || snapshot.generation === '') return snapshot.entries;
-    const byKey = new Map(snapshot.entries.map((e) => [entryKey(e), e]));
-    for (const e of journal.entries) {
-      const have = byKey.get(entryKey(e));
-      if (have) mergeEntry(have, e);
-      else byKey.set(entryKey(e), e);
-    }
     // Appends continue only after a clean last line; otherwise the next change rewrites both files.
     if (journal.damagedLine === undefined && !journal.torn) this.journalLines = journal.entries.length;
-    return [...byKey.values()];
+    return mergeEntryLists(snapshot.entries, journal.entries);
   }
 
   record(changed: readonly Entry[], owned: () => readonly Entry[]): void {
