@@ -121,9 +121,14 @@ for (let i = 0; i < inflight; i++) send();`;
 }
 
 function report(label: string, runs: Run[], what: 'throughput' | 'cpu'): void {
-  const cpu = `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} % (${median(runs.map((r) => r.cpuUsPerQuery)).toFixed(1)} µs/query)`;
+  // The Node client (no dnsperf) measures no CPU: say so rather than print NaN.
+  const measuredCpu = runs.every((r) => Number.isFinite(r.cpuPercent));
+  const cpu = measuredCpu
+    ? `server CPU ${median(runs.map((r) => r.cpuPercent)).toFixed(1)} % (${median(runs.map((r) => r.cpuUsPerQuery)).toFixed(1)} µs/query)`
+    : 'server CPU not measured without dnsperf';
+  const clientCpu = measuredCpu ? `, dnsperf CPU ${median(runs.map((r) => r.clientCpuPercent)).toFixed(1)} %` : '';
   const figures = what === 'throughput'
-    ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms, ${cpu}, dnsperf CPU ${median(runs.map((r) => r.clientCpuPercent)).toFixed(1)} %`
+    ? `${Math.round(median(runs.map((r) => r.qps)))} queries/s, p99 ${(median(runs.map((r) => r.p99Us)) / 1000).toFixed(2)} ms, ${cpu}${clientCpu}`
     : cpu;
   process.stdout.write(`dns ${label}: ${figures} (median of ${runs.length}; rounds ${runs.map((r) => Math.round(what === 'throughput' ? r.qps : r.cpuPercent)).join(' ')})\n`);
 }

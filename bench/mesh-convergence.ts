@@ -14,8 +14,13 @@
 //              (start-up), so the difference is what forming the mesh cost;
 //              then router 1's alone and the median of the others'
 //   RSS        each router's resident set from /proc/PID/status: min/median/max MiB
+//   idle CPU   with --steady=S (needs --peers=first): after every connection is up, the
+//              routers' CPU over S seconds of a formed, idle mesh, as % of one core per
+//              router (median, max): the heartbeat and gossip floor that grows with N
+// --poll-ms=MS sets the pause between polling passes (default 200 ms; 2000 made no difference at
+// N=50, so the polling is not what loads the routers).
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [N ...]
 //   (default sizes: 10 25 50)
 // Routers run as `weave launch` runs them (its Node flags and environment), with the
 // fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
@@ -60,11 +65,13 @@ interface Row {
   cpuSeconds: number;
   /** Router 1's (the hub with --peers=first) CPU seconds at the end, and the median of the others. */
   hubCpu: number;
+  /** % of a core per router over the steady window: median, max; undefined without --steady. */
+  idleCpuPercent: [number, number] | undefined;
   leafCpuMedian: number;
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -73,6 +80,8 @@ interface Options {
   nodeArgs: string[];
   /** Router numbers (1-based) that get nodeArgs; undefined = all. */
   profiled: ReadonlySet<number> | undefined;
+  /** Seconds of a formed mesh over which the routers' idle CPU is measured; 0 = not measured. */
+  steadySeconds: number;
   /** Directory for the routers' debug logs; undefined = routers log warnings only, kept in memory. */
   logs: string | undefined;
   /** Routers run with --no-fastdp. */
@@ -86,6 +95,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
   let profiled: Set<number> | undefined;
   let logs: string | undefined;
   let sleeveOnly = false;
+  let steadySeconds = 0;
   const rest: string[] = [];
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
@@ -94,6 +104,8 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
     else if (a.startsWith('--logs=') && a.length > '--logs='.length) logs = a.slice('--logs='.length);
     else if (a.startsWith('--timeout=') && Number(a.slice('--timeout='.length)) > 0) timeoutMs = Number(a.slice('--timeout='.length)) * 1000;
+    else if (a.startsWith('--poll-ms=') && Number(a.slice('--poll-ms='.length)) > 0) pollIntervalMs = Number(a.slice('--poll-ms='.length));
+    else if (a.startsWith('--steady=') && Number(a.slice('--steady='.length)) > 0) steadySeconds = Number(a.slice('--steady='.length));
     else if (a.startsWith('--profile-routers=')) {
       profiled = new Set(a.slice('--profile-routers='.length).split(',').map(Number));
       if ([...profiled].some((i) => !Number.isInteger(i) || i < 1)) throw new Error(`mesh-convergence: bad "${a}" (${USAGE})`);
@@ -106,7 +118,8 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
       throw new Error(`mesh-convergence: "${rest[i]}" is not a router count in 2..250 (${USAGE})`);
     }
   }
-  return { peers, weaver, nodeArgs, profiled, logs, sleeveOnly, sizes };
+  if (steadySeconds > 0 && peers !== 'first') throw new Error(`mesh-convergence: --steady needs --peers=first, where the mesh is complete (${USAGE})`);
+  return { peers, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -151,7 +164,7 @@ function rssMiB(pid: number): number {
  * Between passes over the routers still waiting: the measures' resolution. Each poll
  * is one /report from a socket this process opens in the router's namespace.
  */
-const POLL_INTERVAL_MS = 200;
+let pollIntervalMs = 200;
 const REPORT_TIMEOUT_MS = 30_000;
 
 /**
@@ -177,7 +190,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
       }
     }));
     return waiting.size === 0;
-  }, timeoutMs, POLL_INTERVAL_MS);
+  }, timeoutMs, pollIntervalMs);
   if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${timeoutMs / 1000} s`);
   return last;
 }
@@ -186,7 +199,7 @@ function establishedCount(r: RouterReport | undefined): number {
   return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
 }
 
-async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly }: Options): Promise<Row> {
+async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
@@ -219,7 +232,8 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     let conns = 0;
     for (const h of bed.hosts) conns += establishedCount(await report(h));
     const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
-    return { n, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu,
+    const idleCpuPercent = steadySeconds > 0 ? await steadyCpu(routers, steadySeconds) : undefined;
+    return { n, idleCpuPercent, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu,
       hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
@@ -230,6 +244,14 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     }
     await bed.teardown();
   }
+}
+
+/** Each router's CPU over `seconds` of a formed mesh, as % of one core: [median, max]. */
+async function steadyCpu(routers: SpawnedProcess[], seconds: number): Promise<[number, number]> {
+  const before = routers.map((p) => cpuSeconds(p.pid));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const pct = routers.map((p, i) => ((cpuSeconds(p.pid) - before[i]!) / seconds) * 100).sort((a, b) => a - b);
+  return [pct[Math.floor(pct.length / 2)]!, pct[pct.length - 1]!];
 }
 
 function fmt(v: number, digits = 1): string {
@@ -251,11 +273,12 @@ async function main(): Promise<void> {
       `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
     rows.push(row);
   }
-  const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'router 1', 'others median', 'conns/router', 'RSS MiB min', 'median', 'max'];
+  const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'router 1', 'others median', 'conns/router', 'RSS MiB min', 'median', 'max', 'idle CPU % median', 'max'];
   const lines = rows.map((r) => [
     String(r.n), String(r.readyMs), String(r.listedMs), r.connectedMs === undefined ? '-' : String(r.connectedMs),
     fmt(r.cpuAtReady), fmt(r.cpuSeconds), fmt(r.hubCpu), fmt(r.leafCpuMedian), fmt(r.meanConns),
     fmt(r.rssMiB[0] ?? 0), fmt(r.rssMiB[Math.floor(r.rssMiB.length / 2)] ?? 0), fmt(r.rssMiB[r.rssMiB.length - 1] ?? 0),
+    r.idleCpuPercent ? fmt(r.idleCpuPercent[0], 2) : '-', r.idleCpuPercent ? fmt(r.idleCpuPercent[1], 2) : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
