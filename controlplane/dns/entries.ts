@@ -168,22 +168,22 @@ export class NameTable {
   /**
    * Local add (wire spec §9.2): a new entry starts live at Version 0; a
    * tombstoned one is resurrected (Tombstone 0, Version+1); a live one is
-   * left alone. Returns a copy of the resulting entry.
+   * left alone. Returns a copy of the resulting entry, and whether the table
+   * changed (so that the caller persists only real changes).
    */
-  add(hostname: string, containerId: string, origin: PeerName, addr: number): Entry {
+  add(hostname: string, containerId: string, origin: PeerName, addr: number): { entry: Entry; changed: boolean } {
     const fresh: Entry = { containerId, origin, addr, hostname, version: 0, tombstone: 0 };
     const key = entryKey(fresh);
     const have = this.byKey.get(key);
     if (!have) {
       this.insert(key, fresh);
-      return { ...fresh };
+      return { entry: { ...fresh }, changed: true };
     }
-    if (have.tombstone > 0) {
-      have.tombstone = 0;
-      have.version++;
-      this.touched(have);
-    }
-    return { ...have };
+    if (have.tombstone === 0) return { entry: { ...have }, changed: false };
+    have.tombstone = 0;
+    have.version++;
+    this.touched(have);
+    return { entry: { ...have }, changed: true };
   }
 
   /**

@@ -104,9 +104,8 @@ export class Nameserver {
 
   /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. */
   add(hostname: string, containerId: string, addr: number): Entry {
-    const before = this.table.find({ hostname, containerId, origin: this.ourName, addr });
-    const entry = this.table.add(hostname, containerId, this.ourName, addr);
-    if (!before || before.version !== entry.version) this.recordOwned([entry]);
+    const { entry, changed } = this.table.add(hostname, containerId, this.ourName, addr);
+    if (changed) this.recordOwned([entry]);
     this.broadcast([entry]);
     return entry;
   }

@@ -161,6 +161,13 @@ export class FileDnsEntryStore implements DnsEntryStore {
     this.journalPath = join(stateDir, DNS_JOURNAL_FILE);
   }
 
+  /** A file that would not parse is kept as `<path>.damaged` for its owner to look at; the error says why. */
+  private moveAside(path: string, parseError: unknown): DnsEntriesFileError {
+    renameSync(path, `${path}.damaged`);
+    const problem = parseError instanceof SyntaxError ? `not valid JSON (${parseError.message})` : (parseError as Error).message;
+    return new DnsEntriesFileError(path, problem);
+  }
+
   /**
    * Our saved entries, the journal's changes merged in; none when there is no
    * file. A damaged snapshot is moved aside and reported with a
@@ -175,8 +182,7 @@ export class FileDnsEntryStore implements DnsEntryStore {
     try {
       snapshot = parseDnsSnapshot(text, this.ourName);
     } catch (err) {
-      renameSync(this.path, `${this.path}.damaged`);
-      throw new DnsEntriesFileError(this.path, err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message);
+      throw this.moveAside(this.path, err);
     }
     this.snapshotSize = snapshot.entries.length;
     const journal = this.loadJournal(report);
@@ -229,8 +235,7 @@ export class FileDnsEntryStore implements DnsEntryStore {
     try {
       journal = parseDnsJournal(text, this.ourName);
     } catch (err) {
-      renameSync(this.journalPath, `${this.journalPath}.damaged`);
-      report(new DnsEntriesFileError(this.journalPath, err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message));
+      report(this.moveAside(this.journalPath, err));
       return undefined;
     }
     if (journal.damagedLine !== undefined) {

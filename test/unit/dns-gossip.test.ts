@@ -71,6 +71,16 @@ test('a tombstone wins over a live entry of the same version; a higher version r
   assert.equal(t.lookup('WEB.Weave.Local.').length, 1);
 });
 
+test('a local add says whether it changed the table: new, resurrected, or already live', () => {
+  const t = new NameTable();
+  const first = t.add('web.weave.local.', 'c1', A, 5);
+  assert.deepEqual([first.changed, first.entry.version], [true, 0]);
+  assert.equal(t.add('web.weave.local.', 'c1', A, 5).changed, false, 'already live');
+  t.tombstone(A, NOW, () => true);
+  const back = t.add('web.weave.local.', 'c1', A, 5);
+  assert.deepEqual([back.changed, back.entry.version, back.entry.tombstone], [true, 2, 0], 'resurrected');
+});
+
 test('identity is case-sensitive but lookup is not', () => {
   const t = new NameTable();
   t.merge([entry({ hostname: 'web.weave.local.', addr: 1 }), entry({ hostname: 'Web.weave.local.', addr: 2 })]);
