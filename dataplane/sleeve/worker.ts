@@ -26,6 +26,7 @@ import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
+import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
 import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
@@ -100,6 +101,14 @@ function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
   connections.set(id, conn);
   byName.set(msg.remoteName, conn);
   report();
+  // The remote got here first and its heartbeat is already waiting: answer it now, not at its next retry.
+  const now = Date.now();
+  const held = early.take(msg.remoteName, now);
+  if (held) {
+    openDatagram(conn, held.datagram, held.from, now);
+    flushAll(now);
+    openArenaAt = 0;
+  }
 }
 
 function removeConnection(id: number): void {
@@ -175,12 +184,23 @@ const openArena = new Uint8Array(BATCH * SLOT);
 let openArenaAt = 0;
 const ourNameBytes = peerNameBytes(ourName);
 
+/** The latest datagram of each sender we have no forwarder for yet, replayed when its forwarder is added. */
+const early = new EarlyDatagrams();
+
 function handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
   stats.datagramsReceived++;
   if (datagram.length < NAME_SIZE) return drop('datagram-too-short');
   const sender = readPeerNameCached(datagram, 0);
   const conn = byName.get(sender);
-  if (!conn || conn.failed) return drop('unknown-sender');
+  if (!conn) {
+    early.keep(sender, datagram, from, now);
+    return drop('unknown-sender');
+  }
+  if (conn.failed) return drop('unknown-sender');
+  openDatagram(conn, datagram, from, now);
+}
+
+function openDatagram(conn: SleeveConnection, datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
   let body = datagram.subarray(NAME_SIZE);
   if (conn.opener) {
     try {
