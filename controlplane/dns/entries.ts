@@ -182,7 +182,7 @@ export class NameTable {
     if (have.tombstone === 0) return { entry: { ...have }, changed: false };
     have.tombstone = 0;
     have.version++;
-    this.touched(have);
+    this.touched(have, false);
     return { entry: { ...have }, changed: true };
   }
 
@@ -196,7 +196,7 @@ export class NameTable {
       if (e.origin !== ourName || e.tombstone > 0 || !match(e)) continue;
       e.tombstone = now;
       e.version++;
-      this.touched(e);
+      this.touched(e, true);
       changed.push({ ...e });
     }
     return changed;
@@ -214,8 +214,10 @@ export class NameTable {
       if (!have) {
         this.insert(key, { ...e });
         changed.push({ ...e });
-      } else if (mergeEntry(have, e)) {
-        this.touched(have);
+      } else {
+        const wasLive = have.tombstone === 0;
+        if (!mergeEntry(have, e)) continue;
+        this.touched(have, wasLive);
         changed.push({ ...have });
       }
     }
@@ -262,16 +264,37 @@ export class NameTable {
     return this.all().filter((e) => e.tombstone === 0);
   }
 
+  /**
+   * The lookup indexes hold live entries only. Tombstones are kept for up to
+   * an hour (stamped, then purged 30 min later at the next 30-minute sweep)
+   * and under churn nearly every name is a new one: indexed, each would hold
+   * a Set of its own that no lookup ever returns.
+   */
   private insert(key: string, e: Entry): void {
     this.byKey.set(key, e);
+    if (e.tombstone === 0) this.index(e);
+  }
+
+  private index(e: Entry): void {
     this.byName.insert(nameKey(e), e);
     this.byAddr.insert(e.addr, e);
   }
 
-  /** `e` changed in place (tombstone or version): cached lookups holding it are stale. */
-  private touched(e: Entry): void {
-    this.byName.changed(nameKey(e));
-    this.byAddr.changed(e.addr);
+  private unindex(e: Entry): void {
+    this.byName.remove(nameKey(e), e);
+    this.byAddr.remove(e.addr, e);
+  }
+
+  /** `e` changed in place (tombstone or version), having been live or not before. */
+  private touched(e: Entry, wasLive: boolean): void {
+    const live = e.tombstone === 0;
+    if (wasLive && !live) this.unindex(e);
+    else if (!wasLive && live) this.index(e);
+    else if (live) {
+      // Still live, a new version: cached answers hold the old copy's place in the display order.
+      this.byName.changed(nameKey(e));
+      this.byAddr.changed(e.addr);
+    }
   }
 
   private removeWhere(pred: (e: Entry) => boolean): number {
@@ -279,8 +302,7 @@ export class NameTable {
     for (const [key, e] of this.byKey) {
       if (pred(e)) {
         this.byKey.delete(key);
-        this.byName.remove(nameKey(e), e);
-        this.byAddr.remove(e.addr, e);
+        if (e.tombstone === 0) this.unindex(e);
         removed++;
       }
     }
