@@ -106,8 +106,7 @@ function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
   const held = early.take(msg.remoteName, now);
   if (held) {
     openDatagram(conn, held.datagram, held.from, now);
-    flushAll(now);
-    openArenaAt = 0;
+    endOfReceived(now);
   }
 }
 
@@ -542,6 +541,11 @@ function receiveUdp(fd: number, now: number): void {
       for (let off = 0; off < whole.length; off += seg) handleDatagram(whole.subarray(off, Math.min(off + seg, whole.length)), from, now);
     } else handleDatagram(whole, from, now);
   }
+  endOfReceived(now);
+}
+
+/** After received datagrams are handled: send and inject what they routed, then reuse the arena their frames were opened into. */
+function endOfReceived(now: number): void {
   flushAll(now);
   openArenaAt = 0;
 }
