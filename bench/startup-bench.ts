@@ -28,8 +28,8 @@ import { createTestbed, runIperfClient, startIperfServer, type Container, type H
 import { WEAVER_ENV_DEFAULTS, WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
 
 const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
+const POLLER = fileURLToPath(new URL('./startup-poller.js', import.meta.url));
 const API = '127.0.0.1:6784';
-const POLL_S = 0.01;
 const IDLE_BEFORE_RSS_MS = 3000;
 const ROUND_TIMEOUT_S = 60;
 const SLEEVE_LOAD_S = 5;
@@ -78,13 +78,13 @@ const newFigures = (): Figures => ({ api: [], established: [], phases: new Map()
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
 async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
-  const poller = h2.run(pollScript());
+  const poller = await startPoller(h2);
   const t0 = Date.now();
   const router = startRouter(h2, stateDir, [h1.address], weaver, extraFlags, nodeFlags);
   try {
-    const polled = await poller;
-    if (polled.code !== 0) throw new Error(`startup-bench: round timed out (${polled.code}):\n${router.output().split('\n').slice(-15).join('\n')}`);
-    const at = (what: string): number => Number(BigInt(/(\S+) (\d+)/.exec(polled.stdout.split('\n').find((l) => l.startsWith(what))!)![2]!) / 1_000_000n) - t0;
+    const polled = await poller.exited;
+    if (polled !== 0) throw new Error(`startup-bench: round timed out (${polled}):\n${router.output().split('\n').slice(-15).join('\n')}`);
+    const at = (what: string): number => Number(/(\S+) (\d+)/.exec(poller.output().split('\n').find((l) => l.startsWith(what))!)![2]!) - t0;
     into.api.push(at('api'));
     into.established.push(at('established'));
     for (const [phase, ms] of phasesOf(router.output())) into.phases.set(phase, [...(into.phases.get(phase) ?? []), ms]);
@@ -120,8 +120,8 @@ async function sleeveLoad(h1: Host, h2: Host): Promise<void> {
   const r1 = startRouter(h1, join(h1.dir, 'state-sleeve'), [], WEAVER, flags, NODE_FLAGS);
   const r2 = startRouter(h2, join(h2.dir, 'state-sleeve'), [h1.address], WEAVER, flags, NODE_FLAGS);
   try {
-    const polled = await h2.run(pollScript());
-    if (polled.code !== 0) throw new Error(`startup-bench: sleeve routers did not connect (${polled.code}):\n${r2.output().split('\n').slice(-15).join('\n')}`);
+    const polled = await (await startPoller(h2)).exited;
+    if (polled !== 0) throw new Error(`startup-bench: sleeve routers did not connect (${polled}):\n${r2.output().split('\n').slice(-15).join('\n')}`);
     const idle = [rssMiB(r1.pid), rssMiB(r2.pid)];
     const [c1, c2] = [await attach(h1), await attach(h2)];
     const server = await startIperfServer(c2);
@@ -143,19 +143,19 @@ async function sleeveLoad(h1: Host, h2: Host): Promise<void> {
   }
 }
 
-/**
- * Polls from inside the host's namespace (one shell, curl every POLL_S) and
- * prints the wall-clock ns at which the API first answered and at which a
- * connection was first established.
- */
-function pollScript(): string {
-  return [
-    `end=$(( $(date +%s) + ${ROUND_TIMEOUT_S} ))`,
-    `until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 http://${API}/status)" != 000 ]; do [ $(date +%s) -lt $end ] || exit 1; sleep ${POLL_S}; done`,
-    'echo api $(date +%s%N)',
-    `until curl -s --max-time 1 http://${API}/report | grep -q '"State": *"established"'; do [ $(date +%s) -lt $end ] || exit 2; sleep ${POLL_S}; done`,
-    'echo established $(date +%s%N)',
-  ].join('\n');
+/** The poller (startup-poller.ts) in the host's namespace, once it runs: its own start is not timed. */
+async function startPoller(h: Host): Promise<SpawnedProcess> {
+  const poller = h.spawn(process.execPath, [POLLER, API, String(ROUND_TIMEOUT_S)]);
+  await new Promise<void>((resolve, reject) => {
+    const onData = (): void => {
+      if (!poller.output().includes('polling\n')) return;
+      poller.child.stdout?.off('data', onData);
+      resolve();
+    };
+    poller.child.stdout?.on('data', onData);
+    void poller.exited.then((code) => reject(new Error(`startup-bench: the poller exited (${code}) before polling: ${poller.output()}`)));
+  });
+  return poller;
 }
 
 /** `startup: <phase> <ms>` lines the router logs at debug level. */

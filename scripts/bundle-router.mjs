@@ -1,4 +1,4 @@
-// Bundles the router (dist/weaver/main.js, tsc's output) into dist/router/:
+// Bundles the router (dist/weaver/entry.js, tsc's output) into dist/router/:
 // weaver.js, the chunks it imports at start and one chunk per lazily imported
 // part (the Docker plugin and proxy, the OVS and eBPF datapaths, IPsec, the
 // metrics registry), so a router start compiles a few files instead of ~250
@@ -18,7 +18,7 @@
 // The sleeve's packet worker is bundled on its own (dist/router/sleeve-worker.js,
 // one file): a worker thread loads its modules afresh, and the worker starts
 // when the first connection comes, so its module loading delays that
-// connection. The bundled SleeveDatapath starts that file instead of
+// connection. The bundled router starts that file instead of
 // dist/dataplane/sleeve/worker.js (WORKER_URL below).
 import { build } from 'esbuild';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -29,8 +29,8 @@ const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const OUT = join(DIST, 'router');
 const EXTERNAL = ['koffi', 'sodium-native', 'prom-client', 'light-my-request'];
 
-/** Where SleeveDatapath names its worker, and what the bundle names instead (a file beside every chunk). */
-const SLEEVE_DATAPATH = join(DIST, 'dataplane', 'sleeve', 'datapath.js');
+/** Where worker-url.js names the sleeve worker, and what the bundle names instead (a file beside every chunk). */
+const SLEEVE_WORKER_URL_MODULE = join(DIST, 'dataplane', 'sleeve', 'worker-url.js');
 const WORKER_URL = { source: "new URL('./worker.js', import.meta.url)", bundled: "new URL('./sleeve-worker.js', import.meta.url)" };
 
 /** Rewrites `import.meta.url` in each dist module to the module's own dist URL, computed from the chunk's. */
@@ -40,8 +40,8 @@ const keepModuleUrls = {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
       if (!args.path.startsWith(DIST + '/')) return undefined;
       let text = await readFile(args.path, 'utf8');
-      if (args.path === SLEEVE_DATAPATH) {
-        if (!text.includes(WORKER_URL.source)) throw new Error(`bundle-router: ${args.path} no longer starts its worker as ${WORKER_URL.source}; update WORKER_URL`);
+      if (args.path === SLEEVE_WORKER_URL_MODULE) {
+        if (!text.includes(WORKER_URL.source)) throw new Error(`bundle-router: ${args.path} no longer names the worker as ${WORKER_URL.source}; update WORKER_URL`);
         // Relative to the chunk, not to the module's dist URL: the rewrite below leaves it alone.
         text = text.replace(WORKER_URL.source, WORKER_URL.bundled.replace('import.meta.url', 'import.meta["url"]'));
       }

@@ -23,6 +23,7 @@ import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
+import { prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -150,6 +151,8 @@ async function main(argv: string[]): Promise<void> {
       logger.info({ addr, kind }, 'Listening for HTTP');
     }
     phase('HTTP API listening');
+    // Connections start on the sleeve: a router about to dial boots its packet worker meanwhile.
+    if (cfg.peers.length > 0 || cfg.resume) prestartSleeveWorker();
     // Peers dialling us while the data plane loads wait for our handshake instead of backing off.
     const meshListener = await MeshListener.open(cfg.host, cfg.port);
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the

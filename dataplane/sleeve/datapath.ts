@@ -16,7 +16,9 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC } from '../sys/epoll.js';
 import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
-import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
+import { SLEEVE_WORKER_URL } from './worker-url.js';
+import { adoptPrestartedWorker, hasPrestartedWorker } from './prestart.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 
 /** Weave's default overlay MTU for containers (user-surface spec: --mtu default). */
@@ -146,6 +148,8 @@ export class SleeveDatapath implements Datapath {
     const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const dp = new SleeveDatapath(opts, packetFd, udpFd, wakeFd);
     if (!opts.lazyWorker) await dp.startWorker();
+    // A worker prestarted for a router about to dial is adopted now, not at the dial.
+    else if (hasPrestartedWorker()) dp.warmUp();
     return dp;
   }
 
@@ -184,7 +188,9 @@ export class SleeveDatapath implements Datapath {
       ourName: this.opts.ourName, port: this.opts.port ?? DEFAULT_MESH_PORT,
       epollFd: this.epollFd, wakeFd: this.wakeFd, packetFd: this.packetFd, udpFd: this.udpFd, control: port2,
     };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: config, transferList: [port2] });
+    const prestarted = adoptPrestartedWorker();
+    const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2] });
+    if (prestarted) prestarted.postMessage({ t: 'config', config } satisfies WorkerConfigMessage, [port2]);
     this.worker = worker;
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     worker.on('message', (m: FromWorker) => this.onWorkerMessage(m));

@@ -81,3 +81,12 @@ export interface WorkerConfig {
   /** Port the main thread posts ToWorker messages on. */
   control: MessagePort;
 }
+
+/**
+ * The first message to a worker started before its datapath existed
+ * (prestart.ts): it was started with no workerData, and waits for this.
+ */
+export interface WorkerConfigMessage {
+  t: 'config';
+  config: WorkerConfig;
+}

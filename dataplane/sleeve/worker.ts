@@ -28,14 +28,19 @@ import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
-import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
+import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
 const SLOT = 65536;
 const STATS_INTERVAL_MS = 500;
 const MAC_EXPIRY_CHECK_MS = 60_000;
 
-const config = workerData as WorkerConfig;
+/** A worker started before its datapath (prestart.ts) has no workerData: its configuration is its first message. */
+function configFromParent(): Promise<WorkerConfig> {
+  return new Promise((resolve) => parentPort!.once('message', (m: WorkerConfigMessage) => resolve(m.config)));
+}
+
+const config: WorkerConfig = (workerData as WorkerConfig | null) ?? (await configFromParent());
 const ourName: PeerName = config.ourName;
 
 function post(msg: FromWorker): void {

@@ -1,0 +1,61 @@
+// Starting the sleeve packet worker before its datapath exists.
+//
+// A worker thread boots its own Node instance and loads its own modules: about
+// 100 ms on a quiet host, on the path of a router's first connection, which
+// always starts on the sleeve. A router that will dial at once (peers on its
+// command line, or --resume) starts the worker as soon as its API listens, so
+// the worker boots while the data plane opens and the first handshake runs;
+// the SleeveDatapath, created later, adopts it and sends it its WorkerConfig.
+// (Started any earlier, the boot competed with the router's own module loading
+// and the API answered ~50 ms later.)
+import { Worker } from 'node:worker_threads';
+import { SLEEVE_WORKER_URL } from './worker-url.js';
+
+let prestarted: Worker | undefined;
+let failed = false;
+
+/** Starts the packet worker with no configuration, once; returns its thread id. */
+export function prestartSleeveWorker(): number {
+  if (prestarted) return prestarted.threadId;
+  const worker = new Worker(SLEEVE_WORKER_URL, { workerData: null });
+  // Not adopted yet, it must neither keep the process alive nor crash it: a
+  // worker that failed is replaced by a fresh one that reports the failure.
+  worker.unref();
+  worker.once('error', () => {
+    failed = true;
+  });
+  worker.once('exit', () => {
+    failed = true;
+  });
+  prestarted = worker;
+  return worker.threadId;
+}
+
+/** Whether a prestarted worker is waiting to be adopted. */
+export function hasPrestartedWorker(): boolean {
+  return prestarted !== undefined && !failed;
+}
+
+/**
+ * The prestarted worker, handed over once; undefined when none was started or
+ * it died. The caller sends it a WorkerConfigMessage and owns it from then on.
+ */
+export function adoptPrestartedWorker(): Worker | undefined {
+  const worker = prestarted;
+  if (!worker || failed) {
+    discardPrestartedWorker();
+    return undefined;
+  }
+  prestarted = undefined;
+  worker.removeAllListeners();
+  worker.ref();
+  return worker;
+}
+
+/** Ends a prestarted worker that died or was never needed. */
+function discardPrestartedWorker(): void {
+  const worker = prestarted;
+  prestarted = undefined;
+  failed = false;
+  if (worker) void worker.terminate();
+}
