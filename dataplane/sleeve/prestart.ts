@@ -13,6 +13,9 @@ import { SLEEVE_WORKER_URL } from './worker-url.js';
 
 let prestarted: Worker | undefined;
 let failed = false;
+const onFailure = (): void => {
+  failed = true;
+};
 
 /** Starts the packet worker with no configuration, once; returns its thread id. */
 export function prestartSleeveWorker(): number {
@@ -21,12 +24,8 @@ export function prestartSleeveWorker(): number {
   // Not adopted yet, it must neither keep the process alive nor crash it: a
   // worker that failed is replaced by a fresh one that reports the failure.
   worker.unref();
-  worker.once('error', () => {
-    failed = true;
-  });
-  worker.once('exit', () => {
-    failed = true;
-  });
+  worker.once('error', onFailure);
+  worker.once('exit', onFailure);
   prestarted = worker;
   return worker.threadId;
 }
@@ -47,12 +46,13 @@ export function adoptPrestartedWorker(): Worker | undefined {
     return undefined;
   }
   prestarted = undefined;
-  worker.removeAllListeners();
+  worker.off('error', onFailure);
+  worker.off('exit', onFailure);
   worker.ref();
   return worker;
 }
 
-/** Ends a prestarted worker that died or was never needed. */
+/** Forgets a prestarted worker that died, ending whatever is left of it. */
 function discardPrestartedWorker(): void {
   const worker = prestarted;
   prestarted = undefined;
