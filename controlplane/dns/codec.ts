@@ -36,20 +36,14 @@ const MAX_U32 = 0xffffffffn;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function entryToGob(e: Entry): GobStruct {
-  return {
-    ContainerID: e.containerId,
-    Origin: e.origin,
-    Addr: BigInt(e.addr),
-    Hostname: e.hostname,
-    Version: BigInt(e.version),
-    Tombstone: BigInt(e.tombstone),
-  };
+  // The gob encoder takes safe-integer numbers as they are: no BigInt per field.
+  return { ContainerID: e.containerId, Origin: e.origin, Addr: e.addr, Hostname: e.hostname, Version: e.version, Tombstone: e.tombstone };
 }
 
 /** The GossipData struct value, entries in wire order (wire spec §9.1: Go peers check the order). */
 export function gossipPayloadToGob(p: GossipPayload): GobStruct {
   const sorted = [...p.entries].sort(compareForWire);
-  return { Timestamp: BigInt(p.timestamp), Entries: sorted.map(entryToGob) };
+  return { Timestamp: p.timestamp, Entries: sorted.map(entryToGob) };
 }
 
 /** Encode a payload as one gob stream (`opts.firstTypeId` only matters to tests reproducing captures). */

@@ -244,13 +244,13 @@ export class GobDecoder {
     const out: GobStruct = {};
     let field = -1;
     for (;;) {
-      const delta = r.uint();
-      if (delta === 0n) return out;
-      const index = BigInt(field) + delta;
-      if (index >= BigInt(def.fields.length)) {
-        throw new GobDecodeError(`field number ${index} out of range for struct ${def.name || '(unnamed)'} with ${def.fields.length} fields`);
+      const delta = r.uintNumber();
+      if (delta === 0) return out;
+      const index = field + delta;
+      if (index >= def.fields.length) {
+        throw new GobDecodeError(`field number ${index === Infinity ? 'beyond 2^53' : index} out of range for struct ${def.name || '(unnamed)'} with ${def.fields.length} fields`);
       }
-      field = Number(index);
+      field = index;
       const f = def.fields[field]!;
       setField(out, f.name, this.decodeValue(r, f.id, depth + 1, lookup));
     }
@@ -272,7 +272,7 @@ export class GobDecoder {
             return dv.getFloat64(0, true);
           }
           case 'bytes': return r.take(r.count('byte string length', r.remaining));
-          case 'string': return utf8.decode(r.take(r.count('string length', r.remaining)));
+          case 'string': return utf8.decode(r.view(r.count('string length', r.remaining)));
         }
         break;
       case 'opaque': return r.take(r.count('marshaled value length', r.remaining));

@@ -7,7 +7,6 @@ import { GobEncodeError } from './errors.js';
 import { wireTypeT } from './wire-types.js';
 
 const MAX_TYPE_DEPTH = 64;
-const utf8 = new TextEncoder();
 
 export interface GobEncoderOptions {
   /**
@@ -63,10 +62,25 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-function toBigInt(v: GobValue | undefined, what: string): bigint {
-  if (typeof v === 'bigint') return v;
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
-  throw new GobEncodeError(`${what}: expected a bigint, got ${describe(v)}`);
+/**
+ * Where in the value being encoded we are, for error messages: segments pushed
+ * and popped as the encoder descends, joined only when something is wrong
+ * (building a path string per value was most of what encoding allocated).
+ * Encoding is synchronous, so one stack serves every encoder.
+ */
+type PathSegment = string | number | { mapKey: GobValue };
+const pathStack: PathSegment[] = [];
+
+function pathText(): string {
+  return pathStack.map((seg, i) => {
+    if (typeof seg === 'number') return `[${seg}]`;
+    if (typeof seg === 'object') return `[${String(seg.mapKey)}]`;
+    return i === 0 || seg === ' key' ? seg : `.${seg}`;
+  }).join('');
+}
+
+function notA(what: string, v: GobValue | undefined): GobEncodeError {
+  return new GobEncodeError(`${pathText()}: expected ${what}, got ${describe(v)}`);
 }
 
 /** Whether a struct field holding `v` is omitted (gob sends no zero scalars or empty collections, spec §1.8.5). */
@@ -84,69 +98,96 @@ function isOmitted(t: GobType, v: GobValue | undefined): boolean {
   }
 }
 
-/** Writes a value's encoding (no delta or singleton marker) per spec §1.8.3/§1.8.5. */
-function writeValue(w: ByteWriter, t: GobType, v: GobValue | undefined, path: string, depth: number): void {
-  if (depth > MAX_TYPE_DEPTH) throw new GobEncodeError(`${path}: value nesting deeper than ${MAX_TYPE_DEPTH}`);
+/** Writes a value's encoding (no delta or singleton marker) per spec §1.8.3/§1.8.5; integers may be bigints or safe-integer numbers. */
+function writeValue(w: ByteWriter, t: GobType, v: GobValue | undefined, depth: number): void {
+  if (depth > MAX_TYPE_DEPTH) throw new GobEncodeError(`${pathText()}: value nesting deeper than ${MAX_TYPE_DEPTH}`);
   switch (t.kind) {
-    case 'uint': w.uint(toBigInt(v, path)); return;
-    case 'int': w.int(toBigInt(v, path)); return;
+    case 'uint':
+      if (typeof v === 'bigint') w.uint(v);
+      else if (typeof v === 'number' && Number.isSafeInteger(v)) w.uintNumber(v);
+      else throw notA('a bigint', v);
+      return;
+    case 'int':
+      if (typeof v === 'bigint') w.int(v);
+      else if (typeof v === 'number' && Number.isSafeInteger(v)) w.intNumber(v);
+      else throw notA('a bigint', v);
+      return;
     case 'bool':
-      if (typeof v !== 'boolean') throw new GobEncodeError(`${path}: expected a boolean, got ${describe(v)}`);
-      w.uint(v ? 1n : 0n);
+      if (typeof v !== 'boolean') throw notA('a boolean', v);
+      w.uintNumber(v ? 1 : 0);
       return;
     case 'float': {
-      if (typeof v !== 'number') throw new GobEncodeError(`${path}: expected a number, got ${describe(v)}`);
+      if (typeof v !== 'number') throw notA('a number', v);
       // Gob sends a float64's bytes reversed as a uint, so small exponents stay short.
       const dv = new DataView(new ArrayBuffer(8));
       dv.setFloat64(0, v, true);
       w.uint(dv.getBigUint64(0, false));
       return;
     }
-    case 'string': {
-      if (typeof v !== 'string') throw new GobEncodeError(`${path}: expected a string, got ${describe(v)}`);
-      const bytes = utf8.encode(v);
-      w.uint(BigInt(bytes.length));
-      w.raw(bytes);
+    case 'string':
+      if (typeof v !== 'string') throw notA('a string', v);
+      w.utf8String(v);
       return;
-    }
     case 'bytes':
-      if (!(v instanceof Uint8Array)) throw new GobEncodeError(`${path}: expected a Uint8Array, got ${describe(v)}`);
-      w.uint(BigInt(v.length));
+      if (!(v instanceof Uint8Array)) throw notA('a Uint8Array', v);
+      w.uintNumber(v.length);
       w.raw(v);
       return;
     case 'slice':
-      if (!Array.isArray(v)) throw new GobEncodeError(`${path}: expected an array, got ${describe(v)}`);
-      w.uint(BigInt(v.length));
-      v.forEach((e, i) => writeValue(w, t.elem, e, `${path}[${i}]`, depth + 1));
+      if (!Array.isArray(v)) throw notA('an array', v);
+      w.uintNumber(v.length);
+      for (let i = 0; i < v.length; i++) {
+        pathStack.push(i);
+        writeValue(w, t.elem, v[i], depth + 1);
+        pathStack.pop();
+      }
       return;
     case 'map':
-      if (!(v instanceof Map)) throw new GobEncodeError(`${path}: expected a Map, got ${describe(v)}`);
-      w.uint(BigInt(v.size));
+      if (!(v instanceof Map)) throw notA('a Map', v);
+      w.uintNumber(v.size);
       for (const [k, e] of v) {
-        writeValue(w, t.key, k, `${path} key`, depth + 1);
-        writeValue(w, t.elem, e, `${path}[${String(k)}]`, depth + 1);
+        pathStack.push(' key');
+        writeValue(w, t.key, k, depth + 1);
+        pathStack.pop();
+        pathStack.push({ mapKey: k });
+        writeValue(w, t.elem, e, depth + 1);
+        pathStack.pop();
       }
       return;
     case 'struct':
-      writeStruct(w, t, v, path, depth);
+      writeStruct(w, t, v, depth);
       return;
   }
 }
 
-function writeStruct(w: ByteWriter, t: Extract<GobType, { kind: 'struct' }>, v: GobValue | undefined, path: string, depth: number): void {
+function writeStruct(w: ByteWriter, t: Extract<GobType, { kind: 'struct' }>, v: GobValue | undefined, depth: number): void {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array || v instanceof Map) {
-    throw new GobEncodeError(`${path}: expected an object for struct ${t.name}, got ${describe(v)}`);
+    throw notA(`an object for struct ${t.name}`, v);
   }
   const s = v as GobStruct;
   let last = -1;
-  t.fields.forEach((f, i) => {
+  for (let i = 0; i < t.fields.length; i++) {
+    const f = t.fields[i]!;
     const fv = Object.prototype.hasOwnProperty.call(s, f.name) ? s[f.name] : undefined;
-    if (isOmitted(f.type, fv)) return;
-    w.uint(BigInt(i - last));
+    if (isOmitted(f.type, fv)) continue;
+    w.uintNumber(i - last);
     last = i;
-    writeValue(w, f.type, fv, `${path}.${f.name}`, depth + 1);
-  });
+    pathStack.push(f.name);
+    writeValue(w, f.type, fv, depth + 1);
+    pathStack.pop();
+  }
   w.byte(0);
+}
+
+/** Writes one top-level value; `root` names it in error messages. */
+function writeTopLevel(write: () => void, root: string): void {
+  pathStack.length = 0;
+  pathStack.push(root);
+  try {
+    write();
+  } finally {
+    pathStack.length = 0;
+  }
 }
 
 /** A stateful gob stream encoder. */
@@ -154,7 +195,8 @@ export class GobEncoder {
   private nextId: number;
   private readonly ids = new Map<string, number>();
   private readonly sent = new Set<number>();
-  private out = new ByteWriter();
+  /** Framed messages since the last takeBytes, joined once there (no buffer regrown to the stream's size). */
+  private out: Uint8Array[] = [];
 
   constructor(opts: GobEncoderOptions = {}) {
     this.nextId = opts.firstTypeId ?? GobTypeId.firstUserId;
@@ -168,26 +210,33 @@ export class GobEncoder {
     const id = this.assignId(type, 0);
     this.sendType(type, 0);
     const body = new ByteWriter();
-    body.int(BigInt(id));
+    body.intNumber(id);
     if (type.kind === 'struct') {
-      writeStruct(body, type, value, type.name || 'value', 0);
+      writeTopLevel(() => writeStruct(body, type, value, 0), type.name || 'value');
     } else {
       body.byte(0); // spec §1.8.4: non-struct values carry a 00 marker
-      writeValue(body, type, value, 'value', 0);
+      writeTopLevel(() => writeValue(body, type, value, 0), 'value');
     }
     this.writeMessage(body);
   }
 
   /** Returns the bytes produced since the last call; the stream's type state is kept. */
   takeBytes(): Uint8Array {
-    const bytes = this.out.toBytes();
-    this.out = new ByteWriter();
+    const chunks = this.out;
+    this.out = [];
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
     return bytes;
   }
 
   private writeMessage(body: ByteWriter): void {
-    this.out.uint(BigInt(body.length));
-    this.out.raw(body.toBytes());
+    const length = new ByteWriter();
+    length.uintNumber(body.length);
+    this.out.push(length.view(), body.view());
   }
 
   /**
@@ -236,29 +285,29 @@ export class GobEncoder {
     const id = this.idOf(t);
     if (this.sent.has(id)) return;
     this.sent.add(id);
-    const common = (name: string | undefined): GobStruct => ({ Name: name ?? '', Id: BigInt(id) });
+    const common = (name: string | undefined): GobStruct => ({ Name: name ?? '', Id: id });
     let def: GobStruct;
     switch (t.kind) {
       case 'struct':
         def = {
           StructT: {
             CommonType: common(t.name),
-            Field: t.fields.map((f) => ({ Name: f.name, Id: BigInt(this.idOf(f.type)) })),
+            Field: t.fields.map((f) => ({ Name: f.name, Id: this.idOf(f.type) })),
           },
         };
         break;
       case 'slice':
-        def = { SliceT: { CommonType: common(t.name), Elem: BigInt(this.idOf(t.elem)) } };
+        def = { SliceT: { CommonType: common(t.name), Elem: this.idOf(t.elem) } };
         break;
       case 'map':
-        def = { MapT: { CommonType: common(t.name), Key: BigInt(this.idOf(t.key)), Elem: BigInt(this.idOf(t.elem)) } };
+        def = { MapT: { CommonType: common(t.name), Key: this.idOf(t.key), Elem: this.idOf(t.elem) } };
         break;
       default:
         return;
     }
     const body = new ByteWriter();
-    body.int(BigInt(-id));
-    writeStruct(body, wireTypeT as Extract<GobType, { kind: 'struct' }>, def, 'wireType', 0);
+    body.intNumber(-id);
+    writeTopLevel(() => writeStruct(body, wireTypeT as Extract<GobType, { kind: 'struct' }>, def, 0), 'wireType');
     this.writeMessage(body);
     switch (t.kind) {
       case 'struct': for (const f of t.fields) this.sendType(f.type, depth + 1); break;

@@ -2,6 +2,11 @@
 import { GobDecodeError, GobEncodeError } from './errors.js';
 
 const MAX_U64 = (1n << 64n) - 1n;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+/** Largest magnitude whose zig-zag form (2|v| or 2|v|-1) is still a safe integer. */
+const ZIGZAG_SAFE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
+const ZIGZAG_SAFE_BIG = BigInt(ZIGZAG_SAFE);
+const utf8Encoder = new TextEncoder();
 
 /** Appends gob primitives to a growing buffer. */
 export class ByteWriter {
@@ -33,20 +38,53 @@ export class ByteWriter {
   /** spec §1.8.1: < 128 as one byte, else negated byte count then BE bytes. */
   uint(v: bigint): void {
     if (v < 0n || v > MAX_U64) throw new GobEncodeError(`uint ${v} is outside 0..2^64-1`);
-    if (v < 128n) { this.byte(Number(v)); return; }
-    const bytes: number[] = [];
-    let x = v;
-    while (x > 0n) { bytes.unshift(Number(x & 0xffn)); x >>= 8n; }
-    this.reserve(bytes.length + 1);
-    this.buf[this.len++] = 0x100 - bytes.length;
-    for (const b of bytes) this.buf[this.len++] = b;
+    if (v <= MAX_SAFE_BIG) { this.uintNumber(Number(v)); return; }
+    let n = 0;
+    for (let x = v; x > 0n; x >>= 8n) n++;
+    this.reserve(n + 1);
+    this.buf[this.len++] = 0x100 - n;
+    for (let i = n - 1; i >= 0; i--) this.buf[this.len++] = Number((v >> BigInt(8 * i)) & 0xffn);
+  }
+
+  /**
+   * The same encoding for a number (a length, a count, a field delta, a small
+   * value): no BigInt, as most of a message's integers are of this kind.
+   */
+  uintNumber(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new GobEncodeError(`uint ${v} is not a non-negative safe integer`);
+    if (v < 0x80) { this.byte(v); return; }
+    let n = 0;
+    for (let x = v; x > 0; x = Math.floor(x / 256)) n++;
+    this.reserve(n + 1);
+    this.buf[this.len++] = 0x100 - n;
+    for (let i = n - 1; i >= 0; i--) this.buf[this.len++] = Math.floor(v / 2 ** (8 * i)) % 256;
   }
 
   /** spec §1.8.2: zig-zag, then uint. */
   int(v: bigint): void {
     if (v < -(1n << 63n) || v >= (1n << 63n)) throw new GobEncodeError(`int ${v} is outside the int64 range`);
+    if (v >= -ZIGZAG_SAFE_BIG && v <= ZIGZAG_SAFE_BIG) { this.intNumber(Number(v)); return; }
     this.uint(v >= 0n ? v << 1n : ((-v - 1n) << 1n) | 1n);
   }
+
+  /** int() for a safe integer whose zig-zag form is still one. */
+  intNumber(v: number): void {
+    if (!Number.isSafeInteger(v)) throw new GobEncodeError(`int ${v} is not a safe integer`);
+    if (v > ZIGZAG_SAFE || v < -ZIGZAG_SAFE) { this.int(BigInt(v)); return; }
+    this.uintNumber(v >= 0 ? v * 2 : (-v - 1) * 2 + 1);
+  }
+
+  /** A string as gob sends it: its UTF-8 byte count, then the bytes, encoded in place. */
+  utf8String(v: string): void {
+    const n = Buffer.byteLength(v, 'utf8');
+    this.uintNumber(n);
+    this.reserve(n);
+    utf8Encoder.encodeInto(v, this.buf.subarray(this.len, this.len + n));
+    this.len += n;
+  }
+
+  /** The bytes written so far, as a view of the writer's buffer (valid until the next write). */
+  view(): Uint8Array { return this.buf.subarray(0, this.len); }
 
   toBytes(): Uint8Array { return this.buf.slice(0, this.len); }
 }
@@ -71,8 +109,13 @@ export class ByteReader {
   }
 
   take(n: number): Uint8Array {
+    return this.view(n).slice();
+  }
+
+  /** The next n bytes as a view of the message (no copy: for what is decoded at once, such as a string). */
+  view(n: number): Uint8Array {
     if (n > this.remaining) throw new GobDecodeError(`length ${n} exceeds the ${this.remaining} bytes left in the message`);
-    const out = this.bytes.slice(this.pos, this.pos + n);
+    const out = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
@@ -88,6 +131,22 @@ export class ByteReader {
     return v;
   }
 
+  /**
+   * A uint read as a number, for what is small by nature (a length, a count, a
+   * field delta): no BigInt. Larger than 2^53 - 1 is returned as Infinity, which
+   * every caller rejects as out of range.
+   */
+  uintNumber(): number {
+    const first = this.byte();
+    if (first < 0x80) return first;
+    const n = 0x100 - first;
+    if (n > 8) throw new GobDecodeError(`uint byte count ${n} is larger than 8 (byte 0x${first.toString(16)})`);
+    if (n > this.remaining) throw new GobDecodeError('unexpected end of message inside a uint');
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + this.bytes[this.pos++]!;
+    return Number.isSafeInteger(v) ? v : Infinity;
+  }
+
   int(): bigint {
     const u = this.uint();
     return (u & 1n) === 1n ? -(u >> 1n) - 1n : u >> 1n;
@@ -95,8 +154,8 @@ export class ByteReader {
 
   /** A uint used as a count or length: must fit in `limit` (usually the bytes left). */
   count(what: string, limit: number): number {
-    const v = this.uint();
-    if (v > BigInt(limit)) throw new GobDecodeError(`${what} ${v} exceeds the ${limit} bytes left in the message`);
-    return Number(v);
+    const v = this.uintNumber();
+    if (v > limit) throw new GobDecodeError(`${what} ${v === Infinity ? 'beyond 2^53' : v} exceeds the ${limit} bytes left in the message`);
+    return v;
   }
 }
