@@ -120,12 +120,18 @@ export class ByteReader {
     return out;
   }
 
-  uint(): bigint {
-    const first = this.byte();
-    if (first < 0x80) return BigInt(first);
+  /** How many big-endian bytes follow a uint's first byte (>= 0x80), checked against the limit and the message. */
+  private uintByteCount(first: number): number {
     const n = 0x100 - first;
     if (n > 8) throw new GobDecodeError(`uint byte count ${n} is larger than 8 (byte 0x${first.toString(16)})`);
     if (n > this.remaining) throw new GobDecodeError('unexpected end of message inside a uint');
+    return n;
+  }
+
+  uint(): bigint {
+    const first = this.byte();
+    if (first < 0x80) return BigInt(first);
+    const n = this.uintByteCount(first);
     let v = 0n;
     for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(this.bytes[this.pos++]!);
     return v;
@@ -139,9 +145,7 @@ export class ByteReader {
   uintNumber(): number {
     const first = this.byte();
     if (first < 0x80) return first;
-    const n = 0x100 - first;
-    if (n > 8) throw new GobDecodeError(`uint byte count ${n} is larger than 8 (byte 0x${first.toString(16)})`);
-    if (n > this.remaining) throw new GobDecodeError('unexpected end of message inside a uint');
+    const n = this.uintByteCount(first);
     let v = 0;
     for (let i = 0; i < n; i++) v = v * 256 + this.bytes[this.pos++]!;
     return Number.isSafeInteger(v) ? v : Infinity;

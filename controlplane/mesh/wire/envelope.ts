@@ -26,12 +26,13 @@ export function encodeGossipMessage(env: GossipEnvelope): Uint8Array {
   if (env.tag === ProtocolTag.GossipUnicast) enc.encode(uintT, env.dst);
   const head = enc.takeBytes();
   const payloadHead = new ByteWriter();
-  payloadHead.int(BigInt(GobTypeId.bytes));
+  payloadHead.intNumber(GobTypeId.bytes);
   payloadHead.byte(0);
-  payloadHead.uint(BigInt(env.payload.length));
+  payloadHead.uintNumber(env.payload.length);
   const messageLength = new ByteWriter();
-  messageLength.uint(BigInt(payloadHead.length + env.payload.length));
-  const parts = [head, messageLength.toBytes(), payloadHead.toBytes(), env.payload];
+  messageLength.uintNumber(payloadHead.length + env.payload.length);
+  // Views: both writers are done, and the parts are copied into the body below.
+  const parts = [head, messageLength.view(), payloadHead.view(), env.payload];
   const body = new Uint8Array(1 + parts.reduce((n, p) => n + p.length, 0));
   body[0] = env.tag;
   let off = 1;
