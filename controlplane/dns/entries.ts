@@ -1,6 +1,7 @@
 // The nameserver table: every DNS entry known cluster-wide, live or tombstoned
 // (wire spec §9). Pure data and merge rules; no I/O, no clock (callers pass `now`).
 import type { PeerName } from '../mesh/types.js';
+import { EntryIdentityMap, type EntryIdentity } from './identity-map.js';
 
 /** One name→address record (wire spec §9.1 `Entry`). */
 export interface Entry {
@@ -17,12 +18,8 @@ export interface Entry {
 }
 
 /** Entry identity is (ContainerID, Origin, Addr, Hostname), compared exactly (wire spec §9.1). */
-export function entryKey(e: Pick<Entry, 'containerId' | 'origin' | 'addr' | 'hostname'>): string {
+function entryKey(e: EntryIdentity): string {
   return `${e.hostname}\u0000${e.origin}\u0000${e.containerId}\u0000${e.addr}`;
-}
-
-export function sameIdentity(a: Entry, b: Entry): boolean {
-  return a.containerId === b.containerId && a.origin === b.origin && a.addr === b.addr && a.hostname === b.hostname;
 }
 
 /**
@@ -58,6 +55,12 @@ function compareRest(a: Entry, b: Entry): number {
  */
 export function compareForWire(a: Entry, b: Entry): number {
   return compareBytes(a.hostname, b.hostname) || compareRest(a, b);
+}
+
+/** Whether each entry sorts after the one before it in wire order, so no two share an identity. */
+export function isStrictlyInWireOrder(entries: readonly Entry[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (compareForWire(entries[i - 1]!, entries[i]!) >= 0) return false;
+  return true;
 }
 
 /** The display order: hostname case-insensitively, then origin, container id, address (user-surface spec §2.5). */
@@ -150,18 +153,18 @@ class LiveIndex<K> {
 }
 
 export class NameTable {
-  private readonly byKey = new Map<string, Entry>();
-  /** Lookup indexes, kept in step with byKey by insert/remove/touched. */
+  private readonly byIdentity = new EntryIdentityMap();
+  /** Lookup indexes, kept in step with byIdentity by insert/remove/touched. */
   private readonly byName = new LiveIndex<string>();
   private readonly byAddr = new LiveIndex<number>();
 
   get size(): number {
-    return this.byKey.size;
+    return this.byIdentity.size;
   }
 
   /** A copy of the entry with this identity, if known. */
-  find(e: Pick<Entry, 'containerId' | 'origin' | 'addr' | 'hostname'>): Entry | undefined {
-    const have = this.byKey.get(entryKey(e));
+  find(e: EntryIdentity): Entry | undefined {
+    const have = this.byIdentity.get(e);
     return have ? { ...have } : undefined;
   }
 
@@ -173,10 +176,9 @@ export class NameTable {
    */
   add(hostname: string, containerId: string, origin: PeerName, addr: number): { entry: Entry; changed: boolean } {
     const fresh: Entry = { containerId, origin, addr, hostname, version: 0, tombstone: 0 };
-    const key = entryKey(fresh);
-    const have = this.byKey.get(key);
+    const have = this.byIdentity.get(fresh);
     if (!have) {
-      this.insert(key, fresh);
+      this.insert(fresh);
       return { entry: { ...fresh }, changed: true };
     }
     if (have.tombstone === 0) return { entry: { ...have }, changed: false };
@@ -192,13 +194,13 @@ export class NameTable {
    */
   tombstone(ourName: PeerName, now: number, match: (e: Readonly<Entry>) => boolean): Entry[] {
     const changed: Entry[] = [];
-    for (const e of this.byKey.values()) {
-      if (e.origin !== ourName || e.tombstone > 0 || !match(e)) continue;
+    this.byIdentity.forEach((e) => {
+      if (e.origin !== ourName || e.tombstone > 0 || !match(e)) return;
       e.tombstone = now;
       e.version++;
       this.touched(e, true);
       changed.push({ ...e });
-    }
+    });
     return changed;
   }
 
@@ -209,10 +211,9 @@ export class NameTable {
   merge(incoming: readonly Entry[]): Entry[] {
     const changed: Entry[] = [];
     for (const e of incoming) {
-      const key = entryKey(e);
-      const have = this.byKey.get(key);
+      const have = this.byIdentity.get(e);
       if (!have) {
-        this.insert(key, { ...e });
+        this.insert({ ...e });
         changed.push({ ...e });
       } else {
         const wasLive = have.tombstone === 0;
@@ -250,13 +251,32 @@ export class NameTable {
   /** Copies of the entries `origin` owns, tombstones included, in no particular order. */
   ownedBy(origin: PeerName): Entry[] {
     const out: Entry[] = [];
-    for (const e of this.byKey.values()) if (e.origin === origin) out.push({ ...e });
+    this.byIdentity.forEach((e) => {
+      if (e.origin === origin) out.push({ ...e });
+    });
     return out;
   }
 
   /** Copies of all entries, tombstones included, in display order. */
   all(): Entry[] {
-    return [...this.byKey.values()].map((e) => ({ ...e })).sort(compareForDisplay);
+    return this.allInWireOrder().sort(compareForDisplay);
+  }
+
+  countWhere(pred: (e: Readonly<Entry>) => boolean): number {
+    let n = 0;
+    this.byIdentity.forEach((e) => {
+      if (pred(e)) n++;
+    });
+    return n;
+  }
+
+  /** Copies of all entries, tombstones included, in wire order (what gossip sends: no case folding per comparison). */
+  allInWireOrder(): Entry[] {
+    const out: Entry[] = [];
+    this.byIdentity.forEach((e) => {
+      out.push({ ...e });
+    });
+    return out.sort(compareForWire);
   }
 
   /** Copies of the live entries, in display order. */
@@ -270,8 +290,8 @@ export class NameTable {
    * and under churn nearly every name is a new one: indexed, each would hold
    * a Set of its own that no lookup ever returns.
    */
-  private insert(key: string, e: Entry): void {
-    this.byKey.set(key, e);
+  private insert(e: Entry): void {
+    this.byIdentity.add(e);
     if (e.tombstone === 0) this.index(e);
   }
 
@@ -298,14 +318,8 @@ export class NameTable {
   }
 
   private removeWhere(pred: (e: Entry) => boolean): number {
-    let removed = 0;
-    for (const [key, e] of this.byKey) {
-      if (pred(e)) {
-        this.byKey.delete(key);
-        if (e.tombstone === 0) this.unindex(e);
-        removed++;
-      }
-    }
-    return removed;
+    const removed = this.byIdentity.removeWhere(pred);
+    for (const e of removed) if (e.tombstone === 0) this.unindex(e);
+    return removed.length;
   }
 }

@@ -3,7 +3,7 @@
 // mesh seam live in gossiper.ts; this module sees decoded payloads only.
 import type { PeerName } from '../mesh/types.js';
 import { EXTERN_CONTAINER_ID, GOSSIP_WINDOW_SECONDS, TOMBSTONE_PURGE_INTERVAL_MS, TOMBSTONE_TIMEOUT_SECONDS } from './constants.js';
-import { NameTable, mergeEntryLists, type Entry } from './entries.js';
+import { NameTable, isStrictlyInWireOrder, mergeEntryLists, type Entry } from './entries.js';
 import { DnsGossipError, type GossipPayload } from './gossip-payload.js';
 import type { DnsEntryStore } from './persistence.js';
 
@@ -151,9 +151,14 @@ export class Nameserver {
     return this.table.all();
   }
 
+  /** How many live entries we originate (`weave_dns_entries`): counted, not copied, per scrape. */
+  liveOwnedCount(): number {
+    return this.table.countWhere((e) => e.tombstone === 0 && e.origin === this.ourName);
+  }
+
   /** Complete state for periodic gossip / gossip-down (wire spec §9.2). */
   fullState(): GossipPayload {
-    return { timestamp: this.now(), entries: this.table.all() };
+    return { timestamp: this.now(), entries: this.table.allInWireOrder() };
   }
 
   /** Receive a decoded gossip payload (tags 4 and 6), wire spec §9.3. Throws DnsGossipError. */
@@ -165,8 +170,9 @@ export class Nameserver {
         `host clock skew of ${skew}s exceeds ${GOSSIP_WINDOW_SECONDS}s limit (synchronise the hosts' clocks, e.g. with NTP)`);
     }
     // Duplicates are merged rather than rejected: one bad sender must not wedge the channel.
-    const incoming = mergeEntryLists([], payload.entries)
-      .filter((e) => e.origin === this.ourName || this.isKnownPeer(e.origin));
+    // Gossip in wire order, strictly ascending, has none, and is taken without a copy.
+    const unique = isStrictlyInWireOrder(payload.entries) ? payload.entries : mergeEntryLists([], payload.entries);
+    const incoming = unique.filter((e) => e.origin === this.ourName || this.isKnownPeer(e.origin));
 
     // Step 3: entries claiming to be ours are checked against what we hold.
     const overridden: Entry[] = [];

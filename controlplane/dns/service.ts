@@ -139,7 +139,7 @@ export class DnsService {
   }
 
   metrics(): MetricFamily[] {
-    return dnsMetricFamilies(this.ns.entries(), this.ns.ourName);
+    return dnsMetricFamilies(this.ns.liveOwnedCount());
   }
 
   private parseAddr(ip: string): number {

@@ -3,7 +3,6 @@
 // `weave report` (§3) and the `weave_dns_entries` metric (§5.3).
 import type { MetricFamily } from '../api/metrics.js';
 import type { ServiceSection } from '../api/status-model.js';
-import type { PeerName } from '../mesh/types.js';
 import { formatPeerName } from '../mesh/wire/peer-name.js';
 import { formatIPv4 } from './address.js';
 import { stripDomain } from './domain.js';
@@ -67,7 +66,6 @@ export function dnsReportSection(s: DnsStatus): Record<string, unknown> {
 }
 
 /** `weave_dns_entries`: live entries originated by this peer (user-surface spec §5.3). */
-export function dnsMetricFamilies(entries: Entry[], ourName: PeerName): MetricFamily[] {
-  const count = entries.filter((e) => e.tombstone === 0 && e.origin === ourName).length;
-  return [{ name: 'weave_dns_entries', help: 'Number of DNS entries.', type: 'gauge', samples: [{ value: count }] }];
+export function dnsMetricFamilies(liveOwnedEntries: number): MetricFamily[] {
+  return [{ name: 'weave_dns_entries', help: 'Number of DNS entries.', type: 'gauge', samples: [{ value: liveOwnedEntries }] }];
 }

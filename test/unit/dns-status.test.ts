@@ -56,9 +56,11 @@ test('facade: add ignores names outside the domain, check-alive tombstones, remo
     assert.deepEqual(svc.lookup('dead.foo.bar'), []);
     assert.equal(svc.namesJson().length, 2);
     await assert.rejects(svc.addName('c1', '10.32.0', 'x.foo.bar'), DnsInputError);
+    assert.equal(svc.metrics()[0].samples[0]?.value, 1, 'one live name of ours: web');
     assert.equal(svc.removeNames({ containerId: 'c1', fqdn: 'web.foo.bar' }).length, 1);
     assert.deepEqual(svc.lookup('web.foo.bar.'), []);
     assert.match(svc.metrics()[0].name, /weave_dns_entries/);
+    assert.equal(svc.metrics()[0].samples[0]?.value, 0, 'no live name of ours is left');
   } finally {
     await server.stop();
   }

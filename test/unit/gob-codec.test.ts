@@ -4,7 +4,7 @@ import {
   GobEncoder, GobDecoder, encodeGobStream, decodeGobStream, GobDecodeError, GobEncodeError,
   type GobType, type GobValue,
 } from '../../controlplane/mesh/gob/index.js';
-import { ByteWriter } from '../../controlplane/mesh/gob/primitives.js';
+import { ByteReader, ByteWriter } from '../../controlplane/mesh/gob/primitives.js';
 import { TOPOLOGY_EXAMPLE, specBytes, toHex } from './wire-helpers.js';
 
 const featuresT: GobType = { kind: 'map', key: { kind: 'string' }, elem: { kind: 'string' } };
@@ -35,6 +35,29 @@ test('uint and int primitives match spec §1.8.1 and §1.8.2 examples', () => {
     const w = new ByteWriter();
     if (kind === 'uint') w.uint(v); else w.int(v);
     assert.equal(toHex(w.toBytes()), hex, `${kind} ${v}`);
+  }
+});
+
+test('uint and int read back exactly at every byte length and at the 32-, 53- and 64-bit edges', () => {
+  const uints: bigint[] = [];
+  for (let bits = 0n; bits <= 64n; bits++) {
+    for (const v of [(1n << bits) - 1n, 1n << bits, (1n << bits) + 1n]) if (v >= 0n && v < 1n << 64n) uints.push(v);
+  }
+  uints.push(0xfedcba9876543210n, 0x0123456789abcdefn, (1n << 53n) - 1n, 0xffffffffn * 0x100000000n);
+  for (const v of uints) {
+    const w = new ByteWriter();
+    w.uint(v);
+    const r = new ByteReader(w.toBytes());
+    assert.equal(r.uint(), v, `uint ${v}`);
+    assert.equal(r.remaining, 0);
+  }
+  const ints = uints.filter((v) => v < 1n << 63n).flatMap((v) => [v, -v, -v - 1n]);
+  for (const v of ints) {
+    const w = new ByteWriter();
+    w.int(v);
+    const r = new ByteReader(w.toBytes());
+    assert.equal(r.int(), v, `int ${v}`);
+    assert.equal(r.remaining, 0);
   }
 });
 

@@ -61,7 +61,7 @@ function apiServer(): ReturnType<typeof buildApiServer> {
   return buildApiServer({
     router: router(),
     version: '2.8.1',
-    metrics: () => [...ipamMetrics(ipamStatus()), ...dnsMetricFamilies([], A)],
+    metrics: () => [...ipamMetrics(ipamStatus()), ...dnsMetricFamilies(0)],
   }, 'status');
 }
 

@@ -43,7 +43,6 @@ const DEFAULT_MAX_MESSAGE = 10 * 1024 * 1024;
  */
 const DEFAULT_MAX_VALUES = 1 << 20;
 const MAX_TYPE_ID = 0x7fffffff;
-const utf8 = new TextDecoder('utf-8');
 
 /**
  * Type definitions decoded recently, by id and encoded bytes. Every gossip
@@ -272,7 +271,7 @@ export class GobDecoder {
             return dv.getFloat64(0, true);
           }
           case 'bytes': return r.take(r.count('byte string length', r.remaining));
-          case 'string': return utf8.decode(r.view(r.count('string length', r.remaining)));
+          case 'string': return r.utf8String(r.count('string length', r.remaining));
         }
         break;
       case 'opaque': return r.take(r.count('marshaled value length', r.remaining));

@@ -8,6 +8,11 @@ const ZIGZAG_SAFE = Math.floor(Number.MAX_SAFE_INTEGER / 2);
 const ZIGZAG_SAFE_BIG = BigInt(ZIGZAG_SAFE);
 const utf8Encoder = new TextEncoder();
 
+/** Bytes needed for a non-zero value below 2^32. */
+function byteLength32(x: number): number {
+  return x < 0x100 ? 1 : x < 0x10000 ? 2 : x < 0x1000000 ? 3 : 4;
+}
+
 /** Appends gob primitives to a growing buffer. */
 export class ByteWriter {
   private buf = new Uint8Array(64);
@@ -53,11 +58,17 @@ export class ByteWriter {
   uintNumber(v: number): void {
     if (!Number.isSafeInteger(v) || v < 0) throw new GobEncodeError(`uint ${v} is not a non-negative safe integer`);
     if (v < 0x80) { this.byte(v); return; }
-    let n = 0;
-    for (let x = v; x > 0; x = Math.floor(x / 256)) n++;
+    // Two 32-bit halves, so that every byte is a shift rather than a division.
+    const hi = Math.floor(v / 0x100000000);
+    const lo = v >>> 0;
+    const n = hi > 0 ? 4 + byteLength32(hi) : byteLength32(lo);
     this.reserve(n + 1);
-    this.buf[this.len++] = 0x100 - n;
-    for (let i = n - 1; i >= 0; i--) this.buf[this.len++] = Math.floor(v / 2 ** (8 * i)) % 256;
+    const buf = this.buf;
+    let at = this.len;
+    buf[at++] = 0x100 - n;
+    for (let shift = 8 * (n - 5); shift >= 0; shift -= 8) buf[at++] = (hi >>> shift) & 0xff;
+    for (let shift = 8 * (Math.min(n, 4) - 1); shift >= 0; shift -= 8) buf[at++] = (lo >>> shift) & 0xff;
+    this.len = at;
   }
 
   /** spec §1.8.2: zig-zag, then uint. */
@@ -76,6 +87,23 @@ export class ByteWriter {
 
   /** A string as gob sends it: its UTF-8 byte count, then the bytes, encoded in place. */
   utf8String(v: string): void {
+    // A short ASCII string (a name, an id: nearly every string gossip carries)
+    // is copied a char at a time; encodeInto would cost a view object per string.
+    if (v.length < 0x80) {
+      this.reserve(v.length + 1);
+      const start = this.len + 1;
+      let i = 0;
+      for (; i < v.length; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        this.buf[start + i] = c;
+      }
+      if (i === v.length) {
+        this.buf[this.len] = v.length;
+        this.len = start + v.length;
+        return;
+      }
+    }
     const n = Buffer.byteLength(v, 'utf8');
     this.uintNumber(n);
     this.reserve(n);
@@ -90,8 +118,15 @@ export class ByteWriter {
 }
 
 /** Reads gob primitives from a bounded window of a buffer; every overrun is a GobDecodeError. */
+/** The values of the one-byte encodings (0-127), shared: BigInts are immutable. */
+const ONE_BYTE_UINTS: readonly bigint[] = Array.from({ length: 0x80 }, (_, b) => BigInt(b));
+const ONE_BYTE_INTS: readonly bigint[] = Array.from({ length: 0x80 }, (_, b) => BigInt((b & 1) === 1 ? -(b >> 1) - 1 : b >> 1));
+
 export class ByteReader {
   pos: number;
+  /** The same bytes as a Buffer, made on the first string read. */
+  private asBuffer: Buffer | undefined;
+
   constructor(private readonly bytes: Uint8Array, start = 0, readonly end = bytes.length) {
     this.pos = start;
   }
@@ -120,6 +155,19 @@ export class ByteReader {
     return out;
   }
 
+  /**
+   * The next n bytes decoded as UTF-8. Invalid sequences become U+FFFD (a JS
+   * string cannot hold them) and a leading BOM is kept, as a Go string would
+   * keep it. Decoded from the message in place: no view object per string.
+   */
+  utf8String(n: number): string {
+    if (n > this.remaining) throw new GobDecodeError(`length ${n} exceeds the ${this.remaining} bytes left in the message`);
+    this.asBuffer ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    const out = this.asBuffer.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
   /** How many big-endian bytes follow a uint's first byte (>= 0x80), checked against the limit and the message. */
   private uintByteCount(first: number): number {
     const n = 0x100 - first;
@@ -130,11 +178,24 @@ export class ByteReader {
 
   uint(): bigint {
     const first = this.byte();
-    if (first < 0x80) return BigInt(first);
-    const n = this.uintByteCount(first);
-    let v = 0n;
-    for (let i = 0; i < n; i++) v = (v << 8n) | BigInt(this.bytes[this.pos++]!);
-    return v;
+    if (first < 0x80) return ONE_BYTE_UINTS[first]!;
+    return this.wideUint(this.uintByteCount(first));
+  }
+
+  /**
+   * The n (1-8) big-endian bytes of a uint as one BigInt: the bytes are
+   * gathered in two 32-bit numbers, so a 64-bit value costs two BigInts
+   * rather than three per byte.
+   */
+  private wideUint(n: number): bigint {
+    let hi = 0;
+    let lo = 0;
+    for (let i = 0; i < n; i++) {
+      hi = hi * 256 + (lo >>> 24);
+      lo = (lo & 0xffffff) * 256 + this.bytes[this.pos++]!;
+    }
+    // Below 2^53 the value is exact in a double: one BigInt.
+    return hi < 0x200000 ? BigInt(hi * 0x100000000 + lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   /**
@@ -152,7 +213,17 @@ export class ByteReader {
   }
 
   int(): bigint {
-    const u = this.uint();
+    const first = this.byte();
+    if (first < 0x80) return ONE_BYTE_INTS[first]!;
+    const n = this.uintByteCount(first);
+    if (n <= 6) {
+      // Up to 48 bits: the zig-zag decoding is exact in a double.
+      let u = 0;
+      for (let i = 0; i < n; i++) u = u * 256 + this.bytes[this.pos++]!;
+      const half = Math.floor(u / 2);
+      return BigInt(u % 2 === 1 ? -half - 1 : half);
+    }
+    const u = this.wideUint(n);
     return (u & 1n) === 1n ? -(u >> 1n) - 1n : u >> 1n;
   }
 
