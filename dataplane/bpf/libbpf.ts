@@ -58,6 +58,8 @@ export const tcQuery = bind<number>(lib, 'int bpf_tc_query(const void *hook, voi
 export const mapUpdateElem = bind<number>(lib, 'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)');
 export const mapLookupElem = bind<number>(lib, 'int bpf_map_lookup_elem(int fd, const void *key, void *value)');
 export const mapDeleteElem = bind<number>(lib, 'int bpf_map_delete_elem(int fd, const void *key)');
+/** Many elements in one syscall (kernel 5.6+); returns -ENOENT once it has read to the map's end. */
+export const mapLookupBatch = bind<number>(lib, 'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, uint32_t *count, const void *opts)');
 export const mapGetNextKey = bind<number>(lib, 'int bpf_map_get_next_key(int fd, const void *key, void *next_key)');
 export const objGet = bind<number>(lib, 'int bpf_obj_get(const char *pathname)');
 export const objPin = bind<number>(lib, 'int bpf_obj_pin(int fd, const char *pathname)');

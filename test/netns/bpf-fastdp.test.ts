@@ -157,6 +157,19 @@ test('broadcast and unicast reach h3 through h2, which relays tunnel to tunnel',
   assert.equal(c1AtH3?.peerShortId, SHORT_IDS[1], 'h3 learned c1 from the original source short id');
 });
 
+test('the peer table reads back, in one batch, exactly the peers applied', () => {
+  for (const n of [node(1), node(2), node(3)]) {
+    const pinned = DatapathMaps.openPinned(n.pinDir);
+    try {
+      const got = [...pinned.listPeerEntries()].map(([id, p]) => [id, p.underlayIp, p.receiveOnly]).sort();
+      const want = stateOf(n).peers.map((p) => [p.shortId, p.underlayIp, false]).sort();
+      assert.deepEqual(got, want, `peers of h${n.host.index}`);
+    } finally {
+      pinned.close();
+    }
+  }
+});
+
 test('a restarted loader process keeps an ongoing ping going (same pinned maps)', async () => {
   const h1 = node(1);
   const h2 = node(2);
