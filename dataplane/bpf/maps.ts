@@ -256,23 +256,23 @@ export class DatapathMaps {
    */
   listPeerEntries(): Map<number, { underlayIp: string; receiveOnly: boolean }> {
     const out = new Map<number, { underlayIp: string; receiveOnly: boolean }>();
-    const add = (id: number, v: Buffer, at: number): void => {
-      const ip = v.readUInt32LE(at);
-      if (ip !== 0) out.set(id, { underlayIp: hostU32ToIpv4(ip), receiveOnly: (v.readUInt32LE(at + 4) & PEER_F_RECEIVE_ONLY) !== 0 });
+    const add = (id: number, ip: number, flags: number): void => {
+      if (ip !== 0) out.set(id, { underlayIp: hostU32ToIpv4(ip), receiveOnly: (flags & PEER_F_RECEIVE_ONLY) !== 0 });
     };
     const slots = MAX_SHORT_ID + 1;
-    const keys = Buffer.alloc(4 * slots);
-    const values = Buffer.alloc(PEER_VALUE_SIZE * slots);
-    const count = Buffer.alloc(4);
-    count.writeUInt32LE(slots);
+    // Host-endian u32s, as the kernel keeps them: read through typed arrays, not a Buffer call per field.
+    const keys = new Uint32Array(slots);
+    const values = new Uint32Array((PEER_VALUE_SIZE / 4) * slots);
+    const count = new Uint32Array([slots]);
     const rc = c.mapLookupBatch(this.fds.weave_peers, null, Buffer.alloc(4), keys, values, count, null);
     if (rc === 0 || rc === -Errno.ENOENT) {
-      const n = count.readUInt32LE(0);
-      for (let i = 0; i < n; i++) add(keys.readUInt32LE(4 * i), values, PEER_VALUE_SIZE * i);
+      for (let i = 0; i < count[0]!; i++) add(keys[i]!, values[2 * i]!, values[2 * i + 1]!);
       return out;
     }
     const v = Buffer.alloc(PEER_VALUE_SIZE);
-    for (let id = 0; id <= MAX_SHORT_ID; id++) if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), v) === 0) add(id, v, 0);
+    for (let id = 0; id <= MAX_SHORT_ID; id++) {
+      if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), v) === 0) add(id, v.readUInt32LE(0), v.readUInt32LE(4));
+    }
     return out;
   }
 
