@@ -17,10 +17,12 @@
 //   idle CPU   with --steady=S (needs --peers=first): after every connection is up, the
 //              routers' CPU over S seconds of a formed, idle mesh, as % of one core per
 //              router (median, max): the heartbeat and gossip floor that grows with N
+// --node-flag=FLAG (repeatable) adds a Node/V8 flag to every router after the launch flags, which it
+// overrides: an A/B of the router's heap settings, for instance.
 // --poll-ms=MS sets the pause between polling passes (default 200 ms; 2000 made no difference at
 // N=50, so the polling is not what loads the routers).
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--node-flag=FLAG ...] [N ...]
 //   (default sizes: 10 25 50)
 // Routers run as `weave launch` runs them (its Node flags and environment), with the
 // fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
@@ -71,7 +73,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--node-flag=FLAG ...] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -86,6 +88,8 @@ interface Options {
   logs: string | undefined;
   /** Routers run with --no-fastdp. */
   sleeveOnly: boolean;
+  /** Node/V8 flags for every router after the launch flags (which they override). */
+  extraNodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Options & { sizes: number[] } {
@@ -96,11 +100,13 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
   let logs: string | undefined;
   let sleeveOnly = false;
   let steadySeconds = 0;
+  const extraNodeFlags: string[] = [];
   const rest: string[] = [];
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
     else if (a === '--sleeve') sleeveOnly = true;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
+    else if (a.startsWith('--node-flag=') && a.length > '--node-flag='.length) extraNodeFlags.push(a.slice('--node-flag='.length));
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
     else if (a.startsWith('--logs=') && a.length > '--logs='.length) logs = a.slice('--logs='.length);
     else if (a.startsWith('--timeout=') && Number(a.slice('--timeout='.length)) > 0) timeoutMs = Number(a.slice('--timeout='.length)) * 1000;
@@ -119,7 +125,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
     }
   }
   if (steadySeconds > 0 && peers !== 'first') throw new Error(`mesh-convergence: --steady needs --peers=first, where the mesh is complete (${USAGE})`);
-  return { peers, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds, sizes };
+  return { peers, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds, extraNodeFlags, sizes };
 }
 
 /** 1-2 distinct random other hosts; the first is an earlier one so that the graph is connected. */
@@ -199,7 +205,7 @@ function establishedCount(r: RouterReport | undefined): number {
   return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
 }
 
-async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds }: Options): Promise<Row> {
+async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds, extraNodeFlags }: Options): Promise<Row> {
   const bed = await createTestbed({ hosts: n, underlay: 'bridge' });
   const routers: SpawnedProcess[] = [];
   try {
@@ -210,7 +216,7 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
       routers.push(h.spawn(process.execPath, [
-        ...WEAVER_NODE_FLAGS, ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver,
+        ...WEAVER_NODE_FLAGS, ...extraNodeFlags, ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver,
         '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', logs ? 'debug' : 'warning',
         ...(sleeveOnly ? ['--no-fastdp'] : []), ...peers.map((p) => p.address),
       ], { env: { ...WEAVER_ENV_DEFAULTS } }));
