@@ -40,7 +40,10 @@ export function parsePeerName(text: string): PeerName {
   } else {
     throw new WireDecodeError(`invalid peer name ${JSON.stringify(text)}: "::" may appear only once`);
   }
-  return bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  // 48 bits are exact in a double: one BigInt, not three per byte.
+  let n = 0;
+  for (let i = 0; i < PEER_NAME_SIZE; i++) n = n * 256 + bytes[i]!;
+  return BigInt(n);
 }
 
 /** Formats as six lowercase 2-digit hex bytes separated by `:`. */
@@ -61,5 +64,8 @@ export function peerNameFromBytes(bytes: Uint8Array): PeerName {
   if (bytes.length !== PEER_NAME_SIZE) {
     throw new WireDecodeError(`peer name must be ${PEER_NAME_SIZE} bytes, got ${bytes.length} (a "hash"-flavour peer?)`);
   }
-  return bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  // 48 bits are exact in a double: one BigInt, not three per byte.
+  let n = 0;
+  for (let i = 0; i < PEER_NAME_SIZE; i++) n = n * 256 + bytes[i]!;
+  return BigInt(n);
 }
