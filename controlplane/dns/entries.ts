@@ -259,7 +259,7 @@ export class NameTable {
 
   /** Copies of all entries, tombstones included, in display order. */
   all(): Entry[] {
-    return this.allInWireOrder().sort(compareForDisplay);
+    return this.copies().sort(compareForDisplay);
   }
 
   countWhere(pred: (e: Readonly<Entry>) => boolean): number {
@@ -272,16 +272,20 @@ export class NameTable {
 
   /** Copies of all entries, tombstones included, in wire order (what gossip sends: no case folding per comparison). */
   allInWireOrder(): Entry[] {
-    const out: Entry[] = [];
-    this.byIdentity.forEach((e) => {
-      out.push({ ...e });
-    });
-    return out.sort(compareForWire);
+    return this.copies().sort(compareForWire);
   }
 
   /** Copies of the live entries, in display order. */
   live(): Entry[] {
     return this.all().filter((e) => e.tombstone === 0);
+  }
+
+  private copies(): Entry[] {
+    const out: Entry[] = [];
+    this.byIdentity.forEach((e) => {
+      out.push({ ...e });
+    });
+    return out;
   }
 
   /**
