@@ -44,21 +44,15 @@ test('uint and int read back exactly at every byte length and at the 32-, 53- an
     for (const v of [(1n << bits) - 1n, 1n << bits, (1n << bits) + 1n]) if (v >= 0n && v < 1n << 64n) uints.push(v);
   }
   uints.push(0xfedcba9876543210n, 0x0123456789abcdefn, (1n << 53n) - 1n, 0xffffffffn * 0x100000000n);
-  for (const v of uints) {
+  const roundTrip = (kind: 'uint' | 'int', v: bigint): void => {
     const w = new ByteWriter();
-    w.uint(v);
+    w[kind](v);
     const r = new ByteReader(w.toBytes());
-    assert.equal(r.uint(), v, `uint ${v}`);
-    assert.equal(r.remaining, 0);
-  }
-  const ints = uints.filter((v) => v < 1n << 63n).flatMap((v) => [v, -v, -v - 1n]);
-  for (const v of ints) {
-    const w = new ByteWriter();
-    w.int(v);
-    const r = new ByteReader(w.toBytes());
-    assert.equal(r.int(), v, `int ${v}`);
-    assert.equal(r.remaining, 0);
-  }
+    assert.equal(r[kind](), v, `${kind} ${v}`);
+    assert.equal(r.remaining, 0, `${kind} ${v}: bytes left over`);
+  };
+  for (const v of uints) roundTrip('uint', v);
+  for (const v of uints.filter((u) => u < 1n << 63n)) for (const i of [v, -v, -v - 1n]) roundTrip('int', i);
 });
 
 test('features map encodes exactly as spec §1.8.8', () => {
