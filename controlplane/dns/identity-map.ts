@@ -69,8 +69,7 @@ export class EntryIdentityMap {
   /** Calls `fn` for every entry (a callback rather than an iterator: no result object per entry). */
   forEach(fn: (e: Entry) => void): void {
     for (const group of this.byHostname.values()) {
-      if (group instanceof Map) group.forEach((e) => fn(e));
-      else if (Array.isArray(group)) group.forEach((e) => fn(e));
+      if (group instanceof Map || Array.isArray(group)) group.forEach((e) => fn(e));
       else fn(group);
     }
   }

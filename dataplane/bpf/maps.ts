@@ -262,11 +262,12 @@ export class DatapathMaps {
     const slots = MAX_SHORT_ID + 1;
     // Host-endian u32s, as the kernel keeps them: read through typed arrays, not a Buffer call per field.
     const keys = new Uint32Array(slots);
-    const values = new Uint32Array((PEER_VALUE_SIZE / 4) * slots);
+    const words = PEER_VALUE_SIZE / 4;
+    const values = new Uint32Array(words * slots);
     const count = new Uint32Array([slots]);
     const rc = c.mapLookupBatch(this.fds.weave_peers, null, Buffer.alloc(4), keys, values, count, null);
     if (rc === 0 || rc === -Errno.ENOENT) {
-      for (let i = 0; i < count[0]!; i++) add(keys[i]!, values[2 * i]!, values[2 * i + 1]!);
+      for (let i = 0; i < count[0]!; i++) add(keys[i]!, values[words * i]!, values[words * i + 1]!);
       return out;
     }
     const v = Buffer.alloc(PEER_VALUE_SIZE);

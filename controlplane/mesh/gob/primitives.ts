@@ -117,11 +117,11 @@ export class ByteWriter {
   toBytes(): Uint8Array { return this.buf.slice(0, this.len); }
 }
 
-/** Reads gob primitives from a bounded window of a buffer; every overrun is a GobDecodeError. */
 /** The values of the one-byte encodings (0-127), shared: BigInts are immutable. */
 const ONE_BYTE_UINTS: readonly bigint[] = Array.from({ length: 0x80 }, (_, b) => BigInt(b));
 const ONE_BYTE_INTS: readonly bigint[] = Array.from({ length: 0x80 }, (_, b) => BigInt((b & 1) === 1 ? -(b >> 1) - 1 : b >> 1));
 
+/** Reads gob primitives from a bounded window of a buffer; every overrun is a GobDecodeError. */
 export class ByteReader {
   pos: number;
   /** The same bytes as a Buffer, made on the first string read. */
@@ -182,6 +182,13 @@ export class ByteReader {
     return this.wideUint(this.uintByteCount(first));
   }
 
+  /** The next n big-endian bytes as a number: exact below 2^53, rounded above (callers check). */
+  private bigEndianNumber(n: number): number {
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + this.bytes[this.pos++]!;
+    return v;
+  }
+
   /**
    * The n (1-8) big-endian bytes of a uint as one BigInt: the bytes are
    * gathered in two 32-bit numbers, so a 64-bit value costs two BigInts
@@ -206,9 +213,7 @@ export class ByteReader {
   uintNumber(): number {
     const first = this.byte();
     if (first < 0x80) return first;
-    const n = this.uintByteCount(first);
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 256 + this.bytes[this.pos++]!;
+    const v = this.bigEndianNumber(this.uintByteCount(first));
     return Number.isSafeInteger(v) ? v : Infinity;
   }
 
@@ -218,8 +223,7 @@ export class ByteReader {
     const n = this.uintByteCount(first);
     if (n <= 6) {
       // Up to 48 bits: the zig-zag decoding is exact in a double.
-      let u = 0;
-      for (let i = 0; i < n; i++) u = u * 256 + this.bytes[this.pos++]!;
+      const u = this.bigEndianNumber(n);
       const half = Math.floor(u / 2);
       return BigInt(u % 2 === 1 ? -half - 1 : half);
     }

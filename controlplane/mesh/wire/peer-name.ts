@@ -17,6 +17,13 @@ function parseGroups(part: string, text: string): number[] {
   });
 }
 
+/** The six big-endian bytes as a name: 48 bits are exact in a double, so one BigInt rather than three per byte. */
+function peerNameOfBytes(bytes: ArrayLike<number>): PeerName {
+  let n = 0;
+  for (let i = 0; i < PEER_NAME_SIZE; i++) n = n * 256 + bytes[i]!;
+  return BigInt(n);
+}
+
 /**
  * Parses `0a:00:00:00:00:01`, or an IPv6-like abbreviation where one `::`
  * stands for zero bytes and 1 to 4 bytes are written (spec §1.6).
@@ -40,10 +47,7 @@ export function parsePeerName(text: string): PeerName {
   } else {
     throw new WireDecodeError(`invalid peer name ${JSON.stringify(text)}: "::" may appear only once`);
   }
-  // 48 bits are exact in a double: one BigInt, not three per byte.
-  let n = 0;
-  for (let i = 0; i < PEER_NAME_SIZE; i++) n = n * 256 + bytes[i]!;
-  return BigInt(n);
+  return peerNameOfBytes(bytes);
 }
 
 /** Formats as six lowercase 2-digit hex bytes separated by `:`. */
@@ -64,8 +68,5 @@ export function peerNameFromBytes(bytes: Uint8Array): PeerName {
   if (bytes.length !== PEER_NAME_SIZE) {
     throw new WireDecodeError(`peer name must be ${PEER_NAME_SIZE} bytes, got ${bytes.length} (a "hash"-flavour peer?)`);
   }
-  // 48 bits are exact in a double: one BigInt, not three per byte.
-  let n = 0;
-  for (let i = 0; i < PEER_NAME_SIZE; i++) n = n * 256 + bytes[i]!;
-  return BigInt(n);
+  return peerNameOfBytes(bytes);
 }
