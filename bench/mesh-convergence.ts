@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
 import { httpGetInNetns } from '../test/netns/lib/netns-http.js';
-import { WEAVER_ENV_DEFAULTS, WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
+import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 
 const DEFAULT_WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const API_IP = '127.0.0.1';
@@ -215,11 +215,13 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     for (const { h, peers } of plan) {
       const stateDir = join(h.dir, 'state');
       mkdirSync(stateDir, { recursive: true });
-      routers.push(h.spawn(process.execPath, [
-        ...WEAVER_NODE_FLAGS, ...extraNodeFlags, ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver,
+      const routerArgs = [
         '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', logs ? 'debug' : 'warning',
         ...(sleeveOnly ? ['--no-fastdp'] : []), ...peers.map((p) => p.address),
-      ], { env: { ...WEAVER_ENV_DEFAULTS } }));
+      ];
+      routers.push(h.spawn(process.execPath, [
+        ...WEAVER_NODE_FLAGS, ...extraNodeFlags, ...(profiled === undefined || profiled.has(h.index) ? nodeArgs : []), weaver, ...routerArgs,
+      ], { env: weaverEnvironment({}, routerArgs) }));
     }
     const failed = await Promise.race([
       Promise.race(routers.map(async (p, i) => ({ code: await p.exited, i }))),

@@ -25,7 +25,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
-import { WEAVER_ENV_DEFAULTS, WEAVER_NODE_FLAGS } from '../controlplane/cli/daemon.js';
+import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 
 const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const POLLER = fileURLToPath(new URL('./startup-poller.js', import.meta.url));
@@ -53,10 +53,9 @@ const rssMiB = (pid: number): number => statusField(pid, 'VmRSS');
 
 function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags, nodeFlags: readonly string[] = []): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
-  // As `weave launch` runs it: its Node flags and environment (two malloc arenas).
-  return h.spawn(process.execPath, [
-    ...WEAVER_NODE_FLAGS, ...nodeFlags, weaver, '--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers,
-  ], { env: { ...WEAVER_ENV_DEFAULTS } });
+  // As `weave launch` runs it: its Node flags and environment (two malloc arenas, no extra CA bundle).
+  const routerArgs = ['--state-dir', stateDir, '--http-addr', API, '--nickname', h.label, '--log-level', 'debug', ...flags, ...peers];
+  return h.spawn(process.execPath, [...WEAVER_NODE_FLAGS, ...nodeFlags, weaver, ...routerArgs], { env: weaverEnvironment({}, routerArgs) });
 }
 
 async function stopRouter(router: SpawnedProcess): Promise<void> {

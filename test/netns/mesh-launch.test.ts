@@ -18,9 +18,13 @@ async function listening(h: Host, port: number): Promise<boolean> {
 
 test('launch, refuse a second launch, status, stop cleans up', async () => {
   const h = testbed().host(1);
-  const pidText = await mustWeave(h, ['launch', '--nickname', 'alpha', '10.99.0.1']);
+  // A caller's extra CA bundle, which Node would parse at the router's every start, stays with the caller.
+  const pidText = await mustWeave(h, ['launch', '--nickname', 'alpha', '10.99.0.1'], { env: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' } });
   const pidFile = join(weaveStateDir(h), 'weaver.pid');
   assert.equal(readFileSync(pidFile, 'utf8').trim(), pidText.trim(), 'launch prints the router pid recorded in the pid file');
+  const routerEnv = readFileSync(`/proc/${weaverPid(h)}/environ`, 'utf8').split('\0');
+  assert.ok(routerEnv.includes('MALLOC_ARENA_MAX=2'), 'the router starts with two malloc arenas');
+  assert.ok(!routerEnv.some((v) => v.startsWith('NODE_EXTRA_CA_CERTS=')), 'the router starts without the extra CA bundle');
 
   const again = await weave(h, ['launch']);
   assert.equal(again.code, 3);

@@ -1,6 +1,7 @@
 // `weave launch` argument rewriting (user-surface spec §1.1 step 6, §4.4).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { weaverEnvironment } from '../../controlplane/cli/daemon.js';
 import { planLaunch } from '../../controlplane/cli/launch-plan.js';
 import { UsageError } from '../../controlplane/cli/usage.js';
 
@@ -72,5 +73,23 @@ test('WEAVE_NO_BRIDGED_FASTDP and AWSVPC reach the router as flags it refuses; t
   ] as const) {
     const plan = planLaunch([], env, 'h');
     assert.throws(() => parseWeaverFlags(plan.routerArgs, {}), (e: unknown) => e instanceof FlagError && re.test(e.message));
+  }
+});
+
+test('the router starts with two malloc arenas and without the extra CA bundle, unless it talks TLS to Docker', () => {
+  const caller = { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', PATH: '/usr/bin' };
+  const plain = planLaunch(['10.1.1.1'], {}, 'hostA');
+  const env = weaverEnvironment({ ...caller, ...plain.routerEnv }, plain.routerArgs);
+  assert.equal(env.MALLOC_ARENA_MAX, '2');
+  assert.equal(env.PATH, '/usr/bin');
+  assert.ok('NODE_EXTRA_CA_CERTS' in env && env.NODE_EXTRA_CA_CERTS === undefined, 'set to undefined, so a merge over another environment unsets it too');
+  // What spawn hands the child: undefined values are left out.
+  assert.ok(!Object.entries(env).some(([k, v]) => k === 'NODE_EXTRA_CA_CERTS' && v !== undefined));
+  assert.equal(weaverEnvironment({ MALLOC_ARENA_MAX: '8' }, []).MALLOC_ARENA_MAX, '8', "the caller's setting wins");
+
+  for (const tlsFlag of ['--tls', '--tlsverify']) {
+    const tls = planLaunch([tlsFlag, '10.1.1.1'], {}, 'hostA');
+    assert.ok(tls.routerArgs.includes(tlsFlag));
+    assert.equal(weaverEnvironment({ ...caller }, tls.routerArgs).NODE_EXTRA_CA_CERTS, caller.NODE_EXTRA_CA_CERTS, `kept with ${tlsFlag}`);
   }
 });

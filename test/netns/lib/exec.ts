@@ -12,8 +12,8 @@ export interface ExecResult {
 export interface ExecOptions {
   /** Kill the command after this many milliseconds (default 30 s); the code is then 124. */
   timeoutMs?: number;
-  /** Extra environment variables, merged over this process's environment. */
-  env?: Record<string, string>;
+  /** Extra environment variables, merged over this process's environment; undefined removes one. */
+  env?: Record<string, string | undefined>;
   /** Text written to the command's standard input. */
   input?: string;
   cwd?: string;
