@@ -143,8 +143,11 @@ export interface RunningDataPlane {
   readonly overlayHandler: OverlayHandler;
   /** Pass as the Router's `onRoutesChanged` / `onShortIdsChanged`. */
   routesChanged(): void;
-  /** The mesh is dialling a peer: datapaths start what the connection's forwarders will need. */
-  dialling(): void;
+  /**
+   * A connection is on its way (we are dialling, or a peer's protocol header
+   * came in): datapaths start what its forwarders will need.
+   */
+  connectionComing(): void;
   /** Must be called once the Router exists, before any connection is added. */
   bindRouter(router: Router): void;
   /** The data plane's part of a status snapshot: the switch's per-peer record, the Interface line, counters. */
@@ -265,7 +268,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       connectionRemoved: (conn) => overlaySwitch.connectionRemoved(conn),
     },
     routesChanged: () => updater?.schedule(),
-    dialling: () => {
+    connectionComing: () => {
       for (const d of datapaths) if (d instanceof SleeveDatapath) d.warmUp();
     },
     bindRouter: (r) => {

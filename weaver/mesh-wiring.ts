@@ -273,7 +273,9 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     pending.add(socket);
     let result: HandshakeResult;
     try {
-      result = await performHandshake(socket, handshakeOptions(false, remoteIp));
+      // A router with no peers of its own (the one the others dial) boots its sleeve worker
+      // beside the rest of the handshake, not after it.
+      result = await performHandshake(socket, { ...handshakeOptions(false, remoteIp), onPeerHeader: () => dataPlane?.connectionComing() });
       firstHandshake();
     } catch (err) {
       const msg = (err as Error).message;
@@ -318,7 +320,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const dial = async (address: string): Promise<HandshakeResult> => {
     logger.info(`->[${address}] attempting connection`);
     firstDial();
-    dataPlane?.dialling();
+    dataPlane?.connectionComing();
     try {
       const socket = await dialTcp(address, pending);
       socket.setNoDelay(true);

@@ -154,7 +154,7 @@ export class SleeveDatapath implements Datapath {
   }
 
   /**
-   * A connection is on its way (the mesh is dialling): start the packet worker
+   * A connection is on its way (we are dialling, or a peer's header came in): start the packet worker
    * now, beside the TCP connect and the handshake, instead of when the
    * connection's forwarder asks for it. Does nothing once it runs.
    */

@@ -193,11 +193,34 @@ for (const password of [undefined, pw('legacy')]) {
   });
 }
 
-test('bad magic: a non-weave client is refused', async () => {
+test('bad magic: a non-weave client is refused, and is not taken for a peer', async () => {
   const pair = await tcpPair();
+  let peerHeaders = 0;
   try {
     pair.client.write('GET / HTTP/1.1\r\n\r\n');
-    await assert.rejects(performHandshake(pair.server, opts(beta, false)), /"weave" protocol header/);
+    await assert.rejects(performHandshake(pair.server, opts(beta, false, { onPeerHeader: () => peerHeaders++ })), /"weave" protocol header/);
+    assert.equal(peerHeaders, 0);
+  } finally { pair.close(); }
+});
+
+test('a peer\'s header is reported once, before the handshake completes', async () => {
+  const pair = await tcpPair();
+  let calls = 0;
+  let serverDone = false;
+  let doneAtHeader: boolean | undefined;
+  try {
+    const server = performHandshake(pair.server, opts(beta, false, {
+      onPeerHeader: () => {
+        calls++;
+        doneAtHeader = serverDone;
+      },
+    })).then((r) => {
+      serverDone = true;
+      return r;
+    });
+    await Promise.all([performHandshake(pair.client, opts(alpha, true)), server]);
+    assert.equal(calls, 1);
+    assert.equal(doneAtHeader, false);
   } finally { pair.close(); }
 });
 

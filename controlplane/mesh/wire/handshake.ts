@@ -54,6 +54,12 @@ export interface HandshakeOptions {
   /** Random per connection when not given. */
   connId?: bigint;
   timeouts?: Partial<HandshakeTimeouts>;
+  /**
+   * The remote sent a weave protocol header in a version we share: a peer,
+   * not a stray connection, is on the other end. Called once, before the
+   * rest of the handshake.
+   */
+  onPeerHeader?(): void;
 }
 
 export interface HandshakeResult { handshake: Handshake; link: MessageLink }
@@ -133,6 +139,7 @@ async function handshake(socket: Socket, reader: SocketReader, opts: HandshakeOp
     }
   });
   const version = negotiateVersion(ours, theirs);
+  opts.onPeerHeader?.();
 
   const connId = opts.connId ?? randomConnId();
   const features = buildFeatures({ identity: opts.identity, connId, trusted: opts.trustedRemote, overlays: opts.overlays });
