@@ -12,6 +12,7 @@ import {
   DuplicateConnectionError,
   MAX_PENDING_HANDSHAKES,
   PendingHandshakes,
+  PortNotListeningError,
   Router,
   SelfConnectionError,
   meshStatus,
@@ -144,7 +145,8 @@ function dialTcp(address: string, pending: Set<Socket>): Promise<Socket> {
     const fail = (err: unknown): void => {
       socket.destroy();
       pending.delete(socket);
-      reject(new Error(describeDialError(address, err)));
+      const message = describeDialError(address, err);
+      reject((err as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? new PortNotListeningError(message) : new Error(message));
     };
     socket.setTimeout(DIAL_TIMEOUT_MS, () => fail(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     socket.once('error', fail);

@@ -63,3 +63,15 @@ export class GossipLimitError extends Error {
     this.name = 'GossipLimitError';
   }
 }
+
+/**
+ * A dial answered with a reset: the host is up, but nothing listens on its
+ * mesh port yet (a router still starting or restarting). The connection
+ * maker retries these sooner than other failures.
+ */
+export class PortNotListeningError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PortNotListeningError';
+  }
+}

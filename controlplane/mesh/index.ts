@@ -22,6 +22,7 @@ export {
   DuplicateConnectionError,
   ConnectionLimitError,
   GossipLimitError,
+  PortNotListeningError,
 } from './errors.js';
 export {
   Router,

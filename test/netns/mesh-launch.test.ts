@@ -109,6 +109,29 @@ test('three hosts converge: every host lists every peer', async () => {
   for (const h of testbed().hosts) await mustWeave(h, ['stop']);
 });
 
+test('a peer whose port is not open yet is redialled sooner than the backoff, and connected soon after it launches', async () => {
+  const [h1, h2] = testbed().hosts;
+  const peer = `${h1.address}:6783`;
+  const dials = (): number => readFileSync(join(weaveStateDir(h2), 'weaver.log'), 'utf8').split(`->[${peer}] attempting connection`).length - 1;
+  try {
+    await mustWeave(h2, ['launch', '--nickname', 'h2', h1.address]);
+    // Nothing listens on h1: each dial is refused. The quick retries (after 125-375, 250-750 and 500-1500 ms)
+    // make the fourth dial at most 2.6 s after the first; on the spec's backoff alone (random in [1, 3) s,
+    // then x1.5) it would come at least 4.75 s after it.
+    assert.ok(await pollUntil(() => dials() >= 4, 3_500), `4 dials within 3.5 s of launch (had ${dials()})`);
+    assert.match((await weave(h2, ['status', 'connections'])).stdout, new RegExp(`^-> ${peer.replaceAll('.', '\\.')}\\s+(failed|retrying|connecting)\\s+.*connection refused`, 'm'));
+
+    const launched = Date.now();
+    await mustWeave(h1, ['launch', '--nickname', 'h1']);
+    await connectionsMatch(h2, /^-> \S+\s+established/m, { what: 'h2 connected to h1', timeoutMs: 10_000 });
+    const connectMs = Date.now() - launched;
+    // The attempts after the quick ones are on the backoff (2 s, then 3 s): within 5 s of h1's launch.
+    assert.ok(connectMs < 5_000, `connected ${connectMs} ms after h1's launch`);
+  } finally {
+    for (const h of [h1, h2]) await weave(h, ['stop']);
+  }
+});
+
 test('a wrong password is refused and the connection status says why', async () => {
   const [h1, h2] = testbed().hosts;
   await mustWeave(h1, ['launch', '--password', 'right-one']);

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionMaker, DISCOVERED_DIAL_DEFER_MS, INBOUND_HANDSHAKE_RECHECK_MS, nextRetry, type Dialler } from '../../controlplane/mesh/connection-maker.js';
+import { PortNotListeningError } from '../../controlplane/mesh/errors.js';
 import { meshStatus } from '../../controlplane/mesh/status.js';
 import { TestMesh, handshakes, linkPair, addressOf } from './mesh-harness.js';
 
@@ -59,6 +60,48 @@ test('a failing target is retried with backoff on the clock', async () => {
     assert.equal(line.state, 'failed');
     assert.match(line.kind === 'target' ? line.lastError ?? '' : '', /connection refused/);
     assert.ok(line.kind === 'target' && line.retryAt instanceof Date);
+  } finally {
+    maker.stop();
+    mesh.stop();
+  }
+});
+
+test('a port that refuses the dial is retried after 250, 500 and 1000 ms before the backoff; a connection restores the quick retries', async () => {
+  const mesh = new TestMesh(2);
+  const times: number[] = [];
+  const start = mesh.clock.now();
+  let listening = false;
+  const dialPeer = meshDialler(mesh, 0);
+  const maker = new ConnectionMaker({
+    router: mesh.peers[0]!.router,
+    port: 6783,
+    discovery: false,
+    clock: mesh.clock,
+    random: half,
+    dial: async (address) => {
+      times.push(mesh.clock.now() - start);
+      if (!listening) throw new PortNotListeningError(`dial tcp ${address}: connect: connection refused`);
+      return dialPeer(address);
+    },
+  });
+  try {
+    maker.connect([addressOf(2)], false);
+    await mesh.advance(8_000);
+    // random 0.5 -> delay = interval: quick at +250, +500, +1000 ms, then the spec's +2 s, +3 s.
+    assert.deepEqual(times, [0, 250, 750, 1_750, 3_750, 6_750]);
+    listening = true;
+    await mesh.advance(5_000);
+    assert.equal(times.length, 7, 'the next backoff attempt connects');
+    assert.equal(meshStatus(mesh.peers[0]!.router, maker).connections.filter((c) => c.kind === 'connection').length, 1);
+
+    // The peer restarts: after the close, the first attempt is on the backoff (6.75 s by now), then the quick retries again.
+    listening = false;
+    times.length = 0;
+    mesh.disconnect(1, 0);
+    await mesh.advance(8_000);
+    const afterClose = times.slice();
+    assert.ok(afterClose.length >= 2, `retried after the close: ${JSON.stringify(afterClose)}`);
+    assert.equal(afterClose[1]! - afterClose[0]!, 250, 'the first refusal after a connection is retried quickly again');
   } finally {
     maker.stop();
     mesh.stop();
