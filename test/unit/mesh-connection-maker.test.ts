@@ -25,6 +25,20 @@ function meshDialler(mesh: TestMesh, fromIndex: number, log: string[] = []): Dia
   };
 }
 
+/** A maker on peer 0 (manual clock, random 0.5) whose dials go to `dial`; `times` records each dial, in ms since it was made. */
+function timedMaker(mesh: TestMesh, dial: Dialler): { maker: ConnectionMaker; times: number[] } {
+  const times: number[] = [];
+  const start = mesh.clock.now();
+  const maker = new ConnectionMaker({
+    router: mesh.peers[0]!.router, port: 6783, discovery: false, clock: mesh.clock, random: half,
+    dial: (address) => {
+      times.push(mesh.clock.now() - start);
+      return dial(address);
+    },
+  });
+  return { maker, times };
+}
+
 test('retry schedule: 2 s initial, random in [i/2, 3i/2), ×1.5 up to 6 min', () => {
   assert.deepEqual(nextRetry(2_000, () => 0), { delay: 1_000, interval: 3_000 });
   assert.deepEqual(nextRetry(2_000, () => 0.999999).delay < 3_000, true);
@@ -34,18 +48,8 @@ test('retry schedule: 2 s initial, random in [i/2, 3i/2), ×1.5 up to 6 min', ()
 
 test('a failing target is retried with backoff on the clock', async () => {
   const mesh = new TestMesh(1);
-  const times: number[] = [];
-  const start = mesh.clock.now();
-  const maker = new ConnectionMaker({
-    router: mesh.peers[0]!.router,
-    port: 6783,
-    discovery: false,
-    clock: mesh.clock,
-    random: half,
-    dial: async (address) => {
-      times.push(mesh.clock.now() - start);
-      throw new Error(`dial tcp4 ${address}: connect: connection refused`);
-    },
+  const { maker, times } = timedMaker(mesh, async (address) => {
+    throw new Error(`dial tcp4 ${address}: connect: connection refused`);
   });
   try {
     maker.connect(['10.9.9.9'], false);
@@ -68,21 +72,11 @@ test('a failing target is retried with backoff on the clock', async () => {
 
 test('a port that refuses the dial is retried after 250, 500 and 1000 ms before the backoff; a connection restores the quick retries', async () => {
   const mesh = new TestMesh(2);
-  const times: number[] = [];
-  const start = mesh.clock.now();
   let listening = false;
   const dialPeer = meshDialler(mesh, 0);
-  const maker = new ConnectionMaker({
-    router: mesh.peers[0]!.router,
-    port: 6783,
-    discovery: false,
-    clock: mesh.clock,
-    random: half,
-    dial: async (address) => {
-      times.push(mesh.clock.now() - start);
-      if (!listening) throw new PortNotListeningError(`dial tcp ${address}: connect: connection refused`);
-      return dialPeer(address);
-    },
+  const { maker, times } = timedMaker(mesh, async (address) => {
+    if (!listening) throw new PortNotListeningError(`dial tcp ${address}: connect: connection refused`);
+    return dialPeer(address);
   });
   try {
     maker.connect([addressOf(2)], false);
