@@ -1,5 +1,6 @@
-// Why a connection was refused after the handshake (spec §1.7). The
-// connection maker reads `retry` to decide whether to try the address again.
+// Why a connection was refused after the handshake (spec §1.7), and why a
+// dial was refused before one. The connection maker reads them to decide
+// whether, and how soon, to try the address again.
 import { formatPeerName } from './peer.js';
 import type { PeerName } from './types.js';
 
