@@ -17,15 +17,21 @@
 // router in every round (alternating with this one), for before/after
 // figures measured under the same load. STARTUP_BENCH_NODE_FLAGS="<flags>"
 // adds Node/V8 flags to this build's router (not the baseline's): with the
-// same build as baseline, an A/B of those flags.
+// same build as baseline, an A/B of those flags. STARTUP_BENCH_DNS_NAMES=<n>
+// starts each new router with n weaveDNS names of its own saved in its state
+// directory (a restart after heavy churn: half are tombstones), to show what a
+// large saved table costs the start.
 //
 //   node dist/bench/startup-bench.js [rounds=3] [router flags...]
 // Root needed; everything lives in namespaces the bench creates and removes.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
 import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
+import { statePaths } from '../controlplane/cli/state-paths.js';
+import { DNS_ENTRIES_FILE, serialiseDnsEntries } from '../controlplane/dns/persistence.js';
+import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 
 const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
 const POLLER = fileURLToPath(new URL('./startup-poller.js', import.meta.url));
@@ -36,6 +42,20 @@ const SLEEVE_LOAD_S = 5;
 const RSS_SAMPLE_MS = 250;
 const BASELINE = process.env.STARTUP_BENCH_BASELINE;
 const NODE_FLAGS = (process.env.STARTUP_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+const DNS_NAMES = Number(process.env.STARTUP_BENCH_DNS_NAMES ?? 0);
+let nextPeerName = 0x0e0000000000n;
+
+/** A state directory as a router that registered `names` DNS names left it (peer name and saved names). */
+function seedDnsNames(stateDir: string, names: number): void {
+  mkdirSync(stateDir, { recursive: true });
+  const name = nextPeerName++;
+  writeFileSync(statePaths(stateDir).peerNameFile, `${formatPeerName(name)}\n`);
+  const entries = Array.from({ length: names }, (_, i) => ({
+    hostname: `name-${i}.weave.local.`, containerId: `${i.toString(16).padStart(64, '0')}`, origin: name,
+    addr: 0x0a200000 + i, version: 1, tombstone: i % 2 === 0 ? 0 : Math.floor(Date.now() / 1000) - 60,
+  }));
+  writeFileSync(join(stateDir, DNS_ENTRIES_FILE), serialiseDnsEntries(name, entries));
+}
 
 const rounds = Number(process.argv[2] ?? 3);
 const extraFlags = process.argv.slice(3);
@@ -77,6 +97,7 @@ const newFigures = (): Figures => ({ api: [], established: [], phases: new Map()
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
 async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
+  if (DNS_NAMES > 0) seedDnsNames(stateDir, DNS_NAMES);
   const poller = await startPoller(h2);
   const t0 = Date.now();
   const router = startRouter(h2, stateDir, [h1.address], weaver, extraFlags, nodeFlags);
@@ -172,7 +193,8 @@ async function main(): Promise<void> {
     process.stderr.write('startup-bench: needs root (it creates network namespaces)\n');
     process.exit(1);
   }
-  process.stdout.write(`startup: ${rounds} rounds, load average before ${loadavg()}${NODE_FLAGS.length > 0 ? `; new build with ${NODE_FLAGS.join(' ')}` : ''}\n`);
+  process.stdout.write(`startup: ${rounds} rounds, load average before ${loadavg()}${NODE_FLAGS.length > 0 ? `; new build with ${NODE_FLAGS.join(' ')}` : ''}`
+    + `${DNS_NAMES > 0 ? `; each router starts with ${DNS_NAMES} saved DNS names` : ''}\n`);
   const bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
   const [h1, h2] = [bed.host(1), bed.host(2)];
   const anchor = startRouter(h1, join(h1.dir, 'state'), []);

@@ -8,7 +8,7 @@ import { registerDnsRoutes } from '../controlplane/api/dns-routes.js';
 import type { MetricFamily } from '../controlplane/api/metrics.js';
 import type { ServiceSection } from '../controlplane/api/status-model.js';
 import {
-  DnsServer, DnsService, NAMESERVER_CHANNEL, Nameserver, NameserverGossiper, type GossipChannel, type Gossiper,
+  DnsServer, DnsService, NAMESERVER_CHANNEL, Nameserver, NameserverGossiper, type Entry, type GossipChannel, type Gossiper,
 } from '../controlplane/dns/index.js';
 import { openNodeDatagramTransport, type OpenDatagramTransport } from '../controlplane/dns/datagram-transport.js';
 import { DnsEntriesFileError, FileDnsEntryStore } from '../controlplane/dns/persistence.js';
@@ -44,6 +44,8 @@ export interface DnsWiringOptions {
 }
 
 export interface RunningDns {
+  /** Settles once the saved names are restored and the DNS server answers; rejects if it cannot start. */
+  readonly ready: Promise<void>;
   readonly nameserver: Nameserver;
   readonly server: DnsServer;
   readonly service: DnsService;
@@ -74,7 +76,14 @@ function clockOffsetFromEnv(): number {
 const openDnsUdp: OpenDatagramTransport = (host, port) =>
   isIPv4(host) ? openBatchedUdpTransport(host, port) : openNodeDatagramTransport(host, port);
 
-export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
+/**
+ * Starts weaveDNS without waiting for its saved names: the gossip channel is
+ * registered at once (before any connection, so a neighbour's first gossip
+ * reaches us), the saved names are restored in slices beside the router's
+ * handshakes, and the DNS server starts once they are back. `ready` settles
+ * then; it rejects if the server cannot start.
+ */
+export function startDns(opts: DnsWiringOptions): RunningDns {
   const log = opts.log ?? ((): void => {});
   const store = opts.stateDir === undefined ? undefined : new FileDnsEntryStore(opts.stateDir, opts.ourName);
   const offset = clockOffsetFromEnv();
@@ -83,22 +92,15 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
     ...(offset === 0 ? {} : { now: (): number => Math.floor(Date.now() / 1000) + offset }),
   });
   if (offset !== 0) log(`[dns] clock offset ${offset} s (WEAVE_TEST_DNS_CLOCK_OFFSET_SEC)`);
-  if (store) {
-    // Before gossip starts: peers' copies of our names must meet ours, not an empty table.
-    try {
-      const saved = store.load((problem) => log(`[dns] ${problem.message}`));
-      const restored = nameserver.restore(saved, (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
-      if (restored.length > 0) log(`[dns] restored ${restored.filter((e) => e.tombstone === 0).length} names of this host from ${store.path}`);
-    } catch (err) {
-      if (!(err instanceof DnsEntriesFileError)) throw err;
-      log(`[dns] ${err.message}`);
-    }
-  }
   const server = new DnsServer({ names: nameserver, ...opts.options, openUdp: openDnsUdp });
-  await server.start();
-  const gossiper = new NameserverGossiper(nameserver);
+  const gossiper = new NameserverGossiper(nameserver, log);
   gossiper.attach(opts.mesh.newGossipChannel(NAMESERVER_CHANNEL, gossiper));
-  nameserver.start();
+  const restored = store ? restoreSavedNames(nameserver, store, opts, log) : Promise.resolve();
+  const ready = restored.then(() => server.start()).then(() => nameserver.start());
+  // Awaited by the caller later (startup fails as before if the server cannot start);
+  // handled here so a rejection before then is not an unhandled one.
+  ready.catch(() => {});
+
   const service = new DnsService({
     nameserver,
     server,
@@ -117,6 +119,7 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
     nameserver,
     server,
     service,
+    ready,
     registerRoutes: (app) => registerDnsRoutes(app, service),
     summarySection: () => service.summarySection(),
     reportSection: () => service.reportSection(),
@@ -124,8 +127,24 @@ export async function startDns(opts: DnsWiringOptions): Promise<RunningDns> {
     peerGone,
     close: async () => {
       unsubscribePeerRemoved();
+      await ready.catch(() => {});
       nameserver.stop();
       await server.stop();
     },
   };
+}
+
+/** Our names saved before a restart, taken back (a damaged file is reported and set aside, as before). */
+async function restoreSavedNames(nameserver: Nameserver, store: FileDnsEntryStore, opts: DnsWiringOptions, log: (message: string) => void): Promise<void> {
+  const load = (): Entry[] => {
+    try {
+      return store.load((problem) => log(`[dns] ${problem.message}`));
+    } catch (err) {
+      if (!(err instanceof DnsEntriesFileError)) throw err;
+      log(`[dns] ${err.message}`);
+      return [];
+    }
+  };
+  const restored = await nameserver.restoreGradually(load, (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
+  if (restored.length > 0) log(`[dns] restored ${restored.filter((e) => e.tombstone === 0).length} names of this host from ${store.path}`);
 }

@@ -193,10 +193,15 @@ async function main(argv: string[]): Promise<void> {
         if (cfg.ipam) {
           ipam = startIpam({ options: cfg.ipam, stateDir: paths.dir, identity, mesh: meshPort, initialPeerCount: () => targets.length, containerAlive, log });
         }
-        if (cfg.dns) dns = await startDns({ options: cfg.dns, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
+        // Its saved names come back beside the first handshakes; awaited below, before the services using it start.
+        if (cfg.dns) dns = startDns({ options: cfg.dns, ourName: name, mesh: meshPort, containerAlive, stateDir: paths.dir, log });
       },
     });
     phase('mesh, IPAM and DNS');
+    if (dns) {
+      await dns.ready;
+      phase('DNS names restored and served');
+    }
     const running = mesh;
     hostNet.whenAttached((ifname) => running.portAdded(ifname));
     const [ipamNow, dnsNow] = [ipam, dns];

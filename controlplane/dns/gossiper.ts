@@ -1,7 +1,7 @@
 // The nameserver's face towards the mesh: gob payloads in, GossipData out
 // (wire spec §4.2, §9.2, §9.3).
 import { decodeGossipPayload, encodeGossipPayload } from './codec.js';
-import { mergeEntryLists } from './entries.js';
+import { mergeEntryLists, type Entry } from './entries.js';
 import type { GossipPayload } from './gossip-payload.js';
 import type { GossipChannel, GossipData, Gossiper } from './gossip-port.js';
 import type { Nameserver } from './nameserver.js';
@@ -26,8 +26,21 @@ export class DnsGossipData implements GossipData {
   }
 }
 
+/**
+ * Gossip payloads received while the nameserver restores its saved entries
+ * that are held for it: beyond this many the newest are dropped (counted), and
+ * the next periodic gossip brings their entries again.
+ */
+export const MAX_HELD_PAYLOADS = 256;
+
 export class NameserverGossiper implements Gossiper {
-  constructor(private readonly nameserver: Nameserver) {}
+  /** Held payloads, with whether each came as a broadcast (tag 6: relayed whole) or as gossip (tag 4: what changed passed on). */
+  private held: Array<{ payload: GossipPayload; broadcast: boolean }> = [];
+  /** Payloads dropped because MAX_HELD_PAYLOADS were already held. */
+  droppedWhileRestoring = 0;
+
+  /** `log` hears of held gossip that could not be taken in once the restore was done. */
+  constructor(private readonly nameserver: Nameserver, private readonly log: (message: string) => void = () => {}) {}
 
   /** Route local changes to the mesh as broadcasts (wire spec §9.2). */
   attach(channel: GossipChannel): void {
@@ -39,6 +52,7 @@ export class NameserverGossiper implements Gossiper {
 
   onGossipBroadcast(_src: bigint, payload: Uint8Array): GossipData | undefined {
     const received = decodeGossipPayload(payload);
+    if (this.hold(received, true)) return undefined;
     const { relay } = this.nameserver.receive(received);
     // The relay keeps the originator's timestamp, as received (wire spec §9.3 step 5).
     return relay.length > 0 ? new DnsGossipData({ timestamp: received.timestamp, entries: relay }) : undefined;
@@ -49,7 +63,42 @@ export class NameserverGossiper implements Gossiper {
   }
 
   onGossip(payload: Uint8Array): GossipData | undefined {
-    const { delta } = this.nameserver.receive(decodeGossipPayload(payload));
+    const received = decodeGossipPayload(payload);
+    if (this.hold(received, false)) return undefined;
+    const { delta } = this.nameserver.receive(received);
     return delta.length > 0 ? new DnsGossipData({ timestamp: this.nameserver.now(), entries: delta }) : undefined;
+  }
+
+  /**
+   * While the nameserver restores, keeps a received payload for when it is
+   * done (true), as Weave's nameserver took gossip only once its entries were
+   * loaded. Held payloads are then received in order, and what would have been
+   * relayed (broadcasts) or passed on (gossip) when they came is broadcast.
+   */
+  private hold(payload: GossipPayload, broadcast: boolean): boolean {
+    if (!this.nameserver.isRestoring()) return false;
+    if (this.held.length >= MAX_HELD_PAYLOADS) {
+      this.droppedWhileRestoring++;
+      return true;
+    }
+    this.held.push({ payload, broadcast });
+    if (this.held.length === 1) void this.nameserver.whenRestored().then(() => this.release());
+    return true;
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    let carried: Entry[] = [];
+    for (const { payload, broadcast } of held) {
+      try {
+        const { relay, delta } = this.nameserver.receive(payload);
+        carried = mergeEntryLists(carried, broadcast ? relay : delta);
+      } catch (err) {
+        this.log(`[dns] gossip received while restoring dropped: ${(err as Error).message}`);
+      }
+    }
+    if (this.droppedWhileRestoring > 0) this.log(`[dns] ${this.droppedWhileRestoring} gossip messages dropped while restoring (over ${MAX_HELD_PAYLOADS} held); periodic gossip brings their names again`);
+    if (carried.length > 0) this.nameserver.spread(carried);
   }
 }

@@ -32,6 +32,16 @@ export interface DeleteFilter {
   addr?: number;
 }
 
+/**
+ * Saved entries taken back per turn of the event loop. A router restarting
+ * with a large table (an hour of tombstones under churn) restores it in slices
+ * beside its handshakes and API requests instead of before them.
+ */
+export const RESTORE_SLICE_ENTRIES = 1000;
+
+/** Lets the event loop run what is due (I/O, timers) before the next slice. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class Nameserver {
   readonly ourName: PeerName;
   private readonly table = new NameTable();
@@ -42,6 +52,10 @@ export class Nameserver {
   private readonly store: DnsEntryStore | undefined;
   /** Restored entries, announced once a broadcaster is set. */
   private pendingBroadcast: Entry[] = [];
+  /** Set while restoreGradually runs; resolves when it is done. */
+  private restoring: Promise<void> | undefined;
+  /** Local deletions asked for while restoring, applied after it (they must meet the restored entries). */
+  private afterRestore: Array<() => void> = [];
 
   constructor(opts: NameserverOptions) {
     this.ourName = opts.ourName;
@@ -58,7 +72,60 @@ export class Nameserver {
    * The changed entries are broadcast once gossip is attached.
    */
   restore(saved: readonly Entry[], isAlive: (containerId: string) => boolean): Entry[] {
-    const now = this.now();
+    const restored = this.takeBack(saved, isAlive, this.now());
+    this.table.merge(restored);
+    this.saveOwned();
+    return restored;
+  }
+
+  /**
+   * restore(), in slices of `slice` entries with a turn of the event loop
+   * before each, the saved entries read by `load` at the first turn. Until it
+   * is done, isRestoring() is true: the gossiper holds received gossip (step 3
+   * of wire spec §9.3 must meet our saved entries, not a partial table), local
+   * deletions wait, and add() is refused (DnsService waits on whenRestored()).
+   */
+  async restoreGradually(load: () => readonly Entry[], isAlive: (containerId: string) => boolean, slice = RESTORE_SLICE_ENTRIES): Promise<Entry[]> {
+    if (this.restoring) throw new Error('nameserver: a restore is already running');
+    let done!: () => void;
+    this.restoring = new Promise((resolve) => { done = resolve; });
+    try {
+      await nextTurn();
+      const saved = load();
+      const now = this.now();
+      const restored: Entry[] = [];
+      for (let i = 0; i < saved.length; i += slice) {
+        if (i > 0) await nextTurn();
+        const part = this.takeBack(saved.slice(i, i + slice), isAlive, now);
+        this.table.merge(part);
+        for (const e of part) restored.push(e);
+      }
+      this.saveOwned();
+      return restored;
+    } finally {
+      this.restoring = undefined;
+      if (this.broadcaster) this.setBroadcaster(this.broadcaster);
+      for (const fn of this.afterRestore.splice(0)) fn();
+      done();
+    }
+  }
+
+  /** Whether restoreGradually is still running. */
+  isRestoring(): boolean {
+    return this.restoring !== undefined;
+  }
+
+  /** Resolves once no restore is running (at once when none is). */
+  whenRestored(): Promise<void> {
+    return this.restoring ?? Promise.resolve();
+  }
+
+  /**
+   * Our saved entries as they come back: a live name stays live when
+   * `weave:extern` owns it or its container is still alive, else it is
+   * tombstoned now; either way its version goes up. Queued for broadcast.
+   */
+  private takeBack(saved: readonly Entry[], isAlive: (containerId: string) => boolean, now: number): Entry[] {
     const restored: Entry[] = [];
     for (const e of saved) {
       if (e.origin !== this.ourName) continue;
@@ -71,8 +138,6 @@ export class Nameserver {
       restored.push(changed);
       this.pendingBroadcast.push(changed);
     }
-    this.table.merge(restored);
-    this.saveOwned();
     return restored;
   }
 
@@ -102,16 +167,25 @@ export class Nameserver {
     this.purgeTimer = undefined;
   }
 
-  /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. */
+  /** Local add (wire spec §9.2): an entry owned by us, broadcast to all peers. Not while restoring. */
   add(hostname: string, containerId: string, addr: number): Entry {
+    if (this.restoring) throw new Error(`nameserver: cannot add ${hostname} while saved names are being restored (await whenRestored())`);
     const { entry, changed } = this.table.add(hostname, containerId, this.ourName, addr);
     if (changed) this.recordOwned([entry]);
     this.broadcast([entry]);
     return entry;
   }
 
-  /** Local delete (wire spec §9.2): tombstone our matching live entries and broadcast them. */
+  /**
+   * Local delete (wire spec §9.2): tombstone our matching live entries and
+   * broadcast them. While restoring it is applied once the restore is done,
+   * and returns nothing.
+   */
   delete(filter: DeleteFilter): Entry[] {
+    if (this.restoring) {
+      this.afterRestore.push(() => this.delete(filter));
+      return [];
+    }
     const changed = this.table.tombstone(this.ourName, this.now(), (e) =>
       (filter.hostname === undefined || e.hostname === filter.hostname) &&
       (filter.containerId === undefined || e.containerId === filter.containerId) &&
@@ -206,6 +280,11 @@ export class Nameserver {
 
   private saveOwned(): void {
     this.store?.save(this.table.ownedBy(this.ourName));
+  }
+
+  /** Broadcast entries received while restoring, once taken in (they were not relayed then). */
+  spread(entries: Entry[]): void {
+    this.broadcast(entries);
   }
 
   private broadcast(entries: Entry[]): void {

@@ -70,10 +70,12 @@ export class DnsService {
   /**
    * `PUT /name/{container}/{ip}` with `fqdn`: names outside the domain are
    * ignored (logged); with checkAlive a dead container's entry is tombstoned at once.
+   * Waits for the names saved before a restart to be back: a name added meanwhile would meet them later.
    */
   async addName(containerId: string, ip: string, fqdn: string, checkAlive = false): Promise<void> {
     const addr = this.parseAddr(ip);
     if (containerId === '') throw new DnsInputError('missing container id (give a container id or weave:extern)');
+    await this.ns.whenRestored();
     if (fqdn === '' || !inDomain(fqdn, this.server.domain)) {
       this.log(`[dns] ignoring name "${fqdn}" for ${containerId}: not in domain ${this.server.domain}`);
       return;

@@ -1,7 +1,8 @@
 // Our DNS names across a router restart (controlplane/dns/persistence.ts):
 // saved after every change (one journal line each, the snapshot rewritten only
-// when the journal outgrows it), restored before gossip starts, and a restored
-// name wins over the copies peers still hold; a damaged file is reported by name.
+// when the journal outgrows it), restored before gossip is taken in (in slices,
+// gossip held meanwhile), and a restored name wins over the copies peers still
+// hold; a damaged file is reported by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -206,4 +207,88 @@ test('a journal line cut short by a power loss is dropped; a damaged line keeps 
     after.add('e.weave.local.', 'c5', WEB + 4);
     assert.deepEqual(new FileDnsEntryStore(dir, US).load().map((e) => e.hostname).sort(), ['a.weave.local.', 'e.weave.local.']);
   });
+});
+
+// --- restoring in slices (restoreGradually): the router's startup path does not wait for a large table ---
+
+/** A saved table of `n` names of ours, the even ones live, the odd ones tombstones. */
+function savedTable(dir: string, n: number): void {
+  const entries = Array.from({ length: n }, (_, i) => ({
+    hostname: `n${i}.weave.local.`, containerId: `c${i}`, origin: US, addr: WEB + i, version: 3, tombstone: i % 2 === 0 ? 0 : NOW - 60,
+  }));
+  writeFileSync(join(dir, DNS_ENTRIES_FILE), serialiseDnsEntries(US, entries));
+}
+
+test('a gradual restore gives the event loop a turn between slices and ends with the same table and file as restore()', async () => {
+  const dirs = [mkdtempSync(join(tmpdir(), 'weave-dns-slices-')), mkdtempSync(join(tmpdir(), 'weave-dns-slices-'))];
+  try {
+    for (const dir of dirs) savedTable(dir, 25);
+    const whole = router(dirs[0]!, NOW + 30);
+    whole.ns.restore(whole.store.load(), () => true);
+
+    const sliced = router(dirs[1]!, NOW + 30);
+    let loaded = false;
+    let turnsDuringRestore = 0;
+    // Another task on the event loop, one step per turn: it must get turns while the restore runs.
+    const otherTask = (): void => {
+      if (!sliced.ns.isRestoring()) return;
+      turnsDuringRestore++;
+      setImmediate(otherTask);
+    };
+    setImmediate(otherTask);
+    const restoring = sliced.ns.restoreGradually(() => { loaded = true; return sliced.store.load(); }, () => true, 5);
+    assert.equal(loaded, false, 'nothing is read before the caller gets on');
+    assert.equal(sliced.ns.isRestoring(), true);
+    const restored = await restoring;
+    assert.equal(restored.length, 25);
+    assert.equal(sliced.ns.isRestoring(), false);
+    assert.ok(turnsDuringRestore >= 5, `another task ran between the 5 slices (${turnsDuringRestore} turns)`);
+    const view = (ns: Nameserver): string[] => ns.entries().map((e) => `${e.hostname} v${e.version} ${e.tombstone}`);
+    assert.deepEqual(view(sliced.ns), view(whole.ns));
+    assert.deepEqual(parseDnsEntries(readFileSync(join(dirs[1]!, DNS_ENTRIES_FILE), 'utf8'), US).map((e) => `${e.hostname} v${e.version}`),
+      parseDnsEntries(readFileSync(join(dirs[0]!, DNS_ENTRIES_FILE), 'utf8'), US).map((e) => `${e.hostname} v${e.version}`),
+      'the snapshot written after the restore is the same');
+    // The live names, bumped, are announced once gossip is attached, as after restore().
+    sliced.ns.setBroadcaster((p) => sliced.sent.push(p));
+    assert.equal(sliced.sent[0]!.entries.length, 13);
+  } finally {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('gossip and deletions that come while restoring wait for the saved names; adds are refused until then', async () => {
+  const { NameserverGossiper, MAX_HELD_PAYLOADS } = await import('../../controlplane/dns/gossiper.js');
+  const { encodeGossipPayload } = await import('../../controlplane/dns/codec.js');
+  const dir = mkdtempSync(join(tmpdir(), 'weave-dns-held-'));
+  try {
+    savedTable(dir, 10);
+    const { ns, store, sent } = router(dir, NOW + 30);
+    const gossiper = new NameserverGossiper(ns);
+    gossiper.attach({ gossipBroadcast: (d) => sent.push((d as InstanceType<typeof import('../../controlplane/dns/gossiper.js').DnsGossipData>).payload) });
+    const restoring = ns.restoreGradually(() => store.load(), () => true, 3);
+
+    // A neighbour's first gossip still holds our n0 as we saved it (version 3): without the saved table
+    // step 3 of §9.3 would tombstone it.
+    const stale = { hostname: 'n0.weave.local.', containerId: 'c0', origin: US, addr: WEB, version: 3, tombstone: 0 };
+    const theirs = { hostname: 'db.weave.local.', containerId: 'd1', origin: PEER, addr: WEB + 100, version: 0, tombstone: 0 };
+    assert.equal(gossiper.onGossip(encodeGossipPayload({ timestamp: NOW + 30, entries: [stale, theirs] })), undefined, 'held, nothing passed on yet');
+    assert.deepEqual(ns.lookup('db.weave.local.'), [], 'not taken in while restoring');
+    assert.deepEqual(ns.delete({ containerId: 'c2' }), [], 'a deletion waits');
+    assert.throws(() => ns.add('new.weave.local.', 'c99', WEB + 99), /while saved names are being restored/);
+    for (let i = 1; i < MAX_HELD_PAYLOADS + 5; i++) gossiper.onGossip(encodeGossipPayload({ timestamp: NOW + 30, entries: [theirs] }));
+    assert.equal(gossiper.droppedWhileRestoring, 5, 'beyond MAX_HELD_PAYLOADS held, the newest are dropped and counted');
+
+    await restoring;
+    await ns.whenRestored();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(ns.lookup('n0.weave.local.').map((e) => e.version), [4], 'our n0 is live, its restored version kept');
+    assert.deepEqual(ns.lookup('db.weave.local.').map((e) => e.addr), [WEB + 100], 'the held gossip was taken in');
+    assert.deepEqual(ns.lookup('n2.weave.local.'), [], 'the deletion was applied after the restore');
+    const spread = sent.flatMap((p) => p.entries).filter((e) => e.hostname === 'db.weave.local.');
+    assert.equal(spread.length, 1, 'what the held gossip brought is passed on once');
+    ns.add('new.weave.local.', 'c99', WEB + 99);
+    assert.equal(ns.lookup('new.weave.local.').length, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
