@@ -54,6 +54,8 @@ export class Nameserver {
   private pendingBroadcast: Entry[] = [];
   /** Set while restoreGradually runs; resolves when it is done. */
   private restoring: Promise<void> | undefined;
+  /** Our full state went out (a new connection's gossip) while restoring: the restore then announces every entry it took back. */
+  private partialStateSent = false;
   /** Local deletions asked for while restoring, applied after it (they must meet the restored entries). */
   private afterRestore: Array<() => void> = [];
 
@@ -101,9 +103,12 @@ export class Nameserver {
         for (const e of part) restored.push(e);
       }
       this.saveOwned();
+      // Tombstones taken back unchanged are otherwise left to full-state gossip, which went out without them.
+      if (this.partialStateSent) this.pendingBroadcast = mergeEntryLists(this.pendingBroadcast, restored);
       return restored;
     } finally {
       this.restoring = undefined;
+      this.partialStateSent = false;
       if (this.broadcaster) this.setBroadcaster(this.broadcaster);
       for (const fn of this.afterRestore.splice(0)) fn();
       done();
@@ -232,6 +237,7 @@ export class Nameserver {
 
   /** Complete state for periodic gossip / gossip-down (wire spec §9.2). */
   fullState(): GossipPayload {
+    if (this.restoring) this.partialStateSent = true;
     return { timestamp: this.now(), entries: this.table.allInWireOrder() };
   }
 

@@ -277,6 +277,8 @@ test('gossip and deletions that come while restoring wait for the saved names; a
     assert.throws(() => ns.add('new.weave.local.', 'c99', WEB + 99), /while saved names are being restored/);
     for (let i = 1; i < MAX_HELD_PAYLOADS + 5; i++) gossiper.onGossip(encodeGossipPayload({ timestamp: NOW + 30, entries: [theirs] }));
     assert.equal(gossiper.droppedWhileRestoring, 5, 'beyond MAX_HELD_PAYLOADS held, the newest are dropped and counted');
+    // A new connection's full-state gossip goes out now, without the saved tombstones.
+    assert.ok(gossiper.gossip() !== undefined);
 
     await restoring;
     await ns.whenRestored();
@@ -286,6 +288,9 @@ test('gossip and deletions that come while restoring wait for the saved names; a
     assert.deepEqual(ns.lookup('n2.weave.local.'), [], 'the deletion was applied after the restore');
     const spread = sent.flatMap((p) => p.entries).filter((e) => e.hostname === 'db.weave.local.');
     assert.equal(spread.length, 1, 'what the held gossip brought is passed on once');
+    const announced = new Set(sent.flatMap((p) => p.entries).filter((e) => e.origin === US).map((e) => `${e.hostname}${e.tombstone === 0 ? '' : ' dead'}`));
+    assert.ok(announced.has('n1.weave.local. dead') && announced.has('n0.weave.local.'),
+      'full state went out while restoring: the restore announces its tombstones too, not only the names it bumped');
     ns.add('new.weave.local.', 'c99', WEB + 99);
     assert.equal(ns.lookup('new.weave.local.').length, 1);
   } finally {
