@@ -104,10 +104,14 @@ function nameKey(e: Pick<Entry, 'hostname'>): string {
   return e.hostname.toLowerCase();
 }
 
-function liveInDisplayOrder(entries: Set<Entry> | undefined): readonly Readonly<Entry>[] {
-  if (!entries) return NO_ENTRIES;
+/** The entries under one index key: most keys (a name, an address) have one, held as itself. */
+type KeyGroup = Entry | Set<Entry>;
+
+function liveInDisplayOrder(group: KeyGroup | undefined): readonly Readonly<Entry>[] {
+  if (!group) return NO_ENTRIES;
+  if (!(group instanceof Set)) return group.tombstone === 0 ? [group] : NO_ENTRIES;
   const live: Entry[] = [];
-  for (const e of entries) if (e.tombstone === 0) live.push(e);
+  for (const e of group) if (e.tombstone === 0) live.push(e);
   return live.length === 0 ? NO_ENTRIES : live.sort(compareForDisplay);
 }
 
@@ -116,24 +120,31 @@ const NO_ENTRIES: readonly Readonly<Entry>[] = Object.freeze([]);
 /**
  * A multimap whose per-key answer (live entries in display order) is computed
  * on the first lookup after a change to that key, so a query costs one Map
- * lookup rather than a scan of the table.
+ * lookup rather than a scan of the table. A key with one entry holds it
+ * without a Set: a Set per key cost ~115 bytes per entry and index, and a
+ * table under churn holds an hour of tombstones.
  */
 class LiveIndex<K> {
-  private readonly all = new Map<K, Set<Entry>>();
+  private readonly all = new Map<K, KeyGroup>();
   private readonly liveCache = new Map<K, readonly Readonly<Entry>[]>();
 
   insert(key: K, e: Entry): void {
-    let set = this.all.get(key);
-    if (!set) this.all.set(key, set = new Set());
-    set.add(e);
+    const group = this.all.get(key);
+    if (group === undefined) this.all.set(key, e);
+    else if (group instanceof Set) group.add(e);
+    else if (group !== e) this.all.set(key, new Set([group, e]));
     this.liveCache.delete(key);
   }
 
   remove(key: K, e: Entry): void {
-    const set = this.all.get(key);
-    if (!set) return;
-    set.delete(e);
-    if (set.size === 0) this.all.delete(key);
+    const group = this.all.get(key);
+    if (group === undefined) return;
+    if (group instanceof Set) {
+      group.delete(e);
+      if (group.size === 1) this.all.set(key, group.values().next().value as Entry);
+    } else if (group === e) {
+      this.all.delete(key);
+    }
     this.liveCache.delete(key);
   }
 
