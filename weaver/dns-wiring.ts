@@ -145,6 +145,6 @@ async function restoreSavedNames(nameserver: Nameserver, store: FileDnsEntryStor
       return [];
     }
   };
-  const restored = await nameserver.restoreGradually(load, (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
+  const restored = await nameserver.restore(load, (id) => opts.containerAlive?.(id) ?? identIsAlive(id));
   if (restored.length > 0) log(`[dns] restored ${restored.filter((e) => e.tombstone === 0).length} names of this host from ${store.path}`);
 }

@@ -52,7 +52,7 @@ export class Nameserver {
   private readonly store: DnsEntryStore | undefined;
   /** Restored entries, announced once a broadcaster is set. */
   private pendingBroadcast: Entry[] = [];
-  /** Set while restoreGradually runs; resolves when it is done. */
+  /** Set while restore() runs; resolves when it is done. */
   private restoring: Promise<void> | undefined;
   /** Our full state went out (a new connection's gossip) while restoring: the restore then announces every entry it took back. */
   private partialStateSent = false;
@@ -67,27 +67,21 @@ export class Nameserver {
   }
 
   /**
-   * Takes back our entries saved before a restart. A live name stays live
-   * when `weave:extern` owns it or its container is still alive, else it is
-   * tombstoned now; either way its version goes up so it overrides the copy
-   * peers still hold (which they would otherwise keep, or we would tombstone).
-   * The changed entries are broadcast once gossip is attached.
+   * Takes back our entries saved before a restart, read by `load`, in slices
+   * of `slice` entries with a turn of the event loop before each: a large
+   * table comes back beside the router's handshakes and API requests, not
+   * before them. A live name stays live when `weave:extern` owns it or its
+   * container is still alive, else it is tombstoned now; either way its
+   * version goes up so it overrides the copy peers still hold (which they
+   * would otherwise keep, or we would tombstone). The changed entries are
+   * broadcast once gossip is attached and the restore is done.
+   *
+   * Until it is done, isRestoring() is true: the gossiper holds received
+   * gossip (step 3 of wire spec §9.3 must meet our saved entries, not a
+   * partial table), local deletions wait, and add() is refused (DnsService
+   * waits on whenRestored()).
    */
-  restore(saved: readonly Entry[], isAlive: (containerId: string) => boolean): Entry[] {
-    const restored = this.takeBack(saved, isAlive, this.now());
-    this.table.merge(restored);
-    this.saveOwned();
-    return restored;
-  }
-
-  /**
-   * restore(), in slices of `slice` entries with a turn of the event loop
-   * before each, the saved entries read by `load` at the first turn. Until it
-   * is done, isRestoring() is true: the gossiper holds received gossip (step 3
-   * of wire spec §9.3 must meet our saved entries, not a partial table), local
-   * deletions wait, and add() is refused (DnsService waits on whenRestored()).
-   */
-  async restoreGradually(load: () => readonly Entry[], isAlive: (containerId: string) => boolean, slice = RESTORE_SLICE_ENTRIES): Promise<Entry[]> {
+  async restore(load: () => readonly Entry[], isAlive: (containerId: string) => boolean, slice = RESTORE_SLICE_ENTRIES): Promise<Entry[]> {
     if (this.restoring) throw new Error('nameserver: a restore is already running');
     let done!: () => void;
     this.restoring = new Promise((resolve) => { done = resolve; });
@@ -115,7 +109,7 @@ export class Nameserver {
     }
   }
 
-  /** Whether restoreGradually is still running. */
+  /** Whether restore() is still running. */
   isRestoring(): boolean {
     return this.restoring !== undefined;
   }

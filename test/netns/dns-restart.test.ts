@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { statePaths } from '../../controlplane/cli/state-paths.js';
 import { serialiseDnsEntries } from '../../controlplane/dns/persistence.js';
 import { parsePeerName } from '../../weaver/peer-name.js';
 import { execCommand, launchFullMesh, mustExec, mustWeave, pollUntil, weaveStateDir, weaverPid, withWeaveBed, type Host } from './lib/index.js';
@@ -76,7 +77,8 @@ test(`a router restarting with ${SAVED_NAMES} saved names dials its peer before 
     await launchFullMesh(bed.hosts);
     await mustWeave(h1, ['stop']);
     const dir = weaveStateDir(h1);
-    const name = parsePeerName(readFileSync(join(dir, 'peer-name'), 'utf8').trim());
+    const paths = statePaths(dir);
+    const name = parsePeerName(readFileSync(paths.peerNameFile, 'utf8').trim());
     const now = Math.floor(Date.now() / 1000);
     const entries = Array.from({ length: SAVED_NAMES }, (_, i) => ({
       hostname: `n${i}.weave.local.`, containerId: 'weave:extern', origin: name, addr: 0xc6120000 + i, version: 1, tombstone: i % 2 === 0 ? 0 : now - 60,
@@ -94,7 +96,7 @@ test(`a router restarting with ${SAVED_NAMES} saved names dials its peer before 
       return count >= live;
     }, MANY_RESTORED_MS, 100);
     assert.ok(back, `every live saved name is served again within ${MANY_RESTORED_MS} ms of launch (${count} of ${live})`);
-    const log = readFileSync(join(dir, 'weaver.log'), 'utf8');
+    const log = readFileSync(paths.logFile, 'utf8');
     const phaseMs = (what: string): number => {
       const m = new RegExp(`startup: ${what} at (\\d+) ms`).exec(log);
       assert.ok(m, `the router logs the startup phase "${what}"`);

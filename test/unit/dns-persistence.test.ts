@@ -13,6 +13,8 @@ import {
   DNS_ENTRIES_FILE, DNS_JOURNAL_FILE, DnsEntriesFileError, FileDnsEntryStore, JOURNAL_MIN_LINES, parseDnsEntries, serialiseDnsEntries,
 } from '../../controlplane/dns/persistence.js';
 import type { GossipPayload } from '../../controlplane/dns/gossip-payload.js';
+import { DnsGossipData, MAX_HELD_PAYLOADS, NameserverGossiper } from '../../controlplane/dns/gossiper.js';
+import { encodeGossipPayload } from '../../controlplane/dns/codec.js';
 
 const US = 0x0a0000000001n;
 const PEER = 0x0a0000000002n;
@@ -20,10 +22,10 @@ const NOW = 1_700_000_000;
 const WEB = 0x0a200001;
 const EXT = 0xc0000201;
 
-function withDir(body: (dir: string) => void): void {
+async function withDir(body: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'weave-dns-persist-'));
   try {
-    body(dir);
+    await body(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -36,8 +38,8 @@ function router(dir: string, now = NOW): { ns: Nameserver; store: FileDnsEntrySt
   return { ns, store, sent };
 }
 
-test('names given before a restart come back live, those of dead containers as tombstones, and are announced', () => {
-  withDir((dir) => {
+test('names given before a restart come back live, those of dead containers as tombstones, and are announced', async () => {
+  await withDir(async (dir) => {
     const before = router(dir);
     before.ns.add('web.weave.local.', '/run/netns/web', WEB);
     before.ns.add('gone.weave.local.', '/run/netns/gone', WEB + 1);
@@ -48,7 +50,7 @@ test('names given before a restart come back live, those of dead containers as t
     const peerCopy = before.ns.entries().map((e) => ({ ...e }));
 
     const after = router(dir, NOW + 30);
-    const restored = after.ns.restore(after.store.load(), (id) => id !== '/run/netns/gone');
+    const restored = await after.ns.restore(() => after.store.load(), (id) => id !== '/run/netns/gone');
     assert.equal(restored.length, 4);
     const live = after.ns.entries().filter((e) => e.tombstone === 0).map((e) => e.hostname).sort();
     assert.deepEqual(live, ['ext.weave.local.', 'web.weave.local.']);
@@ -79,8 +81,8 @@ test('without the file a restarted router tombstones its names that peers still 
   assert.equal(ns.entries()[0]!.tombstone, NOW);
 });
 
-test('every change to our names is saved; peers\' names are not', () => {
-  withDir((dir) => {
+test('every change to our names is saved; peers\' names are not', async () => {
+  await withDir(async (dir) => {
     const { ns, store } = router(dir);
     ns.add('web.weave.local.', 'c1', WEB);
     ns.receive({ timestamp: NOW, entries: [{ containerId: 'p', origin: PEER, addr: 7, hostname: 'p.weave.local.', version: 0, tombstone: 0 }] });
@@ -92,8 +94,8 @@ test('every change to our names is saved; peers\' names are not', () => {
   });
 });
 
-test('a damaged names file names the file, is moved aside, and the router starts without it', () => {
-  withDir((dir) => {
+test('a damaged names file names the file, is moved aside, and the router starts without it', async () => {
+  await withDir(async (dir) => {
     const file = join(dir, 'dns-entries.json');
     const good = serialiseDnsEntries(US, [{ containerId: 'c', origin: US, addr: WEB, hostname: 'web.weave.local.', version: 3, tombstone: 0 }]);
     assert.equal(parseDnsEntries(good, US)[0]!.version, 3);
@@ -111,8 +113,8 @@ function lineCount(path: string): number {
   return readFileSync(path, 'utf8').split('\n').length - 1;
 }
 
-test('a change appends one journal line; the snapshot is rewritten only once the journal outgrows it', () => {
-  withDir((dir) => {
+test('a change appends one journal line; the snapshot is rewritten only once the journal outgrows it', async () => {
+  await withDir(async (dir) => {
     const { ns } = router(dir);
     const snapshot = join(dir, DNS_ENTRIES_FILE);
     const journal = join(dir, DNS_JOURNAL_FILE);
@@ -143,8 +145,8 @@ test('a change appends one journal line; the snapshot is rewritten only once the
   });
 });
 
-test('a journal of another generation (a crash between the two rewrites) is skipped; its lines are in the snapshot', () => {
-  withDir((dir) => {
+test('a journal of another generation (a crash between the two rewrites) is skipped; its lines are in the snapshot', async () => {
+  await withDir(async (dir) => {
     const { ns } = router(dir);
     const journal = join(dir, DNS_JOURNAL_FILE);
     ns.add('web.weave.local.', 'c1', WEB);
@@ -153,7 +155,7 @@ test('a journal of another generation (a crash between the two rewrites) is skip
     ns.purgeTombstones(); // nothing old enough yet
     // A purge that removes entries rewrites both: then the old journal would name the old generation.
     const later = router(dir, NOW + 10_000);
-    later.ns.restore(later.store.load(), () => true);
+    await later.ns.restore(() => later.store.load(), () => true);
     assert.equal(later.ns.purgeTombstones(), 1);
     later.ns.add('web.weave.local.', 'c1', WEB); // version 0 again: the purged tombstone must not come back
     // The crash: a rewrite put the new snapshot in place, and the journal is still one from before it.
@@ -165,8 +167,8 @@ test('a journal of another generation (a crash between the two rewrites) is skip
   });
 });
 
-test('a journal line cut short by a power loss is dropped; a damaged line keeps the changes before it and is reported', () => {
-  withDir((dir) => {
+test('a journal line cut short by a power loss is dropped; a damaged line keeps the changes before it and is reported', async () => {
+  await withDir(async (dir) => {
     const { ns } = router(dir);
     const journal = join(dir, DNS_JOURNAL_FILE);
     ns.add('a.weave.local.', 'c1', WEB);
@@ -203,13 +205,13 @@ test('a journal line cut short by a power loss is dropped; a damaged line keeps 
     assert.ok(existsSync(`${journal}.damaged`) && !existsSync(journal));
     // The next change writes a snapshot of what was restored and a fresh journal.
     const after = new Nameserver({ ourName: US, isKnownPeer: () => true, now: () => NOW, store });
-    after.restore(loaded, () => true);
+    await after.restore(() => loaded, () => true);
     after.add('e.weave.local.', 'c5', WEB + 4);
     assert.deepEqual(new FileDnsEntryStore(dir, US).load().map((e) => e.hostname).sort(), ['a.weave.local.', 'e.weave.local.']);
   });
 });
 
-// --- restoring in slices (restoreGradually): the router's startup path does not wait for a large table ---
+// --- restoring in slices: the router's startup path does not wait for a large table ---
 
 /** A saved table of `n` names of ours, the even ones live, the odd ones tombstones. */
 function savedTable(dir: string, n: number): void {
@@ -219,53 +221,48 @@ function savedTable(dir: string, n: number): void {
   writeFileSync(join(dir, DNS_ENTRIES_FILE), serialiseDnsEntries(US, entries));
 }
 
-test('a gradual restore gives the event loop a turn between slices and ends with the same table and file as restore()', async () => {
-  const dirs = [mkdtempSync(join(tmpdir(), 'weave-dns-slices-')), mkdtempSync(join(tmpdir(), 'weave-dns-slices-'))];
-  try {
-    for (const dir of dirs) savedTable(dir, 25);
-    const whole = router(dirs[0]!, NOW + 30);
-    whole.ns.restore(whole.store.load(), () => true);
+test('a restore in slices gives the event loop a turn between them and ends with the same table and file as one slice', async () => {
+  await withDir(async (wholeDir) => {
+    await withDir(async (slicedDir) => {
+      for (const dir of [wholeDir, slicedDir]) savedTable(dir, 25);
+      const whole = router(wholeDir, NOW + 30);
+      await whole.ns.restore(() => whole.store.load(), () => true, 25);
 
-    const sliced = router(dirs[1]!, NOW + 30);
-    let loaded = false;
-    let turnsDuringRestore = 0;
-    // Another task on the event loop, one step per turn: it must get turns while the restore runs.
-    const otherTask = (): void => {
-      if (!sliced.ns.isRestoring()) return;
-      turnsDuringRestore++;
+      const sliced = router(slicedDir, NOW + 30);
+      let loaded = false;
+      let turnsDuringRestore = 0;
+      // Another task on the event loop, one step per turn: it must get turns while the restore runs.
+      const otherTask = (): void => {
+        if (!sliced.ns.isRestoring()) return;
+        turnsDuringRestore++;
+        setImmediate(otherTask);
+      };
       setImmediate(otherTask);
-    };
-    setImmediate(otherTask);
-    const restoring = sliced.ns.restoreGradually(() => { loaded = true; return sliced.store.load(); }, () => true, 5);
-    assert.equal(loaded, false, 'nothing is read before the caller gets on');
-    assert.equal(sliced.ns.isRestoring(), true);
-    const restored = await restoring;
-    assert.equal(restored.length, 25);
-    assert.equal(sliced.ns.isRestoring(), false);
-    assert.ok(turnsDuringRestore >= 5, `another task ran between the 5 slices (${turnsDuringRestore} turns)`);
-    const view = (ns: Nameserver): string[] => ns.entries().map((e) => `${e.hostname} v${e.version} ${e.tombstone}`);
-    assert.deepEqual(view(sliced.ns), view(whole.ns));
-    assert.deepEqual(parseDnsEntries(readFileSync(join(dirs[1]!, DNS_ENTRIES_FILE), 'utf8'), US).map((e) => `${e.hostname} v${e.version}`),
-      parseDnsEntries(readFileSync(join(dirs[0]!, DNS_ENTRIES_FILE), 'utf8'), US).map((e) => `${e.hostname} v${e.version}`),
-      'the snapshot written after the restore is the same');
-    // The live names, bumped, are announced once gossip is attached, as after restore().
-    sliced.ns.setBroadcaster((p) => sliced.sent.push(p));
-    assert.equal(sliced.sent[0]!.entries.length, 13);
-  } finally {
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  }
+      const restoring = sliced.ns.restore(() => { loaded = true; return sliced.store.load(); }, () => true, 5);
+      assert.equal(loaded, false, 'nothing is read before the caller gets on');
+      assert.equal(sliced.ns.isRestoring(), true);
+      const restored = await restoring;
+      assert.equal(restored.length, 25);
+      assert.equal(sliced.ns.isRestoring(), false);
+      assert.ok(turnsDuringRestore >= 5, `another task ran between the 5 slices (${turnsDuringRestore} turns)`);
+      const view = (ns: Nameserver): string[] => ns.entries().map((e) => `${e.hostname} v${e.version} ${e.tombstone}`);
+      assert.deepEqual(view(sliced.ns), view(whole.ns));
+      const snapshot = (dir: string): string[] => parseDnsEntries(readFileSync(join(dir, DNS_ENTRIES_FILE), 'utf8'), US).map((e) => `${e.hostname} v${e.version}`);
+      assert.deepEqual(snapshot(slicedDir), snapshot(wholeDir), 'the snapshot written after the restore is the same');
+      // The live names, bumped, are announced once gossip is attached.
+      sliced.ns.setBroadcaster((p) => sliced.sent.push(p));
+      assert.equal(sliced.sent[0]!.entries.length, 13);
+    });
+  });
 });
 
 test('gossip and deletions that come while restoring wait for the saved names; adds are refused until then', async () => {
-  const { NameserverGossiper, MAX_HELD_PAYLOADS } = await import('../../controlplane/dns/gossiper.js');
-  const { encodeGossipPayload } = await import('../../controlplane/dns/codec.js');
-  const dir = mkdtempSync(join(tmpdir(), 'weave-dns-held-'));
-  try {
+  await withDir(async (dir) => {
     savedTable(dir, 10);
     const { ns, store, sent } = router(dir, NOW + 30);
     const gossiper = new NameserverGossiper(ns);
-    gossiper.attach({ gossipBroadcast: (d) => sent.push((d as InstanceType<typeof import('../../controlplane/dns/gossiper.js').DnsGossipData>).payload) });
-    const restoring = ns.restoreGradually(() => store.load(), () => true, 3);
+    gossiper.attach({ gossipBroadcast: (d) => sent.push((d as DnsGossipData).payload) });
+    const restoring = ns.restore(() => store.load(), () => true, 3);
 
     // A neighbour's first gossip still holds our n0 as we saved it (version 3): without the saved table
     // step 3 of §9.3 would tombstone it.
@@ -293,7 +290,5 @@ test('gossip and deletions that come while restoring wait for the saved names; a
       'full state went out while restoring: the restore announces its tombstones too, not only the names it bumped');
     ns.add('new.weave.local.', 'c99', WEB + 99);
     assert.equal(ns.lookup('new.weave.local.').length, 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
