@@ -5,6 +5,7 @@ import type { Cancel, Clock } from './clock.js';
 import { UNKNOWN_PEER_NAME, type Peer } from './peer.js';
 import type { PeerName } from './types.js';
 import { compareOrdered } from '../order.js';
+import { TopologyIndex, VIA_START, VIA_UNREACHED } from './topology-index.js';
 
 /** Deferral of a recalculation after a trigger (spec §4.6). */
 export const ROUTE_RECALCULATION_DELAY_MS = 100;
@@ -67,8 +68,12 @@ export class Routes {
   private broadcastCache = new Map<PeerName, PeerName[]>();
   private broadcastAllCache = new Map<PeerName, PeerName[]>();
   private pending: Cancel | undefined;
-  /** The established symmetric edges the data-plane routes were last computed from. */
-  private establishedEdges: EdgeSet | undefined;
+  /** The graph as arrays, built by each recalculation; dropped at the next change. */
+  private index: TopologyIndex | undefined;
+  /** BFS output for the current index. */
+  private via = new Int32Array(0);
+  /** The established symmetric edges the data-plane routes were last computed from (TopologyIndex.establishedEdges). */
+  private establishedEdges: readonly PeerName[] | undefined;
 
   constructor(
     private readonly graph: () => Graph,
@@ -88,6 +93,7 @@ export class Routes {
    * after its ensureRecalculated) without recomputing every table per message.
    */
   recalculateSoon(): void {
+    this.index = undefined;
     this.broadcastAllCache.clear();
     if (this.pending) return;
     this.pending = this.clock.schedule(ROUTE_RECALCULATION_DELAY_MS, () => {
@@ -108,18 +114,19 @@ export class Routes {
   recalculateNow(): void {
     this.pending?.();
     this.pending = undefined;
-    const g = this.graph();
-    const unicast = bfsRoutes(g, this.ourName, undefined, true).routes;
-    const unicastAll = bfsRoutes(g, this.ourName, undefined, false).routes;
-    this.unicast = unicast;
-    this.unicastAll = unicastAll;
+    const index = new TopologyIndex(this.graph());
+    this.index = index;
+    if (this.via.length < index.size) this.via = new Int32Array(index.size);
+    this.unicast = this.unicastFrom(index, true);
+    this.unicastAll = this.unicastFrom(index, false);
     this.broadcastAllCache.clear();
     // Unicast and Broadcast (the data plane's routes) depend only on the
     // established symmetric edges. Most topology changes while a mesh forms
     // leave those alone; then the data plane keeps its trees and is not told
     // (recomputing its state walks a tree per peer: O(N^3) for a full mesh).
-    if (this.establishedEdges && sameEstablishedEdges(g, this.establishedEdges)) return;
-    this.establishedEdges = establishedEdges(g);
+    const edges = index.establishedEdges();
+    if (this.establishedEdges && samePairs(this.establishedEdges, edges)) return;
+    this.establishedEdges = edges;
     this.broadcastCache.clear();
     this.onChanged();
   }
@@ -180,12 +187,42 @@ export class Routes {
     return chosen;
   }
 
+  /** routes(ourName, none, flag) as a table, in the order the BFS reached the peers. */
+  private unicastFrom(index: TopologyIndex, establishedOnly: boolean): Map<PeerName, PeerName> {
+    const table = new Map<PeerName, PeerName>();
+    const us = index.index(this.ourName);
+    if (us === undefined) return table.set(this.ourName, UNKNOWN_PEER_NAME);
+    const via = this.via;
+    index.bfs(us, -1, establishedOnly, via);
+    for (const i of index.lastReached()) {
+      const hop = via[i]!;
+      table.set(index.names[i]!, hop === VIA_START ? UNKNOWN_PEER_NAME : index.names[hop]!);
+    }
+    return table;
+  }
+
+  /**
+   * Broadcast(S) / BroadcastAll(S) (spec §4.6). Over the index while it is
+   * current (after a recalculation: the data plane then asks for a tree per
+   * peer); after a change, over the live graph, as most trees asked for
+   * then are one source's, and its BFS stops as soon as it reaches us.
+   */
   private cachedBroadcast(cache: Map<PeerName, PeerName[]>, src: PeerName, establishedOnly: boolean): PeerName[] {
     let hops = cache.get(src);
-    if (!hops) {
+    if (hops) return hops;
+    const index = this.index;
+    if (!index) {
       hops = computeBroadcast(this.graph(), this.ourName, src, establishedOnly);
-      cache.set(src, hops);
+    } else {
+      hops = [];
+      const s = index.index(src);
+      const us = index.index(this.ourName);
+      if (s !== undefined && us !== undefined && index.bfs(s, us, establishedOnly, this.via)) {
+        // Our neighbours the tree from S has not reached when it reaches us; ascending.
+        for (const j of index.neighbours(us, establishedOnly)) if (this.via[j] === VIA_UNREACHED) hops.push(index.names[j]!);
+      }
     }
+    cache.set(src, hops);
     return hops;
   }
 }
@@ -204,39 +241,10 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
   return hops.sort(byName);
 }
 
-/** Established symmetric edges: source peer -> remote peers. */
-type EdgeSet = Map<PeerName, Set<PeerName>>;
-
-function establishedEdges(graph: Graph): EdgeSet {
-  const edges: EdgeSet = new Map();
-  for (const peer of graph.values()) {
-    for (const remote of peer.connections.keys()) {
-      if (!edgeUsable(graph, peer, remote, true)) continue;
-      let out = edges.get(peer.name);
-      if (!out) edges.set(peer.name, (out = new Set()));
-      out.add(remote);
-    }
-  }
-  return edges;
-}
-
-/**
- * Whether the graph's established symmetric edges are exactly `edges`,
- * checked without building anything: most recalculations while a mesh forms
- * leave them alone (a connection counts only once both ends confirm it).
- */
-function sameEstablishedEdges(graph: Graph, edges: EdgeSet): boolean {
-  let count = 0;
-  for (const peer of graph.values()) {
-    for (const remote of peer.connections.keys()) {
-      if (!edgeUsable(graph, peer, remote, true)) continue;
-      if (edges.get(peer.name)?.has(remote) !== true) return false;
-      count++;
-    }
-  }
-  let expected = 0;
-  for (const out of edges.values()) expected += out.size;
-  return count === expected;
+function samePairs(a: readonly PeerName[], b: readonly PeerName[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {

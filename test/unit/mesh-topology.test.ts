@@ -187,3 +187,75 @@ test('route recalculation is deferred by 100 ms and notifies listeners', async (
   assert.equal(routes.unicastNextHop(B), B);
   assert.equal(notified, 1);
 });
+
+test('Routes over the topology index give the tables and trees of the map-based BFS (random graphs)', () => {
+  // Random graphs of 2-40 peers: edges one-way or both, established or not, some to peers we hold
+  // no record of, our own record sometimes missing its edges. The reference is spec §4.6's BFS over
+  // the live maps (bfsRoutes, computeBroadcast); Routes computes over the arrays of TopologyIndex.
+  const random = seededRandom(2024);
+  const pick = (n: number): number => Math.floor(random() * n);
+  for (let round = 0; round < 300; round++) {
+    const n = 2 + pick(39);
+    // Names in random order, so index order (ascending names) is not insertion order.
+    const names = Array.from({ length: n }, (_, i) => (i === 0 ? US : 0x1000n + BigInt(pick(1 << 20)) * 16n + BigInt(i)));
+    const known = names.filter((_, i) => i === 0 || random() > 0.1);
+    const edges: [PeerName, PeerName, boolean][] = [];
+    const density = random();
+    for (const a of known) {
+      for (const b of names) {
+        if (a === b || random() > density * 0.5) continue;
+        const est = random() > 0.2;
+        edges.push([a, b, est]);
+        if (known.includes(b) && random() > 0.15) edges.push([b, a, random() > 0.1 ? est : !est]);
+      }
+    }
+    const g = new Map<PeerName, Peer>();
+    for (const name of known) g.set(name, new Peer(summary(name)));
+    for (const [from, to, est] of edges) g.get(from)!.connections.set(to, conn(to, est));
+    const routes = new Routes(() => g, US, new ManualClock(), seededRandom(1));
+    for (const establishedOnly of [true, false]) {
+      // As sets of (destination, next hop): the order of a table is not part of it (Weave's is a Go map).
+      const byDest = (t: ReadonlyMap<PeerName, PeerName>): [PeerName, PeerName][] => [...t].sort((x, y) => (x[0] < y[0] ? -1 : 1));
+      const want = bfsRoutes(g, US, undefined, establishedOnly).routes;
+      assert.deepEqual(byDest(routes.unicastTable(establishedOnly)), byDest(want), `round ${round}: unicast table (${establishedOnly})`);
+    }
+    const trees = (): void => {
+      for (const src of [...names, 0x7777n]) {
+        assert.deepEqual(routes.broadcastNextHops(src), computeBroadcast(g, US, src, true), `round ${round}: Broadcast(${src})`);
+        assert.deepEqual(routes.broadcastAllNextHops(src), computeBroadcast(g, US, src, false), `round ${round}: BroadcastAll(${src})`);
+      }
+    };
+    trees(); // over the index the recalculation built
+    // A change: gossip trees come from the live graph until the next recalculation.
+    const [from, to] = [known[pick(known.length)]!, names[pick(n)]!];
+    if (from !== to) g.get(from)!.connections.set(to, conn(to, true));
+    routes.recalculateSoon();
+    for (const src of [...names, 0x7777n]) {
+      assert.deepEqual(routes.broadcastAllNextHops(src), computeBroadcast(g, US, src, false), `round ${round}: BroadcastAll(${src}) after a change`);
+    }
+    routes.recalculateNow();
+    trees();
+  }
+});
+
+test('Routes: a change recalculated tells the data plane only when the established symmetric edges changed', async () => {
+  const g = graph([...both(US, A), ...both(US, B), ...both(A, B, false)], [US, A, B]);
+  const clock = new ManualClock();
+  let notified = 0;
+  const routes = new Routes(() => g, US, clock, seededRandom(1), () => notified++);
+  notified = 0;
+  // A's edge to B becomes established, but B's back is not: the data plane's routes stay.
+  g.get(A)!.connections.set(B, conn(B, true));
+  routes.recalculateNow();
+  assert.equal(notified, 0);
+  // Now B confirms: a new symmetric edge.
+  g.get(B)!.connections.set(A, conn(A, true));
+  routes.recalculateNow();
+  assert.equal(notified, 1);
+  assert.deepEqual(routes.broadcastNextHops(A), []);
+  // The same edges listed in another order are the same edges.
+  const usConns = [...g.get(US)!.connections.values()].reverse();
+  g.get(US)!.setConnections(usConns);
+  routes.recalculateNow();
+  assert.equal(notified, 1);
+});

@@ -1,0 +1,151 @@
+// The topology graph as arrays, for the route computations (spec §4.6) that
+// run many times per topology change: a forming mesh relays broadcasts from
+// every source, each needing its own spanning tree, and the data plane and
+// the status views want one per peer. Over the live graph each edge of each
+// BFS costs lookups in maps keyed by 64-bit names (BigInts, hashed on every
+// lookup); here the graph is walked once, and every BFS after that reads
+// integer arrays.
+import type { Peer } from './peer.js';
+import type { PeerName } from './types.js';
+
+type Graph = ReadonlyMap<PeerName, Peer>;
+
+/** `via[i]` of the BFS start. */
+export const VIA_START = -2;
+/** `via[i]` of a peer the BFS did not reach. */
+export const VIA_UNREACHED = -1;
+
+/**
+ * Peers are numbered in ascending name order, so sorting a BFS level by name
+ * (spec §4.6: the lowest name is dequeued first) is sorting numbers. Each
+ * peer's edges keep the order of its connections, as the map-based BFS
+ * visits them; edges to peers we hold no record of are left out (they are
+ * not followed).
+ */
+export class TopologyIndex {
+  /** Peer names by index, ascending. */
+  readonly names: readonly PeerName[];
+  private readonly indexOf = new Map<PeerName, number>();
+  /** Edges of peer i: to[start[i]] .. to[start[i + 1] - 1], by index; any connection (BroadcastAll, gossip). */
+  private readonly allStart: Int32Array;
+  private readonly allTo: Int32Array;
+  /** The same for established connections confirmed by the remote end (data plane). */
+  private readonly estStart: Int32Array;
+  private readonly estTo: Int32Array;
+  /** Scratch for one BFS at a time: the level being walked and the next one. */
+  private level: Int32Array;
+  private next: Int32Array;
+  /** Peers the last BFS reached, in the order it reached them (the start first). */
+  private readonly order: Int32Array;
+  private orderLength = 0;
+  private establishedPairs: PeerName[] | undefined;
+
+  constructor(graph: Graph) {
+    const names = [...graph.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.names = names;
+    names.forEach((n, i) => this.indexOf.set(n, i));
+    const n = names.length;
+    this.allStart = new Int32Array(n + 1);
+    this.estStart = new Int32Array(n + 1);
+    const all: number[] = [];
+    const est: number[] = [];
+    for (let i = 0; i < n; i++) {
+      this.allStart[i] = all.length;
+      this.estStart[i] = est.length;
+      const peer = graph.get(names[i]!)!;
+      for (const [remote, conn] of peer.connections) {
+        const j = this.indexOf.get(remote);
+        if (j === undefined) continue;
+        all.push(j);
+        if (conn.established && graph.get(remote)!.connections.get(peer.name)?.established === true) est.push(j);
+      }
+    }
+    this.allStart[n] = all.length;
+    this.estStart[n] = est.length;
+    this.allTo = Int32Array.from(all);
+    this.estTo = Int32Array.from(est);
+    // Within one peer the order of its edges changes no route (all its neighbours get its first
+    // hop, and the next level is sorted), so they are sorted: the edge lists are canonical.
+    for (let i = 0; i < n; i++) {
+      this.allTo.subarray(this.allStart[i]!, this.allStart[i + 1]!).sort();
+      this.estTo.subarray(this.estStart[i]!, this.estStart[i + 1]!).sort();
+    }
+    this.level = new Int32Array(n);
+    this.next = new Int32Array(n);
+    this.order = new Int32Array(n);
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  index(name: PeerName): number | undefined {
+    return this.indexOf.get(name);
+  }
+
+  /**
+   * BFS `routes(start, stopAt, flag)` of spec §4.6 over the index: fills
+   * `via` (length `size`) with the index of the first hop towards each peer
+   * reached, VIA_START for the start and VIA_UNREACHED for the rest. Returns
+   * whether `stopAt` was dequeued (the search stops there, as the spec's
+   * does; pass -1 to search the whole graph).
+   */
+  bfs(start: number, stopAt: number, establishedOnly: boolean, via: Int32Array): boolean {
+    via.fill(VIA_UNREACHED);
+    via[start] = VIA_START;
+    this.order[0] = start;
+    this.orderLength = 1;
+    const startOf = establishedOnly ? this.estStart : this.allStart;
+    const to = establishedOnly ? this.estTo : this.allTo;
+    let level = this.level;
+    let next = this.next;
+    level[0] = start;
+    let levelLength = 1;
+    while (levelLength > 0) {
+      if (levelLength > 1) level.subarray(0, levelLength).sort();
+      let nextLength = 0;
+      for (let k = 0; k < levelLength; k++) {
+        const cur = level[k]!;
+        if (cur === stopAt) return true;
+        const hop = cur === start ? -1 : via[cur]!;
+        for (let e = startOf[cur]!, end = startOf[cur + 1]!; e < end; e++) {
+          const remote = to[e]!;
+          if (via[remote] !== VIA_UNREACHED) continue;
+          via[remote] = hop === -1 ? remote : hop;
+          next[nextLength++] = remote;
+          this.order[this.orderLength++] = remote;
+        }
+      }
+      [level, next] = [next, level];
+      levelLength = nextLength;
+    }
+    return false;
+  }
+
+  /** The peers the last BFS reached, in the order it reached them. */
+  lastReached(): Int32Array {
+    return this.order.subarray(0, this.orderLength);
+  }
+
+  /** Indices of peer i's neighbours over edges of the given kind, ascending. */
+  neighbours(i: number, establishedOnly: boolean): Int32Array {
+    const startOf = establishedOnly ? this.estStart : this.allStart;
+    return (establishedOnly ? this.estTo : this.allTo).subarray(startOf[i]!, startOf[i + 1]!);
+  }
+
+  /**
+   * The established symmetric edges as name pairs (from, to, from, to, ...)
+   * in name order: two graphs have the same data-plane routes exactly when
+   * these are equal.
+   */
+  establishedEdges(): readonly PeerName[] {
+    if (!this.establishedPairs) {
+      const pairs: PeerName[] = [];
+      for (let i = 0; i < this.names.length; i++) {
+        for (const j of this.neighbours(i, true)) pairs.push(this.names[i]!, this.names[j]!);
+      }
+      this.establishedPairs = pairs;
+    }
+    return this.establishedPairs;
+  }
+}
