@@ -265,3 +265,44 @@ test('a discovered peer whose host is handshaking with us is not dialled back un
     mesh.stop();
   }
 });
+
+test('discovery dials gossiped addresses it can parse and passes over the others, every time it looks', async () => {
+  // Peer A (connected to us) reports connections to B (A dialled B: B listens at that address),
+  // to C (C dialled A from an ephemeral port: C is dialled on our mesh port) and to two peers
+  // whose gossiped addresses do not parse.
+  const mesh = new TestMesh(2);
+  const [us, a] = [mesh.peers[0]!, mesh.peers[1]!];
+  const dialled: string[] = [];
+  const maker = new ConnectionMaker({
+    router: us.router, port: 6783, discovery: true, clock: mesh.clock, random: half,
+    dial: async (address) => {
+      dialled.push(address);
+      if (address === `${addressOf(2)}:6783`) return meshDialler(mesh, 0)(address);
+      throw new Error(`dial tcp4 ${address}: connect: connection refused`);
+    },
+  });
+  try {
+    maker.connect([addressOf(2)], false);
+    await mesh.advance(100);
+    const peerA = us.router.peers.get(a.identity.name)!;
+    const reported = [
+      { name: 0xb0b0b0b0b0b0n, remoteTcpAddr: '10.1.0.2:7000', outbound: true, established: true },
+      { name: 0xc0c0c0c0c0c0n, remoteTcpAddr: '10.1.0.3:51234', outbound: false, established: true },
+      { name: 0xd0d0d0d0d0d0n, remoteTcpAddr: '10.1.0.4:99999', outbound: true, established: true },
+      { name: 0xe0e0e0e0e0e0n, remoteTcpAddr: '[fe80::1', outbound: false, established: true },
+    ];
+    for (const c of reported) peerA.connections.set(c.name, c);
+    for (let round = 0; round < 2; round++) {
+      dialled.length = 0;
+      us.router.routes.recalculateSoon();
+      maker.connect([], false); // evaluate now
+      await mesh.advance(DISCOVERED_DIAL_DEFER_MS * 6);
+      assert.ok(dialled.includes('10.1.0.2:7000'), `round ${round}: the listening address of B: ${dialled.join(' ')}`);
+      assert.ok(dialled.includes('10.1.0.3:6783'), `round ${round}: C's host on our mesh port`);
+      assert.ok(dialled.every((d) => !d.includes('99999') && !d.includes('fe80')), `round ${round}: nothing unparsable dialled`);
+    }
+  } finally {
+    maker.stop();
+    mesh.stop();
+  }
+});
