@@ -72,8 +72,8 @@ export class Routes {
   private index: TopologyIndex | undefined;
   /** BFS output for the current index. */
   private via = new Int32Array(0);
-  /** The established symmetric edges the data-plane routes were last computed from (TopologyIndex.establishedEdges). */
-  private establishedEdges: readonly PeerName[] | undefined;
+  /** The index the data-plane routes were last computed from: its established symmetric edges are theirs. */
+  private routedIndex: TopologyIndex | undefined;
 
   constructor(
     private readonly graph: () => Graph,
@@ -124,9 +124,8 @@ export class Routes {
     // established symmetric edges. Most topology changes while a mesh forms
     // leave those alone; then the data plane keeps its trees and is not told
     // (recomputing its state walks a tree per peer: O(N^3) for a full mesh).
-    const edges = index.establishedEdges();
-    if (this.establishedEdges && samePairs(this.establishedEdges, edges)) return;
-    this.establishedEdges = edges;
+    if (this.routedIndex?.sameEstablishedEdges(index)) return;
+    this.routedIndex = index;
     this.broadcastCache.clear();
     this.onChanged();
   }
@@ -239,12 +238,6 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
     if (edgeUsable(graph, us, remote, establishedOnly)) hops.push(remote);
   }
   return hops.sort(byName);
-}
-
-function samePairs(a: readonly PeerName[], b: readonly PeerName[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {

@@ -38,41 +38,66 @@ export class TopologyIndex {
   /** Peers the last BFS reached, in the order it reached them (the start first). */
   private readonly order: Int32Array;
   private orderLength = 0;
-  private establishedPairs: PeerName[] | undefined;
 
   constructor(graph: Graph) {
     const names = [...graph.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     this.names = names;
     names.forEach((n, i) => this.indexOf.set(n, i));
     const n = names.length;
+    // Every edge once, packed as to·2 + established and sorted per peer: the edge lists are then
+    // canonical (within one peer the order of its edges changes no route: all its neighbours get
+    // its first hop, and the next level is sorted), and the symmetry check below is a binary
+    // search in integers instead of a lookup by name in the remote's map.
+    let edgeCount = 0;
+    for (const peer of graph.values()) edgeCount += peer.connections.size;
+    const packed = new Int32Array(edgeCount);
     this.allStart = new Int32Array(n + 1);
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      this.allStart[i] = e;
+      for (const conn of graph.get(names[i]!)!.connections.values()) {
+        const j = this.indexOf.get(conn.name);
+        if (j !== undefined) packed[e++] = j * 2 + (conn.established ? 1 : 0);
+      }
+      packed.subarray(this.allStart[i]!, e).sort();
+    }
+    this.allStart[n] = e;
+    this.allTo = new Int32Array(e);
+    const established = new Uint8Array(e);
+    for (let k = 0; k < e; k++) {
+      this.allTo[k] = packed[k]! >> 1;
+      established[k] = packed[k]! & 1;
+    }
     this.estStart = new Int32Array(n + 1);
-    const all: number[] = [];
     const est: number[] = [];
     for (let i = 0; i < n; i++) {
-      this.allStart[i] = all.length;
       this.estStart[i] = est.length;
-      const peer = graph.get(names[i]!)!;
-      for (const [remote, conn] of peer.connections) {
-        const j = this.indexOf.get(remote);
-        if (j === undefined) continue;
-        all.push(j);
-        if (conn.established && graph.get(remote)!.connections.get(peer.name)?.established === true) est.push(j);
+      for (let k = this.allStart[i]!, end = this.allStart[i + 1]!; k < end; k++) {
+        if (established[k] === 0) continue;
+        const j = this.allTo[k]!;
+        const back = this.findEdge(j, i);
+        if (back >= 0 && established[back] === 1) est.push(j);
       }
     }
-    this.allStart[n] = all.length;
     this.estStart[n] = est.length;
-    this.allTo = Int32Array.from(all);
     this.estTo = Int32Array.from(est);
-    // Within one peer the order of its edges changes no route (all its neighbours get its first
-    // hop, and the next level is sorted), so they are sorted: the edge lists are canonical.
-    for (let i = 0; i < n; i++) {
-      this.allTo.subarray(this.allStart[i]!, this.allStart[i + 1]!).sort();
-      this.estTo.subarray(this.estStart[i]!, this.estStart[i + 1]!).sort();
-    }
     this.level = new Int32Array(n);
     this.next = new Int32Array(n);
     this.order = new Int32Array(n);
+  }
+
+  /** Position of the edge i -> j in allTo, or -1. */
+  private findEdge(i: number, j: number): number {
+    let lo = this.allStart[i]!;
+    let hi = this.allStart[i + 1]! - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = this.allTo[mid]!;
+      if (v === j) return mid;
+      if (v < j) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
   }
 
   get size(): number {
@@ -134,18 +159,15 @@ export class TopologyIndex {
   }
 
   /**
-   * The established symmetric edges as name pairs (from, to, from, to, ...)
-   * in name order: two graphs have the same data-plane routes exactly when
-   * these are equal.
+   * Whether `other` has the same established symmetric edges, so the same
+   * data-plane routes. Compared as arrays: the same peers, the same edges.
+   * (A peer that joins with no such edge yet counts as a change.)
    */
-  establishedEdges(): readonly PeerName[] {
-    if (!this.establishedPairs) {
-      const pairs: PeerName[] = [];
-      for (let i = 0; i < this.names.length; i++) {
-        for (const j of this.neighbours(i, true)) pairs.push(this.names[i]!, this.names[j]!);
-      }
-      this.establishedPairs = pairs;
-    }
-    return this.establishedPairs;
+  sameEstablishedEdges(other: TopologyIndex): boolean {
+    if (other.names.length !== this.names.length || other.estTo.length !== this.estTo.length) return false;
+    for (let i = 0; i < this.names.length; i++) if (other.names[i] !== this.names[i]) return false;
+    for (let i = 0; i <= this.names.length; i++) if (other.estStart[i] !== this.estStart[i]) return false;
+    for (let e = 0; e < this.estTo.length; e++) if (other.estTo[e] !== this.estTo[e]) return false;
+    return true;
   }
 }
