@@ -226,18 +226,43 @@ export class Routes {
   }
 }
 
-/** Broadcast(S) / BroadcastAll(S) (spec §4.6). */
+/**
+ * Broadcast(S) / BroadcastAll(S) (spec §4.6): our neighbours that the BFS
+ * from S has not reached when it dequeues us. The BFS stops as soon as every
+ * neighbour of ours is reached, since the answer is then empty whatever
+ * follows: in a full mesh that is after S's own edges, where a tree over
+ * the whole graph would walk half of it.
+ */
 export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName, establishedOnly: boolean): PeerName[] {
-  const { found, routes: reached } = bfsRoutes(graph, src, ourName, establishedOnly);
-  if (!found) return [];
   const us = graph.get(ourName);
   if (!us) return [];
-  const hops: PeerName[] = [];
+  const notReached = new Set<PeerName>();
   for (const remote of us.connections.keys()) {
-    if (reached.has(remote) || !graph.has(remote)) continue;
-    if (edgeUsable(graph, us, remote, establishedOnly)) hops.push(remote);
+    if (remote !== src && graph.has(remote) && edgeUsable(graph, us, remote, establishedOnly)) notReached.add(remote);
   }
-  return hops.sort(byName);
+  if (notReached.size === 0) return [];
+  const reached = new Set<PeerName>([src]);
+  let level: PeerName[] = [src];
+  while (level.length > 0) {
+    if (level.length > 1) level.sort(byName);
+    const next: PeerName[] = [];
+    for (const cur of level) {
+      if (cur === ourName) return [...notReached].sort(byName);
+      const peer = graph.get(cur);
+      if (!peer) continue;
+      for (const [remote, conn] of peer.connections) {
+        if (reached.has(remote)) continue;
+        const remotePeer = graph.get(remote);
+        if (!remotePeer) continue;
+        if (establishedOnly && (!conn.established || remotePeer.connections.get(cur)?.established !== true)) continue;
+        reached.add(remote);
+        next.push(remote);
+        if (notReached.delete(remote) && notReached.size === 0) return [];
+      }
+    }
+    level = next;
+  }
+  return [];
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {
