@@ -22,13 +22,49 @@ export function edgeUsable(graph: Graph, from: Peer, to: PeerName, establishedOn
   return graph.get(to)?.connections.get(from.name)?.established === true;
 }
 
+/** How a BFS walk ended: it dequeued stopAt, a `reached` callback stopped it, or it ran out of peers. */
+type WalkEnd = 'found' | 'stopped' | 'exhausted';
+
 /**
- * BFS `routes(start, stopAt, flag)` exactly as spec §4.6: dest -> next hop.
- * The edge filter is edgeUsable's, inlined: while a large mesh forms this runs
- * for every relayed broadcast and every forwarding state, so each edge costs
- * the lookups it needs and no more (its own record is in hand, the remote's
- * is fetched once for both the existence and the symmetry check).
+ * The BFS of spec §4.6 from `start`: levels dequeued in name order, edges
+ * followed only to peers we hold a record of, with the edge filter E(flag)
+ * inlined (its own record is in hand, the remote's is fetched once for both
+ * the existence and the symmetry check: while a large mesh forms this runs
+ * for every relayed broadcast). `reached(remote, from)` hears each peer as it
+ * is first reached and returns false to end the walk there.
  */
+function walkBfs(
+  graph: Graph,
+  start: PeerName,
+  stopAt: PeerName | undefined,
+  establishedOnly: boolean,
+  reached: (remote: PeerName, from: PeerName) => boolean,
+): WalkEnd {
+  const seen = new Set<PeerName>([start]);
+  let level: PeerName[] = [start];
+  while (level.length > 0) {
+    if (level.length > 1) level.sort(byName);
+    const next: PeerName[] = [];
+    for (const cur of level) {
+      if (cur === stopAt) return 'found';
+      const peer = graph.get(cur);
+      if (!peer) continue;
+      for (const [remote, conn] of peer.connections) {
+        if (seen.has(remote)) continue;
+        const remotePeer = graph.get(remote);
+        if (!remotePeer) continue;
+        if (establishedOnly && (!conn.established || remotePeer.connections.get(cur)?.established !== true)) continue;
+        seen.add(remote);
+        next.push(remote);
+        if (!reached(remote, cur)) return 'stopped';
+      }
+    }
+    level = next;
+  }
+  return 'exhausted';
+}
+
+/** BFS `routes(start, stopAt, flag)` exactly as spec §4.6: dest -> next hop. */
 export function bfsRoutes(
   graph: Graph,
   start: PeerName,
@@ -36,28 +72,11 @@ export function bfsRoutes(
   establishedOnly: boolean,
 ): { found: boolean; routes: Map<PeerName, PeerName> } {
   const routes = new Map<PeerName, PeerName>([[start, UNKNOWN_PEER_NAME]]);
-  let level: PeerName[] = [start];
-  while (level.length > 0) {
-    if (level.length > 1) level.sort(byName);
-    const next: PeerName[] = [];
-    for (const cur of level) {
-      if (cur === stopAt) return { found: true, routes };
-      const peer = graph.get(cur);
-      if (!peer) continue;
-      const via = cur === start ? undefined : routes.get(cur);
-      for (const [remote, conn] of peer.connections) {
-        if (routes.has(remote)) continue;
-        // Edges to peers we hold no record of (not yet merged) are not followed.
-        const remotePeer = graph.get(remote);
-        if (!remotePeer) continue;
-        if (establishedOnly && (!conn.established || remotePeer.connections.get(cur)?.established !== true)) continue;
-        next.push(remote);
-        routes.set(remote, via ?? remote);
-      }
-    }
-    level = next;
-  }
-  return { found: false, routes };
+  const end = walkBfs(graph, start, stopAt, establishedOnly, (remote, from) => {
+    routes.set(remote, from === start ? remote : routes.get(from)!);
+    return true;
+  });
+  return { found: end === 'found', routes };
 }
 
 const byName: (a: PeerName, b: PeerName) => number = compareOrdered;
@@ -241,28 +260,8 @@ export function computeBroadcast(graph: Graph, ourName: PeerName, src: PeerName,
     if (remote !== src && graph.has(remote) && edgeUsable(graph, us, remote, establishedOnly)) notReached.add(remote);
   }
   if (notReached.size === 0) return [];
-  const reached = new Set<PeerName>([src]);
-  let level: PeerName[] = [src];
-  while (level.length > 0) {
-    if (level.length > 1) level.sort(byName);
-    const next: PeerName[] = [];
-    for (const cur of level) {
-      if (cur === ourName) return [...notReached].sort(byName);
-      const peer = graph.get(cur);
-      if (!peer) continue;
-      for (const [remote, conn] of peer.connections) {
-        if (reached.has(remote)) continue;
-        const remotePeer = graph.get(remote);
-        if (!remotePeer) continue;
-        if (establishedOnly && (!conn.established || remotePeer.connections.get(cur)?.established !== true)) continue;
-        reached.add(remote);
-        next.push(remote);
-        if (notReached.delete(remote) && notReached.size === 0) return [];
-      }
-    }
-    level = next;
-  }
-  return [];
+  const end = walkBfs(graph, src, ourName, establishedOnly, (remote) => !(notReached.delete(remote) && notReached.size === 0));
+  return end === 'found' ? [...notReached].sort(byName) : [];
 }
 
 function nextHop(table: Map<PeerName, PeerName>, dst: PeerName): PeerName | undefined {
