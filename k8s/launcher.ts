@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { WEAVE_VERSION } from '../controlplane/api/version.js';
 import { callRouter, RouterUnreachableError } from '../controlplane/cli/api-client.js';
-import { weaverEnvironment } from '../controlplane/cli/daemon.js';
+import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 import { installCni } from '../controlplane/cni/install.js';
 import { BRIDGE_NF_CALL_IPTABLES, setSysctl } from '../dataplane/host/sysctls.js';
 import { KubeApi } from './kube-api.js';
@@ -67,7 +67,7 @@ async function launch(env: NodeJS.ProcessEnv): Promise<number> {
     // Not fatal: pods still talk; Services between pods on one bridge and the policy gate need it.
     log(`${(err as Error).message}; load br_netfilter on the node (modprobe br_netfilter)`);
   }
-  const child = spawn(process.execPath, [WEAVER, ...plan.args], { env: weaverEnvironment({ ...process.env, ...plan.env }, plan.args), stdio: 'inherit' });
+  const child = spawn(process.execPath, [...WEAVER_NODE_FLAGS, WEAVER, ...plan.args], { env: weaverEnvironment({ ...process.env, ...plan.env }, plan.args), stdio: 'inherit' });
   const state = { exited: false };
   const exited = new Promise<number>((resolve) => child.on('exit', (code, signal) => {
     state.exited = true;

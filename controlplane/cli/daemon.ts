@@ -12,8 +12,8 @@ import { statePaths } from './state-paths.js';
 /** dist/controlplane/cli/daemon.js -> dist/router/weaver.js: the router bundled (scripts/bundle-router.mjs) */
 export const WEAVER_MAIN = fileURLToPath(new URL('../../router/weaver.js', import.meta.url));
 /**
- * Node flags for the router process; bin/weaver and the plugin image's entry
- * point pass the same.
+ * Node flags for the router process; bin/weaver, the plugin image's entry
+ * point and the Kubernetes launcher pass the same.
  * - A 1 MiB young-generation semi-space (default 16) keeps an idle router's
  *   resident set ~15-20 MiB smaller; the router's hot paths allocate little,
  *   so the extra scavenges cost nothing measurable.
@@ -25,8 +25,14 @@ export const WEAVER_MAIN = fileURLToPath(new URL('../../router/weaver.js', impor
  *   256 MiB old-space cap (which V8 also answers with a ~1.3x factor), stayed
  *   within 4.6 %, at the same CPU (200-204 s each). No cap, so no out-of-memory
  *   cliff for a router with a large state.
+ * - Every full collection compacts the old generation, not only when V8
+ *   judges its pages fragmented enough. Under churn the router's old space
+ *   otherwise held 15-17.5 MiB of pages for 11-14.5 MiB live (heap
+ *   snapshots and V8's own counters in an hour's soak), and that slack grew
+ *   for the whole hour: RSS 11-13 % over its level at 5 minutes in three
+ *   soaks. Its heap is small, so the compaction costs little.
  */
-export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20'];
+export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20', '--compact-on-every-full-gc'];
 /**
  * Environment the router starts with unless the caller sets it: two malloc
  * arenas instead of glibc's eight per core. Each thread (libuv's pool, koffi's

@@ -1,7 +1,9 @@
 // `weave launch` argument rewriting (user-surface spec §1.1 step 6, §4.4).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { weaverEnvironment } from '../../controlplane/cli/daemon.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../../controlplane/cli/daemon.js';
 import { planLaunch } from '../../controlplane/cli/launch-plan.js';
 import { UsageError } from '../../controlplane/cli/usage.js';
 
@@ -92,4 +94,13 @@ test('the router starts with two malloc arenas and without the extra CA bundle, 
     assert.ok(tls.routerArgs.includes(tlsFlag));
     assert.equal(weaverEnvironment({ ...caller }, tls.routerArgs).NODE_EXTRA_CA_CERTS, caller.NODE_EXTRA_CA_CERTS, `kept with ${tlsFlag}`);
   }
+});
+
+test('every way of starting the router passes the same Node flags as weave launch', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const flags = WEAVER_NODE_FLAGS.join(' ');
+  const shebang = readFileSync(`${root}bin/weaver`, 'utf8').split('\n')[0]!;
+  assert.equal(shebang, `#!/usr/bin/env -S node ${flags}`, 'bin/weaver');
+  const plugin = readFileSync(`${root}scripts/build-net-plugin.sh`, 'utf8');
+  assert.ok(plugin.includes(`exec /bin/node ${flags} /weave/dist/router/weaver.js`), 'the plugin image entry point (scripts/build-net-plugin.sh)');
 });
