@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   sharedWeaveBed, connectionsMatch, mustWeave, pollUntil, pollWeave, weave, weaveStateDir, weaverPid, type Host,
 } from './lib/index.js';
+import { INITIAL_RETRY_INTERVAL_MS } from '../../controlplane/mesh/connection-maker.js';
 
 const testbed = sharedWeaveBed(3);
 
@@ -121,12 +122,18 @@ test('a peer whose port is not open yet is redialled sooner than the backoff, an
     assert.ok(await pollUntil(() => dials() >= 4, 3_500), `4 dials within 3.5 s of launch (had ${dials()})`);
     assert.match((await weave(h2, ['status', 'connections'])).stdout, new RegExp(`^-> ${peer.replaceAll('.', '\\.')}\\s+(failed|retrying|connecting)\\s+.*connection refused`, 'm'));
 
-    const launched = Date.now();
+    // weave launch returns once h1's router is ready: its mesh port listens from then on.
     await mustWeave(h1, ['launch', '--nickname', 'h1']);
-    await connectionsMatch(h2, /^-> \S+\s+established/m, { what: 'h2 connected to h1', timeoutMs: 10_000 });
-    const connectMs = Date.now() - launched;
-    // The attempts after the quick ones are on the backoff (2 s, then 3 s): within 5 s of h1's launch.
-    assert.ok(connectMs < 5_000, `connected ${connectMs} ms after h1's launch`);
+    const readyAt = Date.now();
+    const dialsBefore = dials();
+    await connectionsMatch(h2, /^-> \S+\s+established/m, { what: 'h2 connected to h1', timeoutMs: 15_000 });
+    const connectMs = Date.now() - readyAt;
+    // After the quick retries the dials are on the spec's backoff: intervals of 2, 3 and 4.5 s, each delay random
+    // up to 1.5 times its interval. So the next dial comes at most 6.75 s after h1 listens, and it connects:
+    // no dial is refused once h1 is ready (one already on its way when launch returned may connect instead).
+    assert.ok(dials() - dialsBefore <= 1, `${dials() - dialsBefore} dials after h1 was listening; the first one connects`);
+    const nextDialWithin = INITIAL_RETRY_INTERVAL_MS * 1.5 ** 3;
+    assert.ok(connectMs < nextDialWithin + 1_000, `connected ${connectMs} ms after h1 was listening (next dial within ${nextDialWithin} ms)`);
   } finally {
     for (const h of [h1, h2]) await weave(h, ['stop']);
   }
