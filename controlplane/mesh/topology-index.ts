@@ -1,10 +1,9 @@
 // The topology graph as arrays, for the route computations (spec §4.6) that
-// run many times per topology change: a forming mesh relays broadcasts from
-// every source, each needing its own spanning tree, and the data plane and
-// the status views want one per peer. Over the live graph each edge of each
-// BFS costs lookups in maps keyed by 64-bit names (BigInts, hashed on every
-// lookup); here the graph is walked once, and every BFS after that reads
-// integer arrays.
+// follow each recalculation: the unicast tables, the data plane's Broadcast(S)
+// tree for every peer S and the status views' BroadcastAll(S). Over the live
+// graph each edge of each BFS costs lookups in maps keyed by 64-bit names
+// (BigInts, hashed on every lookup); here the graph is walked once, and every
+// BFS after that reads integer arrays.
 import type { Peer } from './peer.js';
 import type { PeerName } from './types.js';
 
@@ -18,9 +17,8 @@ export const VIA_UNREACHED = -1;
 /**
  * Peers are numbered in ascending name order, so sorting a BFS level by name
  * (spec §4.6: the lowest name is dequeued first) is sorting numbers. Each
- * peer's edges keep the order of its connections, as the map-based BFS
- * visits them; edges to peers we hold no record of are left out (they are
- * not followed).
+ * peer's edges are sorted too (see the constructor); edges to peers we hold
+ * no record of are left out (they are not followed).
  */
 export class TopologyIndex {
   /** Peer names by index, ascending. */
