@@ -89,8 +89,6 @@ export class Routes {
   private pending: Cancel | undefined;
   /** The graph as arrays, built by each recalculation; dropped at the next change. */
   private index: TopologyIndex | undefined;
-  /** BFS output for the current index. */
-  private via = new Int32Array(0);
   /** The index the data-plane routes were last computed from: its established symmetric edges are theirs. */
   private routedIndex: TopologyIndex | undefined;
 
@@ -135,7 +133,6 @@ export class Routes {
     this.pending = undefined;
     const index = new TopologyIndex(this.graph());
     this.index = index;
-    if (this.via.length < index.size) this.via = new Int32Array(index.size);
     this.unicast = this.unicastFrom(index, true);
     this.unicastAll = this.unicastFrom(index, false);
     this.broadcastAllCache.clear();
@@ -210,10 +207,9 @@ export class Routes {
     const table = new Map<PeerName, PeerName>();
     const us = index.index(this.ourName);
     if (us === undefined) return table.set(this.ourName, UNKNOWN_PEER_NAME);
-    const via = this.via;
-    index.bfs(us, -1, establishedOnly, via);
+    index.bfs(us, -1, establishedOnly);
     for (const i of index.lastReached()) {
-      const hop = via[i]!;
+      const hop = index.firstHop(i);
       table.set(index.names[i]!, hop === VIA_START ? UNKNOWN_PEER_NAME : index.names[hop]!);
     }
     return table;
@@ -235,9 +231,9 @@ export class Routes {
       hops = [];
       const s = index.index(src);
       const us = index.index(this.ourName);
-      if (s !== undefined && us !== undefined && index.bfs(s, us, establishedOnly, this.via)) {
+      if (s !== undefined && us !== undefined && index.bfs(s, us, establishedOnly)) {
         // Our neighbours the tree from S has not reached when it reaches us; ascending.
-        for (const j of index.neighbours(us, establishedOnly)) if (this.via[j] === VIA_UNREACHED) hops.push(index.names[j]!);
+        for (const j of index.neighbours(us, establishedOnly)) if (index.firstHop(j) === VIA_UNREACHED) hops.push(index.names[j]!);
       }
     }
     cache.set(src, hops);

@@ -33,6 +33,8 @@ export class TopologyIndex {
   /** Scratch for one BFS at a time: the level being walked and the next one. */
   private level: Int32Array;
   private next: Int32Array;
+  /** The last BFS's first hop towards each peer: VIA_START, VIA_UNREACHED or a peer's index. */
+  private readonly via: Int32Array;
   /** Peers the last BFS reached, in the order it reached them (the start first). */
   private readonly order: Int32Array;
   private orderLength = 0;
@@ -81,6 +83,7 @@ export class TopologyIndex {
     this.estTo = Int32Array.from(est);
     this.level = new Int32Array(n);
     this.next = new Int32Array(n);
+    this.via = new Int32Array(n);
     this.order = new Int32Array(n);
   }
 
@@ -107,13 +110,13 @@ export class TopologyIndex {
   }
 
   /**
-   * BFS `routes(start, stopAt, flag)` of spec §4.6 over the index: fills
-   * `via` (length `size`) with the index of the first hop towards each peer
-   * reached, VIA_START for the start and VIA_UNREACHED for the rest. Returns
-   * whether `stopAt` was dequeued (the search stops there, as the spec's
-   * does; pass -1 to search the whole graph).
+   * BFS `routes(start, stopAt, flag)` of spec §4.6 over the index; firstHop
+   * and lastReached read what it found. Returns whether `stopAt` was dequeued
+   * (the search stops there, as the spec's does; pass -1 to search the whole
+   * graph).
    */
-  bfs(start: number, stopAt: number, establishedOnly: boolean, via: Int32Array): boolean {
+  bfs(start: number, stopAt: number, establishedOnly: boolean): boolean {
+    const via = this.via;
     via.fill(VIA_UNREACHED);
     via[start] = VIA_START;
     this.order[0] = start;
@@ -145,6 +148,11 @@ export class TopologyIndex {
     return false;
   }
 
+  /** The last BFS's first hop towards peer i: a peer's index, VIA_START for the start, VIA_UNREACHED if not reached. */
+  firstHop(i: number): number {
+    return this.via[i]!;
+  }
+
   /** The peers the last BFS reached, in the order it reached them. */
   lastReached(): Int32Array {
     return this.order.subarray(0, this.orderLength);
@@ -158,14 +166,25 @@ export class TopologyIndex {
 
   /**
    * Whether `other` has the same established symmetric edges, so the same
-   * data-plane routes. Compared as arrays: the same peers, the same edges.
-   * (A peer that joins with no such edge yet counts as a change.)
+   * data-plane routes. Peers without such edges are passed over (one that
+   * joined with none yet changes no route); the others are compared by name,
+   * in name order, with their neighbours.
    */
   sameEstablishedEdges(other: TopologyIndex): boolean {
-    if (other.names.length !== this.names.length || other.estTo.length !== this.estTo.length) return false;
-    for (let i = 0; i < this.names.length; i++) if (other.names[i] !== this.names[i]) return false;
-    for (let i = 0; i <= this.names.length; i++) if (other.estStart[i] !== this.estStart[i]) return false;
-    for (let e = 0; e < this.estTo.length; e++) if (other.estTo[e] !== this.estTo[e]) return false;
-    return true;
+    if (other.estTo.length !== this.estTo.length) return false;
+    let i = 0;
+    let j = 0;
+    for (;;) {
+      while (i < this.size && this.estStart[i + 1] === this.estStart[i]) i++;
+      while (j < other.size && other.estStart[j + 1] === other.estStart[j]) j++;
+      if (i === this.size || j === other.size) return i === this.size && j === other.size;
+      if (this.names[i] !== other.names[j]) return false;
+      const ours = this.neighbours(i, true);
+      const theirs = other.neighbours(j, true);
+      if (ours.length !== theirs.length) return false;
+      for (let k = 0; k < ours.length; k++) if (this.names[ours[k]!] !== other.names[theirs[k]!]) return false;
+      i++;
+      j++;
+    }
   }
 }

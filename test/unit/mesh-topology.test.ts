@@ -272,4 +272,12 @@ test('Routes: a change recalculated tells the data plane only when the establish
   g.get(US)!.setConnections(usConns);
   routes.recalculateNow();
   assert.equal(notified, 1);
+  // A peer that joins with no confirmed connection yet (only its own one-way edge) changes no data-plane route.
+  g.set(C, new Peer(summary(C), [conn(A, true)]));
+  routes.recalculateNow();
+  assert.equal(notified, 1);
+  // Once A confirms it, it does.
+  g.get(A)!.connections.set(C, conn(C, true));
+  routes.recalculateNow();
+  assert.equal(notified, 2);
 });
