@@ -13,7 +13,7 @@
 //            container attached on each host and iperf3 TCP between them for
 //            SLEEVE_LOAD_S: both routers' peak RSS during the load
 // Figures are medians over the rounds; the load average is printed with them.
-// STARTUP_BENCH_BASELINE=<another build's dist/router/weaver.js or dist/weaver/main.js> also runs that
+// STARTUP_BENCH_BASELINE=<another build's dist/weaver/start.cjs, dist/router/weaver.js or dist/weaver/main.js> also runs that
 // router in every round (alternating with this one), for before/after
 // figures measured under the same load. STARTUP_BENCH_NODE_FLAGS="<flags>"
 // adds Node/V8 flags to this build's router (not the baseline's): with the
@@ -33,7 +33,8 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { DNS_ENTRIES_FILE, serialiseDnsEntries } from '../controlplane/dns/persistence.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
 
-const WEAVER = fileURLToPath(new URL('../router/weaver.js', import.meta.url));
+/** The router's entry point, as `weave launch` runs it. */
+const WEAVER = fileURLToPath(new URL('../weaver/start.cjs', import.meta.url));
 const POLLER = fileURLToPath(new URL('./startup-poller.js', import.meta.url));
 const API = '127.0.0.1:6784';
 const IDLE_BEFORE_RSS_MS = 3000;

@@ -17,7 +17,8 @@ import { addSelfToPeerList, discoverPeers, reclaimRemovedPeers } from './kube-pe
 import { planKubeLaunch } from './launch-plan.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WEAVER = `${ROOT}bin/weaver`;
+/** The router's entry point, as `weave launch` runs it (controlplane/cli/daemon.ts WEAVER_MAIN). */
+const WEAVER = `${ROOT}dist/weaver/start.cjs`;
 const WEAVE = `${ROOT}bin/weave`;
 /** How often readiness is polled: the router has no readiness event to wait on from outside. */
 const READY_POLL_MS = 1000;

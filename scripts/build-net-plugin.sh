@@ -18,7 +18,7 @@ set -eu
 out=${1:?usage: scripts/build-net-plugin.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=$out/rootfs
-[ -f "$repo/dist/router/weaver.js" ] || { echo "build-net-plugin: run 'make build' first" >&2; exit 1; }
+[ -f "$repo/dist/router/weaver.js" ] && [ -f "$repo/dist/weaver/start.cjs" ] || { echo "build-net-plugin: run 'make build' first" >&2; exit 1; }
 for tool in node nft busybox; do
   command -v "$tool" >/dev/null || { echo "build-net-plugin: $tool is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 done
@@ -82,7 +82,7 @@ set -- --port=6783 --datapath=datapath --host-root=/host --proc-path=/host/proc 
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # EXTRA_ARGS is split on blanks on purpose: flags and peers.
 # shellcheck disable=SC2086
-exec /bin/node --max-semi-space-size=1 --heap-growing-percent=20 /weave/dist/router/weaver.js "$@" $EXTRA_ARGS
+exec /bin/node --max-semi-space-size=1 --heap-growing-percent=20 /weave/dist/weaver/start.cjs "$@" $EXTRA_ARGS
 EOF
 chmod +x "$root/launch.sh"
 

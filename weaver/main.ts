@@ -23,7 +23,8 @@ import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
-import { prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
+import { prestartedWorkerLoaded, prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
+import { restoreHeapFlags } from './heap-flags.cjs';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -240,6 +241,11 @@ async function main(argv: string[]): Promise<void> {
     }
     starting.started(running);
     phase('ready');
+    // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
+    void prestartedWorkerLoaded().then(() => {
+      const heapFlags = restoreHeapFlags();
+      if (heapFlags.length > 0) logger.debug(`V8 heap flags set again: ${heapFlags.join(' ')}`);
+    });
   } catch (err) {
     logger.fatal((err as Error).message);
     await plugin?.close().catch(() => undefined);

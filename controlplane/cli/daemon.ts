@@ -9,8 +9,12 @@ import type { LaunchPlan } from './launch-plan.js';
 import { processAlive, runningPid } from './pid-file.js';
 import { statePaths } from './state-paths.js';
 
-/** dist/controlplane/cli/daemon.js -> dist/router/weaver.js: the router bundled (scripts/bundle-router.mjs) */
-export const WEAVER_MAIN = fileURLToPath(new URL('../../router/weaver.js', import.meta.url));
+/**
+ * dist/controlplane/cli/daemon.js -> dist/weaver/start.cjs: the router's entry point, which loads the
+ * router bundled in dist/router/ (scripts/bundle-router.mjs) after holding back its heap flags
+ * (weaver/heap-flags.cts).
+ */
+export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', import.meta.url));
 /**
  * Node flags for the router process; bin/weaver, the plugin image's entry
  * point and the Kubernetes launcher pass the same.

@@ -226,6 +226,7 @@ export class SleeveDatapath implements Datapath {
   }
 
   private onWorkerMessage(m: FromWorker): void {
+    if (m.t === 'loaded') return; // for prestart.ts
     if (m.t === 'ready') {
       for (const w of this.readyWaiters.splice(0)) w();
       return;

@@ -9,6 +9,7 @@
 // (Started any earlier, the boot competed with the router's own module loading
 // and the API answered ~50 ms later.)
 import { Worker } from 'node:worker_threads';
+import type { FromWorker } from './worker-protocol.js';
 import { SLEEVE_WORKER_URL } from './worker-url.js';
 
 let prestarted: Worker | undefined;
@@ -16,11 +17,22 @@ let failed = false;
 const onFailure = (): void => {
   failed = true;
 };
+/** Settles once the prestarted worker has loaded its modules or died; settled when none was prestarted. */
+let loaded: Promise<void> = Promise.resolve();
 
 /** Starts the packet worker with no configuration, once; returns its thread id. */
 export function prestartSleeveWorker(): number {
   if (prestarted) return prestarted.threadId;
   const worker = new Worker(SLEEVE_WORKER_URL, { workerData: null });
+  loaded = new Promise((resolve) => {
+    const onMessage = (m: FromWorker): void => {
+      if (m.t !== 'loaded') return;
+      worker.off('message', onMessage);
+      resolve();
+    };
+    worker.on('message', onMessage);
+    worker.once('exit', () => resolve());
+  });
   // Not adopted yet, it must neither keep the process alive nor crash it: a
   // worker that failed is replaced by a fresh one that reports the failure.
   worker.unref();
@@ -28,6 +40,11 @@ export function prestartSleeveWorker(): number {
   worker.once('exit', onFailure);
   prestarted = worker;
   return worker.threadId;
+}
+
+/** Settles once the worker prestartSleeveWorker started has loaded its modules (or died); at once when none was started. */
+export function prestartedWorkerLoaded(): Promise<void> {
+  return loaded;
 }
 
 /** Whether a prestarted worker is waiting to be adopted. */

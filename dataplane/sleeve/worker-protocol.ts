@@ -63,6 +63,8 @@ export interface WorkerStats {
 }
 
 export type FromWorker =
+  /** A prestarted worker has loaded its modules (prestart.ts); it waits for its WorkerConfig. */
+  | { t: 'loaded' }
   | { t: 'ready' }
   | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'established'; id: number }

@@ -35,9 +35,16 @@ const SLOT = 65536;
 const STATS_INTERVAL_MS = 500;
 const MAC_EXPIRY_CHECK_MS = 60_000;
 
-/** A worker started before its datapath (prestart.ts) has no workerData: its configuration is its first message. */
+/**
+ * A worker started before its datapath (prestart.ts) has no workerData: its
+ * configuration is its first message. It says when its modules have loaded,
+ * which the router waits for before it sets its run-time heap flags again
+ * (weaver/heap-flags.cts).
+ */
 function configFromParent(): Promise<WorkerConfig> {
-  return new Promise((resolve) => parentPort!.once('message', (m: WorkerConfigMessage) => resolve(m.config)));
+  const config = new Promise<WorkerConfig>((resolve) => parentPort!.once('message', (m: WorkerConfigMessage) => resolve(m.config)));
+  parentPort!.postMessage({ t: 'loaded' } satisfies FromWorker);
+  return config;
 }
 
 const config: WorkerConfig = (workerData as WorkerConfig | null) ?? (await configFromParent());

@@ -102,5 +102,5 @@ test('every way of starting the router passes the same Node flags as weave launc
   const shebang = readFileSync(`${root}bin/weaver`, 'utf8').split('\n')[0]!;
   assert.equal(shebang, `#!/usr/bin/env -S node ${flags}`, 'bin/weaver');
   const plugin = readFileSync(`${root}scripts/build-net-plugin.sh`, 'utf8');
-  assert.ok(plugin.includes(`exec /bin/node ${flags} /weave/dist/router/weaver.js`), 'the plugin image entry point (scripts/build-net-plugin.sh)');
+  assert.ok(plugin.includes(`exec /bin/node ${flags} /weave/dist/weaver/start.cjs`), 'the plugin image entry point (scripts/build-net-plugin.sh)');
 });
