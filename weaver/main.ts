@@ -24,7 +24,7 @@ import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 import { prestartedWorkerLoaded, prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
-import { restoreHeapFlags } from './heap-flags.cjs';
+import { restoreV8Flags } from './v8-flags.cjs';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -243,8 +243,8 @@ async function main(argv: string[]): Promise<void> {
     phase('ready');
     // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
     void prestartedWorkerLoaded().then(() => {
-      const heapFlags = restoreHeapFlags();
-      if (heapFlags.length > 0) logger.debug(`V8 heap flags set again: ${heapFlags.join(' ')}`);
+      const v8Flags = restoreV8Flags();
+      if (v8Flags.length > 0) logger.debug(`V8 flags set again: ${v8Flags.join(' ')}`);
     });
   } catch (err) {
     logger.fatal((err as Error).message);

@@ -2,13 +2,13 @@
 // Kubernetes launcher and the plugin image run this file with the router's
 // Node flags (WEAVER_NODE_FLAGS).
 //
-// It holds the V8 heap flags back before the router's modules load, so Node's
-// code cache for its own modules is used (heap-flags.cts says why), then loads
+// It holds the V8 V8 flags back before the router's modules load, so Node's
+// code cache for its own modules is used (v8-flags.cts says why), then loads
 // the bundled router. CommonJS, so that nothing but this file and
-// heap-flags.cjs is compiled before that.
-import { deferHeapFlags } from './heap-flags.cjs';
+// v8-flags.cjs is compiled before that.
+import { deferV8Flags } from './v8-flags.cjs';
 
-deferHeapFlags();
+deferV8Flags();
 
 /** scripts/bundle-router.mjs writes the router here. A variable, as tsc knows only the sources. */
 const ROUTER = '../router/weaver.js';

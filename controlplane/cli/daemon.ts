@@ -11,8 +11,8 @@ import { statePaths } from './state-paths.js';
 
 /**
  * dist/controlplane/cli/daemon.js -> dist/weaver/start.cjs: the router's entry point, which loads the
- * router bundled in dist/router/ (scripts/bundle-router.mjs) after holding back its heap flags
- * (weaver/heap-flags.cts).
+ * router bundled in dist/router/ (scripts/bundle-router.mjs) after holding back its V8 flags
+ * (weaver/v8-flags.cts).
  */
 export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', import.meta.url));
 /**
@@ -33,8 +33,18 @@ export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', impor
  *   space's pages closer to what was live, but a compacting collection in a
  *   reconnection burst took RSS ~16 MiB over the level for a sample (worst
  *   drift 24-25 %, against 11.7 % for the router beside it without it).
+ * - A function is optimised by TurboFan after 4x the bytecode V8 runs by
+ *   default (interrupt budget 264 KiB instead of 66 KiB). The router's work
+ *   comes in bursts (a mesh forming, a reconnection) that made V8 optimise
+ *   much code used for a moment: at 25 routers forming a mesh, TurboFan's
+ *   thread took 15 % of all their CPU. With this the mesh used 25.4-28.3
+ *   CPU s instead of 32.4-36.7 and connected in 20.8-23.8 s instead of
+ *   25.6-30.1; code that stays hot is still optimised within milliseconds
+ *   (weaveDNS queries/s and sleeve throughput unchanged within noise).
+ * The entry point sets them all back to V8's defaults while the modules load
+ * and the router sets the run-time ones again (weaver/v8-flags.cts).
  */
-export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20'];
+export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20', '--interrupt-budget=270336'];
 /**
  * Environment the router starts with unless the caller sets it: two malloc
  * arenas instead of glibc's eight per core. Each thread (libuv's pool, koffi's

@@ -38,8 +38,8 @@ const MAC_EXPIRY_CHECK_MS = 60_000;
 /**
  * A worker started before its datapath (prestart.ts) has no workerData: its
  * configuration is its first message. It says when its modules have loaded,
- * which the router waits for before it sets its run-time heap flags again
- * (weaver/heap-flags.cts).
+ * which the router waits for before it sets its run-time V8 flags again
+ * (weaver/v8-flags.cts).
  */
 function configFromParent(): Promise<WorkerConfig> {
   const config = new Promise<WorkerConfig>((resolve) => parentPort!.once('message', (m: WorkerConfigMessage) => resolve(m.config)));

@@ -1,4 +1,4 @@
-// The router's heap flags held back while its modules load (weaver/heap-flags.cts,
+// The router's V8 flags held back while its modules load (weaver/v8-flags.cts,
 // weaver/start.cts). Each case runs a fresh Node process, as V8's flags are
 // global to one.
 import { test } from 'node:test';
@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WEAVER_MAIN, WEAVER_NODE_FLAGS } from '../../controlplane/cli/daemon.js';
-import { isManagedHeapFlag } from '../../weaver/heap-flags.cjs';
+import { isManagedV8Flag } from '../../weaver/v8-flags.cjs';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const BUNDLED_ROUTER = `${DIST}router/weaver.js`;
-const HEAP_FLAGS_MODULE = `${DIST}weaver/heap-flags.cjs`;
+const V8_FLAGS_MODULE = `${DIST}weaver/v8-flags.cjs`;
 
 function node(args: string[], env: NodeJS.ProcessEnv = {}): { stdout: string; stderr: string } {
   const { NODE_EXTRA_CA_CERTS: _unused, ...base } = process.env;
@@ -29,13 +29,13 @@ function codeCache(entry: string): { accepted: Set<string>; rejected: Set<string
 }
 
 test('every Node flag the router starts with is one the entry point holds back', () => {
-  for (const flag of WEAVER_NODE_FLAGS) assert.ok(isManagedHeapFlag(flag), `${flag} is not in weaver/heap-flags.cts`);
-  assert.ok(!isManagedHeapFlag('--stack-size=900'));
+  for (const flag of WEAVER_NODE_FLAGS) assert.ok(isManagedV8Flag(flag), `${flag} is not in weaver/v8-flags.cts`);
+  assert.ok(!isManagedV8Flag('--stack-size=900'));
 });
 
 test('started through its entry point, the router loads Node\'s modules from their code cache', () => {
   const direct = codeCache(BUNDLED_ROUTER);
-  assert.ok(direct.rejected.has('http') && direct.rejected.has('net'), 'with the heap flags set, V8 rejects the cache (what the entry point is for)');
+  assert.ok(direct.rejected.has('http') && direct.rejected.has('net'), 'with the router\'s V8 flags set, V8 rejects the cache (what the entry point is for)');
   const started = codeCache(WEAVER_MAIN);
   assert.match(started.stdout, /^weave \d/);
   for (const m of ['http', 'net', 'crypto', 'worker_threads', 'internal/modules/esm/loader']) {
@@ -47,10 +47,10 @@ test('held back, the heap keeps its 1 MiB semi-spaces; set again, the old genera
   // Old-space growth under a workload that keeps ~10 chunks of objects alive, and the young generation's size.
   const workload = (restore: boolean): { newSpace: number; maxHeap: number } => {
     const script = `
-      const { deferHeapFlags, restoreHeapFlags } = require(${JSON.stringify(HEAP_FLAGS_MODULE)});
+      const { deferV8Flags, restoreV8Flags } = require(${JSON.stringify(V8_FLAGS_MODULE)});
       const v8 = require('node:v8');
-      deferHeapFlags();
-      ${restore ? 'restoreHeapFlags();' : ''}
+      deferV8Flags();
+      ${restore ? 'restoreV8Flags();' : ''}
       const keep = []; let maxHeap = 0, newSpace = 0;
       for (let round = 0; round < 40; round++) {
         const chunk = []; for (let i = 0; i < 50000; i++) chunk.push({ a: i, b: 'x' + i });
@@ -68,4 +68,25 @@ test('held back, the heap keeps its 1 MiB semi-spaces; set again, the old genera
   for (const r of [heldBack, restored]) assert.ok(r.newSpace <= 2 * MiB, `new space ${r.newSpace / MiB} MiB: the semi-space size set at start was lost`);
   assert.ok(restored.maxHeap < heldBack.maxHeap * 0.75,
     `heap peaked at ${(restored.maxHeap / MiB).toFixed(1)} MiB with the growing factor set again, ${(heldBack.maxHeap / MiB).toFixed(1)} MiB without`);
+});
+
+test('set again, the interrupt budget makes TurboFan wait for 4x the work before optimising a function', () => {
+  // How many calls of a small hot function V8 ran before it started compiling it with TurboFan (--trace-opt).
+  const callsBeforeTurbofan = (restore: boolean): number => {
+    const script = `
+      const { deferV8Flags, restoreV8Flags } = require(${JSON.stringify(V8_FLAGS_MODULE)});
+      deferV8Flags();
+      ${restore ? 'restoreV8Flags();' : ''}
+      function hot(a) { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * 3; return s; }
+      const a = Array.from({ length: 100 }, (_, i) => i);
+      for (let calls = 1; calls <= 5000; calls++) { hot(a); if (calls % 5 === 0) console.log('calls ' + calls); }`;
+    const lines = node([...WEAVER_NODE_FLAGS, '--trace-opt', '-e', script]).stdout.split('\n');
+    const compiled = lines.findIndex((l) => /compiling method .*JSFunction hot .*TURBOFAN/.test(l));
+    assert.ok(compiled >= 0, 'hot() was never optimised');
+    const before = lines.slice(0, compiled).reverse().find((l) => l.startsWith('calls '));
+    return Number(before?.slice('calls '.length) ?? 0);
+  };
+  const heldBack = callsBeforeTurbofan(false);
+  const restored = callsBeforeTurbofan(true);
+  assert.ok(restored >= heldBack * 2.5, `optimised after ${restored} calls with the budget set again, ${heldBack} with V8's default`);
 });
