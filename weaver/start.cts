@@ -2,7 +2,7 @@
 // Kubernetes launcher and the plugin image run this file with the router's
 // Node flags (WEAVER_NODE_FLAGS).
 //
-// It holds the V8 V8 flags back before the router's modules load, so Node's
+// It holds the V8 flags back before the router's modules load, so Node's
 // code cache for its own modules is used (v8-flags.cts says why), then loads
 // the bundled router. CommonJS, so that nothing but this file and
 // v8-flags.cjs is compiled before that.
