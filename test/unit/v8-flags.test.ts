@@ -3,25 +3,25 @@
 // global to one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { WEAVER_MAIN, WEAVER_NODE_FLAGS } from '../../controlplane/cli/daemon.js';
 import { isManagedV8Flag } from '../../weaver/v8-flags.cjs';
+import { describeCommand, runCommand } from '../support/exec.js';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const BUNDLED_ROUTER = `${DIST}router/weaver.js`;
 const V8_FLAGS_MODULE = `${DIST}weaver/v8-flags.cjs`;
 
-function node(args: string[], env: NodeJS.ProcessEnv = {}): { stdout: string; stderr: string } {
+async function node(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
   const { NODE_EXTRA_CA_CERTS: _unused, ...base } = process.env;
-  const r = spawnSync(process.execPath, args, { env: { ...base, ...env }, encoding: 'utf8', timeout: 60_000 });
-  assert.equal(r.status, 0, `node ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { stdout: r.stdout, stderr: r.stderr };
+  const r = await runCommand(process.execPath, args, { env: { ...base, ...env }, timeoutMs: 60_000 });
+  assert.equal(r.code, 0, `${describeCommand(process.execPath, args)} exited ${r.code}: ${r.stderr}`);
+  return r;
 }
 
 /** Node's modules whose code cache V8 accepted and rejected (NODE_DEBUG_NATIVE=CODE_CACHE). */
-function codeCache(entry: string): { accepted: Set<string>; rejected: Set<string>; stdout: string } {
-  const r = node([...WEAVER_NODE_FLAGS, entry, '--version'], { NODE_DEBUG_NATIVE: 'CODE_CACHE' });
+async function codeCache(entry: string): Promise<{ accepted: Set<string>; rejected: Set<string>; stdout: string }> {
+  const r = await node([...WEAVER_NODE_FLAGS, entry, '--version'], { NODE_DEBUG_NATIVE: 'CODE_CACHE' });
   const accepted = new Set<string>();
   const rejected = new Set<string>();
   for (const m of r.stderr.matchAll(/Code cache of (\S+) \(\w+\) is (accepted|rejected)/g)) (m[2] === 'accepted' ? accepted : rejected).add(m[1]!);
@@ -33,19 +33,19 @@ test('every Node flag the router starts with is one the entry point holds back',
   assert.ok(!isManagedV8Flag('--stack-size=900'));
 });
 
-test('started through its entry point, the router loads Node\'s modules from their code cache', () => {
-  const direct = codeCache(BUNDLED_ROUTER);
+test('started through its entry point, the router loads Node\'s modules from their code cache', async () => {
+  const direct = await codeCache(BUNDLED_ROUTER);
   assert.ok(direct.rejected.has('http') && direct.rejected.has('net'), 'with the router\'s V8 flags set, V8 rejects the cache (what the entry point is for)');
-  const started = codeCache(WEAVER_MAIN);
+  const started = await codeCache(WEAVER_MAIN);
   assert.match(started.stdout, /^weave \d/);
   for (const m of ['http', 'net', 'crypto', 'worker_threads', 'internal/modules/esm/loader']) {
     assert.ok(started.accepted.has(m), `${m}: cache not used (rejected: ${[...started.rejected].join(' ')})`);
   }
 });
 
-test('held back, the heap keeps its 1 MiB semi-spaces; set again, the old generation grows by 20 %', () => {
+test('held back, the heap keeps its 1 MiB semi-spaces; set again, the old generation grows by 20 %', async () => {
   // Old-space growth under a workload that keeps ~10 chunks of objects alive, and the young generation's size.
-  const workload = (restore: boolean): { newSpace: number; maxHeap: number } => {
+  const workload = async (restore: boolean): Promise<{ newSpace: number; maxHeap: number }> => {
     const script = `
       const { deferV8Flags, restoreV8Flags } = require(${JSON.stringify(V8_FLAGS_MODULE)});
       const v8 = require('node:v8');
@@ -60,19 +60,19 @@ test('held back, the heap keeps its 1 MiB semi-spaces; set again, the old genera
         newSpace = Math.max(newSpace, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
       }
       process.stdout.write(JSON.stringify({ newSpace, maxHeap }));`;
-    return JSON.parse(node([...WEAVER_NODE_FLAGS, '-e', script]).stdout) as { newSpace: number; maxHeap: number };
+    return JSON.parse((await node([...WEAVER_NODE_FLAGS, '-e', script])).stdout) as { newSpace: number; maxHeap: number };
   };
-  const heldBack = workload(false);
-  const restored = workload(true);
+  const heldBack = await workload(false);
+  const restored = await workload(true);
   const MiB = 1024 * 1024;
   for (const r of [heldBack, restored]) assert.ok(r.newSpace <= 2 * MiB, `new space ${r.newSpace / MiB} MiB: the semi-space size set at start was lost`);
   assert.ok(restored.maxHeap < heldBack.maxHeap * 0.75,
     `heap peaked at ${(restored.maxHeap / MiB).toFixed(1)} MiB with the growing factor set again, ${(heldBack.maxHeap / MiB).toFixed(1)} MiB without`);
 });
 
-test('set again, the interrupt budget makes TurboFan wait for 4x the work before optimising a function', () => {
+test('set again, the interrupt budget makes TurboFan wait for 4x the work before optimising a function', async () => {
   // How many calls of a small hot function V8 ran before it started compiling it with TurboFan (--trace-opt).
-  const callsBeforeTurbofan = (restore: boolean): number => {
+  const callsBeforeTurbofan = async (restore: boolean): Promise<number> => {
     const script = `
       const { deferV8Flags, restoreV8Flags } = require(${JSON.stringify(V8_FLAGS_MODULE)});
       deferV8Flags();
@@ -80,13 +80,13 @@ test('set again, the interrupt budget makes TurboFan wait for 4x the work before
       function hot(a) { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * 3; return s; }
       const a = Array.from({ length: 100 }, (_, i) => i);
       for (let calls = 1; calls <= 5000; calls++) { hot(a); if (calls % 5 === 0) console.log('calls ' + calls); }`;
-    const lines = node([...WEAVER_NODE_FLAGS, '--trace-opt', '-e', script]).stdout.split('\n');
+    const lines = (await node([...WEAVER_NODE_FLAGS, '--trace-opt', '-e', script])).stdout.split('\n');
     const compiled = lines.findIndex((l) => /compiling method .*JSFunction hot .*TURBOFAN/.test(l));
     assert.ok(compiled >= 0, 'hot() was never optimised');
     const before = lines.slice(0, compiled).reverse().find((l) => l.startsWith('calls '));
     return Number(before?.slice('calls '.length) ?? 0);
   };
-  const heldBack = callsBeforeTurbofan(false);
-  const restored = callsBeforeTurbofan(true);
+  const heldBack = await callsBeforeTurbofan(false);
+  const restored = await callsBeforeTurbofan(true);
   assert.ok(restored >= heldBack * 2.5, `optimised after ${restored} calls with the budget set again, ${heldBack} with V8's default`);
 });
