@@ -37,10 +37,11 @@ export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', impor
  *   default (interrupt budget 264 KiB instead of 66 KiB). The router's work
  *   comes in bursts (a mesh forming, a reconnection) that made V8 optimise
  *   much code used for a moment: at 25 routers forming a mesh, TurboFan's
- *   thread took 15 % of all their CPU. With this the mesh used 25.4-28.3
- *   CPU s instead of 32.4-36.7 and connected in 20.8-23.8 s instead of
- *   25.6-30.1; code that stays hot is still optimised within milliseconds
- *   (weaveDNS queries/s and sleeve throughput unchanged within noise).
+ *   thread took 16 % of all their CPU. With this the mesh used 22.9-28.4
+ *   CPU s instead of 29.3-32.5 and connected in 17.7-23.0 s instead of
+ *   23.5-26.5 (three alternating runs each); code that stays hot is still
+ *   optimised within milliseconds (weaveDNS queries/s and sleeve throughput
+ *   unchanged within noise).
  * The entry point sets them all back to V8's defaults while the modules load
  * and the router sets the run-time ones again (weaver/v8-flags.cts).
  */
