@@ -23,6 +23,7 @@ import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
+import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { prestartedWorkerLoaded, prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 
@@ -104,6 +105,8 @@ async function main(argv: string[]): Promise<void> {
   try {
     // Freed native memory goes back to the kernel instead of staying resident (dataplane/sys/malloc-trim.ts).
     const trimEveryMs = mallocTrimIntervalMs(process.env);
+    // The whole heap collected now and then, started once the router is ready (dataplane/sys/full-gc.ts).
+    const gcEveryMs = fullGcIntervalMs(process.env);
     if (trimEveryMs > 0) {
       const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
       startMallocTrim(trimEveryMs, (r) => logger.debug(`malloc_trim: RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfter)} MiB in ${r.ms.toFixed(1)} ms`));
@@ -245,6 +248,11 @@ async function main(argv: string[]): Promise<void> {
     void prestartedWorkerLoaded().then(() => {
       const v8Flags = restoreV8Flags();
       if (v8Flags.length > 0) logger.debug(`V8 flags set again: ${v8Flags.join(' ')}`);
+      // After the flags for the same reason: --expose-gc changes V8's flag hash (dataplane/sys/full-gc.ts).
+      if (gcEveryMs > 0) {
+        const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+        startFullCollections(gcEveryMs, (r) => logger.debug(`full GC: heap ${mib(r.heapBefore)} -> ${mib(r.heapAfter)} MiB in ${r.ms.toFixed(1)} ms`));
+      }
     });
   } catch (err) {
     logger.fatal((err as Error).message);

@@ -28,6 +28,7 @@ import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
+import { fullCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
 import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
@@ -577,12 +578,18 @@ function receiveCapture(now: number): void {
 
 let nextStats = 0;
 let nextMacExpiry = Date.now() + MAC_EXPIRY_CHECK_MS;
+// This isolate's heap, collected as the router collects its own (full-gc.ts). The
+// collector is taken at the first collection, by when the router has started: the
+// flag it sets would otherwise cost the router's modules Node's code cache.
+const fullGcEveryMs = fullGcIntervalMs(process.env);
+let nextFullGc = fullGcEveryMs > 0 ? Date.now() + fullGcEveryMs : Infinity;
+let collect: Collect | undefined;
 const wakeBuf = Buffer.alloc(8);
 
 post({ t: 'ready' });
 while (running) {
   let now = Date.now();
-  let wakeAt = Math.min(nextStats, nextMacExpiry);
+  let wakeAt = Math.min(nextStats, nextMacExpiry, nextFullGc);
   for (const conn of connections.values()) wakeAt = Math.min(wakeAt, conn.tick(now));
   flushAll(now);
   const timeout = Math.max(0, Math.min(1000, wakeAt - now));
@@ -598,6 +605,11 @@ while (running) {
   if (now >= nextMacExpiry) {
     macs.expire();
     nextMacExpiry = now + MAC_EXPIRY_CHECK_MS;
+  }
+  if (now >= nextFullGc) {
+    collect ??= fullCollector();
+    collect();
+    nextFullGc = now + fullGcEveryMs;
   }
   if (now >= nextStats) {
     stats.cpuMicros = threadCpuMicros();
