@@ -60,6 +60,8 @@ export interface WorkerStats {
   drops: { [R in SleeveDropReason]?: number };
   /** CPU time the worker thread used, microseconds. */
   cpuMicros: number;
+  /** Full collections of the worker's heap (dataplane/sys/full-gc.ts). */
+  fullCollections: number;
 }
 
 export type FromWorker =

@@ -28,7 +28,7 @@ import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
-import { fullCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
+import { exposedCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
 import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
 
 const BATCH = 64;
@@ -56,7 +56,7 @@ function post(msg: FromWorker): void {
 }
 
 const stats: WorkerStats = {
-  captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0,
+  captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0, fullCollections: 0,
 };
 function drop(reason: SleeveDropReason, count = 1): void {
   stats.drops[reason] = (stats.drops[reason] ?? 0) + count;
@@ -578,9 +578,9 @@ function receiveCapture(now: number): void {
 
 let nextStats = 0;
 let nextMacExpiry = Date.now() + MAC_EXPIRY_CHECK_MS;
-// This isolate's heap, collected as the router collects its own (full-gc.ts). The
-// collector is taken at the first collection, by when the router has started: the
-// flag it sets would otherwise cost the router's modules Node's code cache.
+// This isolate's heap, collected as the router collects its own (full-gc.ts), once
+// the router has exposed V8's collection (it does when it has started: the flag
+// would otherwise cost its modules Node's code cache); until then, none.
 const fullGcEveryMs = fullGcIntervalMs(process.env);
 let nextFullGc = fullGcEveryMs > 0 ? Date.now() + fullGcEveryMs : Infinity;
 let collect: Collect | undefined;
@@ -607,8 +607,11 @@ while (running) {
     nextMacExpiry = now + MAC_EXPIRY_CHECK_MS;
   }
   if (now >= nextFullGc) {
-    collect ??= fullCollector();
-    collect();
+    collect ??= exposedCollector();
+    if (collect) {
+      collect();
+      stats.fullCollections++;
+    }
     nextFullGc = now + fullGcEveryMs;
   }
   if (now >= nextStats) {

@@ -35,8 +35,19 @@ export type Collect = () => void;
  */
 export function fullCollector(): Collect {
   setFlagsFromString('--expose-gc');
-  const gc: unknown = runInNewContext('gc');
-  if (typeof gc !== 'function') throw new Error('weave: V8 gave no gc function with --expose-gc set');
+  const collect = exposedCollector();
+  if (!collect) throw new Error('weave: V8 gave no gc function with --expose-gc set');
+  return collect;
+}
+
+/**
+ * V8's full collection for this thread's isolate if another thread has set
+ * --expose-gc already, else undefined. The packet worker uses this: the
+ * router's main thread decides when the flag changes.
+ */
+export function exposedCollector(): Collect | undefined {
+  const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
+  if (typeof gc !== 'function') return undefined;
   return () => {
     (gc as () => void)();
   };
