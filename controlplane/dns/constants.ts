@@ -7,8 +7,16 @@ export const NAMESERVER_CHANNEL = 'nameserver';
 export const GOSSIP_WINDOW_SECONDS = 900;
 /** Tombstones are purged this long after their timestamp (wire spec §9.3). */
 export const TOMBSTONE_TIMEOUT_SECONDS = 30 * 60;
-/** How often tombstones are purged (wire spec §9.3). */
-export const TOMBSTONE_PURGE_INTERVAL_MS = 30 * 60 * 1000;
+/**
+ * How often tombstones are looked for to purge. Weave looks every 30 min (wire
+ * spec §9.3), so a tombstone lives 30 to 60 min and, under steady container
+ * churn, the table holds up to an hour of removed names, each of them also in
+ * every full-state gossip a reconnecting peer is sent. Looking every minute
+ * keeps the 30 min every tombstone is owed and holds at most 31 min of them. A
+ * tombstone a peer gossips back after we purged it is purged again at the next
+ * look: it is older than the lifetime.
+ */
+export const TOMBSTONE_PURGE_INTERVAL_MS = 60 * 1000;
 
 /** Router flag defaults (user-surface spec §4.3). */
 export const DEFAULT_DOMAIN = 'weave.local.';

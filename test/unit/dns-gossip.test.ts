@@ -1,5 +1,5 @@
 // Nameserver table and gossip rules (wire spec §9.2, §9.3).
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { NameTable, compareForWire, mergeEntry, type Entry } from '../../controlplane/dns/entries.js';
@@ -200,6 +200,29 @@ test('peer garbage collection drops its entries; old tombstones are purged after
   assert.equal(ns.purgeTombstones(), 1);
   assert.equal(ns.peerGone(B), 1);
   assert.deepEqual(ns.entries().map((e) => e.hostname), ['mine.weave.local.']);
+});
+
+test('the running nameserver purges a tombstone within a minute of its 30 min, not up to an hour later as Weave may', () => {
+  mock.timers.enable({ apis: ['setInterval'] });
+  try {
+    let now = NOW;
+    const { ns } = nameserver(A, [A, B], () => now);
+    ns.start();
+    ns.add('web.weave.local.', 'c1', 0x0a200001);
+    ns.delete({ containerId: 'c1' });
+    const tombstones = (): number => ns.entries().filter((e) => e.tombstone !== 0).length;
+    const advance = (seconds: number): void => {
+      now += seconds;
+      mock.timers.tick(seconds * 1000);
+    };
+    advance(30 * 60);
+    assert.equal(tombstones(), 1, 'kept for its 30 min');
+    advance(60);
+    assert.equal(tombstones(), 0, 'gone at the first look after 30 min');
+    ns.stop();
+  } finally {
+    mock.timers.reset();
+  }
 });
 
 test('clock jumps: a tombstone stamped by a clock behind ours is kept, not purged early; a jump past 30 min purges, and the origin re-tombstones a stale live copy', () => {
