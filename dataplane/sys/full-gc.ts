@@ -21,6 +21,7 @@
 // both threads to use.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { intervalFromEnv } from './interval-env.js';
 
 /** How often the router collects by default. */
 export const DEFAULT_FULL_GC_INTERVAL_MS = 60_000;
@@ -82,9 +83,5 @@ export function startFullCollections(intervalMs: number, onCollect?: (r: FullGcR
 
 /** The interval from WEAVE_FULL_GC_SEC (seconds; 0 for off), else the default. Throws on garbage. */
 export function fullGcIntervalMs(env: NodeJS.ProcessEnv): number {
-  const v = env[FULL_GC_ENV];
-  if (v === undefined || v === '') return DEFAULT_FULL_GC_INTERVAL_MS;
-  const sec = Number(v);
-  if (!Number.isFinite(sec) || sec < 0) throw new RangeError(`${FULL_GC_ENV}=${v} is not a number of seconds (0 turns forced collections off)`);
-  return sec * 1000;
+  return intervalFromEnv(env, FULL_GC_ENV, DEFAULT_FULL_GC_INTERVAL_MS, 'forced collections');
 }

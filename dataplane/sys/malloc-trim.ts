@@ -10,6 +10,7 @@
 // malloc_trim(0) gave 60 MB back at once. malloc_trim also releases free
 // pages in the middle of a heap (madvise), which no malloc setting does.
 import { mallocTrim } from './libc.js';
+import { intervalFromEnv } from './interval-env.js';
 
 /** How often the router trims by default: bursts are gone before the next RSS sample of a 10 s monitor. */
 export const DEFAULT_MALLOC_TRIM_INTERVAL_MS = 10_000;
@@ -55,14 +56,7 @@ export function startMallocTrim(intervalMs: number, onTrim?: (r: TrimReport) => 
   return { trim, stop: () => clearInterval(timer) };
 }
 
-/**
- * The trim interval from WEAVE_MALLOC_TRIM_SEC (seconds; 0 turns trimming
- * off, e.g. to compare in a soak), else the default. Throws on garbage.
- */
+/** The trim interval from WEAVE_MALLOC_TRIM_SEC (seconds; 0 turns trimming off), else the default. Throws on garbage. */
 export function mallocTrimIntervalMs(env: NodeJS.ProcessEnv): number {
-  const v = env['WEAVE_MALLOC_TRIM_SEC'];
-  if (v === undefined || v === '') return DEFAULT_MALLOC_TRIM_INTERVAL_MS;
-  const sec = Number(v);
-  if (!Number.isFinite(sec) || sec < 0) throw new RangeError(`WEAVE_MALLOC_TRIM_SEC=${v} is not a number of seconds (0 turns trimming off)`);
-  return sec * 1000;
+  return intervalFromEnv(env, 'WEAVE_MALLOC_TRIM_SEC', DEFAULT_MALLOC_TRIM_INTERVAL_MS, 'trimming');
 }
