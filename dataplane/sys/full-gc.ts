@@ -11,7 +11,8 @@
 // that cheap enough, and gives empty ones back. In two hour-long soaks with
 // churn, the routers collecting every 60 s grew 5.9-7.3 MiB from their level
 // at 5 minutes to the end, the ones that did not 9.3-10.0 MiB, for 10-12 %
-// more CPU: with the heap kept small, V8's own collections come sooner. A collection of a router's heap (10-20 MiB)
+// more CPU, two thirds of it on V8's helper threads (marking, sweeping,
+// compiling). A collection of a router's heap (10-20 MiB)
 // pauses it 8-30 ms here.
 //
 // V8 exposes a collection to JavaScript only with --expose-gc. Set at run
