@@ -16,9 +16,12 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, EPOLL_CLOEXEC } from '../sys/epoll.js';
 import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
-import type { AddForwarder, ForwarderResume, FromWorker, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
+import type {
+  AddForwarder, ForwarderResume, FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats,
+} from './worker-protocol.js';
 import { SLEEVE_WORKER_URL } from './worker-url.js';
 import { adoptPrestartedWorker, hasPrestartedWorker } from './prestart.js';
+import { SleeveKeeper } from './keeper.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 
 /** Weave's default overlay MTU for containers (user-surface spec: --mtu default). */
@@ -48,6 +51,12 @@ export interface SleeveDatapathOptions {
    * neither the worker thread's memory nor its start-up time.
    */
   lazyWorker?: boolean;
+  /**
+   * Park the packet worker once no connection has used the sleeve for this
+   * long, its heartbeats kept on the main thread (keeper.ts); 0 or absent:
+   * never. It starts again as soon as a connection needs the sleeve.
+   */
+  parkIdleWorkerAfterMs?: number;
   log?: (message: string) => void;
 }
 
@@ -77,7 +86,7 @@ class SleeveForwarder implements OverlayForwarder {
 
   handleControlMessage(subTag: number, payload: Uint8Array): void {
     if (this.stopped) return;
-    this.owner.post({ t: 'control', id: this.id, subTag, payload: Uint8Array.from(payload) });
+    this.owner.deliverControl(this.id, subTag, Uint8Array.from(payload));
   }
 
   status(): ForwarderStatus {
@@ -91,10 +100,27 @@ class SleeveForwarder implements OverlayForwarder {
   }
 }
 
-function toBigStats(s: WorkerStats | undefined): DatapathStats {
+function emptyStats(): WorkerStats {
+  return { captured: 0, injected: 0, framesSent: 0, framesReceived: 0, datagramsSent: 0, datagramsReceived: 0, drops: {}, cpuMicros: 0, fullCollections: 0 };
+}
+
+/** `into` plus `s`, counter by counter: what workers that have exited counted stays counted. */
+function addStats(into: WorkerStats, s: WorkerStats): void {
+  into.captured += s.captured;
+  into.injected += s.injected;
+  into.framesSent += s.framesSent;
+  into.framesReceived += s.framesReceived;
+  into.datagramsSent += s.datagramsSent;
+  into.datagramsReceived += s.datagramsReceived;
+  into.cpuMicros += s.cpuMicros;
+  into.fullCollections += s.fullCollections;
+  for (const [k, v] of Object.entries(s.drops) as Array<[SleeveDropReason, number | undefined]>) into.drops[k] = (into.drops[k] ?? 0) + (v ?? 0);
+}
+
+function toBigStats(s: WorkerStats): DatapathStats {
   const drops: Record<string, bigint> = {};
-  for (const [k, v] of Object.entries(s?.drops ?? {})) if (v !== undefined) drops[k] = BigInt(v);
-  return { kernelForwarded: 0n, userspace: BigInt((s?.captured ?? 0) + (s?.framesReceived ?? 0)), drops };
+  for (const [k, v] of Object.entries(s.drops)) if (v !== undefined) drops[k] = BigInt(v);
+  return { kernelForwarded: 0n, userspace: BigInt(s.captured + s.framesReceived), drops };
 }
 
 export class SleeveDatapath implements Datapath {
@@ -108,6 +134,13 @@ export class SleeveDatapath implements Datapath {
   private epollFd = -1;
   private state: ForwardingState | undefined;
   private lastStats: WorkerStats | undefined;
+  /** What earlier workers, and the keeper while the worker was parked, counted. */
+  private readonly carried = emptyStats();
+  /** Carries the forwarders' heartbeats while the worker is parked. */
+  private keeper: SleeveKeeper | undefined;
+  /** The worker is stopping to be parked: forwarders and control messages wait for the keeper. */
+  private parking: Array<{ id: number; subTag: number; payload: Uint8Array }> | undefined;
+  private parkTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private restarts = 0;
   private readonly log: (message: string) => void;
@@ -159,7 +192,8 @@ export class SleeveDatapath implements Datapath {
    * connection's forwarder asks for it. Does nothing once it runs.
    */
   warmUp(): void {
-    if (this.closed || this.worker) return;
+    // Parked, a new connection heartbeats through the keeper and wakes the worker only if it takes the sleeve.
+    if (this.closed || this.worker || this.keeper || this.parking) return;
     try {
       void this.startWorker();
     } catch (e) {
@@ -196,6 +230,8 @@ export class SleeveDatapath implements Datapath {
     worker.on('message', (m: FromWorker) => this.onWorkerMessage(m));
     worker.on('error', (err) => this.log(`sleeve: packet worker failed: ${err.message}`));
     worker.on('exit', (code) => {
+      if (this.lastStats) addStats(this.carried, this.lastStats);
+      this.lastStats = undefined;
       if (this.worker !== worker) return;
       this.worker = undefined;
       if (this.closed || this.opts.restartWorker === false) return;
@@ -205,6 +241,7 @@ export class SleeveDatapath implements Datapath {
     });
     for (const f of this.forwarders.values()) this.post(f.addMessage());
     if (this.state) this.post({ t: 'state', state: this.state });
+    this.parkLater();
     return ready;
   }
 
@@ -239,6 +276,11 @@ export class SleeveDatapath implements Datapath {
       this.log(m.message);
       return;
     }
+    this.forwarderEvent(m);
+  }
+
+  /** An event of one forwarder, from the worker or the keeper. */
+  private forwarderEvent(m: Extract<FromWorker, { id: number }>): void {
     const f = this.forwarders.get(m.id);
     if (!f || f.stopped) return;
     switch (m.t) {
@@ -276,14 +318,17 @@ export class SleeveDatapath implements Datapath {
     const dfFd = this.opts.netns ? withNetns(this.opts.netns, open) : open();
     const f = new SleeveForwarder(this.nextId++, params, events, dfFd, this);
     this.forwarders.set(f.id, f);
-    // A worker starting now is sent every forwarder (this one included) as it starts.
-    if (this.control) this.post(f.addMessage());
-    else void this.startWorker();
+    // A worker starting now is sent every forwarder (this one included) as it starts; one being parked
+    // leaves them all to the keeper.
+    if (this.keeper) this.keeper.add(f.addMessage());
+    else if (this.control) this.post(f.addMessage());
+    else if (!this.parking) void this.startWorker();
     return f;
   }
 
   removeForwarder(f: SleeveForwarder): void {
     this.forwarders.delete(f.id);
+    this.keeper?.remove(f.id);
     this.post({ t: 'remove', id: f.id });
     // The worker may still be in the middle of a send on this fd; close it once the remove was handled.
     setTimeout(() => closeFd(f.dfFd), 2000).unref();
@@ -291,11 +336,111 @@ export class SleeveDatapath implements Datapath {
 
   applyForwardingState(state: ForwardingState): void {
     this.state = state;
+    const onSleeve = state.neighbours.find((n) => n.overlay === 'sleeve');
+    if (onSleeve) {
+      clearTimeout(this.parkTimer);
+      this.parkTimer = undefined;
+      if (this.keeper) this.unpark(`connection to ${onSleeve.name.toString(16)} uses the sleeve`);
+    } else this.parkLater();
     this.post({ t: 'state', state });
   }
 
+  /** A sleeve control message from the remote's forwarder, for whoever carries the forwarder now. */
+  deliverControl(id: number, subTag: number, payload: Uint8Array): void {
+    if (this.keeper) this.keeper.control(id, subTag, payload);
+    else if (this.parking) this.parking.push({ id, subTag, payload });
+    else this.post({ t: 'control', id, subTag, payload });
+  }
+
+  /** Whether the packet worker is parked (its forwarders' heartbeats on the main thread). */
+  get parked(): boolean {
+    return this.keeper !== undefined;
+  }
+
+  private sleeveInUse(): boolean {
+    return this.state?.neighbours.some((n) => n.overlay === 'sleeve') ?? false;
+  }
+
+  /**
+   * Parks the worker once, for the configured time, no connection of ours
+   * has used the sleeve and no peer has sent us frames over it (a peer whose
+   * fastdp towards us failed uses the sleeve while ours to it works).
+   */
+  private parkLater(): void {
+    const after = this.opts.parkIdleWorkerAfterMs ?? 0;
+    if (after <= 0 || this.parkTimer || !this.worker || this.closed || this.sleeveInUse()) return;
+    const injectedBefore = this.lastStats?.injected;
+    this.parkTimer = setTimeout(() => {
+      this.parkTimer = undefined;
+      if (this.lastStats?.injected !== injectedBefore) {
+        this.parkLater();
+        return;
+      }
+      void this.park().catch((e: Error) => this.log(`sleeve: parking the packet worker failed: ${e.message}`));
+    }, after).unref();
+  }
+
+  /**
+   * Stops the worker and hands its forwarders to the keeper. Their resume is
+   * current (the worker reports every change); control messages that come
+   * while it stops are held and given to the keeper.
+   */
+  private async park(): Promise<void> {
+    const w = this.worker;
+    if (!w || this.closed || this.sleeveInUse() || this.parking) return;
+    this.parking = [];
+    this.worker = undefined; // its exit is not a crash: no restart
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    this.post({ t: 'stop' });
+    const kill = setTimeout(() => void w.terminate(), 3000);
+    await exited;
+    clearTimeout(kill);
+    this.control?.close();
+    this.control = undefined;
+    const held = this.parking;
+    this.parking = undefined;
+    if (this.closed) return;
+    if (this.sleeveInUse()) {
+      // A connection took the sleeve while the worker stopped: start a new one at once.
+      await this.startWorker();
+      for (const c of held) this.post({ t: 'control', ...c });
+      return;
+    }
+    this.keeper = new SleeveKeeper(this.opts.ourName, this.udpFd, {
+      emit: (m) => this.onWorkerMessage(m),
+      traffic: (from) => this.unpark(`${from.toString(16)} sends frames over the sleeve`),
+      drop: (reason, count = 1) => {
+        this.carried.drops[reason] = (this.carried.drops[reason] ?? 0) + count;
+      },
+      log: (m) => this.log(m),
+    });
+    for (const f of this.forwarders.values()) this.keeper.add(f.addMessage());
+    for (const c of held) this.keeper.control(c.id, c.subTag, c.payload);
+    this.log(`sleeve: no connection uses the sleeve; packet worker parked, ${this.forwarders.size} forwarders heartbeat from the main thread`);
+  }
+
+  /** Starts the worker again with the keeper's forwarders, where the keeper left them. */
+  private unpark(why: string): void {
+    const keeper = this.keeper;
+    if (!keeper || this.closed) return;
+    keeper.stop();
+    this.keeper = undefined;
+    addStats(this.carried, { ...emptyStats(), ...keeper.counters });
+    this.log(`sleeve: ${why}; packet worker started again`);
+    void this.startWorker().catch((e: Error) => this.log(`sleeve: cannot start packet worker: ${e.message}`));
+  }
+
   stats(): DatapathStats {
-    return toBigStats(this.lastStats);
+    return toBigStats(this.counters());
+  }
+
+  /** The sleeve's counters since it opened: every worker's so far, the keeper's, the running worker's. */
+  counters(): WorkerStats {
+    const s = emptyStats();
+    addStats(s, this.carried);
+    if (this.keeper) addStats(s, { ...emptyStats(), ...this.keeper.counters });
+    if (this.lastStats) addStats(s, this.lastStats);
+    return s;
   }
 
   /** The worker's raw counters (frames, datagrams, CPU time). */
@@ -311,6 +456,9 @@ export class SleeveDatapath implements Datapath {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.parkTimer);
+    this.keeper?.stop();
+    this.keeper = undefined;
     const w = this.worker;
     if (w) {
       const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));

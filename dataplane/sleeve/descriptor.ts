@@ -3,6 +3,13 @@
 import type { DatapathDescriptor } from '../../controlplane/router/datapath.js';
 import { CAPTURE_END, removeCapturePort } from './capture.js';
 import { SleeveDatapath } from './datapath.js';
+import { intervalFromEnv } from '../sys/interval-env.js';
+
+/**
+ * How long no connection must use the sleeve before its packet worker is
+ * parked (keeper.ts); WEAVE_SLEEVE_PARK_SEC overrides it, 0 keeps the worker.
+ */
+export const DEFAULT_SLEEVE_PARK_MS = 60_000;
 
 export const sleeveDatapath: DatapathDescriptor = {
   kind: 'sleeve',
@@ -17,6 +24,7 @@ export const sleeveDatapath: DatapathDescriptor = {
     mtu: opts.mtu,
     // A router with no connection over the sleeve pays neither the worker's memory nor its start-up.
     lazyWorker: true,
+    parkIdleWorkerAfterMs: intervalFromEnv(process.env, 'WEAVE_SLEEVE_PARK_SEC', DEFAULT_SLEEVE_PARK_MS, 'parking the sleeve worker'),
     log: opts.log,
   }),
   teardown: (opts = {}) => removeCapturePort(opts.netns),

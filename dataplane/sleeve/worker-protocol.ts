@@ -48,7 +48,9 @@ export type SleeveDropReason =
   // send (pack, seal, batch, send; spec §5.6-5.7)
   | 'frame-too-big' | 'emsgsize' | 'path-mtu-unreadable' | 'send-buffer-full' | `send-errno-${number}`
   // inject (frames to local containers)
-  | 'inject-buffer-full' | `inject-errno-${number}`;
+  | 'inject-buffer-full' | `inject-errno-${number}`
+  // a data frame that came while the worker was parked (keeper.ts): it starts the worker
+  | 'sleeve-parked';
 
 export interface WorkerStats {
   captured: number;

@@ -19,13 +19,14 @@ import { EPOLL_CTL_ADD, EPOLL_EVENT_SIZE, EPOLLIN, epollControl, readyFd } from 
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState } from '../../controlplane/router/datapath.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
-import { FRAME_HEADER_SIZE, MAX_FRAMES_PER_DATAGRAM, MAX_UDP_PAYLOAD, NAME_SIZE, SEQ_SIZE, SECRETBOX_TAG_SIZE } from './constants.js';
-import { peerNameBytes, readPeerNameCached, type SleeveFrame } from './frame-codec.js';
+import { FRAME_HEADER_SIZE, MAX_UDP_PAYLOAD, NAME_SIZE, SEQ_SIZE, SECRETBOX_TAG_SIZE } from './constants.js';
+import { peerNameBytes, readPeerNameCached } from './frame-codec.js';
 import { classifySpecialFrame } from './special-frames.js';
 import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
 import { SleeveConnection } from './connection.js';
+import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
 import { exposedCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
@@ -259,54 +260,6 @@ function openDatagram(conn: SleeveConnection, datagram: Uint8Array, from: { ip: 
 /** Whether UDP GSO works on this underlay; turned off for good when the kernel refuses it. */
 let gsoUsable = true;
 
-/** Pack, planning: how many queued frames from `first` fit one datagram (spec §5.7); 0 when the first alone is too big. */
-function framesThatFit(queue: readonly SleeveFrame[], first: number, overhead: number, maxPayload: number): number {
-  let size = overhead;
-  let n = 0;
-  while (first + n < queue.length && n < MAX_FRAMES_PER_DATAGRAM) {
-    const need = FRAME_HEADER_SIZE + queue[first + n]!.frame.length;
-    if (size + need > maxPayload) break;
-    size += need;
-    n++;
-  }
-  return n;
-}
-
-/** The bytes frames [first, first + n) take packed. */
-function packedLength(queue: readonly SleeveFrame[], first: number, n: number): number {
-  let len = 0;
-  for (let k = first; k < first + n; k++) len += FRAME_HEADER_SIZE + queue[k]!.frame.length;
-  return len;
-}
-
-/** Pack: frames [first, first + n) as source name, destination name, length, frame (spec §5.3); returns the bytes written. */
-function packFrames(out: Uint8Array, queue: readonly SleeveFrame[], first: number, n: number): number {
-  let at = 0;
-  for (let k = first; k < first + n; k++) {
-    const f = queue[k]!;
-    out.set(peerNameBytes(f.src), at);
-    out.set(peerNameBytes(f.dst), at + NAME_SIZE);
-    out[at + 12] = f.frame.length >> 8;
-    out[at + 13] = f.frame.length & 0xff;
-    out.set(f.frame, at + FRAME_HEADER_SIZE);
-    at += FRAME_HEADER_SIZE + f.frame.length;
-  }
-  return at;
-}
-
-/**
- * Pack and seal one datagram into `body` (the bytes after our name): in place
- * when the connection is not encrypted, else packed into the scratch buffer
- * and sealed from there (spec §5.4).
- */
-function packAndSeal(conn: SleeveConnection, body: Uint8Array, queue: readonly SleeveFrame[], first: number, n: number, df: boolean): void {
-  if (!conn.sealer) {
-    packFrames(body, queue, first, n);
-    return;
-  }
-  conn.sealer.sealInto(body, scratch.subarray(0, packFrames(scratch, queue, first, n)), df);
-}
-
 /**
  * Batch and send: datagrams go into sendmmsg slots. On the DF path a run of
  * equal-sized datagrams (bulk TCP) shares one slot and the kernel splits it
@@ -439,7 +392,7 @@ function flushQueue(conn: SleeveConnection, df: boolean, now: number): void {
     const at = batcher.place(length);
     const slot = batcher.slot;
     slot.set(ourNameBytes, at);
-    packAndSeal(conn, slot.subarray(at + NAME_SIZE, at + length), queue, i, n, df);
+    packAndSeal(conn, slot.subarray(at + NAME_SIZE, at + length), queue, i, n, df, scratch);
     batcher.commit(length, n);
     i += n;
   }

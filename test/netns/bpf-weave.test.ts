@@ -9,11 +9,13 @@
 // both ways (a mixed mesh during a migration).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Counters } from '../../dataplane/bpf/maps.js';
 import { scrapeFamilies } from '../support/metrics-text.js';
 import { bpfPinDir, deliveredFromTunnel, pinnedCounters, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
 import {
-  attachContainer, connectionsMatch, mustPing, mustWeave, pollUntil, runIperfClient, startIperfServer, weave, weaverPid,
+  attachContainer, connectionsMatch, mustPing, mustWeave, pollUntil, runIperfClient, startIperfServer, weave, weaveStateDir, weaverPid,
   type Container, type Host, type Testbed, type WeaveOptions,
 } from './lib/index.js';
 
@@ -21,9 +23,29 @@ const CONVERGE_MS = 30_000;
 /** Short heartbeat timings, so losing fastdp is noticed in seconds (spec §6.4 says 10 s / 60 s). */
 const HEARTBEAT_ENV = { WEAVE_FASTDP_HEARTBEAT_INTERVAL_MS: '500', WEAVE_FASTDP_HEARTBEAT_TIMEOUT_MS: '3000' };
 
+/** Park the sleeve's packet worker after 2 s with no connection on the sleeve (60 s by default). */
+const PARK_ENV = { WEAVE_SLEEVE_PARK_SEC: '2' };
+/** How soon after fastdp is up, and after the sleeve is needed again, the worker must be parked / back. */
+const PARK_BOUND_MS = 5000;
+
 function envFor(bed: Testbed, h: Host): WeaveOptions {
-  return { env: { ...HEARTBEAT_ENV, WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h) } };
+  return { env: { ...HEARTBEAT_ENV, ...PARK_ENV, WEAVE_BPF_PIN_DIR: bpfPinDir(bed, h) } };
 }
+
+function routerLog(h: Host): string {
+  return readFileSync(join(weaveStateDir(h), 'weaver.log'), 'utf8');
+}
+
+function count(text: string, re: RegExp): number {
+  return text.match(new RegExp(re.source, 'g'))?.length ?? 0;
+}
+
+function rssMiB(h: Host): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${weaverPid(h)}/status`, 'utf8'))![1]) / 1024;
+}
+
+const PARKED = /packet worker parked/;
+const UNPARKED = /packet worker started again/;
 
 function withBpfBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
   return withBpfWeaveBed(hosts, envFor, body);
@@ -117,6 +139,15 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     await launch(bed, h2);
     await connectionsMatch(h1, /^(<-|->) \S+\s+established fastdp \S+\(h2\) mtu=\d+/m, { timeoutMs: CONVERGE_MS });
     await connectionsMatch(h2, /established fastdp \S+\(h1\) mtu=\d+/, { timeoutMs: CONVERGE_MS });
+    // Every connection on fastdp: the sleeve's worker is parked, its heartbeats kept on the main thread.
+    const fastdpAt = Date.now();
+    const rssBefore = [rssMiB(h1), rssMiB(h2)];
+    for (const h of [h1, h2]) {
+      assert.ok(await pollUntil(() => PARKED.test(routerLog(h)), PARK_BOUND_MS + 2000, 100), `${h.label} parks its sleeve worker:\n${routerLog(h).slice(-2000)}`);
+    }
+    process.stdout.write(`# bpf-weave: sleeve workers parked ${Date.now() - fastdpAt} ms after fastdp was up (after 2 s); RSS h1 ${rssBefore[0]!.toFixed(1)} -> ${rssMiB(h1).toFixed(1)} MiB, h2 ${rssBefore[1]!.toFixed(1)} -> ${rssMiB(h2).toFixed(1)} MiB\n`);
+    // The parked sleeve still heartbeats: h1's sleeve forwarder stays established alongside fastdp.
+    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: 2000 });
 
     const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1');
@@ -170,9 +201,17 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
     }
 
     // Block the fastdp port: heartbeats stop, the connection falls back to the sleeve with a reason.
+    const unparkedBefore = [count(routerLog(h1), UNPARKED), count(routerLog(h2), UNPARKED)];
     await bed.blockUdpPort(h2, 6784);
+    const blockedAt = Date.now();
     const fallen = await connectionsMatch(h1, /established sleeve \S+\(h2\) mtu=\d+ \(fastdp: [^)]*heartbeat[^)]*\)/, { timeoutMs: CONVERGE_MS });
     assert.match(fallen, /fastdp: /);
+    // Established on the sleeve while parked: the keeper's heartbeats kept it so. Taking it starts the worker.
+    const fellAt = Date.now();
+    for (const [i, h] of [h1, h2].entries()) {
+      assert.ok(await pollUntil(() => count(routerLog(h), UNPARKED) > unparkedBefore[i]!, PARK_BOUND_MS, 50), `${h.label} starts its sleeve worker again`);
+    }
+    process.stdout.write(`# bpf-weave: on the sleeve ${fellAt - blockedAt} ms after UDP 6784 was blocked; both workers back ${Date.now() - fellAt} ms later\n`);
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1 over the sleeve');
     await mustPing(c2, '10.32.0.1', 'h2/c1 -> h1/c1 over the sleeve');
     await bed.unblockUdpPort(h2, 6784);

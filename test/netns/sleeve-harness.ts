@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mustExec, type Container, type Host } from './lib/index.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
-import type { ForwardingState, OverlayForwarder } from '../../controlplane/router/datapath.js';
+import type { ForwardingState, OverlayForwarder, OverlayName } from '../../controlplane/router/datapath.js';
 import { SleeveDatapath } from '../../dataplane/sleeve/index.js';
 import { sleeveDatapath } from '../../dataplane/sleeve/descriptor.js';
 
@@ -41,7 +41,7 @@ export async function plugNode(host: Host, i: number, mtu: number): Promise<Slee
   return { index: i, host, container, ip: `10.32.0.${i}`, name: peerName(i) };
 }
 
-export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean } = {}): Promise<SleeveDatapath> {
+export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number } = {}): Promise<SleeveDatapath> {
   node.dp = await SleeveDatapath.create({
     ourName: node.name, bridge: 'weave', netns: node.host.netnsPath, port: SLEEVE_PORT, mtu, log: () => undefined, ...opts,
   });
@@ -100,7 +100,7 @@ export function connectNodes(a: SleeveNode, b: SleeveNode, encrypt: boolean): Li
 }
 
 /** Unicast next hops by BFS and Broadcast(S) trees (spec §4.6) for `links` among `nodes`, applied to each datapath. */
-export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, SleeveNode]>): void {
+export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, SleeveNode]>, overlay: OverlayName = 'sleeve'): void {
   const adj = new Map<PeerName, PeerName[]>(nodes.map((n) => [n.name, []]));
   for (const [x, y] of links) {
     adj.get(x.name)!.push(y.name);
@@ -129,7 +129,8 @@ export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, Sle
     const state: ForwardingState = {
       ourName: n.name, ourShortId: n.index,
       peers,
-      neighbours: adj.get(n.name)!.map((nb) => ({ name: nb, overlay: 'sleeve' as const, remoteIp: nodes.find((x) => x.name === nb)!.host.address })),
+      // 'fastdp' stands for a connection whose fast datapath carries it: the sleeve only heartbeats.
+      neighbours: adj.get(n.name)!.map((nb) => ({ name: nb, overlay, remoteIp: nodes.find((x) => x.name === nb)!.host.address })),
       broadcast,
     };
     n.dp!.applyForwardingState(state);

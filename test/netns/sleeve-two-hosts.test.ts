@@ -21,6 +21,8 @@ const PATTERN = 'SLEEVE-KNOWN-PLAINTEXT-';
 const WORKER_KILLS = 5;
 /** Growth allowed over those kills: well under one leaked worker's packet batches (4 x 64 x 64 KiB). */
 const LEAK_BOUND_MIB = 12;
+/** How long the sleeve must go unused before its worker is parked, here (60 s in the router). */
+const PARK_AFTER_MS = 300;
 
 /** A field of /proc/self/status, in KiB. */
 function vmKiB(field: 'VmData' | 'VmRSS'): number {
@@ -57,12 +59,12 @@ for (const encrypt of [false, true]) {
       bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
       a = await plugNode(bed.host(1), 1, CONTAINER_MTU);
       b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
-      await startSleeve(a, CONTAINER_MTU);
+      await startSleeve(a, CONTAINER_MTU, { parkIdleWorkerAfterMs: PARK_AFTER_MS });
       // As the router does when it has peers to dial, the encrypted case starts b's packet worker
       // before its datapath exists, and the datapath adopts it; plain, b's worker starts only with its
       // first forwarder.
       if (encrypt) prestartedWorker = prestartSleeveWorker();
-      await startSleeve(b, CONTAINER_MTU, { lazyWorker: true });
+      await startSleeve(b, CONTAINER_MTU, { lazyWorker: true, parkIdleWorkerAfterMs: PARK_AFTER_MS });
       lazyWorkerBefore = b.dp!.workerThreadId;
       link = connectNodes(a, b, encrypt);
       lazyWorkerAfter = b.dp!.workerThreadId;
@@ -110,6 +112,39 @@ for (const encrypt of [false, true]) {
       assert.equal(await transfer(a, b, 10 * 1024, 5001), await expectedDigest(10 * 1024));
       assert.equal(await transfer(a, b, 1 << 20, 5002), await expectedDigest(1 << 20));
       assert.equal(await transfer(b, a, 1 << 20, 5003), await expectedDigest(1 << 20));
+    });
+
+    test('no neighbour on the sleeve: workers parked, the main thread heartbeats; on the sleeve again: workers back, traffic flows', async () => {
+      const before = [a.dp!.counters(), b.dp!.counters()];
+      const started = Date.now();
+      applyTopology([a, b], [[a, b]], 'fastdp');
+      assert.ok(await pollUntil(() => a.dp!.parked && b.dp!.parked, PARK_AFTER_MS + 3000, 20), 'both sleeve workers parked');
+      assert.equal(a.dp!.workerThreadId, undefined);
+      const parkedAfter = Date.now() - started;
+      // A forwarder handed to the keeper heartbeats at once: each side's keeper sends one, and the
+      // other's opens it (sealed with the shared counters, opened by a fresh opener when encrypted).
+      const heard = (i: number, dp: SleeveNode['dp']): boolean => dp!.counters().framesReceived > before[i]!.framesReceived && dp!.counters().framesSent > before[i]!.framesSent;
+      assert.ok(await pollUntil(() => heard(0, a.dp) && heard(1, b.dp), 3000, 20),
+        `heartbeats from the main thread: a ${JSON.stringify(a.dp!.counters())} b ${JSON.stringify(b.dp!.counters())}`);
+      for (const [i, dp] of [a.dp!, b.dp!].entries()) {
+        for (const reason of ['authentication-failed', 'replayed', 'unknown-sender'] as const) {
+          assert.equal(dp.counters().drops[reason] ?? 0, before[i]!.drops[reason] ?? 0, `${reason} drops while parked`);
+        }
+      }
+      assert.equal(link.fa.status().state, 'established');
+      assert.equal(link.fb.status().state, 'established');
+      assert.deepEqual(link.failures, []);
+
+      const unparkAt = Date.now();
+      applyTopology([a, b], [[a, b]]);
+      assert.ok(!a.dp!.parked && !b.dp!.parked, 'a state with the sleeve in it starts the workers at once');
+      assert.ok(await waitForPing(a.container, b.ip, 10_000), 'a cannot ping b after the workers came back');
+      const pingAfter = Date.now() - unparkAt;
+      assert.ok(await waitForPing(b.container, a.ip, 10_000), 'b cannot ping a after the workers came back');
+      // The sealers' counters went on across both handovers: the peer's replay window takes every datagram.
+      assert.equal(await transfer(a, b, 1 << 20, 5010), await expectedDigest(1 << 20));
+      process.stdout.write(`# parked ${parkedAfter} ms after the sleeve went unused (${PARK_AFTER_MS} ms asked); ping through the restarted workers ${pingAfter} ms after\n`);
+      assert.ok(pingAfter < 2000, `first ping ${pingAfter} ms after the sleeve was needed again`);
     });
 
     if (encrypt) {

@@ -1,0 +1,289 @@
+// The sleeve's heartbeats on the main thread while its packet worker is parked.
+//
+// Every connection keeps a sleeve forwarder beside its fastdp one, as Weave's
+// do: it heartbeats, so that the connection falls back to the sleeve at once
+// when fastdp stops. While every connection uses fastdp those heartbeats are
+// all the worker thread does, and the thread costs the router ~8 MiB (its own
+// V8 isolate and Node instance). So the datapath parks the worker and this
+// keeper carries the same connections (connection.ts, unchanged) on the main
+// thread's poller: heartbeats and their timeout, the fragmentation test, the
+// control messages, PMTU verification. Frames are not its job: the first data
+// frame a peer sends us over the sleeve, like a forwarding state that puts a
+// peer on the sleeve, makes the datapath start the worker again and hand the
+// connections back (each forwarder's resume: established, address, MTU; the
+// sealers' counters are shared memory, so no nonce is used twice).
+import type { PeerName } from '../../controlplane/mesh/types.js';
+import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
+import { Errno } from '../netlink/errors.js';
+import { poller } from '../sys/poller.js';
+import { MsgBatch, connectUdp, pathMtu } from '../sys/sockets.js';
+import { FRAME_HEADER_SIZE, NAME_SIZE, SECRETBOX_TAG_SIZE, SEQ_SIZE } from './constants.js';
+import { SleeveConnection } from './connection.js';
+import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
+import { EarlyDatagrams } from './early-datagrams.js';
+import { peerNameBytes, readPeerNameCached } from './frame-codec.js';
+import { classifySpecialFrame } from './special-frames.js';
+import type { AddForwarder, FromWorker, SleeveDropReason } from './worker-protocol.js';
+
+/** Largest datagram, and largest UDP_GRO train, a receive can return. */
+const SLOT = 65536;
+/** Heartbeats come one every few seconds per connection: a small batch drains any burst in a few calls. */
+const RECEIVE_BATCH = 4;
+
+export interface KeeperEvents {
+  /** What the worker would have posted for a forwarder: sendControl, established, failed, forwarder. */
+  emit(m: FromWorker): void;
+  /** A peer sends frames over the sleeve: the worker is needed. */
+  traffic(from: PeerName): void;
+  drop(reason: SleeveDropReason, count?: number): void;
+  log(message: string): void;
+}
+
+/** What the keeper counts, under the names the worker's stats use (worker-protocol.ts). */
+export interface KeeperCounters {
+  datagramsReceived: number;
+  framesReceived: number;
+  datagramsSent: number;
+  framesSent: number;
+}
+
+export class SleeveKeeper {
+  readonly counters: KeeperCounters = { datagramsReceived: 0, framesReceived: 0, datagramsSent: 0, framesSent: 0 };
+  private readonly connections = new Map<number, SleeveConnection>();
+  /** The forwarder datagrams from a sender name belong to (spec §5.2: the newest one). */
+  private readonly byName = new Map<PeerName, SleeveConnection>();
+  private readonly early = new EarlyDatagrams();
+  private readonly received = new MsgBatch(RECEIVE_BATCH, SLOT);
+  private readonly outgoing = new MsgBatch(1, SLOT);
+  /** Opened bodies, and plaintext being sealed. */
+  private readonly opened = new Uint8Array(SLOT);
+  private readonly scratch = new Uint8Array(SLOT);
+  private readonly ourNameBytes: Uint8Array;
+  private readonly watched = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private stopped = false;
+
+  constructor(private readonly ourName: PeerName, private readonly udpFd: number, private readonly events: KeeperEvents) {
+    this.ourNameBytes = peerNameBytes(ourName);
+    this.watch(udpFd);
+  }
+
+  /** Carries a forwarder: a new one, or one handed over from the worker with its resume. */
+  add(msg: AddForwarder): void {
+    if (this.stopped) return;
+    const id = msg.id;
+    const box: { conn?: SleeveConnection } = {};
+    const report = (): void => {
+      const c = box.conn;
+      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag });
+    };
+    const conn = new SleeveConnection(msg, this.ourName, {
+      sendControl: (subTag, payload) => this.events.emit({ t: 'sendControl', id, subTag, payload }),
+      established: () => {
+        this.events.emit({ t: 'established', id });
+        report();
+      },
+      failed: (reason) => this.events.emit({ t: 'failed', id, reason }),
+      changed: report,
+      drop: (reason, count) => this.events.drop(reason as SleeveDropReason, count),
+      // Only data frames make ICMP replies, and the keeper sends none.
+      deliver: () => this.events.drop('sleeve-parked'),
+      connectDF: (ip, port) => {
+        try {
+          connectUdp(msg.dfFd, ip, port);
+        } catch (e) {
+          this.events.log(`sleeve: ${(e as Error).message}`);
+        }
+      },
+    }, Date.now());
+    box.conn = conn;
+    this.connections.set(id, conn);
+    this.byName.set(msg.remoteName, conn);
+    this.watch(msg.dfFd);
+    const now = Date.now();
+    const held = this.early.take(msg.remoteName, now);
+    if (held) this.handleDatagram(held.datagram, held.from, now);
+    this.run(now);
+  }
+
+  remove(id: number): void {
+    const c = this.connections.get(id);
+    if (!c) return;
+    this.connections.delete(id);
+    this.unwatch(c.dfFd);
+    if (this.byName.get(c.remoteName) === c) {
+      this.byName.delete(c.remoteName);
+      for (const other of this.connections.values()) if (other.remoteName === c.remoteName) this.byName.set(c.remoteName, other);
+    }
+  }
+
+  /** A sleeve control message from the remote's forwarder (spec §5.5). */
+  control(id: number, subTag: number, payload: Uint8Array): void {
+    const c = this.connections.get(id);
+    if (!c) return;
+    const now = Date.now();
+    try {
+      c.handleControl(subTag, payload, now);
+    } catch (e) {
+      this.events.log(`sleeve: bad control message from ${c.remoteName.toString(16)}: ${(e as Error).message}`);
+    }
+    this.run(now);
+  }
+
+  /** Stops polling and timing; the datapath hands the connections to a new worker. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const fd of [...this.watched]) this.unwatch(fd);
+  }
+
+  private watch(fd: number): void {
+    if (this.watched.has(fd)) return;
+    this.watched.add(fd);
+    const loop = async (): Promise<void> => {
+      while (!this.stopped && this.watched.has(fd)) {
+        try {
+          await poller().waitReadable(fd);
+        } catch {
+          return; // forgotten: stopped, or the forwarder went
+        }
+        if (!this.stopped && this.watched.has(fd)) this.receive(fd);
+      }
+    };
+    void loop();
+  }
+
+  private unwatch(fd: number): void {
+    if (this.watched.delete(fd)) poller().forget(fd, new Error('sleeve keeper stopped watching'));
+  }
+
+  private receive(fd: number): void {
+    const now = Date.now();
+    try {
+      for (;;) {
+        const n = this.received.receive(fd, true, true);
+        for (let i = 0; i < n; i++) {
+          const whole = this.received.received(i);
+          const from = this.received.sourceOf(i);
+          // UDP_GRO: the slot may hold a train of datagrams of groSize bytes (the last may be shorter).
+          const seg = this.received.groSize(i);
+          if (seg > 0 && seg < whole.length) {
+            for (let off = 0; off < whole.length; off += seg) this.handleDatagram(whole.subarray(off, Math.min(off + seg, whole.length)), from, now);
+          } else this.handleDatagram(whole, from, now);
+        }
+        if (n < RECEIVE_BATCH || this.stopped) break;
+      }
+    } catch (e) {
+      this.events.log(`sleeve: receive on fd ${fd} failed: ${(e as Error).message}`);
+    }
+    this.run(now);
+  }
+
+  private handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
+    if (this.stopped) return;
+    this.counters.datagramsReceived++;
+    if (datagram.length < NAME_SIZE) return this.events.drop('datagram-too-short');
+    const sender = readPeerNameCached(datagram, 0);
+    const conn = this.byName.get(sender);
+    if (!conn) {
+      this.early.keep(sender, datagram, from, now);
+      return this.events.drop('unknown-sender');
+    }
+    if (conn.failed) return this.events.drop('unknown-sender');
+    let body = datagram.subarray(NAME_SIZE);
+    if (conn.opener) {
+      try {
+        body = this.opened.subarray(0, conn.opener.openInto(body, this.opened));
+      } catch (e) {
+        if (e instanceof SleeveCryptoError) return this.events.drop(e.kind);
+        throw e;
+      }
+    }
+    let at = 0;
+    while (body.length - at >= FRAME_HEADER_SIZE) {
+      const len = (body[at + 12]! << 8) | body[at + 13]!;
+      const start = at + FRAME_HEADER_SIZE;
+      if (len > body.length - start) return this.events.drop('frame-too-short');
+      const src = readPeerNameCached(body, at);
+      const dst = readPeerNameCached(body, at + NAME_SIZE);
+      const frame = body.subarray(start, start + len);
+      at = start + len;
+      this.counters.framesReceived++;
+      const special = classifySpecialFrame(frame);
+      if (special) {
+        if (src === conn.remoteName && dst === this.ourName) conn.handleSpecial(special, from, now);
+        else this.events.drop('special-frame-misaddressed');
+        continue;
+      }
+      if (!conn.established) {
+        this.events.drop('forwarder-not-established');
+        continue;
+      }
+      // A data frame: this peer forwards to us over the sleeve. The worker takes it from here; this
+      // datagram's frames are lost, as a datagram is when the worker restarts.
+      this.events.drop('sleeve-parked');
+      this.events.traffic(conn.remoteName);
+      return;
+    }
+    if (at !== body.length) this.events.drop('trailing-garbage');
+  }
+
+  /** Runs the connections' timers, sends what they queued, and sets the timer for the next one due. */
+  private run(now: number): void {
+    if (this.stopped) return;
+    let wakeAt = Infinity;
+    for (const conn of this.connections.values()) {
+      wakeAt = Math.min(wakeAt, conn.tick(now));
+      this.flush(conn, true, now);
+      this.flush(conn, false, now);
+    }
+    if (wakeAt === this.timerAt && this.timer) return;
+    clearTimeout(this.timer);
+    this.timerAt = wakeAt;
+    this.timer = wakeAt === Infinity ? undefined : setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.run(Date.now());
+    }, Math.max(0, wakeAt - now)).unref();
+  }
+
+  /** Sends a connection's queue for one path (DF or not): pack, seal, one datagram per send. */
+  private flush(conn: SleeveConnection, df: boolean, now: number): void {
+    const queue = df ? conn.dfQueue : conn.nonDfQueue;
+    if (queue.length === 0) return;
+    const maxPayload = conn.maxPayload(df);
+    const sealOverhead = conn.sealer ? SEQ_SIZE + SECRETBOX_TAG_SIZE : 0;
+    const fd = df ? conn.dfFd : this.udpFd;
+    let i = 0;
+    while (i < queue.length) {
+      const n = framesThatFit(queue, i, conn.packetOverhead, maxPayload);
+      if (n === 0) {
+        this.events.drop('frame-too-big');
+        i++;
+        continue;
+      }
+      const length = NAME_SIZE + sealOverhead + packedLength(queue, i, n);
+      const slot = this.outgoing.slot(0);
+      slot.set(this.ourNameBytes, 0);
+      packAndSeal(conn, slot.subarray(NAME_SIZE, length), queue, i, n, df, this.scratch);
+      this.outgoing.setSend(0, length, df ? undefined : conn.remoteSockaddr);
+      const r = this.outgoing.send(fd, 0, 1);
+      if (r > 0) {
+        this.counters.datagramsSent++;
+        this.counters.framesSent += n;
+      } else {
+        if (-r === Errno.EMSGSIZE && df) {
+          this.events.drop('emsgsize', n);
+          try {
+            conn.handleMsgSize(pathMtu(fd), now);
+          } catch {
+            this.events.drop('path-mtu-unreadable');
+          }
+        } else this.events.drop(`send-errno-${-r}`, n);
+      }
+      i += n;
+    }
+    queue.length = 0;
+  }
+}
