@@ -24,7 +24,7 @@ import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
-import { prestartedWorkerLoaded, prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
+import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
@@ -155,14 +155,12 @@ async function main(argv: string[]): Promise<void> {
       logger.info({ addr, kind }, 'Listening for HTTP');
     }
     phase('HTTP API listening');
-    // Connections start on the sleeve: a router about to dial boots its packet worker meanwhile.
-    if (cfg.peers.length > 0 || cfg.resume) prestartSleeveWorker();
     // Peers dialling us while the data plane loads wait for our handshake instead of backing off.
     const meshListener = await MeshListener.open(cfg.host, cfg.port);
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
-    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted, phase });
+    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, dialsAtOnce: cfg.peers.length > 0 || cfg.resume, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted, phase });
     phase('data plane');
     mesh = await startMesh({
       identity,

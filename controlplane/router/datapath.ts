@@ -136,6 +136,12 @@ export interface DatapathOpenOptions {
   bindIp?: string;
   /** A password is set, so connections may be encrypted: kernel datapaths enable IPsec (spec §7). */
   ipsec: boolean;
+  /**
+   * A fast datapath is expected to carry the connections: the sleeve opens as
+   * their fallback only, its heartbeats kept without a packet worker until a
+   * connection uses it.
+   */
+  fallbackOnly?: boolean;
   log: (message: string) => void;
 }
 

@@ -57,6 +57,11 @@ export interface SleeveDatapathOptions {
    * never. It starts again as soon as a connection needs the sleeve.
    */
   parkIdleWorkerAfterMs?: number;
+  /**
+   * Open with the worker parked (a fast datapath is expected to carry the
+   * connections): the keeper heartbeats until a connection uses the sleeve.
+   */
+  startParked?: boolean;
   log?: (message: string) => void;
 }
 
@@ -180,7 +185,11 @@ export class SleeveDatapath implements Datapath {
     }
     const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const dp = new SleeveDatapath(opts, packetFd, udpFd, wakeFd);
-    if (!opts.lazyWorker) await dp.startWorker();
+    if (opts.startParked) {
+      dp.startKeeper([]);
+      dp.log('sleeve: packet worker parked until a connection uses the sleeve; its heartbeats run on the main thread');
+    }
+    else if (!opts.lazyWorker) await dp.startWorker();
     // A worker prestarted for a router about to dial is adopted now, not at the dial.
     else if (hasPrestartedWorker()) dp.warmUp();
     return dp;
@@ -406,7 +415,13 @@ export class SleeveDatapath implements Datapath {
       for (const c of held) this.post({ t: 'control', ...c });
       return;
     }
-    this.keeper = new SleeveKeeper(this.opts.ourName, this.udpFd, {
+    this.startKeeper(held);
+    this.log(`sleeve: no connection uses the sleeve; packet worker parked, ${this.forwarders.size} forwarders heartbeat from the main thread`);
+  }
+
+  /** The keeper takes every forwarder, and the control messages held for them. */
+  private startKeeper(held: ReadonlyArray<{ id: number; subTag: number; payload: Uint8Array }>): void {
+    const keeper = new SleeveKeeper(this.opts.ourName, this.udpFd, {
       emit: (m) => this.onWorkerMessage(m),
       traffic: (from) => this.unpark(`${from.toString(16)} sends frames over the sleeve`),
       drop: (reason, count = 1) => {
@@ -414,9 +429,9 @@ export class SleeveDatapath implements Datapath {
       },
       log: (m) => this.log(m),
     });
-    for (const f of this.forwarders.values()) this.keeper.add(f.addMessage());
-    for (const c of held) this.keeper.control(c.id, c.subTag, c.payload);
-    this.log(`sleeve: no connection uses the sleeve; packet worker parked, ${this.forwarders.size} forwarders heartbeat from the main thread`);
+    this.keeper = keeper;
+    for (const f of this.forwarders.values()) keeper.add(f.addMessage());
+    for (const c of held) keeper.control(c.id, c.subTag, c.payload);
   }
 
   /** Starts the worker again with the keeper's forwarders, where the keeper left them. */
@@ -448,8 +463,12 @@ export class SleeveDatapath implements Datapath {
     return this.lastStats;
   }
 
-  /** Ends the packet worker abruptly, as a crash would (crash-resilience tests). */
+  /** Ends the packet worker abruptly, as a crash would (crash-resilience tests); a parked one is started first. */
   async killWorkerForTest(): Promise<void> {
+    if (this.keeper) {
+      this.unpark('test fault');
+      await new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    }
     await this.worker?.terminate();
   }
 

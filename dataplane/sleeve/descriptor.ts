@@ -24,6 +24,7 @@ export const sleeveDatapath: DatapathDescriptor = {
     mtu: opts.mtu,
     // A router with no connection over the sleeve pays neither the worker's memory nor its start-up.
     lazyWorker: true,
+    startParked: opts.fallbackOnly === true,
     parkIdleWorkerAfterMs: intervalFromEnv(process.env, 'WEAVE_SLEEVE_PARK_SEC', DEFAULT_SLEEVE_PARK_MS, 'parking the sleeve worker'),
     log: opts.log,
   }),
