@@ -68,7 +68,8 @@ export class SleeveConnection {
   maxPayloadDF = INITIAL_MTU - UDP_IP_OVERHEAD;
   readonly dfQueue: SleeveFrame[] = [];
   readonly nonDfQueue: SleeveFrame[] = [];
-  private heartbeatSeen = false;
+  /** A heartbeat of the remote's arrived, and our ConnectionEstablished went back (spec §5.5). */
+  heartbeatSeen = false;
   private interval = OVERLAY_HEARTBEAT_FAST_MS;
   private retryGap = FIRST_HEARTBEAT_RETRY_MS;
   private nextHeartbeat: number;
@@ -101,9 +102,11 @@ export class SleeveConnection {
         this.mtu = r.mtu;
         this.maxPayloadDF = r.mtu + this.overheadDF - UDP_IP_OVERHEAD;
       }
+      // Established (the remote heard us) and having heard the remote are separate: a forwarder handed
+      // over between the two still owes the remote its ConnectionEstablished.
+      this.heartbeatSeen = r.heartbeatSeen === true;
       if (r.established) {
         this.established = true;
-        this.heartbeatSeen = true;
         this.interval = OVERLAY_HEARTBEAT_SLOW_MS;
         this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
       }
@@ -189,6 +192,7 @@ export class SleeveConnection {
         if (!this.heartbeatSeen) {
           this.heartbeatSeen = true;
           this.events.sendControl(SleeveControlTag.ConnectionEstablished, encodeSleeveControl({ type: 'ConnectionEstablished' }).subarray(1));
+          this.events.changed();
         }
         this.lastHeartbeat = now;
         return;

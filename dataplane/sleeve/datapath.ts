@@ -313,6 +313,7 @@ export class SleeveDatapath implements Datapath {
         f.resume.remotePort = m.remotePort;
         f.resume.mtu = m.mtu;
         f.resume.stackFrag = m.stackFrag;
+        f.resume.heartbeatSeen = m.heartbeatSeen;
         break;
     }
   }
@@ -340,7 +341,10 @@ export class SleeveDatapath implements Datapath {
     this.keeper?.remove(f.id);
     this.post({ t: 'remove', id: f.id });
     // The worker may still be in the middle of a send on this fd; close it once the remove was handled.
-    setTimeout(() => closeFd(f.dfFd), 2000).unref();
+    setTimeout(() => {
+      this.keeper?.release(f.dfFd);
+      closeFd(f.dfFd);
+    }, 2000).unref();
   }
 
   applyForwardingState(state: ForwardingState): void {

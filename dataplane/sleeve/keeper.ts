@@ -76,7 +76,7 @@ export class SleeveKeeper {
     const box: { conn?: SleeveConnection } = {};
     const report = (): void => {
       const c = box.conn;
-      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag });
+      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen });
     };
     const conn = new SleeveConnection(msg, this.ourName, {
       sendControl: (subTag, payload) => this.events.emit({ t: 'sendControl', id, subTag, payload }),
@@ -111,7 +111,8 @@ export class SleeveKeeper {
     const c = this.connections.get(id);
     if (!c) return;
     this.connections.delete(id);
-    this.unwatch(c.dfFd);
+    // Its DF socket stays watched until the datapath closes it: connected to the peer's address, it
+    // takes the peer's datagrams before the next connection's socket does, and they go by sender name.
     if (this.byName.get(c.remoteName) === c) {
       this.byName.delete(c.remoteName);
       for (const other of this.connections.values()) if (other.remoteName === c.remoteName) this.byName.set(c.remoteName, other);
@@ -152,6 +153,11 @@ export class SleeveKeeper {
       }
     };
     void loop();
+  }
+
+  /** The datapath is about to close `fd` (a removed forwarder's DF socket). */
+  release(fd: number): void {
+    this.unwatch(fd);
   }
 
   private unwatch(fd: number): void {

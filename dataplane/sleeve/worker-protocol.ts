@@ -9,6 +9,8 @@ import type { SleeveCryptoErrorKind } from '../../crypto/sleeve-crypto.js';
 /** What a restarted worker needs to pick a forwarder up where the old one was. */
 export interface ForwarderResume {
   established: boolean;
+  /** The remote's heartbeat was seen and answered with ConnectionEstablished. */
+  heartbeatSeen?: boolean;
   remoteIp?: string;
   remotePort?: number;
   mtu?: number;
@@ -73,7 +75,7 @@ export type FromWorker =
   | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'established'; id: number }
   | { t: 'failed'; id: number; reason: string }
-  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean }
+  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean; heartbeatSeen: boolean }
   | { t: 'stats'; stats: WorkerStats }
   | { t: 'log'; message: string };
 

@@ -142,6 +142,17 @@ async function mustReceiveUdp(from: Container, to: Container, toIp: string, size
 test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked -> sleeve and back, kill -9 keeps forwarding', async () => {
   await withBpfBed(2, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
+    try {
+      await twoHosts(bed, h1, h2);
+    } catch (e) {
+      for (const h of [h1, h2]) process.stderr.write(`${h.label} log:\n${routerLog(h).split('\n').slice(-60).join('\n')}\n`);
+      throw e;
+    }
+  });
+});
+
+async function twoHosts(bed: Testbed, h1: Host, h2: Host): Promise<void> {
+  {
     await launch(bed, h1);
     await launch(bed, h2);
     await connectionsMatch(h1, /^(<-|->) \S+\s+established fastdp \S+\(h2\) mtu=\d+/m, { timeoutMs: CONVERGE_MS });
@@ -269,8 +280,8 @@ test('two hosts: fastdp over eBPF, data stays in the kernel, UDP 6784 blocked ->
         await tcpServer.stop();
       }
     }
-  });
-});
+  }
+}
 
 test('three hosts: a --no-fastdp router joins over the sleeve while h1<->h2 stay on fastdp', async () => {
   await withBpfBed(3, async (bed) => {

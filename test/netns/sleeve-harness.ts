@@ -41,7 +41,7 @@ export async function plugNode(host: Host, i: number, mtu: number): Promise<Slee
   return { index: i, host, container, ip: `10.32.0.${i}`, name: peerName(i) };
 }
 
-export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number } = {}): Promise<SleeveDatapath> {
+export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number; startParked?: boolean } = {}): Promise<SleeveDatapath> {
   node.dp = await SleeveDatapath.create({
     ourName: node.name, bridge: 'weave', netns: node.host.netnsPath, port: SLEEVE_PORT, mtu, log: () => undefined, ...opts,
   });
@@ -100,7 +100,7 @@ export function connectNodes(a: SleeveNode, b: SleeveNode, encrypt: boolean): Li
 }
 
 /** Unicast next hops by BFS and Broadcast(S) trees (spec §4.6) for `links` among `nodes`, applied to each datapath. */
-export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, SleeveNode]>, overlay: OverlayName = 'sleeve'): void {
+export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, SleeveNode]>, overlay: OverlayName = 'sleeve', applyTo: readonly SleeveNode[] = nodes): void {
   const adj = new Map<PeerName, PeerName[]>(nodes.map((n) => [n.name, []]));
   for (const [x, y] of links) {
     adj.get(x.name)!.push(y.name);
@@ -115,7 +115,7 @@ export function applyTopology(nodes: SleeveNode[], links: Array<[SleeveNode, Sle
     }
     return parent;
   };
-  for (const n of nodes) {
+  for (const n of applyTo) {
     const fromMe = bfsParents(n.name);
     const peers = nodes.filter((p) => p !== n && fromMe.has(p.name)).map((p) => {
       let hop = p.name;
