@@ -16,7 +16,7 @@ import type { SleeveFrame } from './frame-codec.js';
 import { fragmentationTestFrame, heartbeatFrame, mtuTestFrame, pmtuDiscoveryFrame, type SpecialFrame } from './special-frames.js';
 import { fragmentIPv4, icmpFragNeeded, isIPv4, isIPv4DF } from './ethernet.js';
 import { sockaddrIn } from '../sys/sockets.js';
-import type { AddForwarder } from './worker-protocol.js';
+import type { AddForwarder, PmtuBounds } from './worker-protocol.js';
 
 /** Initial overlay MTU before any PMTU discovery (spec §5.6). */
 const INITIAL_MTU = 65535;
@@ -110,6 +110,15 @@ export class SleeveConnection {
         this.interval = OVERLAY_HEARTBEAT_SLOW_MS;
         this.nextFragTest = now + FRAGMENTATION_TEST_INTERVAL_MS;
       }
+      // A search the previous home had under way goes on from its bounds: the discovery frame that
+      // started it is sent only once, at ConnectionEstablished.
+      if (r.search && this.remoteSockaddr) {
+        const { candidate, highestGood, lowestBad } = r.search;
+        this.search = { candidate, highestGood, lowestBad, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0 };
+        this.mtu = candidate;
+        this.maxPayloadDF = lowestBad - 1 + this.overheadDF - UDP_IP_OVERHEAD;
+        this.sendMtuTest(now);
+      }
     }
     this.lastHeartbeat = now;
     this.nextHeartbeat = now;
@@ -117,6 +126,12 @@ export class SleeveConnection {
 
   get encrypted(): boolean {
     return this.sealer !== undefined;
+  }
+
+  /** The path MTU search under way, if any: what a new home for this forwarder resumes from. */
+  get searchBounds(): PmtuBounds | undefined {
+    const s = this.search;
+    return s ? { candidate: s.candidate, highestGood: s.highestGood, lowestBad: s.lowestBad } : undefined;
   }
 
   private setRemote(ip: string, port: number): void {
@@ -262,6 +277,7 @@ export class SleeveConnection {
     s.attempt = 0;
     s.timeoutMs = MTU_VERIFY_FIRST_TIMEOUT_MS;
     this.sendMtuTest(now);
+    this.events.changed(); // the search's bounds, for a handover
   }
 
   /** Queues an Ethernet frame for the remote, choosing the path (spec §5.7). */

@@ -314,6 +314,7 @@ export class SleeveDatapath implements Datapath {
         f.resume.mtu = m.mtu;
         f.resume.stackFrag = m.stackFrag;
         f.resume.heartbeatSeen = m.heartbeatSeen;
+        f.resume.search = m.search;
         break;
     }
   }

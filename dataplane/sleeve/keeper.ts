@@ -76,7 +76,7 @@ export class SleeveKeeper {
     const box: { conn?: SleeveConnection } = {};
     const report = (): void => {
       const c = box.conn;
-      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen });
+      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen, search: c.searchBounds });
     };
     const conn = new SleeveConnection(msg, this.ourName, {
       sendControl: (subTag, payload) => this.events.emit({ t: 'sendControl', id, subTag, payload }),

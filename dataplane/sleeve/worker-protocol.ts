@@ -7,10 +7,19 @@ import type { ForwardingState } from '../../controlplane/router/datapath.js';
 import type { SleeveCryptoErrorKind } from '../../crypto/sleeve-crypto.js';
 
 /** What a restarted worker needs to pick a forwarder up where the old one was. */
+/** A path MTU search's candidate and bounds (spec §5.6). */
+export interface PmtuBounds {
+  candidate: number;
+  highestGood: number;
+  lowestBad: number;
+}
+
 export interface ForwarderResume {
   established: boolean;
   /** The remote's heartbeat was seen and answered with ConnectionEstablished. */
   heartbeatSeen?: boolean;
+  /** A path MTU search under way (spec §5.6): where it stood. */
+  search?: PmtuBounds;
   remoteIp?: string;
   remotePort?: number;
   mtu?: number;
@@ -75,7 +84,7 @@ export type FromWorker =
   | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'established'; id: number }
   | { t: 'failed'; id: number; reason: string }
-  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean; heartbeatSeen: boolean }
+  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean; heartbeatSeen: boolean; search?: PmtuBounds }
   | { t: 'stats'; stats: WorkerStats }
   | { t: 'log'; message: string };
 

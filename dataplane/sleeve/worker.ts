@@ -94,7 +94,7 @@ function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
   const id = msg.id;
   const report = (): void => {
     const conn = box.conn;
-    if (conn) post({ t: 'forwarder', id, remoteIp: conn.remoteIp, remotePort: conn.remotePort, mtu: conn.mtu === 65535 ? undefined : conn.mtu, stackFrag: conn.stackFrag, heartbeatSeen: conn.heartbeatSeen });
+    if (conn) post({ t: 'forwarder', id, remoteIp: conn.remoteIp, remotePort: conn.remotePort, mtu: conn.mtu === 65535 ? undefined : conn.mtu, stackFrag: conn.stackFrag, heartbeatSeen: conn.heartbeatSeen, search: conn.searchBounds });
   };
   const conn = new SleeveConnection(msg, ourName, {
     sendControl: (subTag, payload) => post({ t: 'sendControl', id, subTag, payload }),
