@@ -383,10 +383,11 @@ export class SleeveDatapath implements Datapath {
   private parkLater(): void {
     const after = this.opts.parkIdleWorkerAfterMs ?? 0;
     if (after <= 0 || this.parkTimer || !this.worker || this.closed || this.sleeveInUse()) return;
-    const injectedBefore = this.lastStats?.injected;
+    const injected = (): number => this.lastStats?.injected ?? 0; // no stats yet: a worker just started
+    const injectedBefore = injected();
     this.parkTimer = setTimeout(() => {
       this.parkTimer = undefined;
-      if (this.lastStats?.injected !== injectedBefore) {
+      if (injected() !== injectedBefore) {
         this.parkLater();
         return;
       }
