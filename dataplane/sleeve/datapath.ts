@@ -405,11 +405,7 @@ export class SleeveDatapath implements Datapath {
     if (!w || this.closed || this.sleeveInUse() || this.parking) return;
     this.parking = [];
     this.worker = undefined; // its exit is not a crash: no restart
-    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    this.post({ t: 'stop' });
-    const kill = setTimeout(() => void w.terminate(), 3000);
-    await exited;
-    clearTimeout(kill);
+    await this.stopWorker(w);
     this.control?.close();
     this.control = undefined;
     const held = this.parking;
@@ -438,6 +434,15 @@ export class SleeveDatapath implements Datapath {
     this.keeper = keeper;
     for (const f of this.forwarders.values()) keeper.add(f.addMessage());
     for (const c of held) keeper.control(c.id, c.subTag, c.payload);
+  }
+
+  /** Asks the worker to stop after the messages already posted; ends it if it has not within 3 s. */
+  private async stopWorker(w: Worker): Promise<void> {
+    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    this.post({ t: 'stop' });
+    const kill = setTimeout(() => void w.terminate(), 3000);
+    await exited;
+    clearTimeout(kill);
   }
 
   /** Starts the worker again with the keeper's forwarders, where the keeper left them. */
@@ -484,14 +489,7 @@ export class SleeveDatapath implements Datapath {
     clearTimeout(this.parkTimer);
     this.keeper?.stop();
     this.keeper = undefined;
-    const w = this.worker;
-    if (w) {
-      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-      this.post({ t: 'stop' });
-      const timer = setTimeout(() => void w.terminate(), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
+    if (this.worker) await this.stopWorker(this.worker);
     this.control?.close();
     for (const f of this.forwarders.values()) closeFd(f.dfFd);
     this.forwarders.clear();
