@@ -164,8 +164,8 @@ async function twoHosts(bed: Testbed, h1: Host, h2: Host): Promise<void> {
       assert.ok(await pollUntil(() => parked(h), PARK_BOUND_MS, 100), `${h.label} parks its sleeve worker:\n${routerLog(h).slice(-2000)}`);
     }
     process.stdout.write(`# bpf-weave: sleeve workers parked ${Date.now() - fastdpAt} ms after fastdp was up (after 2 s unused, or from the start); started meanwhile: h1 ${count(routerLog(h1), UNPARKED)}, h2 ${count(routerLog(h2), UNPARKED)} times; RSS h1 ${rssBefore[0]!.toFixed(1)} -> ${rssMiB(h1).toFixed(1)} MiB, h2 ${rssBefore[1]!.toFixed(1)} -> ${rssMiB(h2).toFixed(1)} MiB\n`);
-    // The parked sleeve still heartbeats: h1's sleeve forwarder stays established alongside fastdp.
-    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: 2000 });
+    // Parking changes nothing the connection shows (a bound for the CLI's answer on a loaded host).
+    await connectionsMatch(h1, /established fastdp \S+\(h2\)/, { timeoutMs: 10_000 });
 
     const [c1, c2] = [await attachContainer(h1), await attachContainer(h2)];
     await mustPing(c1, '10.32.0.2', 'h1/c1 -> h2/c1');
