@@ -15,8 +15,8 @@ import { encodeSleeveControl, decodeSleeveControl } from './control-messages.js'
 import type { SleeveFrame } from './frame-codec.js';
 import { fragmentationTestFrame, heartbeatFrame, mtuTestFrame, pmtuDiscoveryFrame, type SpecialFrame } from './special-frames.js';
 import { fragmentIPv4, icmpFragNeeded, isIPv4, isIPv4DF } from './ethernet.js';
-import { sockaddrIn } from '../sys/sockets.js';
-import type { AddForwarder, PmtuBounds } from './worker-protocol.js';
+import { connectUdp, sockaddrIn } from '../sys/sockets.js';
+import type { AddForwarder, FromWorker, PmtuBounds } from './worker-protocol.js';
 
 /** Initial overlay MTU before any PMTU discovery (spec §5.6). */
 const INITIAL_MTU = 65535;
@@ -39,6 +39,48 @@ export interface ConnectionEvents {
   deliver(src: PeerName, dst: PeerName, frame: Uint8Array): void;
   /** Connect the DF socket to a newly learned remote address. */
   connectDF(ip: string, port: number): void;
+}
+
+/** Where a forwarder's connection reports, in the packet worker or the keeper (keeper.ts). */
+export interface ForwarderSink {
+  /** Its events, as the worker posts them to the datapath. */
+  post(m: FromWorker): void;
+  drop: ConnectionEvents['drop'];
+  deliver: ConnectionEvents['deliver'];
+}
+
+/**
+ * The connection for an added forwarder, its events wired to `sink`: what it
+ * learns (address, MTU, a search under way, whether it heard the remote) is
+ * reported each time it changes, so that a new home can resume it.
+ */
+export function connectionForForwarder(msg: AddForwarder, ourName: PeerName, sink: ForwarderSink, now: number): SleeveConnection {
+  const id = msg.id;
+  const box: { conn?: SleeveConnection } = {};
+  const report = (): void => {
+    const c = box.conn;
+    if (c) sink.post({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === INITIAL_MTU ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen, search: c.searchBounds });
+  };
+  box.conn = new SleeveConnection(msg, ourName, {
+    sendControl: (subTag, payload) => sink.post({ t: 'sendControl', id, subTag, payload }),
+    established: () => {
+      sink.post({ t: 'established', id });
+      report();
+    },
+    failed: (reason) => sink.post({ t: 'failed', id, reason }),
+    changed: report,
+    drop: sink.drop,
+    deliver: sink.deliver,
+    connectDF: (ip, port) => {
+      try {
+        connectUdp(msg.dfFd, ip, port);
+      } catch (e) {
+        sink.post({ t: 'log', message: `sleeve: ${(e as Error).message}` });
+      }
+    },
+  }, now);
+  report(); // where it starts: an outbound connection knows the remote's address already
+  return box.conn;
 }
 
 interface PmtuSearch {

@@ -16,9 +16,9 @@ import type { PeerName } from '../../controlplane/mesh/types.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
 import { Errno } from '../netlink/errors.js';
 import { poller } from '../sys/poller.js';
-import { MsgBatch, connectUdp, pathMtu } from '../sys/sockets.js';
+import { MsgBatch, pathMtu } from '../sys/sockets.js';
 import { FRAME_HEADER_SIZE, NAME_SIZE, SECRETBOX_TAG_SIZE, SEQ_SIZE } from './constants.js';
-import { SleeveConnection } from './connection.js';
+import { connectionForForwarder, type SleeveConnection } from './connection.js';
 import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { peerNameBytes, readPeerNameCached } from './frame-codec.js';
@@ -72,33 +72,13 @@ export class SleeveKeeper {
   /** Carries a forwarder: a new one, or one handed over from the worker with its resume. */
   add(msg: AddForwarder): void {
     if (this.stopped) return;
-    const id = msg.id;
-    const box: { conn?: SleeveConnection } = {};
-    const report = (): void => {
-      const c = box.conn;
-      if (c) this.events.emit({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === 65535 ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen, search: c.searchBounds });
-    };
-    const conn = new SleeveConnection(msg, this.ourName, {
-      sendControl: (subTag, payload) => this.events.emit({ t: 'sendControl', id, subTag, payload }),
-      established: () => {
-        this.events.emit({ t: 'established', id });
-        report();
-      },
-      failed: (reason) => this.events.emit({ t: 'failed', id, reason }),
-      changed: report,
+    const conn = connectionForForwarder(msg, this.ourName, {
+      post: (m) => this.events.emit(m),
       drop: (reason, count) => this.events.drop(reason as SleeveDropReason, count),
       // Only data frames make ICMP replies, and the keeper sends none.
       deliver: () => this.events.drop('sleeve-parked'),
-      connectDF: (ip, port) => {
-        try {
-          connectUdp(msg.dfFd, ip, port);
-        } catch (e) {
-          this.events.log(`sleeve: ${(e as Error).message}`);
-        }
-      },
     }, Date.now());
-    box.conn = conn;
-    this.connections.set(id, conn);
+    this.connections.set(msg.id, conn);
     this.byName.set(msg.remoteName, conn);
     this.watch(msg.dfFd);
     const now = Date.now();

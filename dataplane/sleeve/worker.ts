@@ -25,10 +25,10 @@ import { classifySpecialFrame } from './special-frames.js';
 import { dstMac, isMulticastMac, isStpFrame, srcMac } from './ethernet.js';
 import { MacCache } from './mac-cache.js';
 import { InjectCoalescer, VNET_HDR_SIZE } from './inject-coalescer.js';
-import { SleeveConnection } from './connection.js';
+import { connectionForForwarder, type SleeveConnection } from './connection.js';
 import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
-import { MsgBatch, UDP_MAX_SEGMENTS, connectUdp, pathMtu } from '../sys/sockets.js';
+import { MsgBatch, UDP_MAX_SEGMENTS, pathMtu } from '../sys/sockets.js';
 import { exposedCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
 import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
 
@@ -90,31 +90,9 @@ function usable(name: PeerName): SleeveConnection | undefined {
 }
 
 function addConnection(msg: Extract<ToWorker, { t: 'add' }>): void {
-  const box: { conn?: SleeveConnection } = {};
-  const id = msg.id;
-  const report = (): void => {
-    const conn = box.conn;
-    if (conn) post({ t: 'forwarder', id, remoteIp: conn.remoteIp, remotePort: conn.remotePort, mtu: conn.mtu === 65535 ? undefined : conn.mtu, stackFrag: conn.stackFrag, heartbeatSeen: conn.heartbeatSeen, search: conn.searchBounds });
-  };
-  const conn = new SleeveConnection(msg, ourName, {
-    sendControl: (subTag, payload) => post({ t: 'sendControl', id, subTag, payload }),
-    established: () => { post({ t: 'established', id }); report(); },
-    failed: (reason) => post({ t: 'failed', id, reason }),
-    changed: report,
-    drop,
-    deliver: (src, dst, frame) => routeReceived(src, dst, frame),
-    connectDF: (ip, port) => {
-      try {
-        connectUdp(msg.dfFd, ip, port);
-      } catch (e) {
-        post({ t: 'log', message: `sleeve: ${(e as Error).message}` });
-      }
-    },
-  }, Date.now());
-  box.conn = conn;
-  connections.set(id, conn);
+  const conn = connectionForForwarder(msg, ourName, { post, drop, deliver: routeReceived }, Date.now());
+  connections.set(msg.id, conn);
   byName.set(msg.remoteName, conn);
-  report();
   // The remote got here first and its heartbeat is already waiting: answer it now, not at its next retry.
   const now = Date.now();
   const held = early.take(msg.remoteName, now);
