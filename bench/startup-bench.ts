@@ -87,14 +87,16 @@ async function stopRouter(router: SpawnedProcess): Promise<void> {
 interface Figures {
   api: number[];
   established: number[];
+  /** Per startup phase: ms after process start, and the process's CPU ms by then. */
   phases: Map<string, number[]>;
+  phaseCpu: Map<string, number[]>;
   rss: number[];
   rssAnon: number[];
   rssFile: number[];
   threads: number[];
 }
 
-const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), rss: [], rssAnon: [], rssFile: [], threads: [] });
+const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), phaseCpu: new Map(), rss: [], rssAnon: [], rssFile: [], threads: [] });
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
 async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
@@ -108,7 +110,10 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
     const at = (what: string): number => Number(/(\S+) (\d+)/.exec(poller.output().split('\n').find((l) => l.startsWith(what))!)![2]!) - t0;
     into.api.push(at('api'));
     into.established.push(at('established'));
-    for (const [phase, ms] of phasesOf(router.output())) into.phases.set(phase, [...(into.phases.get(phase) ?? []), ms]);
+    for (const [phase, at] of phasesOf(router.output())) {
+      into.phases.set(phase, [...(into.phases.get(phase) ?? []), at.ms]);
+      into.phaseCpu.set(phase, [...(into.phaseCpu.get(phase) ?? []), at.cpuMs]);
+    }
     await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
     into.rss.push(rssMiB(router.pid));
     into.rssAnon.push(statusField(router.pid, 'RssAnon'));
@@ -123,7 +128,7 @@ function printFigures(label: string, f: Figures): void {
   process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB `
     + `(anonymous ${median(f.rssAnon).toFixed(1)}, file-backed ${median(f.rssFile).toFixed(1)}; ${median(f.threads)} threads) (medians of ${f.api.length})\n`);
   for (const [phase, ms] of [...f.phases].sort((a, b) => median(a[1]) - median(b[1]))) {
-    process.stdout.write(`startup:   ${label} phase ${phase}: ${median(ms).toFixed(0)} ms after process start\n`);
+    process.stdout.write(`startup:   ${label} phase ${phase}: ${median(ms).toFixed(0)} ms after process start, ${median(f.phaseCpu.get(phase)!).toFixed(0)} ms CPU\n`);
   }
 }
 
@@ -179,12 +184,12 @@ async function startPoller(h: Host): Promise<SpawnedProcess> {
   return poller;
 }
 
-/** `startup: <phase> <ms>` lines the router logs at debug level. */
-function phasesOf(output: string): Map<string, number> {
-  const phases = new Map<string, number>();
+/** `startup: <phase> at <ms> ms, cpu <ms> ms` lines the router logs at debug level. */
+function phasesOf(output: string): Map<string, { ms: number; cpuMs: number }> {
+  const phases = new Map<string, { ms: number; cpuMs: number }>();
   for (const line of output.split('\n')) {
-    const m = /"msg":"startup: (.+?) at (\d+(?:\.\d+)?) ms"/.exec(line);
-    if (m) phases.set(m[1]!, Number(m[2]));
+    const m = /"msg":"startup: (.+?) at (\d+) ms, cpu (\d+) ms"/.exec(line);
+    if (m) phases.set(m[1]!, { ms: Number(m[2]), cpuMs: Number(m[3]) });
   }
   return phases;
 }

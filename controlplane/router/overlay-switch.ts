@@ -46,7 +46,22 @@ export interface OverlaySwitchOptions {
   log?(message: string): void;
   /** Milliseconds clock for "no acknowledgement after N s" reasons (default Date.now). */
   now?(): number;
+  /** How long a new connection waits for a preferred overlay still starting (default PREFERRED_OVERLAY_WAIT_MS; 0: never). */
+  preferredOverlayWaitMs?: number;
 }
+
+/**
+ * A new connection's preferred overlay that is still starting (its forwarder
+ * neither established nor failed) is waited for this long before a lesser one
+ * that established first carries the peer's traffic. At a router's start the
+ * sleeve establishes a few hundred ms before fastdp (its programs still
+ * loading, its heartbeats at OVERLAY_HEARTBEAT_FAST_MS); taking the sleeve
+ * for those ms would start the sleeve's packet worker, a thread of its own,
+ * only to park it again a minute later. The connection is established for
+ * the mesh meanwhile (spec §2.5): only the data plane waits. Four fast
+ * heartbeats: a fastdp that has not answered by then is not coming soon.
+ */
+export const PREFERRED_OVERLAY_WAIT_MS = 2_000;
 
 /** A forwarder not established after this long is reported as probably blocked. */
 export const SILENT_PATH_AFTER_MS = 10_000;
@@ -91,6 +106,8 @@ interface ConnEntry {
   chosen?: Slot;
   reportedEstablished: boolean;
   closing: boolean;
+  /** Selects again when the wait for a preferred overlay still starting ends. */
+  waitTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** Host part of `ip:port` or `[v6]:port`. */
@@ -103,6 +120,7 @@ export class OverlaySwitch {
   private readonly entries = new Map<PeerName, ConnEntry>();
   private readonly log: (message: string) => void;
   private readonly now: () => number;
+  private readonly preferredOverlayWaitMs: number;
 
   constructor(private readonly opts: OverlaySwitchOptions) {
     if (opts.datapaths.length > MAX_OVERLAYS) throw new Error(`overlay switch: at most ${MAX_OVERLAYS} overlays (got ${opts.datapaths.length})`);
@@ -110,6 +128,7 @@ export class OverlaySwitch {
     if (new Set(names).size !== names.length) throw new Error(`overlay switch: overlay offered twice in [${names.join(' ')}]`);
     this.log = opts.log ?? (() => undefined);
     this.now = opts.now ?? Date.now;
+    this.preferredOverlayWaitMs = opts.preferredOverlayWaitMs ?? PREFERRED_OVERLAY_WAIT_MS;
   }
 
   /** The `Overlays` handshake feature value: our overlays in preference order (spec §1.5). */
@@ -120,7 +139,8 @@ export class OverlaySwitch {
   // --- OverlayHandler (mesh router) ---
 
   connectionAdded(conn: SwitchConnection): void {
-    this.entries.get(conn.remoteName)?.slots.forEach((s) => s.forwarder?.stop());
+    const replaced = this.entries.get(conn.remoteName);
+    if (replaced) this.forget(replaced);
     const remoteOverlays = conn.handshake.remote.overlays;
     const compat = remoteOverlays === undefined;
     const notShared: ConnEntry['notShared'] = [];
@@ -174,7 +194,7 @@ export class OverlaySwitch {
     const entry = this.entries.get(conn.remoteName);
     if (!entry || entry.conn !== conn) return;
     this.entries.delete(conn.remoteName);
-    for (const s of entry.slots) s.forwarder?.stop();
+    this.forget(entry);
     if (entry.chosen) this.opts.onSelectionChanged?.();
   }
 
@@ -208,11 +228,17 @@ export class OverlaySwitch {
 
   /** Stop every forwarder (router stopping). */
   stop(): void {
-    for (const e of this.entries.values()) for (const s of e.slots) s.forwarder?.stop();
+    for (const e of this.entries.values()) this.forget(e);
     this.entries.clear();
   }
 
   // --- internals ---
+
+  /** Stops a connection's forwarders and its timer (removed, replaced or the switch stopping). */
+  private forget(entry: ConnEntry): void {
+    clearTimeout(entry.waitTimer);
+    for (const s of entry.slots) s.forwarder?.stop();
+  }
 
   private entryStatus(peer: PeerName, e: ConnEntry): ConnectionOverlayStatus {
     const chosen = e.chosen;
@@ -312,10 +338,29 @@ export class OverlaySwitch {
     this.select(entry);
   }
 
-  /** Best = first established and healthy in preference order, else first still working (spec §5.9). */
+  /**
+   * Best = first established and healthy in preference order, else first still working (spec §5.9);
+   * but a preferred one still starting is waited for, for a while (PREFERRED_OVERLAY_WAIT_MS).
+   */
   private select(entry: ConnEntry): void {
     const working = entry.slots.filter((s) => !s.failed);
-    const best = working.find((s) => s.established && s.healthy) ?? working[0];
+    let best = working.find((s) => s.established && s.healthy) ?? working[0];
+    const wasWaiting = entry.waitTimer !== undefined;
+    clearTimeout(entry.waitTimer);
+    entry.waitTimer = undefined;
+    const starting = working.find((s) => !s.established && s.healthy);
+    if (best && starting && working.indexOf(starting) < working.indexOf(best)) {
+      const waitLeft = starting.startedAt + this.preferredOverlayWaitMs - this.now();
+      if (waitLeft > 0) {
+        if (!wasWaiting) this.log(`overlay_switch ${this.arrow(entry.conn)} ${best.overlay} established; waiting up to ${waitLeft} ms for ${starting.overlay}`);
+        best = starting;
+        entry.waitTimer = setTimeout(() => {
+          entry.waitTimer = undefined;
+          if (this.entries.get(entry.conn.remoteName) === entry && !entry.closing) this.select(entry);
+        }, waitLeft);
+        entry.waitTimer.unref?.();
+      }
+    }
     const previous = entry.chosen;
     entry.chosen = best;
     if (best !== previous) {
@@ -333,6 +378,11 @@ export class OverlaySwitch {
   /** Why the overlays we prefer over the chosen one are not in use. */
   private whyNotPreferred(entry: ConnEntry): string | undefined {
     const reasons: string[] = [];
+    const chosen = entry.chosen;
+    if (chosen && !chosen.established && entry.waitTimer !== undefined) {
+      const lesser = entry.slots.find((s) => s.established && s.healthy && !s.failed);
+      if (lesser) reasons.push(`${chosen.overlay}: not acknowledged yet, waited for up to ${this.preferredOverlayWaitMs} ms before ${lesser.overlay}`);
+    }
     for (const [overlay, why] of this.opts.unavailable ?? []) {
       if (entry.chosen?.overlay !== overlay) reasons.push(`${overlay}: ${why}`);
     }

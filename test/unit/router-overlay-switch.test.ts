@@ -2,7 +2,7 @@
 // real datapaths are exercised in test/netns).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OverlaySwitch, SILENT_PATH_AFTER_MS, hostOf, type SwitchConnection } from '../../controlplane/router/overlay-switch.js';
+import { OverlaySwitch, PREFERRED_OVERLAY_WAIT_MS, SILENT_PATH_AFTER_MS, hostOf, type SwitchConnection } from '../../controlplane/router/overlay-switch.js';
 import type {
   Datapath, DatapathStats, ForwarderEvents, ForwarderParams, ForwarderStatus, ForwardingState, OverlayForwarder, OverlayName,
 } from '../../controlplane/router/datapath.js';
@@ -80,24 +80,37 @@ function fakeConn(overlays: string[] | undefined, opts: { sessionKey?: Uint8Arra
   return conn;
 }
 
-function setup(names: OverlayName[], extra: { unavailable?: Map<OverlayName, string>; encrypt?: boolean } = {}) {
+/**
+ * A switch over fake datapaths. `waitMs` is how long a new connection waits for a preferred overlay still
+ * starting: 0 unless a test is about that wait, so the others see the choice spec §5.9 makes at once.
+ */
+function setup(names: OverlayName[], extra: { unavailable?: Map<OverlayName, string>; encrypt?: boolean; waitMs?: number } = {}) {
   const dps = names.map((n) => new FakeDatapath(n, n === 'fastdp' ? 1376 : 65535));
   const established: Array<[PeerName, boolean]> = [];
   const logs: string[] = [];
   let clock = 0;
   let selections = 0;
+  let selectionWaiters: Array<() => void> = [];
   const sw = new OverlaySwitch({
+    preferredOverlayWaitMs: extra.waitMs ?? 0,
     datapaths: dps,
     mesh: { setConnectionEstablished: (n, e) => { established.push([n, e]); return true; } },
     encryptFor: () => extra.encrypt ?? false,
     remotePortFor: (o) => (o === 'fastdp' ? 6784 : 6783),
     ...(extra.unavailable ? { unavailable: extra.unavailable } : {}),
-    onSelectionChanged: () => { selections++; },
+    onSelectionChanged: () => {
+      selections++;
+      const waiters = selectionWaiters;
+      selectionWaiters = [];
+      for (const w of waiters) w();
+    },
     log: (m) => logs.push(m),
     now: () => clock,
   });
   const dp = (n: OverlayName): FakeDatapath => dps.find((d) => d.overlay === n)!;
-  return { sw, dp, established, logs, advance: (ms: number) => { clock += ms; }, selections: () => selections };
+  /** Resolves with the next selection change. */
+  const nextSelection = (): Promise<void> => new Promise((resolve) => selectionWaiters.push(resolve));
+  return { sw, dp, established, logs, advance: (ms: number) => { clock += ms; }, selections: () => selections, nextSelection };
 }
 
 test('a forwarder starts on every shared overlay with the connection parameters', () => {
@@ -282,7 +295,7 @@ test('hostOf strips ports, brackets and IPv4-mapped prefixes', () => {
 });
 
 /** A fastdp still opening in front of the sleeve: the switch as the router builds it at startup. */
-function setupOpening() {
+function setupOpening(waitMs = 0) {
   const fastdp = new FakeDatapath('fastdp', 1376);
   const sleeve = new FakeDatapath('sleeve', 65535);
   let open!: (dp: Datapath) => void;
@@ -290,6 +303,7 @@ function setupOpening() {
   const opening = new OpeningDatapath('bpf', 'fastdp', 1376, new Promise<Datapath>((resolve, reject) => { open = resolve; fail = reject; }));
   const established: Array<[PeerName, boolean]> = [];
   const sw = new OverlaySwitch({
+    preferredOverlayWaitMs: waitMs,
     datapaths: [opening, sleeve],
     mesh: { setConnectionEstablished: (n, e) => { established.push([n, e]); return true; } },
     encryptFor: () => false,
@@ -359,4 +373,84 @@ test('a forwarder stopped while fastdp opens is never created', async () => {
   sw.connectionRemoved(conn);
   await open();
   assert.equal(fastdp.forwarders.length, 0);
+});
+
+test('a new connection waits for its preferred overlay still starting: the sleeve established first carries nothing', () => {
+  const { sw, dp, established, logs, selections } = setup(['fastdp', 'sleeve'], { waitMs: PREFERRED_OVERLAY_WAIT_MS });
+  sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  const before = selections();
+  dp('sleeve').last.events.established();
+  assert.deepEqual(established, [[PEER, true]], 'established for the mesh at once');
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp', 'the data plane waits for fastdp');
+  assert.equal(selections(), before, 'the forwarding state never names the sleeve');
+  assert.equal(sw.status(PEER)?.reason, `fastdp: not acknowledged yet, waited for up to ${PREFERRED_OVERLAY_WAIT_MS} ms before sleeve`);
+  assert.ok(logs.some((l) => new RegExp(`sleeve established; waiting up to ${PREFERRED_OVERLAY_WAIT_MS} ms for fastdp`).test(l)), logs.join('\n'));
+  dp('fastdp').last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp');
+  assert.equal(selections(), before);
+  assert.equal(sw.status(PEER)?.reason, undefined);
+  assert.deepEqual(established, [[PEER, true]]);
+});
+
+test('a preferred overlay that does not establish within the wait: the sleeve takes over when it ends, with the reason', async () => {
+  const waitMs = 30;
+  const { sw, dp, advance, nextSelection } = setup(['fastdp', 'sleeve'], { waitMs });
+  sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  advance(10);
+  dp('sleeve').last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp');
+  const changed = nextSelection();
+  advance(waitMs - 10);
+  await changed;
+  assert.equal(sw.chosenOverlay(PEER), 'sleeve');
+  assert.equal(sw.status(PEER)?.reason, 'fastdp: heartbeats not acknowledged yet');
+  dp('fastdp').last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp', 'and fastdp once it establishes, as ever');
+});
+
+test('only a new connection waits: a sleeve established after the wait, a failed or unhealthy fastdp are taken at once', () => {
+  const late = setup(['fastdp', 'sleeve'], { waitMs: PREFERRED_OVERLAY_WAIT_MS });
+  late.sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  late.advance(PREFERRED_OVERLAY_WAIT_MS);
+  late.dp('sleeve').last.events.established();
+  assert.equal(late.sw.chosenOverlay(PEER), 'sleeve');
+
+  const failed = setup(['fastdp', 'sleeve'], { waitMs: PREFERRED_OVERLAY_WAIT_MS });
+  failed.sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  failed.dp('sleeve').last.events.established();
+  failed.dp('fastdp').last.events.failed(new Error('vxlan gone'));
+  assert.equal(failed.sw.chosenOverlay(PEER), 'sleeve');
+
+  const unhealthy = setup(['fastdp', 'sleeve'], { waitMs: PREFERRED_OVERLAY_WAIT_MS });
+  unhealthy.sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  unhealthy.dp('sleeve').last.events.established();
+  unhealthy.dp('fastdp').last.events.healthChanged(false, 'no heartbeat from peer');
+  assert.equal(unhealthy.sw.chosenOverlay(PEER), 'sleeve');
+});
+
+test('a connection removed while waiting selects nothing more when its wait would have ended', async () => {
+  const waitMs = 20;
+  const { sw, dp, selections, advance } = setup(['fastdp', 'sleeve'], { waitMs });
+  const conn = fakeConn(['fastdp', 'sleeve']);
+  sw.connectionAdded(conn);
+  dp('sleeve').last.events.established();
+  sw.connectionRemoved(conn);
+  const after = selections();
+  advance(waitMs);
+  // Nothing to wait on for something that must not happen: outlast the timer it would have used.
+  await new Promise((r) => setTimeout(r, waitMs * 3));
+  assert.equal(selections(), after);
+  assert.equal(sw.chosenOverlay(PEER), undefined);
+});
+
+test('fastdp still opening at a router start: the connection establishes on the sleeve but waits for fastdp to carry it', async () => {
+  const { sw, fastdp, sleeve, established, open } = setupOpening(PREFERRED_OVERLAY_WAIT_MS);
+  sw.connectionAdded(fakeConn(['fastdp', 'sleeve']));
+  sleeve.last.events.established();
+  assert.deepEqual(established, [[PEER, true]]);
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp');
+  await open();
+  fastdp.last.events.established();
+  assert.equal(sw.chosenOverlay(PEER), 'fastdp');
+  sw.stop();
 });
