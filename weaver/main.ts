@@ -22,7 +22,7 @@ import type { PluginStart, RunningPlugin } from './docker-wiring.js';
 import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
-import { mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
+import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
@@ -112,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
     // The whole heap collected now and then, started once the router is ready (dataplane/sys/full-gc.ts).
     const gcEveryMs = fullGcIntervalMs(process.env);
     if (trimEveryMs > 0) {
+      if (!fixMallocThresholds()) logger.debug('malloc thresholds left to the libc: no mallopt');
       const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
       startMallocTrim(trimEveryMs, (r) => logger.debug(`malloc_trim: RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfter)} MiB in ${r.ms.toFixed(1)} ms`));
     }

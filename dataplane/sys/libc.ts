@@ -47,6 +47,15 @@ export const mallocTrim: IntFn | undefined = (() => {
   }
 })();
 
+/** glibc's mallopt: sets a malloc parameter. Undefined on a libc without it. */
+export const mallopt: IntFn | undefined = (() => {
+  try {
+    return bind('int mallopt(int param, int value)');
+  } catch {
+    return undefined;
+  }
+})();
+
 export function lastErrno(): number {
   return koffi.errno();
 }
