@@ -18,6 +18,15 @@ function bind(decl: string): AsyncFn {
   return libc.func(decl) as unknown as AsyncFn;
 }
 
+/** A glibc extension, undefined where the libc lacks it (musl). */
+function bindIfPresent(decl: string): IntFn | undefined {
+  try {
+    return bind(decl);
+  } catch {
+    return undefined;
+  }
+}
+
 export const socket: IntFn = bind('int socket(int domain, int type, int protocol)');
 export const bindSocket: IntFn = bind('int bind(int fd, const void *addr, uint32_t addrlen)');
 export const getsockname: IntFn = bind('int getsockname(int fd, void *addr, void *addrlen)');
@@ -39,22 +48,10 @@ export const epollWait: AsyncFn = bind('int epoll_wait(int epfd, void *events, i
  * glibc's malloc_trim: gives the free pages of every malloc arena back to the
  * kernel. Undefined on a libc without it (musl).
  */
-export const mallocTrim: IntFn | undefined = (() => {
-  try {
-    return bind('int malloc_trim(size_t pad)');
-  } catch {
-    return undefined;
-  }
-})();
+export const mallocTrim: IntFn | undefined = bindIfPresent('int malloc_trim(size_t pad)');
 
 /** glibc's mallopt: sets a malloc parameter. Undefined on a libc without it. */
-export const mallopt: IntFn | undefined = (() => {
-  try {
-    return bind('int mallopt(int param, int value)');
-  } catch {
-    return undefined;
-  }
-})();
+export const mallopt: IntFn | undefined = bindIfPresent('int mallopt(int param, int value)');
 
 export function lastErrno(): number {
   return koffi.errno();
