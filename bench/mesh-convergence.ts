@@ -27,7 +27,7 @@
 // Routers run as `weave launch` runs them (its Node flags and environment), with the
 // fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
 // runs on a host without Open vSwitch, which is how its figures were taken).
-// --weaver runs another build's weaver/start.cjs, router/weaver.js or weaver/main.js (e.g. main's), to compare two builds on the same machine;
+// --weaver runs another build's weaver/start.cjs, router/weaver.cjs or weaver/main.js (e.g. main's), to compare two builds on the same machine;
 // --profile=DIR has every router (or only the routers numbered in --profile-routers, e.g. the hub 1 and a
 // leaf) write a V8 CPU profile into DIR when it stops: profiling all of them distorts a run on few cores.
 // --logs=DIR runs the routers at debug level and writes each one's log to DIR/N-router-I.log (pino JSON

@@ -13,7 +13,7 @@
 //            container attached on each host and iperf3 TCP between them for
 //            SLEEVE_LOAD_S: both routers' peak RSS during the load
 // Figures are medians over the rounds; the load average is printed with them.
-// STARTUP_BENCH_BASELINE=<another build's dist/weaver/start.cjs, dist/router/weaver.js or dist/weaver/main.js> also runs that
+// STARTUP_BENCH_BASELINE=<another build's dist/weaver/start.cjs, dist/router/weaver.cjs or dist/weaver/main.js> also runs that
 // router in every round (alternating with this one), for before/after
 // figures measured under the same load. STARTUP_BENCH_NODE_FLAGS="<flags>"
 // adds Node/V8 flags to this build's router (not the baseline's): with the

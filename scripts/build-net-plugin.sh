@@ -18,7 +18,7 @@ set -eu
 out=${1:?usage: scripts/build-net-plugin.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=$out/rootfs
-[ -f "$repo/dist/router/weaver.js" ] && [ -f "$repo/dist/weaver/start.cjs" ] || { echo "build-net-plugin: run 'make build' first" >&2; exit 1; }
+[ -f "$repo/dist/router/weaver.cjs" ] && [ -f "$repo/dist/weaver/start.cjs" ] || { echo "build-net-plugin: run 'make build' first" >&2; exit 1; }
 for tool in node nft busybox; do
   command -v "$tool" >/dev/null || { echo "build-net-plugin: $tool is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 done

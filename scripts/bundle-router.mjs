@@ -1,40 +1,64 @@
-// Bundles the router (dist/weaver/entry.js, tsc's output) into dist/router/:
-// weaver.js, the chunks it imports at start and one chunk per lazily imported
-// part (the Docker plugin and proxy, the OVS and eBPF datapaths, IPsec, the
-// metrics registry), so a router start compiles a few files instead of ~250
-// modules: module loading was the largest part of exec -> API answering.
+// Bundles the router (dist/weaver/main.js, tsc's output) into one CommonJS
+// file, dist/router/weaver.cjs, so a router start compiles one file instead
+// of ~250 modules: module loading was the largest part of exec -> API
+// answering. CommonJS because the entry point compiles it with V8's code
+// cache (weaver/code-cache.cts), which Node 20 offers for scripts only. The
+// lazily imported parts (the Docker plugin and proxy, the OVS and eBPF
+// datapaths, IPsec, the metrics registry) are in it too: V8 only pre-parses a
+// function until it first runs, and the cache holds what a start compiles.
 // Run by `make build` after tsc; bin/weaver and `weave launch` run the bundle.
 //
 // External (loaded from node_modules as before): the native addons (koffi,
 // sodium-native) and the packages the router loads only on demand
-// (prom-client on the first scrape, light-my-request for in-process calls).
+// (prom-client on the first scrape, light-my-request for in-process calls);
+// and weaver/code-cache.cjs, which the entry point has loaded: the router
+// requires that same module to save the cache once it has started.
 // pino is bundled: its only paths that need files beside it (__dirname) are
 // transports running in worker threads, which the router does not use.
 //
 // Modules that find files beside themselves (the BPF objects, the weavewait
 // binaries) do it relative to their own URL, so each bundled module's
-// `import.meta.url` is rewritten to its URL in dist/ as tsc laid it out.
+// `import.meta.url` is rewritten to its URL in dist/ as tsc laid it out,
+// computed from the bundle's own URL.
 //
-// The sleeve's packet worker is bundled on its own (dist/router/sleeve-worker.js,
-// one file): a worker thread loads its modules afresh, and the worker starts
-// when the first connection comes, so its module loading delays that
-// connection. The bundled router starts that file instead of
-// dist/dataplane/sleeve/worker.js (WORKER_URL below).
+// The sleeve's packet worker is bundled on its own, as an ES module
+// (dist/router/sleeve-worker.js, one file): a worker thread loads its modules
+// afresh, and the worker starts when the first connection needs it, so its
+// module loading delays that connection. The bundled router starts that file
+// instead of dist/dataplane/sleeve/worker.js (WORKER_URL below).
 import { build } from 'esbuild';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { isAscii } from 'node:buffer';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const OUT = join(DIST, 'router');
 const EXTERNAL = ['koffi', 'sodium-native', 'prom-client', 'light-my-request'];
+/** The module the entry point and the router share (see above), as tsc wrote it and as the bundle requires it. */
+const SHARED_MODULE = { dist: join(DIST, 'weaver', 'code-cache.cjs'), fromBundle: '../weaver/code-cache.cjs' };
+/** The bundle's own URL, for the rewritten `import.meta.url`s: CommonJS has no import.meta. */
+const BUNDLE_URL = '__routerBundleUrl';
 
-/** Where worker-url.js names the sleeve worker, and what the bundle names instead (a file beside every chunk). */
+/** Where worker-url.js names the sleeve worker, and the file the bundle starts instead (beside the bundle). */
 const SLEEVE_WORKER_URL_MODULE = join(DIST, 'dataplane', 'sleeve', 'worker-url.js');
-const WORKER_URL = { source: "new URL('./worker.js', import.meta.url)", bundled: "new URL('./sleeve-worker.js', import.meta.url)" };
+const WORKER_URL = { source: "new URL('./worker.js', import.meta.url)", bundled: './sleeve-worker.js' };
+const WORKER_URL_MARK = '__bundledSleeveWorkerUrl__';
 
-/** Rewrites `import.meta.url` in each dist module to the module's own dist URL, computed from the chunk's. */
-const keepModuleUrls = {
+/** Leaves the module shared with the entry point to Node, which has it loaded already. */
+const shareEntryModule = {
+  name: 'share-entry-module',
+  setup(b) {
+    b.onResolve({ filter: /code-cache\.cjs$/ }, (args) =>
+      resolve(args.resolveDir, args.path) === SHARED_MODULE.dist ? { path: SHARED_MODULE.fromBundle, external: true } : undefined);
+  },
+};
+
+/**
+ * Rewrites `import.meta.url` in each dist module to the module's own dist URL,
+ * computed from `outputUrl`, the output file's URL (every output sits in OUT).
+ */
+const keepModuleUrls = (outputUrl) => ({
   name: 'keep-module-urls',
   setup(b) {
     b.onLoad({ filter: /\.js$/ }, async (args) => {
@@ -42,54 +66,63 @@ const keepModuleUrls = {
       let text = await readFile(args.path, 'utf8');
       if (args.path === SLEEVE_WORKER_URL_MODULE) {
         if (!text.includes(WORKER_URL.source)) throw new Error(`bundle-router: ${args.path} no longer names the worker as ${WORKER_URL.source}; update WORKER_URL`);
-        // Relative to the chunk, not to the module's dist URL: the rewrite below leaves it alone.
-        text = text.replace(WORKER_URL.source, WORKER_URL.bundled.replace('import.meta.url', 'import.meta["url"]'));
+        text = text.replace(WORKER_URL.source, WORKER_URL_MARK);
       }
-      if (!text.includes('import.meta.url')) return { contents: text, loader: 'js', resolveDir: dirname(args.path) };
-      // Every chunk sits in OUT, so the path from a chunk to the module's dist file is fixed.
-      const fromChunk = relative(OUT, args.path);
-      return {
-        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromChunk)}, import.meta.url).href`),
-        loader: 'js',
-        resolveDir: dirname(args.path),
-      };
+      const fromOutput = relative(OUT, args.path);
+      text = text
+        .replaceAll('import.meta.url', `new URL(${JSON.stringify(fromOutput)}, ${outputUrl}).href`)
+        .replace(WORKER_URL_MARK, `new URL(${JSON.stringify(WORKER_URL.bundled)}, ${outputUrl})`);
+      return { contents: text, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
-};
+});
 
 const common = {
   bundle: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
-  // CommonJS dependencies bundled into ESM (pino, dns-packet) call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module'; const require = __bundleCreateRequire(import.meta.url);" },
   sourcemap: true,
-  plugins: [keepModuleUrls],
   metafile: true,
   logLevel: 'warning',
 };
 
-const result = await build({
+const router = await build({
   ...common,
-  entryPoints: [{ in: join(DIST, 'weaver', 'main.js'), out: 'weaver' }],
-  outdir: OUT,
-  splitting: true,
+  entryPoints: [join(DIST, 'weaver', 'main.js')],
+  outfile: join(OUT, 'weaver.cjs'),
+  format: 'cjs',
+  banner: { js: `const ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
+  plugins: [shareEntryModule, keepModuleUrls(BUNDLE_URL)],
 });
-// One file, no chunks shared with the router: the worker loads nothing it does not run.
+// One file, nothing shared with the router: the worker loads nothing it does not run.
 const worker = await build({
   ...common,
-  entryPoints: [{ in: join(DIST, 'dataplane', 'sleeve', 'worker.js'), out: 'sleeve-worker' }],
-  outdir: OUT,
+  entryPoints: [join(DIST, 'dataplane', 'sleeve', 'worker.js')],
+  outfile: join(OUT, 'sleeve-worker.js'),
+  format: 'esm',
+  // CommonJS dependencies bundled into ESM call require() for Node's built-ins.
+  banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module'; const require = __bundleCreateRequire(import.meta.url);" },
+  plugins: [keepModuleUrls('import.meta.url')],
 });
 
-// Chunk names carry content hashes: remove those of earlier builds (after writing, so a router
-// started meanwhile still finds every file it imports).
-const written = new Set([...Object.keys(result.metafile.outputs), ...Object.keys(worker.metafile.outputs)].map((f) => resolve(f)));
+// esbuild writes strings, names and patterns in ASCII (its default charset) but keeps the
+// comments it carries over as they are, and ours name spec sections with §. One non-ASCII
+// character makes V8 hold the whole source, which it keeps, at two bytes per character, and
+// Node decode it from UTF-8 at every start; in ASCII the entry point takes it as Latin-1.
+for (const file of [join(OUT, 'weaver.cjs'), join(OUT, 'sleeve-worker.js')]) {
+  const text = await readFile(file, 'utf8');
+  const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  if (!isAscii(Buffer.from(ascii))) throw new Error(`bundle-router: ${file} is not ASCII`);
+  if (ascii !== text) await writeFile(file, ascii);
+}
+
+// Remove what earlier builds left (their chunks, the code cache made for the bundle this one
+// replaces), after writing, so a router started meanwhile still finds every file it loads.
+const written = new Set([...Object.keys(router.metafile.outputs), ...Object.keys(worker.metafile.outputs)].map((f) => resolve(f)));
 for (const f of await readdir(OUT)) {
   if (!written.has(join(OUT, f))) await rm(join(OUT, f), { force: true });
 }
-const outputs = [...Object.entries(result.metafile.outputs), ...Object.entries(worker.metafile.outputs)].filter(([file]) => file.endsWith('.js'));
+const outputs = [...Object.entries(router.metafile.outputs), ...Object.entries(worker.metafile.outputs)].filter(([file]) => /\.c?js$/.test(file));
 const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
 process.stdout.write(`bundle-router: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), OUT)}\n`);

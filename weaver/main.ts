@@ -26,6 +26,7 @@ import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../d
 import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
+import { saveCodeCache } from './code-cache.cjs';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -247,6 +248,9 @@ async function main(argv: string[]): Promise<void> {
     }
     starting.started(running);
     phase('ready');
+    // Now that a start's functions are compiled (code-cache.cts).
+    const codeCache = saveCodeCache();
+    if (codeCache) logger.debug(`code cache ${codeCache.use}${codeCache.written ? `, ${codeCache.written} bytes written` : ''}${codeCache.error ? `, not written: ${codeCache.error}` : ''}`);
     // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
     void prestartedWorkerLoaded().then(() => {
       const v8Flags = restoreV8Flags();
@@ -271,8 +275,5 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-try {
-  await main(process.argv.slice(2));
-} catch (err) {
-  fail((err as Error).message, 1);
-}
+// Not a top-level await: the bundle is CommonJS (code-cache.cts).
+main(process.argv.slice(2)).catch((err: Error) => fail(err.message, 1));

@@ -12,7 +12,7 @@ import { statePaths } from './state-paths.js';
 /**
  * dist/controlplane/cli/daemon.js -> dist/weaver/start.cjs: the router's entry point, which loads the
  * router bundled in dist/router/ (scripts/bundle-router.mjs) after holding back its V8 flags
- * (weaver/v8-flags.cts).
+ * (weaver/v8-flags.cts), with V8's code cache for it (weaver/code-cache.cts).
  */
 export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', import.meta.url));
 /**

@@ -9,7 +9,7 @@ import { isManagedV8Flag } from '../../weaver/v8-flags.cjs';
 import { describeCommand, runCommand } from '../support/exec.js';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
-const BUNDLED_ROUTER = `${DIST}router/weaver.js`;
+const BUNDLED_ROUTER = `${DIST}router/weaver.cjs`;
 const V8_FLAGS_MODULE = `${DIST}weaver/v8-flags.cjs`;
 
 async function node(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
