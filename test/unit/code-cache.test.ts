@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { isAscii } from 'node:buffer';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeCommand, runCommand } from '../support/exec.js';
 
@@ -37,67 +37,55 @@ process.stdout.write(JSON.stringify({ use }) + '\\n');`;
   return { use: loaded!['use'] as string, saved: ran!['saved'] as Start['saved'], answer: ran!['answer'] as string };
 }
 
-test('a start with no cache writes one; the next compiles from it', async () => {
+/** A directory holding a script (bundle.cjs) and where its cache goes, removed afterwards. */
+async function withScript(answer: string, fn: (file: string, cache: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'code-cache-'));
   try {
     const file = join(dir, 'bundle.cjs');
-    const cache = `${file}.cache`;
-    writeFileSync(file, script('first'));
-    const first = await start(file, cache);
-    assert.equal(first.use, 'absent');
-    assert.equal(first.saved?.use, 'absent');
-    assert.ok((first.saved?.written ?? 0) > DIGEST_BYTES, `nothing written: ${JSON.stringify(first.saved)}`);
-    assert.equal(readFileSync(cache).length, first.saved?.written);
-    const second = await start(file, cache);
-    assert.deepEqual([second.use, second.saved, second.answer], ['accepted', { use: 'accepted' }, 'first']);
+    writeFileSync(file, script(answer));
+    await fn(file, `${file}.cache`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
 
-test('a cache made from another source of the same length is not used, and is replaced', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'code-cache-'));
-  try {
-    const file = join(dir, 'bundle.cjs');
-    const cache = `${file}.cache`;
-    writeFileSync(file, script('older'));
-    await start(file, cache);
-    // V8 alone would take this cache: it checks the source by its length.
-    writeFileSync(file, script('newer'));
-    const rebuilt = await start(file, cache);
-    assert.deepEqual([rebuilt.use, rebuilt.answer], ['stale', 'newer']);
-    assert.ok((rebuilt.saved?.written ?? 0) > DIGEST_BYTES);
-    assert.equal((await start(file, cache)).use, 'accepted');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test('a start with no cache writes one; the next compiles from it', () => withScript('first', async (file, cache) => {
+  const first = await start(file, cache);
+  assert.equal(first.use, 'absent');
+  assert.equal(first.saved?.use, 'absent');
+  assert.ok((first.saved?.written ?? 0) > DIGEST_BYTES, `nothing written: ${JSON.stringify(first.saved)}`);
+  assert.equal(readFileSync(cache).length, first.saved?.written);
+  const second = await start(file, cache);
+  assert.deepEqual([second.use, second.saved, second.answer], ['accepted', { use: 'accepted' }, 'first']);
+}));
 
-test('a cache V8 refuses is compiled around and replaced; an unwritable one leaves the start alone', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'code-cache-'));
-  try {
-    const file = join(dir, 'bundle.cjs');
-    const cache = `${file}.cache`;
-    writeFileSync(file, script('answer'));
-    await start(file, cache);
-    const good = readFileSync(cache);
-    // The right digest before bytes that are not V8's: a cache corrupted on disk, or another V8's.
-    writeFileSync(cache, Buffer.concat([good.subarray(0, DIGEST_BYTES), Buffer.alloc(good.length - DIGEST_BYTES, 0x5a)]));
-    const refused = await start(file, cache);
-    assert.deepEqual([refused.use, refused.answer], ['rejected', 'answer']);
-    assert.ok((refused.saved?.written ?? 0) > DIGEST_BYTES);
-    assert.equal((await start(file, cache)).use, 'accepted');
+test('a cache made from another source of the same length is not used, and is replaced', () => withScript('older', async (file, cache) => {
+  await start(file, cache);
+  // V8 alone would take this cache: it checks the source by its length.
+  writeFileSync(file, script('newer'));
+  const rebuilt = await start(file, cache);
+  assert.deepEqual([rebuilt.use, rebuilt.answer], ['stale', 'newer']);
+  assert.ok((rebuilt.saved?.written ?? 0) > DIGEST_BYTES);
+  assert.equal((await start(file, cache)).use, 'accepted');
+}));
 
-    const nowhere = await start(file, join(dir, 'no-such-directory', 'bundle.cjs.cache'));
-    assert.deepEqual([nowhere.use, nowhere.answer], ['absent', 'answer']);
-    assert.match(nowhere.saved?.error ?? '', /ENOENT/);
+test('a cache V8 refuses is compiled around and replaced; an unwritable one leaves the start alone', () => withScript('answer', async (file, cache) => {
+  await start(file, cache);
+  const good = readFileSync(cache);
+  // The right digest before bytes that are not V8's: a cache corrupted on disk, or another V8's.
+  writeFileSync(cache, Buffer.concat([good.subarray(0, DIGEST_BYTES), Buffer.alloc(good.length - DIGEST_BYTES, 0x5a)]));
+  const refused = await start(file, cache);
+  assert.deepEqual([refused.use, refused.answer], ['rejected', 'answer']);
+  assert.ok((refused.saved?.written ?? 0) > DIGEST_BYTES);
+  assert.equal((await start(file, cache)).use, 'accepted');
 
-    const off = await start(file, undefined);
-    assert.deepEqual([off.use, off.saved, off.answer], ['off', { use: 'off' }, 'answer']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  const nowhere = await start(file, join(dirname(file), 'no-such-directory', 'bundle.cjs.cache'));
+  assert.deepEqual([nowhere.use, nowhere.answer], ['absent', 'answer']);
+  assert.match(nowhere.saved?.error ?? '', /ENOENT/);
+
+  const off = await start(file, undefined);
+  assert.deepEqual([off.use, off.saved, off.answer], ['off', { use: 'off' }, 'answer']);
+}));
 
 test('the router bundle is ASCII, so it is read without decoding and kept at a byte per character', () => {
   const bundle = `${DIST}router/weaver.cjs`;
