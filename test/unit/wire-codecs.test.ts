@@ -22,6 +22,10 @@ test('peer names: full and :: forms (spec §1.6)', () => {
     assert.throws(() => parsePeerName(bad), WireDecodeError, bad);
   }
   assert.equal(formatPeerName(0x0a0000000001n), '0a:00:00:00:00:01');
+  assert.equal(formatPeerName(0n), '00:00:00:00:00:00');
+  assert.equal(formatPeerName((1n << 48n) - 1n), 'ff:ff:ff:ff:ff:ff');
+  for (const text of ['ce:12:7f:a0:0b:d9', '00:01:00:00:10:00']) assert.equal(formatPeerName(parsePeerName(text)), text);
+  for (const bad of [-1n, 1n << 48n]) assert.throws(() => formatPeerName(bad), RangeError);
   assert.equal(toHex(peerNameToBytes(0x0a0000000102n)), '0a 00 00 00 01 02');
   assert.equal(peerNameFromBytes(Uint8Array.from([0xff, 1, 2, 3, 4, 5])), 0xff0102030405n);
   assert.throws(() => peerNameFromBytes(new Uint8Array(16)), /6 bytes/);

@@ -50,14 +50,27 @@ export function parsePeerName(text: string): PeerName {
   return peerNameOfBytes(bytes);
 }
 
-/** Formats as six lowercase 2-digit hex bytes separated by `:`. */
+/** One past the largest name: 48 bits. */
+const PEER_NAME_LIMIT = 1n << BigInt(8 * PEER_NAME_SIZE);
+
+function checkPeerName(name: PeerName): void {
+  if (name < 0n || name >= PEER_NAME_LIMIT) throw new RangeError(`peer name ${name} does not fit in 48 bits`);
+}
+
+/**
+ * Formats as six lowercase 2-digit hex bytes separated by `:`. From one
+ * number's hex digits (48 bits are exact in a double): `/report` of a 50-peer
+ * mesh formats ~5,000 names.
+ */
 export function formatPeerName(name: PeerName): string {
-  return Array.from(peerNameToBytes(name), (b) => b.toString(16).padStart(2, '0')).join(':');
+  checkPeerName(name);
+  const h = Number(name).toString(16).padStart(2 * PEER_NAME_SIZE, '0');
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
 /** Binary form (`NameByte`): 6 bytes, most significant first. */
 export function peerNameToBytes(name: PeerName): Uint8Array {
-  if (name < 0n || name >= 1n << 48n) throw new RangeError(`peer name ${name} does not fit in 48 bits`);
+  checkPeerName(name);
   const out = new Uint8Array(PEER_NAME_SIZE);
   let v = name;
   for (let i = PEER_NAME_SIZE - 1; i >= 0; i--) { out[i] = Number(v & 0xffn); v >>= 8n; }
