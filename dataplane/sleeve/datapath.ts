@@ -19,7 +19,7 @@ import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
 import type {
   AddForwarder, ForwarderResume, FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats,
 } from './worker-protocol.js';
-import { SLEEVE_WORKER_URL } from './worker-url.js';
+import { SLEEVE_WORKER_RESOURCE_LIMITS, SLEEVE_WORKER_URL } from './worker-url.js';
 import { adoptPrestartedWorker, hasPrestartedWorker } from './prestart.js';
 import { SleeveKeeper } from './keeper.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
@@ -232,7 +232,7 @@ export class SleeveDatapath implements Datapath {
       epollFd: this.epollFd, wakeFd: this.wakeFd, packetFd: this.packetFd, udpFd: this.udpFd, control: port2,
     };
     const prestarted = adoptPrestartedWorker();
-    const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2] });
+    const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2], resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
     if (prestarted) prestarted.postMessage({ t: 'config', config } satisfies WorkerConfigMessage, [port2]);
     this.worker = worker;
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));

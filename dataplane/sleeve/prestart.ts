@@ -10,7 +10,7 @@
 // and the API answered ~50 ms later.)
 import { Worker } from 'node:worker_threads';
 import type { FromWorker } from './worker-protocol.js';
-import { SLEEVE_WORKER_URL } from './worker-url.js';
+import { SLEEVE_WORKER_RESOURCE_LIMITS, SLEEVE_WORKER_URL } from './worker-url.js';
 
 let prestarted: Worker | undefined;
 let failed = false;
@@ -23,7 +23,7 @@ let loaded: Promise<void> = Promise.resolve();
 /** Starts the packet worker with no configuration, once; returns its thread id. */
 export function prestartSleeveWorker(): number {
   if (prestarted) return prestarted.threadId;
-  const worker = new Worker(SLEEVE_WORKER_URL, { workerData: null });
+  const worker = new Worker(SLEEVE_WORKER_URL, { workerData: null, resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
   loaded = new Promise((resolve) => {
     const onMessage = (m: FromWorker): void => {
       if (m.t !== 'loaded') return;

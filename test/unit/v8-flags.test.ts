@@ -11,6 +11,7 @@ import { describeCommand, runCommand } from '../support/exec.js';
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const BUNDLED_ROUTER = `${DIST}router/weaver.cjs`;
 const V8_FLAGS_MODULE = `${DIST}weaver/v8-flags.cjs`;
+const SLEEVE_WORKER_URL_MODULE = `${DIST}dataplane/sleeve/worker-url.js`;
 
 async function node(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string }> {
   const { NODE_EXTRA_CA_CERTS: _unused, ...base } = process.env;
@@ -89,4 +90,31 @@ test('set again, the interrupt budget makes TurboFan wait for 4x the work before
   const heldBack = await callsBeforeTurbofan(false);
   const restored = await callsBeforeTurbofan(true);
   assert.ok(restored >= heldBack * 2.5, `optimised after ${restored} calls with the budget set again, ${heldBack} with V8's default`);
+});
+
+test('the sleeve worker keeps 1 MiB semi-spaces, which a worker started once the flags are held back would not', async () => {
+  // The largest new space of a worker allocating short-lived objects, started as the router starts its packet worker.
+  const workerNewSpace = async (limited: boolean): Promise<number> => {
+    const script = `
+      const { deferV8Flags } = require(${JSON.stringify(V8_FLAGS_MODULE)});
+      deferV8Flags();
+      const { Worker } = require('node:worker_threads');
+      import(${JSON.stringify(SLEEVE_WORKER_URL_MODULE)}).then(({ SLEEVE_WORKER_RESOURCE_LIMITS }) => {
+        const code = \`const v8 = require('node:v8'); let keep = [], max = 0;
+          for (let r = 0; r < 200; r++) {
+            const a = []; for (let i = 0; i < 20000; i++) a.push({ i, s: 'x' + i });
+            keep.push(a); if (keep.length > 4) keep.shift();
+            max = Math.max(max, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
+          }
+          require('node:worker_threads').parentPort.postMessage(max);\`;
+        const w = new Worker(code, { eval: true, ${limited ? 'resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS' : ''} });
+        w.on('message', (max) => process.stdout.write(String(max)));
+      });`;
+    return Number((await node([...WEAVER_NODE_FLAGS, '-e', script])).stdout);
+  };
+  const MiB = 1024 * 1024;
+  const limited = await workerNewSpace(true);
+  const unlimited = await workerNewSpace(false);
+  assert.ok(limited <= 2 * MiB, `the sleeve worker's new space reached ${limited / MiB} MiB`);
+  assert.ok(unlimited > 4 * MiB, `without its limits a worker's new space stayed at ${unlimited / MiB} MiB: are the limits still needed?`);
 });
