@@ -117,6 +117,12 @@ for (const file of [join(OUT, 'weaver.cjs'), join(OUT, 'sleeve-worker.js')]) {
   if (ascii !== text) await writeFile(file, ascii);
 }
 
+// A script V8 compiles from a code cache has no dynamic import() under Node 20 (it fails with
+// ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING only on starts that use the cache): esbuild turns the
+// router's own lazy imports into calls, so one left names an external ES module. Require it.
+const dynamicImport = /\bimport\(\s*["'`]([^"'`]*)/u.exec(await readFile(join(OUT, 'weaver.cjs'), 'latin1'));
+if (dynamicImport) throw new Error(`bundle-router: the router imports ${dynamicImport[1]} with import(), which fails when it is compiled from its code cache; require it (createRequire)`);
+
 // Remove what earlier builds left (their chunks, the code cache made for the bundle this one
 // replaces), after writing, so a router started meanwhile still finds every file it loads.
 const written = new Set([...Object.keys(router.metafile.outputs), ...Object.keys(worker.metafile.outputs)].map((f) => resolve(f)));

@@ -14,18 +14,19 @@
 // other V8 flags; the router's own flags are held back until after the save
 // (v8-flags.cts), so the flags are those of the compile. V8 checks the
 // source only by its length: the file begins with a digest of the source it
-// was made from, and one made from another source is not used. It is written
-// to a temporary file and renamed, so routers starting together never read
-// part of one; where the bundle's directory is read-only nothing is written.
+// was made from, and one made from another source is not used. The router
+// writes it to a temporary file and renames it, so routers starting together
+// never read part of one; where the bundle's directory is read-only nothing
+// is written.
 //
 // CommonJS, like the entry point that loads it; the bundle requires this same
 // file (scripts/bundle-router.mjs), so both share the one compiled script.
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { Script, constants as vmConstants } from 'node:vm';
+import { Script } from 'node:vm';
 
 /** What became of the cache when the bundle was compiled. */
 export type CodeCacheUse =
@@ -74,9 +75,9 @@ export function runWithCodeCache(file: string, cacheFile: string | undefined): C
   }
   const script = new Script(Module.wrap(source), {
     filename: file,
+    // No importModuleDynamically: compiled from a cache, a script loses it under Node 20, so the
+    // bundle has no import() (scripts/bundle-router.mjs refuses one).
     ...(cachedData ? { cachedData } : {}),
-    // The bundle imports light-my-request (an ES module) on demand.
-    importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   if (cachedData) use = script.cachedDataRejected ? 'rejected' : 'accepted';
   loaded = { script, cacheFile, digest, use };
@@ -87,24 +88,25 @@ export function runWithCodeCache(file: string, cacheFile: string | undefined): C
   return use;
 }
 
+/** Replaces a file whole (the router passes controlplane/atomic-file.ts's, an ES module this one cannot require). */
+export type CacheFileWriter = (path: string, data: Uint8Array) => void;
+
 /**
- * Called once the router has started: writes the cache if this start had
- * none it could use. Undefined when the router was not loaded through
- * runWithCodeCache (run from tsc's output, in tests).
+ * Called once the router has started: writes the cache with `write` if this
+ * start had none it could use. `write` must replace the file whole (routers
+ * starting together read it). Undefined when the router was not loaded
+ * through runWithCodeCache (run from tsc's output, in tests).
  */
-export function saveCodeCache(): CodeCacheOutcome | undefined {
+export function saveCodeCache(write: CacheFileWriter): CodeCacheOutcome | undefined {
   if (!loaded) return undefined;
   const { script, cacheFile, digest, use } = loaded;
   loaded = undefined;
   if (cacheFile === undefined || use === 'accepted') return { use };
-  const data = script.createCachedData();
-  const temporary = `${cacheFile}.${process.pid}`;
+  const data = Buffer.concat([digest, script.createCachedData()]);
   try {
-    writeFileSync(temporary, Buffer.concat([digest, data]));
-    renameSync(temporary, cacheFile);
-    return { use, written: DIGEST_BYTES + data.length };
+    write(cacheFile, data);
+    return { use, written: data.length };
   } catch (err) {
-    rmSync(temporary, { force: true });
     return { use, error: (err as Error).message };
   }
 }

@@ -27,6 +27,7 @@ import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 import { saveCodeCache } from './code-cache.cjs';
+import { writeFileAtomic } from '../controlplane/atomic-file.js';
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -249,7 +250,8 @@ async function main(argv: string[]): Promise<void> {
     starting.started(running);
     phase('ready');
     // Now that a start's functions are compiled (code-cache.cts).
-    const codeCache = saveCodeCache();
+    // Not durable: a cache lost to a power cut is made again by the next start.
+    const codeCache = saveCodeCache((path, data) => writeFileAtomic(path, data, { durable: false, perProcessTemp: true }));
     if (codeCache) logger.debug(`code cache ${codeCache.use}${codeCache.written ? `, ${codeCache.written} bytes written` : ''}${codeCache.error ? `, not written: ${codeCache.error}` : ''}`);
     // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
     void prestartedWorkerLoaded().then(() => {

@@ -16,6 +16,7 @@
 //    than MAX_PARAM_LENGTH (414) answers with the JSON error object fastify
 //    wrote, {error, code: FST_ERR_*, message, statusCode}.
 import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 
 /** Largest request body read, in bytes. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -250,10 +251,12 @@ export class HttpApi {
 
   /**
    * Runs a request through the handler in memory, without a socket (tests and
-   * in-process callers); light-my-request is loaded only then.
+   * in-process callers); light-my-request is loaded only then. Required, not
+   * imported: the router is compiled from V8's code cache (weaver/code-cache.cts),
+   * and a script compiled from a cache has no dynamic import() under Node 20.
    */
   async inject(req: InjectRequest): Promise<InjectResponse> {
-    const { inject } = await import('light-my-request');
+    const { inject } = createRequire(import.meta.url)('light-my-request') as typeof import('light-my-request');
     const res = await inject((raw, out) => void this.handle(raw, out), {
       method: (req.method ?? 'GET') as 'GET',
       url: req.url,

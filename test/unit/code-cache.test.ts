@@ -22,7 +22,12 @@ function script(answer: string): string {
   const calls = Array.from({ length: 200 }, (_, i) => `f${i}(${i})`).join(' + ');
   return `${functions}
 const sum = ${calls};
-const saved = require(${JSON.stringify(CODE_CACHE_MODULE)}).saveCodeCache();
+// As the router: to a temporary file, renamed over the cache.
+const saved = require(${JSON.stringify(CODE_CACHE_MODULE)}).saveCodeCache((path, data) => {
+  const fs = require('node:fs');
+  fs.writeFileSync(path + '.tmp', data);
+  fs.renameSync(path + '.tmp', path);
+});
 process.stdout.write(JSON.stringify({ saved, answer: ${JSON.stringify(answer)}, sum }) + '\\n');
 `;
 }
