@@ -19,10 +19,11 @@
 //              router (median, max): the heartbeat and gossip floor that grows with N
 // --node-flag=FLAG (repeatable) adds a Node/V8 flag to every router after the launch flags, which it
 // overrides: an A/B of the router's heap settings, for instance.
-// --poll-ms=MS sets the pause between polling passes (default 200 ms; 2000 made no difference at
-// N=50, so the polling is not what loads the routers).
+// --poll-ms=MS sets the pause between polling passes (default 200 ms). Each poll asks for two
+// fields through the report template; --full-report polls the whole JSON report instead, as the
+// bench did before, to measure what that polling costs the routers.
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--node-flag=FLAG ...] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]
 //   (default sizes: 10 25 50)
 // Routers run as `weave launch` runs them (its Node flags and environment), with the
 // fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
@@ -50,10 +51,18 @@ const API = `${API_IP}:${API_PORT}`;
 /** Per measure; --timeout=S raises it for a loaded machine. */
 let timeoutMs = 180_000;
 
+/** What the bench reads of a router's report. */
 interface RouterReport {
-  Peers: { NickName: string }[];
-  Connections: { State: string }[] | null;
+  peers: number;
+  connectionStates: string[];
 }
+
+/**
+ * Weave's report template (`weave status` uses the same): the router renders a few bytes
+ * instead of the whole report, ~300 KB of JSON at N=50, which each poll made every router
+ * render and this process parse on the same cores the mesh forms on.
+ */
+const REPORT_FORMAT = '{{len .Router.Peers}}{{range .Router.Connections}} {{.State}}{{end}}';
 
 type PeerChoice = 'random' | 'first';
 
@@ -74,7 +83,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--node-flag=FLAG ...] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -106,6 +115,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
   for (const a of argv) {
     if (a === '--peers=random' || a === '--peers=first') peers = a.slice('--peers='.length) as PeerChoice;
     else if (a === '--sleeve') sleeveOnly = true;
+    else if (a === '--full-report') fullReport = true;
     else if (a.startsWith('--weaver=')) weaver = a.slice('--weaver='.length);
     else if (a.startsWith('--node-flag=') && a.length > '--node-flag='.length) extraNodeFlags.push(a.slice('--node-flag='.length));
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
@@ -142,11 +152,19 @@ function randomPeers(bed: Testbed, h: Host): Host[] {
   return peers;
 }
 
+let fullReport = false;
+
 async function report(h: Host): Promise<RouterReport | undefined> {
   // A router starved of CPU while 50 form a mesh can take seconds to write a report.
-  const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report', REPORT_TIMEOUT_MS);
+  const path = fullReport ? '/report' : `/report?format=${encodeURIComponent(REPORT_FORMAT)}`;
+  const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, path, REPORT_TIMEOUT_MS);
   if (r?.status !== 200) return undefined;
-  return (JSON.parse(r.body) as { Router: RouterReport }).Router;
+  if (fullReport) {
+    const { Peers, Connections } = (JSON.parse(r.body) as { Router: { Peers: unknown[]; Connections: { State: string }[] | null } }).Router;
+    return { peers: Peers.length, connectionStates: (Connections ?? []).map((c) => c.State) };
+  }
+  const [peers, ...connectionStates] = r.body.trim().split(' ');
+  return { peers: Number(peers), connectionStates };
 }
 
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -203,7 +221,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
 }
 
 function establishedCount(r: RouterReport | undefined): number {
-  return (r?.Connections ?? []).filter((c) => c.State === 'established').length;
+  return (r?.connectionStates ?? []).filter((s) => s === 'established').length;
 }
 
 async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, logs, sleeveOnly, steadySeconds, extraNodeFlags }: Options): Promise<Row> {
@@ -231,7 +249,7 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     if (failed) throw new Error(`mesh-convergence: router ${failed.i + 1} exited ${failed.code}:\n${routers[failed.i]?.output()}`);
     const readyMs = await allOf(bed.hosts, routers, t0, (r) => r !== undefined, 'answer on the control API');
     const cpuAtReady = routers.reduce((s, p) => s + cpuSeconds(p.pid), 0);
-    const listedMs = await allOf(bed.hosts, routers, t0, (r) => r?.Peers.length === n, `list all ${n} peers`);
+    const listedMs = await allOf(bed.hosts, routers, t0, (r) => r?.peers === n, `list all ${n} peers`);
     const connectedMs = choice === 'first'
       ? await allOf(bed.hosts, routers, t0, (r) => establishedCount(r) === n - 1, `establish connections to all ${n - 1} others`)
       : undefined;

@@ -37,6 +37,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { FirewallError } from './firewall.js';
+import { nftChainExists } from '../netlink/nftables.js';
 
 export type IptablesBackend = 'nft' | 'legacy';
 
@@ -96,8 +97,8 @@ function run(cmd: string, args: string[]): Promise<Run> {
 /** The iptables variants whose filter table exists in this network namespace. */
 export async function iptablesBackendsInUse(): Promise<IptablesBackend[]> {
   const out: IptablesBackend[] = [];
-  const nft = await run('nft', ['list', 'chain', 'ip', 'filter', 'FORWARD']);
-  if (nft.code === 0) out.push('nft');
+  // iptables-nft keeps its filter table in nf_tables as table ip filter.
+  if (await nftChainExists('ip', 'filter', 'FORWARD')) out.push('nft');
   try {
     if (readFileSync('/proc/net/ip_tables_names', 'utf8').split('\n').includes('filter')) out.push('legacy');
   } catch {

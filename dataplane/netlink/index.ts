@@ -14,6 +14,7 @@
 //   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes in a namespace
 //   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
 //   xfrm.ts        Xfrm: IPsec SAs and policies (dataplane/ipsec)
+//   nftables.ts    nftChainExists: whether an nf_tables chain exists (dataplane/host)
 //
 // The syscalls underneath (libc bindings, epoll readiness) are dataplane/sys's.
 
@@ -28,3 +29,4 @@ export * from './rtnl.js';
 export * from './genl.js';
 export * from './xfrm-codec.js';
 export * from './xfrm.js';
+export * from './nftables.js';

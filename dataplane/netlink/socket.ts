@@ -28,6 +28,7 @@ import { NetnsHandle, withNetns } from './netns.js';
 // Protocols, linux/netlink.h.
 export const NETLINK_ROUTE = 0;
 export const NETLINK_XFRM = 6;
+export const NETLINK_NETFILTER = 12;
 export const NETLINK_GENERIC = 16;
 
 /** SOL_NETLINK (linux/socket.h): level for the netlink socket options below. */
@@ -115,7 +116,7 @@ export class NetlinkSocket {
     this.portId = addr.readUInt32LE(4);
   }
 
-  /** Opens and binds a netlink socket for `protocol` (NETLINK_ROUTE, NETLINK_GENERIC, NETLINK_XFRM). */
+  /** Opens and binds a netlink socket for `protocol` (NETLINK_ROUTE, NETLINK_GENERIC, NETLINK_XFRM, NETLINK_NETFILTER). */
   static open(protocol: number, options: OpenOptions = {}): NetlinkSocket {
     const create = (): number => {
       const fd = libc.socket(libc.AF_NETLINK, libc.SOCK_RAW | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, protocol);
