@@ -4,37 +4,66 @@
 // namespace multicast arriving on its weave interface is accepted only from the
 // subnets of the container's own addresses and dropped otherwise. The rules are
 // an nftables table of the container's own (Weave: iptables INPUT rules there),
-// rendered whole from the interface's addresses after each attach and detach.
+// replaced whole from the interface's addresses after each attach and detach,
+// over netlink (netlink/nftables.ts): an nft process per attach forked the
+// router each time.
 import { networkOf } from './cidr.js';
-import { FirewallError, runNft } from './firewall.js';
+import { FirewallError } from './firewall.js';
 import { MULTICAST_ROUTE } from './names.js';
+import { replaceIpTable, type NftInputChain } from '../netlink/nftables.js';
 
 /** The container's table: family ip, as the rules match IPv4 only. */
 export const CONTAINER_NFT_TABLE = 'weave';
 const CONTAINER_NFT_FAMILY = 'ip';
+const CHAIN = 'input';
+const DROP_COMMENT = 'multicast from other subnets of the weave network';
 
-/** The nft script that leaves the container's table holding exactly the rules for `cidrs` on `ifname` (none: no table). */
-export function renderContainerMulticast(ifname: string, cidrs: readonly string[]): string {
+/** The container's table for the addresses `cidrs` on `ifname`: one input chain, or none without addresses. */
+export function containerMulticastChains(ifname: string, cidrs: readonly string[]): NftInputChain[] {
   if (!/^[A-Za-z0-9_.-]+$/.test(ifname)) throw new FirewallError(`interface name ${JSON.stringify(ifname)} cannot be used in a firewall rule`);
-  const table = `${CONTAINER_NFT_FAMILY} ${CONTAINER_NFT_TABLE}`;
-  const lines = [`table ${table} {}`, `delete table ${table}`];
-  if (cidrs.length === 0) return `${lines.join('\n')}\n`;
+  if (cidrs.length === 0) return [];
   // One rule per subnet, as Weave's: overlapping subnets (10.0.0.0/8 and 10.2.0.0/16) cannot share an interval set.
   const subnets = [...new Set(cidrs.map(networkOf))];
-  lines.push(
-    `table ${table} {`,
-    '  chain input {',
-    '    type filter hook input priority filter; policy accept;',
-    ...subnets.map((s) => `    iifname "${ifname}" ip saddr ${s} ip daddr ${MULTICAST_ROUTE} accept`),
-    `    iifname "${ifname}" ip daddr ${MULTICAST_ROUTE} drop comment "multicast from other subnets of the weave network"`,
-    '  }',
-    '}',
-  );
+  const fromInterface = { kind: 'iifname', name: ifname } as const;
+  const toMulticast = { kind: 'daddr', cidr: MULTICAST_ROUTE } as const;
+  return [{
+    name: CHAIN, priority: 0, policy: 'accept',
+    rules: [
+      ...subnets.map((s) => ({ match: [fromInterface, { kind: 'saddr', cidr: s } as const, toMulticast], verdict: 'accept' as const })),
+      { match: [fromInterface, toMulticast], verdict: 'drop', comment: DROP_COMMENT },
+    ],
+  }];
+}
+
+/**
+ * The same table as an nft script that replaces it in one transaction (what
+ * applyContainerMulticast loads over netlink; `nft list` shows both alike).
+ */
+export function renderContainerMulticast(ifname: string, cidrs: readonly string[]): string {
+  const table = `${CONTAINER_NFT_FAMILY} ${CONTAINER_NFT_TABLE}`;
+  const lines = [`table ${table} {}`, `delete table ${table}`];
+  for (const chain of containerMulticastChains(ifname, cidrs)) {
+    lines.push(
+      `table ${table} {`,
+      `  chain ${chain.name} {`,
+      `    type filter hook input priority filter; policy ${chain.policy};`,
+      ...chain.rules.map((r) => {
+        const match = r.match.map((m) => (m.kind === 'iifname' ? `iifname "${m.name}"` : `ip ${m.kind} ${m.cidr}`)).join(' ');
+        return `    ${match} ${r.verdict}${r.comment === undefined ? '' : ` comment "${r.comment}"`}`;
+      }),
+      '  }',
+      '}',
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
-/** Loads the rules for the addresses `ifname` has now into the namespace at `netnsPath`. */
+/** Loads the rules for the addresses `ifname` has now into the namespace at `netnsPath`, over netlink. */
 export async function applyContainerMulticast(netnsPath: string, ifname: string, cidrs: readonly string[]): Promise<void> {
-  const r = await runNft(['-f', '-'], renderContainerMulticast(ifname, cidrs), netnsPath);
-  if (r.code !== 0) throw new FirewallError(`cannot load the multicast rules into ${netnsPath}: ${r.stderr.trim()}`);
+  const chains = containerMulticastChains(ifname, cidrs);
+  try {
+    await replaceIpTable(CONTAINER_NFT_TABLE, chains, netnsPath);
+  } catch (err) {
+    throw new FirewallError(`cannot load the multicast rules into ${netnsPath}: ${(err as Error).message}`);
+  }
 }

@@ -64,6 +64,12 @@ export interface Request {
   payload: Buffer;
 }
 
+/** One message of a batch (requestBatch). */
+export interface BatchMessage extends Request {
+  /** Whether the kernel acks it (NLM_F_ACK) and the batch waits for that ack; default true. */
+  ack?: boolean;
+}
+
 export interface RequestOptions {
   /** Words for errors: e.g. `create link "v0"`. */
   operation?: string;
@@ -71,7 +77,11 @@ export interface RequestOptions {
 }
 
 interface Pending {
+  /** The request's sequence number; a batch's run from seq to lastSeq. */
   seq: number;
+  lastSeq: number;
+  /** Acks (or errors) still to come for a batch; a request ends with its ack, error or dump end instead. */
+  acksDue: number;
   operation: string;
   replies: NetlinkMessage[];
   interrupted: boolean;
@@ -193,22 +203,50 @@ export class NetlinkSocket {
     return result;
   }
 
+  /**
+   * Sends `messages` in one datagram, each with its own sequence number, and
+   * waits for the ack of every one that asks for it: a transaction for the
+   * subsystems that take one (nf_tables: a batch begin, the changes, a batch
+   * end). Rejects with the first error the kernel returns for any of them.
+   */
+  requestBatch(messages: readonly BatchMessage[], options: RequestOptions = {}): Promise<void> {
+    const run = async (): Promise<void> => {
+      this.assertOpen();
+      // seq 0 is what notifications carry, and a batch's numbers must not wrap inside it.
+      if (this.seq + messages.length + 1 > 0xffffffff) this.seq = 0;
+      const first = this.seq + 1;
+      const wires = messages.map((m, i) => encodeMessage({
+        type: m.type, flags: NLM_F_REQUEST | (m.flags ?? 0) | (m.ack === false ? 0 : NLM_F_ACK), seq: first + i, pid: 0, payload: m.payload,
+      }));
+      this.seq = first + messages.length - 1;
+      const acksDue = messages.filter((m) => m.ack !== false).length;
+      await this.exchange(Buffer.concat(wires), first, this.seq, acksDue, options.operation ?? 'netlink batch', options.timeoutMs);
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
   private async requestOnce(req: Request, isDump: boolean, options: RequestOptions): Promise<Pending> {
     this.assertOpen();
     this.seq = (this.seq + 1) >>> 0 || 1; // seq 0 is what notifications carry; never use it
-    const operation = options.operation ?? `netlink request type ${req.type}`;
-    const pending: Pending = { seq: this.seq, operation, replies: [], interrupted: false, done: false };
     const flags = NLM_F_REQUEST | (req.flags ?? 0) | (isDump ? 0 : NLM_F_ACK);
-    const wire = encodeMessage({ type: req.type, flags, seq: pending.seq, pid: 0, payload: req.payload });
+    const wire = encodeMessage({ type: req.type, flags, seq: this.seq, pid: 0, payload: req.payload });
+    return this.exchange(wire, this.seq, this.seq, 0, options.operation ?? `netlink request type ${req.type}`, options.timeoutMs);
+  }
+
+  /** Sends `wire` (sequence numbers seq..lastSeq) and reads until the kernel has answered it. */
+  private async exchange(wire: Buffer, seq: number, lastSeq: number, acksDue: number, operation: string, timeoutMs = 30_000): Promise<Pending> {
+    const pending: Pending = { seq, lastSeq, acksDue, operation, replies: [], interrupted: false, done: false };
     this.pending = pending;
     try {
       if (libc.sendto(this.fd, wire, wire.length, 0, this.kernel, SOCKADDR_NL_SIZE) < 0) {
         throw new NetlinkError(libc.lastErrno(), `${operation} (send)`);
       }
-      const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+      const deadline = Date.now() + timeoutMs;
       while (!pending.done) {
         if (!(await this.readSome(deadline))) {
-          throw new Error(`${operation}: no netlink reply within ${options.timeoutMs ?? 30_000} ms`);
+          throw new Error(`${operation}: no netlink reply within ${timeoutMs} ms`);
         }
       }
       if (pending.error) throw pending.error;
@@ -351,7 +389,7 @@ export class NetlinkSocket {
 
   private dispatch(msg: NetlinkMessage, multicast: boolean): void {
     const p = this.pending;
-    if (multicast || p === null || p.done || msg.seq !== p.seq || msg.pid !== this.portId) {
+    if (multicast || p === null || p.done || msg.seq < p.seq || msg.seq > p.lastSeq || msg.pid !== this.portId) {
       // Notifications; and replies to requests that timed out are dropped.
       if (multicast || msg.seq === 0) {
         if (this.events.length >= MAX_QUEUED_EVENTS) {
@@ -369,8 +407,15 @@ export class NetlinkSocket {
         return;
       case NLMSG_ERROR: {
         const e = decodeErrorPayload(msg);
-        if (e.errno !== 0) p.error = new NetlinkError(e.errno, p.operation, e.message);
-        p.done = true;
+        if (e.errno !== 0) {
+          // A batch that failed anywhere failed whole; the acks of its other messages, if any
+          // follow, carry sequence numbers no later request uses and are dropped.
+          p.error = new NetlinkError(e.errno, p.operation, e.message);
+          p.done = true;
+          return;
+        }
+        // A batch is answered once every message that asked for an ack has one.
+        p.done = p.acksDue <= 1 || --p.acksDue === 0;
         return;
       }
       case NLMSG_DONE: {

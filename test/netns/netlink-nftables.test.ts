@@ -1,11 +1,14 @@
 // dataplane/netlink/nftables.ts against the real kernel: nftChainExists answers
 // as `nft list chain` does, in a fresh namespace, as its tables and chains come
-// and go (the router asks it to find which iptables the host uses).
+// and go (the router asks it to find which iptables the host uses); a container's
+// multicast table loaded over netlink is what nft loads from the script for it,
+// down to the expressions; a refused transaction leaves the table as it was.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { nftChainExists, type NftFamily } from '../../dataplane/netlink/index.js';
+import { NetlinkError, nftChainExists, replaceIpTable, type NftFamily } from '../../dataplane/netlink/index.js';
+import { applyContainerMulticast, CONTAINER_NFT_TABLE, renderContainerMulticast } from '../../dataplane/host/container-multicast.js';
 
 const ns = `nlf${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
 
@@ -55,4 +58,49 @@ test('each namespace is asked on its own', async () => {
   } finally {
     execFileSync('ip', ['netns', 'del', other], { stdio: 'ignore' });
   }
+});
+
+/** The table as nft lists it and as nft decodes its expressions, in namespace `netns`. */
+function listed(netns: string, table: string): string {
+  const list = (...flags: string[]): string => execFileSync('ip', ['netns', 'exec', netns, 'nft', ...flags, 'list', 'table', 'ip', table], { encoding: 'utf8' });
+  return `${list()}\n${list('--debug=netlink')}`;
+}
+
+const tablesIn = (netns: string): string => execFileSync('ip', ['netns', 'exec', netns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+
+test('a container multicast table loaded over netlink is the one nft loads from its script, and is replaced whole', async () => {
+  const byNft = `${ns}n`;
+  execFileSync('ip', ['netns', 'add', byNft]);
+  try {
+    const cases: string[][] = [
+      ['10.32.0.7/12'],
+      ['10.2.1.1/24', '10.2.1.7/24', '10.0.0.5/8', '10.40.3.9/32', '192.168.77.1/20'],
+      ['172.16.0.1/16'],
+    ];
+    for (const cidrs of cases) {
+      execFileSync('ip', ['netns', 'exec', byNft, 'nft', '-f', '-'], { input: renderContainerMulticast('ethwe', cidrs) });
+      await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', cidrs);
+      assert.equal(listed(ns, CONTAINER_NFT_TABLE), listed(byNft, CONTAINER_NFT_TABLE), `${cidrs.join(' ')}: the tables differ`);
+      // Replaced, not added to: one accept per subnet, then the drop.
+      const rules = execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'ip', CONTAINER_NFT_TABLE], { encoding: 'utf8' })
+        .split('\n').filter((l) => l.trim().startsWith('iifname')).map((l) => / (accept|drop)/.exec(l)?.[1]);
+      const subnets = cidrs.length === 5 ? 4 : 1; // 10.2.1.1/24 and 10.2.1.7/24 share a subnet
+      assert.deepEqual(rules, [...Array<string>(subnets).fill('accept'), 'drop'], `${cidrs.join(' ')}`);
+    }
+    await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);
+    assert.doesNotMatch(tablesIn(ns), /table ip weave/, 'no addresses: no table');
+    await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);
+  } finally {
+    execFileSync('ip', ['netns', 'del', byNft], { stdio: 'ignore' });
+  }
+});
+
+test('a transaction the kernel refuses throws its reason and leaves the table as it was', async () => {
+  await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', ['10.32.0.1/12']);
+  const before = listed(ns, CONTAINER_NFT_TABLE);
+  // Chain names are limited to 255 bytes (NFT_CHAIN_MAXNAMELEN): the chain's message fails after the table's delete.
+  const refused = replaceIpTable(CONTAINER_NFT_TABLE, [{ name: 'c'.repeat(300), priority: 0, policy: 'accept', rules: [] }], `/run/netns/${ns}`);
+  await assert.rejects(refused, (err: unknown) => err instanceof NetlinkError && /replace nftables table ip weave/.test(err.message));
+  assert.equal(listed(ns, CONTAINER_NFT_TABLE), before);
+  await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);
 });
