@@ -10,6 +10,7 @@
 // whole, still go through nft.
 import { AttributeWriter } from './attributes.js';
 import { NetlinkError } from './errors.js';
+import { parseIPv4, parseIPv4Prefix } from './inet.js';
 import { NLM_F_APPEND, NLM_F_CREATE } from './message.js';
 import { NETLINK_NETFILTER, NetlinkSocket, type BatchMessage, type OpenOptions } from './socket.js';
 
@@ -83,6 +84,14 @@ const RECEIVE_BUFFER_BYTES = 64 * 1024;
 export const NFT_FAMILIES = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 } as const;
 export type NftFamily = keyof typeof NFT_FAMILIES;
 
+/** nf_tables messages are typed within nfnetlink's subsystem. */
+const nftMessageType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+
+/** A socket for one request or batch; small, and in namespace `netns` when given. */
+function openNetfilter(netns: OpenOptions['netns'] | undefined): NetlinkSocket {
+  return NetlinkSocket.open(NETLINK_NETFILTER, { receiveBufferBytes: RECEIVE_BUFFER_BYTES, ...(netns === undefined ? {} : { netns }) });
+}
+
 /** struct nfgenmsg: u8 family, u8 version, be16 res_id (the subsystem, in a batch's begin and end). */
 function nfgenmsg(family: number, resId = 0): Buffer {
   const b = Buffer.from([family, NFNETLINK_V0, 0, 0]);
@@ -104,14 +113,14 @@ export function encodeGetChain(family: NftFamily, table: string, chain: string):
 export async function nftChainExists(family: NftFamily, table: string, chain: string, netns?: OpenOptions['netns']): Promise<boolean> {
   let sock: NetlinkSocket;
   try {
-    sock = NetlinkSocket.open(NETLINK_NETFILTER, { receiveBufferBytes: RECEIVE_BUFFER_BYTES, ...(netns === undefined ? {} : { netns }) });
+    sock = openNetfilter(netns);
   } catch (err) {
     if (err instanceof NetlinkError) return false;
     throw err;
   }
   try {
     await sock.request(
-      { type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN, payload: encodeGetChain(family, table, chain) },
+      { type: nftMessageType(NFT_MSG_GETCHAIN), payload: encodeGetChain(family, table, chain) },
       { operation: `get nftables chain ${family} ${table} ${chain}` },
     );
     return true;
@@ -154,15 +163,12 @@ function cmpEq(bytes: Uint8Array): (w: AttributeWriter) => void {
 
 /** `a.b.c.d/n` as nft loads it: the network's address and the prefix's mask, 4 bytes each. */
 function ipv4Prefix(cidr: string): { address: Buffer; mask: Buffer; bits: number } {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(cidr);
-  const octets = m ? m.slice(1, 5).map(Number) : [];
-  const bits = m?.[5] === undefined ? 32 : Number(m[5]);
-  if (!m || octets.some((o) => o > 255) || bits > 32) throw new RangeError(`nftables: ${JSON.stringify(cidr)} is not an IPv4 address or prefix`);
+  const { address: text, prefixLen: bits } = parseIPv4Prefix(cidr);
   const maskNumber = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
   const mask = Buffer.alloc(4);
   mask.writeUInt32BE(maskNumber);
   const address = Buffer.alloc(4);
-  address.writeUInt32BE((Buffer.from(octets).readUInt32BE(0) & maskNumber) >>> 0);
+  address.writeUInt32BE((parseIPv4(text).readUInt32BE(0) & maskNumber) >>> 0);
   return { address, mask, bits };
 }
 
@@ -201,7 +207,7 @@ function ruleUserData(comment: string): Buffer {
  */
 export function encodeReplaceIpTable(table: string, chains: readonly NftInputChain[]): BatchMessage[] {
   const family = NFT_FAMILIES.ip;
-  const type = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
+  const type = nftMessageType;
   const body = (fill: (w: AttributeWriter) => void): Buffer => {
     const w = new AttributeWriter();
     fill(w);
@@ -249,7 +255,7 @@ export function encodeReplaceIpTable(table: string, chains: readonly NftInputCha
  * ones do. Throws NetlinkError with the kernel's reason.
  */
 export async function replaceIpTable(table: string, chains: readonly NftInputChain[], netns?: OpenOptions['netns']): Promise<void> {
-  const sock = NetlinkSocket.open(NETLINK_NETFILTER, { receiveBufferBytes: RECEIVE_BUFFER_BYTES, ...(netns === undefined ? {} : { netns }) });
+  const sock = openNetfilter(netns);
   try {
     await sock.requestBatch(encodeReplaceIpTable(table, chains), { operation: `replace nftables table ip ${table}` });
   } finally {

@@ -80,7 +80,7 @@ interface Pending {
   /** The request's sequence number; a batch's run from seq to lastSeq. */
   seq: number;
   lastSeq: number;
-  /** Acks (or errors) still to come for a batch; a request ends with its ack, error or dump end instead. */
+  /** Acks still to come (a request's one, a batch's each); an error or a dump's end ends it sooner. */
   acksDue: number;
   operation: string;
   replies: NetlinkMessage[];
@@ -191,16 +191,13 @@ export class NetlinkSocket {
    * ACK; every part of a dump). Rejects with NetlinkError on a kernel error.
    */
   request(req: Request, options: RequestOptions = {}): Promise<NetlinkMessage[]> {
-    const run = async (): Promise<NetlinkMessage[]> => {
+    return this.inTurn(async () => {
       const isDump = ((req.flags ?? 0) & NLM_F_DUMP) === NLM_F_DUMP;
       for (let attempt = 0; ; attempt++) {
         const p = await this.requestOnce(req, isDump, options);
         if (!p.interrupted || attempt >= DUMP_RETRIES) return p.replies;
       }
-    };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    });
   }
 
   /**
@@ -210,7 +207,7 @@ export class NetlinkSocket {
    * end). Rejects with the first error the kernel returns for any of them.
    */
   requestBatch(messages: readonly BatchMessage[], options: RequestOptions = {}): Promise<void> {
-    const run = async (): Promise<void> => {
+    return this.inTurn(async () => {
       this.assertOpen();
       // seq 0 is what notifications carry, and a batch's numbers must not wrap inside it.
       if (this.seq + messages.length + 1 > 0xffffffff) this.seq = 0;
@@ -221,8 +218,12 @@ export class NetlinkSocket {
       this.seq = first + messages.length - 1;
       const acksDue = messages.filter((m) => m.ack !== false).length;
       await this.exchange(Buffer.concat(wires), first, this.seq, acksDue, options.operation ?? 'netlink batch', options.timeoutMs);
-    };
-    const result = this.queue.then(run, run);
+    });
+  }
+
+  /** Runs `exchange` once the requests queued before it have ended (one in flight per socket). */
+  private inTurn<T>(exchange: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(exchange, exchange);
     this.queue = result.catch(() => undefined);
     return result;
   }
@@ -232,7 +233,7 @@ export class NetlinkSocket {
     this.seq = (this.seq + 1) >>> 0 || 1; // seq 0 is what notifications carry; never use it
     const flags = NLM_F_REQUEST | (req.flags ?? 0) | (isDump ? 0 : NLM_F_ACK);
     const wire = encodeMessage({ type: req.type, flags, seq: this.seq, pid: 0, payload: req.payload });
-    return this.exchange(wire, this.seq, this.seq, 0, options.operation ?? `netlink request type ${req.type}`, options.timeoutMs);
+    return this.exchange(wire, this.seq, this.seq, 1, options.operation ?? `netlink request type ${req.type}`, options.timeoutMs);
   }
 
   /** Sends `wire` (sequence numbers seq..lastSeq) and reads until the kernel has answered it. */
@@ -415,7 +416,7 @@ export class NetlinkSocket {
           return;
         }
         // A batch is answered once every message that asked for an ack has one.
-        p.done = p.acksDue <= 1 || --p.acksDue === 0;
+        p.done = --p.acksDue === 0;
         return;
       }
       case NLMSG_DONE: {
