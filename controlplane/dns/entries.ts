@@ -58,7 +58,7 @@ export function compareForWire(a: Entry, b: Entry): number {
 }
 
 /** Whether each entry sorts after the one before it in wire order, so no two share an identity. */
-export function isStrictlyInWireOrder(entries: readonly Entry[]): boolean {
+export function isStrictlyInWireOrder(entries: readonly Readonly<Entry>[]): boolean {
   for (let i = 1; i < entries.length; i++) if (compareForWire(entries[i - 1]!, entries[i]!) >= 0) return false;
   return true;
 }
@@ -74,7 +74,7 @@ export function compareForDisplay(a: Entry, b: Entry): number {
  * brings its Tombstone; on equal Version the larger Tombstone wins
  * (wire spec §9.3 step 4). Returns whether `local` changed.
  */
-export function mergeEntry(local: Entry, incoming: Entry): boolean {
+export function mergeEntry(local: Entry, incoming: Readonly<Entry>): boolean {
   if (incoming.version > local.version) {
     local.version = incoming.version;
     local.tombstone = incoming.tombstone;
@@ -222,18 +222,23 @@ export class NameTable {
   merge(incoming: readonly Entry[]): Entry[] {
     const changed: Entry[] = [];
     for (const e of incoming) {
-      const have = this.byIdentity.get(e);
-      if (!have) {
-        this.insert({ ...e });
-        changed.push({ ...e });
-      } else {
-        const wasLive = have.tombstone === 0;
-        if (!mergeEntry(have, e)) continue;
-        this.touched(have, wasLive);
-        changed.push({ ...have });
-      }
+      const c = this.mergeOne(e);
+      if (c) changed.push(c);
     }
     return changed;
+  }
+
+  /** Merge one gossiped entry: a copy of it as it now stands here if it was new or changed, else undefined. */
+  mergeOne(e: Readonly<Entry>): Entry | undefined {
+    const have = this.byIdentity.get(e);
+    if (!have) {
+      this.insert({ ...e });
+      return { ...e };
+    }
+    const wasLive = have.tombstone === 0;
+    if (!mergeEntry(have, e)) return undefined;
+    this.touched(have, wasLive);
+    return { ...have };
   }
 
   /** Drop every entry owned by `origin` (the mesh garbage-collected that peer, wire spec §4.7). */
@@ -284,6 +289,19 @@ export class NameTable {
   /** Copies of all entries, tombstones included, in wire order (what gossip sends: no case folding per comparison). */
   allInWireOrder(): Entry[] {
     return this.copies().sort(compareForWire);
+  }
+
+  /**
+   * The table's own entries, tombstones included, in wire order: no copies,
+   * for a caller that reads them before the table next changes (encoding the
+   * whole table for gossip, which would otherwise copy thousands of tombstones).
+   */
+  viewInWireOrder(): readonly Readonly<Entry>[] {
+    const out: Entry[] = [];
+    this.byIdentity.forEach((e) => {
+      out.push(e);
+    });
+    return out.sort(compareForWire);
   }
 
   /** Copies of the live entries, in display order. */

@@ -1,17 +1,37 @@
 // The nameserver's face towards the mesh: gob payloads in, GossipData out
 // (wire spec §4.2, §9.2, §9.3).
-import { decodeGossipPayload, encodeGossipPayload } from './codec.js';
+import { decodeGossipPayload, decodeGossipPayloadInto, encodeGossipPayload } from './codec.js';
 import { mergeEntryLists, type Entry } from './entries.js';
 import type { GossipPayload } from './gossip-payload.js';
 import type { GossipChannel, GossipData, Gossiper } from './gossip-port.js';
-import type { Nameserver } from './nameserver.js';
+import type { Nameserver, ReceiveResult } from './nameserver.js';
 
-/** A `GossipData` of nameserver entries; encodes to one gob stream (wire spec §9.1). */
+/**
+ * A `GossipData` of nameserver entries; encodes to one gob stream (wire spec
+ * §9.1), once: the same data goes to several neighbours.
+ */
 export class DnsGossipData implements GossipData {
-  constructor(readonly payload: GossipPayload) {}
+  private payloadValue: GossipPayload | undefined;
+  private encoded: Uint8Array[] | undefined;
+
+  constructor(payload: GossipPayload) {
+    this.payloadValue = payload;
+  }
+
+  /** Data already encoded (the whole table, encoded where it lies); decoded again only if merged. */
+  static fromEncoded(bytes: Uint8Array): DnsGossipData {
+    const data = new DnsGossipData({ timestamp: 0, entries: [] });
+    data.payloadValue = undefined;
+    data.encoded = [bytes];
+    return data;
+  }
+
+  get payload(): GossipPayload {
+    return (this.payloadValue ??= decodeGossipPayload(this.encoded![0]!));
+  }
 
   encode(): Uint8Array[] {
-    return [encodeGossipPayload(this.payload)];
+    return (this.encoded ??= [encodeGossipPayload(this.payloadValue!)]);
   }
 
   /** Union of both entry sets (same merge rules as the table), the later timestamp. */
@@ -51,39 +71,67 @@ export class NameserverGossiper implements Gossiper {
   onGossipUnicast(_src: bigint, _payload: Uint8Array): void {}
 
   onGossipBroadcast(_src: bigint, payload: Uint8Array): GossipData | undefined {
-    const received = decodeGossipPayload(payload);
-    if (this.hold(received, true)) return undefined;
-    const { relay } = this.nameserver.receive(received);
+    if (this.nameserver.isRestoring()) {
+      this.hold(decodeGossipPayload(payload), true);
+      return undefined;
+    }
+    let timestamp = 0;
+    const { relay } = this.receive(payload, true, (t) => { timestamp = t; });
     // The relay keeps the originator's timestamp, as received (wire spec §9.3 step 5).
-    return relay.length > 0 ? new DnsGossipData({ timestamp: received.timestamp, entries: relay }) : undefined;
+    return relay.length > 0 ? new DnsGossipData({ timestamp, entries: relay }) : undefined;
   }
 
+  /** The whole table, encoded at once from the table's own entries rather than from a copy of them. */
   gossip(): GossipData | undefined {
-    return new DnsGossipData(this.nameserver.fullState());
+    return DnsGossipData.fromEncoded(encodeGossipPayload(this.nameserver.fullStateView()));
   }
 
   onGossip(payload: Uint8Array): GossipData | undefined {
-    const received = decodeGossipPayload(payload);
-    if (this.hold(received, false)) return undefined;
-    const { delta } = this.nameserver.receive(received);
+    if (this.nameserver.isRestoring()) {
+      this.hold(decodeGossipPayload(payload), false);
+      return undefined;
+    }
+    const { delta } = this.receive(payload, false, () => {});
     return delta.length > 0 ? new DnsGossipData({ timestamp: this.nameserver.now(), entries: delta }) : undefined;
   }
 
   /**
+   * Merges a payload entry by entry as it is decoded: a peer's whole table is
+   * never held decoded. A payload that fails part way has its entries before
+   * the fault merged, saved and announced, and then throws DnsGossipError.
+   */
+  private receive(payload: Uint8Array, keepRelay: boolean, timestamp: (t: number) => void): ReceiveResult {
+    const receiver = this.nameserver.receiver(keepRelay);
+    let begun = false;
+    try {
+      decodeGossipPayloadInto(payload, {
+        begin: (t) => {
+          receiver.begin(t);
+          begun = true;
+          timestamp(t);
+        },
+        entry: (e) => receiver.entry(e),
+      });
+    } catch (err) {
+      if (begun) receiver.finish();
+      throw err;
+    }
+    return receiver.finish();
+  }
+
+  /**
    * While the nameserver restores, keeps a received payload for when it is
-   * done (true), as Weave's nameserver took gossip only once its entries were
+   * done, as Weave's nameserver took gossip only once its entries were
    * loaded. Held payloads are then received in order, and what would have been
    * relayed (broadcasts) or passed on (gossip) when they came is broadcast.
    */
-  private hold(payload: GossipPayload, broadcast: boolean): boolean {
-    if (!this.nameserver.isRestoring()) return false;
+  private hold(payload: GossipPayload, broadcast: boolean): void {
     if (this.held.length >= MAX_HELD_PAYLOADS) {
       this.droppedWhileRestoring++;
-      return true;
+      return;
     }
     this.held.push({ payload, broadcast });
     if (this.held.length === 1) void this.nameserver.whenRestored().then(() => this.release());
-    return true;
   }
 
   private release(): void {

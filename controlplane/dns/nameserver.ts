@@ -42,10 +42,76 @@ export const RESTORE_SLICE_ENTRIES = 1000;
 /** Lets the event loop run what is due (I/O, timers) before the next slice. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * One received payload, merged entry by entry (wire spec §9.3 steps 1-4):
+ * begin() checks the sender's clock, entry() filters, overrides claims to our
+ * own entries and merges, finish() hands over what changed. Duplicates are
+ * merged rather than rejected, so that one bad sender cannot wedge the
+ * channel: merging is a maximum per identity, so merging them one after the
+ * other ends where merging them first would, and finish() lists each
+ * identity once.
+ */
+export class GossipReceiver {
+  private readonly delta: Entry[] = [];
+  private readonly relay: Entry[] = [];
+  private readonly overridden: Entry[] = [];
+  private now = 0;
+  private begun = false;
+
+  constructor(private readonly nameserver: Nameserver, private readonly table: NameTable, private readonly keepRelay: boolean) {}
+
+  /** Step 1: a sender whose clock is too far from ours is refused (DnsGossipError). */
+  begin(timestamp: number): void {
+    this.now = this.nameserver.now();
+    const skew = timestamp - this.now;
+    if (skew > GOSSIP_WINDOW_SECONDS || skew < -GOSSIP_WINDOW_SECONDS) {
+      throw new DnsGossipError(
+        `host clock skew of ${skew}s exceeds ${GOSSIP_WINDOW_SECONDS}s limit (synchronise the hosts' clocks, e.g. with NTP)`);
+    }
+    this.begun = true;
+  }
+
+  entry(received: Entry): void {
+    if (!this.begun) throw new Error('GossipReceiver.entry before begin');
+    const ourName = this.nameserver.ourName;
+    // Step 2: only entries of peers the mesh knows.
+    if (received.origin !== ourName && !this.nameserver.isKnownPeer(received.origin)) return;
+    let e = received;
+    // Step 3: an entry claiming to be ours is checked against what we hold.
+    if (e.origin === ourName) {
+      const ours = this.table.find(e);
+      if (ours) {
+        if (ours.version < e.version || (ours.version === e.version && ours.tombstone !== e.tombstone)) {
+          e = { ...ours, version: e.version + 1 };
+          this.overridden.push(e);
+        }
+      } else if (e.tombstone === 0) {
+        e = { ...e, tombstone: this.now, version: e.version + 1 };
+        this.overridden.push(e);
+      }
+    }
+    const changed = this.table.mergeOne(e);
+    if (changed) this.delta.push(changed);
+    if (this.keepRelay) this.relay.push(e);
+  }
+
+  /**
+   * What the payload changed here (passed on for tag 4) and, when kept, the
+   * entries received (relayed for tag 6). Also called after a payload failed
+   * part way: the entries merged by then are saved and announced all the same.
+   */
+  finish(): ReceiveResult {
+    const once = (list: Entry[]): Entry[] => (isStrictlyInWireOrder(list) ? list : mergeEntryLists([], list));
+    const delta = once(this.delta);
+    this.nameserver.receivedOwn(delta, once(this.overridden));
+    return { delta, relay: once(this.relay) };
+  }
+}
+
 export class Nameserver {
   readonly ourName: PeerName;
   private readonly table = new NameTable();
-  private readonly isKnownPeer: (name: PeerName) => boolean;
+  readonly isKnownPeer: (name: PeerName) => boolean;
   private readonly clock: () => number;
   private broadcaster: ((payload: GossipPayload) => void) | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
@@ -229,45 +295,43 @@ export class Nameserver {
     return this.table.countWhere((e) => e.tombstone === 0 && e.origin === this.ourName);
   }
 
-  /** Complete state for periodic gossip / gossip-down (wire spec §9.2). */
+  /** Complete state for periodic gossip / gossip-down (wire spec §9.2): copies of every entry. */
   fullState(): GossipPayload {
     if (this.restoring) this.partialStateSent = true;
     return { timestamp: this.now(), entries: this.table.allInWireOrder() };
   }
 
+  /**
+   * fullState() without copies: the table's own entries, to be encoded at
+   * once, before the table next changes.
+   */
+  fullStateView(): { timestamp: number; entries: readonly Readonly<Entry>[] } {
+    if (this.restoring) this.partialStateSent = true;
+    return { timestamp: this.now(), entries: this.table.viewInWireOrder() };
+  }
+
   /** Receive a decoded gossip payload (tags 4 and 6), wire spec §9.3. Throws DnsGossipError. */
   receive(payload: GossipPayload): ReceiveResult {
-    const now = this.now();
-    const skew = payload.timestamp - now;
-    if (skew > GOSSIP_WINDOW_SECONDS || skew < -GOSSIP_WINDOW_SECONDS) {
-      throw new DnsGossipError(
-        `host clock skew of ${skew}s exceeds ${GOSSIP_WINDOW_SECONDS}s limit (synchronise the hosts' clocks, e.g. with NTP)`);
-    }
-    // Duplicates are merged rather than rejected: one bad sender must not wedge the channel.
-    // Gossip in wire order, strictly ascending, has none, and is taken without a copy.
-    const unique = isStrictlyInWireOrder(payload.entries) ? payload.entries : mergeEntryLists([], payload.entries);
-    const incoming = unique.filter((e) => e.origin === this.ourName || this.isKnownPeer(e.origin));
+    const receiver = this.receiver(true);
+    receiver.begin(payload.timestamp);
+    for (const e of payload.entries) receiver.entry(e);
+    return receiver.finish();
+  }
 
-    // Step 3: entries claiming to be ours are checked against what we hold.
-    const overridden: Entry[] = [];
-    for (let i = 0; i < incoming.length; i++) {
-      const e = incoming[i];
-      if (e.origin !== this.ourName) continue;
-      const ours = this.table.find(e);
-      if (ours) {
-        if (ours.version < e.version || (ours.version === e.version && ours.tombstone !== e.tombstone)) {
-          incoming[i] = { ...ours, version: e.version + 1 };
-          overridden.push(incoming[i]);
-        }
-      } else if (e.tombstone === 0) {
-        incoming[i] = { ...e, tombstone: now, version: e.version + 1 };
-        overridden.push(incoming[i]);
-      }
-    }
-    const delta = this.table.merge(incoming);
+  /**
+   * Receives a gossip payload (tags 4 and 6, wire spec §9.3) an entry at a
+   * time, as it is decoded (codec.ts decodeGossipPayloadInto), then finish().
+   * `keepRelay`: whether finish() is to return the received entries (what a
+   * broadcast relays); periodic gossip passes on only what changed.
+   */
+  receiver(keepRelay: boolean): GossipReceiver {
+    return new GossipReceiver(this, this.table, keepRelay);
+  }
+
+  /** GossipReceiver's end: our own entries that changed are saved, those we overrode told to the cluster. */
+  receivedOwn(delta: readonly Entry[], overridden: Entry[]): void {
     this.recordOwned(delta.filter((e) => e.origin === this.ourName));
     this.broadcast(overridden);
-    return { delta, relay: incoming };
   }
 
   /**

@@ -157,3 +157,46 @@ test('encoder rejects values that do not match the type', () => {
   assert.throws(() => encodeGobStream([{ type: { kind: 'uint' }, value: -1n }]), GobEncodeError);
   assert.throws(() => encodeGobStream([{ type: peerSummaryT, value: [] }]), GobEncodeError);
 });
+
+const itemT: GobType = { kind: 'struct', name: 'item', fields: [{ name: 'N', type: { kind: 'uint' } }, { name: 'S', type: { kind: 'string' } }] };
+const listT: GobType = { kind: 'slice', name: 'items', elem: itemT };
+const holderT: GobType = {
+  kind: 'struct', name: 'holder', fields: [
+    { name: 'Stamp', type: { kind: 'int' } }, { name: 'Items', type: listT }, { name: 'After', type: { kind: 'string' } },
+  ],
+};
+
+test('a struct field is encoded from the property its key names', () => {
+  const renamedT: GobType = { kind: 'struct', name: 'item', fields: [{ name: 'N', key: 'count', type: { kind: 'uint' } }, { name: 'S', key: 'label', type: { kind: 'string' } }] };
+  const withKeys = encodeGobStream([{ type: renamedT, value: { count: 7, label: 'x', N: 1n } as GobValue }]);
+  assert.deepEqual(withKeys, encodeGobStream([{ type: itemT, value: { N: 7n, S: 'x' } }]));
+  assert.deepEqual(decodeGobStream(withKeys), [{ N: 7n, S: 'x' }]);
+});
+
+test('a slice visitor is handed each element as it is decoded, after the fields before it', () => {
+  const items = Array.from({ length: 5 }, (_, i) => ({ N: BigInt(i + 1), S: `s${i}` }));
+  const bytes = encodeGobStream([{ type: holderT, value: { Stamp: 42n, Items: items, After: 'end' } }]);
+  const seen: Array<{ element: GobValue; stamp: GobValue | undefined; after: GobValue | undefined }> = [];
+  const values = decodeGobStream(bytes, {
+    sliceVisitor: { typeName: 'items', visit: (element, enclosing) => seen.push({ element, stamp: enclosing.Stamp, after: enclosing.After }) },
+  });
+  assert.deepEqual(seen.map((s) => s.element), items);
+  assert.ok(seen.every((s) => s.stamp === 42n && s.after === undefined), 'the fields before the slice are decoded, those after it not yet');
+  assert.deepEqual(values, [{ Stamp: 42n, Items: [], After: 'end' }]);
+  // Another name: decoded whole, as without a visitor.
+  assert.deepEqual(decodeGobStream(bytes, { sliceVisitor: { typeName: 'other', visit: () => assert.fail('not this slice') } }),
+    [{ Stamp: 42n, Items: items, After: 'end' }]);
+});
+
+test('a slice visitor stops the decode with its own error, and the stream limits still hold', () => {
+  const items = Array.from({ length: 5 }, (_, i) => ({ N: BigInt(i + 1) }));
+  const bytes = encodeGobStream([{ type: holderT, value: { Stamp: 1n, Items: items } }]);
+  class Stop extends Error {}
+  let visited = 0;
+  assert.throws(() => decodeGobStream(bytes, {
+    sliceVisitor: { typeName: 'items', visit: () => { if (++visited === 3) throw new Stop('enough'); } },
+  }), Stop);
+  assert.equal(visited, 3, 'no element decoded after the one the visitor refused');
+  assert.throws(() => decodeGobStream(bytes, { maxValues: 4, sliceVisitor: { typeName: 'items', visit: () => {} } }),
+    (err: unknown) => err instanceof GobDecodeError && /more than 4 values/.test(err.message));
+});

@@ -18,6 +18,29 @@ export interface GobDecoderOptions {
   maxTypes?: number;
   /** Most values (fields, elements, map keys and values) in one message, default 2^20. */
   maxValues?: number;
+  /** Takes a named slice's elements one by one instead of collecting them. */
+  sliceVisitor?: GobSliceVisitor;
+}
+
+/**
+ * Elements of a struct field whose type is a slice named `typeName` go to
+ * `visit` one by one, as each is decoded, and the field decodes as an empty
+ * slice. A reader that merges a long list (the weaveDNS table, which every
+ * peer sends whole every 30 s) then holds one element at a time rather than
+ * all of them at once. An error thrown by `visit` ends the decode and comes
+ * out of it as it was thrown.
+ */
+export interface GobSliceVisitor {
+  typeName: string;
+  /** `enclosing` holds the fields of the struct that come before the slice. */
+  visit(element: GobValue, enclosing: Readonly<GobStruct>): void;
+}
+
+/** Carries an error thrown by a slice visitor out through the decoder's own error handling. */
+class VisitorError extends Error {
+  constructor(readonly thrown: unknown) {
+    super('slice visitor failed');
+  }
 }
 
 /** One top-level value with the wire id of its type. */
@@ -73,6 +96,7 @@ export class GobDecoder {
   private readonly maxDepth: number;
   private readonly maxTypes: number;
   private readonly maxValues: number;
+  private readonly sliceVisitor: GobSliceVisitor | undefined;
   /** Values the message being decoded may still hold. */
   private valuesLeft = 0;
   private readonly userTypes = new Map<number, WireDef>();
@@ -88,6 +112,7 @@ export class GobDecoder {
     this.maxValues = opts.maxValues ?? DEFAULT_MAX_VALUES;
     this.maxDepth = opts.maxDepth ?? 64;
     this.maxTypes = opts.maxTypes ?? 1024;
+    this.sliceVisitor = opts.sliceVisitor;
   }
 
   /** Bytes received that do not yet form a complete message. */
@@ -120,6 +145,10 @@ export class GobDecoder {
     try {
       return fn();
     } catch (err) {
+      if (err instanceof VisitorError) {
+        this.failure = new GobDecodeError('decoding was abandoned by its reader');
+        throw err.thrown;
+      }
       this.failure = err instanceof GobDecodeError ? err : new GobDecodeError(`internal error: ${String(err)}`);
       throw this.failure;
     }
@@ -251,7 +280,31 @@ export class GobDecoder {
       }
       field = index;
       const f = def.fields[field]!;
+      const visitor = this.sliceVisitor;
+      if (visitor !== undefined) {
+        const fieldDef = lookup(f.id);
+        if (fieldDef.kind === 'slice' && fieldDef.name === visitor.typeName) {
+          this.visitSlice(r, fieldDef.elem, depth + 1, lookup, (element) => visitor.visit(element, out));
+          setField(out, f.name, []);
+          continue;
+        }
+      }
       setField(out, f.name, this.decodeValue(r, f.id, depth + 1, lookup));
+    }
+  }
+
+  /** A slice's elements, each handed to `visit` once decoded (GobSliceVisitor). */
+  private visitSlice(r: ByteReader, elem: number, depth: number, lookup: (id: number) => WireDef, visit: (element: GobValue) => void): void {
+    if (depth > this.maxDepth) throw new GobDecodeError(`values nested deeper than ${this.maxDepth}`);
+    if (--this.valuesLeft < 0) throw new GobDecodeError(`message holds more than ${this.maxValues} values`);
+    const n = r.count('element count', r.remaining);
+    for (let i = 0; i < n; i++) {
+      const element = this.decodeValue(r, elem, depth + 1, lookup);
+      try {
+        visit(element);
+      } catch (err) {
+        throw new VisitorError(err);
+      }
     }
   }
 

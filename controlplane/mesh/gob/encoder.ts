@@ -168,7 +168,8 @@ function writeStruct(w: ByteWriter, t: Extract<GobType, { kind: 'struct' }>, v: 
   let last = -1;
   for (let i = 0; i < t.fields.length; i++) {
     const f = t.fields[i]!;
-    const fv = Object.prototype.hasOwnProperty.call(s, f.name) ? s[f.name] : undefined;
+    const key = f.key ?? f.name;
+    const fv = Object.prototype.hasOwnProperty.call(s, key) ? s[key] : undefined;
     if (isOmitted(f.type, fv)) continue;
     w.uintNumber(i - last);
     last = i;

@@ -2,6 +2,6 @@
 // encoder, an incremental stream decoder, and typed accessors for decoded structs.
 export * from './types.js';
 export { GobEncoder, encodeGobStream, type GobEncoderOptions } from './encoder.js';
-export { GobDecoder, decodeGobStream, type GobDecoderOptions, type GobMessage, type LazyGobMessage } from './decoder.js';
+export { GobDecoder, decodeGobStream, type GobDecoderOptions, type GobSliceVisitor, type GobMessage, type LazyGobMessage } from './decoder.js';
 export { GobDecodeError, GobEncodeError } from './errors.js';
 export * from './read.js';

@@ -9,8 +9,13 @@ export type GobType =
   | { kind: 'string' }
   | { kind: 'bytes' }
   | { kind: 'float' }
-  /** Struct: fields in definition order (that order is the field number). */
-  | { kind: 'struct'; name: string; fields: ReadonlyArray<{ name: string; type: GobType }> }
+  /**
+   * Struct: fields in definition order (that order is the field number). The
+   * encoder reads a field from the value's property `key`, or `name` when it
+   * has none: a record kept under its own property names is then encoded as
+   * it is, without a renamed copy of it per message.
+   */
+  | { kind: 'struct'; name: string; fields: ReadonlyArray<{ name: string; type: GobType; key?: string }> }
   /** Slice: `name` only for named slice types (e.g. `entries`); unnamed otherwise. */
   | { kind: 'slice'; name?: string; elem: GobType }
   | { kind: 'map'; name?: string; key: GobType; elem: GobType };
