@@ -8,9 +8,10 @@
 // modules only from v22 (module.enableCompileCache), so the router is bundled
 // as one CommonJS file and compiled here, through vm.Script.
 //
-// The cache is made once the router has started (saveCodeCache, called when
-// it is ready), so it holds the functions a start runs, and only when there
-// was none or V8 refused it. V8 refuses a cache made by another V8 or with
+// The cache is made once the router has started (saveCodeCache, called once
+// its first connection is up, or a few seconds after it is ready when none
+// comes), so it holds the functions a start runs, its first handshake and
+// connection included, and only when there was none or V8 refused it. V8 refuses a cache made by another V8 or with
 // other V8 flags; the router's own flags are held back until after the save
 // (v8-flags.cts), so the flags are those of the compile. V8 checks the
 // source only by its length: the file begins with a digest of the source it
@@ -90,6 +91,11 @@ export function runWithCodeCache(file: string, cacheFile: string | undefined): C
 
 /** Replaces a file whole (the router passes controlplane/atomic-file.ts's, an ES module this one cannot require). */
 export type CacheFileWriter = (path: string, data: Uint8Array) => void;
+
+/** Whether saveCodeCache would write a cache: this start had none it could use. */
+export function codeCacheWanted(): boolean {
+  return loaded !== undefined && loaded.cacheFile !== undefined && loaded.use !== 'accepted';
+}
 
 /**
  * Called once the router has started: writes the cache with `write` if this

@@ -28,6 +28,9 @@ import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/conn
  * Every datapath kind (ARCHITECTURE "The datapath registry"): the kernel fast
  * datapaths in preference order, then the sleeve, always available.
  */
+/** The startup phase reached when the first connection is established on a datapath. */
+export const FIRST_CONNECTION_ESTABLISHED = 'first connection established';
+
 export const DATAPATHS: readonly DatapathDescriptor[] = [ovsDatapath, bpfDatapath, sleeveDatapath];
 
 /** What the launch-time probe found out about a kernel fast datapath (ARCHITECTURE "Datapath selection"). */
@@ -253,7 +256,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       setConnectionEstablished: (name, e) => {
         if (e && firstEstablished) {
           firstEstablished = false;
-          opts.phase?.('first connection established');
+          opts.phase?.(FIRST_CONNECTION_ESTABLISHED);
         }
         return router?.setConnectionEstablished(name, e) ?? false;
       },

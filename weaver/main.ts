@@ -10,7 +10,7 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { MeshListener, startMesh, type RunningMesh } from './mesh-wiring.js';
-import { startDataPlane } from './datapath-wiring.js';
+import { FIRST_CONNECTION_ESTABLISHED, startDataPlane } from './datapath-wiring.js';
 import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
@@ -26,8 +26,14 @@ import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../d
 import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
-import { saveCodeCache } from './code-cache.cjs';
+import { codeCacheWanted, saveCodeCache } from './code-cache.cjs';
 import { writeFileAtomic } from '../controlplane/atomic-file.js';
+
+/**
+ * A router whose first connection is not up this long after it is ready (no
+ * peers, or none answering) makes its code cache without one.
+ */
+const CODE_CACHE_AFTER_READY_MS = 5_000;
 
 const PINO_LEVEL: Record<LogLevel, string> = { debug: 'debug', info: 'info', warning: 'warn', error: 'error' };
 
@@ -63,9 +69,14 @@ async function main(argv: string[]): Promise<void> {
   const logger = pino({ level: PINO_LEVEL[cfg.logLevel], base: { pid: process.pid } });
   // Startup phases, in ms since the process started, with the CPU the process has used by then, all its threads
   // together (bench/startup-bench.ts reads them): a mesh starting on few cores waits on the CPU, not the clock.
+  let firstEstablished: () => void = () => {};
+  const firstConnectionUp = new Promise<void>((resolve) => {
+    firstEstablished = resolve;
+  });
   const phase = (what: string, ms = performance.now()): void => {
     const { user, system } = process.cpuUsage();
     logger.debug(`startup: ${what} at ${ms.toFixed(0)} ms, cpu ${((user + system) / 1000).toFixed(0)} ms`);
+    if (what === FIRST_CONNECTION_ESTABLISHED) firstEstablished();
   };
   phase('modules loaded', modulesLoadedMs);
   if (cfg.printPeerName) {
@@ -249,12 +260,23 @@ async function main(argv: string[]): Promise<void> {
     }
     starting.started(running);
     phase('ready');
-    // Now that a start's functions are compiled (code-cache.cts).
-    // Not durable: a cache lost to a power cut is made again by the next start.
-    const codeCache = saveCodeCache((path, data) => writeFileAtomic(path, data, { durable: false, perProcessTemp: true }));
-    if (codeCache) logger.debug(`code cache ${codeCache.use}${codeCache.written ? `, ${codeCache.written} bytes written` : ''}${codeCache.error ? `, not written: ${codeCache.error}` : ''}`);
+    // Once a start's functions are compiled, its first connection's included (code-cache.cts). The V8
+    // flags stay held back until then: V8 would refuse, at the next start, a cache made with them set.
+    const codeCacheSaved = !codeCacheWanted() ? Promise.resolve() : new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, CODE_CACHE_AFTER_READY_MS);
+      timer.unref();
+      void firstConnectionUp.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    void codeCacheSaved.then(() => {
+      // Not durable: a cache lost to a power cut is made again by the next start.
+      const codeCache = saveCodeCache((path, data) => writeFileAtomic(path, data, { durable: false, perProcessTemp: true }));
+      if (codeCache) logger.debug(`code cache ${codeCache.use}${codeCache.written ? `, ${codeCache.written} bytes written` : ''}${codeCache.error ? `, not written: ${codeCache.error}` : ''}`);
+    });
     // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
-    void prestartedWorkerLoaded().then(() => {
+    void Promise.all([prestartedWorkerLoaded(), codeCacheSaved]).then(() => {
       const v8Flags = restoreV8Flags();
       if (v8Flags.length > 0) logger.debug(`V8 flags set again: ${v8Flags.join(' ')}`);
       // After the flags for the same reason: --expose-gc changes V8's flag hash (dataplane/sys/full-gc.ts).

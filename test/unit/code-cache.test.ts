@@ -14,7 +14,7 @@ const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const CODE_CACHE_MODULE = `${DIST}weaver/code-cache.cjs`;
 const DIGEST_BYTES = 20;
 
-interface Start { use: string; saved: { use: string; written?: number; error?: string } | undefined; answer: string }
+interface Start { use: string; wanted: boolean; saved: { use: string; written?: number; error?: string } | undefined; answer: string }
 
 /** A script with enough functions for a cache worth the name, which answers `answer` and saves the cache. */
 function script(answer: string): string {
@@ -22,13 +22,15 @@ function script(answer: string): string {
   const calls = Array.from({ length: 200 }, (_, i) => `f${i}(${i})`).join(' + ');
   return `${functions}
 const sum = ${calls};
-// As the router: to a temporary file, renamed over the cache.
+// As the router: asks whether a cache is wanted (it then waits for its first connection), writes it to a
+// temporary file renamed over the cache.
+const wanted = require(${JSON.stringify(CODE_CACHE_MODULE)}).codeCacheWanted();
 const saved = require(${JSON.stringify(CODE_CACHE_MODULE)}).saveCodeCache((path, data) => {
   const fs = require('node:fs');
   fs.writeFileSync(path + '.tmp', data);
   fs.renameSync(path + '.tmp', path);
 });
-process.stdout.write(JSON.stringify({ saved, answer: ${JSON.stringify(answer)}, sum }) + '\\n');
+process.stdout.write(JSON.stringify({ wanted, saved, answer: ${JSON.stringify(answer)}, sum }) + '\\n');
 `;
 }
 
@@ -39,7 +41,10 @@ process.stdout.write(JSON.stringify({ use }) + '\\n');`;
   const r = await runCommand(process.execPath, args, { timeoutMs: 30_000 });
   assert.equal(r.code, 0, `${describeCommand(process.execPath, args)} exited ${r.code}: ${r.stderr}`);
   const [ran, loaded] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { use: loaded!['use'] as string, saved: ran!['saved'] as Start['saved'], answer: ran!['answer'] as string };
+  const use = loaded!['use'] as string;
+  const wanted = ran!['wanted'] as boolean;
+  assert.equal(wanted, ['absent', 'stale', 'rejected'].includes(use), `cache wanted after a start that found it ${use}`);
+  return { use, wanted, saved: ran!['saved'] as Start['saved'], answer: ran!['answer'] as string };
 }
 
 /** A directory holding a script (bundle.cjs) and where its cache goes, removed afterwards. */
