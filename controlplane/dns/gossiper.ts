@@ -14,16 +14,10 @@ export class DnsGossipData implements GossipData {
   private payloadValue: GossipPayload | undefined;
   private encoded: Uint8Array[] | undefined;
 
-  constructor(payload: GossipPayload) {
-    this.payloadValue = payload;
-  }
-
-  /** Data already encoded (the whole table, encoded where it lies); decoded again only if merged. */
-  static fromEncoded(bytes: Uint8Array): DnsGossipData {
-    const data = new DnsGossipData({ timestamp: 0, entries: [] });
-    data.payloadValue = undefined;
-    data.encoded = [bytes];
-    return data;
+  /** `{ encoded }`: data already encoded (the whole table, encoded where it lies), decoded again only if merged. */
+  constructor(source: GossipPayload | { encoded: Uint8Array }) {
+    if ('encoded' in source) this.encoded = [source.encoded];
+    else this.payloadValue = source;
   }
 
   get payload(): GossipPayload {
@@ -83,7 +77,7 @@ export class NameserverGossiper implements Gossiper {
 
   /** The whole table, encoded at once from the table's own entries rather than from a copy of them. */
   gossip(): GossipData | undefined {
-    return DnsGossipData.fromEncoded(encodeGossipPayload(this.nameserver.fullStateView()));
+    return new DnsGossipData({ encoded: encodeGossipPayload(this.nameserver.fullStateView()) });
   }
 
   onGossip(payload: Uint8Array): GossipData | undefined {

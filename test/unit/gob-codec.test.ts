@@ -200,3 +200,11 @@ test('a slice visitor stops the decode with its own error, and the stream limits
   assert.throws(() => decodeGobStream(bytes, { maxValues: 4, sliceVisitor: { typeName: 'items', visit: () => {} } }),
     (err: unknown) => err instanceof GobDecodeError && /more than 4 values/.test(err.message));
 });
+
+test('a slice visitor sees only the top-level struct\'s fields: the same slice type deeper down decodes whole', () => {
+  const wrapperT: GobType = { kind: 'struct', name: 'wrapper', fields: [{ name: 'Inner', type: holderT }] };
+  const items = [{ N: 1n, S: 'a' }, { N: 2n, S: 'b' }];
+  const bytes = encodeGobStream([{ type: wrapperT, value: { Inner: { Stamp: 5n, Items: items } } }]);
+  assert.deepEqual(decodeGobStream(bytes, { sliceVisitor: { typeName: 'items', visit: () => assert.fail('nested slice visited') } }),
+    [{ Inner: { Stamp: 5n, Items: items } }]);
+});

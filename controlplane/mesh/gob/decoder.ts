@@ -23,8 +23,8 @@ export interface GobDecoderOptions {
 }
 
 /**
- * Elements of a struct field whose type is a slice named `typeName` go to
- * `visit` one by one, as each is decoded, and the field decodes as an empty
+ * Elements of a field of a message's top-level struct whose type is a slice
+ * named `typeName` go to `visit` one by one, as each is decoded, and the field decodes as an empty
  * slice. A reader that merges a long list (the weaveDNS table, which every
  * peer sends whole every 30 s) then holds one element at a time rather than
  * all of them at once. An error thrown by `visit` ends the decode and comes
@@ -229,7 +229,7 @@ export class GobDecoder {
     const def = this.userDef(typeId);
     let value: GobValue;
     if (def.kind === 'struct') {
-      value = this.decodeStruct(r, def, 0, (i) => this.userDef(i));
+      value = this.decodeStruct(r, def, 0, (i) => this.userDef(i), this.sliceVisitor);
     } else {
       // spec §1.8.4: a non-struct top-level value starts with a zero delta.
       if (r.uint() !== 0n) throw new GobDecodeError(`non-zero singleton marker for type id ${typeId}`);
@@ -268,7 +268,9 @@ export class GobDecoder {
     this.userTypes.set(id, def);
   }
 
-  private decodeStruct(r: ByteReader, def: Extract<WireDef, { kind: 'struct' }>, depth: number, lookup: (id: number) => WireDef): GobStruct {
+  /** `visitor`: for a message's top-level struct only (GobSliceVisitor). */
+  private decodeStruct(r: ByteReader, def: Extract<WireDef, { kind: 'struct' }>, depth: number, lookup: (id: number) => WireDef,
+    visitor?: GobSliceVisitor): GobStruct {
     const out: GobStruct = {};
     let field = -1;
     for (;;) {
@@ -280,7 +282,6 @@ export class GobDecoder {
       }
       field = index;
       const f = def.fields[field]!;
-      const visitor = this.sliceVisitor;
       if (visitor !== undefined) {
         const fieldDef = lookup(f.id);
         if (fieldDef.kind === 'slice' && fieldDef.name === visitor.typeName) {
