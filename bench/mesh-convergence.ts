@@ -19,11 +19,15 @@
 //              router (median, max): the heartbeat and gossip floor that grows with N
 // --node-flag=FLAG (repeatable) adds a Node/V8 flag to every router after the launch flags, which it
 // overrides: an A/B of the router's heap settings, for instance.
+// --poll=each polls every router on its own (a poll, the pause, the next poll) instead of in passes:
+// in a pass every waiting router is asked at once and the next pass starts after the slowest answer,
+// so one router busy forming the mesh delays when the others are seen to be done (the default, the
+// way the Weave 2.8 figures were taken, whose routers answer at once).
 // --poll-ms=MS sets the pause between polling passes (default 200 ms). Each poll asks for two
 // fields through the report template; --full-report polls the whole JSON report instead, as the
 // bench did before, to measure what that polling costs the routers.
 //
-//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]
+//   node dist/bench/mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll=passes|each] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]
 //   (default sizes: 10 25 50)
 // Routers run as `weave launch` runs them (its Node flags and environment), with the
 // fast datapath unless --sleeve (each router --no-fastdp: the sleeve only, as Weave
@@ -83,7 +87,7 @@ interface Row {
   rssMiB: number[];
 }
 
-const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]';
+const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll=passes|each] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]';
 
 interface Options {
   peers: PeerChoice;
@@ -121,6 +125,7 @@ function parseArgs(argv: string[]): Options & { sizes: number[] } {
     else if (a.startsWith('--profile=')) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${a.slice('--profile='.length)}`);
     else if (a.startsWith('--logs=') && a.length > '--logs='.length) logs = a.slice('--logs='.length);
     else if (a.startsWith('--timeout=') && Number(a.slice('--timeout='.length)) > 0) timeoutMs = Number(a.slice('--timeout='.length)) * 1000;
+    else if (a === '--poll=each' || a === '--poll=passes') pollMode = a === '--poll=each' ? 'each' : 'passes';
     else if (a.startsWith('--poll-ms=') && Number(a.slice('--poll-ms='.length)) > 0) pollIntervalMs = Number(a.slice('--poll-ms='.length));
     else if (a.startsWith('--steady=') && Number(a.slice('--steady='.length)) > 0) steadySeconds = Number(a.slice('--steady='.length));
     else if (a.startsWith('--profile-routers=')) {
@@ -190,6 +195,8 @@ function rssMiB(pid: number): number {
  * is one /report from a socket this process opens in the router's namespace.
  */
 let pollIntervalMs = 200;
+/** In passes over all the routers still waiting, or each router on its own (--poll=each). */
+let pollMode: 'passes' | 'each' = 'passes';
 const REPORT_TIMEOUT_MS = 30_000;
 
 /**
@@ -198,6 +205,23 @@ const REPORT_TIMEOUT_MS = 30_000;
  */
 async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: number,
   done: (r: RouterReport | undefined) => boolean, what: string): Promise<number> {
+  const exited = (h: Host): void => {
+    const p = routers[h.index - 1]!;
+    if (p.child.exitCode !== null || p.child.signalCode !== null) {
+      throw new Error(`mesh-convergence: the router on ${h.label} exited:\n${p.output().split('\n').slice(-10).join('\n')}`);
+    }
+  };
+  if (pollMode === 'each') {
+    const times = await Promise.all(hosts.map(async (h) => {
+      const ok = await pollUntil(async () => {
+        exited(h);
+        return done(await report(h));
+      }, timeoutMs, pollIntervalMs);
+      if (!ok) throw new Error(`mesh-convergence: ${h.label} did not ${what} within ${timeoutMs / 1000} s`);
+      return Date.now() - t0;
+    }));
+    return Math.max(...times);
+  }
   const waiting = new Set(hosts);
   let last = 0;
   const ok = await pollUntil(async () => {
@@ -205,10 +229,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
     // socket, and a router busy forming the mesh answers late without holding up the others' polls
     // (polled a few at a time, a pass over 50 loaded routers took longer than what it measured).
     await Promise.all([...waiting].map(async (h) => {
-      const p = routers[h.index - 1]!;
-      if (p.child.exitCode !== null || p.child.signalCode !== null) {
-        throw new Error(`mesh-convergence: the router on ${h.label} exited:\n${p.output().split('\n').slice(-10).join('\n')}`);
-      }
+      exited(h);
       if (done(await report(h))) {
         waiting.delete(h);
         last = Date.now() - t0;
@@ -294,7 +315,7 @@ async function main(): Promise<void> {
   const { peers } = options;
   const rows: Row[] = [];
   for (const n of sizes) {
-    process.stdout.write(`mesh-convergence: ${n} routers, ${options.sleeveOnly ? 'sleeve only' : 'fast datapath'}, peers ${peers === 'first' ? 'router 1 only' : 'random'}, load average ${loadavg()}...\n`);
+    process.stdout.write(`mesh-convergence: ${n} routers, ${options.sleeveOnly ? 'sleeve only' : 'fast datapath'}, peers ${peers === 'first' ? 'router 1 only' : 'random'}, polled ${pollMode === 'each' ? 'each on its own' : 'in passes'}, load average ${loadavg()}...\n`);
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
       `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
