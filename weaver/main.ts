@@ -28,6 +28,8 @@ import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 import { codeCacheWanted, saveCodeCache } from './code-cache.cjs';
 import { writeFileAtomic } from '../controlplane/atomic-file.js';
+import { once } from '../controlplane/once.js';
+import type { ReportServices } from '../controlplane/api/report.js';
 
 /**
  * A router whose first connection is not up this long after it is ready (no
@@ -148,11 +150,17 @@ async function main(argv: string[]): Promise<void> {
       version: WEAVE_VERSION,
       host: hostNet.control,
       summarySections: () => [ipam?.summarySection(), dns?.summarySection(), plugin?.summarySection()].filter((s) => s !== undefined),
-      reportServices: () => ({
-        ...(ipam ? { IPAM: ipam.reportSection() } : {}),
-        ...(dns ? { DNS: dns.reportSection() } : {}),
-        ...(plugin ? { Plugin: plugin.reportSection() } : {}),
-      }),
+      // Each section built when the report (or its template) reads it.
+      reportServices: () => {
+        const sections: ReportServices = {};
+        const running = { IPAM: ipam, DNS: dns, Plugin: plugin };
+        for (const [key, service] of Object.entries(running)) {
+          if (!service) continue;
+          const section = once(() => service.reportSection());
+          Object.defineProperty(sections, key, { enumerable: true, get: section });
+        }
+        return sections;
+      },
       metrics: () => [...(ipam?.metrics() ?? []), ...(dns?.metrics() ?? []), ...(plugin?.metrics() ?? [])],
     };
     const listeners: [string, ApiKind][] = [

@@ -8,6 +8,7 @@ import { formatPeerName, PROTOCOL_MAX_VERSION } from '../controlplane/mesh/wire/
 import type { OverlayName } from '../controlplane/router/datapath.js';
 import type { ConnectionOverlayStatus } from '../controlplane/router/overlay-switch.js';
 import type { WeaverConfig } from './flags.js';
+import { once } from '../controlplane/once.js';
 
 /** An inbound connection we refused, kept for a while so `weave status connections` can show why. */
 export interface InboundFailure {
@@ -33,7 +34,23 @@ const NO_INTERFACE = 'none';
 
 export type StatusConfig = Pick<WeaverConfig, 'minProtocolVersion' | 'password' | 'discovery' | 'port' | 'trustedSubnets'>;
 
+/** As meshStatus, the peers and the routes are composed when first read (the same turn). */
 export function composeRouterStatus(mesh: MeshStatus, config: StatusConfig, inboundFailures: readonly InboundFailure[], dataPlane?: DataPlaneStatus): RouterStatus {
+  const peers = once(() => mesh.peers.map((p) => {
+    const connections = once(() => p.connections.map((c) => ({
+      name: formatPeerName(c.name),
+      nickName: c.nickName,
+      address: c.address,
+      outbound: c.outbound,
+      established: c.established,
+    })));
+    return {
+      name: formatPeerName(p.name), nickName: p.nickName, uid: p.uid, shortId: p.shortId, version: p.version,
+      get connections() { return connections(); },
+    };
+  }));
+  const unicastRoutes = once(() => mesh.unicastRoutes.map((r) => ({ dest: formatPeerName(r.dest), via: formatPeerName(r.via) })));
+  const broadcastRoutes = once(() => mesh.broadcastRoutes.map((r) => ({ source: formatPeerName(r.source), via: r.via.map(formatPeerName) })));
   const diagnostics: Record<string, unknown> = {};
   const connections: LocalConnection[] = mesh.connections.map((c): LocalConnection => {
     if (c.kind === 'target') return c;
@@ -69,22 +86,9 @@ export function composeRouterStatus(mesh: MeshStatus, config: StatusConfig, inbo
     name: formatPeerName(mesh.name),
     nickName: mesh.nickName,
     port: config.port,
-    peers: mesh.peers.map((p) => ({
-      name: formatPeerName(p.name),
-      nickName: p.nickName,
-      uid: p.uid,
-      shortId: p.shortId,
-      version: p.version,
-      connections: p.connections.map((c) => ({
-        name: formatPeerName(c.name),
-        nickName: c.nickName,
-        address: c.address,
-        outbound: c.outbound,
-        established: c.established,
-      })),
-    })),
-    unicastRoutes: mesh.unicastRoutes.map((r) => ({ dest: formatPeerName(r.dest), via: formatPeerName(r.via) })),
-    broadcastRoutes: mesh.broadcastRoutes.map((r) => ({ source: formatPeerName(r.source), via: r.via.map(formatPeerName) })),
+    get peers() { return peers(); },
+    get unicastRoutes() { return unicastRoutes(); },
+    get broadcastRoutes() { return broadcastRoutes(); },
     connections,
     terminationCount: mesh.terminationCount,
     targets: mesh.targets,

@@ -1,5 +1,6 @@
 // The `weave report` object (user-surface spec §3, wire spec §10.3): Go field
 // names and order, optional services omitted when disabled.
+import { once } from '../once.js';
 import { connectionInfo, type RouterStatus } from './status-model.js';
 
 export interface VersionCheckReport {
@@ -17,7 +18,11 @@ export const VERSION_CHECK_DISABLED: VersionCheckReport = {
   NextCheckAt: '0001-01-01T00:00:00Z',
 };
 
-/** Extra services (IPAM, DNS, Proxy, Plugin) contribute their already-shaped sections. */
+/**
+ * Extra services (IPAM, DNS, Proxy, Plugin) contribute their already-shaped
+ * sections. buildReport keeps a section given as a getter a getter: a
+ * template that does not read it does not build it.
+ */
 export interface ReportServices {
   IPAM?: Record<string, unknown>;
   DNS?: Record<string, unknown>;
@@ -25,7 +30,25 @@ export interface ReportServices {
   Plugin?: Record<string, unknown>;
 }
 
+/**
+ * The report's Router section. Peers, each peer's connections and the routes
+ * are built when first read, so that a template asking for a few fields does
+ * not build every peer's connection list (O(n²) in a full mesh) to read none
+ * of it.
+ */
 export function routerReport(s: RouterStatus): Record<string, unknown> {
+  const peers = once(() => s.peers.map((p) => {
+    const connections = once(() => p.connections.map((c) => ({
+      Name: c.name,
+      NickName: c.nickName,
+      Address: c.address,
+      Outbound: c.outbound,
+      Established: c.established,
+    })));
+    return { Name: p.name, NickName: p.nickName, UID: p.uid, ShortID: p.shortId, Version: p.version, get Connections() { return connections(); } };
+  }));
+  const unicastRoutes = once(() => s.unicastRoutes.map((r) => ({ Dest: r.dest, Via: r.via })));
+  const broadcastRoutes = once(() => s.broadcastRoutes.map((r) => ({ Source: r.source, Via: r.via })));
   return {
     Protocol: 'weave',
     ProtocolMinVersion: s.protocolMinVersion,
@@ -35,22 +58,9 @@ export function routerReport(s: RouterStatus): Record<string, unknown> {
     Name: s.name,
     NickName: s.nickName,
     Port: s.port,
-    Peers: s.peers.map((p) => ({
-      Name: p.name,
-      NickName: p.nickName,
-      UID: p.uid,
-      ShortID: p.shortId,
-      Version: p.version,
-      Connections: p.connections.map((c) => ({
-        Name: c.name,
-        NickName: c.nickName,
-        Address: c.address,
-        Outbound: c.outbound,
-        Established: c.established,
-      })),
-    })),
-    UnicastRoutes: s.unicastRoutes.map((r) => ({ Dest: r.dest, Via: r.via })),
-    BroadcastRoutes: s.broadcastRoutes.map((r) => ({ Source: r.source, Via: r.via })),
+    get Peers() { return peers(); },
+    get UnicastRoutes() { return unicastRoutes(); },
+    get BroadcastRoutes() { return broadcastRoutes(); },
     Connections: s.connections.map((c) => ({
       Address: c.address,
       Outbound: c.kind === 'target' ? c.inbound !== true : c.outbound,
@@ -87,11 +97,12 @@ export function buildReport(
   services: ReportServices = {},
   versionCheck: VersionCheckReport = VERSION_CHECK_DISABLED,
 ): Record<string, unknown> {
-  return {
+  const report: Record<string, unknown> = {
     Ready: s.ready,
     Version: version,
     VersionCheck: versionCheck,
     Router: routerReport(s),
-    ...services,
   };
+  // Copied as defined, not spread: spreading would read every section now.
+  return Object.defineProperties(report, Object.getOwnPropertyDescriptors(services));
 }

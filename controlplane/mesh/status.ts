@@ -1,6 +1,7 @@
 // The mesh's state as plain data for `weave status`, `status peers`,
 // `status connections`, `status targets` and `weave report` (user-surface spec
 // §2.1-2.4, wire spec §10.3). Rendering is the API layer's job.
+import { once } from '../once.js';
 import type { ConnectionMaker } from './connection-maker.js';
 import type { Router } from './router.js';
 import type { PeerName, PeerShortID, PeerUID } from './types.js';
@@ -57,25 +58,25 @@ export interface MeshStatus {
   terminationCount: number;
 }
 
+/**
+ * The mesh's state now. The peers and the routes, O(n²) in a full mesh, are
+ * computed when first read: read them in the same turn, before the mesh changes.
+ */
 export function meshStatus(router: Router, maker?: ConnectionMaker): MeshStatus {
-  const peers = router.peers.all();
+  const peers = once(() => router.peers.all());
   const nick = (n: PeerName): string => router.peers.get(n)?.nickName ?? '';
-  const peerStatus: PeerStatus[] = peers.map((p) => ({
-    name: p.name,
-    nickName: p.nickName,
-    uid: p.uid,
-    shortId: p.shortId,
-    version: p.version,
-    connections: [...p.connections.values()].map((c) => ({
+  const peerStatus = once((): PeerStatus[] => peers().map((p) => {
+    const connections = once(() => [...p.connections.values()].map((c) => ({
       name: c.name,
       nickName: nick(c.name),
       address: c.remoteTcpAddr,
       outbound: c.outbound,
       established: c.established,
-    })),
+    })));
+    return { name: p.name, nickName: p.nickName, uid: p.uid, shortId: p.shortId, version: p.version, get connections() { return connections(); } };
   }));
-  const unicastRoutes = [...router.routes.unicastTable(false)].map(([dest, via]) => ({ dest, via }));
-  const broadcastRoutes = peers.map((p) => ({ source: p.name, via: router.routes.broadcastAllNextHops(p.name) }));
+  const unicastRoutes = once(() => [...router.routes.unicastTable(false)].map(([dest, via]) => ({ dest, via })));
+  const broadcastRoutes = once(() => peers().map((p) => ({ source: p.name, via: router.routes.broadcastAllNextHops(p.name) })));
   const connections: ConnectionStatus[] = router.allConnections().map((c) => ({
     kind: 'connection',
     outbound: c.outbound,
@@ -108,9 +109,9 @@ export function meshStatus(router: Router, maker?: ConnectionMaker): MeshStatus 
   return {
     name: router.ourName,
     nickName: router.peers.ourselves.nickName,
-    peers: peerStatus,
-    unicastRoutes,
-    broadcastRoutes,
+    get peers() { return peerStatus(); },
+    get unicastRoutes() { return unicastRoutes(); },
+    get broadcastRoutes() { return broadcastRoutes(); },
     connections,
     targets: maker?.targets() ?? [],
     terminationCount: router.terminationCount,

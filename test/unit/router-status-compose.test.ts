@@ -5,7 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderConnections, renderStatusSummary } from '../../controlplane/api/render-status.js';
 import { routerMetricFamilies } from '../../controlplane/api/metrics.js';
-import { routerReport } from '../../controlplane/api/report.js';
+import { buildReport, routerReport, type ReportServices } from '../../controlplane/api/report.js';
+import { renderTemplate } from '../../controlplane/api/report-template.js';
+import { toJsonText } from '../../controlplane/api/json-text.js';
+import { once } from '../../controlplane/once.js';
 import type { MeshStatus } from '../../controlplane/mesh/index.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ConnectionOverlayStatus } from '../../controlplane/router/overlay-switch.js';
@@ -116,4 +119,38 @@ test('status text, report and /metrics all show the one composed record', () => 
   assert.equal(count('fastdp', 'yes'), 1);
   assert.equal(count('sleeve', ''), 1);
   assert.equal(count('unknown', ''), 1, 'the connection the switch holds no record of has no type');
+});
+
+test('a report template reads only what it names: no peer lists, routes or service sections built for it; the JSON report has them all, in Go\'s order', () => {
+  const reads = { peers: 0, connections: 0, unicast: 0, broadcast: 0, ipam: 0, dns: 0 };
+  const m = mesh();
+  const lazyMesh: MeshStatus = {
+    ...m,
+    get peers() {
+      reads.peers++;
+      return [{ name: FAST, nickName: 'host2', uid: 7n, shortId: 2, version: 3n, get connections() { reads.connections++; return []; } }];
+    },
+    get unicastRoutes() { reads.unicast++; return [{ dest: FAST, via: FAST }]; },
+    get broadcastRoutes() { reads.broadcast++; return []; },
+  };
+  const services: ReportServices = {};
+  // As weaver/main.ts gives them: getters, each section built once.
+  Object.defineProperty(services, 'IPAM', { enumerable: true, get: once(() => { reads.ipam++; return { Range: '10.32.0.0/12' }; }) });
+  Object.defineProperty(services, 'DNS', { enumerable: true, get: once(() => { reads.dns++; return { Domain: 'weave.local.' }; }) });
+  const report = buildReport(composeRouterStatus(lazyMesh, config, [], dataPlane()), '2.8.1', services);
+  assert.equal(renderTemplate('{{range .Router.Connections}}{{.State}} {{end}}', report), 'established established established retrying ');
+  assert.deepEqual(reads, { peers: 0, connections: 0, unicast: 0, broadcast: 0, ipam: 0, dns: 0 });
+  // The mesh bench's poll: the peers are listed, their connection lists are not built.
+  assert.equal(renderTemplate('{{len .Router.Peers}}', report), '1');
+  assert.deepEqual(reads, { peers: 1, connections: 0, unicast: 0, broadcast: 0, ipam: 0, dns: 0 });
+
+  const json = JSON.parse(toJsonText(report)) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(Object.keys(json), ['Ready', 'Version', 'VersionCheck', 'Router', 'IPAM', 'DNS']);
+  const routerKeys = Object.keys(json['Router']!);
+  assert.deepEqual(routerKeys.slice(routerKeys.indexOf('Port'), routerKeys.indexOf('Port') + 5), ['Port', 'Peers', 'UnicastRoutes', 'BroadcastRoutes', 'Connections']);
+  assert.deepEqual(json['Router']!['Peers'], [{ Name: 'aa:00:00:00:00:02', NickName: 'host2', UID: 7, ShortID: 2, Version: 3, Connections: [] }]);
+  assert.deepEqual(json['IPAM'], { Range: '10.32.0.0/12' });
+  // Each part built once, however often it is read.
+  assert.equal(renderTemplate('{{len .Router.Peers}} {{len .Router.Peers}} {{len .Router.UnicastRoutes}}', report), '1 1 1');
+  assert.deepEqual(reads, { peers: 1, connections: 1, unicast: 1, broadcast: 1, ipam: 1, dns: 1 });
 });
