@@ -101,10 +101,10 @@ export class GossipReceiver {
    * part way: the entries merged by then are saved and announced all the same.
    */
   finish(): ReceiveResult {
-    const once = (list: Entry[]): Entry[] => (isStrictlyInWireOrder(list) ? list : mergeEntryLists([], list));
-    const delta = once(this.delta);
-    this.nameserver.receivedOwn(delta, once(this.overridden));
-    return { delta, relay: once(this.relay) };
+    const eachIdentityOnce = (list: Entry[]): Entry[] => (isStrictlyInWireOrder(list) ? list : mergeEntryLists([], list));
+    const delta = eachIdentityOnce(this.delta);
+    this.nameserver.receivedOwn(delta, eachIdentityOnce(this.overridden));
+    return { delta, relay: eachIdentityOnce(this.relay) };
   }
 }
 
