@@ -282,34 +282,17 @@ export class GobDecoder {
       }
       field = index;
       const f = def.fields[field]!;
+      let visit: ((element: GobValue) => void) | undefined;
       if (visitor !== undefined) {
         const fieldDef = lookup(f.id);
-        if (fieldDef.kind === 'slice' && fieldDef.name === visitor.typeName) {
-          this.visitSlice(r, fieldDef.elem, depth + 1, lookup, (element) => visitor.visit(element, out));
-          setField(out, f.name, []);
-          continue;
-        }
+        if (fieldDef.kind === 'slice' && fieldDef.name === visitor.typeName) visit = (element) => visitor.visit(element, out);
       }
-      setField(out, f.name, this.decodeValue(r, f.id, depth + 1, lookup));
+      setField(out, f.name, this.decodeValue(r, f.id, depth + 1, lookup, visit));
     }
   }
 
-  /** A slice's elements, each handed to `visit` once decoded (GobSliceVisitor). */
-  private visitSlice(r: ByteReader, elem: number, depth: number, lookup: (id: number) => WireDef, visit: (element: GobValue) => void): void {
-    if (depth > this.maxDepth) throw new GobDecodeError(`values nested deeper than ${this.maxDepth}`);
-    if (--this.valuesLeft < 0) throw new GobDecodeError(`message holds more than ${this.maxValues} values`);
-    const n = r.count('element count', r.remaining);
-    for (let i = 0; i < n; i++) {
-      const element = this.decodeValue(r, elem, depth + 1, lookup);
-      try {
-        visit(element);
-      } catch (err) {
-        throw new VisitorError(err);
-      }
-    }
-  }
-
-  private decodeValue(r: ByteReader, id: number, depth: number, lookup: (id: number) => WireDef): GobValue {
+  /** `visit` (given for a slice only): its elements go to it as each is decoded, and the slice decodes empty (GobSliceVisitor). */
+  private decodeValue(r: ByteReader, id: number, depth: number, lookup: (id: number) => WireDef, visit?: (element: GobValue) => void): GobValue {
     if (depth > this.maxDepth) throw new GobDecodeError(`values nested deeper than ${this.maxDepth}`);
     if (--this.valuesLeft < 0) throw new GobDecodeError(`message holds more than ${this.maxValues} values`);
     const def = lookup(id);
@@ -336,7 +319,18 @@ export class GobDecoder {
         const n = r.count('element count', r.remaining);
         if (def.kind === 'array' && n !== def.len) throw new GobDecodeError(`array of length ${def.len} received with ${n} elements`);
         const out: GobValue[] = [];
-        for (let i = 0; i < n; i++) out.push(this.decodeValue(r, def.elem, depth + 1, lookup));
+        for (let i = 0; i < n; i++) {
+          const element = this.decodeValue(r, def.elem, depth + 1, lookup);
+          if (visit === undefined) {
+            out.push(element);
+            continue;
+          }
+          try {
+            visit(element);
+          } catch (err) {
+            throw new VisitorError(err);
+          }
+        }
         return out;
       }
       case 'map': {
