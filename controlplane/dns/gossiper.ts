@@ -69,8 +69,7 @@ export class NameserverGossiper implements Gossiper {
       this.hold(decodeGossipPayload(payload), true);
       return undefined;
     }
-    let timestamp = 0;
-    const { relay } = this.receive(payload, true, (t) => { timestamp = t; });
+    const { relay, timestamp } = this.receive(payload, true);
     // The relay keeps the originator's timestamp, as received (wire spec §9.3 step 5).
     return relay.length > 0 ? new DnsGossipData({ timestamp, entries: relay }) : undefined;
   }
@@ -85,7 +84,7 @@ export class NameserverGossiper implements Gossiper {
       this.hold(decodeGossipPayload(payload), false);
       return undefined;
     }
-    const { delta } = this.receive(payload, false, () => {});
+    const { delta } = this.receive(payload, false);
     return delta.length > 0 ? new DnsGossipData({ timestamp: this.nameserver.now(), entries: delta }) : undefined;
   }
 
@@ -93,24 +92,25 @@ export class NameserverGossiper implements Gossiper {
    * Merges a payload entry by entry as it is decoded: a peer's whole table is
    * never held decoded. A payload that fails part way has its entries before
    * the fault merged, saved and announced, and then throws DnsGossipError.
+   * Also returns the sender's timestamp.
    */
-  private receive(payload: Uint8Array, keepRelay: boolean, timestamp: (t: number) => void): ReceiveResult {
+  private receive(payload: Uint8Array, keepRelay: boolean): ReceiveResult & { timestamp: number } {
     const receiver = this.nameserver.receiver(keepRelay);
-    let begun = false;
+    let timestamp = 0;
     try {
       decodeGossipPayloadInto(payload, {
         begin: (t) => {
           receiver.begin(t);
-          begun = true;
-          timestamp(t);
+          timestamp = t;
         },
         entry: (e) => receiver.entry(e),
       });
     } catch (err) {
-      if (begun) receiver.finish();
+      // Nothing merged (a refused clock, a fault before the first entry) finishes with nothing to save or announce.
+      receiver.finish();
       throw err;
     }
-    return receiver.finish();
+    return { ...receiver.finish(), timestamp };
   }
 
   /**
