@@ -28,9 +28,6 @@ import { encryptionWanted, remoteOverlayPort } from '../controlplane/router/conn
  * Every datapath kind (ARCHITECTURE "The datapath registry"): the kernel fast
  * datapaths in preference order, then the sleeve, always available.
  */
-/** The startup phase reached when the first connection is established on a datapath. */
-export const FIRST_CONNECTION_ESTABLISHED = 'first connection established';
-
 export const DATAPATHS: readonly DatapathDescriptor[] = [ovsDatapath, bpfDatapath, sleeveDatapath];
 
 /** What the launch-time probe found out about a kernel fast datapath (ARCHITECTURE "Datapath selection"). */
@@ -158,6 +155,8 @@ export interface RunningDataPlane {
   bindRouter(router: Router): void;
   /** The data plane's part of a status snapshot: the switch's per-peer record, the Interface line, counters. */
   status(): DataPlaneStatus;
+  /** Settles when the first connection is established on a datapath (the router makes its code cache then). */
+  readonly firstConnectionEstablished: Promise<void>;
   /** `weave attach` put `ifname` on the bridge: resolves once every datapath handles it (Datapath.portAdded). */
   portAdded(ifname: string): Promise<void>;
   close(): Promise<void>;
@@ -250,13 +249,18 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   let router: Router | undefined;
   let updater: ForwardingUpdater | undefined;
   let firstEstablished = true;
+  let connectionEstablished: () => void = () => {};
+  const firstConnectionEstablished = new Promise<void>((resolve) => {
+    connectionEstablished = resolve;
+  });
   const overlaySwitch = new OverlaySwitch({
     datapaths,
     mesh: {
       setConnectionEstablished: (name, e) => {
         if (e && firstEstablished) {
           firstEstablished = false;
-          opts.phase?.(FIRST_CONNECTION_ESTABLISHED);
+          opts.phase?.('first connection established');
+          connectionEstablished();
         }
         return router?.setConnectionEstablished(name, e) ?? false;
       },
@@ -301,6 +305,7 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
         ...(preferred ? { datapath: { ...datapathCounters(preferred, logger), ...(preferred.overlay === 'fastdp' ? { overlayMtu: overlayMtu.effective } : {}) } } : {}),
       };
     },
+    firstConnectionEstablished,
     portAdded: async (ifname) => {
       await Promise.all(datapaths.map((d) => d.portAdded?.(ifname).catch((err: unknown) => logger.warn(`${d.kind} datapath taking port ${ifname}: ${(err as Error).message}`))));
     },

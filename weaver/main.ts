@@ -10,7 +10,7 @@ import { statePaths } from '../controlplane/cli/state-paths.js';
 import { FlagError, parseWeaverFlags, type LogLevel, type WeaverConfig } from './flags.js';
 import { createIdentity, persistShortId, resolvePeerName } from './identity.js';
 import { MeshListener, startMesh, type RunningMesh } from './mesh-wiring.js';
-import { FIRST_CONNECTION_ESTABLISHED, startDataPlane } from './datapath-wiring.js';
+import { startDataPlane } from './datapath-wiring.js';
 import { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
 import { startHostNetworking, type RunningHostNetwork } from './host-wiring.js';
 import { formatPeerName } from '../controlplane/mesh/wire/peer-name.js';
@@ -71,14 +71,9 @@ async function main(argv: string[]): Promise<void> {
   const logger = pino({ level: PINO_LEVEL[cfg.logLevel], base: { pid: process.pid } });
   // Startup phases, in ms since the process started, with the CPU the process has used by then, all its threads
   // together (bench/startup-bench.ts reads them): a mesh starting on few cores waits on the CPU, not the clock.
-  let firstEstablished: () => void = () => {};
-  const firstConnectionUp = new Promise<void>((resolve) => {
-    firstEstablished = resolve;
-  });
   const phase = (what: string, ms = performance.now()): void => {
     const { user, system } = process.cpuUsage();
     logger.debug(`startup: ${what} at ${ms.toFixed(0)} ms, cpu ${((user + system) / 1000).toFixed(0)} ms`);
-    if (what === FIRST_CONNECTION_ESTABLISHED) firstEstablished();
   };
   phase('modules loaded', modulesLoadedMs);
   if (cfg.printPeerName) {
@@ -273,7 +268,7 @@ async function main(argv: string[]): Promise<void> {
     const codeCacheSaved = !codeCacheWanted() ? Promise.resolve() : new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, CODE_CACHE_AFTER_READY_MS);
       timer.unref();
-      void firstConnectionUp.then(() => {
+      void dataPlane.firstConnectionEstablished.then(() => {
         clearTimeout(timer);
         resolve();
       });
