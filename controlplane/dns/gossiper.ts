@@ -76,7 +76,7 @@ export class NameserverGossiper implements Gossiper {
 
   /** The whole table, encoded at once from the table's own entries rather than from a copy of them. */
   gossip(): GossipData | undefined {
-    return new DnsGossipData({ encoded: encodeGossipPayload(this.nameserver.fullStateView()) });
+    return new DnsGossipData({ encoded: encodeGossipPayload(this.nameserver.fullState()) });
   }
 
   onGossip(payload: Uint8Array): GossipData | undefined {

@@ -295,17 +295,12 @@ export class Nameserver {
     return this.table.countWhere((e) => e.tombstone === 0 && e.origin === this.ourName);
   }
 
-  /** Complete state for periodic gossip / gossip-down (wire spec §9.2): copies of every entry. */
-  fullState(): GossipPayload {
-    if (this.restoring) this.partialStateSent = true;
-    return { timestamp: this.now(), entries: this.table.allInWireOrder() };
-  }
-
   /**
-   * fullState() without copies: the table's own entries, to be encoded at
-   * once, before the table next changes.
+   * Complete state for periodic gossip / gossip-down (wire spec §9.2): the
+   * table's own entries, not copies, to be encoded at once, before the table
+   * next changes.
    */
-  fullStateView(): { timestamp: number; entries: readonly Readonly<Entry>[] } {
+  fullState(): { timestamp: number; entries: readonly Readonly<Entry>[] } {
     if (this.restoring) this.partialStateSent = true;
     return { timestamp: this.now(), entries: this.table.viewInWireOrder() };
   }
