@@ -2,7 +2,7 @@
 // every inbound socket and every dial, the Router that owns the connections,
 // and the ConnectionMaker that keeps dialling targets. Everything weaver knows
 // about the mesh goes through here.
-import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, Socket, type Server } from 'node:net';
 import type { Logger } from 'pino';
 import type { RouterControl } from '../controlplane/api/router-control.js';
 import type { RouterStatus } from '../controlplane/api/status-model.js';
@@ -26,6 +26,7 @@ import {
 } from '../controlplane/mesh/index.js';
 import { performHandshake, type HandshakeOptions, type HandshakeResult } from '../controlplane/mesh/wire/index.js';
 import { joinHostPort, splitHostPort } from '../controlplane/host-port.js';
+import { acceptWaiting } from '../dataplane/sys/accept-queue.js';
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
 import { composeRouterStatus, type InboundFailure } from './router-status.js';
@@ -88,7 +89,10 @@ export class MeshListener {
   private constructor(readonly server: Server) {}
 
   static async open(host: string, port: number): Promise<MeshListener> {
-    const listener = new MeshListener(createServer((socket) => listener.accepted(socket)));
+    const listener = new MeshListener(createServer((socket) => {
+      listener.accepted(socket);
+      listener.acceptQueued();
+    }));
     try {
       await listen(listener.server, host, port);
     } catch (err) {
@@ -111,6 +115,20 @@ export class MeshListener {
     return new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /**
+   * Node hands us one connection per turn of the event loop (libuv accepts
+   * one at a time); the others that have already connected are taken now, so
+   * that none waits for its protocol header behind our busy turns
+   * (dataplane/sys/accept-queue.ts says why).
+   */
+  private acceptQueued(): void {
+    const fd = listeningFd(this.server);
+    if (fd === undefined) return;
+    for (const queued of acceptWaiting(fd, MAX_PENDING_HANDSHAKES)) {
+      this.accepted(new Socket({ fd: queued, readable: true, writable: true }));
+    }
+  }
+
   private accepted(socket: Socket): void {
     if (this.handler) {
       this.handler(socket);
@@ -124,6 +142,12 @@ export class MeshListener {
     socket.on('error', () => undefined); // read when handed over; a reset until then only closes it
     socket.once('close', () => this.waiting.delete(socket));
   }
+}
+
+/** The listening socket's descriptor, which Node keeps on the server's handle; undefined when not listening. */
+function listeningFd(server: Server): number | undefined {
+  const fd = (server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
@@ -263,6 +287,7 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const firstDial = phaseOnce('first dial');
   const firstHandshake = phaseOnce('first handshake');
   const inboundHandshakes = new PendingHandshakes();
+  const debugLog = logger.isLevelEnabled('debug');
   const acceptInbound = async (socket: Socket): Promise<void> => {
     const remoteIp = plainAddress(socket.remoteAddress);
     const remote = joinHostPort(remoteIp, socket.remotePort ?? 0);
@@ -273,11 +298,15 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
       return;
     }
     pending.add(socket);
+    if (debugLog) logger.debug(`<-[${remote}] accepted, handshake begins`);
     let result: HandshakeResult;
     try {
       // A router with no peers of its own (the one the others dial) boots its sleeve worker
       // beside the rest of the handshake, not after it.
-      result = await performHandshake(socket, { ...handshakeOptions(false, remoteIp), onPeerHeader: () => dataPlane?.connectionComing() });
+      result = await performHandshake(socket, { ...handshakeOptions(false, remoteIp), onPeerHeader: () => {
+        if (debugLog) logger.debug(`<-[${remote}] protocol header received`);
+        dataPlane?.connectionComing();
+      } });
       firstHandshake();
     } catch (err) {
       const msg = (err as Error).message;

@@ -34,6 +34,7 @@ export const sendto: IntFn = bind('long sendto(int fd, const void *buf, size_t l
 export const recvfrom: IntFn = bind('long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *addrlen)');
 export const setsockopt: IntFn = bind('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)');
 export const getsockopt: IntFn = bind('int getsockopt(int fd, int level, int name, void *val, void *len)');
+export const accept4: IntFn = bind('int accept4(int fd, void *addr, void *addrlen, int flags)');
 export const close: IntFn = bind('int close(int fd)');
 export const setns: IntFn = bind('int setns(int fd, int nstype)');
 export const write: IntFn = bind('long write(int fd, const void *buf, size_t len)');
