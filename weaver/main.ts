@@ -134,6 +134,9 @@ async function main(argv: string[]): Promise<void> {
     // spec §4.5 step 5: the bridge exists before the router and the API start, so a datapath can
     // plug into it and `weave attach` can follow `weave launch`.
     phase('flags and identity');
+    // Peers dialling us while the rest starts (host networking, the API, the data plane) wait for our
+    // handshake instead of being refused and backing off: the port is the first thing opened.
+    const meshListener = await MeshListener.open(cfg.host, cfg.port);
     hostNet = await startHostNetworking(cfg, formatPeerName(name), logger);
     phase('host networking');
     const targets = initialTargets(cfg, paths.targetsFile, logger);
@@ -176,8 +179,6 @@ async function main(argv: string[]): Promise<void> {
       logger.info({ addr, kind }, 'Listening for HTTP');
     }
     phase('HTTP API listening');
-    // Peers dialling us while the data plane loads wait for our handshake instead of backing off.
-    const meshListener = await MeshListener.open(cfg.host, cfg.port);
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
