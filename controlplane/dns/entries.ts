@@ -156,10 +156,19 @@ class LiveIndex<K> {
   live(key: K): readonly Readonly<Entry>[] {
     let hit = this.liveCache.get(key);
     if (hit === undefined) {
-      hit = liveInDisplayOrder(this.all.get(key));
+      const group = this.all.get(key);
+      // Only keys the index holds are cached: a client can ask for any name or address, and
+      // misses cached for good would grow without bound.
+      if (group === undefined) return NO_ENTRIES;
+      hit = liveInDisplayOrder(group);
       this.liveCache.set(key, hit);
     }
     return hit;
+  }
+
+  /** Keys with a cached answer (at most the keys indexed), for tests. */
+  get cachedKeys(): number {
+    return this.liveCache.size;
   }
 }
 
@@ -262,6 +271,11 @@ export class NameTable {
   /** Live entries for an address, in display order (shared, read-only). */
   reverseLookup(addr: number): readonly Readonly<Entry>[] {
     return this.byAddr.live(addr);
+  }
+
+  /** Names and addresses with a cached answer, for tests: bounded by the live entries, whatever is asked. */
+  get cachedAnswers(): number {
+    return this.byName.cachedKeys + this.byAddr.cachedKeys;
   }
 
   /** Copies of the entries `origin` owns, tombstones included, in no particular order. */

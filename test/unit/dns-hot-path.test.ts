@@ -109,6 +109,25 @@ function q(name: string, type: string, opts: { edns?: number; rd?: boolean } = {
   return dnsPacket.encode(p);
 }
 
+test('names and addresses asked for but not in the table cache nothing: 100,000 misses leave the cache at the live entries', () => {
+  const t = new NameTable();
+  t.add('a.weave.local.', 'c1', 1n, 0x0a200001);
+  t.add('b.weave.local.', 'c2', 1n, 0x0a200002);
+  assert.equal(t.lookup('A.weave.local.').length, 1);
+  assert.equal(t.reverseLookup(0x0a200002).length, 1);
+  const cachedForHits = t.cachedAnswers;
+  assert.equal(cachedForHits, 2, 'a name and an address looked up and found are cached');
+  for (let i = 0; i < 50_000; i++) {
+    assert.equal(t.lookup(`absent-${i}.weave.local.`).length, 0);
+    assert.equal(t.reverseLookup(0x0b000000 + i).length, 0);
+  }
+  assert.equal(t.cachedAnswers, cachedForHits, 'misses are answered without being cached');
+  // A name removed after it was looked up leaves the cache with it.
+  t.tombstone(1n, 1_700_000_000, (e) => e.containerId === 'c1');
+  assert.equal(t.lookup('a.weave.local.').length, 0);
+  assert.ok(t.cachedAnswers <= cachedForHits);
+});
+
 test('the byte-level answerer replies exactly as the dns-packet path, and leaves what it cannot to it', () => {
   const ns = table();
   const fast = new FastAnswerer(ns, { domain: DOMAIN, ttl: TTL });
