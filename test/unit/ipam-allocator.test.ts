@@ -7,6 +7,7 @@ import {
   ipamStatusLine, type GossipChannel, type GossipData, type IpamInit, type PeerName, type CIDR,
 } from '../../controlplane/ipam/index.js';
 import { formatPeerName } from '../../controlplane/mesh/wire/peer-name.js';
+import { within } from '../support/within.js';
 
 /**
  * Delivers gossip asynchronously between allocators, like the mesh would
@@ -92,13 +93,6 @@ function mesh(opts: { universe?: string; init?: (p: PeerName) => IpamInit; peers
     fabric.nodes.set(p, alloc);
   }
   return fabric;
-}
-
-/** Await with a deadline so a stuck request fails the test instead of hanging it. */
-async function within<T>(p: Promise<T>, ms = 5000, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} did not finish in ${ms} ms`)), ms); });
-  try { return await Promise.race([p, deadline]); } finally { clearTimeout(timer); }
 }
 
 function allAddresses(f: Fabric): number[] {

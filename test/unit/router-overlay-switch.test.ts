@@ -8,6 +8,7 @@ import type {
 } from '../../controlplane/router/datapath.js';
 import type { Handshake, PeerName } from '../../controlplane/mesh/types.js';
 import { OpeningDatapath } from '../../controlplane/router/opening-datapath.js';
+import { within } from '../support/within.js';
 
 class FakeForwarder implements OverlayForwarder {
   received: Array<[number, number[]]> = [];
@@ -84,19 +85,6 @@ function fakeConn(overlays: string[] | undefined, opts: { sessionKey?: Uint8Arra
  * A switch over fake datapaths. `waitMs` is how long a new connection waits for a preferred overlay still
  * starting: 0 unless a test is about that wait, so the others see the choice spec §5.9 makes at once.
  */
-/**
- * `p`, or a failure after `ms`. The switch's wait timer is unref'd (it must not
- * keep a router alive); this ref'd one keeps the test's process waiting for it,
- * which it otherwise may not (node:test ends a file whose event loop is empty).
- */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
 function setup(names: OverlayName[], extra: { unavailable?: Map<OverlayName, string>; encrypt?: boolean; waitMs?: number } = {}) {
   const dps = names.map((n) => new FakeDatapath(n, n === 'fastdp' ? 1376 : 65535));
   const established: Array<[PeerName, boolean]> = [];
@@ -414,6 +402,7 @@ test('a preferred overlay that does not establish within the wait: the sleeve ta
   assert.equal(sw.chosenOverlay(PEER), 'fastdp');
   const changed = nextSelection();
   advance(waitMs - 10);
+  // The switch's wait timer is unref'd (it must not keep a router alive): within's ref'd one keeps the test waiting.
   await within(changed, 2000, 'the sleeve chosen when the wait ends');
   assert.equal(sw.chosenOverlay(PEER), 'sleeve');
   assert.equal(sw.status(PEER)?.reason, 'fastdp: heartbeats not acknowledged yet');
