@@ -287,7 +287,6 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const firstDial = phaseOnce('first dial');
   const firstHandshake = phaseOnce('first handshake');
   const inboundHandshakes = new PendingHandshakes();
-  const debugLog = logger.isLevelEnabled('debug');
   const acceptInbound = async (socket: Socket): Promise<void> => {
     const remoteIp = plainAddress(socket.remoteAddress);
     const remote = joinHostPort(remoteIp, socket.remotePort ?? 0);
@@ -298,13 +297,13 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
       return;
     }
     pending.add(socket);
-    if (debugLog) logger.debug(`<-[${remote}] accepted, handshake begins`);
+    meshLogger.debug?.(`<-[${remote}] accepted, handshake begins`);
     let result: HandshakeResult;
     try {
       // A router with no peers of its own (the one the others dial) boots its sleeve worker
       // beside the rest of the handshake, not after it.
       result = await performHandshake(socket, { ...handshakeOptions(false, remoteIp), onPeerHeader: () => {
-        if (debugLog) logger.debug(`<-[${remote}] protocol header received`);
+        meshLogger.debug?.(`<-[${remote}] protocol header received`);
         dataPlane?.connectionComing();
       } });
       firstHandshake();
