@@ -14,6 +14,7 @@ import { openNodeDatagramTransport, type OpenDatagramTransport } from '../contro
 import { DnsEntriesFileError, FileDnsEntryStore } from '../controlplane/dns/persistence.js';
 import type { PeerName } from '../controlplane/mesh/types.js';
 import { openBatchedUdpTransport } from '../dataplane/sys/batched-udp.js';
+import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 import { identIsAlive } from './ipam-wiring.js';
 
 /** What weaveDNS needs from the mesh router. */
@@ -92,7 +93,7 @@ export function startDns(opts: DnsWiringOptions): RunningDns {
     ...(offset === 0 ? {} : { now: (): number => Math.floor(Date.now() / 1000) + offset }),
   });
   if (offset !== 0) log(`[dns] clock offset ${offset} s (WEAVE_TEST_DNS_CLOCK_OFFSET_SEC)`);
-  const server = new DnsServer({ names: nameserver, ...opts.options, openUdp: openDnsUdp });
+  const server = new DnsServer({ names: nameserver, ...opts.options, openUdp: openDnsUdp, onTcpListening: (tcp) => takeQueuedConnections(tcp) });
   const gossiper = new NameserverGossiper(nameserver, log);
   gossiper.attach(opts.mesh.newGossipChannel(NAMESERVER_CHANNEL, gossiper));
   const restored = store ? restoreSavedNames(nameserver, store, opts, log) : Promise.resolve();

@@ -16,6 +16,7 @@ import type { WeaverConfig } from './flags.js';
 import type { RunningHostNetwork } from './host-wiring.js';
 import type { RunningIpam } from './ipam-wiring.js';
 import type { RunningDns } from './dns-wiring.js';
+import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 
 export interface DockerWiringOptions {
   config: WeaverConfig;
@@ -79,7 +80,7 @@ async function startManagedPlugin(opts: DockerWiringOptions): Promise<PluginStar
   const cfg = opts.config;
   const plugin = await ManagedPlugin.start(
     { socket: cfg.plugin.socket ?? DEFAULT_PLUGIN_SOCKET, multicast: cfg.plugin.multicast, procPath: cfg.procPath ?? '/proc' },
-    opts.hostNet.plugin, opts.log, opts.warn,
+    opts.hostNet.plugin, opts.log, opts.warn, (server) => takeQueuedConnections(server),
   );
   const defaultSubnet = opts.ipam ? formatCIDR(opts.ipam.allocator.defaultSubnet) : '';
   return {
@@ -125,6 +126,7 @@ export async function startDockerPlugin(opts: DockerWiringOptions): Promise<Plug
       host: opts.hostNet.plugin,
       log: opts.log,
       warn: opts.warn,
+      onListening: (server) => takeQueuedConnections(server),
     },
   );
   const defaultSubnet = opts.ipam ? formatCIDR(opts.ipam.allocator.defaultSubnet) : '';

@@ -24,6 +24,7 @@ import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
+import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 import { codeCacheWanted, saveCodeCache } from './code-cache.cjs';
@@ -170,6 +171,7 @@ async function main(argv: string[]): Promise<void> {
       if (addr === '') continue;
       const app = buildApiServer(services, kind);
       app.starting = true;
+      takeQueuedConnections(app.server); // a burst of CNI ADDs or `weave` calls is taken at once, not one per turn
       try {
         await listenApi(app, addr);
       } catch (err) {

@@ -2,7 +2,7 @@
 // every inbound socket and every dial, the Router that owns the connections,
 // and the ConnectionMaker that keeps dialling targets. Everything weaver knows
 // about the mesh goes through here.
-import { connect as tcpConnect, createServer, Socket, type Server } from 'node:net';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RouterControl } from '../controlplane/api/router-control.js';
 import type { RouterStatus } from '../controlplane/api/status-model.js';
@@ -26,7 +26,7 @@ import {
 } from '../controlplane/mesh/index.js';
 import { performHandshake, type HandshakeOptions, type HandshakeResult } from '../controlplane/mesh/wire/index.js';
 import { joinHostPort, splitHostPort } from '../controlplane/host-port.js';
-import { acceptWaiting } from '../dataplane/sys/accept-queue.js';
+import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 import { describeDialError } from './dial-error.js';
 import type { WeaverConfig } from './flags.js';
 import { composeRouterStatus, type InboundFailure } from './router-status.js';
@@ -89,10 +89,10 @@ export class MeshListener {
   private constructor(readonly server: Server) {}
 
   static async open(host: string, port: number): Promise<MeshListener> {
-    const listener = new MeshListener(createServer((socket) => {
-      listener.accepted(socket);
-      listener.acceptQueued();
-    }));
+    const listener = new MeshListener(createServer((socket) => listener.accepted(socket)));
+    // Every peer already connected is taken at once, so that none waits for its protocol
+    // header behind our busy turns (dataplane/sys/accept-queue.ts says why).
+    takeQueuedConnections(listener.server, MAX_PENDING_HANDSHAKES);
     try {
       await listen(listener.server, host, port);
     } catch (err) {
@@ -115,20 +115,6 @@ export class MeshListener {
     return new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /**
-   * Node hands us one connection per turn of the event loop (libuv accepts
-   * one at a time); the others that have already connected are taken now, so
-   * that none waits for its protocol header behind our busy turns
-   * (dataplane/sys/accept-queue.ts says why).
-   */
-  private acceptQueued(): void {
-    const fd = listeningFd(this.server);
-    if (fd === undefined) return;
-    for (const queued of acceptWaiting(fd, MAX_PENDING_HANDSHAKES)) {
-      this.accepted(new Socket({ fd: queued, readable: true, writable: true }));
-    }
-  }
-
   private accepted(socket: Socket): void {
     if (this.handler) {
       this.handler(socket);
@@ -142,12 +128,6 @@ export class MeshListener {
     socket.on('error', () => undefined); // read when handed over; a reset until then only closes it
     socket.once('close', () => this.waiting.delete(socket));
   }
-}
-
-/** The listening socket's descriptor, which Node keeps on the server's handle; undefined when not listening. */
-function listeningFd(server: Server): number | undefined {
-  const fd = (server as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

@@ -23,6 +23,7 @@ import {
 import { formatCIDR, parseCIDR, type Allocator } from '../controlplane/ipam/index.js';
 import type { DnsService } from '../controlplane/dns/index.js';
 import type { ProxyRewriteFlags, WeaverConfig } from './flags.js';
+import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 
 /** dist/weaver/proxy-wiring.js -> dist/weavewait: the waiter builds (Makefile target `weavewait`). */
 export const WAITER_ROOT = fileURLToPath(new URL('../weavewait', import.meta.url));
@@ -193,6 +194,7 @@ export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Pro
         request: (req, res) => proxy.handleRequest(req, res),
         upgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
       }, { tls: cfg.tls, permissionsFrom: endpoint.kind === 'unix' ? endpoint.socketPath : undefined }));
+      takeQueuedConnections(listeners[listeners.length - 1]!.server);
       logger.info(`proxy listening on ${formatProxyAddress(addr)}`);
     }
   } catch (err) {

@@ -16,6 +16,7 @@ import { FastAnswerer } from './fast-answer.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { ResolvConfWatcher, type UpstreamServer } from './resolv-conf.js';
 import { forward } from './upstream.js';
+import type { OnListening } from '../listening.js';
 
 export interface DnsServerConfig {
   names: NameLookup;
@@ -33,6 +34,8 @@ export interface DnsServerConfig {
   upstreamPort?: number;
   /** How the UDP socket is opened (default node:dgram, one datagram at a time). */
   openUdp?: OpenDatagramTransport;
+  /** Given the TCP server before it listens (controlplane/listening.ts). */
+  onTcpListening?: OnListening;
 }
 
 /** Counters for `/metrics` and tests; every query ends in exactly one outcome. */
@@ -89,6 +92,7 @@ export class DnsServer {
   private readonly upstreamPort: number;
   private resolv: ResolvConfWatcher | undefined;
   private readonly openUdp: OpenDatagramTransport;
+  private readonly onTcpListening: OnListening | undefined;
   private udp: DatagramTransport | undefined;
   private tcp: TcpServer | undefined;
   private readonly tcpClients = new Set<TcpSocket>();
@@ -104,6 +108,7 @@ export class DnsServer {
     this.resolvConfPath = cfg.resolvConf ?? '';
     this.upstreamPort = cfg.upstreamPort ?? 53;
     this.openUdp = cfg.openUdp ?? openNodeDatagramTransport;
+    this.onTcpListening = cfg.onTcpListening;
     this.fast = new FastAnswerer(this.names, { domain: this.domain, ttl: this.ttl });
   }
 
@@ -132,6 +137,7 @@ export class DnsServer {
       // Started at once: a node:dgram socket drops what arrives before it has a handler.
       udp.start((batch) => this.onUdpBatch(batch));
       const tcp = createServer((sock) => this.onTcpConnection(sock));
+      this.onTcpListening?.(tcp);
       const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
         tcp.once('error', resolve);
         tcp.listen(udp.port, this.requested.host, () => {

@@ -11,6 +11,7 @@ import { IpamDriver, type PluginIpamPort } from './ipam-driver.js';
 import { NetworkDriver, type PluginEndpointPort } from './network-driver.js';
 import { DEFAULT_NETWORK_NAME, MULTICAST_OPTION, driverNameOf } from './plugin-protocol.js';
 import { PluginServer } from './plugin-server.js';
+import type { OnListening } from '../listening.js';
 
 export interface LegacyPluginConfig {
   /** weave.sock path; '' disables the global driver. */
@@ -32,6 +33,8 @@ export interface LegacyPluginDeps {
   host?: WatcherHostPort;
   log(message: string): void;
   warn(message: string): void;
+  /** Given each plugin socket's server before it listens (controlplane/listening.ts). */
+  onListening?: OnListening;
 }
 
 /** How long start() waits for the first sync with Docker. */
@@ -66,13 +69,13 @@ export class LegacyPlugin {
     if (config.socket !== '') {
       const d = make(this.driverName, 'global');
       this.drivers.push(d);
-      this.servers.push(new PluginServer({ socketPath: config.socket, network: d, log: deps.warn }));
+      this.servers.push(new PluginServer({ socketPath: config.socket, network: d, log: deps.warn, onListening: deps.onListening }));
     }
     if (config.meshSocket !== '') {
       const d = make(this.meshDriverName, 'local');
       this.drivers.push(d);
       const ipam = new IpamDriver(deps.ipam ?? IPAM_OFF, deps.log);
-      this.servers.push(new PluginServer({ socketPath: config.meshSocket, network: d, ipam, log: deps.warn }));
+      this.servers.push(new PluginServer({ socketPath: config.meshSocket, network: d, ipam, log: deps.warn, onListening: deps.onListening }));
     }
     this.watcher = new ContainerWatcher({
       client: deps.client,

@@ -5,6 +5,7 @@
 import type { ServiceSection } from '../api/status-model.js';
 import { NetworkDriver, type PluginEndpointPort } from './network-driver.js';
 import { PluginServer } from './plugin-server.js';
+import type { OnListening } from '../listening.js';
 
 /** The driver name the managed plugin reports (users name the plugin itself in `-d`). */
 export const MANAGED_PLUGIN_DRIVER_NAME = 'net-plugin';
@@ -18,12 +19,14 @@ export interface ManagedPluginConfig {
 export class ManagedPlugin {
   private constructor(readonly config: ManagedPluginConfig, private readonly server: PluginServer) {}
 
-  static async start(config: ManagedPluginConfig, endpoints: PluginEndpointPort, log: (m: string) => void, warn: (m: string) => void): Promise<ManagedPlugin> {
+  static async start(
+    config: ManagedPluginConfig, endpoints: PluginEndpointPort, log: (m: string) => void, warn: (m: string) => void, onListening?: OnListening,
+  ): Promise<ManagedPlugin> {
     const driver = new NetworkDriver({
       name: MANAGED_PLUGIN_DRIVER_NAME, scope: 'global', endpoints,
       fixedNetworkInfo: { isOurs: true, hasMulticastRoute: config.multicast }, log, warn,
     });
-    const server = new PluginServer({ socketPath: config.socket, network: driver, log: warn });
+    const server = new PluginServer({ socketPath: config.socket, network: driver, log: warn, onListening });
     await server.listen();
     log(`[plugin] Listening on ${config.socket} for global scope (managed plugin)`);
     return new ManagedPlugin(config, server);

@@ -9,6 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { IpamDriver } from './ipam-driver.js';
 import type { NetworkDriver } from './network-driver.js';
+import type { OnListening } from '../listening.js';
 import {
   ACTIVATE_PATH, IPAM_RECEIVER, MAX_REQUEST_BYTES, NETWORK_RECEIVER, PluginError, PluginRequestError,
   parseCreateEndpoint, parseCreateNetwork, parseEndpoint, parseJoin, parseNetworkId, parsePoolId, parseReleaseAddress,
@@ -33,6 +34,8 @@ export interface PluginServerOptions {
   network?: NetworkDriver;
   ipam?: IpamDriver;
   log?(message: string): void;
+  /** Given the server before it listens (controlplane/listening.ts). */
+  onListening?: OnListening;
 }
 
 function routes(network: NetworkDriver | undefined, ipam: IpamDriver | undefined): Map<string, Handler> {
@@ -83,6 +86,7 @@ export class PluginServer {
     // A client that stalls mid-request must not hold a socket for ever.
     this.server.requestTimeout = 30_000;
     this.server.headersTimeout = 10_000;
+    opts.onListening?.(this.server);
   }
 
   /** Listens on the socket, replacing a stale one a killed router left behind. */
