@@ -23,7 +23,7 @@ import type { RunningProxy } from './proxy-wiring.js';
 import type { ApiServices } from '../controlplane/api/router-control.js';
 import { StartingRouter } from './starting-router.js';
 import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
-import { fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
+import { fullGcCompacts, fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
 import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
@@ -122,6 +122,7 @@ async function main(argv: string[]): Promise<void> {
     const trimEveryMs = mallocTrimIntervalMs(process.env);
     // The whole heap collected now and then, started once the router is ready (dataplane/sys/full-gc.ts).
     const gcEveryMs = fullGcIntervalMs(process.env);
+    const gcCompacts = fullGcCompacts(process.env);
     if (trimEveryMs > 0) {
       if (!fixMallocThresholds()) logger.debug('malloc thresholds left to the libc: no mallopt');
       const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
@@ -288,7 +289,7 @@ async function main(argv: string[]): Promise<void> {
       // After the flags for the same reason: --expose-gc changes V8's flag hash (dataplane/sys/full-gc.ts).
       if (gcEveryMs > 0) {
         const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
-        startFullCollections(gcEveryMs, (r) => logger.debug(`full GC: heap ${mib(r.heapBefore)} -> ${mib(r.heapAfter)} MiB in ${r.ms.toFixed(1)} ms`));
+        startFullCollections(gcEveryMs, (r) => logger.debug(`full GC: heap ${mib(r.heapBefore)} -> ${mib(r.heapAfter)} MiB in ${r.ms.toFixed(1)} ms`), gcCompacts);
       }
     });
   } catch (err) {

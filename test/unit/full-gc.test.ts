@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { DEFAULT_FULL_GC_INTERVAL_MS, exposedCollector, fullCollector, fullGcIntervalMs, startFullCollections, type FullGcReport } from '../../dataplane/sys/full-gc.js';
+import {
+  DEFAULT_FULL_GC_INTERVAL_MS, compacting, exposedCollector, fullCollector, fullGcCompacts, fullGcIntervalMs, startFullCollections, type FullGcReport,
+} from '../../dataplane/sys/full-gc.js';
 
 const OBJECTS = 400_000;
 /** One object in this many stays alive, so no old-space page is left empty of live ones. */
@@ -40,6 +42,23 @@ test('a full collection frees the dead objects of the old space, and a compactin
   objects = [];
 });
 
+test('the router\'s collection compacts: pages left fragmented go back whatever V8\'s heuristics say', () => {
+  const collect = fullCollector();
+  let objects: Array<{ id: number; label: string } | null> = [];
+  for (let i = 0; i < OBJECTS; i++) objects.push({ id: i, label: `object ${i}` });
+  collect();
+  collect();
+  for (let i = 0; i < objects.length; i++) if (i % KEEP_EVERY !== 0) objects[i] = null;
+  compacting(collect)();
+  const after = oldSpace();
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+  process.stdout.write(`# compacted: old space committed ${mib(after.committed)} MiB for ${mib(after.used)} MiB used\n`);
+  // Measured: 8.5 MiB committed for 7.6 used; a collection that does not compact keeps the
+  // fragmented pages (12.0 for 7.5 after two, 52.5 after one in the same run).
+  assert.ok(after.committed - after.used < Math.max(2 * 2 ** 20, after.used / 4), `committed ${mib(after.committed)} MiB for ${mib(after.used)} MiB used`);
+  objects = [];
+});
+
 test('collections run on their interval and report the heap before and after', async () => {
   const reports: FullGcReport[] = [];
   let stop: (() => void) | undefined;
@@ -59,6 +78,11 @@ test('collections run on their interval and report the heap before and after', a
     assert.ok(r.heapBefore > 0 && r.heapAfter > 0 && r.ms >= 0, JSON.stringify(r));
   }
   assert.throws(() => startFullCollections(0), /not positive/);
+});
+
+test('WEAVE_FULL_GC_COMPACT: compacting unless 0, garbage refused', () => {
+  assert.deepEqual([{}, { WEAVE_FULL_GC_COMPACT: '' }, { WEAVE_FULL_GC_COMPACT: '1' }, { WEAVE_FULL_GC_COMPACT: '0' }].map(fullGcCompacts), [true, true, true, false]);
+  assert.throws(() => fullGcCompacts({ WEAVE_FULL_GC_COMPACT: 'yes' }), /WEAVE_FULL_GC_COMPACT=yes is neither 0 nor 1/);
 });
 
 test('WEAVE_FULL_GC_SEC sets the interval in seconds, 0 for off (parsed as WEAVE_MALLOC_TRIM_SEC is: malloc-trim.test.ts)', () => {
