@@ -3,12 +3,12 @@
 // A worker thread boots its own Node instance and loads its own modules: about
 // 100 ms on a quiet host, on the path of the first frames a router's first
 // connection carries (it always starts on the sleeve; its heartbeats run on the
-// main thread meanwhile: SleeveDatapath.bootWorker). A router that will dial
-// at once (peers on its command line, or --resume) starts the worker as soon
-// as its API listens, so the worker boots while the data plane opens and the
-// first handshake runs; the SleeveDatapath, created later, adopts it and sends
-// it its WorkerConfig. (Started any earlier, the boot competed with the
-// router's own module loading and the API answered ~50 ms later.)
+// main thread meanwhile: SleeveDatapath.bootWorker). A router that will dial at once (peers on its
+// command line, or --resume) starts the worker as soon as its API listens, so
+// the worker boots while the data plane opens and the first handshake runs;
+// the SleeveDatapath, created later, adopts it and sends it its WorkerConfig.
+// (Started any earlier, the boot competed with the router's own module loading
+// and the API answered ~50 ms later.)
 import { Worker } from 'node:worker_threads';
 import type { FromWorker } from './worker-protocol.js';
 import { SLEEVE_WORKER_RESOURCE_LIMITS, SLEEVE_WORKER_URL } from './worker-url.js';
