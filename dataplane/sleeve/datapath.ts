@@ -20,7 +20,7 @@ import type {
   AddForwarder, ForwarderResume, FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats,
 } from './worker-protocol.js';
 import { SLEEVE_WORKER_RESOURCE_LIMITS, SLEEVE_WORKER_URL } from './worker-url.js';
-import { adoptPrestartedWorker, hasPrestartedWorker, prestartedWorkerLoaded } from './prestart.js';
+import { adoptPrestartedWorker, hasPrestartedWorker } from './prestart.js';
 import { SleeveKeeper } from './keeper.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 
@@ -143,8 +143,6 @@ export class SleeveDatapath implements Datapath {
   private readonly carried = emptyStats();
   /** Carries the forwarders' heartbeats while the worker is parked. */
   private keeper: SleeveKeeper | undefined;
-  /** A worker loading its modules while the keeper carries the forwarders (bootWorker). */
-  private booting: Worker | undefined;
   /** The worker is stopping to be parked: forwarders and control messages wait for the keeper. */
   private parking: Array<{ id: number; subTag: number; payload: Uint8Array }> | undefined;
   private parkTimer: NodeJS.Timeout | undefined;
@@ -206,7 +204,7 @@ export class SleeveDatapath implements Datapath {
     // Parked, a new connection heartbeats through the keeper and wakes the worker only if it takes the sleeve.
     if (this.closed || this.worker || this.keeper || this.parking) return;
     try {
-      this.bootWorker();
+      void this.startWorker();
     } catch (e) {
       // The first forwarder tries again and reports it.
       this.log(`sleeve: cannot start packet worker: ${(e as Error).message}`);
@@ -218,63 +216,12 @@ export class SleeveDatapath implements Datapath {
     return this.restarts;
   }
 
-  /** The worker's thread id, running or still loading (tests and diagnostics). */
+  /** The worker's thread id (tests and diagnostics). */
   get workerThreadId(): number | undefined {
-    return (this.worker ?? this.booting)?.threadId;
+    return this.worker?.threadId;
   }
 
-  /**
-   * Starts a packet worker behind the keeper: the keeper (started here if it
-   * is not running) heartbeats the forwarders while the worker loads its
-   * modules, then hands them over where they are (startWorker). A worker is a
-   * Node instance of its own: ~100 ms of CPU to boot, 0.8-1.3 s of wall time
-   * on a host starting ten routers at once (measured), during which nothing
-   * answered the connections' heartbeats and their establishment waited. Frames
-   * are carried once the worker runs, as before.
-   */
-  private bootWorker(): void {
-    if (this.closed || this.worker || this.booting || this.parking) return;
-    if (!this.keeper) this.startKeeper([]);
-    const prestarted = adoptPrestartedWorker();
-    const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: null, resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
-    this.booting = worker;
-    const bootStarted = performance.now();
-    const loaded = prestarted ? prestartedWorkerLoaded() : new Promise<void>((resolve) => {
-      const onMessage = (m: FromWorker): void => {
-        if (m.t !== 'loaded') return;
-        worker.off('message', onMessage);
-        resolve();
-      };
-      worker.on('message', onMessage);
-    });
-    const died = new Promise<number>((resolve) => worker.once('exit', resolve));
-    const onLoadError = (err: Error): void => this.log(`sleeve: packet worker failed while loading: ${err.message}`);
-    worker.once('error', onLoadError);
-    void Promise.race([loaded.then(() => undefined), died]).then((exitCode) => {
-      if (this.booting !== worker) return; // closed meanwhile
-      this.booting = undefined;
-      worker.off('error', onLoadError);
-      if (exitCode !== undefined) {
-        // The keeper still carries the heartbeats; the next one to need the worker boots another.
-        this.log(`sleeve: packet worker exited while loading (code ${exitCode})`);
-        this.restarts++;
-        if (this.opts.restartWorker !== false) setTimeout(() => this.bootWorker(), 1000).unref();
-        return;
-      }
-      const keeper = this.keeper;
-      if (keeper) {
-        keeper.stop();
-        this.keeper = undefined;
-        addStats(this.carried, { ...emptyStats(), ...keeper.counters });
-      }
-      const established = [...this.forwarders.values()].filter((f) => f.state === 'established').length;
-      this.log(`sleeve: packet worker loaded in ${Math.round(performance.now() - bootStarted)} ms; it takes over ${this.forwarders.size} forwarder${this.forwarders.size === 1 ? '' : 's'} (${established} established) from the main thread`);
-      void this.startWorker(worker).catch((e: Error) => this.log(`sleeve: cannot start packet worker: ${e.message}`));
-    });
-  }
-
-  /** Configures `loaded` (a worker that has loaded its modules), else a prestarted or a new one, with the forwarders. */
-  private startWorker(loaded?: Worker): Promise<void> {
+  private startWorker(): Promise<void> {
     if (this.epollFd >= 0) closeFd(this.epollFd);
     this.epollFd = libc.epollCreate1(EPOLL_CLOEXEC);
     if (this.epollFd < 0) throw new Error(`sleeve: epoll_create1 failed: errno ${libc.lastErrno()}`);
@@ -284,7 +231,7 @@ export class SleeveDatapath implements Datapath {
       ourName: this.opts.ourName, port: this.opts.port ?? DEFAULT_MESH_PORT,
       epollFd: this.epollFd, wakeFd: this.wakeFd, packetFd: this.packetFd, udpFd: this.udpFd, control: port2,
     };
-    const prestarted = loaded ?? adoptPrestartedWorker();
+    const prestarted = adoptPrestartedWorker();
     const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2], resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
     if (prestarted) prestarted.postMessage({ t: 'config', config } satisfies WorkerConfigMessage, [port2]);
     this.worker = worker;
@@ -386,7 +333,7 @@ export class SleeveDatapath implements Datapath {
     // leaves them all to the keeper.
     if (this.keeper) this.keeper.add(f.addMessage());
     else if (this.control) this.post(f.addMessage());
-    else if (!this.parking) this.bootWorker();
+    else if (!this.parking) void this.startWorker();
     return f;
   }
 
@@ -421,7 +368,7 @@ export class SleeveDatapath implements Datapath {
 
   /** Whether the packet worker is parked (its forwarders' heartbeats on the main thread). */
   get parked(): boolean {
-    return this.keeper !== undefined && this.booting === undefined;
+    return this.keeper !== undefined;
   }
 
   private sleeveInUse(): boolean {
@@ -498,11 +445,15 @@ export class SleeveDatapath implements Datapath {
     clearTimeout(kill);
   }
 
-  /** Starts the worker again; the keeper hands it the forwarders, where it left them, once it has loaded. */
+  /** Starts the worker again with the keeper's forwarders, where the keeper left them. */
   private unpark(why: string): void {
-    if (!this.keeper || this.booting || this.closed) return;
+    const keeper = this.keeper;
+    if (!keeper || this.closed) return;
+    keeper.stop();
+    this.keeper = undefined;
+    addStats(this.carried, { ...emptyStats(), ...keeper.counters });
     this.log(`sleeve: ${why}; packet worker started again`);
-    this.bootWorker();
+    void this.startWorker().catch((e: Error) => this.log(`sleeve: cannot start packet worker: ${e.message}`));
   }
 
   stats(): DatapathStats {
@@ -538,9 +489,6 @@ export class SleeveDatapath implements Datapath {
     clearTimeout(this.parkTimer);
     this.keeper?.stop();
     this.keeper = undefined;
-    const booting = this.booting;
-    this.booting = undefined;
-    if (booting) await booting.terminate();
     if (this.worker) await this.stopWorker(this.worker);
     this.control?.close();
     for (const f of this.forwarders.values()) closeFd(f.dfFd);

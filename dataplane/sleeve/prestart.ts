@@ -1,9 +1,8 @@
 // Starting the sleeve packet worker before its datapath exists.
 //
 // A worker thread boots its own Node instance and loads its own modules: about
-// 100 ms on a quiet host, on the path of the first frames a router's first
-// connection carries (it always starts on the sleeve; its heartbeats run on the
-// main thread meanwhile: SleeveDatapath.bootWorker). A router that will dial at once (peers on its
+// 100 ms on a quiet host, on the path of a router's first connection, which
+// always starts on the sleeve. A router that will dial at once (peers on its
 // command line, or --resume) starts the worker as soon as its API listens, so
 // the worker boots while the data plane opens and the first handshake runs;
 // the SleeveDatapath, created later, adopts it and sends it its WorkerConfig.
