@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { takeQueuedConnections } from '../../dataplane/sys/accept-queue.js';
+import { holdWhileConnectionsQueue, TurnCounter } from '../support/event-loop-turns.js';
 
 const QUEUED = 20;
 const REQUEST = 'GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
@@ -27,14 +28,12 @@ function listen(server: net.Server, where: number | string): Promise<void> {
  * and each client's reply.
  */
 async function burst(server: http.Server, connectTo: net.NetConnectOpts): Promise<{ turns: number; replies: string[] }> {
-  let turn = 0;
-  let counting = true;
-  const countTurns = (): void => { turn++; if (counting) setImmediate(countTurns); };
+  const turns = new TurnCounter();
   const turnsSeen = new Set<number>();
   let seen = 0;
   const allSeen = new Promise<void>((resolve) => {
     server.on('connection', () => {
-      turnsSeen.add(turn);
+      turnsSeen.add(turns.turn);
       if (++seen === QUEUED) resolve();
     });
   });
@@ -50,12 +49,10 @@ async function burst(server: http.Server, connectTo: net.NetConnectOpts): Promis
       c.on('error', reject);
     }));
   }
-  await new Promise<void>((resolve) => process.nextTick(resolve));
-  const until = Date.now() + 200;
-  while (Date.now() < until) { /* busy: the listening socket's queue fills */ }
-  setImmediate(countTurns);
+  await holdWhileConnectionsQueue();
+  turns.start();
   await allSeen;
-  counting = false;
+  turns.stop();
   return { turns: turnsSeen.size, replies: await Promise.all(replies) };
 }
 

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { MeshListener } from '../../weaver/mesh-wiring.js';
 import { MAX_PENDING_HANDSHAKES } from '../../controlplane/mesh/index.js';
+import { holdWhileConnectionsQueue, TurnCounter } from '../support/event-loop-turns.js';
 
 test('a connection made before the mesh starts is handed over with its bytes; beyond the cap they are closed', async () => {
   const listener = await MeshListener.open('127.0.0.1', 0);
@@ -59,16 +60,13 @@ test('connections queued while the event loop was busy are all taken in one turn
   const QUEUED = 20;
   const clients: net.Socket[] = [];
   const handed: net.Socket[] = [];
-  // Turns of the event loop, counted by a chain of setImmediate callbacks (one per turn's check phase).
-  let turn = 0;
-  let counting = true;
-  const countTurns = (): void => { turn++; if (counting) setImmediate(countTurns); };
+  const turns = new TurnCounter();
   const turnsSeen = new Set<number>();
   try {
     const allHanded = new Promise<void>((resolve) => {
       listener.handOver((s) => {
         handed.push(s);
-        turnsSeen.add(turn);
+        turnsSeen.add(turns.turn);
         if (handed.length === QUEUED) resolve();
       });
     });
@@ -77,19 +75,15 @@ test('connections queued while the event loop was busy are all taken in one turn
       c.on('error', () => undefined);
       clients.push(c);
     }
-    // net.connect issues its connect() on the next tick; then hold the loop while the kernel completes
-    // every handshake, so that all of them wait in the accept queue, as at a busy hub.
-    await new Promise<void>((resolve) => process.nextTick(resolve));
-    const until = Date.now() + 200;
-    while (Date.now() < until) { /* busy: the listening socket's queue fills */ }
-    setImmediate(countTurns);
+    await holdWhileConnectionsQueue();
+    turns.start();
     await allHanded;
-    counting = false;
+    turns.stop();
     assert.equal(handed.length, QUEUED);
     assert.ok(turnsSeen.size <= 2, `the ${QUEUED} queued connections were taken over ${turnsSeen.size} turns of the event loop`);
     assert.ok(handed.every((s) => s.remoteAddress === '127.0.0.1' && typeof s.remotePort === 'number'), 'each taken socket knows its peer');
   } finally {
-    counting = false;
+    turns.stop();
     for (const s of handed) s.destroy();
     for (const c of clients) c.destroy();
     await listener.close();
