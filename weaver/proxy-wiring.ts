@@ -190,11 +190,12 @@ export async function startProxy(cfg: ProxyConfig, services: ProxyServices): Pro
   const listeners: RunningProxyListener[] = [];
   try {
     for (const addr of cfg.listen) {
-      listeners.push(await listenProxy(addr, {
+      const listener = await listenProxy(addr, {
         request: (req, res) => proxy.handleRequest(req, res),
         upgrade: (req, socket, head) => proxy.handleUpgrade(req, socket, head),
-      }, { tls: cfg.tls, permissionsFrom: endpoint.kind === 'unix' ? endpoint.socketPath : undefined }));
-      takeQueuedConnections(listeners[listeners.length - 1]!.server);
+      }, { tls: cfg.tls, permissionsFrom: endpoint.kind === 'unix' ? endpoint.socketPath : undefined });
+      listeners.push(listener);
+      takeQueuedConnections(listener.server);
       logger.info(`proxy listening on ${formatProxyAddress(addr)}`);
     }
   } catch (err) {

@@ -22,7 +22,7 @@ import { accept4, lastErrno, SOCK_CLOEXEC, SOCK_NONBLOCK } from './libc.js';
  * queue, and at any error other than a connection aborted before it was taken:
  * libuv's own accept on the next turn meets that error and reports it.
  */
-export function acceptWaiting(listenFd: number, max: number): number[] {
+function acceptWaiting(listenFd: number, max: number): number[] {
   const fds: number[] = [];
   while (fds.length < max) {
     const fd = accept4(listenFd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
