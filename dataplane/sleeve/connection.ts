@@ -59,7 +59,7 @@ export function connectionForForwarder(msg: AddForwarder, ourName: PeerName, sin
   const box: { conn?: SleeveConnection } = {};
   const report = (): void => {
     const c = box.conn;
-    if (c) sink.post({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === INITIAL_MTU ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen, search: c.searchBounds });
+    if (c) sink.post({ t: 'forwarder', id, remoteIp: c.remoteIp, remotePort: c.remotePort, mtu: c.mtu === INITIAL_MTU ? undefined : c.mtu, stackFrag: c.stackFrag, heartbeatSeen: c.heartbeatSeen, search: c.searchBounds, ...c.mtuLearning });
   };
   box.conn = new SleeveConnection(msg, ourName, {
     sendControl: (subTag, payload) => sink.post({ t: 'sendControl', id, subTag, payload }),
@@ -90,7 +90,18 @@ interface PmtuSearch {
   attempt: number;
   timeoutMs: number;
   deadline: number;
+  /** When the current candidate's first test went out: its answer's delay bounds the control path's round trip. */
+  firstSentAt: number;
 }
+
+/**
+ * The longest wait a slow control path can add to each MTU test's timeout.
+ * A test's answer comes back through both routers' main threads and the TCP
+ * connection (spec §5.5), so on a loaded host it can take longer than the
+ * 10 ms the first timeout allows, which is sized for a black hole on an idle
+ * path; bounded so that a real black hole is still found within seconds.
+ */
+export const MTU_VERIFY_SLOW_PATH_CAP_MS = 1_000;
 
 export class SleeveConnection {
   readonly id: number;
@@ -118,6 +129,14 @@ export class SleeveConnection {
   private lastHeartbeat: number;
   private nextFragTest = Infinity;
   private search: PmtuSearch | undefined;
+  /**
+   * lowestBad as the latest EMSGSIZE set it (the kernel's own path MTU, less
+   * the overhead, plus one): a size below it that the remote verifies is good
+   * even when its answer came after the search gave up on it.
+   */
+  private mtuCeiling = INITIAL_MTU + 1;
+  /** The shortest timeout of a test: twice the slowest answer seen, so a slow answer is not taken for a black hole. */
+  private verifyFloorMs = 0;
   private readonly connUID: bigint;
   private readonly overheadDF: number;
 
@@ -154,9 +173,11 @@ export class SleeveConnection {
       }
       // A search the previous home had under way goes on from its bounds: the discovery frame that
       // started it is sent only once, at ConnectionEstablished.
+      if (r.mtuCeiling !== undefined) this.mtuCeiling = r.mtuCeiling;
+      if (r.verifyFloorMs !== undefined) this.verifyFloorMs = r.verifyFloorMs;
       if (r.search && this.remoteSockaddr) {
         const { candidate, highestGood, lowestBad } = r.search;
-        this.search = { candidate, highestGood, lowestBad, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0 };
+        this.search = { candidate, highestGood, lowestBad, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
         this.mtu = candidate;
         this.maxPayloadDF = lowestBad - 1 + this.overheadDF - UDP_IP_OVERHEAD;
         this.sendMtuTest(now);
@@ -168,6 +189,14 @@ export class SleeveConnection {
 
   get encrypted(): boolean {
     return this.sealer !== undefined;
+  }
+
+  /** What a new home for this forwarder needs to judge late MTU answers as this one would. */
+  get mtuLearning(): { mtuCeiling?: number; verifyFloorMs?: number } {
+    return {
+      mtuCeiling: this.mtuCeiling > INITIAL_MTU ? undefined : this.mtuCeiling,
+      verifyFloorMs: this.verifyFloorMs > 0 ? this.verifyFloorMs : undefined,
+    };
   }
 
   /** The path MTU search under way, if any: what a new home for this forwarder resumes from. */
@@ -212,7 +241,7 @@ export class SleeveConnection {
       s.attempt++;
       if (s.attempt < MTU_VERIFY_ATTEMPTS) {
         s.timeoutMs *= 2;
-        this.sendMtuTest(now);
+        this.sendMtuTest(now, false);
       } else {
         s.lowestBad = s.candidate;
         this.nextCandidate(now);
@@ -281,11 +310,44 @@ export class SleeveConnection {
         this.events.changed();
         return;
       case 'PMTUVerified':
-        if (this.search && msg.mtu === this.search.candidate) {
-          this.search.highestGood = msg.mtu;
-          this.nextCandidate(now);
-        }
+        this.verified(msg.mtu, now);
     }
+  }
+
+  /**
+   * The remote received an MTU test of `mtu` (spec §5.6). The answer to the
+   * current candidate raises highestGood, as in Weave. An answer to a size
+   * tested earlier is also used: its timeouts ran out before it came, so the
+   * search took a slow control path for a black hole and settled too low
+   * (on a loaded host, as low as the 552 floor). That size works, so the
+   * search goes on from it up to the kernel's ceiling, and this connection's
+   * tests wait longer from then on. Repeats of an answer already used change
+   * nothing.
+   */
+  private verified(mtu: number, now: number): void {
+    const s = this.search;
+    if (s && mtu === s.candidate) {
+      this.learnAnswerDelay(now - s.firstSentAt);
+      s.highestGood = mtu;
+      this.nextCandidate(now);
+      return;
+    }
+    const good = s ? s.highestGood : this.mtu;
+    if (mtu <= good || mtu >= this.mtuCeiling || this.mtuCeiling > INITIAL_MTU) return;
+    // How late it was is unknown (which of its sends it answers is not said): at least a timeout too late.
+    this.learnAnswerDelay(Math.max(2 * this.verifyFloorMs, MTU_VERIFY_FIRST_TIMEOUT_MS * 2 ** MTU_VERIFY_ATTEMPTS));
+    if (s) {
+      // Sizes above it were given up on by the same mistake, up to where it was itself given up on.
+      if (mtu >= s.lowestBad) s.lowestBad = this.mtuCeiling;
+      s.highestGood = mtu;
+    } else {
+      this.search = { candidate: mtu, highestGood: mtu, lowestBad: this.mtuCeiling, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+    }
+    this.nextCandidate(now);
+  }
+
+  private learnAnswerDelay(ms: number): void {
+    this.verifyFloorMs = Math.min(MTU_VERIFY_SLOW_PATH_CAP_MS, Math.max(this.verifyFloorMs, 2 * ms));
   }
 
   /** The DF socket refused a datagram with EMSGSIZE; the kernel's path MTU is `pathMtu` (spec §5.6). */
@@ -293,16 +355,20 @@ export class SleeveConnection {
     const m = pathMtu - this.overheadDF;
     if (this.search && this.search.candidate <= m) return;
     if (m < PMTU_SEARCH_FLOOR) return;
-    this.search = { candidate: m, highestGood: PMTU_SEARCH_FLOOR, lowestBad: m + 1, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0 };
+    this.search = { candidate: m, highestGood: PMTU_SEARCH_FLOOR, lowestBad: m + 1, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+    this.mtuCeiling = m + 1;
     this.maxPayloadDF = pathMtu - UDP_IP_OVERHEAD;
     this.mtu = m;
     this.sendMtuTest(now);
     this.events.changed();
   }
 
-  private sendMtuTest(now: number): void {
+  /** Sends the candidate's test; `first`: the candidate is new (its answer's delay is measured from here). */
+  private sendMtuTest(now: number, first = true): void {
     const s = this.search!;
-    s.deadline = now + s.timeoutMs;
+    if (first) s.firstSentAt = now;
+    // Weave's timeouts (10 ms doubling), none shorter than the slowest answer this connection has had.
+    s.deadline = now + Math.max(s.timeoutMs, this.verifyFloorMs);
     if (this.remoteSockaddr) this.dfQueue.push(this.special(mtuTestFrame(s.candidate)));
   }
 

@@ -315,6 +315,8 @@ export class SleeveDatapath implements Datapath {
         f.resume.stackFrag = m.stackFrag;
         f.resume.heartbeatSeen = m.heartbeatSeen;
         f.resume.search = m.search;
+        f.resume.mtuCeiling = m.mtuCeiling;
+        f.resume.verifyFloorMs = m.verifyFloorMs;
         break;
     }
   }

@@ -20,6 +20,9 @@ export interface ForwarderResume {
   heartbeatSeen?: boolean;
   /** A path MTU search under way (spec §5.6): where it stood. */
   search?: PmtuBounds;
+  /** The search's upper bound from the kernel's path MTU, and the shortest test timeout learnt (connection.ts). */
+  mtuCeiling?: number;
+  verifyFloorMs?: number;
   remoteIp?: string;
   remotePort?: number;
   mtu?: number;
@@ -84,7 +87,7 @@ export type FromWorker =
   | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'established'; id: number }
   | { t: 'failed'; id: number; reason: string }
-  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean; heartbeatSeen: boolean; search?: PmtuBounds }
+  | { t: 'forwarder'; id: number; remoteIp?: string; remotePort?: number; mtu?: number; stackFrag: boolean; heartbeatSeen: boolean; search?: PmtuBounds; mtuCeiling?: number; verifyFloorMs?: number }
   | { t: 'stats'; stats: WorkerStats }
   | { t: 'log'; message: string };
 
