@@ -103,6 +103,16 @@ interface PmtuSearch {
  */
 export const MTU_VERIFY_SLOW_PATH_CAP_MS = 1_000;
 
+/**
+ * A resent MTU test of the size we answered less than this long ago gets no
+ * second answer: the first is on its way over TCP, which does not lose it, and
+ * the sender's search takes only one (spec §5.6). While a large mesh forms on
+ * a loaded host every test is resent several times before its answer arrives,
+ * and each answer crosses both routers' main threads. Past this, a test is
+ * answered again, so a sender that lost our answer in a restart still gets one.
+ */
+export const MTU_TEST_REANSWER_AFTER_MS = 1_000;
+
 export class SleeveConnection {
   readonly id: number;
   readonly remoteName: PeerName;
@@ -137,6 +147,8 @@ export class SleeveConnection {
   private mtuCeiling = INITIAL_MTU + 1;
   /** The shortest timeout of a test: twice the slowest answer seen, so a slow answer is not taken for a black hole. */
   private verifyFloorMs = 0;
+  /** The remote's MTU test we last answered, and when (MTU_TEST_REANSWER_AFTER_MS). */
+  private lastAnswered: { mtu: number; at: number } | undefined;
   private readonly connUID: bigint;
   private readonly overheadDF: number;
 
@@ -286,8 +298,13 @@ export class SleeveConnection {
       case 'fragmentation-test':
         if (sf.allZero) this.events.sendControl(SleeveControlTag.FragmentationReceived, new Uint8Array(0));
         return;
-      case 'mtu-test':
-        if (sf.mtu <= 0xffff) this.events.sendControl(SleeveControlTag.PMTUVerified, encodeSleeveControl({ type: 'PMTUVerified', mtu: sf.mtu }).subarray(1));
+      case 'mtu-test': {
+        if (sf.mtu > 0xffff) return;
+        const last = this.lastAnswered;
+        if (last && last.mtu === sf.mtu && now - last.at < MTU_TEST_REANSWER_AFTER_MS) return;
+        this.lastAnswered = { mtu: sf.mtu, at: now };
+        this.events.sendControl(SleeveControlTag.PMTUVerified, encodeSleeveControl({ type: 'PMTUVerified', mtu: sf.mtu }).subarray(1));
+      }
     }
   }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { classifySpecialFrame } from '../../dataplane/sleeve/special-frames.js';
 import { encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
 import { SleeveControlTag, MTU_VERIFY_ATTEMPTS, MTU_VERIFY_FIRST_TIMEOUT_MS, overheadDF } from '../../dataplane/sleeve/constants.js';
-import { SleeveConnection, type ConnectionEvents } from '../../dataplane/sleeve/connection.js';
+import { MTU_TEST_REANSWER_AFTER_MS, SleeveConnection, type ConnectionEvents } from '../../dataplane/sleeve/connection.js';
 
 const UNDERLAY_MTU = 1500;
 /** What EMSGSIZE on a 1500-byte underlay makes the first candidate (spec §5.6). */
@@ -122,4 +122,31 @@ test('a repeated answer to a size already known good, or an answer above what th
   verify(FIRST_CANDIDATE + 1, 8);
   assert.equal(conn.mtu, FIRST_CANDIDATE);
   assert.equal(conn.searchBounds, undefined);
+});
+
+test('the remote\'s resent MTU test is answered once until MTU_TEST_REANSWER_AFTER_MS has passed; another size at once', () => {
+  const answers: { at: number; mtu: number }[] = [];
+  let now = 0;
+  const events: ConnectionEvents = {
+    sendControl: (subTag, payload) => {
+      assert.equal(subTag, SleeveControlTag.PMTUVerified);
+      answers.push({ at: now, mtu: (payload[0]! << 8) | payload[1]! });
+    },
+    established: () => undefined, failed: () => undefined, changed: () => undefined,
+    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
+  };
+  const conn = new SleeveConnection({
+    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID: 0x77n,
+    dfFd: -1, counters: new SharedArrayBuffer(16),
+  }, 0x010203040506n, events, 0);
+  const from = { ip: '192.0.2.2', port: 6783 };
+  // Weave's resends of one test: 0, 10, 30, 70, 150, 310, 630, 1270 ms.
+  for (const t of [0, 10, 30, 70, 150, 310, 630, 1270]) {
+    now = t;
+    conn.handleSpecial({ kind: 'mtu-test', mtu: 1438 }, from, now);
+  }
+  now = 1275;
+  conn.handleSpecial({ kind: 'mtu-test', mtu: 995 }, from, now);
+  assert.deepEqual(answers, [{ at: 0, mtu: 1438 }, { at: 1270, mtu: 1438 }, { at: 1275, mtu: 995 }]);
+  assert.ok(1270 >= MTU_TEST_REANSWER_AFTER_MS && 630 < MTU_TEST_REANSWER_AFTER_MS);
 });
