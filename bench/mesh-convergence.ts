@@ -17,6 +17,8 @@
 //   idle CPU   with --steady=S (needs --peers=first): after every connection is up, the
 //              routers' CPU over S seconds of a formed, idle mesh, as % of one core per
 //              router (median, max): the heartbeat and gossip floor that grows with N
+//   sleeve MTU with --sleeve, at the end: how many connections' path MTU is the highest
+//              any has, and the lowest (all should be equal on this underlay)
 // --node-flag=FLAG (repeatable) adds a Node/V8 flag to every router after the launch flags, which it
 // overrides: an A/B of the router's heap settings, for instance.
 // --poll=each polls every router on its own (a poll, the pause, the next poll) instead of in passes:
@@ -85,6 +87,8 @@ interface Row {
   idleCpuPercent: [number, number] | undefined;
   leafCpuMedian: number;
   rssMiB: number[];
+  /** With --sleeve: every connection's overlay MTU (its `mtu` attribute), read once the measures were taken. */
+  mtus: number[] | undefined;
 }
 
 const USAGE = 'usage: mesh-convergence.js [--peers=random|first] [--sleeve] [--weaver=PATH] [--profile=DIR [--profile-routers=1,N]] [--logs=DIR] [--timeout=S] [--steady=S] [--poll=passes|each] [--poll-ms=MS] [--full-report] [--node-flag=FLAG ...] [N ...]';
@@ -277,8 +281,9 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     for (const h of bed.hosts) conns += establishedCount(await report(h));
     const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
     const idleCpuPercent = steadySeconds > 0 ? await steadyCpu(routers, steadySeconds) : undefined;
+    const mtus = sleeveOnly ? await connectionMtus(bed.hosts) : undefined;
     return { n, idleCpuPercent, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu,
-      hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss };
+      hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss, mtus };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -289,6 +294,24 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     await bed.teardown();
   }
 }
+
+/**
+ * The sleeve's path MTU of every connection, from each router's report: on this
+ * underlay all of them should settle on the same (the veths' 1500 less the
+ * overhead); a lower one is a PMTU search that mistook a slow answer for a
+ * black hole while the mesh formed (dataplane/sleeve/connection.ts).
+ */
+async function connectionMtus(hosts: readonly Host[]): Promise<number[]> {
+  const mtus: number[] = [];
+  for (const h of hosts) {
+    const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, `/report?format=${encodeURIComponent(MTU_FORMAT)}`, REPORT_TIMEOUT_MS);
+    if (r?.status !== 200) continue;
+    for (const m of r.body.trim().split(/\s+/)) if (/^\d+$/.test(m)) mtus.push(Number(m));
+  }
+  return mtus;
+}
+
+const MTU_FORMAT = '{{range .Router.Connections}} {{.Attrs.mtu}}{{end}}';
 
 /** Each router's CPU over `seconds` of a formed mesh, as % of one core: [median, max]. */
 async function steadyCpu(routers: SpawnedProcess[], seconds: number): Promise<[number, number]> {
@@ -315,6 +338,10 @@ async function main(): Promise<void> {
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
       `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
+    if (row.mtus) {
+      const top = Math.max(...row.mtus);
+      process.stdout.write(`mesh-convergence: ${n} routers: sleeve MTU ${top} on ${row.mtus.filter((m) => m === top).length} of ${row.mtus.length} connections, lowest ${Math.min(...row.mtus)}\n`);
+    }
     rows.push(row);
   }
   const header = ['N', 'ready ms', 'listed ms', 'connected ms', 'CPU s at ready', 'CPU s', 'router 1', 'others median', 'conns/router', 'RSS MiB min', 'median', 'max', 'idle CPU % median', 'max'];
