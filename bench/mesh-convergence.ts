@@ -304,14 +304,14 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
 async function connectionMtus(hosts: readonly Host[]): Promise<number[]> {
   const mtus: number[] = [];
   for (const h of hosts) {
-    const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, `/report?format=${encodeURIComponent(MTU_FORMAT)}`, REPORT_TIMEOUT_MS);
-    if (r?.status !== 200) continue;
-    for (const m of r.body.trim().split(/\s+/)) if (/^\d+$/.test(m)) mtus.push(Number(m));
+    // The whole report, once the measures are taken: a connection still retrying has no attributes.
+    const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report', REPORT_TIMEOUT_MS);
+    if (r?.status !== 200) throw new Error(`mesh-convergence: ${h.label}'s report failed (${r ? `HTTP ${r.status}` : 'no answer'})`);
+    const { Connections } = (JSON.parse(r.body) as { Router: { Connections: { State: string; Attrs?: { mtu?: string } }[] | null } }).Router;
+    for (const c of Connections ?? []) if (c.State === 'established' && c.Attrs?.mtu !== undefined) mtus.push(Number(c.Attrs.mtu));
   }
   return mtus;
 }
-
-const MTU_FORMAT = '{{range .Router.Connections}} {{.Attrs.mtu}}{{end}}';
 
 /** Each router's CPU over `seconds` of a formed mesh, as % of one core: [median, max]. */
 async function steadyCpu(routers: SpawnedProcess[], seconds: number): Promise<[number, number]> {

@@ -2,6 +2,7 @@
 // names and order, optional services omitted when disabled.
 import { once } from '../once.js';
 import { connectionInfo, type RouterStatus } from './status-model.js';
+import { goMap } from './go-template/fmt.js';
 
 export interface VersionCheckReport {
   Enabled: boolean;
@@ -66,10 +67,13 @@ export function routerReport(s: RouterStatus): Record<string, unknown> {
       Outbound: c.kind === 'target' ? c.inbound !== true : c.outbound,
       State: c.state,
       Info: connectionInfo(c, s.encryption),
-      Attrs:
+      // Weave's map[string]interface{}: nil (JSON null) until the connection has an overlay, and read
+      // by templates as a map, so `{{.Attrs.mtu}}` of a connection still retrying is no value, not an error.
+      Attrs: goMap(
         c.kind === 'connection' && c.overlay
           ? { name: c.overlay.name, mtu: c.overlay.mtu, ...(c.overlay.encrypted ? { encrypted: true } : {}) }
           : null,
+      ),
     })),
     TerminationCount: s.terminationCount,
     Targets: s.targets,

@@ -148,3 +148,21 @@ test('a template cannot make the router hold unbounded output', () => {
     { message: /output exceeds/ });
   assert.equal(renderTemplate('{{printf "%2000000d" 1}}', many), '%!(BADWIDTH)1');
 });
+
+test('a Go map field (a connection\'s Attrs): a missing key or a nil map is no value, not an error; JSON keeps null', async () => {
+  const { goMap } = await import('../../controlplane/api/go-template/fmt.js');
+  const conns = {
+    Connections: [
+      { State: 'established', Attrs: goMap({ name: 'sleeve', mtu: 1438 }) },
+      { State: 'retrying', Attrs: goMap(null) },
+    ],
+  };
+  // What Go's text/template prints for the same map[string]interface{} values.
+  assert.equal(renderTemplate('{{range .Connections}}[{{.Attrs.mtu}}]{{end}}', conns), '[1438][<no value>]');
+  assert.equal(renderTemplate('{{range .Connections}}{{if .Attrs}}{{.Attrs.name}}{{else}}none{{end}} {{end}}', conns), 'sleeve none ');
+  assert.equal(renderTemplate('{{range .Connections}}{{.Attrs}} {{len .Attrs}};{{end}}', conns), 'map[mtu:1438 name:sleeve] 2;map[] 0;');
+  assert.equal(renderTemplate('{{range .Connections}}{{index .Attrs "mtu"}};{{end}}', conns), '1438;<no value>;');
+  assert.equal(JSON.stringify(conns), '{"Connections":[{"State":"established","Attrs":{"name":"sleeve","mtu":1438}},{"State":"retrying","Attrs":null}]}');
+  // A struct still refuses a field it does not have, as Go's does.
+  assert.throws(() => renderTemplate('{{range .Connections}}{{.Nope}}{{end}}', conns), /can't evaluate field Nope/);
+});

@@ -2,7 +2,7 @@
 // exec.go): dot and variables with Go's scoping, truth as Go's isTrue,
 // range over lists, maps (sorted keys) and integers, break/continue, and the
 // builtin functions plus the caller's own (Weave adds `json`).
-import { formatValue, GoFloat, goTypeName, sprint, sprintf, sprintln } from './fmt.js';
+import { formatValue, GoFloat, goTypeName, isGoMap, sprint, sprintf, sprintln } from './fmt.js';
 import type { Command, ControlNode, Node, Operand, Pipeline } from './parse.js';
 import { compareOrdered } from '../../order.js';
 
@@ -35,6 +35,7 @@ export function isTrue(v: unknown): boolean {
   if (typeof v === 'bigint') return v !== 0n;
   if (typeof v === 'string') return v.length > 0;
   if (Array.isArray(v)) return v.length > 0;
+  if (isGoMap(v)) return Object.keys(v).length > 0;
   return true;
 }
 
@@ -341,6 +342,10 @@ class State {
     for (const name of path) {
       if (v === null) throw this.error(`nil pointer evaluating ${text}`);
       if (!isObject(v)) throw this.error(`can't evaluate field ${name} in type ${goTypeName(v)}`);
+      if (isGoMap(v)) {
+        v = Object.hasOwn(v, name) ? v[name] : NO_VALUE;
+        continue;
+      }
       if (!Object.hasOwn(v, name)) throw this.error(`can't evaluate field ${name} in type struct`);
       v = v[name];
     }

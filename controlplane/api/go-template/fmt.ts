@@ -15,6 +15,24 @@ export class GoFloat {
 /** strconv's 'g' with shortest precision switches to the exponent form at this decimal exponent. */
 const SHORTEST_G_EXPONENT = 6;
 
+const goMaps = new WeakSet<object>();
+
+/**
+ * Marks `entries` as a Go map rather than a struct: a missing key reads as no
+ * value instead of failing the template, an empty one is false in `if`, %v
+ * prints it as map[k:v ...]. `null` gives a nil map, which templates read as
+ * an empty one (as Go's do) and which still JSON-encodes as null.
+ */
+export function goMap<T extends Record<string, unknown>>(entries: T | null): T | Record<string, never> {
+  const m: T | Record<string, never> = entries ?? Object.defineProperty({}, 'toJSON', { value: () => null, enumerable: false });
+  goMaps.add(m);
+  return m;
+}
+
+export function isGoMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && goMaps.has(v);
+}
+
 /** Go's type name for a value, as fmt shows it in error forms. */
 export function goTypeName(v: unknown): string {
   if (v instanceof GoFloat) return 'float64';
@@ -24,6 +42,7 @@ export function goTypeName(v: unknown): string {
   if (typeof v === 'bigint') return v < 0n ? 'int64' : 'uint64';
   if (typeof v === 'number') return Number.isInteger(v) ? 'int' : 'float64';
   if (Array.isArray(v)) return '[]interface {}';
+  if (isGoMap(v)) return 'map[string]interface {}';
   return 'struct';
 }
 
@@ -48,6 +67,7 @@ export function formatValue(v: unknown, plus = false): string {
   if (typeof v === 'boolean' || typeof v === 'bigint') return String(v);
   if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 1e21 ? String(v) : formatFloat(v);
   if (Array.isArray(v)) return `[${v.map((x) => formatValue(x, plus)).join(' ')}]`;
+  if (isGoMap(v)) return `map[${Object.keys(v).sort().map((k) => `${k}:${formatValue(v[k], plus)}`).join(' ')}]`;
   const entries = Object.entries(v as Record<string, unknown>);
   return `{${entries.map(([k, x]) => (plus ? `${k}:${formatValue(x, plus)}` : formatValue(x, plus))).join(' ')}}`;
 }
