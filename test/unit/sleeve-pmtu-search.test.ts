@@ -14,6 +14,18 @@ const FIRST_CANDIDATE = UNDERLAY_MTU - overheadDF(false);
 /** Weave's whole wait for one candidate: 10 ms doubling, 8 sends. */
 const WEAVE_WAIT_PER_CANDIDATE_MS = MTU_VERIFY_FIRST_TIMEOUT_MS * (2 ** MTU_VERIFY_ATTEMPTS - 1);
 
+/** An outbound connection to 192.0.2.2, its control messages to `sendControl`, its other events ignored. */
+function outboundConnection(sendControl: ConnectionEvents['sendControl'] = () => undefined): SleeveConnection {
+  const events: ConnectionEvents = {
+    sendControl, established: () => undefined, failed: () => undefined, changed: () => undefined,
+    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
+  };
+  return new SleeveConnection({
+    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID: 0x77n,
+    dfFd: -1, counters: new SharedArrayBuffer(16),
+  }, 0x010203040506n, events, 0);
+}
+
 interface Run {
   mtu: number;
   searching: boolean;
@@ -29,14 +41,7 @@ interface Run {
  * `answerDelayMs` after the test was sent; run for `forMs` of simulated time.
  */
 function simulate(getsThrough: number, answerDelayMs: number, forMs: number): Run {
-  const events: ConnectionEvents = {
-    sendControl: () => undefined, established: () => undefined, failed: () => undefined, changed: () => undefined,
-    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
-  };
-  const conn = new SleeveConnection({
-    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID: 0x77n,
-    dfFd: -1, counters: new SharedArrayBuffer(16),
-  }, 0x010203040506n, events, 0);
+  const conn = outboundConnection();
   const answers: { at: number; mtu: number }[] = [];
   const testsSent: number[] = [];
   let settledAfterMs: number | undefined;
@@ -102,14 +107,7 @@ test('answers a little slower than the first timeouts: once one is measured, a s
 });
 
 test('a repeated answer to a size already known good, or an answer above what the kernel allows, changes nothing', () => {
-  const events: ConnectionEvents = {
-    sendControl: () => undefined, established: () => undefined, failed: () => undefined, changed: () => undefined,
-    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
-  };
-  const conn = new SleeveConnection({
-    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID: 0x77n,
-    dfFd: -1, counters: new SharedArrayBuffer(16),
-  }, 0x010203040506n, events, 0);
+  const conn = outboundConnection();
   const verify = (mtu: number, now: number): void =>
     conn.handleControl(SleeveControlTag.PMTUVerified, encodeSleeveControl({ type: 'PMTUVerified', mtu }).subarray(1), now);
   verify(9000, 0);
@@ -127,18 +125,10 @@ test('a repeated answer to a size already known good, or an answer above what th
 test('the remote\'s resent MTU test is answered once until MTU_TEST_REANSWER_AFTER_MS has passed; another size at once', () => {
   const answers: { at: number; mtu: number }[] = [];
   let now = 0;
-  const events: ConnectionEvents = {
-    sendControl: (subTag, payload) => {
-      assert.equal(subTag, SleeveControlTag.PMTUVerified);
-      answers.push({ at: now, mtu: (payload[0]! << 8) | payload[1]! });
-    },
-    established: () => undefined, failed: () => undefined, changed: () => undefined,
-    drop: () => undefined, deliver: () => undefined, connectDF: () => undefined,
-  };
-  const conn = new SleeveConnection({
-    t: 'add', id: 1, remoteName: 0x0a0b0c0d0e0fn, remoteIp: '192.0.2.2', remotePort: 6783, outbound: true, connUID: 0x77n,
-    dfFd: -1, counters: new SharedArrayBuffer(16),
-  }, 0x010203040506n, events, 0);
+  const conn = outboundConnection((subTag, payload) => {
+    assert.equal(subTag, SleeveControlTag.PMTUVerified);
+    answers.push({ at: now, mtu: (payload[0]! << 8) | payload[1]! });
+  });
   const from = { ip: '192.0.2.2', port: 6783 };
   // Weave's resends of one test: 0, 10, 30, 70, 150, 310, 630, 1270 ms.
   for (const t of [0, 10, 30, 70, 150, 310, 630, 1270]) {
