@@ -351,8 +351,8 @@ export class SleeveConnection {
     }
     const good = s ? s.highestGood : this.mtu;
     if (mtu <= good || mtu >= this.mtuCeiling || this.mtuCeiling > INITIAL_MTU) return;
-    // How late it was is unknown (which of its sends it answers is not said): at least a timeout too late.
-    this.learnAnswerDelay(Math.max(2 * this.verifyFloorMs, MTU_VERIFY_FIRST_TIMEOUT_MS * 2 ** MTU_VERIFY_ATTEMPTS));
+    // It came after every timeout of its size had run out: from now on, each test waits the longest allowed.
+    this.verifyFloorMs = MTU_VERIFY_SLOW_PATH_CAP_MS;
     if (s) {
       // Sizes above it were given up on by the same mistake, up to where it was itself given up on.
       if (mtu >= s.lowestBad) s.lowestBad = this.mtuCeiling;
