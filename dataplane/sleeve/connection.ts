@@ -94,6 +94,11 @@ interface PmtuSearch {
   firstSentAt: number;
 }
 
+/** A search at `candidate` within its bounds, its first test not sent yet. */
+function newSearch(candidate: number, highestGood: number, lowestBad: number, now: number): PmtuSearch {
+  return { candidate, highestGood, lowestBad, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+}
+
 /**
  * The longest wait a slow control path can add to each MTU test's timeout.
  * A test's answer comes back through both routers' main threads and the TCP
@@ -189,7 +194,7 @@ export class SleeveConnection {
       if (r.verifyFloorMs !== undefined) this.verifyFloorMs = r.verifyFloorMs;
       if (r.search && this.remoteSockaddr) {
         const { candidate, highestGood, lowestBad } = r.search;
-        this.search = { candidate, highestGood, lowestBad, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+        this.search = newSearch(candidate, highestGood, lowestBad, now);
         this.mtu = candidate;
         this.maxPayloadDF = lowestBad - 1 + this.overheadDF - UDP_IP_OVERHEAD;
         this.sendMtuTest(now);
@@ -358,7 +363,7 @@ export class SleeveConnection {
       if (mtu >= s.lowestBad) s.lowestBad = this.mtuCeiling;
       s.highestGood = mtu;
     } else {
-      this.search = { candidate: mtu, highestGood: mtu, lowestBad: this.mtuCeiling, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+      this.search = newSearch(mtu, mtu, this.mtuCeiling, now);
     }
     this.nextCandidate(now);
   }
@@ -372,7 +377,7 @@ export class SleeveConnection {
     const m = pathMtu - this.overheadDF;
     if (this.search && this.search.candidate <= m) return;
     if (m < PMTU_SEARCH_FLOOR) return;
-    this.search = { candidate: m, highestGood: PMTU_SEARCH_FLOOR, lowestBad: m + 1, attempt: 0, timeoutMs: MTU_VERIFY_FIRST_TIMEOUT_MS, deadline: 0, firstSentAt: now };
+    this.search = newSearch(m, PMTU_SEARCH_FLOOR, m + 1, now);
     this.mtuCeiling = m + 1;
     this.maxPayloadDF = pathMtu - UDP_IP_OVERHEAD;
     this.mtu = m;
