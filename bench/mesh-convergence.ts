@@ -307,8 +307,8 @@ async function connectionMtus(hosts: readonly Host[]): Promise<number[]> {
     // The whole report, once the measures are taken: a connection still retrying has no attributes.
     const r = await httpGetInNetns(h.netnsPath, API_IP, API_PORT, '/report', REPORT_TIMEOUT_MS);
     if (r?.status !== 200) throw new Error(`mesh-convergence: ${h.label}'s report failed (${r ? `HTTP ${r.status}` : 'no answer'})`);
-    const { Connections } = (JSON.parse(r.body) as { Router: { Connections: { State: string; Attrs?: { mtu?: string } }[] | null } }).Router;
-    for (const c of Connections ?? []) if (c.State === 'established' && c.Attrs?.mtu !== undefined) mtus.push(Number(c.Attrs.mtu));
+    const { Connections } = (JSON.parse(r.body) as { Router: { Connections: { State: string; Attrs: { mtu?: number } | null }[] | null } }).Router;
+    for (const c of Connections ?? []) if (c.State === 'established' && c.Attrs?.mtu !== undefined) mtus.push(c.Attrs.mtu);
   }
   return mtus;
 }

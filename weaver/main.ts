@@ -123,9 +123,10 @@ async function main(argv: string[]): Promise<void> {
     // The whole heap collected now and then, started once the router is ready (dataplane/sys/full-gc.ts).
     const gcEveryMs = fullGcIntervalMs(process.env);
     const gcCompacts = fullGcCompacts(process.env);
+    /** Bytes as MiB, for the trim and collection debug lines. */
+    const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
     if (trimEveryMs > 0) {
       if (!fixMallocThresholds()) logger.debug('malloc thresholds left to the libc: no mallopt');
-      const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
       startMallocTrim(trimEveryMs, (r) => logger.debug(`malloc_trim: RSS ${mib(r.rssBefore)} -> ${mib(r.rssAfter)} MiB in ${r.ms.toFixed(1)} ms`));
     }
     // The Docker proxy and plugin modules (and the Docker client under them) are loaded only when
@@ -288,7 +289,6 @@ async function main(argv: string[]): Promise<void> {
       if (v8Flags.length > 0) logger.debug(`V8 flags set again: ${v8Flags.join(' ')}`);
       // After the flags for the same reason: --expose-gc changes V8's flag hash (dataplane/sys/full-gc.ts).
       if (gcEveryMs > 0) {
-        const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
         startFullCollections(gcEveryMs, (r) => logger.debug(`full GC: heap ${mib(r.heapBefore)} -> ${mib(r.heapAfter)} MiB in ${r.ms.toFixed(1)} ms`), gcCompacts);
       }
     });
