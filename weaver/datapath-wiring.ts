@@ -18,7 +18,6 @@ import { bpfDatapath } from '../dataplane/bpf/descriptor.js';
 import { ovsDatapath } from '../dataplane/ovs/descriptor.js';
 import { sleeveDatapath } from '../dataplane/sleeve/descriptor.js';
 import { SleeveDatapath } from '../dataplane/sleeve/datapath.js';
-import { prestartSleeveWorker } from '../dataplane/sleeve/prestart.js';
 import type { WeaverConfig } from './flags.js';
 import type { DataPlaneStatus } from './router-status.js';
 import type { TrustedSubnets } from '../controlplane/router/trusted-subnets.js';
@@ -133,8 +132,6 @@ export interface DataPlaneOptions {
   /** --trusted-subnets, built once by the composition root (also the mesh's). */
   trusted: TrustedSubnets;
   probe?: FastdpProbe;
-  /** The router dials peers as soon as it runs (peers on its command line, or --resume). */
-  dialsAtOnce?: boolean;
   /** Startup phases as they are reached (the router logs them at debug level). */
   phase?(what: string): void;
 }
@@ -177,10 +174,6 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
   const probe = opts.probe ?? (config.noFastdp ? {} : await probeFastdp(openOptions));
   opts.phase?.('fastdp probe');
   const choice = chooseDatapaths(config, probe);
-  // Connections start on the sleeve when there is no fast datapath: a router about to dial boots the
-  // sleeve's packet worker while its data plane opens. With one, the sleeve is only the fallback.
-  const fastdpExpected = choice.overlays.includes('fastdp');
-  if (!fastdpExpected && opts.dialsAtOnce) prestartSleeveWorker();
   const datapaths: Datapath[] = [];
   try {
     if (choice.overlays.includes('fastdp') && !config.requireFastdp && probe.kind !== undefined) {

@@ -25,7 +25,6 @@ import { StartingRouter } from './starting-router.js';
 import { fixMallocThresholds, mallocTrimIntervalMs, startMallocTrim } from '../dataplane/sys/malloc-trim.js';
 import { fullGcCompacts, fullGcIntervalMs, startFullCollections } from '../dataplane/sys/full-gc.js';
 import { takeQueuedConnections } from '../dataplane/sys/accept-queue.js';
-import { prestartedWorkerLoaded } from '../dataplane/sleeve/prestart.js';
 import { restoreV8Flags } from './v8-flags.cjs';
 import { codeCacheWanted, saveCodeCache } from './code-cache.cjs';
 import { writeFileAtomic } from '../controlplane/atomic-file.js';
@@ -186,7 +185,7 @@ async function main(argv: string[]): Promise<void> {
     // Host networking, the data plane and the mesh side by side: the data plane plugs into the
     // bridge, the mesh into the data plane; both decide trust from one TrustedSubnets.
     const trusted = new TrustedSubnets(cfg.trustedSubnets);
-    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, dialsAtOnce: cfg.peers.length > 0 || cfg.resume, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted, phase });
+    const dataPlane = await startDataPlane({ ourName: name, config: cfg, logger, bridge: hostNet.bridge, mtu: hostNet.mtu, lowerHostMtu: hostNet.lowerMtu, onPeersReachable: hostNet.reannounce, trusted, phase });
     phase('data plane');
     mesh = await startMesh({
       identity,
@@ -283,8 +282,8 @@ async function main(argv: string[]): Promise<void> {
       const codeCache = saveCodeCache((path, data) => writeFileAtomic(path, data, { durable: false, perProcessTemp: true }));
       if (codeCache) logger.debug(`code cache ${codeCache.use}${codeCache.written ? `, ${codeCache.written} bytes written` : ''}${codeCache.error ? `, not written: ${codeCache.error}` : ''}`);
     });
-    // Held back while the modules loaded (start.cts), the sleeve worker's included: it loads its own.
-    void Promise.all([prestartedWorkerLoaded(), codeCacheSaved]).then(() => {
+    // Held back while the modules loaded (start.cts).
+    void codeCacheSaved.then(() => {
       const v8Flags = restoreV8Flags();
       if (v8Flags.length > 0) logger.debug(`V8 flags set again: ${v8Flags.join(' ')}`);
       // After the flags for the same reason: --expose-gc changes V8's flag hash (dataplane/sys/full-gc.ts).

@@ -17,10 +17,9 @@ import { Rtnl, withNetns } from '../netlink/index.js';
 import { ensureCapturePort } from './capture.js';
 import { closeFd, openPacketSocket, openUdpSocket } from '../sys/sockets.js';
 import type {
-  AddForwarder, ForwarderResume, FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats,
+  AddForwarder, ForwarderResume, FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats,
 } from './worker-protocol.js';
 import { SLEEVE_WORKER_RESOURCE_LIMITS, SLEEVE_WORKER_URL } from './worker-url.js';
-import { adoptPrestartedWorker, hasPrestartedWorker } from './prestart.js';
 import { SleeveKeeper } from './keeper.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT } from '../../controlplane/well-known.js';
 
@@ -62,8 +61,24 @@ export interface SleeveDatapathOptions {
    * connections): the keeper heartbeats until a connection uses the sleeve.
    */
   startParked?: boolean;
+  /**
+   * Open parked, and start the worker only when frames are to cross the
+   * sleeve: a frame on the capture port (not an interface's announcement of
+   * itself, link-announcements.ts), or a peer's data datagram. For a
+   * router whose only overlay is the sleeve, where the forwarding state puts
+   * every peer on it from the first connection: without traffic, the keeper's
+   * heartbeats are all the sleeve does, and a worker per router (its isolate,
+   * ~8 MiB) is not needed for them.
+   */
+  parkUntilFrames?: boolean;
   log?: (message: string) => void;
 }
+
+/**
+ * Datagrams kept for a starting worker: the burst one peer's first frames make
+ * while the worker boots (its own receive queue holds what comes after).
+ */
+const MAX_HANDED_OVER = 64;
 
 class SleeveForwarder implements OverlayForwarder {
   state: ForwarderStatus['state'] = 'initiating';
@@ -143,6 +158,8 @@ export class SleeveDatapath implements Datapath {
   private readonly carried = emptyStats();
   /** Carries the forwarders' heartbeats while the worker is parked. */
   private keeper: SleeveKeeper | undefined;
+  /** Datagrams the keeper read that the worker must handle when it starts (keeper.ts handOver). */
+  private handedOver: Array<{ datagram: Uint8Array; ip: string; port: number }> = [];
   /** The worker is stopping to be parked: forwarders and control messages wait for the keeper. */
   private parking: Array<{ id: number; subTag: number; payload: Uint8Array }> | undefined;
   private parkTimer: NodeJS.Timeout | undefined;
@@ -185,13 +202,11 @@ export class SleeveDatapath implements Datapath {
     }
     const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const dp = new SleeveDatapath(opts, packetFd, udpFd, wakeFd);
-    if (opts.startParked) {
+    if (opts.startParked || opts.parkUntilFrames) {
       dp.startKeeper([]);
-      dp.log('sleeve: packet worker parked until a connection uses the sleeve; its heartbeats run on the main thread');
+      dp.log(`sleeve: packet worker parked until ${opts.parkUntilFrames ? 'a frame crosses the sleeve' : 'a connection uses the sleeve'}; its heartbeats run on the main thread`);
     }
     else if (!opts.lazyWorker) await dp.startWorker();
-    // A worker prestarted for a router about to dial is adopted now, not at the dial.
-    else if (hasPrestartedWorker()) dp.warmUp();
     return dp;
   }
 
@@ -231,9 +246,7 @@ export class SleeveDatapath implements Datapath {
       ourName: this.opts.ourName, port: this.opts.port ?? DEFAULT_MESH_PORT,
       epollFd: this.epollFd, wakeFd: this.wakeFd, packetFd: this.packetFd, udpFd: this.udpFd, control: port2,
     };
-    const prestarted = adoptPrestartedWorker();
-    const worker = prestarted ?? new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2], resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
-    if (prestarted) prestarted.postMessage({ t: 'config', config } satisfies WorkerConfigMessage, [port2]);
+    const worker = new Worker(SLEEVE_WORKER_URL, { workerData: config, transferList: [port2], resourceLimits: SLEEVE_WORKER_RESOURCE_LIMITS });
     this.worker = worker;
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     worker.on('message', (m: FromWorker) => this.onWorkerMessage(m));
@@ -250,6 +263,7 @@ export class SleeveDatapath implements Datapath {
     });
     for (const f of this.forwarders.values()) this.post(f.addMessage());
     if (this.state) this.post({ t: 'state', state: this.state });
+    for (const d of this.handedOver.splice(0)) this.post({ t: 'datagram', ...d });
     this.parkLater();
     return ready;
   }
@@ -272,7 +286,6 @@ export class SleeveDatapath implements Datapath {
   }
 
   private onWorkerMessage(m: FromWorker): void {
-    if (m.t === 'loaded') return; // for prestart.ts
     if (m.t === 'ready') {
       for (const w of this.readyWaiters.splice(0)) w();
       return;
@@ -356,7 +369,7 @@ export class SleeveDatapath implements Datapath {
     if (onSleeve) {
       clearTimeout(this.parkTimer);
       this.parkTimer = undefined;
-      if (this.keeper) this.unpark(`connection to ${onSleeve.name.toString(16)} uses the sleeve`);
+      if (this.keeper && !this.opts.parkUntilFrames) this.unpark(`connection to ${onSleeve.name.toString(16)} uses the sleeve`);
     } else this.parkLater();
     this.post({ t: 'state', state });
   }
@@ -428,11 +441,16 @@ export class SleeveDatapath implements Datapath {
     const keeper = new SleeveKeeper(this.opts.ourName, this.udpFd, {
       emit: (m) => this.onWorkerMessage(m),
       traffic: (from) => this.unpark(`${from.toString(16)} sends frames over the sleeve`),
+      handOver: (datagram, source) => {
+        if (this.handedOver.length < MAX_HANDED_OVER) this.handedOver.push({ datagram, ip: source.ip, port: source.port });
+        else this.carried.drops['sleeve-parked'] = (this.carried.drops['sleeve-parked'] ?? 0) + 1;
+      },
+      captured: () => this.unpark('a local frame is to cross the sleeve'),
       drop: (reason, count = 1) => {
         this.carried.drops[reason] = (this.carried.drops[reason] ?? 0) + count;
       },
       log: (m) => this.log(m),
-    });
+    }, this.opts.parkUntilFrames ? this.packetFd : undefined);
     this.keeper = keeper;
     for (const f of this.forwarders.values()) keeper.add(f.addMessage());
     for (const c of held) keeper.control(c.id, c.subTag, c.payload);

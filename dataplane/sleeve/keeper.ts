@@ -15,18 +15,26 @@
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
 import { Errno } from '../netlink/errors.js';
+import * as libc from '../sys/libc.js';
 import { poller } from '../sys/poller.js';
 import { MsgBatch, pathMtu } from '../sys/sockets.js';
 import { FRAME_HEADER_SIZE, NAME_SIZE, SECRETBOX_TAG_SIZE, SEQ_SIZE } from './constants.js';
 import { connectionForForwarder, type SleeveConnection } from './connection.js';
 import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
+import { isLinkAnnouncement } from './link-announcements.js';
+import { VNET_HDR_SIZE } from './inject-coalescer.js';
 import { peerNameBytes, readPeerNameCached } from './frame-codec.js';
 import { classifySpecialFrame } from './special-frames.js';
 import type { AddForwarder, FromWorker, SleeveDropReason } from './worker-protocol.js';
 
 /** Largest datagram, and largest UDP_GRO train, a receive can return. */
 const SLOT = 65536;
+/**
+ * Bytes of a captured frame read to classify it: the virtio-net header, Ethernet, IPv6, a hop-by-hop
+ * header and the ICMPv6 type (link-announcements.ts).
+ */
+const CAPTURE_PEEK_SIZE = 128;
 /** Heartbeats come one every few seconds per connection: a small batch drains any burst in a few calls. */
 const RECEIVE_BATCH = 4;
 
@@ -35,6 +43,10 @@ export interface KeeperEvents {
   emit(m: FromWorker): void;
   /** A peer sends frames over the sleeve: the worker is needed. */
   traffic(from: PeerName): void;
+  /** A datagram the keeper read but the worker must handle (one with data frames, or read after the keeper stopped). */
+  handOver(datagram: Uint8Array, source: { ip: string; port: number }): void;
+  /** The capture port has a frame to send (watched only when given a capture fd): the worker is needed. */
+  captured(): void;
   drop(reason: SleeveDropReason, count?: number): void;
   log(message: string): void;
 }
@@ -64,9 +76,15 @@ export class SleeveKeeper {
   private timerAt = Infinity;
   private stopped = false;
 
-  constructor(private readonly ourName: PeerName, private readonly udpFd: number, private readonly events: KeeperEvents) {
+  /**
+   * `captureFd`, when given, is the capture port to watch for a local frame to send: the router has
+   * no other overlay, so the first such frame needs the worker. The frame stays queued for the
+   * worker to read; the interfaces' announcements before it are dropped (link-announcements.ts).
+   */
+  constructor(private readonly ourName: PeerName, private readonly udpFd: number, private readonly events: KeeperEvents, private readonly captureFd?: number) {
     this.ourNameBytes = peerNameBytes(ourName);
     this.watch(udpFd);
+    if (captureFd !== undefined) void this.watchCapture(captureFd);
   }
 
   /** Carries a forwarder: a new one, or one handed over from the worker with its resume. */
@@ -117,6 +135,7 @@ export class SleeveKeeper {
     this.stopped = true;
     clearTimeout(this.timer);
     for (const fd of [...this.watched]) this.unwatch(fd);
+    if (this.captureFd !== undefined) poller().forget(this.captureFd, new Error('sleeve keeper stopped watching'));
   }
 
   private watch(fd: number): void {
@@ -133,6 +152,32 @@ export class SleeveKeeper {
       }
     };
     void loop();
+  }
+
+  /** Waits until the capture port holds a frame to carry (not an announcement), then calls `captured`. */
+  private async watchCapture(fd: number): Promise<void> {
+    const head = Buffer.alloc(CAPTURE_PEEK_SIZE);
+    while (!this.stopped) {
+      try {
+        await poller().waitReadable(fd);
+      } catch {
+        return; // forgotten: the keeper stopped
+      }
+      if (this.stopped) return;
+      for (;;) {
+        const n = libc.recvfrom(fd, head, head.length, libc.MSG_PEEK | libc.MSG_DONTWAIT, null, null);
+        if (n < 0) {
+          const errno = libc.lastErrno();
+          if (errno === Errno.EAGAIN || errno === Errno.EINTR) break; // nothing left: wait again
+          this.events.log(`sleeve: peeking at the capture port failed (errno ${errno}); starting the packet worker`);
+          return this.events.captured();
+        }
+        if (!isLinkAnnouncement(head.subarray(VNET_HDR_SIZE, n))) return this.events.captured();
+        // Consumed: a packet socket's read takes the whole frame, however short the buffer.
+        libc.recvfrom(fd, head, head.length, libc.MSG_DONTWAIT, null, null);
+        this.events.drop('link-announcement');
+      }
+    }
   }
 
   /** The datapath is about to close `fd` (a removed forwarder's DF socket). */
@@ -167,7 +212,8 @@ export class SleeveKeeper {
   }
 
   private handleDatagram(datagram: Uint8Array, from: { ip: string; port: number }, now: number): void {
-    if (this.stopped) return;
+    // The rest of a batch read before a data frame stopped the keeper: the worker's now (it reuses our buffers).
+    if (this.stopped) return this.events.handOver(datagram.slice(), from);
     this.counters.datagramsReceived++;
     if (datagram.length < NAME_SIZE) return this.events.drop('datagram-too-short');
     const sender = readPeerNameCached(datagram, 0);
@@ -206,9 +252,9 @@ export class SleeveKeeper {
         this.events.drop('forwarder-not-established');
         continue;
       }
-      // A data frame: this peer forwards to us over the sleeve. The worker takes it from here; this
-      // datagram's frames are lost, as a datagram is when the worker restarts.
-      this.events.drop('sleeve-parked');
+      // A data frame: this peer forwards to us over the sleeve. The worker takes it from here, this
+      // datagram included, whole (its special frames, handled here already, are idempotent).
+      this.events.handOver(datagram.slice(), from);
       this.events.traffic(conn.remoteName);
       return;
     }

@@ -50,6 +50,8 @@ export type ToWorker =
   | { t: 'remove'; id: number }
   | { t: 'control'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'state'; state: ForwardingState }
+  /** A datagram the keeper read before the worker started, to handle as if received (keeper.ts handOver). */
+  | { t: 'datagram'; datagram: Uint8Array; ip: string; port: number }
   | { t: 'stop' };
 
 /** Why the worker dropped a frame or datagram: the names of its `drops` counters. */
@@ -64,7 +66,9 @@ export type SleeveDropReason =
   // inject (frames to local containers)
   | 'inject-buffer-full' | `inject-errno-${number}`
   // a data frame that came while the worker was parked (keeper.ts): it starts the worker
-  | 'sleeve-parked';
+  | 'sleeve-parked'
+  // an interface's announcement of itself captured while the worker was parked (link-announcements.ts)
+  | 'link-announcement';
 
 export interface WorkerStats {
   captured: number;
@@ -81,8 +85,6 @@ export interface WorkerStats {
 }
 
 export type FromWorker =
-  /** A prestarted worker has loaded its modules (prestart.ts); it waits for its WorkerConfig. */
-  | { t: 'loaded' }
   | { t: 'ready' }
   | { t: 'sendControl'; id: number; subTag: number; payload: Uint8Array }
   | { t: 'established'; id: number }
@@ -102,11 +104,3 @@ export interface WorkerConfig {
   control: MessagePort;
 }
 
-/**
- * The first message to a worker started before its datapath existed
- * (prestart.ts): it was started with no workerData, and waits for this.
- */
-export interface WorkerConfigMessage {
-  t: 'config';
-  config: WorkerConfig;
-}

@@ -1,7 +1,6 @@
-// Where the sleeve packet worker's module is, and the heap it starts with. Two
-// modules start it — the datapath, and prestart.ts before the router's other
-// modules have loaded — so both are written once, here, where the router
-// bundle rewrites the URL to its bundled worker (scripts/bundle-router.mjs).
+// Where the sleeve packet worker's module is, and the heap it starts with:
+// kept apart from the datapath because the router bundle rewrites this URL to
+// its bundled worker (scripts/bundle-router.mjs).
 import type { ResourceLimits } from 'node:worker_threads';
 
 export const SLEEVE_WORKER_URL = new URL('./worker.js', import.meta.url);

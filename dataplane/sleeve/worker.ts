@@ -30,7 +30,7 @@ import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
 import { MsgBatch, UDP_MAX_SEGMENTS, pathMtu } from '../sys/sockets.js';
 import { exposedCollector, fullGcIntervalMs, type Collect } from '../sys/full-gc.js';
-import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerConfigMessage, WorkerStats } from './worker-protocol.js';
+import type { FromWorker, SleeveDropReason, ToWorker, WorkerConfig, WorkerStats } from './worker-protocol.js';
 
 /**
  * Messages per recvmmsg/sendmmsg. Under bulk TCP every slot carries a GSO or
@@ -45,19 +45,7 @@ const SLOT = 65536;
 const STATS_INTERVAL_MS = 500;
 const MAC_EXPIRY_CHECK_MS = 60_000;
 
-/**
- * A worker started before its datapath (prestart.ts) has no workerData: its
- * configuration is its first message. It says when its modules have loaded,
- * which the router waits for before it sets its run-time V8 flags again
- * (weaver/v8-flags.cts).
- */
-function configFromParent(): Promise<WorkerConfig> {
-  const config = new Promise<WorkerConfig>((resolve) => parentPort!.once('message', (m: WorkerConfigMessage) => resolve(m.config)));
-  parentPort!.postMessage({ t: 'loaded' } satisfies FromWorker);
-  return config;
-}
-
-const config: WorkerConfig = (workerData as WorkerConfig | null) ?? (await configFromParent());
+const config = workerData as WorkerConfig;
 const ourName: PeerName = config.ourName;
 
 function post(msg: FromWorker): void {
@@ -474,6 +462,10 @@ function drainControl(now: number): void {
       }
       case 'state':
         applyState(msg.state);
+        break;
+      case 'datagram':
+        handleDatagram(msg.datagram, { ip: msg.ip, port: msg.port }, now);
+        endOfReceived(now);
         break;
       case 'stop':
         running = false;

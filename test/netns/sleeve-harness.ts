@@ -41,7 +41,7 @@ export async function plugNode(host: Host, i: number, mtu: number): Promise<Slee
   return { index: i, host, container, ip: `10.32.0.${i}`, name: peerName(i) };
 }
 
-export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number; startParked?: boolean } = {}): Promise<SleeveDatapath> {
+export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number; startParked?: boolean; parkUntilFrames?: boolean } = {}): Promise<SleeveDatapath> {
   node.dp = await SleeveDatapath.create({
     ourName: node.name, bridge: 'weave', netns: node.host.netnsPath, port: SLEEVE_PORT, mtu, log: () => undefined, ...opts,
   });

@@ -12,7 +12,6 @@ import {
   type Link, type SleeveNode,
 } from './sleeve-harness.js';
 import { overheadDF } from '../../dataplane/sleeve/constants.js';
-import { prestartSleeveWorker } from '../../dataplane/sleeve/prestart.js';
 
 const UNDERLAY_MTU = 1500;
 const CONTAINER_MTU = 1376;
@@ -53,17 +52,13 @@ for (const encrypt of [false, true]) {
     let link: Link;
     let lazyWorkerBefore: number | undefined;
     let lazyWorkerAfter: number | undefined;
-    let prestartedWorker: number | undefined;
 
     before(async () => {
       bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
       a = await plugNode(bed.host(1), 1, CONTAINER_MTU);
       b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
       await startSleeve(a, CONTAINER_MTU, { parkIdleWorkerAfterMs: PARK_AFTER_MS });
-      // As the router does when it has peers to dial, the encrypted case starts b's packet worker
-      // before its datapath exists, and the datapath adopts it; plain, b's worker starts only with its
-      // first forwarder.
-      if (encrypt) prestartedWorker = prestartSleeveWorker();
+      // b's worker starts only with its first forwarder.
       await startSleeve(b, CONTAINER_MTU, { lazyWorker: true, parkIdleWorkerAfterMs: PARK_AFTER_MS });
       lazyWorkerBefore = b.dp!.workerThreadId;
       link = connectNodes(a, b, encrypt);
@@ -77,15 +72,9 @@ for (const encrypt of [false, true]) {
       await bed?.teardown();
     });
 
-    test(encrypt ? 'a lazy sleeve adopts the worker prestarted for a dial at once; the first forwarder uses it' : 'a lazy sleeve has no packet worker until its first forwarder', () => {
-      if (encrypt) {
-        assert.equal(typeof prestartedWorker, 'number');
-        assert.equal(lazyWorkerBefore, prestartedWorker);
-        assert.equal(lazyWorkerAfter, prestartedWorker);
-      } else {
-        assert.equal(lazyWorkerBefore, undefined);
-        assert.equal(typeof lazyWorkerAfter, 'number');
-      }
+    test('a lazy sleeve has no packet worker until its first forwarder', () => {
+      assert.equal(lazyWorkerBefore, undefined);
+      assert.equal(typeof lazyWorkerAfter, 'number');
     });
 
     test('heartbeats establish both forwarders', async () => {

@@ -1,0 +1,70 @@
+// The frames an interface sends to announce itself on the link when it comes
+// up: multicast group reports (IGMP, MLD), router solicitations and
+// duplicate-address probes (RFC 3376, 3810, 4861, 4862), all to a multicast
+// address.
+//
+// A router whose only overlay is the sleeve keeps its packet worker parked
+// until a frame is to cross it (keeper.ts). When the weave bridge, its ports
+// or a container's interface come up, the kernel sends these on its own, on
+// every host, and they would start the worker on every router although no
+// container has anything to send. While the worker is parked they are dropped
+// and counted: a bridge floods multicast to every port while it has heard no
+// querier, a querier's query comes from a peer as a frame, which starts the
+// worker, and the reports it asks for cross as usual from then on.
+import { ETHERNET_HEADER_SIZE } from './constants.js';
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+
+const IPV4_PROTOCOL_IGMP = 2;
+/** IGMP membership reports (v1, v2, v3) and the v2 leave. */
+const IGMP_ANNOUNCEMENT_TYPES: ReadonlySet<number> = new Set([0x12, 0x16, 0x17, 0x22]);
+
+const IPV6_HEADER_SIZE = 40;
+const NEXT_HEADER_HOP_BY_HOP = 0;
+const NEXT_HEADER_ICMPV6 = 58;
+/** MLDv1 report and done, router solicitation, MLDv2 report. */
+const ICMPV6_ANNOUNCEMENT_TYPES: ReadonlySet<number> = new Set([131, 132, 133, 143]);
+/** A neighbour solicitation announces only as a duplicate-address probe: sent from `::`. */
+const ICMPV6_NEIGHBOR_SOLICITATION = 135;
+
+/** Whether `frame` (Ethernet, no virtio-net header) is an interface's announcement of itself. */
+export function isLinkAnnouncement(frame: Uint8Array): boolean {
+  if (frame.length < ETHERNET_HEADER_SIZE) return false;
+  const ethertype = (frame[12]! << 8) | frame[13]!;
+  // IPv4 multicast MACs are 01:00:5e:..., IPv6 ones 33:33:...
+  if (ethertype === ETHERTYPE_IPV4 && frame[0] === 0x01 && frame[1] === 0x00 && frame[2] === 0x5e) return isIgmpAnnouncement(frame);
+  if (ethertype === ETHERTYPE_IPV6 && frame[0] === 0x33 && frame[1] === 0x33) return isIcmpv6Announcement(frame);
+  return false;
+}
+
+function isIgmpAnnouncement(frame: Uint8Array): boolean {
+  const ip = ETHERNET_HEADER_SIZE;
+  if (frame.length < ip + 20 || frame[ip]! >> 4 !== 4 || frame[ip + 9] !== IPV4_PROTOCOL_IGMP) return false;
+  // IGMP reports carry a router-alert option: the header is longer than 20 bytes.
+  const igmp = ip + (frame[ip]! & 0x0f) * 4;
+  return frame.length > igmp && IGMP_ANNOUNCEMENT_TYPES.has(frame[igmp]!);
+}
+
+function isIcmpv6Announcement(frame: Uint8Array): boolean {
+  const ip = ETHERNET_HEADER_SIZE;
+  if (frame.length < ip + IPV6_HEADER_SIZE) return false;
+  let nextHeader = frame[ip + 6]!;
+  let at = ip + IPV6_HEADER_SIZE;
+  // MLD messages carry a hop-by-hop header (router alert) before the ICMPv6 message.
+  if (nextHeader === NEXT_HEADER_HOP_BY_HOP) {
+    if (frame.length < at + 2) return false;
+    nextHeader = frame[at]!;
+    at += (frame[at + 1]! + 1) * 8;
+  }
+  if (nextHeader !== NEXT_HEADER_ICMPV6 || frame.length <= at) return false;
+  const type = frame[at]!;
+  if (ICMPV6_ANNOUNCEMENT_TYPES.has(type)) return true;
+  return type === ICMPV6_NEIGHBOR_SOLICITATION && isUnspecified(frame, ip + 8);
+}
+
+/** Whether the 16-byte IPv6 address at `at` is `::`. */
+function isUnspecified(frame: Uint8Array, at: number): boolean {
+  for (let i = at; i < at + 16; i++) if (frame[i] !== 0) return false;
+  return true;
+}
