@@ -4,7 +4,8 @@
 //   fastdp     two routers connected over fastdp; their sleeve's packet worker
 //              parked (after WEAVE_SLEEVE_PARK_SEC, 60 s unless set) or never
 //              started, the sleeve's heartbeats on the main thread
-//   sleeve     two routers with --no-fastdp: the worker carries the sleeve
+//   sleeve     two routers with --no-fastdp: the worker stays parked until a
+//              frame crosses the sleeve, and none does here
 // Each is sampled IDLE_S after the last router's connection was established
 // (past the park delay), as `ps` would show it.
 //

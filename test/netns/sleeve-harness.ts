@@ -4,7 +4,8 @@
 // place of the mesh router's control connections, and forwarding state for a
 // given topology.
 import { randomBytes } from 'node:crypto';
-import { mustExec, type Container, type Host } from './lib/index.js';
+import { after, before } from 'node:test';
+import { createTestbed, mustExec, type Container, type Host, type Testbed } from './lib/index.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState, OverlayForwarder, OverlayName } from '../../controlplane/router/datapath.js';
 import { SleeveDatapath } from '../../dataplane/sleeve/index.js';
@@ -41,11 +42,43 @@ export async function plugNode(host: Host, i: number, mtu: number): Promise<Slee
   return { index: i, host, container, ip: `10.32.0.${i}`, name: peerName(i) };
 }
 
-export async function startSleeve(node: SleeveNode, mtu: number, opts: { lazyWorker?: boolean; parkIdleWorkerAfterMs?: number; startParked?: boolean; parkUntilFrames?: boolean } = {}): Promise<SleeveDatapath> {
+export interface StartSleeveOptions {
+  lazyWorker?: boolean;
+  parkIdleWorkerAfterMs?: number;
+  startParked?: boolean;
+  parkUntilFrames?: boolean;
+}
+
+export async function startSleeve(node: SleeveNode, mtu: number, opts: StartSleeveOptions = {}): Promise<SleeveDatapath> {
   node.dp = await SleeveDatapath.create({
     ourName: node.name, bridge: 'weave', netns: node.host.netnsPath, port: SLEEVE_PORT, mtu, log: () => undefined, ...opts,
   });
   return node.dp;
+}
+
+/** Heartbeats every 25-400 ms until the first answer (connection.ts): well under a second here. */
+export const SLEEVE_ESTABLISH_BOUND_MS = 3000;
+
+/**
+ * Two hosts on a bridge underlay with a container and a sleeve datapath each, made before the
+ * file's tests and removed after them; the nodes are on the returned object once the tests run.
+ */
+export function useSleevePair(mtu: number, optsA: StartSleeveOptions, optsB: StartSleeveOptions): { a: SleeveNode; b: SleeveNode } {
+  let bed: Testbed | undefined;
+  const pair = {} as { a: SleeveNode; b: SleeveNode };
+  before(async () => {
+    bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
+    pair.a = await plugNode(bed.host(1), 1, mtu);
+    pair.b = await plugNode(bed.host(2), 2, mtu);
+    await startSleeve(pair.a, mtu, optsA);
+    await startSleeve(pair.b, mtu, optsB);
+  });
+  after(async () => {
+    await stopSleeve(pair.a);
+    await stopSleeve(pair.b);
+    await bed?.teardown();
+  });
+  return pair;
 }
 
 /** Closes the node's sleeve and removes its kernel state (the capture port), as `weave reset` would. */

@@ -4,10 +4,10 @@
 // connections establish and stay up on the keeper's heartbeats with no packet worker, although the
 // forwarding state puts the peer on the sleeve; the first frame starts the worker on both ends, the
 // sender's from its capture port, the receiver's from the datagram, which is handed over, not lost.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestbed, mustExec, pollUntil, waitForPing, type Testbed } from './lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, stopSleeve, type SleeveNode } from './sleeve-harness.js';
+import { mustExec, pollUntil, waitForPing } from './lib/index.js';
+import { applyTopology, connectNodes, SLEEVE_ESTABLISH_BOUND_MS, useSleevePair } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 /**
@@ -17,33 +17,16 @@ const CONTAINER_MTU = 1376;
  */
 const ANNOUNCEMENTS_BOUND_MS = 6000;
 const ANNOUNCEMENTS_AWAITED = 16;
-/** Heartbeats every 25-400 ms until the first answer (connection.ts): well under a second here. */
-const ESTABLISH_BOUND_MS = 3000;
 /**
  * The first ping starts both workers (~100 ms each on a quiet host) before its reply; an ARP lost on
  * the way would cost the container's 1 s retry.
  */
 const FIRST_PING_BOUND_MS = 1500;
 
-let bed: Testbed;
-let a: SleeveNode;
-let b: SleeveNode;
-
-before(async () => {
-  bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
-  a = await plugNode(bed.host(1), 1, CONTAINER_MTU);
-  b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
-  await startSleeve(a, CONTAINER_MTU, { lazyWorker: true, parkUntilFrames: true });
-  await startSleeve(b, CONTAINER_MTU, { lazyWorker: true, parkUntilFrames: true });
-});
-
-after(async () => {
-  await stopSleeve(a);
-  await stopSleeve(b);
-  await bed?.teardown();
-});
+const pair = useSleevePair(CONTAINER_MTU, { lazyWorker: true, parkUntilFrames: true }, { lazyWorker: true, parkUntilFrames: true });
 
 test('sleeve only: the bridge and a container coming up announce themselves and the packet worker stays parked', async () => {
+  const { a, b } = pair;
   for (const node of [a, b]) {
     for (const [ns, link] of [[node.host.namespace, 'weave'], [node.container.namespace, 'eth0']] as const) {
       await mustExec('ip', ['-n', ns, 'link', 'set', link, 'down']);
@@ -59,12 +42,13 @@ test('sleeve only: the bridge and a container coming up announce themselves and 
 });
 
 test('sleeve only: established and routed over the sleeve with no packet worker; the first ping starts both and gets its reply', async (t) => {
+  const { a, b } = pair;
   for (const encrypt of [false, true]) {
     await t.test(encrypt ? 'encrypted' : 'plain', async () => {
       const started = Date.now();
       const link = connectNodes(a, b, encrypt);
       applyTopology([a, b], [[a, b]], 'sleeve');
-      const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), ESTABLISH_BOUND_MS).unref());
+      const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), SLEEVE_ESTABLISH_BOUND_MS).unref());
       assert.equal(await Promise.race([link.established.then(() => 'ok'), timeout]), 'ok', `a ${link.fa.status().state}, b ${link.fb.status().state}`);
       const establishedAfter = Date.now() - started;
       if (!encrypt) {

@@ -1,40 +1,23 @@
 // The sleeve opened parked, as beside a fast datapath (dataplane/sleeve/keeper.ts): with no packet
 // worker at all, fresh connections establish from the main thread, plain and encrypted, one after
 // another on the same sockets.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTestbed, pollUntil, type Testbed } from './lib/index.js';
-import { applyTopology, connectNodes, plugNode, startSleeve, stopSleeve, type SleeveNode } from './sleeve-harness.js';
+import { pollUntil } from './lib/index.js';
+import { applyTopology, connectNodes, SLEEVE_ESTABLISH_BOUND_MS, useSleevePair } from './sleeve-harness.js';
 
 const CONTAINER_MTU = 1376;
 const CONNECTIONS = 10;
-/** Heartbeats every 25-400 ms until the first answer (connection.ts): well under a second here. */
-const ESTABLISH_BOUND_MS = 3000;
 
-let bed: Testbed;
-let a: SleeveNode;
-let b: SleeveNode;
-
-before(async () => {
-  bed = await createTestbed({ hosts: 2, underlay: 'bridge' });
-  a = await plugNode(bed.host(1), 1, CONTAINER_MTU);
-  b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
-  await startSleeve(a, CONTAINER_MTU, { lazyWorker: true, startParked: true, parkIdleWorkerAfterMs: 100 });
-  await startSleeve(b, CONTAINER_MTU, { lazyWorker: true, startParked: true });
-});
-
-after(async () => {
-  await stopSleeve(a);
-  await stopSleeve(b);
-  await bed?.teardown();
-});
+const pair = useSleevePair(CONTAINER_MTU, { lazyWorker: true, startParked: true, parkIdleWorkerAfterMs: 100 }, { lazyWorker: true, startParked: true });
 
 test(`opened parked: ${CONNECTIONS} connections in a row establish from the main thread, plain and encrypted`, async () => {
+  const { a, b } = pair;
   const took: number[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
     const started = Date.now();
     const link = connectNodes(a, b, i % 2 === 1);
-    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), ESTABLISH_BOUND_MS).unref());
+    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), SLEEVE_ESTABLISH_BOUND_MS).unref());
     const outcome = await Promise.race([link.established.then(() => 'ok'), timeout]);
     assert.equal(outcome, 'ok', `connection ${i}: a ${link.fa.status().state}, b ${link.fb.status().state}; a ${JSON.stringify(a.dp!.counters())} b ${JSON.stringify(b.dp!.counters())}`);
     took.push(Date.now() - started);
@@ -48,6 +31,7 @@ test(`opened parked: ${CONNECTIONS} connections in a row establish from the main
 });
 
 test('one end starts its worker in the middle of the handshake, the other stays parked: both establish', async () => {
+  const { a, b } = pair;
   const took: number[] = [];
   for (let i = 0; i < CONNECTIONS; i++) {
     const started = Date.now();
@@ -55,7 +39,7 @@ test('one end starts its worker in the middle of the handshake, the other stays 
     // a (the dialling end) takes the sleeve i ms in, as a router does while its fast datapath loads.
     await new Promise((r) => setTimeout(r, i * 3));
     applyTopology([a, b], [[a, b]], 'sleeve', [a]);
-    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), ESTABLISH_BOUND_MS).unref());
+    const timeout = new Promise<string>((r) => setTimeout(() => r('timeout'), SLEEVE_ESTABLISH_BOUND_MS).unref());
     const outcome = await Promise.race([link.established.then(() => 'ok'), timeout]);
     assert.equal(outcome, 'ok', `connection ${i}: a ${link.fa.status().state}, b ${link.fb.status().state}; a ${JSON.stringify(a.dp!.counters())} b ${JSON.stringify(b.dp!.counters())}`);
     took.push(Date.now() - started);
