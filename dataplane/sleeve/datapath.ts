@@ -445,7 +445,7 @@ export class SleeveDatapath implements Datapath {
         if (this.handedOver.length < MAX_HANDED_OVER) this.handedOver.push({ datagram, ip: source.ip, port: source.port });
         else this.carried.drops['sleeve-parked'] = (this.carried.drops['sleeve-parked'] ?? 0) + 1;
       },
-      captured: () => this.unpark('a local frame is to cross the sleeve'),
+      captured: (frame) => this.unpark(`a local frame is to cross the sleeve: ${frame}`),
       drop: (reason, count = 1) => {
         this.carried.drops[reason] = (this.carried.drops[reason] ?? 0) + count;
       },

@@ -22,7 +22,7 @@ import { FRAME_HEADER_SIZE, NAME_SIZE, SECRETBOX_TAG_SIZE, SEQ_SIZE } from './co
 import { connectionForForwarder, type SleeveConnection } from './connection.js';
 import { framesThatFit, packAndSeal, packedLength } from './datagram-pack.js';
 import { EarlyDatagrams } from './early-datagrams.js';
-import { isLinkAnnouncement } from './link-announcements.js';
+import { describeFrame, isLinkAnnouncement } from './link-announcements.js';
 import { VNET_HDR_SIZE } from './inject-coalescer.js';
 import { peerNameBytes, readPeerNameCached } from './frame-codec.js';
 import { classifySpecialFrame } from './special-frames.js';
@@ -45,8 +45,8 @@ export interface KeeperEvents {
   traffic(from: PeerName): void;
   /** A datagram the keeper read but the worker must handle (one with data frames, or read after the keeper stopped). */
   handOver(datagram: Uint8Array, source: { ip: string; port: number }): void;
-  /** The capture port has a frame to send (watched only when given a capture fd): the worker is needed. */
-  captured(): void;
+  /** The capture port has a frame to send (watched only when given a capture fd), described: the worker is needed. */
+  captured(frame: string): void;
   drop(reason: SleeveDropReason, count?: number): void;
   log(message: string): void;
 }
@@ -170,9 +170,10 @@ export class SleeveKeeper {
           const errno = libc.lastErrno();
           if (errno === Errno.EAGAIN || errno === Errno.EINTR) break; // nothing left: wait again
           this.events.log(`sleeve: peeking at the capture port failed (errno ${errno}); starting the packet worker`);
-          return this.events.captured();
+          return this.events.captured(`a frame not read (errno ${errno})`);
         }
-        if (!isLinkAnnouncement(head.subarray(VNET_HDR_SIZE, n))) return this.events.captured();
+        const frame = head.subarray(VNET_HDR_SIZE, n);
+        if (!isLinkAnnouncement(frame)) return this.events.captured(describeFrame(frame));
         // Consumed: a packet socket's read takes the whole frame, however short the buffer.
         libc.recvfrom(fd, head, head.length, libc.MSG_DONTWAIT, null, null);
         this.events.drop('link-announcement');

@@ -12,9 +12,13 @@
 // querier, a querier's query comes from a peer as a frame, which starts the
 // worker, and the reports it asks for cross as usual from then on.
 import { ETHERNET_HEADER_SIZE } from './constants.js';
+import { dstMac, formatMacNumber, srcMac } from './ethernet.js';
 
 const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_ARP = 0x0806;
+/** An ARP packet for IPv4 over Ethernet: the sender's and target's addresses at 14 and 24. */
+const ARP_IPV4_SIZE = 28;
 
 const IPV4_PROTOCOL_IGMP = 2;
 /** IGMP membership reports (v1, v2, v3) and the v2 leave. */
@@ -61,6 +65,35 @@ function isIcmpv6Announcement(frame: Uint8Array): boolean {
   const type = frame[at]!;
   if (ICMPV6_ANNOUNCEMENT_TYPES.has(type)) return true;
   return type === ICMPV6_NEIGHBOR_SOLICITATION && isUnspecified(frame, ip + 8);
+}
+
+/**
+ * What a captured frame is, for the log line that says why the worker started:
+ * its MACs, ethertype and, for IP, protocol (and ICMPv6 type or IGMP type).
+ */
+export function describeFrame(frame: Uint8Array): string {
+  if (frame.length < ETHERNET_HEADER_SIZE) return `a ${frame.length}-byte runt`;
+  const ethertype = (frame[12]! << 8) | frame[13]!;
+  let what = `ethertype 0x${ethertype.toString(16).padStart(4, '0')}`;
+  const ip = ETHERNET_HEADER_SIZE;
+  if (ethertype === ETHERTYPE_IPV4 && frame.length >= ip + 20) {
+    what = `IPv4 protocol ${frame[ip + 9]}`;
+    const payload = ip + (frame[ip]! & 0x0f) * 4;
+    if (frame[ip + 9] === IPV4_PROTOCOL_IGMP && frame.length > payload) what += ` (IGMP type 0x${frame[payload]!.toString(16)})`;
+  } else if (ethertype === ETHERTYPE_ARP && frame.length >= ip + ARP_IPV4_SIZE) {
+    const op = (frame[ip + 6]! << 8) | frame[ip + 7]!;
+    what = `ARP ${op === 1 ? 'request' : op === 2 ? 'reply' : `op ${op}`} for ${frame.subarray(ip + 24, ip + 28).join('.')} (sender ${frame.subarray(ip + 14, ip + 18).join('.')})`;
+  } else if (ethertype === ETHERTYPE_IPV6 && frame.length >= ip + IPV6_HEADER_SIZE) {
+    let nextHeader = frame[ip + 6]!;
+    let at = ip + IPV6_HEADER_SIZE;
+    if (nextHeader === NEXT_HEADER_HOP_BY_HOP && frame.length >= at + 2) {
+      nextHeader = frame[at]!;
+      at += (frame[at + 1]! + 1) * 8;
+    }
+    what = `IPv6 next header ${nextHeader}`;
+    if (nextHeader === NEXT_HEADER_ICMPV6 && frame.length > at) what += ` (ICMPv6 type ${frame[at]})`;
+  }
+  return `${what} from ${formatMacNumber(srcMac(frame))} to ${formatMacNumber(dstMac(frame))}`;
 }
 
 /** Whether the 16-byte IPv6 address at `at` is `::`. */

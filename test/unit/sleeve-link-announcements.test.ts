@@ -4,7 +4,7 @@
 // kernel sends them (compared with a capture on a bridge coming up).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isLinkAnnouncement } from '../../dataplane/sleeve/link-announcements.js';
+import { describeFrame, isLinkAnnouncement } from '../../dataplane/sleeve/link-announcements.js';
 
 const SRC_MAC = Buffer.from([0x7e, 0x11, 0x22, 0x33, 0x44, 0x55]);
 const UNSPECIFIED = Buffer.alloc(16);
@@ -94,4 +94,21 @@ test('short and odd frames are traffic, read without going past their end', () =
   const udp = Buffer.from(report);
   udp[14 + 40] = 17;
   assert.equal(isLinkAnnouncement(udp), false);
+});
+
+test('a frame that starts the worker is described for the log: MACs, protocol and ICMPv6 or IGMP type', () => {
+  const ns = ipv6Frame({ srcIp: LINK_LOCAL, dstIp: SOLICITED_NODE, icmpType: 135 });
+  assert.equal(describeFrame(ns), 'IPv6 next header 58 (ICMPv6 type 135) from 7e:11:22:33:44:55 to 33:33:ff:33:44:55');
+  const report = ipv6Frame({ srcIp: LINK_LOCAL, dstIp: MLDV2_ROUTERS, icmpType: 143, hopByHop: true });
+  assert.equal(describeFrame(report), 'IPv6 next header 58 (ICMPv6 type 143) from 7e:11:22:33:44:55 to 33:33:00:00:00:16');
+  assert.equal(describeFrame(igmpFrame(0x11, '224.0.0.1')), 'IPv4 protocol 2 (IGMP type 0x11) from 7e:11:22:33:44:55 to 01:00:5e:00:00:01');
+  const arpBody = Buffer.alloc(28);
+  arpBody.set([0, 1, 8, 0, 6, 4, 0, 1], 0);
+  arpBody.set([10, 32, 0, 1], 14);
+  arpBody.set([10, 32, 0, 2], 24);
+  const arp = Buffer.concat([ethernet(Buffer.alloc(6, 0xff), 0x0806), arpBody]);
+  assert.equal(describeFrame(arp), 'ARP request for 10.32.0.2 (sender 10.32.0.1) from 7e:11:22:33:44:55 to ff:ff:ff:ff:ff:ff');
+  assert.equal(describeFrame(arp.subarray(0, 30)), 'ethertype 0x0806 from 7e:11:22:33:44:55 to ff:ff:ff:ff:ff:ff');
+  assert.equal(describeFrame(arp.subarray(0, 10)), 'a 10-byte runt');
+  assert.equal(describeFrame(report.subarray(0, 30)), 'ethertype 0x86dd from 7e:11:22:33:44:55 to 33:33:00:00:00:16');
 });
