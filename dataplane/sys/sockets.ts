@@ -127,8 +127,24 @@ export function interfaceIndex(name: string): number {
 
 /** AF_PACKET socket bound to one interface: captures what the bridge sends it, injects into the bridge. */
 export function openPacketSocket(ifindex: number): Fd {
-  const proto = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8); // htons
-  const fd = libc.socket(AF_PACKET, libc.SOCK_RAW | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, proto);
+  const fd = openUnboundPacketSocket();
+  try {
+    bindPacketSocket(fd, ifindex);
+    return fd;
+  } catch (e) {
+    libc.close(fd);
+    throw e;
+  }
+}
+
+/**
+ * The capture socket before its bind, with its options set. Opened with protocol 0 it receives
+ * nothing: one opened for ETH_P_ALL takes every frame of every interface in the namespace until
+ * the bind narrows it to one, so a router starting beside traffic queued underlay frames (an ARP
+ * broadcast on eth0) and carried them into the overlay as if the bridge had sent them.
+ */
+export function openUnboundPacketSocket(): Fd {
+  const fd = libc.socket(AF_PACKET, libc.SOCK_RAW | libc.SOCK_NONBLOCK | libc.SOCK_CLOEXEC, 0);
   if (fd < 0) fail('open AF_PACKET socket (needs CAP_NET_RAW)');
   try {
     setIntOption(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'set PACKET_IGNORE_OUTGOING');
@@ -137,16 +153,21 @@ export function openPacketSocket(ifindex: number): Fd {
     setIntOption(fd, SOL_PACKET, PACKET_VNET_HDR, 1, 'set PACKET_VNET_HDR');
     setIntOption(fd, libc.SOL_SOCKET, libc.SO_RCVBUFFORCE, 8 << 20, 'set SO_RCVBUFFORCE on capture socket');
     setIntOption(fd, libc.SOL_SOCKET, 32 /* SO_SNDBUFFORCE */, 8 << 20, 'set SO_SNDBUFFORCE on capture socket');
-    const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
-    sll.writeUInt16LE(AF_PACKET, 0);
-    sll.writeUInt16LE(proto, 2);
-    sll.writeInt32LE(ifindex, 4);
-    if (libc.bindSocket(fd, sll, SOCKADDR_LL_SIZE) < 0) fail(`bind AF_PACKET socket to ifindex ${ifindex}`);
     return fd;
   } catch (e) {
     libc.close(fd);
     throw e;
   }
+}
+
+/** Starts capture on `ifindex` alone: every protocol (ETH_P_ALL), from that interface only. */
+export function bindPacketSocket(fd: Fd, ifindex: number): void {
+  const proto = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >> 8); // htons
+  const sll = Buffer.alloc(SOCKADDR_LL_SIZE);
+  sll.writeUInt16LE(AF_PACKET, 0);
+  sll.writeUInt16LE(proto, 2);
+  sll.writeInt32LE(ifindex, 4);
+  if (libc.bindSocket(fd, sll, SOCKADDR_LL_SIZE) < 0) fail(`bind AF_PACKET socket to ifindex ${ifindex}`);
 }
 
 const SIOCETHTOOL = 0x8946;
