@@ -11,7 +11,10 @@
 // frame a peer sends us over the sleeve, like a forwarding state that puts a
 // peer on the sleeve, makes the datapath start the worker again and hand the
 // connections back (each forwarder's resume: established, address, MTU; the
-// sealers' counters are shared memory, so no nonce is used twice).
+// sealers' counters are shared memory, so no nonce is used twice). A router
+// with the sleeve alone has every peer on it from the start: its keeper also
+// watches the capture port, and the first local frame to carry starts the
+// worker.
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import { SleeveCryptoError } from '../../crypto/sleeve-crypto.js';
 import { Errno } from '../netlink/errors.js';
@@ -169,8 +172,7 @@ export class SleeveKeeper {
         if (n < 0) {
           const errno = libc.lastErrno();
           if (errno === Errno.EAGAIN || errno === Errno.EINTR) break; // nothing left: wait again
-          this.events.log(`sleeve: peeking at the capture port failed (errno ${errno}); starting the packet worker`);
-          return this.events.captured(`a frame not read (errno ${errno})`);
+          return this.events.captured(`a frame that could not be peeked at (errno ${errno})`);
         }
         const frame = head.subarray(VNET_HDR_SIZE, n);
         if (!isLinkAnnouncement(frame)) return this.events.captured(describeFrame(frame));

@@ -51,20 +51,24 @@ function isIgmpAnnouncement(frame: Uint8Array): boolean {
 }
 
 function isIcmpv6Announcement(frame: Uint8Array): boolean {
-  const ip = ETHERNET_HEADER_SIZE;
-  if (frame.length < ip + IPV6_HEADER_SIZE) return false;
-  let nextHeader = frame[ip + 6]!;
-  let at = ip + IPV6_HEADER_SIZE;
-  // MLD messages carry a hop-by-hop header (router alert) before the ICMPv6 message.
-  if (nextHeader === NEXT_HEADER_HOP_BY_HOP) {
-    if (frame.length < at + 2) return false;
-    nextHeader = frame[at]!;
-    at += (frame[at + 1]! + 1) * 8;
-  }
+  const { nextHeader, at } = ipv6Payload(frame);
   if (nextHeader !== NEXT_HEADER_ICMPV6 || frame.length <= at) return false;
   const type = frame[at]!;
   if (ICMPV6_ANNOUNCEMENT_TYPES.has(type)) return true;
-  return type === ICMPV6_NEIGHBOR_SOLICITATION && isUnspecified(frame, ip + 8);
+  return type === ICMPV6_NEIGHBOR_SOLICITATION && isUnspecified(frame, ETHERNET_HEADER_SIZE + 8);
+}
+
+/**
+ * An IPv6 packet's payload: its protocol and offset in the frame, past a hop-by-hop header (MLD
+ * messages carry one, a router alert); next header -1 when the frame ends before either is known.
+ */
+function ipv6Payload(frame: Uint8Array): { nextHeader: number; at: number } {
+  const ip = ETHERNET_HEADER_SIZE;
+  if (frame.length < ip + IPV6_HEADER_SIZE) return { nextHeader: -1, at: frame.length };
+  const at = ip + IPV6_HEADER_SIZE;
+  if (frame[ip + 6] !== NEXT_HEADER_HOP_BY_HOP) return { nextHeader: frame[ip + 6]!, at };
+  if (frame.length < at + 2) return { nextHeader: -1, at: frame.length };
+  return { nextHeader: frame[at]!, at: at + (frame[at + 1]! + 1) * 8 };
 }
 
 /**
@@ -84,12 +88,7 @@ export function describeFrame(frame: Uint8Array): string {
     const op = (frame[ip + 6]! << 8) | frame[ip + 7]!;
     what = `ARP ${op === 1 ? 'request' : op === 2 ? 'reply' : `op ${op}`} for ${frame.subarray(ip + 24, ip + 28).join('.')} (sender ${frame.subarray(ip + 14, ip + 18).join('.')})`;
   } else if (ethertype === ETHERTYPE_IPV6 && frame.length >= ip + IPV6_HEADER_SIZE) {
-    let nextHeader = frame[ip + 6]!;
-    let at = ip + IPV6_HEADER_SIZE;
-    if (nextHeader === NEXT_HEADER_HOP_BY_HOP && frame.length >= at + 2) {
-      nextHeader = frame[at]!;
-      at += (frame[at + 1]! + 1) * 8;
-    }
+    const { nextHeader, at } = ipv6Payload(frame);
     what = `IPv6 next header ${nextHeader}`;
     if (nextHeader === NEXT_HEADER_ICMPV6 && frame.length > at) what += ` (ICMPv6 type ${frame[at]})`;
   }
