@@ -143,11 +143,6 @@ export interface RunningDataPlane {
   readonly overlayHandler: OverlayHandler;
   /** Pass as the Router's `onRoutesChanged` / `onShortIdsChanged`. */
   routesChanged(): void;
-  /**
-   * A connection is on its way (we are dialling, or a peer's protocol header
-   * came in): datapaths start what its forwarders will need.
-   */
-  connectionComing(): void;
   /** Must be called once the Router exists, before any connection is added. */
   bindRouter(router: Router): void;
   /** The data plane's part of a status snapshot: the switch's per-peer record, the Interface line, counters. */
@@ -275,9 +270,6 @@ export async function startDataPlane(opts: DataPlaneOptions): Promise<RunningDat
       connectionRemoved: (conn) => overlaySwitch.connectionRemoved(conn),
     },
     routesChanged: () => updater?.schedule(),
-    connectionComing: () => {
-      for (const d of datapaths) if (d instanceof SleeveDatapath) d.warmUp();
-    },
     bindRouter: (r) => {
       router = r;
       updater = new ForwardingUpdater({

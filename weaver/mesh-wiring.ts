@@ -280,11 +280,8 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
     meshLogger.debug?.(`<-[${remote}] accepted, handshake begins`);
     let result: HandshakeResult;
     try {
-      // A router with no peers of its own (the one the others dial) boots its sleeve worker
-      // beside the rest of the handshake, not after it.
       result = await performHandshake(socket, { ...handshakeOptions(false, remoteIp), onPeerHeader: () => {
         meshLogger.debug?.(`<-[${remote}] protocol header received`);
-        dataPlane?.connectionComing();
       } });
       firstHandshake();
     } catch (err) {
@@ -330,7 +327,6 @@ export async function startMesh(opts: MeshOptions): Promise<RunningMesh> {
   const dial = async (address: string): Promise<HandshakeResult> => {
     logger.info(`->[${address}] attempting connection`);
     firstDial();
-    dataPlane?.connectionComing();
     try {
       const socket = await dialTcp(address, pending);
       socket.setNoDelay(true);

@@ -210,22 +210,6 @@ export class SleeveDatapath implements Datapath {
     return dp;
   }
 
-  /**
-   * A connection is on its way (we are dialling, or a peer's header came in): start the packet worker
-   * now, beside the TCP connect and the handshake, instead of when the
-   * connection's forwarder asks for it. Does nothing once it runs.
-   */
-  warmUp(): void {
-    // Parked, a new connection heartbeats through the keeper and wakes the worker only if it takes the sleeve.
-    if (this.closed || this.worker || this.keeper || this.parking) return;
-    try {
-      void this.startWorker();
-    } catch (e) {
-      // The first forwarder tries again and reports it.
-      this.log(`sleeve: cannot start packet worker: ${(e as Error).message}`);
-    }
-  }
-
   /** How many times the worker was restarted after dying. */
   get workerRestarts(): number {
     return this.restarts;
@@ -438,17 +422,18 @@ export class SleeveDatapath implements Datapath {
 
   /** The keeper takes every forwarder, and the control messages held for them. */
   private startKeeper(held: ReadonlyArray<{ id: number; subTag: number; payload: Uint8Array }>): void {
+    const countDrop = (reason: SleeveDropReason, count = 1): void => {
+      this.carried.drops[reason] = (this.carried.drops[reason] ?? 0) + count;
+    };
     const keeper = new SleeveKeeper(this.opts.ourName, this.udpFd, {
       emit: (m) => this.onWorkerMessage(m),
       traffic: (from) => this.unpark(`${from.toString(16)} sends frames over the sleeve`),
       handOver: (datagram, source) => {
         if (this.handedOver.length < MAX_HANDED_OVER) this.handedOver.push({ datagram, ip: source.ip, port: source.port });
-        else this.carried.drops['sleeve-parked'] = (this.carried.drops['sleeve-parked'] ?? 0) + 1;
+        else countDrop('sleeve-parked');
       },
       captured: (frame) => this.unpark(`a local frame is to cross the sleeve: ${frame}`),
-      drop: (reason, count = 1) => {
-        this.carried.drops[reason] = (this.carried.drops[reason] ?? 0) + count;
-      },
+      drop: countDrop,
       log: (m) => this.log(m),
     }, this.opts.parkUntilFrames ? this.packetFd : undefined);
     this.keeper = keeper;

@@ -22,10 +22,10 @@ export const sleeveDatapath: DatapathDescriptor = {
     port: opts.port,
     ...(opts.bindIp !== undefined ? { bindIp: opts.bindIp } : {}),
     mtu: opts.mtu,
-    // A router with no connection over the sleeve pays neither the worker's memory nor its start-up.
-    lazyWorker: true,
-    // Beside a fast datapath the worker starts when a connection falls back to the sleeve; with the
-    // sleeve alone every connection is on it from the start, so the worker waits for the first frame.
+    // The router opens the sleeve with its worker parked, paying neither the worker's memory nor its
+    // start-up until needed. Beside a fast datapath the worker starts when a connection falls back to
+    // the sleeve; with the sleeve alone every connection is on it from the start, so the worker waits
+    // for the first frame.
     startParked: opts.fallbackOnly === true,
     parkUntilFrames: opts.fallbackOnly !== true,
     parkIdleWorkerAfterMs: intervalFromEnv(process.env, 'WEAVE_SLEEVE_PARK_SEC', DEFAULT_SLEEVE_PARK_MS, 'parking the sleeve worker'),
