@@ -32,7 +32,19 @@ import {
 } from './types.js';
 
 export const DEFAULT_GOSSIP_INTERVAL_MS = 30_000;
+/**
+ * A topology change is broadcast this long after it (Weave's
+ * deferTopologyUpdateDuration), coalescing every change in between.
+ */
 export const TOPOLOGY_BROADCAST_DELAY_MS = 1_000;
+/**
+ * A connection to a peer we did not know (or that restarted) is broadcast
+ * this soon instead, if our last broadcast was TOPOLOGY_BROADCAST_DELAY_MS
+ * ago: the others list a joining peer, and dial it, a tenth of a second after
+ * it joins rather than a second. The wait still coalesces one event's changes,
+ * and these broadcasts too are at least TOPOLOGY_BROADCAST_DELAY_MS apart.
+ */
+export const TOPOLOGY_BROADCAST_NEW_PEER_DELAY_MS = 100;
 export const GC_DELAY_MS = 1_000;
 export const DEFAULT_CONN_LIMIT = 200;
 /**
@@ -119,6 +131,9 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   private readonly topologyChannel: GossipChannel;
   private pendingBroadcast = new Set<PeerName>();
   private broadcastTimer: Cancel | undefined;
+  /** When the pending broadcast is due, and when we last sent one. */
+  private broadcastDue = 0;
+  private lastBroadcastAt = Number.NEGATIVE_INFINITY;
   private gcTimer: Cancel | undefined;
   private gossipTimer: Cancel | undefined;
   private readonly routeChecks = new Set<Cancel>();
@@ -310,7 +325,7 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
     this.logger.info(`connection added: ${conn.describe()}${restarted ? ' (restarted peer)' : isNew ? ' (new peer)' : ''}`);
     if (isNew) this.logPeersKnown();
     this.routes.recalculateSoon();
-    this.scheduleTopologyBroadcast([remote.name]);
+    this.scheduleTopologyBroadcast([remote.name], { newPeer: isNew || restarted });
     this.opts.overlay?.connectionAdded?.(conn);
     conn.start();
     if (isNew || restarted) this.sendAllGossipDown(remote.name);
@@ -444,8 +459,8 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
   }
 
   /**
-   * Broadcast {ourselves + changed} 1 s from now, coalescing every change in
-   * between. Weave 2.8's mesh sends it with tag 6 along the BroadcastAll tree
+   * Broadcast {ourselves + changed} 1 s from now, or sooner for a new peer,
+   * coalescing every change in between. Weave 2.8's mesh sends it with tag 6 along the BroadcastAll tree
    * from us and every peer relays the received set along the same tree, so an
    * update reaches each peer once; relaying improved deltas with tag 4 to
    * 2·log2(n) random neighbours at every hop instead multiplies each change
@@ -453,12 +468,21 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
    * from the live graph (Routes.broadcastAllNextHops), so it includes the
    * connections just made.
    */
-  private scheduleTopologyBroadcast(changed: Iterable<PeerName>): void {
+  private scheduleTopologyBroadcast(changed: Iterable<PeerName>, { newPeer = false } = {}): void {
     if (this.stopped) return;
     for (const n of changed) this.pendingBroadcast.add(n);
-    if (this.broadcastTimer) return;
-    this.broadcastTimer = this.clock.schedule(TOPOLOGY_BROADCAST_DELAY_MS, () => {
+    const now = this.clock.now();
+    const due = newPeer
+      ? Math.max(now + TOPOLOGY_BROADCAST_NEW_PEER_DELAY_MS, this.lastBroadcastAt + TOPOLOGY_BROADCAST_DELAY_MS)
+      : now + TOPOLOGY_BROADCAST_DELAY_MS;
+    if (this.broadcastTimer) {
+      if (due >= this.broadcastDue) return;
+      this.broadcastTimer();
+    }
+    this.broadcastDue = due;
+    this.broadcastTimer = this.clock.schedule(due - now, () => {
       this.broadcastTimer = undefined;
+      this.lastBroadcastAt = this.clock.now();
       const names = [this.ourName, ...this.pendingBroadcast];
       this.pendingBroadcast = new Set();
       this.topologyChannel.gossipBroadcast(this.topology.data(names));

@@ -262,3 +262,43 @@ test('heartbeats keep an idle connection alive; silence for 60 s closes it', asy
     mesh.stop();
   }
 });
+
+test('topology broadcasts: a new peer goes out within 100 ms of a quiet second, other changes and streams of them once a second', async () => {
+  const mesh = new TestMesh(7, { gossipIntervalMs: 10 * 60_000 });
+  try {
+    const hub = mesh.peers[0]!;
+    mesh.connect(1, 0);
+    await mesh.advance(3_000);
+    const toLeaf = (hub.router.connectionTo(mesh.peers[1]!.identity.name)! as unknown as { link: { sent: Uint8Array[] } }).link.sent;
+    const hubBroadcasts = (): number => toLeaf.filter((b) => b[0] === ProtocolTag.GossipBroadcast)
+      .filter((b) => wireCodec.decodeEnvelope(b).src === hub.identity.name).length;
+    const before = hubBroadcasts();
+
+    // A leaf joining after a quiet second is listed by the first leaf within the short wait, not a second later.
+    mesh.connect(2, 0);
+    await mesh.advance(150);
+    assert.ok(mesh.knownNames(1).includes(mesh.peers[2]!.identity.name), 'leaf 1 lists leaf 2 within 150 ms of its joining');
+    assert.equal(hubBroadcasts(), before + 1, 'one broadcast from the hub for the join');
+
+    // Four more joins 200 ms apart: coalesced into broadcasts at least a second apart.
+    for (let i = 3; i < 7; i++) {
+      mesh.connect(i, 0);
+      await mesh.advance(200);
+    }
+    assert.equal(hubBroadcasts(), before + 1, 'joins within a second of the last broadcast wait for the second to pass');
+    await mesh.advance(1_000);
+    assert.equal(hubBroadcasts(), before + 2, 'then one broadcast carries them all');
+    for (let i = 3; i < 7; i++) assert.ok(mesh.knownNames(1).includes(mesh.peers[i]!.identity.name), `leaf 1 lists leaf ${i}`);
+
+    // A connection between two peers that know each other waits the full second.
+    await mesh.advance(2_000);
+    mesh.connect(1, 2);
+    const leaf1AsSeenBy3 = (): PeerName[] => [...mesh.peers[3]!.router.peers.get(mesh.peers[1]!.identity.name)!.connections.keys()];
+    await mesh.advance(500);
+    assert.ok(!leaf1AsSeenBy3().includes(mesh.peers[2]!.identity.name), 'not yet broadcast half a second after');
+    await mesh.advance(600);
+    assert.ok(leaf1AsSeenBy3().includes(mesh.peers[2]!.identity.name), 'broadcast a second after');
+  } finally {
+    mesh.stop();
+  }
+});
