@@ -29,6 +29,23 @@ export const DEFAULT_OVERLAY_MTU = 1376;
 /** What wakes the worker: an eventfd counts the 8-byte little-endian values written to it. */
 const WAKE_ONE = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
 
+/**
+ * When the packet worker (a thread with its own V8 isolate, ~8 MiB) starts:
+ * - 'at-open': when the datapath opens;
+ * - 'first-forwarder': with the first connection's forwarder, so a router
+ *   with no connection over the sleeve pays neither its memory nor its start;
+ * - 'sleeve-connection': opened parked, the keeper (keeper.ts) heartbeating on
+ *   the main thread, until a connection uses the sleeve. For a router whose
+ *   connections a fast datapath is expected to carry;
+ * - 'first-frame': opened parked until frames are to cross the sleeve: a frame
+ *   on the capture port (not an interface's announcement of itself,
+ *   link-announcements.ts), or a peer's data datagram. For a router whose only
+ *   overlay is the sleeve, where the forwarding state puts every peer on it
+ *   from the first connection: without traffic, the keeper's heartbeats are all
+ *   the sleeve does, and a worker per router is not needed for them.
+ */
+export type WorkerStart = 'at-open' | 'first-forwarder' | 'sleeve-connection' | 'first-frame';
+
 export interface SleeveDatapathOptions {
   /** This router's peer name: the sender name of every datagram (spec §5.2). */
   ourName: PeerName;
@@ -44,33 +61,14 @@ export interface SleeveDatapathOptions {
   mtu?: number;
   /** Restart the worker when it dies (default true). */
   restartWorker?: boolean;
-  /**
-   * Start the packet worker with the first forwarder rather than at once
-   * (default false): a router with no connection over the sleeve then pays
-   * neither the worker thread's memory nor its start-up time.
-   */
-  lazyWorker?: boolean;
+  /** When the packet worker starts (default 'at-open'); see WorkerStart. */
+  workerStart?: WorkerStart;
   /**
    * Park the packet worker once no connection has used the sleeve for this
    * long, its heartbeats kept on the main thread (keeper.ts); 0 or absent:
    * never. It starts again as soon as a connection needs the sleeve.
    */
   parkIdleWorkerAfterMs?: number;
-  /**
-   * Open with the worker parked (a fast datapath is expected to carry the
-   * connections): the keeper heartbeats until a connection uses the sleeve.
-   */
-  startParked?: boolean;
-  /**
-   * Open parked, and start the worker only when frames are to cross the
-   * sleeve: a frame on the capture port (not an interface's announcement of
-   * itself, link-announcements.ts), or a peer's data datagram. For a
-   * router whose only overlay is the sleeve, where the forwarding state puts
-   * every peer on it from the first connection: without traffic, the keeper's
-   * heartbeats are all the sleeve does, and a worker per router (its isolate,
-   * ~8 MiB) is not needed for them.
-   */
-  parkUntilFrames?: boolean;
   log?: (message: string) => void;
 }
 
@@ -202,11 +200,11 @@ export class SleeveDatapath implements Datapath {
     }
     const wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const dp = new SleeveDatapath(opts, packetFd, udpFd, wakeFd);
-    if (opts.startParked || opts.parkUntilFrames) {
+    const workerStart = opts.workerStart ?? 'at-open';
+    if (workerStart === 'sleeve-connection' || workerStart === 'first-frame') {
       dp.startKeeper([]);
-      dp.log(`sleeve: packet worker parked until ${opts.parkUntilFrames ? 'a frame crosses the sleeve' : 'a connection uses the sleeve'}; its heartbeats run on the main thread`);
-    }
-    else if (!opts.lazyWorker) await dp.startWorker();
+      dp.log(`sleeve: packet worker parked until ${workerStart === 'first-frame' ? 'a frame crosses the sleeve' : 'a connection uses the sleeve'}; its heartbeats run on the main thread`);
+    } else if (workerStart === 'at-open') await dp.startWorker();
     return dp;
   }
 
@@ -353,7 +351,7 @@ export class SleeveDatapath implements Datapath {
     if (onSleeve) {
       clearTimeout(this.parkTimer);
       this.parkTimer = undefined;
-      if (this.keeper && !this.opts.parkUntilFrames) this.unpark(`connection to ${onSleeve.name.toString(16)} uses the sleeve`);
+      if (this.keeper && this.opts.workerStart !== 'first-frame') this.unpark(`connection to ${onSleeve.name.toString(16)} uses the sleeve`);
     } else this.parkLater();
     this.post({ t: 'state', state });
   }
@@ -435,7 +433,7 @@ export class SleeveDatapath implements Datapath {
       captured: (frame) => this.unpark(`a local frame is to cross the sleeve: ${frame}`),
       drop: countDrop,
       log: (m) => this.log(m),
-    }, this.opts.parkUntilFrames ? this.packetFd : undefined);
+    }, this.opts.workerStart === 'first-frame' ? this.packetFd : undefined);
     this.keeper = keeper;
     for (const f of this.forwarders.values()) keeper.add(f.addMessage());
     for (const c of held) keeper.control(c.id, c.subTag, c.payload);

@@ -26,8 +26,7 @@ export const sleeveDatapath: DatapathDescriptor = {
     // start-up until needed. Beside a fast datapath the worker starts when a connection falls back to
     // the sleeve; with the sleeve alone every connection is on it from the start, so the worker waits
     // for the first frame.
-    startParked: opts.fallbackOnly === true,
-    parkUntilFrames: opts.fallbackOnly !== true,
+    workerStart: opts.fallbackOnly === true ? 'sleeve-connection' : 'first-frame',
     parkIdleWorkerAfterMs: intervalFromEnv(process.env, 'WEAVE_SLEEVE_PARK_SEC', DEFAULT_SLEEVE_PARK_MS, 'parking the sleeve worker'),
     log: opts.log,
   }),

@@ -10,6 +10,6 @@
 //   ethernet.ts        MACs, DF bit, IPv4 fragmentation, ICMP fragmentation-needed
 //   mac-cache.ts       MAC -> peer with expiry
 //   frame-codec.ts, special-frames.ts, control-messages.ts, constants.ts: wire formats
-export { SleeveDatapath, DEFAULT_OVERLAY_MTU, type SleeveDatapathOptions } from './datapath.js';
+export { SleeveDatapath, DEFAULT_OVERLAY_MTU, type SleeveDatapathOptions, type WorkerStart } from './datapath.js';
 export { CAPTURE_END } from './capture.js';
 export type { WorkerStats } from './worker-protocol.js';

@@ -8,7 +8,7 @@ import { after, before } from 'node:test';
 import { createTestbed, mustExec, type Container, type Host, type Testbed } from './lib/index.js';
 import type { PeerName } from '../../controlplane/mesh/types.js';
 import type { ForwardingState, OverlayForwarder, OverlayName } from '../../controlplane/router/datapath.js';
-import { SleeveDatapath } from '../../dataplane/sleeve/index.js';
+import { SleeveDatapath, type SleeveDatapathOptions } from '../../dataplane/sleeve/index.js';
 import { sleeveDatapath } from '../../dataplane/sleeve/descriptor.js';
 
 export const SLEEVE_PORT = 6783;
@@ -42,12 +42,7 @@ export async function plugNode(host: Host, i: number, mtu: number): Promise<Slee
   return { index: i, host, container, ip: `10.32.0.${i}`, name: peerName(i) };
 }
 
-export interface StartSleeveOptions {
-  lazyWorker?: boolean;
-  parkIdleWorkerAfterMs?: number;
-  startParked?: boolean;
-  parkUntilFrames?: boolean;
-}
+export type StartSleeveOptions = Pick<SleeveDatapathOptions, 'workerStart' | 'parkIdleWorkerAfterMs'>;
 
 export async function startSleeve(node: SleeveNode, mtu: number, opts: StartSleeveOptions = {}): Promise<SleeveDatapath> {
   node.dp = await SleeveDatapath.create({

@@ -1,4 +1,4 @@
-// A router whose only overlay is the sleeve (dataplane/sleeve/datapath.ts parkUntilFrames): the
+// A router whose only overlay is the sleeve (dataplane/sleeve/datapath.ts, workerStart 'first-frame'): the
 // announcements the bridge and the containers' interfaces send when they come up are dropped and
 // counted, not taken for traffic (link-announcements.ts); its
 // connections establish and stay up on the keeper's heartbeats with no packet worker, although the
@@ -23,7 +23,7 @@ const ANNOUNCEMENTS_AWAITED = 16;
  */
 const FIRST_PING_BOUND_MS = 1500;
 
-const pair = useSleevePair(CONTAINER_MTU, { lazyWorker: true, parkUntilFrames: true }, { lazyWorker: true, parkUntilFrames: true });
+const pair = useSleevePair(CONTAINER_MTU, { workerStart: 'first-frame' }, { workerStart: 'first-frame' });
 
 test('sleeve only: the bridge and a container coming up announce themselves and the packet worker stays parked', async () => {
   const { a, b } = pair;

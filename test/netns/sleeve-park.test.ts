@@ -9,7 +9,7 @@ import { applyTopology, connectNodes, SLEEVE_ESTABLISH_BOUND_MS, useSleevePair }
 const CONTAINER_MTU = 1376;
 const CONNECTIONS = 10;
 
-const pair = useSleevePair(CONTAINER_MTU, { lazyWorker: true, startParked: true, parkIdleWorkerAfterMs: 100 }, { lazyWorker: true, startParked: true });
+const pair = useSleevePair(CONTAINER_MTU, { workerStart: 'sleeve-connection', parkIdleWorkerAfterMs: 100 }, { workerStart: 'sleeve-connection' });
 
 test(`opened parked: ${CONNECTIONS} connections in a row establish from the main thread, plain and encrypted`, async () => {
   const { a, b } = pair;

@@ -59,7 +59,7 @@ for (const encrypt of [false, true]) {
       b = await plugNode(bed.host(2), 2, CONTAINER_MTU);
       await startSleeve(a, CONTAINER_MTU, { parkIdleWorkerAfterMs: PARK_AFTER_MS });
       // b's worker starts only with its first forwarder.
-      await startSleeve(b, CONTAINER_MTU, { lazyWorker: true, parkIdleWorkerAfterMs: PARK_AFTER_MS });
+      await startSleeve(b, CONTAINER_MTU, { workerStart: 'first-forwarder', parkIdleWorkerAfterMs: PARK_AFTER_MS });
       lazyWorkerBefore = b.dp!.workerThreadId;
       link = connectNodes(a, b, encrypt);
       lazyWorkerAfter = b.dp!.workerThreadId;
