@@ -460,13 +460,14 @@ export class Router implements GossipHost, ConnectionHost, TopologyApplier {
 
   /**
    * Broadcast {ourselves + changed} 1 s from now, or sooner for a new peer,
-   * coalescing every change in between. Weave 2.8's mesh sends it with tag 6 along the BroadcastAll tree
-   * from us and every peer relays the received set along the same tree, so an
-   * update reaches each peer once; relaying improved deltas with tag 4 to
-   * 2·log2(n) random neighbours at every hop instead multiplies each change
-   * into tens of messages per peer while a mesh forms. The tree is computed
-   * from the live graph (Routes.broadcastAllNextHops), so it includes the
-   * connections just made.
+   * coalescing every change in between. Weave 2.8's mesh sends it with tag 4
+   * to random neighbours, and each peer relays its improved delta the same way
+   * (spec §4.3, §4.5), which multiplies each change into tens of messages per
+   * peer while a mesh forms. We send it with tag 6 along the BroadcastAll tree
+   * from us, and every peer relays the received set along the same tree (Weave
+   * routers take topology on tag 6 too, and relay it so), so an update reaches
+   * each peer once. The tree is computed from the live graph
+   * (Routes.broadcastAllNextHops), so it includes the connections just made.
    */
   private scheduleTopologyBroadcast(changed: Iterable<PeerName>, { newPeer = false } = {}): void {
     if (this.stopped) return;
