@@ -19,6 +19,9 @@
 //              router (median, max): the heartbeat and gossip floor that grows with N
 //   sleeve MTU with --sleeve, at the end: how many connections' path MTU is the highest
 //              any has, and the lowest (all should be equal on this underlay)
+//   slowest report answer  while waiting for each of ready, listed and connected: a measure is
+//              taken when a router's answer arrives, so it is that much coarser. With 50 routers on
+//              two cores their event loops are busy for seconds at a time, and answers take 3-16 s
 // --node-flag=FLAG (repeatable) adds a Node/V8 flag to every router after the launch flags, which it
 // overrides: an A/B of the router's heap settings, for instance.
 // --poll=each polls every router on its own (a poll, the pause, the next poll) instead of in passes:
@@ -78,6 +81,8 @@ interface Row {
   listedMs: number;
   /** Undefined with random peers, where a full mesh is not awaited. */
   connectedMs: number | undefined;
+  /** The slowest answer to a poll while waiting for each of the three (Awaited). */
+  slowestAnswerMs: [number, number, number | undefined];
   meanConns: number;
   cpuAtReady: number;
   cpuSeconds: number;
@@ -203,12 +208,30 @@ let pollIntervalMs = 200;
 let pollMode: 'passes' | 'each' = 'passes';
 const REPORT_TIMEOUT_MS = 30_000;
 
+/** When the last router satisfied a measure, and the slowest answer to a poll while waiting for it. */
+interface Awaited {
+  /** ms since the routers were spawned. */
+  ms: number;
+  /**
+   * A router starved of CPU answers late, and a measure is taken when the answer
+   * arrives: while routers answer seconds late, the measure is that much coarser.
+   */
+  slowestAnswerMs: number;
+}
+
 /**
  * Polls the routers still waiting, all at once, until all satisfy `done`;
- * returns ms since `t0` when the last one did. A router that exits fails the run.
+ * returns when the last one did. A router that exits fails the run.
  */
 async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: number,
-  done: (r: RouterReport | undefined) => boolean, what: string): Promise<number> {
+  done: (r: RouterReport | undefined) => boolean, what: string): Promise<Awaited> {
+  let slowestAnswerMs = 0;
+  const timedReport = async (h: Host): Promise<RouterReport | undefined> => {
+    const asked = Date.now();
+    const r = await report(h);
+    slowestAnswerMs = Math.max(slowestAnswerMs, Date.now() - asked);
+    return r;
+  };
   const exited = (h: Host): void => {
     const p = routers[h.index - 1]!;
     if (p.child.exitCode !== null || p.child.signalCode !== null) {
@@ -219,12 +242,12 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
     const times = await Promise.all(hosts.map(async (h) => {
       const ok = await pollUntil(async () => {
         exited(h);
-        return done(await report(h));
+        return done(await timedReport(h));
       }, timeoutMs, pollIntervalMs);
       if (!ok) throw new Error(`mesh-convergence: ${h.label} did not ${what} within ${timeoutMs / 1000} s`);
       return Date.now() - t0;
     }));
-    return Math.max(...times);
+    return { ms: Math.max(...times), slowestAnswerMs };
   }
   const waiting = new Set(hosts);
   let last = 0;
@@ -234,7 +257,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
     // (polled a few at a time, a pass over 50 loaded routers took longer than what it measured).
     await Promise.all([...waiting].map(async (h) => {
       exited(h);
-      if (done(await report(h))) {
+      if (done(await timedReport(h))) {
         waiting.delete(h);
         last = Date.now() - t0;
       }
@@ -242,7 +265,7 @@ async function allOf(hosts: readonly Host[], routers: SpawnedProcess[], t0: numb
     return waiting.size === 0;
   }, timeoutMs, pollIntervalMs);
   if (!ok) throw new Error(`mesh-convergence: ${[...waiting].map((h) => h.label).join(', ')} did not ${what} within ${timeoutMs / 1000} s`);
-  return last;
+  return { ms: last, slowestAnswerMs };
 }
 
 function establishedCount(r: RouterReport | undefined): number {
@@ -268,10 +291,10 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
       ], { env: weaverEnvironment({}, routerArgs) }));
     }
     // Polled from the start: a router that exits fails the run at its next poll (allOf).
-    const readyMs = await allOf(bed.hosts, routers, t0, (r) => r !== undefined, 'answer on the control API');
+    const ready = await allOf(bed.hosts, routers, t0, (r) => r !== undefined, 'answer on the control API');
     const cpuAtReady = routers.reduce((s, p) => s + cpuSeconds(p.pid), 0);
-    const listedMs = await allOf(bed.hosts, routers, t0, (r) => r?.peers === n, `list all ${n} peers`);
-    const connectedMs = choice === 'first'
+    const listed = await allOf(bed.hosts, routers, t0, (r) => r?.peers === n, `list all ${n} peers`);
+    const connected = choice === 'first'
       ? await allOf(bed.hosts, routers, t0, (r) => establishedCount(r) === n - 1, `establish connections to all ${n - 1} others`)
       : undefined;
     const perRouter = routers.map((p) => cpuSeconds(p.pid));
@@ -282,8 +305,9 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     const rss = routers.map((p) => rssMiB(p.pid)).sort((a, b) => a - b);
     const idleCpuPercent = steadySeconds > 0 ? await steadyCpu(routers, steadySeconds) : undefined;
     const mtus = sleeveOnly ? await connectionMtus(bed.hosts) : undefined;
-    return { n, idleCpuPercent, readyMs, listedMs, connectedMs, meanConns: conns / n, cpuAtReady, cpuSeconds: cpu,
-      hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss, mtus };
+    return { n, idleCpuPercent, readyMs: ready.ms, listedMs: listed.ms, connectedMs: connected?.ms,
+      slowestAnswerMs: [ready.slowestAnswerMs, listed.slowestAnswerMs, connected?.slowestAnswerMs],
+      meanConns: conns / n, cpuAtReady, cpuSeconds: cpu, hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss, mtus };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -338,6 +362,9 @@ async function main(): Promise<void> {
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
       `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
+    const [toReady, toList, toConnect] = row.slowestAnswerMs;
+    process.stdout.write(`mesh-convergence: ${n} routers: slowest report answer ${toReady} ms while they started, ${toList} ms while they listed` +
+      `${toConnect === undefined ? '' : `, ${toConnect} ms while they connected`} (a measure is taken when the answer arrives)\n`);
     if (row.mtus) {
       const top = Math.max(...row.mtus);
       process.stdout.write(`mesh-convergence: ${n} routers: sleeve MTU ${top} on ${row.mtus.filter((m) => m === top).length} of ${row.mtus.length} connections, lowest ${Math.min(...row.mtus)}\n`);
