@@ -15,7 +15,7 @@ import { wireCodec, type MeshCodec } from '../../controlplane/mesh/codec.js';
 import { Peers } from '../../controlplane/mesh/peers.js';
 import { ProtocolTag, type ConnectionSummary, type PeerRecord, type PeerSummary } from '../../controlplane/mesh/types.js';
 import { ROUTE_STALL_WARN_MS } from '../../controlplane/mesh/router.js';
-import { formMeshThroughFirst, identity, TestMesh } from './mesh-harness.js';
+import { formMeshThroughFirst, identity, sentOn, TestMesh } from './mesh-harness.js';
 
 const summaryArb: fc.Arbitrary<PeerSummary> = fc.record({
   name: fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }),
@@ -133,13 +133,13 @@ test('a 20-router mesh forms encoding each record version once per router and de
     assert.ok(counts.recordsEncoded * 5 < counts.recordsReceived, `${counts.recordsEncoded} encodings for ${counts.recordsReceived} records sent`);
     assert.ok(counts.listsDecoded * 3 < counts.recordsReceived, `${counts.listsDecoded} connection lists decoded of ${counts.recordsReceived} records received`);
     // Topology updates go as tag 6 along the broadcast trees, each reaching a
-    // peer once (Weave 2.8); tag 4 carries only gossip-down to new peers and
-    // what it improves. Relaying improved updates with tag 4 to random
+    // peer once (Weave 2.8 sends them with tag 4, spec §4.5); tag 4 carries only
+    // gossip-down to new peers and what it improves. Relaying improved updates with tag 4 to random
     // neighbours at every hop sent ~8000 messages here.
     const byTag = new Map<number, number>();
     for (const p of mesh.peers) {
       for (const c of p.router.allConnections()) {
-        for (const b of (c as unknown as { link: { sent: Uint8Array[] } }).link.sent) byTag.set(b[0]!, (byTag.get(b[0]!) ?? 0) + 1);
+        for (const b of sentOn(c)) byTag.set(b[0]!, (byTag.get(b[0]!) ?? 0) + 1);
       }
     }
     const [broadcasts, gossips] = [byTag.get(ProtocolTag.GossipBroadcast) ?? 0, byTag.get(ProtocolTag.Gossip) ?? 0];

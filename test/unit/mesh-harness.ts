@@ -77,6 +77,11 @@ export function linkPair(): [MemoryLink, MemoryLink] {
   return [a, b];
 }
 
+/** Every body a connection of a TestMesh sent on its MemoryLink, in order. */
+export function sentOn(conn: MeshConnection): Uint8Array[] {
+  return (conn as unknown as { link: MemoryLink }).link.sent;
+}
+
 export function identity(index: number, overrides: Partial<PeerIdentity> = {}): PeerIdentity {
   return {
     name: 0x0a0000000000n + BigInt(index),

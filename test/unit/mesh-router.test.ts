@@ -3,7 +3,7 @@
 // garbage collection, duplicate/self/collision handling, surrogate relaying.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestMesh, identity, linkPair, handshakes } from './mesh-harness.js';
+import { TestMesh, identity, linkPair, handshakes, sentOn } from './mesh-harness.js';
 import { RawGossipData, type GossipData, type Gossiper } from '../../controlplane/mesh/gossip.js';
 import { PeerNameCollisionError, SelfConnectionError, DuplicateConnectionError, UnknownRemoteError } from '../../controlplane/mesh/errors.js';
 import { ProtocolTag, type PeerName } from '../../controlplane/mesh/types.js';
@@ -242,7 +242,7 @@ test('heartbeats keep an idle connection alive; silence for 60 s closes it', asy
     await mesh.advance(5 * 60_000);
     assert.ok(!a.closed, 'heartbeats every 30 s keep the connection up');
     // Messages are well-formed wire bodies: decode a topology envelope that was sent.
-    const sent = (mesh.peers[0]!.router.connectionTo(mesh.peers[1]!.identity.name)! as unknown as { link: { sent: Uint8Array[] } }).link.sent;
+    const sent = sentOn(mesh.peers[0]!.router.connectionTo(mesh.peers[1]!.identity.name)!);
     assert.ok(sent.some((b) => b.length === 1 && b[0] === ProtocolTag.Heartbeat));
     const topo = sent.find((b) => b[0] === ProtocolTag.Gossip)!;
     const env = wireCodec.decodeEnvelope(topo);
@@ -269,7 +269,7 @@ test('topology broadcasts: a new peer goes out within 100 ms of a quiet second, 
     const hub = mesh.peers[0]!;
     mesh.connect(1, 0);
     await mesh.advance(3_000);
-    const toLeaf = (hub.router.connectionTo(mesh.peers[1]!.identity.name)! as unknown as { link: { sent: Uint8Array[] } }).link.sent;
+    const toLeaf = sentOn(hub.router.connectionTo(mesh.peers[1]!.identity.name)!);
     const hubBroadcasts = (): number => toLeaf.filter((b) => b[0] === ProtocolTag.GossipBroadcast)
       .filter((b) => wireCodec.decodeEnvelope(b).src === hub.identity.name).length;
     const before = hubBroadcasts();
