@@ -1,7 +1,7 @@
 // Structure-aware fuzz targets for every decoder that reads bytes from outside
 // the router: the control connection (handshake, framing, gob, envelopes,
 // topology), IPAM and DNS gossip as the gossipers apply it, sleeve datagrams
-// and control messages, fastdp heartbeats, DNS queries, the HTTP API and the
+// and control messages, the frames containers send into the sleeve, fastdp heartbeats, DNS queries, the HTTP API and the
 // persisted state files; the JSON, YAML and text decoders (CNI, Docker plugin
 // and proxy, policy files, Kubernetes objects) are in fuzz-targets-json.ts.
 // Inputs are mutations of valid encodings (they get past the first checks and
@@ -40,6 +40,9 @@ import { buildApiServer } from '../../controlplane/api/server.js';
 import type { RouterStatus } from '../../controlplane/api/status-model.js';
 import { decodeDatagram, decodeFrames, encodeDatagram, encodeFrames, SleeveDecodeError } from '../../dataplane/sleeve/frame-codec.js';
 import { classifySpecialFrame, heartbeatFrame } from '../../dataplane/sleeve/special-frames.js';
+import { dstMac, fragmentIPv4, icmpFragNeeded, internetChecksum, isIPv4DF, isMulticastMac, isStpFrame, srcMac } from '../../dataplane/sleeve/ethernet.js';
+import { describeFrame, isLinkAnnouncement } from '../../dataplane/sleeve/link-announcements.js';
+import { ETHERNET_HEADER_SIZE } from '../../dataplane/sleeve/constants.js';
 import { decodeSleeveControl, encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
 import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/fastdp/heartbeat.js';
 import { SleeveCryptoError, SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
@@ -183,6 +186,67 @@ function sleeveSeeds(): Uint8Array[] {
     encodeDatagram(NAME_A, encodeFrames([{ src: NAME_A, dst: NAME_B, frame: eth }, { src: NAME_A, dst: NAME_B, frame: heartbeatFrame(77n) }])),
     encodeDatagram(NAME_A, encodeFrames([{ src: NAME_A, dst: NAME_B, frame: new Uint8Array(1400) }])),
   ];
+}
+
+/** Frames a container sends: IGMPv3 and MLDv2 reports, an ARP request, IPv4 UDP with and without DF, larger than the MTU. */
+function capturedFrameSeeds(): Uint8Array[] {
+  const eth = (dst: number[], ethertype: number, payload: number[] | Uint8Array): Uint8Array =>
+    Uint8Array.from([...dst, 2, 0, 0, 0, 0, 1, ethertype >> 8, ethertype & 0xff, ...payload]);
+  const ipv4 = (proto: number, options: number[], payload: Uint8Array, df: boolean): number[] => {
+    const ihl = 20 + options.length;
+    const total = ihl + payload.length;
+    return [0x40 | (ihl / 4), 0, total >> 8, total & 0xff, 0, 1, df ? 0x40 : 0, 0, 64, proto, 0, 0, 10, 32, 0, 1, 10, 32, 0, 2, ...options, ...payload];
+  };
+  const routerAlert = [0x94, 0x04, 0, 0];
+  const igmp = eth([0x01, 0x00, 0x5e, 0, 0, 0x16], 0x0800, ipv4(2, routerAlert, Uint8Array.from([0x22, 0, 0, 0, 0, 0, 0, 0]), false));
+  const ipv6Hdr = (nextHeader: number, payloadLen: number): number[] => [0x60, 0, 0, 0, 0, payloadLen, nextHeader, 1, ...new Array<number>(32).fill(0)];
+  const mld = eth([0x33, 0x33, 0, 0, 0, 0x16], 0x86dd, [...ipv6Hdr(0, 36), 58, 0, 5, 2, 0, 0, 1, 0, 143, 0, 0, 0, 0, 0, 0, 1, ...new Array<number>(20).fill(0)]);
+  const arp = eth([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0x0806, [0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 32, 0, 1, 0, 0, 0, 0, 0, 0, 10, 32, 0, 2]);
+  const udp = new Uint8Array(1472).map((_, i) => i & 0xff);
+  const unicast = [0x02, 0, 0, 0, 0, 2];
+  return [igmp, mld, arp, eth(unicast, 0x0800, ipv4(17, [], udp, true)), eth(unicast, 0x0800, ipv4(17, [], udp, false))];
+}
+
+/** The overlay MTU the fuzzed frames are cut to (Weave's floor for the sleeve is 552). */
+const FUZZ_MTU = 576;
+
+/**
+ * What the router does with a frame a container sends into the sleeve: the
+ * keeper's look at it while the worker is parked, the worker's MAC reads, and
+ * the connection's fragmentation or ICMP reply for a packet over the MTU. The
+ * fragments must carry the packet's payload whole and fit the MTU, and the
+ * ICMP reply must have valid checksums, whatever the header claims.
+ */
+function runCapturedFrame(frame: Uint8Array): void {
+  isLinkAnnouncement(frame);
+  describeFrame(frame);
+  if (frame.length >= ETHERNET_HEADER_SIZE) {
+    dstMac(frame);
+    srcMac(frame);
+    isMulticastMac(frame);
+    isStpFrame(frame);
+  }
+  if (isIPv4DF(frame)) {
+    const reply = icmpFragNeeded(frame, FUZZ_MTU);
+    if (!reply) throw new Error('no ICMP reply for an IPv4 DF frame');
+    if (internetChecksum(reply, ETHERNET_HEADER_SIZE, ETHERNET_HEADER_SIZE + 20) !== 0) throw new Error('ICMP reply: bad IP header checksum');
+    if (internetChecksum(reply, ETHERNET_HEADER_SIZE + 20, reply.length) !== 0) throw new Error('ICMP reply: bad ICMP checksum');
+    return;
+  }
+  const fragments = fragmentIPv4(frame, FUZZ_MTU);
+  let carried = 0;
+  for (const f of fragments) {
+    if (f.length > ETHERNET_HEADER_SIZE + FUZZ_MTU) throw new Error(`a ${f.length}-byte fragment exceeds the MTU`);
+    const ihl = (f[ETHERNET_HEADER_SIZE]! & 0x0f) * 4;
+    if (internetChecksum(f, ETHERNET_HEADER_SIZE, ETHERNET_HEADER_SIZE + ihl) !== 0) throw new Error('fragment: bad IP header checksum');
+    carried += f.length - ETHERNET_HEADER_SIZE - ihl;
+  }
+  if (fragments.length > 0) {
+    const ihl = (frame[ETHERNET_HEADER_SIZE]! & 0x0f) * 4;
+    const claimed = (frame[ETHERNET_HEADER_SIZE + 2]! << 8) | frame[ETHERNET_HEADER_SIZE + 3]!;
+    const payload = Math.max(0, Math.min(claimed, frame.length - ETHERNET_HEADER_SIZE) - ihl);
+    if (carried !== payload) throw new Error(`fragments carry ${carried} of the packet's ${payload} payload bytes`);
+  }
 }
 
 // ---- targets ----
@@ -407,6 +471,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
         throw new Error(`forged body of ${b.length} bytes opened as #${opened.seq}`);
       }
     }, SleeveCryptoError),
+    bytesTarget('captured-frame', capturedFrameSeeds(), runCapturedFrame),
     bytesTarget('sleeve-control', [encodeSleeveControl({ type: 'PMTUVerified', mtu: 1400 }), encodeSleeveControl({ type: 'ConnectionEstablished' })],
       (b) => { decodeSleeveControl(b); }, SleeveDecodeError),
     bytesTarget('fastdp-heartbeat', [encodeHeartbeat(99n, 1410), encodeHeartbeat(1n, 10)], (b) => { parseHeartbeat(Buffer.from(b)); }),
