@@ -1,7 +1,8 @@
 // Structure-aware fuzz targets for every decoder that reads bytes from outside
 // the router: the control connection (handshake, framing, gob, envelopes,
 // topology), IPAM and DNS gossip as the gossipers apply it, sleeve datagrams
-// and control messages, the frames containers send into the sleeve, fastdp heartbeats, DNS queries, the HTTP API and the
+// and control messages, the frames containers send into the sleeve, fastdp
+// heartbeats and Open vSwitch upcalls (a container's packet the kernel hands up), DNS queries, the HTTP API and the
 // persisted state files; the JSON, YAML and text decoders (CNI, Docker plugin
 // and proxy, policy files, Kubernetes objects) are in fuzz-targets-json.ts.
 // Inputs are mutations of valid encodings (they get past the first checks and
@@ -43,6 +44,12 @@ import { classifySpecialFrame, heartbeatFrame } from '../../dataplane/sleeve/spe
 import { dstMac, fragmentIPv4, icmpFragNeeded, internetChecksum, isIPv4DF, isMulticastMac, isStpFrame, srcMac } from '../../dataplane/sleeve/ethernet.js';
 import { describeFrame, isLinkAnnouncement } from '../../dataplane/sleeve/link-announcements.js';
 import { ETHERNET_HEADER_SIZE } from '../../dataplane/sleeve/constants.js';
+import { decodeUpcall } from '../../dataplane/ovs/packet.js';
+import { encodeFlowKey, weaveTunnelId } from '../../dataplane/ovs/flow-key.js';
+import { MalformedOdpError } from '../../dataplane/ovs/errors.js';
+import { OVS_PACKET_ATTR_KEY, OVS_PACKET_ATTR_PACKET, OVS_PACKET_ATTR_USERDATA, OVS_PACKET_CMD_ACTION, OVS_PACKET_CMD_MISS } from '../../dataplane/ovs/constants.js';
+import { AttributeWriter } from '../../dataplane/netlink/attributes.js';
+import { encodeGenlHeader } from '../../dataplane/netlink/genl.js';
 import { decodeSleeveControl, encodeSleeveControl } from '../../dataplane/sleeve/control-messages.js';
 import { encodeHeartbeat, parseHeartbeat } from '../../dataplane/fastdp/heartbeat.js';
 import { SleeveCryptoError, SleeveOpener, SleeveSealer } from '../../crypto/sleeve-crypto.js';
@@ -248,6 +255,31 @@ function runCapturedFrame(frame: Uint8Array): void {
     if (carried !== payload) throw new Error(`fragments carry ${carried} of the packet's ${payload} payload bytes`);
   }
 }
+
+/**
+ * ovs_packet messages as the kernel sends them up (genl header, ovs_header,
+ * attributes): a miss from a local port, a miss from the VXLAN vport with its
+ * tunnel key, and a userspace action's upcall with userdata.
+ */
+function upcallSeeds(): Uint8Array[] {
+  const [arp] = capturedFrameSeeds().slice(2, 3);
+  const upcall = (cmd: number, key: Parameters<typeof encodeFlowKey>[0], userdata?: Uint8Array): Uint8Array => {
+    const ovsHeader = Buffer.alloc(4);
+    ovsHeader.writeInt32LE(7, 0);
+    const attrs = new AttributeWriter().bytes(OVS_PACKET_ATTR_PACKET, arp!).bytes(OVS_PACKET_ATTR_KEY, encodeFlowKey(key));
+    if (userdata) attrs.bytes(OVS_PACKET_ATTR_USERDATA, userdata);
+    return Buffer.concat([encodeGenlHeader(cmd, 1), ovsHeader, attrs.build()]);
+  };
+  const ethernet = { src: '02:00:00:00:00:01', dst: 'ff:ff:ff:ff:ff:ff' };
+  return [
+    upcall(OVS_PACKET_CMD_MISS, { priority: 0, inPort: 2, ethernet, ethertype: 0x0806, skbMark: 0, recircId: 0, dpHash: 0 }),
+    upcall(OVS_PACKET_CMD_MISS, { inPort: 1, ethernet, ethertype: 0x0806, tunnel: { id: weaveTunnelId(3, 5), ipv4Src: '192.168.1.2', ipv4Dst: '192.168.1.1', tos: 0, ttl: 64, dontFragment: true, tpSrc: 40000, tpDst: 6784 } }),
+    upcall(OVS_PACKET_CMD_ACTION, { inPort: 3, ethernet, ethertype: 0x0800 }, Uint8Array.from([1, 2, 3, 4])),
+  ];
+}
+
+/** The generic netlink family id the kernel gave ovs_packet (any: decodeUpcall does not look at it). */
+const OVS_PACKET_FAMILY = 0x20;
 
 // ---- targets ----
 
@@ -472,6 +504,9 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
       }
     }, SleeveCryptoError),
     bytesTarget('captured-frame', capturedFrameSeeds(), runCapturedFrame),
+    bytesTarget('ovs-upcall', upcallSeeds(), (b) => {
+      decodeUpcall({ type: OVS_PACKET_FAMILY, flags: 0, seq: 0, pid: 0, payload: Buffer.from(b) });
+    }, MalformedOdpError),
     bytesTarget('sleeve-control', [encodeSleeveControl({ type: 'PMTUVerified', mtu: 1400 }), encodeSleeveControl({ type: 'ConnectionEstablished' })],
       (b) => { decodeSleeveControl(b); }, SleeveDecodeError),
     bytesTarget('fastdp-heartbeat', [encodeHeartbeat(99n, 1410), encodeHeartbeat(1n, 10)], (b) => { parseHeartbeat(Buffer.from(b)); }),
