@@ -20,7 +20,7 @@ describe('sleeve across three hosts with A-C cut', () => {
     for (let i = 1; i <= 3; i++) nodes.push(await plugNode(bed.host(i), i, CONTAINER_MTU));
     await bed.cutLink(bed.host(1), bed.host(3));
     // The workers collect their heaps every second while the frames below cross them, as the
-    // router has them do every minute once it has exposed V8's collection (full-gc.ts).
+    // router has them do every 30 s once it has exposed V8's collection (full-gc.ts).
     process.env['WEAVE_FULL_GC_SEC'] = '1';
     fullCollector();
     links.push(...await startLineOfThree(nodes, CONTAINER_MTU));
