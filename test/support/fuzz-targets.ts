@@ -2,8 +2,8 @@
 // the router: the control connection (handshake, framing, gob, envelopes,
 // topology), IPAM and DNS gossip as the gossipers apply it, sleeve datagrams
 // and control messages, the frames containers send into the sleeve, fastdp
-// heartbeats and Open vSwitch upcalls (a container's packet the kernel hands up), DNS queries, the HTTP API and the
-// persisted state files; the JSON, YAML and text decoders (CNI, Docker plugin
+// heartbeats, Open vSwitch upcalls (a container's packet the kernel hands up),
+// DNS queries, the HTTP API and the persisted state files; the JSON, YAML and text decoders (CNI, Docker plugin
 // and proxy, policy files, Kubernetes objects) are in fuzz-targets-json.ts.
 // Inputs are mutations of valid encodings (they get past the first checks and
 // reach deep) mixed with plain noise. A target passes
@@ -196,7 +196,7 @@ function sleeveSeeds(): Uint8Array[] {
 }
 
 /** Frames a container sends: IGMPv3 and MLDv2 reports, an ARP request, IPv4 UDP with and without DF, larger than the MTU. */
-function capturedFrameSeeds(): Uint8Array[] {
+function containerFrames(): { igmp: Uint8Array; mld: Uint8Array; arp: Uint8Array; udpDF: Uint8Array; udp: Uint8Array } {
   const eth = (dst: number[], ethertype: number, payload: number[] | Uint8Array): Uint8Array =>
     Uint8Array.from([...dst, 2, 0, 0, 0, 0, 1, ethertype >> 8, ethertype & 0xff, ...payload]);
   const ipv4 = (proto: number, options: number[], payload: Uint8Array, df: boolean): number[] => {
@@ -209,9 +209,9 @@ function capturedFrameSeeds(): Uint8Array[] {
   const ipv6Hdr = (nextHeader: number, payloadLen: number): number[] => [0x60, 0, 0, 0, 0, payloadLen, nextHeader, 1, ...new Array<number>(32).fill(0)];
   const mld = eth([0x33, 0x33, 0, 0, 0, 0x16], 0x86dd, [...ipv6Hdr(0, 36), 58, 0, 5, 2, 0, 0, 1, 0, 143, 0, 0, 0, 0, 0, 0, 1, ...new Array<number>(20).fill(0)]);
   const arp = eth([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0x0806, [0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 32, 0, 1, 0, 0, 0, 0, 0, 0, 10, 32, 0, 2]);
-  const udp = new Uint8Array(1472).map((_, i) => i & 0xff);
+  const datagram = new Uint8Array(1472).map((_, i) => i & 0xff);
   const unicast = [0x02, 0, 0, 0, 0, 2];
-  return [igmp, mld, arp, eth(unicast, 0x0800, ipv4(17, [], udp, true)), eth(unicast, 0x0800, ipv4(17, [], udp, false))];
+  return { igmp, mld, arp, udpDF: eth(unicast, 0x0800, ipv4(17, [], datagram, true)), udp: eth(unicast, 0x0800, ipv4(17, [], datagram, false)) };
 }
 
 /** The overlay MTU the fuzzed frames are cut to (Weave's floor for the sleeve is 552). */
@@ -262,11 +262,11 @@ function runCapturedFrame(frame: Uint8Array): void {
  * tunnel key, and a userspace action's upcall with userdata.
  */
 function upcallSeeds(): Uint8Array[] {
-  const [arp] = capturedFrameSeeds().slice(2, 3);
+  const { arp } = containerFrames();
   const upcall = (cmd: number, key: Parameters<typeof encodeFlowKey>[0], userdata?: Uint8Array): Uint8Array => {
     const ovsHeader = Buffer.alloc(4);
     ovsHeader.writeInt32LE(7, 0);
-    const attrs = new AttributeWriter().bytes(OVS_PACKET_ATTR_PACKET, arp!).bytes(OVS_PACKET_ATTR_KEY, encodeFlowKey(key));
+    const attrs = new AttributeWriter().bytes(OVS_PACKET_ATTR_PACKET, arp).bytes(OVS_PACKET_ATTR_KEY, encodeFlowKey(key));
     if (userdata) attrs.bytes(OVS_PACKET_ATTR_USERDATA, userdata);
     return Buffer.concat([encodeGenlHeader(cmd, 1), ovsHeader, attrs.build()]);
   };
@@ -503,7 +503,7 @@ export async function fuzzTargets(): Promise<FuzzSuite> {
         throw new Error(`forged body of ${b.length} bytes opened as #${opened.seq}`);
       }
     }, SleeveCryptoError),
-    bytesTarget('captured-frame', capturedFrameSeeds(), runCapturedFrame),
+    bytesTarget('captured-frame', Object.values(containerFrames()), runCapturedFrame),
     bytesTarget('ovs-upcall', upcallSeeds(), (b) => {
       decodeUpcall({ type: OVS_PACKET_FAMILY, flags: 0, seq: 0, pid: 0, payload: Buffer.from(b) });
     }, MalformedOdpError),
