@@ -10,10 +10,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pollUntil, type SpawnedProcess } from '../netns/lib/exec.js';
+import { askProbeAgent } from '../netns/lib/probe-agent-client.js';
 import { createPluginBed, launchPluginMesh, containerIp, type DockerHost, type PluginBed } from './lib/plugin-bed.js';
 
 const PROBE = fileURLToPath(new URL('../netns/lib/policy-probe.js', import.meta.url));
@@ -61,19 +61,8 @@ async function run(name: string, labels: string[], ran: (at: number) => void = (
 }
 
 /** Whether `from` (a container name) connects to `to`:80 and gets its echo, tried by its agent. */
-function reaches(from: string, to: string): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const s = connect(agentSocket(from));
-    let buffered = '';
-    s.setEncoding('utf8').on('data', (d: string) => {
-      buffered += d;
-      if (!buffered.includes('\n')) return;
-      s.destroy();
-      resolve((JSON.parse(buffered) as boolean[])[0] === true);
-    });
-    s.on('error', reject);
-    s.write(`${JSON.stringify({ targets: [{ to, protocol: 'tcp', port: 80 }], timeoutMs: PROBE_TIMEOUT_MS })}\n`);
-  });
+async function reaches(from: string, to: string): Promise<boolean> {
+  return (await askProbeAgent(agentSocket(from), [{ to, protocol: 'tcp', port: 80 }], PROBE_TIMEOUT_MS))[0] === true;
 }
 
 /**

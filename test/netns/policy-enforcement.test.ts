@@ -12,7 +12,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAddress } from '../../controlplane/ipam/addr.js';
@@ -20,6 +19,7 @@ import { buildClusterState, NETNS_ANNOTATION } from '../../controlplane/policy/c
 import { flowAllowed } from '../../controlplane/policy/reference.js';
 import type { ContainerPort, Labels, Namespace, NetworkPolicy, Pod } from '../../controlplane/policy/types.js';
 import { bpfPinDir, withBpfWeaveBed } from './lib/bpf-bed.js';
+import { askProbeAgent } from './lib/probe-agent-client.js';
 import {
   connectionsMatch, mustExec, mustWeave, pollUntil, type Container, type Host, type SpawnedProcess, type Testbed, type WeaveOptions,
 } from './lib/index.js';
@@ -153,29 +153,16 @@ function expected(b: Bed, policies: NetworkPolicy[], probes: Probe[]): boolean[]
   return probes.map((p) => flowAllowed(state, { src: parseAddress(sourceIp(p.from)), dst: parseAddress(p.to), protocol: p.protocol === 'tcp' ? 'TCP' : 'UDP', port: p.port }));
 }
 
-/** Asks a container's probe agent (over its unix control socket) to try `targets`. */
-function askAgent(control: string, targets: unknown[]): Promise<boolean[]> {
-  return new Promise((resolve, reject) => {
-    const s = connect(control);
-    let buffered = '';
-    s.setEncoding('utf8').on('data', (d: string) => {
-      buffered += d;
-      if (!buffered.includes('\n')) return;
-      s.destroy();
-      resolve(JSON.parse(buffered) as boolean[]);
-    });
-    s.on('error', reject);
-    s.write(`${JSON.stringify({ targets, timeoutMs: PROBE_TIMEOUT_MS })}\n`);
-  });
-}
-
 async function runProbes(b: Bed, probes: Probe[]): Promise<boolean[]> {
   const bySource = new Map<string, number[]>();
   probes.forEach((p, i) => bySource.set(p.from, [...(bySource.get(p.from) ?? []), i]));
   const results: boolean[] = new Array<boolean>(probes.length).fill(false);
   await Promise.all([...bySource].map(async ([from, indexes]) => {
-    const targets = indexes.map((i) => ({ to: probes[i]?.to, protocol: probes[i]?.protocol, port: probes[i]?.port }));
-    const got = await askAgent(controlSocket(b, from), targets);
+    const targets = indexes.map((i) => {
+      const { to, protocol, port } = probes[i] as Probe;
+      return { to, protocol, port };
+    });
+    const got = await askProbeAgent(controlSocket(b, from), targets, PROBE_TIMEOUT_MS);
     indexes.forEach((idx, k) => (results[idx] = got[k] === true));
   }));
   return results;
