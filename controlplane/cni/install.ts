@@ -1,9 +1,10 @@
 // Installing the plugin (user-surface spec §7.4 "Install"): a versioned bundle
-// and wrapper `weave-plugin-<ver>` in the CNI bin dir, `weave-net` and
+// (the plugin as one ES module file, scripts/bundle-router.mjs, and node when
+// the host has none) and wrapper `weave-plugin-<ver>` in the CNI bin dir, `weave-net` and
 // `weave-ipam` as symlinks to it (a legacy regular file is replaced), the old
 // `10-weave.conf` removed, and `10-weave.conflist` written when absent - never
 // over a file the user has. Every file appears whole (written aside, renamed).
-import { cpSync, existsSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { CONFLIST_VERSION } from './versions.js';
@@ -14,12 +15,16 @@ export const LEGACY_CONF_NAME = '10-weave.conf';
 export const PLUGIN_EXECUTABLES = ['weave-net', 'weave-ipam'] as const;
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+/** The bundled plugin, under the project's root. */
+const PLUGIN_BUNDLE = join('dist', 'router', 'weave-cni.js');
+/** Its name in the installed bundle directory. */
+const INSTALLED_PLUGIN = 'weave-cni.js';
 
 export interface CniInstallOptions {
   binDir: string;
   confDir: string;
   version: string;
-  /** The project's root: holds dist/controlplane and bin/weave-cni. */
+  /** The project's root: holds dist/router/weave-cni.js. */
   sourceRoot: string;
   /** The node binary the wrapper runs. */
   nodeBinary: string;
@@ -56,6 +61,14 @@ export function wrapperScript(node: string, entry: string): string {
   return `#!/bin/sh\n# weave-net / weave-ipam CNI plugin: one program, chosen by the name it runs as.\nexec ${q(node)} ${q(entry)} "$0"\n`;
 }
 
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 function exists(path: string): boolean {
   try {
     lstatSync(path);
@@ -71,14 +84,12 @@ export function installCni(opts: CniInstallOptions): CniInstallReport {
   const bundleName = `.weave-net-ts-${opts.version}`;
   const bundle = join(opts.binDir, bundleName);
   const nodeInBundle = join(bundle, 'node');
-  if (!existsSync(join(bundle, 'package.json')) || (opts.copyNode && !existsSync(nodeInBundle))) {
+  // A bundle of this version laid out otherwise (an earlier build's) has no INSTALLED_PLUGIN: replaced.
+  if (!existsSync(join(bundle, INSTALLED_PLUGIN)) || (opts.copyNode && !existsSync(nodeInBundle))) {
     const tmp = `${bundle}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(join(tmp, 'dist'), { recursive: true });
-    cpSync(join(opts.sourceRoot, 'dist', 'controlplane'), join(tmp, 'dist', 'controlplane'), {
-      recursive: true,
-      filter: (src) => !src.endsWith('.map'),
-    });
+    mkdirSync(tmp, { recursive: true });
+    cpSync(join(opts.sourceRoot, PLUGIN_BUNDLE), join(tmp, INSTALLED_PLUGIN));
     writeFileSync(join(tmp, 'package.json'), '{"type":"module"}\n');
     if (opts.copyNode) cpSync(opts.nodeBinary, join(tmp, 'node'));
     rmSync(bundle, { recursive: true, force: true });
@@ -88,8 +99,8 @@ export function installCni(opts: CniInstallOptions): CniInstallReport {
   const node = opts.copyNode ? nodeInBundle : opts.nodeBinary;
   const wrapperName = `weave-plugin-${opts.version}`;
   const wrapper = join(opts.binDir, wrapperName);
-  const text = wrapperScript(node, join(bundle, 'dist', 'controlplane', 'cni', 'entry.js'));
-  if (!exists(wrapper)) {
+  const text = wrapperScript(node, join(bundle, INSTALLED_PLUGIN));
+  if (readOrUndefined(wrapper) !== text) {
     // Not durable: every launch installs it again; several installers may run at once.
     writeFileAtomic(wrapper, text, { durable: false, mode: 0o755, perProcessTemp: true });
     report.written.push(wrapper);

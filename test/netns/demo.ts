@@ -15,7 +15,7 @@ import { firstReply, type FirstReply } from './lib/convergence.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const weaveScript = join(repoRoot, 'bin', 'weave');
-const cliEntry = join(repoRoot, 'dist', 'controlplane', 'cli', 'main.js');
+const cliEntry = join(repoRoot, 'dist', 'router', 'weave.js');
 const hostCount = 3;
 const overlayPrefixLen = 12;
 const containerAddress = (i: number): string => `10.32.0.${i}`;

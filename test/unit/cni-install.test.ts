@@ -27,7 +27,7 @@ test('install: wrapper, weave-net/weave-ipam symlinks replacing a legacy file, c
     assert.equal(readlinkSync(join(binDir, 'weave-net')), 'weave-plugin-2.8.1');
     assert.equal(readlinkSync(join(binDir, 'weave-ipam')), 'weave-plugin-2.8.1');
     assert.equal(lstatSync(join(binDir, 'weave-plugin-2.8.1')).mode & 0o777, 0o755);
-    assert.ok(existsSync(join(binDir, '.weave-net-ts-2.8.1', 'dist', 'controlplane', 'cni', 'entry.js')));
+    assert.ok(existsSync(join(binDir, '.weave-net-ts-2.8.1', 'weave-cni.js')));
     assert.ok(!existsSync(join(confDir, '10-weave.conf')), 'legacy config removed');
     assert.deepEqual(first.removed, [join(confDir, '10-weave.conf')]);
     assert.deepEqual(JSON.parse(readFileSync(join(confDir, CONFLIST_NAME), 'utf8')), {
