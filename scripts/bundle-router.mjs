@@ -10,8 +10,9 @@
 //
 // External (loaded from node_modules as before): the native addons (koffi,
 // sodium-native) and the packages the router loads only on demand
-// (prom-client on the first scrape, light-my-request for in-process calls);
-// and weaver/code-cache.cjs, which the entry point has loaded: the router
+// (prom-client on the first scrape, light-my-request for in-process calls,
+// the Kubernetes client that weave-npc loads only when it watches an API
+// server); and weaver/code-cache.cjs, which the entry point has loaded: the router
 // requires that same module to save the cache once it has started.
 // pino is bundled: its only paths that need files beside it (__dirname) are
 // transports running in worker threads, which the router does not use.
@@ -34,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const OUT = join(DIST, 'router');
-const EXTERNAL = ['koffi', 'sodium-native', 'prom-client', 'light-my-request'];
+const EXTERNAL = ['koffi', 'sodium-native', 'prom-client', 'light-my-request', '@kubernetes/client-node'];
 /** The module the entry point and the router share (see above), as tsc wrote it and as the bundle requires it. */
 const SHARED_MODULE = { dist: join(DIST, 'weaver', 'code-cache.cjs'), fromBundle: '../weaver/code-cache.cjs' };
 /** The bundle's own URL, for the rewritten `import.meta.url`s: CommonJS has no import.meta. */
@@ -95,29 +96,45 @@ const router = await build({
   banner: { js: `const ${BUNDLE_URL} = require('node:url').pathToFileURL(__filename).href;` },
   plugins: [shareEntryModule, keepModuleUrls(BUNDLE_URL)],
 });
+/**
+ * Leaves `module` (a dist path) out of the bundle, imported from dist as tsc laid it out: an ES
+ * bundle hoists every static import of an external package to its top, so a module that imports a
+ * large one and is itself imported only on demand has to stay a module of its own.
+ */
+const loadOnDemand = (module) => ({
+  name: 'load-on-demand',
+  setup(b) {
+    b.onResolve({ filter: /\.js$/ }, (args) =>
+      resolve(args.resolveDir, args.path) === module ? { path: `./${relative(OUT, module)}`, external: true } : undefined);
+  },
+});
+
 /** One ES module file for an entry point that shares nothing with the router: it loads nothing it does not run. */
-const esmBundle = (entry, outName) => build({
+const esmBundle = (entry, outName, plugins = []) => build({
   ...common,
   entryPoints: [entry],
   outfile: join(OUT, outName),
   format: 'esm',
   // CommonJS dependencies bundled into ESM call require() for Node's built-ins.
   banner: { js: "import { createRequire as __bundleCreateRequire } from 'node:module'; const require = __bundleCreateRequire(import.meta.url);" },
-  plugins: [keepModuleUrls('import.meta.url')],
+  plugins: [...plugins, keepModuleUrls('import.meta.url')],
 });
 const worker = await esmBundle(join(DIST, 'dataplane', 'sleeve', 'worker.js'), 'sleeve-worker.js');
 // The `weave` command and the CNI plugin are short-lived processes started again and again (a
-// script's every command, every pod's ADD and DEL): loading their 42 and 17 modules one by one
+// script's every command, every pod's ADD and DEL), and weave-npc's start holds back the pods
+// of a router started with --expect-npc: loading their 42, 17 and 140 modules one by one
 // was over half the CPU of `weave version` (0.20-0.29 s of CPU against 0.11-0.16 bundled here).
 const cli = await esmBundle(join(DIST, 'controlplane', 'cli', 'main.js'), 'weave.js');
 const cni = await esmBundle(join(DIST, 'controlplane', 'cni', 'entry.js'), 'weave-cni.js');
-const esmOutputs = [worker, cli, cni];
+// weave-npc imports its Kubernetes source, and with it the Kubernetes client, only when it watches an API server.
+const npc = await esmBundle(join(DIST, 'weaver', 'npc-main.js'), 'weave-npc.js', [loadOnDemand(join(DIST, 'controlplane', 'policy', 'kube-source.js'))]);
+const esmOutputs = [worker, cli, cni, npc];
 
 // esbuild writes strings, names and patterns in ASCII (its default charset) but keeps the
 // comments it carries over as they are, and ours name spec sections with §. One non-ASCII
 // character makes V8 hold the whole source, which it keeps, at two bytes per character, and
 // Node decode it from UTF-8 at every start; in ASCII the entry point takes it as Latin-1.
-for (const file of [join(OUT, 'weaver.cjs'), join(OUT, 'sleeve-worker.js'), join(OUT, 'weave.js'), join(OUT, 'weave-cni.js')]) {
+for (const file of [join(OUT, 'weaver.cjs'), join(OUT, 'sleeve-worker.js'), join(OUT, 'weave.js'), join(OUT, 'weave-cni.js'), join(OUT, 'weave-npc.js')]) {
   const text = await readFile(file, 'utf8');
   const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
   if (!isAscii(Buffer.from(ascii))) throw new Error(`bundle-router: ${file} is not ASCII`);

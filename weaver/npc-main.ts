@@ -157,8 +157,12 @@ if (dir) {
   const { KubeConfig } = await import('@kubernetes/client-node');
   const { KubePolicySource: Source } = await import('../controlplane/policy/kube-source.js');
   const config = new KubeConfig();
-  if (parsed.kubeconfig) config.loadFromFile(parsed.kubeconfig);
-  else config.loadFromCluster();
+  try {
+    if (parsed.kubeconfig) config.loadFromFile(parsed.kubeconfig);
+    else config.loadFromCluster();
+  } catch (err) {
+    fail(`cannot read the Kubernetes client configuration ${parsed.kubeconfig ? `--kubeconfig ${parsed.kubeconfig}` : 'of the pod (service account)'}: ${(err as Error).message}`);
+  }
   let pending: NodeJS.Timeout | undefined;
   const sync = async (reason: string): Promise<void> => {
     await locator.refresh();
