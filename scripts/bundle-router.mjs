@@ -26,7 +26,9 @@
 // (dist/router/sleeve-worker.js, one file): a worker thread loads its modules
 // afresh, and the worker starts when the first connection needs it, so its
 // module loading delays that connection. The bundled router starts that file
-// instead of dist/dataplane/sleeve/worker.js (WORKER_URL below).
+// instead of dist/dataplane/sleeve/worker.js (WORKER_URL below). So are the
+// `weave` command, the CNI plugin and weave-npc, each into one ES module
+// (dist/router/weave.js, weave-cni.js, weave-npc.js) that bin/ runs.
 import { build } from 'esbuild';
 import { isAscii } from 'node:buffer';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -134,7 +136,11 @@ const esmOutputs = [worker, cli, cni, npc];
 // comments it carries over as they are, and ours name spec sections with §. One non-ASCII
 // character makes V8 hold the whole source, which it keeps, at two bytes per character, and
 // Node decode it from UTF-8 at every start; in ASCII the entry point takes it as Latin-1.
-for (const file of [join(OUT, 'weaver.cjs'), join(OUT, 'sleeve-worker.js'), join(OUT, 'weave.js'), join(OUT, 'weave-cni.js'), join(OUT, 'weave-npc.js')]) {
+const bundles = [router, ...esmOutputs];
+/** Every file written, and the scripts among them (not their source maps). */
+const written = new Set(bundles.flatMap((b) => Object.keys(b.metafile.outputs)).map((f) => resolve(f)));
+const scripts = [...written].filter((f) => /\.c?js$/.test(f));
+for (const file of scripts) {
   const text = await readFile(file, 'utf8');
   const ascii = text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
   if (!isAscii(Buffer.from(ascii))) throw new Error(`bundle-router: ${file} is not ASCII`);
@@ -149,10 +155,8 @@ if (dynamicImport) throw new Error(`bundle-router: the router imports ${dynamicI
 
 // Remove what earlier builds left (their chunks, the code cache made for the bundle this one
 // replaces), after writing, so a router started meanwhile still finds every file it loads.
-const written = new Set([router, ...esmOutputs].flatMap((b) => Object.keys(b.metafile.outputs)).map((f) => resolve(f)));
 for (const f of await readdir(OUT)) {
   if (!written.has(join(OUT, f))) await rm(join(OUT, f), { force: true });
 }
-const outputs = [router, ...esmOutputs].flatMap((b) => Object.entries(b.metafile.outputs)).filter(([file]) => /\.c?js$/.test(file));
-const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
-process.stdout.write(`bundle-router: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), OUT)}\n`);
+const bytes = bundles.flatMap((b) => Object.entries(b.metafile.outputs)).filter(([file]) => /\.c?js$/.test(file)).reduce((n, [, o]) => n + o.bytes, 0);
+process.stdout.write(`bundle-router: ${scripts.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), OUT)}\n`);

@@ -1,9 +1,10 @@
 // Installing the plugin (user-surface spec §7.4 "Install"): a versioned bundle
 // (the plugin as one ES module file, scripts/bundle-router.mjs, and node when
-// the host has none) and wrapper `weave-plugin-<ver>` in the CNI bin dir, `weave-net` and
-// `weave-ipam` as symlinks to it (a legacy regular file is replaced), the old
-// `10-weave.conf` removed, and `10-weave.conflist` written when absent - never
-// over a file the user has. Every file appears whole (written aside, renamed).
+// the host has none) and wrapper `weave-plugin-<ver>` in the CNI bin dir,
+// `weave-net` and `weave-ipam` as symlinks to it (a legacy regular file is
+// replaced), the old `10-weave.conf` removed, and `10-weave.conflist` written
+// when absent - never over a file the user has. Every file appears whole
+// (written aside, renamed).
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
