@@ -3,6 +3,7 @@
 // user's file, the legacy single-plugin config removed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,32 @@ test('install: wrapper, weave-net/weave-ipam symlinks replacing a legacy file, c
     installCni({ ...opts, hairpinMode: true });
     assert.equal(readFileSync(join(confDir, CONFLIST_NAME), 'utf8'), '{"user":"edited"}', "a user's conflist is never clobbered");
     assert.deepEqual(readdirSorted(binDir), ['.weave-net-ts-2.8.1', 'weave-ipam', 'weave-net', 'weave-plugin-2.8.1']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('install over an earlier layout of the same version: the bundle and its wrapper are replaced, and the plugin runs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-cni-upgrade-'));
+  try {
+    const binDir = join(dir, 'bin');
+    const confDir = join(dir, 'net.d');
+    const bundle = join(binDir, '.weave-net-ts-2.8.1');
+    // As builds before the one-file plugin laid it out: a copy of dist/controlplane, the wrapper naming its entry.
+    mkdirSync(join(bundle, 'dist', 'controlplane', 'cni'), { recursive: true });
+    mkdirSync(confDir);
+    writeFileSync(join(bundle, 'package.json'), '{"type":"module"}\n');
+    const oldEntry = join(bundle, 'dist', 'controlplane', 'cni', 'entry.js');
+    writeFileSync(oldEntry, 'process.exit(3);\n');
+    writeFileSync(join(binDir, 'weave-plugin-2.8.1'), wrapperScript(process.execPath, oldEntry), { mode: 0o755 });
+    const report = installCni({ binDir, confDir, version: '2.8.1', sourceRoot: ROOT, nodeBinary: process.execPath, copyNode: false, hairpinMode: true });
+    assert.ok(report.written.includes(bundle), 'the bundle is replaced');
+    assert.ok(report.written.includes(join(binDir, 'weave-plugin-2.8.1')), 'the wrapper is rewritten');
+    assert.deepEqual(readdirSorted(bundle), ['package.json', 'weave-cni.js']);
+    assert.equal(readFileSync(join(binDir, 'weave-plugin-2.8.1'), 'utf8'), wrapperScript(process.execPath, join(bundle, 'weave-cni.js')));
+    const version = spawnSync(join(binDir, 'weave-net'), [], { input: '{}', env: { ...process.env, CNI_COMMAND: 'VERSION' }, encoding: 'utf8' });
+    assert.equal(version.status, 0, version.stderr);
+    assert.equal((JSON.parse(version.stdout) as { cniVersion: string }).cniVersion, '1.1.0');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
