@@ -5,6 +5,7 @@
 // of a host without a router, and the CNI errors for bad input.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { Rtnl } from '../../dataplane/netlink/index.js';
 import {
   createTestbed, launchFullMesh, connectionsMatch, mustWeave, pollUntil, stopRouters, weave, weaverPid,
@@ -266,6 +267,22 @@ test('weave-ipam alone: an address with the configured gateway and routes; DEL r
   const del = await runCni(h2, plugin, 'weave-ipam', { command: 'DEL', containerId: id, ifname: 'eth0', config: conf });
   assert.equal(del.code, 0, del.stdout);
   assert.equal((await routerGet(h2, `/ip/${id}/10.40.0.0/16`)).trim(), '');
+});
+
+test('weave-net with a delegated IPAM (the real host-local): the address comes from it, the pod gets it, DEL releases it', async () => {
+  const id = newId();
+  const c = await h1.addContainer(`hl${seq}`);
+  const leases = `${bed.dir}/host-local`;
+  const conf = netConf('1.0.0', { ipam: { type: 'host-local', subnet: '10.41.0.0/24', dataDir: leases } });
+  const r = await add(h1, c, id, conf);
+  const res = r.json as { ips: { address: string }[] };
+  assert.match(res.ips[0]!.address, /^10\.41\.0\.\d+\/24$/, 'host-local chose the address');
+  assert.deepEqual(await addresses(c, 'eth0'), [res.ips[0]!.address]);
+  const lease = res.ips[0]!.address.split('/')[0]!;
+  assert.ok(existsSync(`${leases}/weave/${lease}`), `host-local holds a lease file for ${lease}`);
+  const del = await runCni(h1, plugin, 'weave-net', { command: 'DEL', containerId: id, netns: c.netnsPath, ifname: 'eth0', config: conf });
+  assert.equal(del.code, 0, del.stdout + del.stderr);
+  assert.ok(!existsSync(`${leases}/weave/${lease}`), 'DEL released the host-local lease');
 });
 
 test('weave stop then STATUS on that host reports not running', async () => {
