@@ -1,10 +1,14 @@
 // The Docker Engine API client and event watcher against a fake daemon on a unix socket:
-// version negotiation, typed errors, the event stream's line decoding, and reconnect + resync.
+// version negotiation, typed errors, the event stream's line decoding, and reconnect + resync;
+// and the client against a fake daemon over mutual TLS, as `dockerd --tlsverify` listens.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server, IncomingMessage, ServerResponse } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,6 +18,7 @@ import {
 import { EventWatcher, decodeEventLines, streamEvents } from '../../controlplane/docker/events.js';
 import type { DockerEvent } from '../../controlplane/docker/events.js';
 import { compareDottedVersions } from '../../controlplane/dotted-version.js';
+import { mustRun } from '../support/exec.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -209,4 +214,38 @@ test('the watcher keeps retrying while the daemon is down and stops promptly whe
   await w.stop();
   assert.ok(Date.now() - t0 < 500, `stop() ends the backoff wait (took ${Date.now() - t0} ms)`);
   assert.ok(errors.every((e) => e === 'connect: DockerUnreachableError'), errors.join(', '));
+});
+
+test('a Docker host over TLS: the client verifies the daemon with the given CA and presents its certificate; without the CA it is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weave-docker-tls-'));
+  const ssl = (args: string[]): Promise<string> => mustRun('openssl', args, { cwd: dir });
+  await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=weave-test-ca']);
+  await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'req.csr', '-subj', '/CN=127.0.0.1']);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  await ssl(['x509', '-req', '-in', 'req.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', 'cert.pem', '-days', '2', '-extfile', 'ext.cnf']);
+  const [key, cert, ca] = ['key.pem', 'cert.pem', 'ca.pem'].map((f) => readFileSync(join(dir, f)));
+  const clientCerts: string[] = [];
+  // As dockerd --tlsverify: a client certificate signed by the CA is required.
+  const server = createHttpsServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    clientCerts.push(String((req.socket as TLSSocket).getPeerCertificate().subject.CN));
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/version') {
+      res.end(JSON.stringify({ Version: '99.0', ApiVersion: '1.41', MinAPIVersion: '1.12' }));
+      return;
+    }
+    res.end(JSON.stringify({ Id: 'abc', Name: '/web', State: { Running: true, Pid: 42, Status: 'running' }, Config: { Hostname: 'web', Domainname: '' }, HostConfig: { NetworkMode: 'weave' }, NetworkSettings: { Networks: {} } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const c = new EngineClient({ kind: 'tcp', host: '127.0.0.1', port }, { tls: { key, cert, ca } });
+    assert.equal((await c.inspectContainer('web')).Id, 'abc');
+    assert.deepEqual(clientCerts, ['127.0.0.1', '127.0.0.1'], 'the client presented its certificate on /version and the inspect');
+    const untrusting = new EngineClient({ kind: 'tcp', host: '127.0.0.1', port }, { tls: { key, cert }, timeoutMs: 5_000 });
+    await assert.rejects(untrusting.inspectContainer('web'), (e: Error) => e instanceof DockerUnreachableError && /self.signed|unable to (get|verify)/i.test(e.message));
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
