@@ -30,5 +30,12 @@ export const RESOLV_CONF_RECHECK_MS = 5000;
 /** Classic DNS UDP payload limit without EDNS0 (user-surface spec §6.6). */
 export const UDP_MAX_PAYLOAD = 512;
 
+/** A DNS message's header: ID, flags and the four section counts (RFC 1035 §4.1.1). */
+export const MESSAGE_HEADER_BYTES = 12;
+/** A question's type and class, after its name (RFC 1035 §4.1.2). */
+export const QUESTION_FIXED_BYTES = 4;
+/** A resource record's type, class, TTL and RDLENGTH, after its name (RFC 1035 §4.1.3). */
+export const RR_FIXED_BYTES = 10;
+
 /** Owner id of names added without a container (user-surface spec §1.11). */
 export const EXTERN_CONTAINER_ID = 'weave:extern';

@@ -6,9 +6,8 @@
 // are not ours) it leaves to the general path in server.ts, which answers
 // exactly as this would have: the two paths must not differ in what clients see.
 import { Rcode, type NameLookup } from './answer.js';
-import { UDP_MAX_PAYLOAD } from './constants.js';
+import { MESSAGE_HEADER_BYTES as HEADER_BYTES, RR_FIXED_BYTES, UDP_MAX_PAYLOAD } from './constants.js';
 
-const HEADER_BYTES = 12;
 const FLAG_QR = 0x8000;
 const OPCODE_MASK = 0x7800;
 const FLAG_AA = 0x0400;
@@ -22,8 +21,6 @@ const CLASS_IN = 1;
 /** RFC 1035 §2.3.4. */
 const MAX_LABEL_BYTES = 63;
 const MAX_NAME_TEXT_BYTES = 253;
-/** Type, class, TTL and RDLENGTH of a resource record. */
-const RR_FIXED_BYTES = 10;
 /** The OPT record we echo: root name, type, payload size, TTL (rcode/version/flags), empty RDATA (RFC 6891 §6.1.2). */
 const OPT_RR_BYTES = 1 + RR_FIXED_BYTES;
 const OPT_REPLY_PAYLOAD_SIZE = 4096;

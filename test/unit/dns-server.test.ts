@@ -144,6 +144,32 @@ for (const [transport, openUdp] of TRANSPORTS) describe(`DNS server over ${trans
     await waitFor(() => server.metrics.dropped >= before + 2, 'drop counter');
     assert.equal((await udpQuery(port, query('web.weave.local'))).answers!.length, 1, 'still serving');
   });
+
+  test('section counts the message cannot hold are FORMERR before any decoding; counts that fit exactly still decode', async () => {
+    // A bare header claiming 65,535 of every section: dns-packet would make four such arrays first.
+    const inflated = Buffer.from('beef0100ffffffffffffffff', 'hex');
+    const root = Buffer.from('beef01000001000000000000' + '00' + '0001' + '0001', 'hex');
+    const before = server.metrics.formerr;
+    // The server's decoder is dns-packet's, looked up at each call: count the calls.
+    const decode = dnsPacket.decode;
+    let decoded = 0;
+    dnsPacket.decode = ((...args: Parameters<typeof decode>) => { decoded++; return decode(...args); }) as typeof decode;
+    let inflatedReply: Buffer | undefined;
+    let rootReply: Buffer | undefined;
+    try {
+      inflatedReply = await server.handle(inflated, 'udp');
+      assert.equal(decoded, 0, 'the inflated header is refused before dns-packet reads it');
+      // One question of the smallest size (the root name, type A, class IN) fits its count exactly.
+      rootReply = await server.handle(root, 'udp');
+      assert.ok(decoded > 0, 'a question of 5 bytes is decoded');
+    } finally {
+      dnsPacket.decode = decode;
+    }
+    assert.equal(rcodeOf(dnsPacket.decode(inflatedReply!)), 'FORMERR');
+    assert.equal(dnsPacket.decode(inflatedReply!).id, 0xbeef);
+    assert.equal(server.metrics.formerr, before + 1, 'counted');
+    assert.notEqual(rcodeOf(dnsPacket.decode(rootReply!)), 'FORMERR', 'and not refused');
+  });
 });
 
 /**
