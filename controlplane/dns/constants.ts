@@ -36,6 +36,9 @@ export const MESSAGE_HEADER_BYTES = 12;
 export const QUESTION_FIXED_BYTES = 4;
 /** A resource record's type, class, TTL and RDLENGTH, after its name (RFC 1035 §4.1.3). */
 export const RR_FIXED_BYTES = 10;
+/** The longest label, and the longest name as text without its final dot (RFC 1035 §2.3.4). */
+export const MAX_LABEL_BYTES = 63;
+export const MAX_NAME_TEXT_BYTES = 253;
 
 /** Owner id of names added without a container (user-surface spec §1.11). */
 export const EXTERN_CONTAINER_ID = 'weave:extern';

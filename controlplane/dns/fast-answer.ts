@@ -6,7 +6,7 @@
 // are not ours) it leaves to the general path in server.ts, which answers
 // exactly as this would have: the two paths must not differ in what clients see.
 import { Rcode, type NameLookup } from './answer.js';
-import { MESSAGE_HEADER_BYTES as HEADER_BYTES, RR_FIXED_BYTES, UDP_MAX_PAYLOAD } from './constants.js';
+import { MAX_LABEL_BYTES, MAX_NAME_TEXT_BYTES, MESSAGE_HEADER_BYTES as HEADER_BYTES, RR_FIXED_BYTES, UDP_MAX_PAYLOAD } from './constants.js';
 
 const FLAG_QR = 0x8000;
 const OPCODE_MASK = 0x7800;
@@ -18,9 +18,6 @@ const TYPE_PTR = 12;
 const TYPE_AAAA = 28;
 const TYPE_OPT = 41;
 const CLASS_IN = 1;
-/** RFC 1035 §2.3.4. */
-const MAX_LABEL_BYTES = 63;
-const MAX_NAME_TEXT_BYTES = 253;
 /** The OPT record we echo: root name, type, payload size, TTL (rcode/version/flags), empty RDATA (RFC 6891 §6.1.2). */
 const OPT_RR_BYTES = 1 + RR_FIXED_BYTES;
 const OPT_REPLY_PAYLOAD_SIZE = 4096;

@@ -6,7 +6,8 @@ import { createServer, type Server as TcpServer, type Socket as TcpSocket } from
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { Rcode, answerLocally, errorResponse, truncateToFit, udpLimit, type NameLookup } from './answer.js';
 import {
-  DEFAULT_DOMAIN, DEFAULT_FALLBACK_TIMEOUT_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_TTL_SECONDS, MESSAGE_HEADER_BYTES, QUESTION_FIXED_BYTES, RR_FIXED_BYTES,
+  DEFAULT_DOMAIN, DEFAULT_FALLBACK_TIMEOUT_MS, DEFAULT_LISTEN_ADDRESS, DEFAULT_TTL_SECONDS, MAX_LABEL_BYTES, MAX_NAME_TEXT_BYTES, MESSAGE_HEADER_BYTES,
+  QUESTION_FIXED_BYTES, RR_FIXED_BYTES,
 } from './constants.js';
 import {
   openNodeDatagramTransport, type DatagramPeer, type DatagramTransport, type DatagramTransportDrops, type OpenDatagramTransport, type ReceivedDatagrams,
@@ -58,16 +59,7 @@ export interface DnsServerMetrics {
 const TCP_IDLE_TIMEOUT_MS = 10_000;
 /** Ephemeral UDP ports tried before giving up when each one's TCP twin is taken. */
 const EPHEMERAL_PORT_ATTEMPTS = 10;
-/** RFC 1035 §2.3.4. */
-const MAX_LABEL_BYTES = 63;
-const MAX_NAME_BYTES = 253;
 
-/**
- * Whether a decoded question name can be written back into a reply. The
- * decoder joins labels with dots without escaping, so a label holding a dot
- * (or bytes that are not UTF-8) comes back as a name that would encode to a
- * different, possibly malformed, wire name; such a query is answered FORMERR.
- */
 /**
  * Whether the header's section counts fit the message: every question takes
  * at least a root name and its type and class, every record a root name and
@@ -90,10 +82,16 @@ function decodeOrUndefined(msg: Buffer): DecodedPacket | undefined {
   }
 }
 
+/**
+ * Whether a decoded question name can be written back into a reply. The
+ * decoder joins labels with dots without escaping, so a label holding a dot
+ * (or bytes that are not UTF-8) comes back as a name that would encode to a
+ * different, possibly malformed, wire name; such a query is answered FORMERR.
+ */
 function encodableName(name: string): boolean {
   if (name === '' || name === '.') return true;
   const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
-  if (Buffer.byteLength(trimmed) > MAX_NAME_BYTES) return false;
+  if (Buffer.byteLength(trimmed) > MAX_NAME_TEXT_BYTES) return false;
   return trimmed.split('.').every((label) => label !== '' && Buffer.byteLength(label) <= MAX_LABEL_BYTES);
 }
 
