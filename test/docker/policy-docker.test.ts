@@ -24,7 +24,7 @@ const PROBE_TIMEOUT_MS = 700;
 
 let pb: PluginBed | undefined;
 let npc: SpawnedProcess | undefined;
-const servers: SpawnedProcess[] = [];
+const agents: SpawnedProcess[] = [];
 
 function dh(): DockerHost {
   assert.ok(pb, 'the plugin testbed did not start (see the before hook)');
@@ -37,7 +37,7 @@ before(async () => {
 });
 after(async () => {
   npc?.kill();
-  for (const s of servers) s.kill();
+  for (const a of agents) a.kill();
   await pb?.teardown();
 });
 
@@ -55,7 +55,7 @@ async function run(name: string, labels: string[], ran: (at: number) => void = (
   await dh().docker(['run', '-d', '--name', name, '--net=weave', ...labels.flatMap((l) => ['-l', l]), (pb as PluginBed).image, 'sleep', '600']);
   ran(Date.now());
   const agent = dh().host.spawn('nsenter', [`--net=/proc/${await pidOf(name)}/ns/net`, process.execPath, PROBE, 'serve', JSON.stringify({ tcp: [80], control: agentSocket(name) })]);
-  servers.push(agent);
+  agents.push(agent);
   assert.ok(await pollUntil(() => agent.output().includes('ready'), 10_000, 20), `probe agent in ${name} ready:\n${agent.output()}`);
   return containerIp(dh(), name);
 }
