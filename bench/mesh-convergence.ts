@@ -86,6 +86,8 @@ interface Row {
   meanConns: number;
   cpuAtReady: number;
   cpuSeconds: number;
+  /** Of cpuSeconds, the part spent in the kernel (system time: sockets, netlink, the veths' softirqs run there). */
+  systemSeconds: number;
   /** Router 1's (the hub with --peers=first) CPU seconds at the end, and the median of the others. */
   hubCpu: number;
   /** % of a core per router over the steady window: median, max; undefined without --steady. */
@@ -186,10 +188,16 @@ const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').s
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 /** User + system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
-function cpuSeconds(pid: number): number {
+/** A process's user and system CPU seconds (/proc/PID/stat utime, stime). */
+function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  return { user: Number(fields[11]) / CLOCK_TICKS_PER_SECOND, system: Number(fields[12]) / CLOCK_TICKS_PER_SECOND };
+}
+
+function cpuSeconds(pid: number): number {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
 }
 
 function rssMiB(pid: number): number {
@@ -297,8 +305,10 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     const connected = choice === 'first'
       ? await allOf(bed.hosts, routers, t0, (r) => establishedCount(r) === n - 1, `establish connections to all ${n - 1} others`)
       : undefined;
-    const perRouter = routers.map((p) => cpuSeconds(p.pid));
+    const times = routers.map((p) => cpuTimes(p.pid));
+    const perRouter = times.map((t) => t.user + t.system);
     const cpu = perRouter.reduce((s, c) => s + c, 0);
+    const systemSeconds = times.reduce((s, t) => s + t.system, 0);
     const leaves = perRouter.slice(1).sort((a, b) => a - b);
     let conns = 0;
     for (const h of bed.hosts) conns += establishedCount(await report(h));
@@ -307,7 +317,7 @@ async function measure(n: number, { peers: choice, weaver, nodeArgs, profiled, l
     const mtus = sleeveOnly ? await connectionMtus(bed.hosts) : undefined;
     return { n, idleCpuPercent, readyMs: ready.ms, listedMs: listed.ms, connectedMs: connected?.ms,
       slowestAnswerMs: [ready.slowestAnswerMs, listed.slowestAnswerMs, connected?.slowestAnswerMs],
-      meanConns: conns / n, cpuAtReady, cpuSeconds: cpu, hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss, mtus };
+      meanConns: conns / n, cpuAtReady, cpuSeconds: cpu, systemSeconds, hubCpu: perRouter[0] ?? 0, leafCpuMedian: leaves[Math.floor(leaves.length / 2)] ?? 0, rssMiB: rss, mtus };
   } finally {
     for (const p of routers) p.kill('SIGTERM');
     await Promise.race([Promise.all(routers.map((p) => p.exited)), new Promise((r) => setTimeout(r, 5000).unref())]);
@@ -361,7 +371,7 @@ async function main(): Promise<void> {
     process.stdout.write(`mesh-convergence: ${n} routers, ${options.sleeveOnly ? 'sleeve only' : 'fast datapath'}, peers ${peers === 'first' ? 'router 1 only' : 'random'}, polled ${pollMode === 'each' ? 'each on its own' : 'in passes'}, load average ${loadavg()}...\n`);
     const row = await measure(n, options);
     process.stdout.write(`mesh-convergence: ${n} routers: ready after ${row.readyMs} ms, all listed after ${row.listedMs} ms` +
-      `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s, load average ${loadavg()}\n`);
+      `${row.connectedMs === undefined ? '' : `, all connected after ${row.connectedMs} ms`}, ${fmt(row.cpuSeconds)} CPU s (${fmt(row.systemSeconds)} of it system), load average ${loadavg()}\n`);
     const [toReady, toList, toConnect] = row.slowestAnswerMs;
     process.stdout.write(`mesh-convergence: ${n} routers: slowest report answer ${toReady} ms while they started, ${toList} ms while they listed` +
       `${toConnect === undefined ? '' : `, ${toConnect} ms while they connected`} (a measure is taken when the answer arrives)\n`);

@@ -82,7 +82,7 @@ set -- --port=6783 --datapath=datapath --host-root=/host --proc-path=/host/proc 
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # EXTRA_ARGS is split on blanks on purpose: flags and peers.
 # shellcheck disable=SC2086
-exec /bin/node --max-semi-space-size=1 --heap-growing-percent=20 --interrupt-budget=270336 /weave/dist/weaver/start.cjs "$@" $EXTRA_ARGS
+exec /bin/node --max-semi-space-size=1 --heap-growing-percent=20 --interrupt-budget=1081344 /weave/dist/weaver/start.cjs "$@" $EXTRA_ARGS
 EOF
 chmod +x "$root/launch.sh"
 

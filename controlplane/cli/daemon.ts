@@ -33,19 +33,22 @@ export const WEAVER_MAIN = fileURLToPath(new URL('../../weaver/start.cjs', impor
  *   space's pages closer to what was live, but a compacting collection in a
  *   reconnection burst took RSS ~16 MiB over the level for a sample (worst
  *   drift 24-25 %, against 11.7 % for the router beside it without it).
- * - A function is optimised by TurboFan after 4x the bytecode V8 runs by
- *   default (interrupt budget 264 KiB instead of 66 KiB). The router's work
+ * - A function is optimised by TurboFan after 16x the bytecode V8 runs by
+ *   default (interrupt budget 1056 KiB instead of 66 KiB). The router's work
  *   comes in bursts (a mesh forming, a reconnection) that made V8 optimise
  *   much code used for a moment: at 25 routers forming a mesh, TurboFan's
- *   thread took 16 % of all their CPU. With this the mesh used 22.9-28.4
- *   CPU s instead of 29.3-32.5 and connected in 17.7-23.0 s instead of
- *   23.5-26.5 (three alternating runs each); code that stays hot is still
- *   optimised within milliseconds (weaveDNS queries/s and sleeve throughput
- *   unchanged within noise).
+ *   thread took 16 % of all their CPU at V8's default. 4x the default cut the
+ *   mesh of 25's CPU from 29.3-32.5 s to 22.9-28.4; at 50 routers TurboFan
+ *   still took ~10 % of all CPU (perf), 112 compilations per router (median).
+ *   16x: 40 compilations per router, and the mesh of 50 used a median of
+ *   67 CPU s instead of 89 and connected in 31-47 s instead of 45-50 (five
+ *   and six alternating runs); 64x was no better than 4x. Code that stays hot
+ *   is still optimised within milliseconds (weaveDNS queries/s and sleeve
+ *   throughput unchanged within noise).
  * The entry point sets them all back to V8's defaults while the modules load
  * and the router sets the run-time ones again (weaver/v8-flags.cts).
  */
-export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20', '--interrupt-budget=270336'];
+export const WEAVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20', '--interrupt-budget=1081344'];
 /**
  * Environment the router starts with unless the caller sets it: two malloc
  * arenas instead of glibc's eight per core. Each thread (libuv's pool, koffi's
