@@ -187,14 +187,14 @@ const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').s
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-/** User + system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
-/** A process's user and system CPU seconds (/proc/PID/stat utime, stime). */
+/** A process's user and system CPU seconds (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
 function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) / CLOCK_TICKS_PER_SECOND, system: Number(fields[12]) / CLOCK_TICKS_PER_SECOND };
 }
 
+/** User + system CPU seconds of a process. */
 function cpuSeconds(pid: number): number {
   const { user, system } = cpuTimes(pid);
   return user + system;
