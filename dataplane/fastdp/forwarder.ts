@@ -56,6 +56,11 @@ export interface ForwarderHost {
    * fastdp as soon as the ack arrives). The ack goes out once this resolves.
    */
   remoteHeard?(forwarder: FastdpForwarder): void | Promise<void>;
+  /**
+   * An encrypted forwarder's outbound SA, policy and marking rules are in place
+   * (spec §7.4 step 3): frames to the remote may now take this tunnel.
+   */
+  outboundReady?(forwarder: FastdpForwarder): void;
   /** Kernel IPsec for encrypted connections (spec §7); absent when the datapath has none. */
   readonly ipsec: FastdpIPsec | undefined;
   /** Why there is no IPsec, for the reason an encrypted connection stays on sleeve. */
@@ -150,6 +155,16 @@ export class FastdpForwarder implements OverlayForwarder {
   /** The remote's short id as the forwarding state knows it, else as its handshake gave it. */
   get remoteShortId(): PeerShortID | undefined {
     return this.host.shortIdOf(this.remoteName) ?? this.handshakeShortId;
+  }
+
+  /**
+   * Frames may go to the remote through this tunnel: at once on a plain
+   * connection; on an encrypted one only once the outbound SA, the policy and
+   * the marking rules exist. Until then a frame would leave in clear (before
+   * our inbound step installs the marking rules) or be dropped (spec §7).
+   */
+  get outboundReady(): boolean {
+    return !this.stopped && (this.ipsecConn === undefined || this.remoteSAReady);
   }
 
   /** A heartbeat from the remote arrived: its tunnel frames reach us. */
@@ -281,7 +296,9 @@ export class FastdpForwarder implements OverlayForwarder {
         // spec §7.4 step 3: heartbeats start now (again, if the peer re-keyed).
         const first = !this.remoteSAReady;
         this.remoteSAReady = true;
-        if (first) this.sendHeartbeat();
+        if (!first) return;
+        this.host.outboundReady?.(this);
+        this.sendHeartbeat();
       },
       (e: unknown) => this.failLater(`cannot set up the outbound IPsec SA to ${conn.remoteIp}: ${(e as Error).message}; the connection uses encrypted sleeve`),
     );

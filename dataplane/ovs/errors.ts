@@ -50,6 +50,11 @@ export function describeOdpError(err: unknown, subject: OdpSubject): unknown {
   return err.withOperation(text);
 }
 
+/** True when ODP refused to create something that exists (a flow with the same key, say). */
+export function isOdpExists(err: unknown): err is NetlinkError {
+  return isNetlinkError(err, 'EEXIST');
+}
+
 /** True for the errnos ODP uses for "no such datapath/vport/flow" (ENODEV and ENOENT). */
 export function isOdpNotFound(err: unknown): err is NetlinkError {
   return isNetlinkError(err, 'ENODEV') || isNetlinkError(err, 'ENOENT');

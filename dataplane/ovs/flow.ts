@@ -2,7 +2,7 @@
 // dump flows with their statistics. A flow is named by its key (the kernel
 // looks flows up by the unmasked key they were created with).
 
-import { AttributeWriter, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, type GenlMessage } from '../netlink/index.js';
+import { AttributeWriter, NLM_F_CREATE, NLM_F_DUMP, type GenlMessage } from '../netlink/index.js';
 import {
   OVS_CMD_DEL,
   OVS_CMD_GET,
@@ -40,11 +40,6 @@ export interface Flow {
   stats: FlowStats;
   /** Kernel monotonic ms of the last packet; 0n when the flow has not been used (spec §6.7 USED). */
   used: bigint;
-}
-
-export interface CreateFlowOptions {
-  /** Fail with EEXIST instead of replacing the actions of an existing flow with the same key. */
-  exclusive?: boolean;
 }
 
 function describe(dp: number, key: FlowKey): string {
@@ -86,16 +81,18 @@ export function decodeFlow(msg: GenlMessage): Flow {
 }
 
 /**
- * Installs a flow. By default an existing flow with the same key gets the new
- * actions (the converge-to-desired-state use); `exclusive` rejects with EEXIST.
+ * Installs a flow. Rejects `EEXIST: flow {...} exists` when a flow with the
+ * same key is installed: the kernel treats NLM_F_CREATE as exclusive (generic
+ * netlink reads NLM_F_EXCL as a dump flag), so a flow's actions are never
+ * replaced in place; delete it first.
  */
-export async function createFlow(conn: OdpConnection, dp: number, spec: FlowSpec, options: CreateFlowOptions = {}): Promise<void> {
+export async function createFlow(conn: OdpConnection, dp: number, spec: FlowSpec): Promise<void> {
   await conn.request({
     family: 'flow',
     cmd: OVS_CMD_NEW,
     dpIfindex: dp,
     attrs: encodeFlowAttrs(spec),
-    flags: NLM_F_CREATE | (options.exclusive ? NLM_F_EXCL : 0),
+    flags: NLM_F_CREATE,
     subject: { what: describe(dp, spec.key), action: 'create' },
   });
 }

@@ -395,6 +395,11 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     return this.schedule();
   }
 
+  /** An encrypted neighbour becomes reachable only now (fastdpAlive). */
+  outboundReady(): void {
+    void this.schedule().catch(() => undefined);
+  }
+
   forwarderStopped(forwarder: FastdpForwarder): Promise<void> {
     this.forwarders.delete(forwarder);
     return this.schedule();
@@ -422,10 +427,13 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     return applied;
   }
 
-  /** Whether our fastdp forwarder to `name` can still become (or is) usable: initiating or established. */
+  /**
+   * Whether our fastdp forwarder to `name` can carry frames now or soon: initiating or
+   * established, and (encrypted) with its outbound SA and marking rules in place.
+   */
   private fastdpAlive(name: PeerName): boolean {
     for (const f of this.forwarders) {
-      if (f.remoteName !== name) continue;
+      if (f.remoteName !== name || !f.outboundReady) continue;
       const s = f.status().state;
       if (s === 'initiating' || s === 'established') return true;
     }
@@ -447,8 +455,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       // still route by the old id keep accepting our frames (spec §4.8).
       if (this.keepPreviousId && ([...r.neighbours.values()].some((n) => n.overlay === 'fastdp') || this.lingering.size === 0)) this.keepPreviousId = false;
       if (!this.keepPreviousId && r.ourShortId !== this.fastdp.localShortId) this.fastdp.setLocalShortId(r.ourShortId);
-      // With IPsec a neighbour is reached only while its forwarder lives: its SAs and
-      // marking rules go when the forwarder stops, before the router's next state.
+      // With IPsec a neighbour is reached only while its forwarder lives and has its
+      // outbound SA: the overlay switch picks fastdp for a new connection before the SA
+      // exchange ends, and the SAs and marking rules go when the forwarder stops.
       const fastdpNeighbour = (n: PeerName): string | undefined => {
         const nb = r.neighbours.get(n);
         if (nb?.overlay !== 'fastdp' || (this.ipsec !== undefined && !this.fastdpAlive(n))) return undefined;

@@ -24,7 +24,7 @@ import { Rtnl, isNetlinkError, type NetnsHandle } from '../../netlink/index.js';
 import { OdpConnection } from '../connection.js';
 import { DEFAULT_BRIDGE, DEFAULT_MESH_PORT, fastdpPortFor } from '../../../controlplane/well-known.js';
 import { deleteDatapath, getDatapath, type DatapathStats as OdpDatapathStats } from '../datapath.js';
-import { isOdpNotFound } from '../errors.js';
+import { isOdpExists, isOdpNotFound } from '../errors.js';
 import { output, setTunnel, type FlowAction } from '../flow-actions.js';
 import { exactMask, parseWeaveTunnelId, weaveTunnelId, type FlowKey, type TunnelKey } from '../flow-key.js';
 import { createFlow, deleteAllFlows, deleteFlow, listFlows } from '../flow.js';
@@ -358,7 +358,10 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     await executePacket(this.conn, this.dp, { packet: u.packet, actions: decision.actions });
     // spec §6.5: no flow if flows were invalidated while the miss was handled.
     if (decision.flowKey !== undefined && generation === this.generation && !this.closed) {
-      await createFlow(this.conn, this.dp, { key: decision.flowKey, mask: exactMask(decision.flowKey), actions: decision.actions });
+      // EEXIST: frames of one flow queued as misses before its flow existed; the first
+      // one's miss installed it, with the same actions (nothing changed in between).
+      await createFlow(this.conn, this.dp, { key: decision.flowKey, mask: exactMask(decision.flowKey), actions: decision.actions })
+        .catch((e: unknown) => { if (!isOdpExists(e)) throw e; });
     }
   }
 
@@ -450,8 +453,10 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     // The overlay switch chose sleeve (or nothing) for this neighbour: not ours to carry.
     if (neighbour === undefined || neighbour.overlay !== 'fastdp') return undefined;
     const fwd = this.forwarderTo(hop);
-    // With IPsec a neighbour is reached only while its forwarder (and so its SAs) lives.
-    if (this.ipsec !== undefined && fwd === undefined) return undefined;
+    // With IPsec a neighbour is reached only through a forwarder whose outbound SA and
+    // marking rules exist: the overlay switch picks fastdp for a new connection before
+    // its SA exchange ends, and a frame tunnelled meanwhile would leave in clear (spec §7).
+    if (this.ipsec !== undefined && fwd?.outboundReady !== true) return undefined;
     const to: TunnelEndpoint = fwd?.tunnel ?? { localIp: '', remoteIp: neighbour.remoteIp, remotePort: this.vxlanUdpPort };
     return [setTunnel(this.tunnelKey(srcShortId, dstShortId, to)), output(this.vxlanPortNo)];
   }
@@ -474,7 +479,7 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
     let best: FastdpForwarder | undefined;
     for (const f of this.forwarders) {
       if (f.remoteName !== name) continue;
-      if (best === undefined || (f.status().state === 'established' && best.status().state !== 'established')) best = f;
+      if (best === undefined || forwarderRank(f) > forwarderRank(best)) best = f;
     }
     return best;
   }
@@ -566,4 +571,9 @@ export async function teardownFastdp(opts: { netns?: NetnsHandle | string; datap
 /** `actions` without what sends into the tunnel: outputs to the VXLAN vport and the tunnel keys set for them. */
 function localActions(actions: readonly FlowAction[], vxlanPortNo: number): FlowAction[] {
   return actions.filter((a) => a.type !== 'set-tunnel' && !(a.type === 'output' && a.port === vxlanPortNo));
+}
+
+/** Which of two forwarders to one peer carries its frames: established first, then one that may send. */
+function forwarderRank(f: FastdpForwarder): number {
+  return (f.status().state === 'established' ? 2 : 0) + (f.outboundReady ? 1 : 0);
 }

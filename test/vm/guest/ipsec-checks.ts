@@ -4,7 +4,9 @@
 // before XFRM, so as it was on the wire), and that `weave reset` leaves no
 // XFRM state, policy or IPsec chain behind.
 import assert from 'node:assert/strict';
-import { mustExec, runIperfClient, startIperfServer, type Host } from '../../netns/lib/index.js';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess } from '../../netns/lib/index.js';
 import { attachContainer, mustPing, mustWeave } from './weave-fastdp-harness.js';
 
 const COUNT_TABLE = 'wtesp';
@@ -47,6 +49,54 @@ export async function assertIPsecInstalled(h: Host): Promise<void> {
   const rules = (await mustExec('ip', ['netns', 'exec', h.namespace, 'nft', 'list', 'table', 'inet', 'weave'])).stdout;
   assert.match(rules, /chain ipsec-out-mark/);
   assert.match(rules, /esp spi \d+ meta mark set/);
+}
+
+/** The broadcast address of the containers' subnet, 10.32.0.0/12. */
+const CONTAINER_BROADCAST = '10.47.255.255';
+
+/**
+ * A container on `h` broadcasting 100 pings a second, attached before a peer joins:
+ * while the peer's connection is being set up (fastdp chosen, its SA exchange under
+ * way) these frames are what the datapath would tunnel in clear if it used a forwarder
+ * whose outbound SA and marking rules are not in place yet. Returns a stop function.
+ */
+export async function startBroadcasting(h: Host, env: Record<string, string> = {}): Promise<() => Promise<void>> {
+  const c = await h.addContainer('bcast');
+  assert.equal(await mustWeave(h, ['attach', '10.32.0.9/12', '--netns', c.netnsPath], env), '10.32.0.9\n');
+  const pinger: SpawnedProcess = c.spawn('ping', ['-b', '-q', '-i', '0.01', CONTAINER_BROADCAST]);
+  return async () => {
+    pinger.kill('SIGINT');
+    await pinger.exited;
+    // iputils ping prints its summary on SIGINT: the broadcasts did go out.
+    const sent = /(\d+) packets transmitted/.exec(pinger.output());
+    assert.ok(sent && Number(sent[1]) >= 100, `the broadcaster sent pings:\n${pinger.output()}`);
+  };
+}
+
+/**
+ * The environment of a router whose firewall installs each connection's IPsec
+ * marking rules 3 s late (an nft in front of the real one holds back every script
+ * holding them): its sleeve connection is up and the mesh routes through the peer
+ * long before, the moment a datapath that tunnelled frames ahead of its SAs and
+ * rules would send the broadcasting container's frames in clear.
+ */
+export async function slowIPsecRulesEnv(h: Host): Promise<Record<string, string>> {
+  const nft = (await mustExec('sh', ['-c', 'command -v nft'])).stdout.trim();
+  const dir = join(h.dir, 'slow-nft');
+  mkdirSync(dir, { recursive: true });
+  // The router always hands nft its script on stdin (nft -f -) and closes it.
+  writeFileSync(join(dir, 'nft'), [
+    '#!/bin/sh',
+    `script=$(mktemp -p ${JSON.stringify(dir)})`,
+    'cat > "$script"',
+    'if grep -q "esp spi" "$script"; then sleep 3; fi',
+    `${nft} "$@" < "$script"; status=$?`,
+    'rm -f "$script"',
+    'exit $status',
+    '',
+  ].join('\n'));
+  chmodSync(join(dir, 'nft'), 0o755);
+  return { PATH: `${dir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
 }
 
 /** Ping both ways, then a 4 MiB TCP transfer h1/c1 -> h2/c1 through the tunnel. */

@@ -20,6 +20,7 @@ import {
   getDatapath,
   getFlow,
   getVport,
+  isOdpExists,
   listDatapaths,
   listFlows,
   listVports,
@@ -225,7 +226,7 @@ test('without flows a ping becomes miss upcalls; packet execute delivers the fra
   }
 });
 
-test('deleted flows, vports and datapaths are gone (ENOENT / ENODEV)', async () => {
+test('a flow is never replaced in place (EEXIST); deleted flows, vports and datapaths are gone (ENOENT / ENODEV)', async () => {
   const host = await makeHost('d');
   const odp = await OdpConnection.open({ netns: host.ns });
   try {
@@ -234,6 +235,8 @@ test('deleted flows, vports and datapaths are gone (ENOENT / ENODEV)', async () 
     const flow = unicast(p1.portNo, MAC1, MAC2, p1.portNo);
     await createFlow(odp, dp.ifindex, flow);
     assert.deepEqual((await getFlow(odp, dp.ifindex, flow.key)).key.ethernet, flow.key.ethernet);
+    // The kernel never replaces a flow in place (NLM_F_CREATE is exclusive for ODP).
+    await assert.rejects(createFlow(odp, dp.ifindex, { ...flow, actions: [] }), (e: unknown) => isOdpExists(e) && /flow \{in_port=\d+,eth=.*\} in datapath \d+ exists/.test((e as Error).message));
 
     await deleteFlow(odp, dp.ifindex, flow.key);
     await assert.rejects(getFlow(odp, dp.ifindex, flow.key), (e: unknown) => isNetlinkError(e, 'ENOENT') && /flow \{in_port=\d+,eth=.*\} in datapath \d+ does not exist/.test((e as Error).message));
