@@ -5,19 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FastdpForwarder, type ForwarderHost } from '../../dataplane/fastdp/forwarder.js';
 import { FASTDP_HEARTBEAT_ACK } from '../../dataplane/fastdp/heartbeat.js';
-import type { ForwarderEvents, ForwarderParams } from '../../controlplane/router/datapath.js';
+import type { ForwarderEvents } from '../../controlplane/router/datapath.js';
+import { forwarderParams, settle } from './fastdp-forwarder-support.js';
 
-const PARAMS: ForwarderParams = {
-  remoteName: 0x0a0b0c0d0e0fn,
-  remoteIp: '192.0.2.2',
-  remotePort: 6784,
-  localIp: '192.0.2.1',
-  outbound: true,
-  connUID: 0x1234n,
-  encrypt: false,
-};
-
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const PARAMS = forwarderParams({ encrypt: false, sessionKey: undefined });
 
 function recorder(log: string[]): ForwarderEvents {
   return {

@@ -7,25 +7,9 @@ import assert from 'node:assert/strict';
 import { FastdpForwarder, type ForwarderHost } from '../../dataplane/fastdp/forwarder.js';
 import { FASTDP_CRYPTO_INIT_SA_REMOTE } from '../../dataplane/fastdp/heartbeat.js';
 import type { FastdpIPsec } from '../../dataplane/ipsec/index.js';
-import type { ForwarderEvents, ForwarderParams } from '../../controlplane/router/datapath.js';
+import { IGNORED_EVENTS as EVENTS, forwarderParams, settle } from './fastdp-forwarder-support.js';
 
-const PARAMS: ForwarderParams = {
-  remoteName: 0x0a0b0c0d0e0fn,
-  remoteIp: '192.0.2.2',
-  remotePort: 6784,
-  localIp: '192.0.2.1',
-  outbound: true,
-  connUID: 0x1234n,
-  sessionKey: new Uint8Array(32).fill(7),
-  encrypt: true,
-};
-
-const EVENTS: ForwarderEvents = {
-  sendControlMessage: () => undefined,
-  established: () => undefined,
-  healthChanged: () => undefined,
-  failed: () => undefined,
-};
+const PARAMS = forwarderParams();
 
 interface Recorder {
   host: ForwarderHost;
@@ -56,8 +40,6 @@ function recordingHost(ipsecAvailable = true): Recorder {
   };
   return { host, log, finishOutbound: () => { assert.ok(finish, 'the outbound step was started'); finish(); } };
 }
-
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 test('an encrypted forwarder may carry frames only once its outbound SA and marking rules exist', async () => {
   const r = recordingHost();

@@ -5,25 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FastdpForwarder, type ForwarderHost } from '../../dataplane/fastdp/forwarder.js';
 import type { FastdpIPsec } from '../../dataplane/ipsec/index.js';
-import type { ForwarderEvents, ForwarderParams } from '../../controlplane/router/datapath.js';
+import { IGNORED_EVENTS as EVENTS, forwarderParams, settle } from './fastdp-forwarder-support.js';
 
-const PARAMS: ForwarderParams = {
-  remoteName: 0x0a0b0c0d0e0fn,
-  remoteIp: '192.0.2.2',
-  remotePort: 6784,
-  localIp: '192.0.2.1',
-  outbound: true,
-  connUID: 0x1234n,
-  sessionKey: new Uint8Array(32).fill(7),
-  encrypt: true,
-};
-
-const EVENTS: ForwarderEvents = {
-  sendControlMessage: () => undefined,
-  established: () => undefined,
-  healthChanged: () => undefined,
-  failed: () => undefined,
-};
+const PARAMS = forwarderParams();
 
 /** A datapath whose drop of the peer completes when the test says so; the log shows the order. */
 function hostWithControlledDrain(drain: Promise<void>, log: string[]): ForwarderHost {
@@ -43,8 +27,6 @@ function hostWithControlledDrain(drain: Promise<void>, log: string[]): Forwarder
     ipsecUnavailableReason: undefined,
   };
 }
-
-const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 test('an encrypted forwarder removes its IPsec state only after the datapath dropped the peer', async () => {
   const log: string[] = [];
