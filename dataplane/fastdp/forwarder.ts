@@ -102,6 +102,8 @@ export class FastdpForwarder implements OverlayForwarder {
   /** The peer's CryptoInitSARemote when it arrived before step 1 finished. */
   private pendingRemoteInit: Uint8Array | undefined;
   private remoteSAReady = false;
+  /** A heartbeat from an address the encrypted connection does not cover was reported (once). */
+  private warnedStrayHeartbeat = false;
 
   constructor(
     params: ForwarderParams,
@@ -187,12 +189,25 @@ export class FastdpForwarder implements OverlayForwarder {
   }
 
   /**
-   * A valid heartbeat with our connUID arrived from `fromIp` (spec §6.4 step 3);
-   * `length`, its total length, is 14 + the remote's datapath MTU.
+   * A valid heartbeat with our connUID arrived from `fromIp` (spec §6.4 step 3:
+   * the tunnel follows the address heartbeats come from, except on an encrypted
+   * connection); `length`, its total length, is 14 + the remote's datapath MTU.
    */
   heartbeatReceived(fromIp: string | undefined, length?: number): void {
     if (this.stopped) return;
-    if (fromIp !== undefined && fromIp !== this.endpoint.remoteIp) this.endpoint.remoteIp = fromIp;
+    if (fromIp !== undefined && fromIp !== this.endpoint.remoteIp) {
+      if (this.ipsecConn !== undefined) {
+        // The SAs, policy and marking rules of an encrypted connection cover the address it
+        // was set up with only: tunnelling to another would send in clear (spec §7), and a
+        // heartbeat from another did not come through the connection's ESP.
+        if (!this.warnedStrayHeartbeat) {
+          this.warnedStrayHeartbeat = true;
+          this.host.warn(`fastdp: ignoring heartbeats for the encrypted connection to ${this.endpoint.remoteIp} that arrive from ${fromIp}`);
+        }
+        return;
+      }
+      this.endpoint.remoteIp = fromIp;
+    }
     if (length !== undefined && length - ETHERNET_HEADER_BYTES !== this.remoteMtu) {
       this.remoteMtu = length - ETHERNET_HEADER_BYTES;
       this.events.remoteMtu?.(this.remoteMtu);

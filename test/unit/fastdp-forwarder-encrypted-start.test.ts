@@ -86,3 +86,26 @@ test('a plain forwarder may carry frames at once; one that cannot encrypt never 
   assert.equal(noEsp.outboundReady, false, 'without kernel ESP the connection stays on encrypted sleeve');
   assert.ok(!r.log.includes('heartbeat sent'));
 });
+
+test('an encrypted forwarder ignores heartbeats from an address its SAs do not cover; a plain one follows them', async () => {
+  const r = recordingHost();
+  const fwd = new FastdpForwarder(PARAMS, EVENTS, r.host);
+  await settle();
+  fwd.handleControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, new Uint8Array(8));
+  await settle();
+  r.finishOutbound();
+  await settle();
+  fwd.heartbeatReceived('198.51.100.7', 14 + 1413);
+  fwd.heartbeatReceived('198.51.100.7', 14 + 1413);
+  assert.equal(fwd.tunnel.remoteIp, '192.0.2.2', 'frames keep going where the SAs and marking rules are');
+  assert.equal(fwd.hearsRemote, false, 'a heartbeat from elsewhere did not come through the ESP');
+  assert.deepEqual(r.log.filter((l) => l.startsWith('warn ')), ['warn fastdp: ignoring heartbeats for the encrypted connection to 192.0.2.2 that arrive from 198.51.100.7'], 'warned once');
+  fwd.heartbeatReceived('192.0.2.2', 14 + 1413);
+  assert.equal(fwd.hearsRemote, true);
+  fwd.stop();
+
+  const plain = new FastdpForwarder({ ...PARAMS, encrypt: false }, EVENTS, recordingHost().host);
+  plain.heartbeatReceived('198.51.100.7', 14 + 1450);
+  assert.equal(plain.tunnel.remoteIp, '198.51.100.7', 'a plain connection follows its peer\'s address');
+  plain.stop();
+});
