@@ -1,10 +1,12 @@
 // The packet-marking and protection rules of the encrypted fast datapath
 // (spec §7.5), rendered as nftables chains for this product's own table
-// instead of Weave's iptables chains. The effect is the same:
-//  * outgoing VXLAN to a peer is marked, so the XFRM policy (which matches the
-//    mark) encrypts it; marked packets that leave without a transform are dropped;
-//  * incoming ESP with our inbound SPI is marked; plain VXLAN from that peer
-//    that did not arrive inside such ESP is dropped.
+// instead of Weave's iptables chains. The effect is the same, except that
+// the plain-VXLAN rules match the peer's address alone, not our address too:
+//  * outgoing VXLAN to a peer, from any of our addresses, is marked, so the
+//    XFRM policy (which matches the mark) encrypts it; marked packets that
+//    leave without a transform are dropped;
+//  * incoming ESP with our inbound SPI is marked; plain VXLAN from that peer,
+//    to any of our addresses, that did not arrive inside such ESP is dropped.
 // The host-firewall module includes renderIPsecChains() inside its table; the
 // chains carry their own hooks, so where they sit in the table does not matter.
 import { parseIPv4 } from '../netlink/inet.js';
@@ -72,16 +74,22 @@ export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): strin
   }
   lines.push(
     '  }',
-    // filter INPUT: plain VXLAN from R that did not come out of that ESP is dropped.
+    // filter INPUT: plain VXLAN from R that did not come out of that ESP is dropped,
+    // whichever of our addresses it was sent to (Weave's rule names L only; frames
+    // forged to another of our addresses would pass).
     `  chain ${IPSEC_NFT_CHAINS.inFilter} {`,
     '    type filter hook input priority filter; policy accept;',
-    ...entries.map((e) => `    ip saddr ${e.remoteIp} ip daddr ${e.localIp} udp dport ${e.vxlanPort} meta mark and ${m} != ${m} drop`),
+    ...unique(entries.map((e) => `    ip saddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark and ${m} != ${m} drop`)),
     '  }',
     // mangle OUTPUT: a `route` chain, so the kernel redoes the route and XFRM
-    // lookup after the mark is set and the marked policy applies.
+    // lookup after the mark is set and the marked policy applies. Whatever
+    // source address the kernel picks (the eBPF datapath's tunnel and heartbeat
+    // socket leave that to routing): Weave's rule marks only packets from L, so
+    // one from another of our addresses left in clear; marked, it finds no
+    // policy for its source and the OUTPUT filter below drops it.
     `  chain ${IPSEC_NFT_CHAINS.outMark} {`,
     '    type route hook output priority mangle; policy accept;',
-    ...entries.map((e) => `    ip saddr ${e.localIp} ip daddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark set meta mark or ${m}`),
+    ...unique(entries.map((e) => `    ip daddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark set meta mark or ${m}`)),
     '  }',
     // filter OUTPUT: a marked packet without a transform would leave in clear: drop it.
     // ESP itself passes (the encrypted packet goes through OUTPUT again).
@@ -101,4 +109,9 @@ export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): strin
 export function renderIPsecTable(family: 'ip' | 'inet', table: string, entries: readonly IPsecFirewallEntry[]): string {
   if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(table)) throw new IPsecFirewallError(`nft table name ${JSON.stringify(table)} is not a plain identifier`);
   return [`table ${family} ${table} {}`, `delete table ${family} ${table}`, `table ${family} ${table} {`, ...renderIPsecChains(entries), '}', ''].join('\n');
+}
+
+/** `lines` without repeats, in first-seen order (two connections to one peer from different addresses). */
+function unique(lines: string[]): string[] {
+  return [...new Set(lines)];
 }

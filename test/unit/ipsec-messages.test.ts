@@ -37,8 +37,11 @@ test('CryptoInitSARemote round-trips and rejects other lengths and reserved SPIs
 test('nft chains carry each spec §7.5 rule for a connection', () => {
   const lines = renderIPsecChains([{ localIp: '10.1.0.1', remoteIp: '10.1.0.2', vxlanPort: 6784, spiIn: 0xabc }]).join('\n');
   assert.match(lines, /type filter hook input priority mangle;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 esp spi 0xabc meta mark set meta mark or 0x20000/);
-  assert.match(lines, /type filter hook input priority filter;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 udp dport 6784 meta mark and 0x20000 != 0x20000 drop/);
-  assert.match(lines, /type route hook output priority mangle;[\s\S]*ip saddr 10\.1\.0\.1 ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
+  // Plain VXLAN from the peer is dropped whichever of our addresses it was sent to.
+  assert.match(lines, /type filter hook input priority filter;[\s\S]*\n {4}ip saddr 10\.1\.0\.2 udp dport 6784 meta mark and 0x20000 != 0x20000 drop/);
+  // VXLAN to the peer is marked whichever source address the kernel picks: from
+  // another than the SA's, it then finds no policy and is dropped, never sent in clear.
+  assert.match(lines, /type route hook output priority mangle;[\s\S]*\n {4}ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
   assert.match(lines, /meta l4proto != esp rt ipsec missing meta mark and 0x20000 == 0x20000 drop/);
 });
 
@@ -47,6 +50,9 @@ test('nft rendering: duplicate marking rules are merged, bad input rejected', ()
   const lines = renderIPsecChains([e, { ...e, vxlanPort: 6785 }]);
   assert.equal(lines.filter((l) => l.includes('esp spi 0x200')).length, 1);
   assert.equal(lines.filter((l) => l.includes('udp dport 6785')).length, 2);
+  // Two connections to one peer from two of our addresses: one rule each way.
+  const twoLocal = renderIPsecChains([e, { ...e, localIp: '10.1.0.3', spiIn: 0x201 }]);
+  assert.equal(twoLocal.filter((l) => l.includes('udp dport 6784')).length, 2, twoLocal.join('\n'));
   assert.throws(() => renderIPsecChains([{ ...e, remoteIp: '10.1.0' }]), IPsecFirewallError);
   assert.throws(() => renderIPsecChains([{ ...e, spiIn: 5 }]), IPsecFirewallError);
   assert.throws(() => renderIPsecTable('inet', 'bad name', []), IPsecFirewallError);
