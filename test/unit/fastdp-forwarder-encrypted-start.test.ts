@@ -41,6 +41,22 @@ function recordingHost(ipsecAvailable = true): Recorder {
   return { host, log, finishOutbound: () => { assert.ok(finish, 'the outbound step was started'); finish(); } };
 }
 
+/** The peer's CryptoInitSARemote arrives and our outbound step completes (spec §7.4 step 3). */
+async function exchangeSAs(fwd: FastdpForwarder, r: Recorder): Promise<void> {
+  fwd.handleControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, new Uint8Array(8));
+  await settle();
+  r.finishOutbound();
+  await settle();
+}
+
+/** An encrypted forwarder on `r`'s host, through its SA exchange. */
+async function keyedForwarder(r: Recorder): Promise<FastdpForwarder> {
+  const fwd = new FastdpForwarder(PARAMS, EVENTS, r.host);
+  await settle();
+  await exchangeSAs(fwd, r);
+  return fwd;
+}
+
 test('an encrypted forwarder may carry frames only once its outbound SA and marking rules exist', async () => {
   const r = recordingHost();
   const fwd = new FastdpForwarder(PARAMS, EVENTS, r.host);
@@ -61,16 +77,8 @@ test('an encrypted forwarder may carry frames only once its outbound SA and mark
 
 test('a peer that re-keys does not announce the forwarder ready again', async () => {
   const r = recordingHost();
-  const fwd = new FastdpForwarder(PARAMS, EVENTS, r.host);
-  await settle();
-  fwd.handleControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, new Uint8Array(8));
-  await settle();
-  r.finishOutbound();
-  await settle();
-  fwd.handleControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, new Uint8Array(8));
-  await settle();
-  r.finishOutbound();
-  await settle();
+  const fwd = await keyedForwarder(r);
+  await exchangeSAs(fwd, r);
   assert.equal(r.log.filter((l) => l === 'datapath told: outbound ready').length, 1, r.log.join('\n'));
   assert.equal(fwd.outboundReady, true);
   fwd.stop();
@@ -89,12 +97,7 @@ test('a plain forwarder may carry frames at once; one that cannot encrypt never 
 
 test('an encrypted forwarder ignores heartbeats from an address its SAs do not cover; a plain one follows them', async () => {
   const r = recordingHost();
-  const fwd = new FastdpForwarder(PARAMS, EVENTS, r.host);
-  await settle();
-  fwd.handleControlMessage(FASTDP_CRYPTO_INIT_SA_REMOTE, new Uint8Array(8));
-  await settle();
-  r.finishOutbound();
-  await settle();
+  const fwd = await keyedForwarder(r);
   fwd.heartbeatReceived('198.51.100.7', 14 + 1413);
   fwd.heartbeatReceived('198.51.100.7', 14 + 1413);
   assert.equal(fwd.tunnel.remoteIp, '192.0.2.2', 'frames keep going where the SAs and marking rules are');
