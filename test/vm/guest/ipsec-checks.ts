@@ -4,8 +4,6 @@
 // before XFRM, so as it was on the wire), and that `weave reset` leaves no
 // XFRM state, policy or IPsec chain behind.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess } from '../../netns/lib/index.js';
 import { attachContainer, mustPing, mustWeave } from './weave-fastdp-harness.js';
 
@@ -71,32 +69,6 @@ export async function startBroadcasting(h: Host, env: Record<string, string> = {
     const sent = /(\d+) packets transmitted/.exec(pinger.output());
     assert.ok(sent && Number(sent[1]) >= 100, `the broadcaster sent pings:\n${pinger.output()}`);
   };
-}
-
-/**
- * The environment of a router whose firewall installs each connection's IPsec
- * marking rules 3 s late (an nft in front of the real one holds back every script
- * holding them): its sleeve connection is up and the mesh routes through the peer
- * long before, the moment a datapath that tunnelled frames ahead of its SAs and
- * rules would send the broadcasting container's frames in clear.
- */
-export async function slowIPsecRulesEnv(h: Host): Promise<Record<string, string>> {
-  const nft = (await mustExec('sh', ['-c', 'command -v nft'])).stdout.trim();
-  const dir = join(h.dir, 'slow-nft');
-  mkdirSync(dir, { recursive: true });
-  // The router always hands nft its script on stdin (nft -f -) and closes it.
-  writeFileSync(join(dir, 'nft'), [
-    '#!/bin/sh',
-    `script=$(mktemp -p ${JSON.stringify(dir)})`,
-    'cat > "$script"',
-    'if grep -q "esp spi" "$script"; then sleep 3; fi',
-    `${nft} "$@" < "$script"; status=$?`,
-    'rm -f "$script"',
-    'exit $status',
-    '',
-  ].join('\n'));
-  chmodSync(join(dir, 'nft'), 0o755);
-  return { PATH: `${dir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` };
 }
 
 /** Ping both ways, then a 4 MiB TCP transfer h1/c1 -> h2/c1 through the tunnel. */

@@ -5,8 +5,7 @@
 // host also meet on encrypted fastdp. Counters on the receiving host's
 // underlay interface (ingress, before XFRM) prove the VXLAN traffic crossed
 // the wire as ESP (IP protocol 50) and never as plain UDP 6784, not even the
-// broadcasts a container sends while the peers set up their SAs (h1's
-// firewall installs its marking rules 3 s late); `weave reset`
+// broadcasts a container sends while the peers set up their SAs; `weave reset`
 // leaves no XFRM state, policy or IPsec chain behind.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +14,7 @@ import { join } from 'node:path';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
 import { pinnedCounters, withPinnedMaps } from '../../netns/lib/bpf-bed.js';
 import { createTestbed, execCommand, type Host, type Testbed } from '../../netns/lib/index.js';
-import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, slowIPsecRulesEnv, startBroadcasting, underlayCounts } from './ipsec-checks.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, startBroadcasting, underlayCounts } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, weave } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -77,7 +76,7 @@ test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in
   await withBpfBed(kinds, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
     await countUnderlay(h2);
-    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], { ...envOf(bed, h1, 'bpf'), ...await slowIPsecRulesEnv(h1) });
+    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], envOf(bed, h1, 'bpf'));
     const stopBroadcasting = await startBroadcasting(h1, envOf(bed, h1, 'bpf'));
     await mustWeave(h2, ['launch', '--password', PASSWORD, '--nickname', 'h2', h1.address], envOf(bed, h2, 'bpf'));
     const line = await connectionsMatch(h2, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h1\) encrypted=true ?mtu=\d+\s*$/m);
@@ -100,7 +99,7 @@ test('an eBPF host and an OVS host, both with --password: encrypted fastdp betwe
     const [h1, h2] = bed.hosts as [Host, Host];
     await countUnderlay(h1);
     await countUnderlay(h2);
-    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], { ...envOf(bed, h1, 'bpf'), ...await slowIPsecRulesEnv(h1) });
+    await mustWeave(h1, ['launch', '--password', PASSWORD, '--nickname', 'h1'], envOf(bed, h1, 'bpf'));
     const stopBroadcasting = await startBroadcasting(h1, envOf(bed, h1, 'bpf'));
     await mustWeave(h2, ['launch', '--password', PASSWORD, '--nickname', 'h2', h1.address], envOf(bed, h2, 'ovs'));
     await connectionsMatch(h2, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h1\) encrypted=true ?mtu=\d+\s*$/m);

@@ -3,15 +3,14 @@
 // on the fast datapath inside kernel IPsec ESP (wire spec §7). Counters on the
 // receiving host's underlay interface (ingress, before XFRM) prove the VXLAN
 // traffic crossed the wire as ESP (IP protocol 50) and never as plain UDP 6784,
-// not even the broadcasts a container sends while the peers set up their SAs
-// (h1's firewall installs its marking rules 3 s late); `weave reset`
+// not even the broadcasts a container sends while the peers set up their SAs; `weave reset`
 // then leaves no XFRM state, policy or IPsec chain behind.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host } from '../../netns/lib/index.js';
-import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, slowIPsecRulesEnv, startBroadcasting, xfrm } from './ipsec-checks.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, startBroadcasting, xfrm } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, withBed } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -20,7 +19,7 @@ test('--password: connections run encrypted fastdp over ESP; nothing crosses in 
   await withBed(2, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
     await countUnderlay(h2);
-    await mustWeave(h1, ['launch', '--password', 'fastdp-secret', '--nickname', 'h1'], await slowIPsecRulesEnv(h1));
+    await mustWeave(h1, ['launch', '--password', 'fastdp-secret', '--nickname', 'h1']);
     const stopBroadcasting = await startBroadcasting(h1);
     await mustWeave(h2, ['launch', '--password', 'fastdp-secret', '--nickname', 'h2', h1.address]);
     const line = await connectionsMatch(h2, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h1\) encrypted=true ?mtu=\d+\s*$/m);
