@@ -59,20 +59,12 @@ function checkEntry(e: IPsecFirewallEntry): void {
 export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): string[] {
   entries.forEach(checkEntry);
   const m = hex(IPSEC_MARK);
-  const lines: string[] = [
+  return [
     // mangle INPUT: ESP from R to L with our SPI gets the mark; it survives decryption.
     `  chain ${IPSEC_NFT_CHAINS.inMark} {`,
     '    type filter hook input priority mangle; policy accept;',
-  ];
-  const seen = new Set<string>();
-  for (const e of entries) {
     // spec §7.5: "only if not present" — one marking rule per {R, L, SPI}.
-    const key = `${e.remoteIp} ${e.localIp} ${e.spiIn}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    lines.push(`    ip saddr ${e.remoteIp} ip daddr ${e.localIp} esp spi ${hex(e.spiIn)} meta mark set meta mark or ${m}`);
-  }
-  lines.push(
+    ...unique(entries.map((e) => `    ip saddr ${e.remoteIp} ip daddr ${e.localIp} esp spi ${hex(e.spiIn)} meta mark set meta mark or ${m}`)),
     '  }',
     // filter INPUT: plain VXLAN from R that did not come out of that ESP is dropped,
     // whichever of our addresses it was sent to (Weave's rule names L only; frames
@@ -97,8 +89,7 @@ export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): strin
     '    type filter hook output priority filter; policy accept;',
     `    meta l4proto != esp rt ipsec missing meta mark and ${m} == ${m} drop`,
     '  }',
-  );
-  return lines;
+  ];
 }
 
 /**
