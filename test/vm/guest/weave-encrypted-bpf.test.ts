@@ -15,7 +15,7 @@ import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
 import { pinnedCounters, withPinnedMaps } from '../../netns/lib/bpf-bed.js';
 import { createTestbed, execCommand, type Host, type Testbed } from '../../netns/lib/index.js';
 import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, startBroadcasting, underlayCounts } from './ipsec-checks.js';
-import { connectionsMatch, loadKernelModules, mustWeave, weave } from './weave-fastdp-harness.js';
+import { connectionsMatch, loadKernelModules, mustWeave, weave, withRouterLogs } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
 
@@ -44,6 +44,8 @@ async function withBpfBed(kinds: Kind[], body: (bed: Testbed) => Promise<void>):
     ensurePinDir(bpffsOf(bed));
     for (const h of bed.hosts) ensurePinDir(pinDirOf(bed, h));
     await body(bed);
+  } catch (err) {
+    throw withRouterLogs(err, bed.hosts);
   } finally {
     for (const [i, h] of bed.hosts.entries()) await weave(h, ['reset'], envOf(bed, h, kinds[i] ?? 'bpf')).catch(() => undefined);
     await bed.teardown();

@@ -5,7 +5,7 @@
 // every deadline here is generous.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,11 +51,33 @@ export async function mustWeave(h: Host, args: string[], env: Record<string, str
   return r.stdout;
 }
 
+/** Lines of each router's log a failing test carries: enough to show what it last did. */
+const LOG_TAIL_LINES = 40;
+
+/**
+ * `err`, its stack extended with the end of each host's router log: the guest's
+ * files are gone once the VM stops, and a router that stopped answering shows
+ * only there why.
+ */
+export function withRouterLogs(err: unknown, hosts: readonly Host[]): unknown {
+  if (!(err instanceof Error)) return err;
+  const tails = hosts.map((h) => {
+    const log = join(h.dir, 'state', 'weaver.log');
+    if (!existsSync(log)) return `${h.label}: no router log`;
+    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+    return `${h.label} weaver.log, last ${Math.min(LOG_TAIL_LINES, lines.length)} of ${lines.length} lines:\n${lines.slice(-LOG_TAIL_LINES).join('\n')}`;
+  });
+  err.stack = `${err.stack ?? err.message}\n${tails.join('\n')}`;
+  return err;
+}
+
 /** A testbed whose routers are stopped and namespaces removed however the test ends. */
 export async function withBed(hosts: number, body: (bed: Testbed) => Promise<void>): Promise<void> {
   const bed = await createTestbed({ hosts, underlay: 'bridge' });
   try {
     await body(bed);
+  } catch (err) {
+    throw withRouterLogs(err, bed.hosts);
   } finally {
     for (const h of bed.hosts) await weave(h, ['reset']).catch(() => undefined);
     await bed.teardown();
@@ -70,13 +92,14 @@ export async function attachContainer(h: Host): Promise<Container> {
 
 /** Polls `weave status connections` until `want` matches; returns the last output. */
 export async function connectionsMatch(h: Host, want: RegExp): Promise<string> {
-  let out = '';
+  let last = { code: 0, stdout: '', stderr: '' };
   const ok = await pollUntil(async () => {
-    out = (await weave(h, ['status', 'connections'])).stdout;
-    return want.test(out);
+    last = await weave(h, ['status', 'connections']);
+    return want.test(last.stdout);
   }, CONVERGE_MS, 1000);
-  assert.ok(ok, `${h.label}: status connections should match ${want}:\n${out}`);
-  return out;
+  // An empty answer may be a router that stopped answering: say how the command ended.
+  assert.ok(ok, `${h.label}: status connections should match ${want}; it exited ${last.code}:\n${last.stdout}${last.stderr}`);
+  return last.stdout;
 }
 
 export async function mustPing(from: Container, to: string, what: string): Promise<void> {

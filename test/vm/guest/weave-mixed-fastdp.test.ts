@@ -14,7 +14,7 @@ import { createTestbed, execCommand, runIperfClient, startIperfServer, type Cont
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
 import { deliveredFromTunnel, pinnedCounters } from '../../netns/lib/bpf-bed.js';
 import type { Flow } from '../../../dataplane/ovs/index.js';
-import { connectionsMatch, datapathState, loadKernelModules, mustPing, weave } from './weave-fastdp-harness.js';
+import { connectionsMatch, datapathState, loadKernelModules, mustPing, weave, withRouterLogs } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
 
@@ -33,6 +33,8 @@ async function withMixedBed(hosts: number, body: (bed: Testbed, envs: Envs) => P
   const envs: Envs = new Map();
   try {
     await body(bed, envs);
+  } catch (err) {
+    throw withRouterLogs(err, bed.hosts);
   } finally {
     for (const h of bed.hosts) await weave(h, ['reset'], envs.get(h) ?? {}).catch(() => undefined);
     await bed.teardown();
