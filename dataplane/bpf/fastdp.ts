@@ -3,6 +3,7 @@
 // them at tc clsact ingress, and applies a desired state idempotently.
 
 import { existsSync, rmSync } from 'node:fs';
+import { release as osRelease } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withNetns } from '../netlink/netns.js';
@@ -99,6 +100,8 @@ export interface PeerSpec {
   underlayIp: string;
   /** Frames from it are accepted (from `underlayIp`), none sent to it through the tunnel: it is reached over the sleeve. */
   receiveOnly?: boolean;
+  /** Our address the tunnel leaves from (that of the connection to the neighbour); absent: the route's choice. */
+  localIp?: string;
 }
 
 export interface BroadcastTreeSpec {
@@ -121,6 +124,21 @@ export interface DesiredState {
    * tunnel, and a stale entry would hand its frames to a sleeve that no longer carries them.
    */
   forgetSleeveMacs?: boolean;
+}
+
+/** The first kernel whose bpf_skb_set_tunnel_key takes a source address (local_ipv4). */
+const TUNNEL_SOURCE_SINCE: readonly [number, number] = [6, 0];
+
+/**
+ * Whether the kernel sends tunnel frames from the source address a peer entry
+ * names. Where it does not, the programs fall back to the route's source, and
+ * heartbeats must take that same source to tell the truth about the path.
+ */
+export function kernelTakesTunnelSource(release: string = osRelease()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > TUNNEL_SOURCE_SINCE[0] || (major === TUNNEL_SOURCE_SINCE[0] && minor >= TUNNEL_SOURCE_SINCE[1]);
 }
 
 /** The programs of each object, and which tc hook each runs at. */
@@ -457,7 +475,10 @@ export class BpfFastDatapath {
   /** Makes the datapath match `state`: attaches new ports, removes what is no longer wanted. */
   async apply(state: DesiredState): Promise<void> {
     const peerIps = new Map<number, number>();
-    for (const p of state.peers) peerIps.set(checkShortId(p.shortId, 'peer short id'), ipv4ToHostU32(p.underlayIp));
+    for (const p of state.peers) {
+      peerIps.set(checkShortId(p.shortId, 'peer short id'), ipv4ToHostU32(p.underlayIp));
+      if (p.localIp !== undefined) ipv4ToHostU32(p.localIp); // validate before touching anything
+    }
     for (const p of state.localPorts) p.macs.forEach(macKey); // validate before touching anything
     const roleOf = (p: LocalPortSpec): PortRole => p.role ?? 'container';
     for (const role of ['host', 'sleeve'] as const) {
@@ -476,7 +497,7 @@ export class BpfFastDatapath {
     this.peersInMap = undefined; // read from the map again if this apply fails part way
     const wantedPeers = new Set<number>();
     for (const p of state.peers) {
-      this.maps.setPeer(p.shortId, p.underlayIp, p.receiveOnly ?? false);
+      this.maps.setPeer(p.shortId, p.underlayIp, p);
       wantedPeers.add(p.shortId);
     }
     const departed = new Set([...inMap].filter((id) => !wantedPeers.has(id)));

@@ -77,15 +77,15 @@ WEAVE_INLINE int from_local(struct __sk_buff *skb, const enum weave_port_role ro
 	count(WC_FWD_TO_TUNNEL);
 	return bpf_redirect(cfg->tunnel_ifindex, 0);
 #endif
-	__u32 ip = peer_underlay(peer);
-	if (ip == 0 && via_bridge) {
+	const struct weave_peer *to = peer_route(peer);
+	if (!to && via_bridge) {
 		/* The peer is reached over the sleeve: the bridge hands it to the sleeve. */
 		count(WC_TO_BRIDGE);
 		return TC_ACT_OK;
 	}
-	if (ip == 0)
+	if (!to)
 		return drop(WC_DROP_NO_ROUTE);
-	if (set_tunnel(skb, ip, vni_encode(local_id, peer)) < 0)
+	if (set_tunnel(skb, to, vni_encode(local_id, peer)) < 0)
 		return drop(WC_DROP_SET_TUNNEL_KEY);
 	count(WC_FWD_TO_TUNNEL);
 	return bpf_redirect(cfg->tunnel_ifindex, 0);

@@ -88,8 +88,8 @@ int weave_from_tunnel(struct __sk_buff *skb)
 
 	if (dst != local_id) {
 		/* Unicast for a peer we are a hop towards: re-encapsulate unchanged. */
-		__u32 ip = peer_underlay(dst);
-		if (ip == 0 || (cfg->flags & WEAVE_CFG_F_NO_RELAY)) {
+		const struct weave_peer *to = peer_route(dst);
+		if (!to || (cfg->flags & WEAVE_CFG_F_NO_RELAY)) {
 			/* Our short id changed (spec §4.8, or a restarted router) and the
 			 * sender still uses the old one: deliver what is for a local MAC. */
 			struct weave_local_port *mine = local_port(eth->h_dest);
@@ -99,9 +99,9 @@ int weave_from_tunnel(struct __sk_buff *skb)
 			}
 			return drop(WC_DROP_NO_ROUTE);
 		}
-		if (ip == key.remote_ipv4)
+		if (to->underlay_ip == key.remote_ipv4)
 			return drop(WC_DROP_RELAY_LOOP);
-		if (set_tunnel(skb, ip, key.tunnel_id) < 0)
+		if (set_tunnel(skb, to, key.tunnel_id) < 0)
 			return drop(WC_DROP_SET_TUNNEL_KEY);
 		count(WC_FWD_RELAY);
 		return bpf_redirect(skb->ifindex, 0);

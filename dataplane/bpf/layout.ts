@@ -10,6 +10,7 @@ export const COUNTER_NAMES = [
   'drop_no_tunnel_key', 'drop_set_tunnel_key', 'drop_unknown_source',
   'drop_bounce', 'drop_relay_loop', 'drop_source_is_local',
   'to_bridge', 'learned_local', 'fwd_from_underlay', 'drop_decap',
+  'tunnel_source_unsupported',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;

@@ -80,6 +80,7 @@ export function lastErrno(): number {
 }
 
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
+export const BPF_MAP_TYPE_ARRAY = 2;
 export const BPF_MAP_TYPE_PERCPU_ARRAY = 6;
 export const BPF_TC_INGRESS = 1;
 export const BPF_TC_F_REPLACE = 1;

@@ -16,8 +16,16 @@ import {
 
 export * from './layout.js';
 
-/** sizeof(struct weave_peer): the underlay address, then the flags. */
-const PEER_VALUE_SIZE = 8;
+/** sizeof(struct weave_peer): the underlay address, the flags, the tunnel's source address. */
+const PEER_VALUE_SIZE = 12;
+
+/** A weave_peers entry as read back. */
+export interface PeerEntry {
+  underlayIp: string;
+  receiveOnly: boolean;
+  /** The tunnel's source address; absent: the route's choice. */
+  localIp?: string;
+}
 
 export const MAP_NAMES = [
   'weave_config', 'weave_local_macs', 'weave_remote_macs', 'weave_peers',
@@ -227,13 +235,15 @@ export class DatapathMaps {
 
   /**
    * Where frames for `shortId` go on the underlay (the peer itself or the next
-   * hop towards it). `receiveOnly`: its frames are accepted from there, but
+   * hop towards it), and from which of our addresses (`localIp`; absent: the
+   * route's choice). `receiveOnly`: its frames are accepted from there, but
    * nothing is sent to it through the tunnel (it is reached over the sleeve).
    */
-  setPeer(shortId: number, underlayIp: string, receiveOnly = false): void {
+  setPeer(shortId: number, underlayIp: string, opts: { receiveOnly?: boolean; localIp?: string } = {}): void {
     const v = Buffer.alloc(PEER_VALUE_SIZE);
     v.writeUInt32LE(ipv4ToHostU32(underlayIp), 0);
-    v.writeUInt32LE(receiveOnly ? PEER_F_RECEIVE_ONLY : 0, 4);
+    v.writeUInt32LE(opts.receiveOnly ? PEER_F_RECEIVE_ONLY : 0, 4);
+    v.writeUInt32LE(opts.localIp === undefined ? 0 : ipv4ToHostU32(opts.localIp), 8);
     this.update('weave_peers', u32Key(checkShortId(shortId)), v);
   }
 
@@ -252,27 +262,33 @@ export class DatapathMaps {
    * Every entry, the receive-only ones included. The array has a slot per
    * possible short id: read in one batch rather than 4096 lookups (which took
    * 25-65 ms of a starting router's CPU), a lookup each on a kernel without
-   * batch operations.
+   * batch operations. Pins of a build before the tunnel source (8-byte
+   * entries) read too: a restarted router keeps their routes while it starts.
    */
-  listPeerEntries(): Map<number, { underlayIp: string; receiveOnly: boolean }> {
-    const out = new Map<number, { underlayIp: string; receiveOnly: boolean }>();
-    const add = (id: number, ip: number, flags: number): void => {
-      if (ip !== 0) out.set(id, { underlayIp: hostU32ToIpv4(ip), receiveOnly: (flags & PEER_F_RECEIVE_ONLY) !== 0 });
+  listPeerEntries(): Map<number, PeerEntry> {
+    const out = new Map<number, PeerEntry>();
+    const add = (id: number, ip: number, flags: number, local: number): void => {
+      if (ip === 0) return;
+      out.set(id, { underlayIp: hostU32ToIpv4(ip), receiveOnly: (flags & PEER_F_RECEIVE_ONLY) !== 0, ...(local !== 0 ? { localIp: hostU32ToIpv4(local) } : {}) });
     };
     const slots = MAX_SHORT_ID + 1;
     // Host-endian u32s, as the kernel keeps them: read through typed arrays, not a Buffer call per field.
     const keys = new Uint32Array(slots);
-    const words = PEER_VALUE_SIZE / 4;
+    const shape = c.mapShapeOfFd(this.fds.weave_peers);
+    const valueSize = typeof shape === 'number' ? PEER_VALUE_SIZE : shape.valueSize;
+    const words = valueSize / 4;
+    const localOf = (w: ArrayLike<number>, at: number): number => (words > 2 ? w[at + 2]! : 0);
     const values = new Uint32Array(words * slots);
     const count = new Uint32Array([slots]);
     const rc = c.mapLookupBatch(this.fds.weave_peers, null, Buffer.alloc(4), keys, values, count, null);
     if (rc === 0 || rc === -Errno.ENOENT) {
-      for (let i = 0; i < count[0]!; i++) add(keys[i]!, values[words * i]!, values[words * i + 1]!);
+      for (let i = 0; i < count[0]!; i++) add(keys[i]!, values[words * i]!, values[words * i + 1]!, localOf(values, words * i));
       return out;
     }
-    const v = Buffer.alloc(PEER_VALUE_SIZE);
+    const v = new Uint32Array(words);
+    const bytes = Buffer.from(v.buffer);
     for (let id = 0; id <= MAX_SHORT_ID; id++) {
-      if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), v) === 0) add(id, v.readUInt32LE(0), v.readUInt32LE(4));
+      if (c.mapLookupElem(this.fds.weave_peers, u32Key(id), bytes) === 0) add(id, v[0]!, v[1]!, localOf(v, 0));
     }
     return out;
   }

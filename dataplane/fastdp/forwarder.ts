@@ -33,6 +33,18 @@ export interface TunnelEndpoint {
   remotePort: number;
 }
 
+/** The unspecified address: a connection whose local address is not known. */
+const ANY_IPV4 = '0.0.0.0';
+
+/**
+ * The address a tunnel's frames leave from: our address of the connection
+ * (Weave sets it in the OVS tunnel action), undefined when none is known and
+ * the route chooses.
+ */
+export function tunnelSource(endpoint: Readonly<TunnelEndpoint>): string | undefined {
+  return endpoint.localIp && endpoint.localIp !== ANY_IPV4 ? endpoint.localIp : undefined;
+}
+
 /** What a forwarder needs from its datapath. */
 export interface ForwarderHost {
   readonly mtu: number;

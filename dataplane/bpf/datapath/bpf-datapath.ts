@@ -71,12 +71,13 @@ import type {
   OverlayForwarder,
 } from '../../../controlplane/router/datapath.js';
 import type { PeerName, PeerShortID } from '../../../controlplane/mesh/types.js';
-import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
+import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, tunnelSource, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
 import { parseHeartbeat } from '../../fastdp/heartbeat.js';
 import { indexForwardingState, type Routing } from '../../fastdp/routing.js';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
-import { BpfFastDatapath, DEFAULT_PIN_DIR, detachPortHooks, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
+import { BpfFastDatapath, DEFAULT_PIN_DIR, detachPortHooks, kernelTakesTunnelSource, detachUnderlayHooks, type BroadcastTreeSpec, type LocalPortSpec, type PeerSpec } from '../fastdp.js';
 import { DatapathMaps, type Counters } from '../maps.js';
 import { deleteTunnelDevice } from '../vxlan-device.js';
 import { BridgePortWatcher, type BridgePort } from './bridge-ports.js';
@@ -154,8 +155,11 @@ export function pinDirFromEnv(): string {
   return process.env.WEAVE_BPF_PIN_DIR || DEFAULT_PIN_DIR;
 }
 
+/** Where a peer's frames go through the tunnel: its kernel map entry less the short id. */
+type TunnelRoute = Pick<PeerSpec, 'underlayIp' | 'localIp'>;
+
 interface Lingering {
-  ip: string;
+  route: TunnelRoute;
   until: number;
 }
 
@@ -168,11 +172,13 @@ export class BpfDatapath implements Datapath, ForwarderHost {
   private routing: Routing | undefined;
   private readonly forwarders = new Set<FastdpForwarder>();
   private ports: BridgePort[] = [];
-  /** Short id -> underlay IP of the fastdp peers in the kernel maps. */
-  private installed = new Map<number, string>();
+  /** Short id -> tunnel route of the fastdp peers in the kernel maps. */
+  private installed = new Map<number, TunnelRoute>();
   private readonly lingering = new Map<number, Lingering>();
   /** Short ids of `installed` that are reached through another peer. */
   private installedRelayed = new Set<number>();
+  /** Tunnel frames leave from the connection's address (kernelTakesTunnelSource), else from the route's. */
+  private readonly tunnelSources = kernelTakesTunnelSource();
   /** Neighbours reached over the sleeve at the last apply (see forgetSleeveMacs). */
   private sleeveNeighbours = new Set<PeerName>();
   /** The bridge the containers, the host and the sleeve share (its device is the host's port). */
@@ -229,9 +235,9 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       const dp = new BpfDatapath(fastdp, mtu, vxlanPort, sender, { ...timingsFromEnv(), ...opts.timings }, opts.ipsec ? 0 : opts.lingerMs ?? lingerMsFromEnv(), opts.log);
       const until = Date.now() + dp.lingerMs;
       dp.keepPreviousId = (previous?.peers.size ?? 0) > 0;
-      for (const [id, ip] of previous?.peers ?? []) {
-        dp.installed.set(id, ip);
-        dp.lingering.set(id, { ip, until });
+      for (const [id, route] of previous?.peers ?? []) {
+        dp.installed.set(id, route);
+        dp.lingering.set(id, { route, until });
       }
       dp.bridgeName = opts.bridge;
       dp.receiver = new HeartbeatReceiver(fastdp.tunnelIfindex, (f) => dp.heartbeat(f), (e) => dp.log(`fastdp: heartbeats: ${e.message}`));
@@ -369,6 +375,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     if (found instanceof FastdpIPsec) {
       this.ipsec = found;
       this.ipsecUnavailableReason = undefined;
+      if (!this.tunnelSources) this.log(`fastdp: kernel ${osRelease()} tunnels from the route's source address only (Linux 6.0 takes the connection's): an encrypted connection to an address of ours the route does not prefer uses sleeve`);
     } else {
       this.ipsecUnavailableReason = `${ESP_UNAVAILABLE}: ${found.unavailable}`;
       this.log(`fastdp: encrypted connections will use sleeve: ${this.ipsecUnavailableReason}`);
@@ -387,7 +394,8 @@ export class BpfDatapath implements Datapath, ForwarderHost {
 
   async sendTunnelFrame(frame: Buffer, srcShortId: PeerShortID, dstShortId: PeerShortID, to: TunnelEndpoint): Promise<void> {
     if (this.closed) return;
-    this.sender.send(vxlanDatagram(frame, srcShortId, dstShortId), to.remoteIp, to.remotePort || this.vxlanPort);
+    // Heartbeats take the data's path: from the connection's address when the kernel tunnels from it.
+    this.sender.send(vxlanDatagram(frame, srcShortId, dstShortId), to.remoteIp, to.remotePort || this.vxlanPort, this.tunnelSources ? tunnelSource(to) : undefined);
   }
 
   /** Its frames are accepted (a receive-only peer entry) before the forwarder acknowledges its heartbeat. */
@@ -432,19 +440,39 @@ export class BpfDatapath implements Datapath, ForwarderHost {
    * established, and (encrypted) with its outbound SA and marking rules in place.
    */
   private fastdpAlive(name: PeerName): boolean {
+    return this.sendingForwarder(name) !== undefined;
+  }
+
+  /**
+   * The forwarder whose tunnel frames to `name` go by (an established one over
+   * one still starting, as two may exist while a connection is replaced).
+   */
+  private sendingForwarder(name: PeerName): FastdpForwarder | undefined {
+    let starting: FastdpForwarder | undefined;
     for (const f of this.forwarders) {
       if (f.remoteName !== name || !f.outboundReady) continue;
       const s = f.status().state;
-      if (s === 'initiating' || s === 'established') return true;
+      if (s === 'established') return f;
+      if (s === 'initiating') starting ??= f;
     }
-    return false;
+    return starting;
+  }
+
+  /**
+   * Frames to a neighbour leave from our address of its connection, as the OVS
+   * datapath's tunnel action sets it: an encrypted connection's SAs and marking
+   * rules cover that address only, and the route may prefer another.
+   */
+  private tunnelSourceTo(name: PeerName): string | undefined {
+    const fwd = this.sendingForwarder(name);
+    return fwd && this.tunnelSources ? tunnelSource(fwd.tunnel) : undefined;
   }
 
   private async apply(): Promise<void> {
     if (this.closed) return;
     const r = this.routing;
     const now = Date.now();
-    const wanted = new Map<number, string>();
+    const wanted = new Map<number, TunnelRoute>();
     /** Peers reached through another peer: those routes go with the route, never linger. */
     const relayed = new Set<number>();
     const trees: BroadcastTreeSpec[] = [];
@@ -458,16 +486,17 @@ export class BpfDatapath implements Datapath, ForwarderHost {
       // With IPsec a neighbour is reached only while its forwarder lives and has its
       // outbound SA: the overlay switch picks fastdp for a new connection before the SA
       // exchange ends, and the SAs and marking rules go when the forwarder stops.
-      const fastdpNeighbour = (n: PeerName): string | undefined => {
+      const fastdpNeighbour = (n: PeerName): TunnelRoute | undefined => {
         const nb = r.neighbours.get(n);
         if (nb?.overlay !== 'fastdp' || (this.ipsec !== undefined && !this.fastdpAlive(n))) return undefined;
-        return nb.remoteIp;
+        const localIp = this.tunnelSourceTo(n);
+        return localIp === undefined ? { underlayIp: nb.remoteIp } : { underlayIp: nb.remoteIp, localIp };
       };
       for (const [peer, hop] of r.nextHop) {
         const id = r.shortIdOf.get(peer);
-        const ip = fastdpNeighbour(hop);
-        if (id !== undefined && ip !== undefined && r.peerByShortId.get(id) === peer) {
-          wanted.set(id, ip);
+        const route = fastdpNeighbour(hop);
+        if (id !== undefined && route !== undefined && r.peerByShortId.get(id) === peer) {
+          wanted.set(id, route);
           if (hop !== peer) relayed.add(id);
         }
       }
@@ -487,16 +516,16 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     // Peers that left the maps without being moved to the sleeve linger (restart tolerance).
     // A route through another peer does not: a stopped router relays nothing, so a peer
     // that became unreachable through it is gone (Weave drops such routes at once).
-    for (const [id, ip] of this.installed) {
+    for (const [id, route] of this.installed) {
       if (wanted.has(id) || this.lingering.has(id) || this.installedRelayed.has(id)) continue;
-      this.lingering.set(id, { ip, until: now + this.lingerMs });
+      this.lingering.set(id, { route, until: now + this.lingerMs });
     }
     for (const [id, l] of this.lingering) {
       const name = r?.peerByShortId.get(id);
       const nb = name !== undefined ? r?.neighbours.get(r.nextHop.get(name) ?? name) : undefined;
       const movedToSleeve = name !== undefined && nb !== undefined && nb.overlay !== 'fastdp' && !this.fastdpAlive(r!.nextHop.get(name) ?? name);
       if (wanted.has(id) || movedToSleeve || l.until <= now) this.lingering.delete(id);
-      else wanted.set(id, l.ip);
+      else wanted.set(id, l.route);
     }
     clearTimeout(this.lingerTimer);
     if (this.lingering.size > 0) {
@@ -510,7 +539,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
     const sleeveNow = new Set<PeerName>();
     for (const [n, nb] of r?.neighbours ?? []) if (nb.overlay === 'sleeve') sleeveNow.add(n);
     const forgetSleeveMacs = [...this.sleeveNeighbours].some((n) => !sleeveNow.has(n));
-    const peers: PeerSpec[] = [...wanted].map(([shortId, underlayIp]) => ({ shortId, underlayIp }));
+    const peers: PeerSpec[] = [...wanted].map(([shortId, route]) => ({ shortId, ...route }));
     for (const [shortId, underlayIp] of this.receiveOnlyPeers(r, wanted)) peers.push({ shortId, underlayIp, receiveOnly: true });
     await this.fastdp.apply({
       // Container veths deliver straight into the container (bpf_redirect_peer, README "Performance"); any other port never does.
@@ -534,7 +563,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
    * broadcasts (ARP) above all, must not be dropped as coming from an unknown
    * peer. Nothing is sent to them through the tunnel.
    */
-  private receiveOnlyPeers(r: Routing | undefined, sending: ReadonlyMap<number, string>): Map<number, string> {
+  private receiveOnlyPeers(r: Routing | undefined, sending: ReadonlyMap<number, TunnelRoute>): Map<number, string> {
     const out = new Map<number, string>();
     const heard = new Map<PeerName, string>();
     for (const f of this.forwarders) {
@@ -573,7 +602,7 @@ export class BpfDatapath implements Datapath, ForwarderHost {
 }
 
 /** What a previous run left in the pinned maps: its short id and its peers. */
-function readPrevious(pinDir: string): { localShortId: number; peers: Map<number, string> } | undefined {
+function readPrevious(pinDir: string): { localShortId: number; peers: Map<number, TunnelRoute> } | undefined {
   if (!existsSync(join(pinDir, 'weave_config'))) return undefined;
   let maps: DatapathMaps;
   try {
@@ -583,7 +612,10 @@ function readPrevious(pinDir: string): { localShortId: number; peers: Map<number
   }
   try {
     const cfg = maps.readConfig();
-    return cfg ? { localShortId: cfg.localShortId, peers: maps.listPeers() } : undefined;
+    if (!cfg) return undefined;
+    const peers = new Map<number, TunnelRoute>();
+    for (const [id, { receiveOnly, ...route }] of maps.listPeerEntries()) if (!receiveOnly) peers.set(id, route);
+    return { localShortId: cfg.localShortId, peers };
   } finally {
     maps.close();
   }

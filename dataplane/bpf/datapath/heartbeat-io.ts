@@ -39,26 +39,51 @@ export function vxlanDatagram(frame: Uint8Array, srcShortId: number, dstShortId:
 
 export class HeartbeatSender {
   private fd: number;
+  /**
+   * A socket per local address heartbeats leave from: they take the path the
+   * connection's tunnel frames take (from its local address, which an
+   * encrypted connection's SAs and marking rules cover). As many as the host
+   * has addresses that peers reach it on.
+   */
+  private readonly bound = new Map<string, number>();
+  private closed = false;
 
   constructor() {
     // Port 0: an ephemeral port; the VXLAN device owns the fastdp port itself.
     this.fd = openUdpSocket('0.0.0.0', 0, true);
   }
 
-  /** Sends one heartbeat datagram; throws with errno (EMSGSIZE when the underlay MTU is too small). */
-  send(datagram: Buffer, ip: string, port: number): void {
-    if (this.fd < 0) throw new Error('fastdp heartbeat socket is closed');
-    const n = libc.sendto(this.fd, datagram, datagram.length, 0, sockaddrIn(ip, port), 16);
+  /**
+   * Sends one heartbeat datagram, from local address `from` when given (else
+   * the route's choice); throws with errno (EMSGSIZE when the underlay MTU is
+   * too small).
+   */
+  send(datagram: Buffer, ip: string, port: number, from?: string): void {
+    if (this.closed) throw new Error('fastdp heartbeat socket is closed');
+    const fd = from === undefined ? this.fd : this.socketFrom(from);
+    const n = libc.sendto(fd, datagram, datagram.length, 0, sockaddrIn(ip, port), 16);
     if (n < 0) {
       const errno = libc.lastErrno();
       const hint = errno === Errno.EMSGSIZE ? ' (EMSGSIZE: the underlay MTU is smaller than the fastdp MTU + 50)' : '';
-      throw new Error(`send fastdp heartbeat to ${ip}:${port} failed (errno ${errno})${hint}`);
+      throw new Error(`send fastdp heartbeat to ${ip}:${port}${from === undefined ? '' : ` from ${from}`} failed (errno ${errno})${hint}`);
     }
   }
 
+  private socketFrom(address: string): number {
+    let fd = this.bound.get(address);
+    if (fd === undefined) {
+      fd = openUdpSocket(address, 0, true);
+      this.bound.set(address, fd);
+    }
+    return fd;
+  }
+
   close(): void {
-    if (this.fd >= 0) libc.close(this.fd);
-    this.fd = -1;
+    if (this.closed) return;
+    this.closed = true;
+    libc.close(this.fd);
+    for (const fd of this.bound.values()) libc.close(fd);
+    this.bound.clear();
   }
 }
 

@@ -35,6 +35,8 @@ enum weave_counter {
 	/* the receive fast path at the underlay interface (from-underlay) */
 	WC_FWD_FROM_UNDERLAY,    /* tunnel frame decapsulated at the underlay and delivered locally */
 	WC_DROP_DECAP,           /* decapsulation failed (the frame was already changed) */
+	/* sent from the route's source address: the kernel took no tunnel source (before 6.0) */
+	WC_TUNNEL_SOURCE_UNSUPPORTED,
 	WC_COUNTER_MAX,
 };
 

@@ -67,13 +67,13 @@ WEAVE_INLINE int remote_peer(const struct weave_config *cfg, const __u8 *mac)
 	return r->peer_short_id;
 }
 
-/* Underlay address to send frames for this peer to (host order), 0 if none
- * (unknown, or reached over the sleeve: receive-only). */
-WEAVE_INLINE __u32 peer_underlay(__u32 short_id)
+/* Where to send frames for this peer (its entry: underlay address and tunnel
+ * source), NULL if nowhere (unknown, or reached over the sleeve: receive-only). */
+WEAVE_INLINE const struct weave_peer *peer_route(__u32 short_id)
 {
 	__u32 k = short_id & WEAVE_SHORT_ID_MASK;
 	struct weave_peer *p = bpf_map_lookup_elem(&weave_peers, &k);
-	return p && !(p->flags & WEAVE_PEER_F_RECEIVE_ONLY) ? p->underlay_ip : 0;
+	return p && p->underlay_ip && !(p->flags & WEAVE_PEER_F_RECEIVE_ONLY) ? p : NULL;
 }
 
 /* Underlay address frames from this peer come from (host order), 0 when the

@@ -82,10 +82,10 @@ __attribute__((noinline)) int flood_copies(struct __sk_buff *skb, __u32 vni_sour
 			__u32 hop = tree->hops[i] & WEAVE_SHORT_ID_MASK;
 			if (hop == src || hop == local_id)
 				continue;
-			__u32 ip = peer_underlay(hop);
-			if (ip == 0 || ip == except_underlay_ip)
+			const struct weave_peer *to = peer_route(hop);
+			if (!to || to->underlay_ip == except_underlay_ip)
 				continue;
-			if (set_tunnel(skb, ip, vni_encode(src, hop)) < 0) {
+			if (set_tunnel(skb, to, vni_encode(src, hop)) < 0) {
 				count(WC_DROP_SET_TUNNEL_KEY);
 				continue;
 			}

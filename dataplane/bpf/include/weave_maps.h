@@ -97,11 +97,15 @@ struct {
  * A receive-only entry is a peer whose frames we accept from the tunnel (its
  * fastdp heartbeats reach us) while we still send to it over the sleeve: the
  * two ends of a connection may switch overlays a moment apart, and nothing the
- * peer sends in that moment may be lost. */
+ * peer sends in that moment may be lost. The tunnel leaves from local_ip, our
+ * address of the connection to that neighbour, as Weave's OVS tunnel action
+ * sets it: an encrypted connection's SAs and marking rules cover that address
+ * only, so on a host with several, the route's preferred one would not do. */
 #define WEAVE_PEER_F_RECEIVE_ONLY 1u
 struct weave_peer {
 	__u32 underlay_ip; /* IPv4 in host byte order (bpf_tunnel_key convention); 0 = unknown */
 	__u32 flags;       /* WEAVE_PEER_F_* */
+	__u32 local_ip;    /* tunnel source, host order; 0 = the route's choice */
 };
 
 struct {

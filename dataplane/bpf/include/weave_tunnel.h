@@ -7,10 +7,15 @@
 #define WEAVE_TUNNEL_H
 
 #include "weave_common.h"
+#include "weave_counters.h"
+#include "weave_maps.h"
 
 /* The key size before local_ipv4 was added: accepted by every kernel that has
  * tunnel keys, including ones older than the uapi header we build against. */
 #define WEAVE_TUNNEL_KEY_SIZE offsetof(struct bpf_tunnel_key, local_ipv4)
+/* The key size with the tunnel's source address (Linux 6.0 and later). */
+#define WEAVE_TUNNEL_KEY_SIZE_WITH_SOURCE \
+	(offsetof(struct bpf_tunnel_key, local_ipv6) + sizeof(((struct bpf_tunnel_key *)0)->local_ipv6))
 
 WEAVE_INLINE __u32 vni_encode(__u32 src_short_id, __u32 dst_short_id)
 {
@@ -34,14 +39,25 @@ WEAVE_INLINE __u32 vni_destination(__u32 vni)
 #define WEAVE_TUNNEL_FLAGS (BPF_F_DONT_FRAGMENT | BPF_F_ZERO_CSUM_TX)
 #endif
 
-/* Attach TX metadata for the external VXLAN device. underlay_ip is host order. */
-WEAVE_INLINE int set_tunnel(struct __sk_buff *skb, __u32 underlay_ip, __u32 vni)
+/* Attach TX metadata for the external VXLAN device: to the peer entry's
+ * underlay address, from its local address when it names one. */
+WEAVE_INLINE int set_tunnel(struct __sk_buff *skb, const struct weave_peer *to, __u32 vni)
 {
 	struct bpf_tunnel_key key = {};
+	__u32 source = to->local_ip;
 
-	key.remote_ipv4 = underlay_ip;
+	key.remote_ipv4 = to->underlay_ip;
 	key.tunnel_id = vni;
 	key.tunnel_ttl = 64;
+	if (source) {
+		key.local_ipv4 = source;
+		if (bpf_skb_set_tunnel_key(skb, &key, WEAVE_TUNNEL_KEY_SIZE_WITH_SOURCE, WEAVE_TUNNEL_FLAGS) == 0)
+			return 0;
+		/* A kernel before 6.0 takes no source address (EINVAL for the
+		 * longer key): the route picks it, and an encrypted connection's
+		 * marking rules drop what leaves from another address. */
+		count(WC_TUNNEL_SOURCE_UNSUPPORTED);
+	}
 	return bpf_skb_set_tunnel_key(skb, &key, WEAVE_TUNNEL_KEY_SIZE, WEAVE_TUNNEL_FLAGS);
 }
 

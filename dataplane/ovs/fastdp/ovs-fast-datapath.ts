@@ -31,7 +31,7 @@ import { createFlow, deleteAllFlows, deleteFlow, listFlows } from '../flow.js';
 import { UpcallReceiver, executePacket, type Upcall } from '../packet.js';
 import { listVports, setVportUpcallPid, type Vport } from '../vport.js';
 import { BRIDGE_SIDE_VETH, DATAPATH_SIDE_VETH, ensureFastdpDevices } from './devices.js';
-import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
+import { DEFAULT_FORWARDER_TIMINGS, FastdpForwarder, tunnelSource, type ForwarderHost, type ForwarderTimings, type TunnelEndpoint } from '../../fastdp/forwarder.js';
 import { hasZeroMacs, parseHeartbeat } from '../../fastdp/heartbeat.js';
 import { FastdpIPsec } from '../../ipsec/fastdp-ipsec.js';
 import type { IPsecFirewallEntry } from '../../ipsec/index.js';
@@ -462,10 +462,11 @@ export class OvsFastDatapath implements Datapath, ForwarderHost {
   }
 
   private tunnelKey(srcShortId: PeerShortID, dstShortId: PeerShortID, to: TunnelEndpoint): TunnelKey {
+    const source = tunnelSource(to);
     return {
       id: weaveTunnelId(srcShortId, dstShortId),
-      // An empty or unspecified local address lets the kernel pick the route's source.
-      ...(to.localIp && to.localIp !== '0.0.0.0' ? { ipv4Src: to.localIp } : {}),
+      // Without a known local address the kernel picks the route's source.
+      ...(source !== undefined ? { ipv4Src: source } : {}),
       ipv4Dst: to.remoteIp,
       tos: 0,
       ttl: TUNNEL_TTL,
