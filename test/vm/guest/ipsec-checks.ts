@@ -4,8 +4,8 @@
 // before XFRM, so as it was on the wire), and that `weave reset` leaves no
 // XFRM state, policy or IPsec chain behind.
 import assert from 'node:assert/strict';
-import { mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess } from '../../netns/lib/index.js';
-import { attachContainer, mustPing, mustWeave } from './weave-fastdp-harness.js';
+import { mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess, type Testbed } from '../../netns/lib/index.js';
+import { attachContainer, connectionsMatch, mustPing, mustWeave } from './weave-fastdp-harness.js';
 
 const COUNT_TABLE = 'wtesp';
 
@@ -97,4 +97,29 @@ export async function assertResetClean(h: Host, env: Record<string, string> = {}
   assert.equal(await xfrm(h, 'policy'), '', `reset on ${h.label} removed every policy`);
   const table = await h.exec('nft', ['list', 'table', 'inet', 'weave']);
   assert.doesNotMatch(table.stdout, /ipsec/, `reset on ${h.label} removed the IPsec chains`);
+}
+
+const escaped = (ip: string): string => ip.replaceAll('.', '\\.');
+
+/**
+ * h2 dials the second of h1's two addresses, which h1's route to h2 does not
+ * prefer (it was added second): the connection, its SAs and so its tunnel
+ * frames and heartbeats must use that address, or they are dropped unencrypted
+ * and the pair stays on the sleeve. Then the data crosses as ESP only.
+ */
+export async function encryptedFastdpViaSecondAddress(bed: Testbed, password: string, envOf: (h: Host) => Record<string, string> = () => ({})): Promise<void> {
+  const [h1, h2] = bed.hosts as [Host, Host];
+  const secondary = bed.subnet.replace(/\.0\/24$/, '.200');
+  assert.notEqual(secondary, bed.subnet, `a /24 underlay: ${bed.subnet}`);
+  await mustExec('ip', ['-n', h1.namespace, 'addr', 'add', `${secondary}/24`, 'dev', 'eth0']);
+  const route = (await mustExec('ip', ['-n', h1.namespace, 'route', 'get', h2.address])).stdout;
+  assert.match(route, new RegExp(`src ${escaped(h1.address)}\\b`), `h1's route to h2 prefers its first address:\n${route}`);
+  await countUnderlay(h2);
+  await mustWeave(h1, ['launch', '--password', password, '--nickname', 'h1'], envOf(h1));
+  await mustWeave(h2, ['launch', '--password', password, '--nickname', 'h2', secondary], envOf(h2));
+  await connectionsMatch(h2, new RegExp(`^-> ${escaped(secondary)}:6783\\s+established encrypted\\s+fastdp \\S+\\(h1\\)`, 'm'));
+  await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+fastdp \S+\(h2\)/m);
+  assert.match(await xfrm(h1, 'state'), new RegExp(`src ${escaped(secondary)} dst ${escaped(h2.address)}\\b`), 'h1 encrypts from the secondary address');
+  await pingAndTcp(h1, h2);
+  await assertOnlyEsp(h2);
 }

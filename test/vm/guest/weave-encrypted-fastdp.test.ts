@@ -4,13 +4,14 @@
 // receiving host's underlay interface (ingress, before XFRM) prove the VXLAN
 // traffic crossed the wire as ESP (IP protocol 50) and never as plain UDP 6784,
 // not even the broadcasts a container sends while the peers set up their SAs; `weave reset`
-// then leaves no XFRM state, policy or IPsec chain behind.
+// then leaves no XFRM state, policy or IPsec chain behind. A host reached on the
+// second of its addresses tunnels from that one, which its SAs cover.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host } from '../../netns/lib/index.js';
-import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, pingAndTcp, startBroadcasting, xfrm } from './ipsec-checks.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, encryptedFastdpViaSecondAddress, pingAndTcp, startBroadcasting, xfrm } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, withBed } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -37,6 +38,10 @@ test('--password: connections run encrypted fastdp over ESP; nothing crosses in 
     await assertOnlyEsp(h2);
     await assertResetClean(h1);
   });
+});
+
+test('--password, the peer dialling the second of two addresses: encrypted fastdp from that address', { timeout: 700_000 }, async () => {
+  await withBed(2, (bed) => encryptedFastdpViaSecondAddress(bed, 'fastdp-secret'));
 });
 
 test('--password with --trusted-subnets on both ends: fastdp without IPsec', { timeout: 400_000 }, async () => {
