@@ -75,10 +75,10 @@ export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): strin
     '  }',
     // mangle OUTPUT: a `route` chain, so the kernel redoes the route and XFRM
     // lookup after the mark is set and the marked policy applies. Whatever
-    // source address the kernel picks (the eBPF datapath's tunnel and heartbeat
-    // socket leave that to routing): Weave's rule marks only packets from L, so
-    // one from another of our addresses left in clear; marked, it finds no
-    // policy for its source and the OUTPUT filter below drops it.
+    // source address the packet has (the eBPF datapath on a kernel before 6.0
+    // leaves it to routing): Weave's rule marks only packets from L, so one
+    // from another of our addresses left in clear; marked, it finds no policy
+    // for its source and the OUTPUT filter below drops it.
     `  chain ${IPSEC_NFT_CHAINS.outMark} {`,
     '    type route hook output priority mangle; policy accept;',
     ...unique(entries.map((e) => `    ip daddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark set meta mark or ${m}`)),

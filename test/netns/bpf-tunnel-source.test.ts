@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bpfPinDir, withBpfWeaveBed, withPinnedMaps } from './lib/bpf-bed.js';
-import { attachContainer, connectionsMatch, mustExec, mustPing, mustWeave, type Host, type Testbed, type WeaveOptions } from './lib/index.js';
+import { addSecondAddress, attachContainer, connectionsMatch, ipPattern, mustExec, mustPing, mustWeave, type Host, type Testbed, type WeaveOptions } from './lib/index.js';
 
 /** How soon the connection must be on fastdp after the second launch returns (a user's wait on a loaded host). */
 const FASTDP_BOUND_MS = 20_000;
@@ -35,18 +35,13 @@ async function countVxlanFrom(h: Host, sources: readonly string[]): Promise<() =
 test('a peer that dialled the secondary address: tunnel frames and heartbeats leave from that address', async () => {
   await withBpfWeaveBed(2, envFor, async (bed) => {
     const [h1, h2] = bed.hosts as [Host, Host];
-    // Added second, so the subnet route keeps the first address as its preferred source.
-    const secondary = bed.subnet.replace(/\.0\/24$/, '.200');
-    assert.notEqual(secondary, bed.subnet, `a /24 underlay: ${bed.subnet}`);
-    await mustExec('ip', ['-n', h1.namespace, 'addr', 'add', `${secondary}/24`, 'dev', 'eth0']);
-    const route = (await mustExec('ip', ['-n', h1.namespace, 'route', 'get', h2.address])).stdout;
-    assert.match(route, new RegExp(`src ${h1.address.replaceAll('.', '\\.')}\\b`), `h1's route to h2 prefers its first address:\n${route}`);
+    const secondary = await addSecondAddress(bed, h1, h2);
     const vxlanFrom = await countVxlanFrom(h2, [h1.address, secondary]);
 
     await mustWeave(h1, ['launch', '--nickname', 'h1'], envFor(bed, h1));
     await mustWeave(h2, ['launch', '--nickname', 'h2', secondary], envFor(bed, h2));
     const started = Date.now();
-    await connectionsMatch(h2, new RegExp(`^-> ${secondary.replaceAll('.', '\\.')}:6783\\s+established fastdp \\S+\\(h1\\)`, 'm'), { timeoutMs: FASTDP_BOUND_MS });
+    await connectionsMatch(h2, new RegExp(`^-> ${ipPattern(secondary)}:6783\\s+established fastdp \\S+\\(h1\\)`, 'm'), { timeoutMs: FASTDP_BOUND_MS });
     await connectionsMatch(h1, /^<- \S+\s+established fastdp \S+\(h2\)/m, { timeoutMs: FASTDP_BOUND_MS });
     process.stdout.write(`# bpf-tunnel-source: fastdp established both ways ${Date.now() - started} ms after the second launch\n`);
 

@@ -3,7 +3,7 @@
 // a failing test (see testbed.ts and cleanup.ts), and the weave CLI run on
 // those hosts (weave.ts).
 export {
-  createTestbed, waitForPing,
+  createTestbed, waitForPing, addSecondAddress, ipPattern,
   type Testbed, type TestbedOptions, type Underlay, type Host, type Container,
   type NamespaceRunner, type PingOptions, type BlockOptions,
 } from './testbed.js';

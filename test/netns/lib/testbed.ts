@@ -398,3 +398,22 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
 export async function waitForPing(from: NamespaceRunner, to: string, timeoutMs = 10_000): Promise<boolean> {
   return pollUntil(() => from.ping(to, { count: 1, waitSeconds: 1 }), timeoutMs, 50);
 }
+
+/** A regular expression source matching `ip` literally. */
+export function ipPattern(ip: string): string {
+  return ip.replaceAll('.', '\\.');
+}
+
+/**
+ * Gives `h` a second address on its bridge underlay (.200 of the testbed's /24)
+ * and returns it. Added second, it is not the source `h`'s route to `towards`
+ * prefers: checked, so a test of traffic from that address cannot pass by chance.
+ */
+export async function addSecondAddress(bed: Testbed, h: Host, towards: Host): Promise<string> {
+  const second = bed.subnet.replace(/\.0\/24$/, '.200');
+  if (second === bed.subnet) throw new Error(`addSecondAddress: the underlay ${bed.subnet} is not a /24`);
+  await mustExec('ip', ['-n', h.namespace, 'addr', 'add', `${second}/24`, 'dev', 'eth0']);
+  const route = (await mustExec('ip', ['-n', h.namespace, 'route', 'get', towards.address])).stdout;
+  if (!new RegExp(`src ${ipPattern(h.address)}\\b`).test(route)) throw new Error(`${h.label}'s route to ${towards.label} should prefer its first address:\n${route}`);
+  return second;
+}

@@ -4,7 +4,7 @@
 // before XFRM, so as it was on the wire), and that `weave reset` leaves no
 // XFRM state, policy or IPsec chain behind.
 import assert from 'node:assert/strict';
-import { mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess, type Testbed } from '../../netns/lib/index.js';
+import { addSecondAddress, ipPattern, mustExec, runIperfClient, startIperfServer, type Host, type SpawnedProcess, type Testbed } from '../../netns/lib/index.js';
 import { attachContainer, connectionsMatch, mustPing, mustWeave } from './weave-fastdp-harness.js';
 
 const COUNT_TABLE = 'wtesp';
@@ -99,8 +99,6 @@ export async function assertResetClean(h: Host, env: Record<string, string> = {}
   assert.doesNotMatch(table.stdout, /ipsec/, `reset on ${h.label} removed the IPsec chains`);
 }
 
-const escaped = (ip: string): string => ip.replaceAll('.', '\\.');
-
 /**
  * h2 dials the second of h1's two addresses, which h1's route to h2 does not
  * prefer (it was added second): the connection, its SAs and so its tunnel
@@ -109,17 +107,13 @@ const escaped = (ip: string): string => ip.replaceAll('.', '\\.');
  */
 export async function encryptedFastdpViaSecondAddress(bed: Testbed, password: string, envOf: (h: Host) => Record<string, string> = () => ({})): Promise<void> {
   const [h1, h2] = bed.hosts as [Host, Host];
-  const secondary = bed.subnet.replace(/\.0\/24$/, '.200');
-  assert.notEqual(secondary, bed.subnet, `a /24 underlay: ${bed.subnet}`);
-  await mustExec('ip', ['-n', h1.namespace, 'addr', 'add', `${secondary}/24`, 'dev', 'eth0']);
-  const route = (await mustExec('ip', ['-n', h1.namespace, 'route', 'get', h2.address])).stdout;
-  assert.match(route, new RegExp(`src ${escaped(h1.address)}\\b`), `h1's route to h2 prefers its first address:\n${route}`);
+  const secondary = await addSecondAddress(bed, h1, h2);
   await countUnderlay(h2);
   await mustWeave(h1, ['launch', '--password', password, '--nickname', 'h1'], envOf(h1));
   await mustWeave(h2, ['launch', '--password', password, '--nickname', 'h2', secondary], envOf(h2));
-  await connectionsMatch(h2, new RegExp(`^-> ${escaped(secondary)}:6783\\s+established encrypted\\s+fastdp \\S+\\(h1\\)`, 'm'));
+  await connectionsMatch(h2, new RegExp(`^-> ${ipPattern(secondary)}:6783\\s+established encrypted\\s+fastdp \\S+\\(h1\\)`, 'm'));
   await connectionsMatch(h1, /^<- \S+\s+established encrypted\s+fastdp \S+\(h2\)/m);
-  assert.match(await xfrm(h1, 'state'), new RegExp(`src ${escaped(secondary)} dst ${escaped(h2.address)}\\b`), 'h1 encrypts from the secondary address');
+  assert.match(await xfrm(h1, 'state'), new RegExp(`src ${ipPattern(secondary)} dst ${ipPattern(h2.address)}\\b`), 'h1 encrypts from the secondary address');
   await pingAndTcp(h1, h2);
   await assertOnlyEsp(h2);
 }
