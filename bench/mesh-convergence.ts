@@ -9,7 +9,7 @@
 //   connected  ms from spawning until every router has an established
 //              connection to each of the N-1 others (peer discovery, spec §4.10)
 //              (only with --peers=first; random starts report the mean instead)
-//   CPU s      user+system seconds of all routers together, from /proc/PID/stat,
+//   CPU s      user+system seconds of all routers together (and the commands they ran), from /proc/PID/stat,
 //              when the last measure was taken; "at ready" when all APIs answered
 //              (start-up), so the difference is what forming the mesh cost;
 //              then router 1's alone and the median of the others'
@@ -187,11 +187,15 @@ const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').s
 
 const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
-/** A process's user and system CPU seconds (fields 14 and 15 of /proc/PID/stat, after the parenthesised name). */
+/**
+ * A process's user and system CPU seconds, its finished children's included
+ * (fields 14-17 of /proc/PID/stat, after the parenthesised name): a command
+ * the router runs (nft, ip) is CPU the router costs the host.
+ */
 function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / CLOCK_TICKS_PER_SECOND, system: Number(fields[12]) / CLOCK_TICKS_PER_SECOND };
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return { user: (fields[11] + fields[13]) / CLOCK_TICKS_PER_SECOND, system: (fields[12] + fields[14]) / CLOCK_TICKS_PER_SECOND };
 }
 
 /** User + system CPU seconds of a process. */

@@ -5,6 +5,8 @@
 //   established  ms from exec until /report lists an established connection
 //   phases       the router's own startup phases (logged at debug level, ms
 //                since its process started: module loading is the first)
+//   CPU          the new router's CPU once the connection is up and a few
+//                seconds idle, the commands it ran included (nft, ip)
 //   RSS          both routers' resident set (/proc/PID/status VmRSS) once the
 //                connection is up and a few seconds idle; for the new router
 //                also its parts: anonymous (heaps), file-backed (the node
@@ -24,6 +26,7 @@
 //
 //   node dist/bench/startup-bench.js [rounds=3] [router flags...]
 // Root needed; everything lives in namespaces the bench creates and removes.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +75,15 @@ function statusField(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' | 'Thre
 
 const rssMiB = (pid: number): number => statusField(pid, 'VmRSS');
 
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** User + system CPU ms of a process and its finished children (fields 14-17 of /proc/PID/stat). */
+function cpuWithChildrenMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  return ((f[11]! + f[12]! + f[13]! + f[14]!) / CLOCK_TICKS_PER_SECOND) * 1000;
+}
+
 function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags, nodeFlags: readonly string[] = []): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
   // As `weave launch` runs it: its Node flags and environment (two malloc arenas, no extra CA bundle).
@@ -90,13 +102,15 @@ interface Figures {
   /** Per startup phase: ms after process start, and the process's CPU ms by then. */
   phases: Map<string, number[]>;
   phaseCpu: Map<string, number[]>;
+  /** CPU ms, commands included, once started, connected and idle. */
+  cpu: number[];
   rss: number[];
   rssAnon: number[];
   rssFile: number[];
   threads: number[];
 }
 
-const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), phaseCpu: new Map(), rss: [], rssAnon: [], rssFile: [], threads: [] });
+const newFigures = (): Figures => ({ api: [], established: [], phases: new Map(), phaseCpu: new Map(), cpu: [], rss: [], rssAnon: [], rssFile: [], threads: [] });
 
 /** One round: a fresh router on h2 (`weaver`), timed from exec to API and to an established connection. */
 async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeFlags: readonly string[], into: Figures): Promise<void> {
@@ -115,6 +129,7 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
       into.phaseCpu.set(phase, [...(into.phaseCpu.get(phase) ?? []), at.cpuMs]);
     }
     await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
+    into.cpu.push(cpuWithChildrenMs(router.pid));
     into.rss.push(rssMiB(router.pid));
     into.rssAnon.push(statusField(router.pid, 'RssAnon'));
     into.rssFile.push(statusField(router.pid, 'RssFile'));
@@ -125,7 +140,7 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
 }
 
 function printFigures(label: string, f: Figures): void {
-  process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB `
+  process.stdout.write(`startup: ${label}: exec -> API answers: ${median(f.api)} ms; exec -> connection established: ${median(f.established)} ms; CPU with commands, idle after ${IDLE_BEFORE_RSS_MS} ms: ${median(f.cpu).toFixed(0)} ms; idle RSS ${median(f.rss).toFixed(1)} MiB `
     + `(anonymous ${median(f.rssAnon).toFixed(1)}, file-backed ${median(f.rssFile).toFixed(1)}; ${median(f.threads)} threads) (medians of ${f.api.length})\n`);
   for (const [phase, ms] of [...f.phases].sort((a, b) => median(a[1]) - median(b[1]))) {
     process.stdout.write(`startup:   ${label} phase ${phase}: ${median(ms).toFixed(0)} ms after process start, ${median(f.phaseCpu.get(phase)!).toFixed(0)} ms CPU\n`);
@@ -227,7 +242,7 @@ async function main(): Promise<void> {
   printFigures('new', ours);
   if (BASELINE) {
     printFigures('baseline', baseline);
-    process.stdout.write(`startup: new / baseline: API ${(median(ours.api) / median(baseline.api)).toFixed(2)}, established ${(median(ours.established) / median(baseline.established)).toFixed(2)}, idle RSS ${(median(ours.rss) / median(baseline.rss)).toFixed(2)}\n`);
+    process.stdout.write(`startup: new / baseline: API ${(median(ours.api) / median(baseline.api)).toFixed(2)}, established ${(median(ours.established) / median(baseline.established)).toFixed(2)}, CPU ${(median(ours.cpu) / median(baseline.cpu)).toFixed(2)}, idle RSS ${(median(ours.rss) / median(baseline.rss)).toFixed(2)}\n`);
   }
   process.stdout.write(`startup: idle RSS of the running router (h1) ${median(rss1).toFixed(1)} MiB; load average after ${loadavg()}\n`);
 }

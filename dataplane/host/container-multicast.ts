@@ -10,7 +10,7 @@
 import { networkOf } from './cidr.js';
 import { FirewallError } from './firewall.js';
 import { MULTICAST_ROUTE } from './names.js';
-import { replaceIpTable, type NftInputChain } from '../netlink/nftables.js';
+import { NFT_PRIORITY, renderReplaceTable, replaceTable, type NftChain, type NftMatch } from '../netlink/index.js';
 
 /** The container's table: family ip, as the rules match IPv4 only. */
 export const CONTAINER_NFT_TABLE = 'weave';
@@ -19,18 +19,19 @@ const CHAIN = 'input';
 const DROP_COMMENT = 'multicast from other subnets of the weave network';
 
 /** The container's table for the addresses `cidrs` on `ifname`: one input chain, or none without addresses. */
-export function containerMulticastChains(ifname: string, cidrs: readonly string[]): NftInputChain[] {
+export function containerMulticastChains(ifname: string, cidrs: readonly string[]): NftChain[] {
   if (!/^[A-Za-z0-9_.-]+$/.test(ifname)) throw new FirewallError(`interface name ${JSON.stringify(ifname)} cannot be used in a firewall rule`);
   if (cidrs.length === 0) return [];
   // One rule per subnet, as Weave's: overlapping subnets (10.0.0.0/8 and 10.2.0.0/16) cannot share an interval set.
   const subnets = [...new Set(cidrs.map(networkOf))];
-  const fromInterface = { kind: 'iifname', name: ifname } as const;
-  const toMulticast = { kind: 'daddr', cidr: MULTICAST_ROUTE } as const;
+  const fromInterface: NftMatch = { kind: 'iifname', name: ifname };
+  const toMulticast: NftMatch = { kind: 'daddr', cidr: MULTICAST_ROUTE };
   return [{
-    name: CHAIN, priority: 0, policy: 'accept',
+    name: CHAIN,
+    base: { type: 'filter', hook: 'input', priority: NFT_PRIORITY.filter, policy: 'accept' },
     rules: [
-      ...subnets.map((s) => ({ match: [fromInterface, { kind: 'saddr', cidr: s } as const, toMulticast], verdict: 'accept' as const })),
-      { match: [fromInterface, toMulticast], verdict: 'drop', comment: DROP_COMMENT },
+      ...subnets.map((s) => ({ match: [fromInterface, { kind: 'saddr', cidr: s } as const, toMulticast], action: { kind: 'accept' } as const })),
+      { match: [fromInterface, toMulticast], action: { kind: 'drop' }, comment: DROP_COMMENT },
     ],
   }];
 }
@@ -40,29 +41,14 @@ export function containerMulticastChains(ifname: string, cidrs: readonly string[
  * applyContainerMulticast loads over netlink; `nft list` shows both alike).
  */
 export function renderContainerMulticast(ifname: string, cidrs: readonly string[]): string {
-  const table = `${CONTAINER_NFT_FAMILY} ${CONTAINER_NFT_TABLE}`;
-  const lines = [`table ${table} {}`, `delete table ${table}`];
-  for (const chain of containerMulticastChains(ifname, cidrs)) {
-    lines.push(
-      `table ${table} {`,
-      `  chain ${chain.name} {`,
-      `    type filter hook input priority filter; policy ${chain.policy};`,
-      ...chain.rules.map((r) => {
-        const match = r.match.map((m) => (m.kind === 'iifname' ? `iifname "${m.name}"` : `ip ${m.kind} ${m.cidr}`)).join(' ');
-        return `    ${match} ${r.verdict}${r.comment === undefined ? '' : ` comment "${r.comment}"`}`;
-      }),
-      '  }',
-      '}',
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  return renderReplaceTable(CONTAINER_NFT_FAMILY, CONTAINER_NFT_TABLE, containerMulticastChains(ifname, cidrs));
 }
 
 /** Loads the rules for the addresses `ifname` has now into the namespace at `netnsPath`, over netlink. */
 export async function applyContainerMulticast(netnsPath: string, ifname: string, cidrs: readonly string[]): Promise<void> {
   const chains = containerMulticastChains(ifname, cidrs);
   try {
-    await replaceIpTable(CONTAINER_NFT_TABLE, chains, netnsPath);
+    await replaceTable(CONTAINER_NFT_FAMILY, CONTAINER_NFT_TABLE, chains, netnsPath);
   } catch (err) {
     throw new FirewallError(`cannot load the multicast rules into ${netnsPath}: ${(err as Error).message}`);
   }

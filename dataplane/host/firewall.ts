@@ -1,17 +1,20 @@
 // The host firewall, as this project's own nftables table `inet weave`
-// (the rules of user-surface spec §6.3 and §5.1, expressed in nft). The whole
-// table is one value rendered from FirewallConfig and loaded in one `nft -f -`
-// transaction that creates, flushes and refills it: applying is atomic (no
-// moment without rules) and idempotent (the same config gives the same table).
-// Nothing here touches iptables or any other table; removal deletes the table whole.
+// (the rules of user-surface spec §6.3 and §5.1). The whole table is one value
+// built from FirewallConfig and loaded over netlink in one transaction that
+// creates, deletes and refills it: applying is atomic (no moment without
+// rules) and idempotent (the same config gives the same table). Nothing here
+// touches iptables or any other table; removal deletes the table whole.
+// `renderFirewall` gives the same transaction as an nft script.
 //
 // The encrypted fast datapath's marking rules (wire spec §7.5) live in the same
 // table as chains of their own. They change with the set of encrypted
 // connections, independently of the rest, so the process keeps the current set
 // here: a whole-table reload carries it along, and applyIPsecFirewall replaces
 // just those chains. Every load goes through one queue so the two never race.
-import { spawn } from 'node:child_process';
-import { IPSEC_NFT_CHAINS, renderIPsecChains, type IPsecFirewallEntry } from '../ipsec/firewall-rules.js';
+import { ipsecChains, type IPsecFirewallEntry } from '../ipsec/firewall-rules.js';
+import {
+  deleteTable, NFT_PRIORITY, renderReplaceChains, renderReplaceTable, replaceChains, replaceTable, type NftChain, type NftMatch,
+} from '../netlink/index.js';
 import { networkOf } from './cidr.js';
 import { MULTICAST_ROUTE, NFT_FAMILY, NFT_TABLE } from './names.js';
 
@@ -33,122 +36,84 @@ export interface FirewallConfig {
   ipsec?: readonly IPsecFirewallEntry[];
 }
 
-/** Base chains of the table, for tests and diagnostics. */
-export const FIREWALL_CHAINS = ['input', 'forward', 'expose', 'postrouting'] as const;
-
 export class FirewallError extends Error {}
 
-function quote(name: string): string {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new FirewallError(`interface name ${JSON.stringify(name)} cannot be used in a firewall rule`);
-  return `"${name}"`;
-}
+const CONTROL_PORT_COMMENT = 'Block non-local access to Weave Net control port';
 
-/** The nft script for `config`: create-if-absent, delete, then define, so one transaction replaces the table. */
-export function renderFirewall(config: FirewallConfig): string {
-  const br = quote(config.bridge);
+/** The table's chains for `config`, the IPsec ones included while some connection is encrypted. */
+export function firewallChains(config: FirewallConfig): NftChain[] {
   const subnets = [...new Set(config.exposed.map((e) => networkOf(e.cidr)))];
   const natted = [...new Set(config.exposed.filter((e) => e.masquerade).map((e) => networkOf(e.cidr)))];
-  const lines: string[] = [
-    `table ${NFT_FAMILY} ${NFT_TABLE} {}`,
-    `delete table ${NFT_FAMILY} ${NFT_TABLE}`,
-    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
-    '  chain input {',
-    '    type filter hook input priority filter; policy accept;',
-  ];
-  if (config.controlApi) {
-    lines.push(
-      `    ip daddr ${config.controlApi.address} tcp dport ${config.controlApi.port} fib saddr type != local ct state != { established, related } drop comment "Block non-local access to Weave Net control port"`,
-    );
-  }
-  lines.push(
-    '  }',
+  const inBridge: NftMatch = { kind: 'iifname', name: config.bridge };
+  const outBridge: NftMatch = { kind: 'oifname', name: config.bridge };
+  const replies: NftMatch = { kind: 'ctState', states: ['established', 'related'] };
+  const filter = (hook: 'input' | 'forward'): NftChain['base'] => ({ type: 'filter', hook, priority: NFT_PRIORITY.filter, policy: 'accept' });
+  const chains: NftChain[] = [
+    {
+      name: 'input',
+      base: filter('input'),
+      rules: config.controlApi ? [{
+        match: [
+          { kind: 'daddr', cidr: config.controlApi.address }, { kind: 'dport', protocol: 'tcp', port: config.controlApi.port },
+          { kind: 'sourceNotLocal' }, { ...replies, not: true },
+        ],
+        action: { kind: 'drop' },
+        comment: CONTROL_PORT_COMMENT,
+      }] : [],
+    },
     // spec §6.3 FORWARD block, in order: within the bridge, exposed subnets,
     // out of the bridge, replies into it.
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    ...(config.dockerBridge && config.dockerBridge !== config.bridge ? [`    iifname ${quote(config.dockerBridge)} oifname ${br} drop`] : []),
-    `    iifname ${br} oifname ${br} accept`,
-    `    oifname ${br} jump expose`,
-    `    iifname ${br} oifname != ${br} accept`,
-    `    oifname ${br} ct state { established, related } accept`,
-    '  }',
-    '  chain expose {',
-    ...subnets.map((s) => `    ip daddr ${s} accept`),
-    '  }',
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-  );
-  for (const s of natted) {
-    lines.push(
-      `    ip saddr ${s} ip daddr ${MULTICAST_ROUTE} return`,
-      `    ip daddr ${s} ip saddr != ${s} masquerade`,
-      `    ip saddr ${s} ip daddr != ${s} masquerade`,
-    );
-  }
-  lines.push('  }');
+    {
+      name: 'forward',
+      base: filter('forward'),
+      rules: [
+        ...(config.dockerBridge && config.dockerBridge !== config.bridge
+          ? [{ match: [{ kind: 'iifname', name: config.dockerBridge } as const, outBridge], action: { kind: 'drop' } as const }]
+          : []),
+        { match: [inBridge, outBridge], action: { kind: 'accept' } },
+        { match: [outBridge], action: { kind: 'jump', chain: 'expose' } },
+        { match: [inBridge, { ...outBridge, not: true }], action: { kind: 'accept' } },
+        { match: [outBridge, replies], action: { kind: 'accept' } },
+      ],
+    },
+    { name: 'expose', rules: subnets.map((s) => ({ match: [{ kind: 'daddr', cidr: s }], action: { kind: 'accept' } })) },
+    {
+      name: 'postrouting',
+      base: { type: 'nat', hook: 'postrouting', priority: NFT_PRIORITY.srcnat, policy: 'accept' },
+      rules: natted.flatMap((s) => [
+        { match: [{ kind: 'saddr', cidr: s }, { kind: 'daddr', cidr: MULTICAST_ROUTE }], action: { kind: 'return' } },
+        { match: [{ kind: 'daddr', cidr: s }, { kind: 'saddr', cidr: s, not: true }], action: { kind: 'masquerade' } },
+        { match: [{ kind: 'saddr', cidr: s }, { kind: 'daddr', cidr: s, not: true }], action: { kind: 'masquerade' } },
+      ]),
+    },
+  ];
   // Chains only while some connection is encrypted: a host without IPsec keeps a table without them.
   const ipsec = config.ipsec ?? [];
-  if (ipsec.length > 0) lines.push(...renderIPsecChains(ipsec));
-  lines.push('}', '');
-  return lines.join('\n');
+  if (ipsec.length > 0) chains.push(...ipsecChains(ipsec));
+  return chains;
 }
 
-/**
- * The nft script that replaces only the IPsec chains (creating the table if it
- * is absent): declare them, delete them, and define them again for `entries`,
- * in one transaction. No entries: the chains are removed.
- */
+/** applyFirewall's transaction for `config` as an nft script (nft loads it to the same table). */
+export function renderFirewall(config: FirewallConfig): string {
+  return renderReplaceTable(NFT_FAMILY, NFT_TABLE, firewallChains(config));
+}
+
+/** applyIPsecFirewall's transaction for `entries` as an nft script. */
 export function renderIPsecFirewallUpdate(entries: readonly IPsecFirewallEntry[]): string {
-  const hooks: Record<string, string> = {
-    [IPSEC_NFT_CHAINS.inMark]: 'type filter hook input priority mangle; policy accept;',
-    [IPSEC_NFT_CHAINS.inFilter]: 'type filter hook input priority filter; policy accept;',
-    [IPSEC_NFT_CHAINS.outMark]: 'type route hook output priority mangle; policy accept;',
-    [IPSEC_NFT_CHAINS.outFilter]: 'type filter hook output priority filter; policy accept;',
-  };
-  const names = Object.keys(hooks);
-  const lines = [
-    `table ${NFT_FAMILY} ${NFT_TABLE} {`,
-    ...names.map((n) => `  chain ${n} { ${hooks[n]} }`),
-    '}',
-    ...names.map((n) => `delete chain ${NFT_FAMILY} ${NFT_TABLE} ${n}`),
-  ];
-  if (entries.length > 0) lines.push(`table ${NFT_FAMILY} ${NFT_TABLE} {`, ...renderIPsecChains(entries), '}');
-  lines.push('');
-  return lines.join('\n');
-}
-
-export interface NftResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs nft with `args` (and `input` on stdin), in the network namespace at path `netns` when given. */
-export function runNft(args: string[], input?: string, netns?: string): Promise<NftResult> {
-  return new Promise((resolve, reject) => {
-    const argv = netns ? [`--net=${netns}`, '--', 'nft', ...args] : args;
-    const child = spawn(netns ? 'nsenter' : 'nft', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      reject(new FirewallError(`cannot run nft: ${err.code ?? err.message} (install the nftables package)`));
-    });
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
+  return renderReplaceChains(NFT_FAMILY, NFT_TABLE, ipsecChains(entries), entries.length > 0);
 }
 
 let ipsecEntries: readonly IPsecFirewallEntry[] = [];
 let loads: Promise<unknown> = Promise.resolve();
 
-/** Runs one table change after the previous ones, rendering it only when its turn comes. */
-function serialLoad(render: () => string, what: string): Promise<void> {
+/** Runs one table change after the previous ones, building it only when its turn comes. */
+function serialLoad(load: () => Promise<void>, what: string): Promise<void> {
   const run = async (): Promise<void> => {
-    const r = await runNft(['-f', '-'], render());
-    if (r.code !== 0) throw new FirewallError(`cannot load ${what} into nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${r.stderr.trim()}`);
+    try {
+      await load();
+    } catch (err) {
+      throw new FirewallError(`cannot load ${what} into nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${(err as Error).message}`);
+    }
   };
   const result = loads.then(run, run);
   loads = result.catch(() => undefined);
@@ -157,7 +122,7 @@ function serialLoad(render: () => string, what: string): Promise<void> {
 
 /** Loads the table for `config`, replacing any previous one atomically. */
 export function applyFirewall(config: FirewallConfig): Promise<void> {
-  return serialLoad(() => renderFirewall({ ...config, ipsec: config.ipsec ?? ipsecEntries }), 'the host firewall');
+  return serialLoad(() => replaceTable(NFT_FAMILY, NFT_TABLE, firewallChains({ ...config, ipsec: config.ipsec ?? ipsecEntries })), 'the host firewall');
 }
 
 /**
@@ -167,21 +132,14 @@ export function applyFirewall(config: FirewallConfig): Promise<void> {
  */
 export function applyIPsecFirewall(entries: readonly IPsecFirewallEntry[]): Promise<void> {
   ipsecEntries = [...entries];
-  return serialLoad(() => renderIPsecFirewallUpdate(ipsecEntries), 'the IPsec rules');
+  return serialLoad(() => replaceChains(NFT_FAMILY, NFT_TABLE, ipsecChains(ipsecEntries), ipsecEntries.length > 0), 'the IPsec rules');
 }
 
 /** Deletes the table; returns false when it did not exist. */
 export async function removeFirewall(): Promise<boolean> {
-  const r = await runNft(['delete', 'table', NFT_FAMILY, NFT_TABLE]);
-  if (r.code === 0) return true;
-  if (/No such file or directory/.test(r.stderr)) return false;
-  throw new FirewallError(`cannot delete nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${r.stderr.trim()}`);
-}
-
-/** The table as `nft list table` prints it, or undefined when absent. */
-export async function listFirewall(): Promise<string | undefined> {
-  const r = await runNft(['list', 'table', NFT_FAMILY, NFT_TABLE]);
-  if (r.code === 0) return r.stdout;
-  if (/No such file or directory/.test(r.stderr)) return undefined;
-  throw new FirewallError(`cannot list nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${r.stderr.trim()}`);
+  try {
+    return await deleteTable(NFT_FAMILY, NFT_TABLE);
+  } catch (err) {
+    throw new FirewallError(`cannot delete nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${(err as Error).message}`);
+  }
 }

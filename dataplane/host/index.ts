@@ -11,7 +11,8 @@
 //   veth-deletions.ts  noticing container veths deleted with their namespace
 //   hairpin-watch.ts   warning when hairpin mode is switched on for vethwe-bridge
 //   expose.ts        bridge addresses for `weave expose` / `weave hide`
-//   firewall.ts      our nftables table `inet weave`, rendered whole and loaded atomically
+//   firewall.ts      our nftables table `inet weave`, built whole and loaded atomically over netlink
+//   nft-command.ts   running nft (policy tables, listings)
 //   iptables-forward.ts  our accepts at the top of iptables' FORWARD (hosts whose policy is DROP)
 //   teardown.ts      `weave reset`: bridge, vethwe* links, the table
 //   policy-table.ts  a workload's network policy table, loaded in its own namespace (weave-npc)
@@ -32,6 +33,7 @@ export * from './veth-deletions.js';
 export * from './hairpin-watch.js';
 export * from './expose.js';
 export * from './firewall.js';
+export * from './nft-command.js';
 export * from './iptables-forward.js';
 export * from './teardown.js';
 export * from './host-network.js';

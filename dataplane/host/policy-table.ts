@@ -1,7 +1,6 @@
 // Loads a workload's policy table (controlplane/policy/render.ts) into the
 // workload's network namespace and reads back what it blocked. nft runs inside
-// the namespace (nsenter --net), the same way firewall.ts drives the host's
-// table: one script, one transaction.
+// the namespace (nsenter --net): one script, one transaction.
 //
 // Why the workload's namespace and not the host's: on the eBPF fast datapath
 // frames for a local container are redirected by tc straight into the
@@ -11,7 +10,7 @@
 // have connection tracking.
 import { existsSync } from 'node:fs';
 import type { BlockedCounts, LoadResult, PolicyEnforcer } from '../../controlplane/policy/enforcer.js';
-import { runNft } from './firewall.js';
+import { runNft } from './nft-command.js';
 
 export class PolicyTableError extends Error {}
 

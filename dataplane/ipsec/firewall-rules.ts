@@ -1,5 +1,5 @@
 // The packet-marking and protection rules of the encrypted fast datapath
-// (spec §7.5), rendered as nftables chains for this product's own table
+// (spec §7.5), as nftables chains for this product's own table
 // instead of Weave's iptables chains. The effect is the same, except that
 // the plain-VXLAN rules match the peer's address alone, not our address too:
 //  * outgoing VXLAN to a peer, from any of our addresses, is marked, so the
@@ -7,9 +7,10 @@
 //    leave without a transform are dropped;
 //  * incoming ESP with our inbound SPI is marked; plain VXLAN from that peer,
 //    to any of our addresses, that did not arrive inside such ESP is dropped.
-// The host-firewall module includes renderIPsecChains() inside its table; the
-// chains carry their own hooks, so where they sit in the table does not matter.
+// The host-firewall module includes ipsecChains() in its table; the chains
+// carry their own hooks, so where they sit in the table does not matter.
 import { parseIPv4 } from '../netlink/inet.js';
+import { NFT_PRIORITY, type NftBaseChain, type NftChain } from '../netlink/nft-rules.js';
 import { IPSEC_MARK } from './constants.js';
 
 export interface IPsecFirewallEntry {
@@ -31,10 +32,6 @@ export const IPSEC_NFT_CHAINS = {
 
 export class IPsecFirewallError extends Error {}
 
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
 function checkEntry(e: IPsecFirewallEntry): void {
   try {
     parseIPv4(e.localIp);
@@ -51,58 +48,63 @@ function checkEntry(e: IPsecFirewallEntry): void {
 }
 
 /**
- * The four chains as nft script lines (indented for a table body). Works in an
- * `ip` or `inet` table. Each rule matches what the iptables rule of spec §7.5
- * matches; the static OUTPUT drop uses `rt ipsec missing` where iptables used
- * `-m policy --dir out --pol none`.
+ * The four chains, each with its hook. Each rule matches what the iptables
+ * rule of spec §7.5 matches; the static OUTPUT drop uses `rt ipsec missing`
+ * where iptables used `-m policy --dir out --pol none`.
  */
-export function renderIPsecChains(entries: readonly IPsecFirewallEntry[]): string[] {
+export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] {
   entries.forEach(checkEntry);
-  const m = hex(IPSEC_MARK);
+  const mark = IPSEC_MARK;
+  const hooked = (type: NftBaseChain['type'], hook: NftBaseChain['hook'], priority: number): NftBaseChain => ({ type, hook, priority, policy: 'accept' });
   return [
     // mangle INPUT: ESP from R to L with our SPI gets the mark; it survives decryption.
-    `  chain ${IPSEC_NFT_CHAINS.inMark} {`,
-    '    type filter hook input priority mangle; policy accept;',
-    // spec §7.5: "only if not present" — one marking rule per {R, L, SPI}.
-    ...unique(entries.map((e) => `    ip saddr ${e.remoteIp} ip daddr ${e.localIp} esp spi ${hex(e.spiIn)} meta mark set meta mark or ${m}`)),
-    '  }',
+    {
+      name: IPSEC_NFT_CHAINS.inMark,
+      base: hooked('filter', 'input', NFT_PRIORITY.mangle),
+      // spec §7.5: "only if not present" — one marking rule per {R, L, SPI}.
+      rules: unique(entries, (e) => `${e.remoteIp} ${e.localIp} ${e.spiIn}`).map((e) => ({
+        match: [{ kind: 'saddr', cidr: e.remoteIp }, { kind: 'daddr', cidr: e.localIp }, { kind: 'espSpi', spi: e.spiIn }],
+        action: { kind: 'setMarkBits', bits: mark },
+      })),
+    },
     // filter INPUT: plain VXLAN from R that did not come out of that ESP is dropped,
     // whichever of our addresses it was sent to (Weave's rule names L only; frames
     // forged to another of our addresses would pass).
-    `  chain ${IPSEC_NFT_CHAINS.inFilter} {`,
-    '    type filter hook input priority filter; policy accept;',
-    ...unique(entries.map((e) => `    ip saddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark and ${m} != ${m} drop`)),
-    '  }',
+    {
+      name: IPSEC_NFT_CHAINS.inFilter,
+      base: hooked('filter', 'input', NFT_PRIORITY.filter),
+      rules: unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e) => ({
+        match: [{ kind: 'saddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }, { kind: 'markBits', bits: mark, not: true }],
+        action: { kind: 'drop' },
+      })),
+    },
     // mangle OUTPUT: a `route` chain, so the kernel redoes the route and XFRM
     // lookup after the mark is set and the marked policy applies. Whatever
     // source address the packet has (the eBPF datapath on a kernel before 6.0
     // leaves it to routing): Weave's rule marks only packets from L, so one
     // from another of our addresses left in clear; marked, it finds no policy
     // for its source and the OUTPUT filter below drops it.
-    `  chain ${IPSEC_NFT_CHAINS.outMark} {`,
-    '    type route hook output priority mangle; policy accept;',
-    ...unique(entries.map((e) => `    ip daddr ${e.remoteIp} udp dport ${e.vxlanPort} meta mark set meta mark or ${m}`)),
-    '  }',
+    {
+      name: IPSEC_NFT_CHAINS.outMark,
+      base: hooked('route', 'output', NFT_PRIORITY.mangle),
+      rules: unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e) => ({
+        match: [{ kind: 'daddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }],
+        action: { kind: 'setMarkBits', bits: mark },
+      })),
+    },
     // filter OUTPUT: a marked packet without a transform would leave in clear: drop it.
     // ESP itself passes (the encrypted packet goes through OUTPUT again).
-    `  chain ${IPSEC_NFT_CHAINS.outFilter} {`,
-    '    type filter hook output priority filter; policy accept;',
-    `    meta l4proto != esp rt ipsec missing meta mark and ${m} == ${m} drop`,
-    '  }',
+    {
+      name: IPSEC_NFT_CHAINS.outFilter,
+      base: hooked('filter', 'output', NFT_PRIORITY.filter),
+      rules: [{ match: [{ kind: 'notEsp' }, { kind: 'noIpsecRoute' }, { kind: 'markBits', bits: mark }], action: { kind: 'drop' } }],
+    },
   ];
 }
 
-/**
- * A complete nft script that creates (or replaces, in one transaction) a table
- * holding only the IPsec chains. For hosts or tests without the product's main
- * firewall table; the main firewall includes renderIPsecChains() instead.
- */
-export function renderIPsecTable(family: 'ip' | 'inet', table: string, entries: readonly IPsecFirewallEntry[]): string {
-  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(table)) throw new IPsecFirewallError(`nft table name ${JSON.stringify(table)} is not a plain identifier`);
-  return [`table ${family} ${table} {}`, `delete table ${family} ${table}`, `table ${family} ${table} {`, ...renderIPsecChains(entries), '}', ''].join('\n');
-}
-
-/** `lines` without repeats, in first-seen order (two connections to one peer from different addresses). */
-function unique(lines: string[]): string[] {
-  return [...new Set(lines)];
+/** `entries` without repeats by `key`, in first-seen order (two connections to one peer from different addresses). */
+function unique(entries: readonly IPsecFirewallEntry[], key: (e: IPsecFirewallEntry) => string): IPsecFirewallEntry[] {
+  const seen = new Map<string, IPsecFirewallEntry>();
+  for (const e of entries) if (!seen.has(key(e))) seen.set(key(e), e);
+  return [...seen.values()];
 }

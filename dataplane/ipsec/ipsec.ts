@@ -194,7 +194,7 @@ export class IPsec {
     return c ? this.stateOf(c) : undefined;
   }
 
-  /** Firewall entries for every connection (for renderIPsecChains, spec §7.5). */
+  /** Firewall entries for every connection (for ipsecChains, spec §7.5). */
   firewallEntries(): IPsecFirewallEntry[] {
     return [...this.conns.values()].map((c) => ({
       localIp: c.spec.localIp,

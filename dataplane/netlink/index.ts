@@ -14,7 +14,8 @@
 //   rtnl.ts        Rtnl: links (veth, bridge, vxlan), IPv4 addresses and routes in a namespace
 //   genl.ts        generic netlink: resolveFamily, genlRequest (used by dataplane/ovs)
 //   xfrm.ts        Xfrm: IPsec SAs and policies (dataplane/ipsec)
-//   nftables.ts    nftChainExists: whether an nf_tables chain exists (dataplane/host)
+//   nft-rules.ts   the nftables rules the router writes: kernel expressions and nft text (pure)
+//   nftables.ts    nf_tables: whether a chain exists; replace a table or some of its chains
 //
 // The syscalls underneath (libc bindings, epoll readiness) are dataplane/sys's.
 
@@ -29,4 +30,5 @@ export * from './rtnl.js';
 export * from './genl.js';
 export * from './xfrm-codec.js';
 export * from './xfrm.js';
+export * from './nft-rules.js';
 export * from './nftables.js';

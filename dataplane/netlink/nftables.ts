@@ -1,17 +1,18 @@
-// nf_tables over netlink (NETLINK_NETFILTER), for the two things the router
-// does often: ask whether a chain exists (at every start: which iptables the
-// host uses, by its filter table), and replace a small table of its own in a
-// container's namespace (at every attach and detach: container-multicast.ts).
-// Running the nft command for them forked the router each time (~8 ms of its
-// CPU here, page tables and all, and copy-on-write faults after) and ran an
-// nft process (~15 ms): at 10 attaches a second, most of the router's CPU.
-// Only the expressions those rules need are encoded (nft --debug=netlink
-// shows the same for the same rules); the host firewall's tables, rendered
-// whole, still go through nft.
+// nf_tables over netlink (NETLINK_NETFILTER): whether a chain exists (at
+// every start: which iptables the host uses, by its filter table), and the
+// transactions that replace the router's own tables or some of their chains
+// (the host firewall at start and on expose/hide, the IPsec marking rules as
+// encrypted connections come and go, a container's multicast table at every
+// attach). Running the nft command for them forked the router each time
+// (~8 ms of its CPU here, page tables and all, and copy-on-write faults after)
+// and ran an nft process (10-15 ms more): a tenth of a router's start, and at
+// 10 attaches a second most of its CPU. The rules themselves are nft-rules.ts's.
+// Each transaction also has its nft script form, which nft loads to the same
+// table: for tests and for people.
 import { AttributeWriter } from './attributes.js';
-import { NetlinkError } from './errors.js';
-import { parseIPv4, parseIPv4Prefix } from './inet.js';
+import { Errno, NetlinkError } from './errors.js';
 import { NLM_F_APPEND, NLM_F_CREATE } from './message.js';
+import { NFT_FAMILIES, renderNftChains, ruleUserData, writeRuleExpressions, type NftChain, type NftFamily, type NftHook, type NftIpFamily } from './nft-rules.js';
 import { NETLINK_NETFILTER, NetlinkSocket, type BatchMessage, type OpenOptions } from './socket.js';
 
 /** linux/netfilter/nfnetlink.h */
@@ -24,6 +25,7 @@ const NFT_MSG_NEWTABLE = 0;
 const NFT_MSG_DELTABLE = 2;
 const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_GETCHAIN = 4;
+const NFT_MSG_DELCHAIN = 5;
 const NFT_MSG_NEWRULE = 6;
 /** ... table, chain, hook and rule attributes */
 const NFTA_TABLE_NAME = 1;
@@ -38,51 +40,11 @@ const NFTA_RULE_TABLE = 1;
 const NFTA_RULE_CHAIN = 2;
 const NFTA_RULE_EXPRESSIONS = 4;
 const NFTA_RULE_USERDATA = 7;
-const NFTA_LIST_ELEM = 1;
-const NFTA_EXPR_NAME = 1;
-const NFTA_EXPR_DATA = 2;
-/** ... expression attributes: meta, payload, bitwise, cmp, immediate, and their data */
-const NFTA_META_DREG = 1;
-const NFTA_META_KEY = 2;
-const NFT_META_IIFNAME = 6;
-const NFTA_PAYLOAD_DREG = 1;
-const NFTA_PAYLOAD_BASE = 2;
-const NFTA_PAYLOAD_OFFSET = 3;
-const NFTA_PAYLOAD_LEN = 4;
-const NFT_PAYLOAD_NETWORK_HEADER = 1;
-const NFTA_BITWISE_SREG = 1;
-const NFTA_BITWISE_DREG = 2;
-const NFTA_BITWISE_LEN = 3;
-const NFTA_BITWISE_MASK = 4;
-const NFTA_BITWISE_XOR = 5;
-const NFTA_CMP_SREG = 1;
-const NFTA_CMP_OP = 2;
-const NFTA_CMP_DATA = 3;
-const NFT_CMP_EQ = 0;
-const NFTA_IMMEDIATE_DREG = 1;
-const NFTA_IMMEDIATE_DATA = 2;
-const NFTA_DATA_VALUE = 1;
-const NFTA_DATA_VERDICT = 2;
-const NFTA_VERDICT_CODE = 1;
-/** Registers: the verdict register, and the first 16-byte data register nft uses. */
-const NFT_REG_VERDICT = 0;
-const NFT_REG_1 = 1;
-/** linux/netfilter.h: verdicts (NF_DROP, NF_ACCEPT), and the IPv4 input hook. */
-const VERDICTS = { drop: 0, accept: 1 } as const;
-const NF_INET_LOCAL_IN = 1;
-/** libnftnl's rule user data: a comment, as a type-length-value. */
-const NFTNL_UDATA_RULE_COMMENT = 0;
-/** IFNAMSIZ: nft compares an interface name as 16 bytes, NUL-padded. */
-const IFNAMSIZ = 16;
-/** struct iphdr: where the addresses are. */
-const IPV4_SADDR_OFFSET = 12;
-const IPV4_DADDR_OFFSET = 16;
+/** linux/netfilter.h: the netfilter hooks of the IPv4 and inet families. */
+const HOOKS: Record<NftHook, number> = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 };
+const POLICIES = { drop: 0, accept: 1 } as const;
 /** One reply and an ack; the default 4 MiB buffer is for dumps and event bursts. */
 const RECEIVE_BUFFER_BYTES = 64 * 1024;
-
-/** nf_tables' address families, by nft's names (linux/netfilter.h NFPROTO_*). */
-export const NFT_FAMILIES = { inet: 1, ip: 2, arp: 3, netdev: 5, bridge: 7, ip6: 10 } as const;
-export type NftFamily = keyof typeof NFT_FAMILIES;
 
 /** nf_tables messages are typed within nfnetlink's subsystem. */
 const nftMessageType = (msg: number): number => (NFNL_SUBSYS_NFTABLES << 8) | msg;
@@ -132,132 +94,153 @@ export async function nftChainExists(family: NftFamily, table: string, chain: st
   }
 }
 
-/** What a rule of ours matches, all of it: `iifname "x"`, `ip saddr a.b.c.d/n`, `ip daddr a.b.c.d/n`. */
-export type NftMatch =
-  | { kind: 'iifname'; name: string }
-  | { kind: 'saddr' | 'daddr'; cidr: string };
+/** Builds one nf_tables transaction for a table: a batch's begin, messages, end. */
+class TableTransaction {
+  private readonly messages: BatchMessage[] = [{ type: NFNL_MSG_BATCH_BEGIN, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false }];
 
-export interface NftRule {
-  match: readonly NftMatch[];
-  verdict: keyof typeof VERDICTS;
-  comment?: string;
-}
+  constructor(private readonly family: NftIpFamily, private readonly table: string) {}
 
-/** A base chain of an ip table: `type filter hook input priority <n>; policy <p>;`. */
-export interface NftInputChain {
-  name: string;
-  priority: number;
-  policy: keyof typeof VERDICTS;
-  rules: readonly NftRule[];
-}
-
-function expression(name: string, fill: (data: AttributeWriter) => void): (w: AttributeWriter) => void {
-  return (w) => w.nested(NFTA_LIST_ELEM, (e) => e.string(NFTA_EXPR_NAME, name).nested(NFTA_EXPR_DATA, fill));
-}
-
-const value = (bytes: Uint8Array) => (w: AttributeWriter): void => void w.bytes(NFTA_DATA_VALUE, bytes);
-
-function cmpEq(bytes: Uint8Array): (w: AttributeWriter) => void {
-  return expression('cmp', (d) => d.u32be(NFTA_CMP_SREG, NFT_REG_1).u32be(NFTA_CMP_OP, NFT_CMP_EQ).nested(NFTA_CMP_DATA, value(bytes)));
-}
-
-/** `a.b.c.d/n` as nft loads it: the network's address and the prefix's mask, 4 bytes each. */
-function ipv4Prefix(cidr: string): { address: Buffer; mask: Buffer; bits: number } {
-  const { address: text, prefixLen: bits } = parseIPv4Prefix(cidr);
-  const maskNumber = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  const mask = Buffer.alloc(4);
-  mask.writeUInt32BE(maskNumber);
-  const address = Buffer.alloc(4);
-  address.writeUInt32BE((parseIPv4(text).readUInt32BE(0) & maskNumber) >>> 0);
-  return { address, mask, bits };
-}
-
-function matchExpressions(match: NftMatch): Array<(w: AttributeWriter) => void> {
-  if (match.kind === 'iifname') {
-    const name = Buffer.alloc(IFNAMSIZ);
-    if (Buffer.byteLength(match.name) >= IFNAMSIZ || match.name.includes('\0')) throw new RangeError(`nftables: interface name ${JSON.stringify(match.name)} is not one`);
-    name.write(match.name);
-    return [expression('meta', (d) => d.u32be(NFTA_META_DREG, NFT_REG_1).u32be(NFTA_META_KEY, NFT_META_IIFNAME)), cmpEq(name)];
-  }
-  const { address, mask, bits } = ipv4Prefix(match.cidr);
-  // As nft does: a prefix of whole bytes loads and compares just those bytes (all four for an
-  // address); any other is loaded whole and masked first.
-  const wholeBytes = bits % 8 === 0 && bits > 0;
-  const length = wholeBytes ? bits / 8 : 4;
-  const load = expression('payload', (d) => d
-    .u32be(NFTA_PAYLOAD_DREG, NFT_REG_1).u32be(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER)
-    .u32be(NFTA_PAYLOAD_OFFSET, match.kind === 'saddr' ? IPV4_SADDR_OFFSET : IPV4_DADDR_OFFSET).u32be(NFTA_PAYLOAD_LEN, length));
-  if (wholeBytes) return [load, cmpEq(address.subarray(0, length))];
-  const masked = expression('bitwise', (d) => d
-    .u32be(NFTA_BITWISE_SREG, NFT_REG_1).u32be(NFTA_BITWISE_DREG, NFT_REG_1).u32be(NFTA_BITWISE_LEN, 4)
-    .nested(NFTA_BITWISE_MASK, value(mask)).nested(NFTA_BITWISE_XOR, value(Buffer.alloc(4))));
-  return [load, masked, cmpEq(address)];
-}
-
-function ruleUserData(comment: string): Buffer {
-  const text = Buffer.from(`${comment}\0`);
-  if (text.length > 255) throw new RangeError(`nftables: rule comment of ${text.length} bytes is longer than 255`);
-  return Buffer.concat([Buffer.from([NFTNL_UDATA_RULE_COMMENT, text.length]), text]);
-}
-
-/**
- * The messages of one transaction that leaves table `ip <table>` holding
- * exactly `chains` (none: no table), as the nft script `table ip t {}`,
- * `delete table ip t`, then the table does.
- */
-export function encodeReplaceIpTable(table: string, chains: readonly NftInputChain[]): BatchMessage[] {
-  const family = NFT_FAMILIES.ip;
-  const type = nftMessageType;
-  const body = (fill: (w: AttributeWriter) => void): Buffer => {
+  private add(msg: number, fill: (w: AttributeWriter) => void, flags = 0): this {
     const w = new AttributeWriter();
     fill(w);
-    return Buffer.concat([nfgenmsg(family), w.build()]);
-  };
-  const tableBody = body((w) => w.string(NFTA_TABLE_NAME, table));
-  const messages: BatchMessage[] = [
-    { type: NFNL_MSG_BATCH_BEGIN, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false },
-    // Created if missing, so that the delete after it always has a table to delete.
-    { type: type(NFT_MSG_NEWTABLE), flags: NLM_F_CREATE, payload: tableBody },
-    { type: type(NFT_MSG_DELTABLE), payload: tableBody },
-  ];
-  if (chains.length > 0) messages.push({ type: type(NFT_MSG_NEWTABLE), flags: NLM_F_CREATE, payload: tableBody });
-  for (const chain of chains) {
-    messages.push({
-      type: type(NFT_MSG_NEWCHAIN), flags: NLM_F_CREATE,
-      payload: body((w) => w.string(NFTA_CHAIN_TABLE, table).string(NFTA_CHAIN_NAME, chain.name)
-        .nested(NFTA_CHAIN_HOOK, (h) => h.u32be(NFTA_HOOK_HOOKNUM, NF_INET_LOCAL_IN).u32be(NFTA_HOOK_PRIORITY, chain.priority >>> 0))
-        .u32be(NFTA_CHAIN_POLICY, VERDICTS[chain.policy]).string(NFTA_CHAIN_TYPE, 'filter')),
-    });
-    for (const rule of chain.rules) {
-      const expressions = [
-        ...rule.match.flatMap(matchExpressions),
-        expression('immediate', (d) => d.u32be(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT)
-          .nested(NFTA_IMMEDIATE_DATA, (v) => v.nested(NFTA_DATA_VERDICT, (c) => c.u32be(NFTA_VERDICT_CODE, VERDICTS[rule.verdict])))),
-      ];
-      messages.push({
-        type: type(NFT_MSG_NEWRULE), flags: NLM_F_CREATE | NLM_F_APPEND,
-        payload: body((w) => {
-          w.string(NFTA_RULE_TABLE, table).string(NFTA_RULE_CHAIN, chain.name).nested(NFTA_RULE_EXPRESSIONS, (l) => {
-            for (const e of expressions) e(l);
-          });
-          if (rule.comment !== undefined) w.bytes(NFTA_RULE_USERDATA, ruleUserData(rule.comment));
-        }),
-      });
-    }
+    this.messages.push({ type: nftMessageType(msg), flags, payload: Buffer.concat([nfgenmsg(NFT_FAMILIES[this.family]), w.build()]) });
+    return this;
   }
-  messages.push({ type: NFNL_MSG_BATCH_END, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false });
-  return messages;
+
+  /** `table f t {}`: created if missing, left as it is otherwise. */
+  declareTable(): this {
+    return this.add(NFT_MSG_NEWTABLE, (w) => w.string(NFTA_TABLE_NAME, this.table), NLM_F_CREATE);
+  }
+
+  deleteTable(): this {
+    return this.add(NFT_MSG_DELTABLE, (w) => w.string(NFTA_TABLE_NAME, this.table));
+  }
+
+  /** The chain itself, with its hook for a base chain; created if missing. */
+  declareChain(chain: NftChain): this {
+    return this.add(NFT_MSG_NEWCHAIN, (w) => {
+      w.string(NFTA_CHAIN_TABLE, this.table).string(NFTA_CHAIN_NAME, chain.name);
+      if (chain.base === undefined) return;
+      const { hook, priority, policy, type } = chain.base;
+      w.nested(NFTA_CHAIN_HOOK, (h) => h.u32be(NFTA_HOOK_HOOKNUM, HOOKS[hook]).u32be(NFTA_HOOK_PRIORITY, priority >>> 0))
+        .u32be(NFTA_CHAIN_POLICY, POLICIES[policy]).string(NFTA_CHAIN_TYPE, type);
+    }, NLM_F_CREATE);
+  }
+
+  /** Deletes the chain and its rules. */
+  deleteChain(name: string): this {
+    return this.add(NFT_MSG_DELCHAIN, (w) => w.string(NFTA_CHAIN_TABLE, this.table).string(NFTA_CHAIN_NAME, name));
+  }
+
+  /** Every chain first (a rule may jump to any of them), then their rules in order. */
+  defineChains(chains: readonly NftChain[]): this {
+    for (const chain of chains) this.declareChain(chain);
+    for (const chain of chains) {
+      for (const rule of chain.rules) {
+        this.add(NFT_MSG_NEWRULE, (w) => {
+          w.string(NFTA_RULE_TABLE, this.table).string(NFTA_RULE_CHAIN, chain.name)
+            .nested(NFTA_RULE_EXPRESSIONS, (list) => writeRuleExpressions(list, this.family, rule));
+          if (rule.comment !== undefined) w.bytes(NFTA_RULE_USERDATA, ruleUserData(rule.comment));
+        }, NLM_F_CREATE | NLM_F_APPEND);
+      }
+    }
+    return this;
+  }
+
+  end(): BatchMessage[] {
+    return [...this.messages, { type: NFNL_MSG_BATCH_END, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false }];
+  }
+}
+
+function checkTableName(table: string): void {
+  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(table)) throw new RangeError(`nftables: table name ${JSON.stringify(table)} is not a plain identifier`);
 }
 
 /**
- * Replaces table `ip <table>` in the namespace at `netns` (or this one) with
- * `chains`, in one transaction: the old table's rules apply until the new
- * ones do. Throws NetlinkError with the kernel's reason.
+ * The messages of one transaction that leaves table `<family> <table>`
+ * holding exactly `chains` (none: no table), as the nft script of
+ * renderReplaceTable does: declare the table, delete it, define it.
  */
-export async function replaceIpTable(table: string, chains: readonly NftInputChain[], netns?: OpenOptions['netns']): Promise<void> {
+export function encodeReplaceTable(family: NftIpFamily, table: string, chains: readonly NftChain[]): BatchMessage[] {
+  checkTableName(table);
+  // Declared first, so that the delete after it always has a table to delete.
+  const t = new TableTransaction(family, table).declareTable().deleteTable();
+  if (chains.length > 0) t.declareTable().defineChains(chains);
+  return t.end();
+}
+
+/** renderReplaceTable's transaction as an nft script. */
+export function renderReplaceTable(family: NftIpFamily, table: string, chains: readonly NftChain[]): string {
+  checkTableName(table);
+  const lines = [`table ${family} ${table} {}`, `delete table ${family} ${table}`];
+  if (chains.length > 0) lines.push(`table ${family} ${table} {`, ...renderNftChains(chains), '}');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The messages of one transaction that replaces just `chains` in table
+ * `<family> <table>` (creating the table if it is absent) and leaves the
+ * rest of it alone; with `present` false the chains are removed instead.
+ */
+export function encodeReplaceChains(family: NftIpFamily, table: string, chains: readonly NftChain[], present: boolean): BatchMessage[] {
+  checkTableName(table);
+  const t = new TableTransaction(family, table).declareTable();
+  // Declared (with their hooks) so the deletes always find them.
+  for (const chain of chains) t.declareChain({ ...chain, rules: [] });
+  for (const chain of chains) t.deleteChain(chain.name);
+  if (present) t.defineChains(chains);
+  return t.end();
+}
+
+/** encodeReplaceChains's transaction as an nft script. */
+export function renderReplaceChains(family: NftIpFamily, table: string, chains: readonly NftChain[], present: boolean): string {
+  checkTableName(table);
+  const empty = chains.map((c) => ({ ...c, rules: [] }));
+  const lines = [
+    `table ${family} ${table} {`, ...renderNftChains(empty), '}',
+    ...chains.map((c) => `delete chain ${family} ${table} ${c.name}`),
+  ];
+  if (present) lines.push(`table ${family} ${table} {`, ...renderNftChains(chains), '}');
+  return `${lines.join('\n')}\n`;
+}
+
+async function commit(messages: readonly BatchMessage[], operation: string, netns: OpenOptions['netns'] | undefined): Promise<void> {
   const sock = openNetfilter(netns);
   try {
-    await sock.requestBatch(encodeReplaceIpTable(table, chains), { operation: `replace nftables table ip ${table}` });
+    await sock.requestBatch(messages, { operation });
+  } finally {
+    sock.close();
+  }
+}
+
+/**
+ * Replaces table `<family> <table>` in the namespace at `netns` (or this one)
+ * with `chains`, in one transaction: the old table's rules apply until the
+ * new ones do. Throws NetlinkError with the kernel's reason.
+ */
+export function replaceTable(family: NftIpFamily, table: string, chains: readonly NftChain[], netns?: OpenOptions['netns']): Promise<void> {
+  return commit(encodeReplaceTable(family, table, chains), `replace nftables table ${family} ${table}`, netns);
+}
+
+/** Replaces (or, with `present` false, removes) `chains` of a table in one transaction; see encodeReplaceChains. */
+export function replaceChains(family: NftIpFamily, table: string, chains: readonly NftChain[], present: boolean, netns?: OpenOptions['netns']): Promise<void> {
+  const what = chains.map((c) => c.name).join(', ');
+  return commit(encodeReplaceChains(family, table, chains, present), `${present ? 'replace' : 'remove'} chains ${what} of nftables table ${family} ${table}`, netns);
+}
+
+/** Deletes table `<family> <table>` with everything in it; false when there was none. */
+export async function deleteTable(family: NftFamily, table: string, netns?: OpenOptions['netns']): Promise<boolean> {
+  const sock = openNetfilter(netns);
+  try {
+    await sock.requestBatch([
+      { type: NFNL_MSG_BATCH_BEGIN, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false },
+      { type: nftMessageType(NFT_MSG_DELTABLE), payload: Buffer.concat([nfgenmsg(NFT_FAMILIES[family]), new AttributeWriter().string(NFTA_TABLE_NAME, table).build()]) },
+      { type: NFNL_MSG_BATCH_END, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false },
+    ], { operation: `delete nftables table ${family} ${table}` });
+    return true;
+  } catch (err) {
+    if (err instanceof NetlinkError && err.errno === Errno.ENOENT) return false;
+    throw err;
   } finally {
     sock.close();
   }

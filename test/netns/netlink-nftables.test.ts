@@ -2,13 +2,18 @@
 // as `nft list chain` does, in a fresh namespace, as its tables and chains come
 // and go (the router asks it to find which iptables the host uses); a container's
 // multicast table loaded over netlink is what nft loads from the script for it,
-// down to the expressions; a refused transaction leaves the table as it was.
+// down to the expressions; so is the host firewall table (every kind of rule the
+// router writes, IPsec chains included) and its IPsec-only update; a refused
+// transaction leaves the table as it was.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { NetlinkError, nftChainExists, replaceIpTable, type NftFamily } from '../../dataplane/netlink/index.js';
+import { deleteTable, NetlinkError, nftChainExists, replaceChains, replaceTable, type NftFamily } from '../../dataplane/netlink/index.js';
 import { applyContainerMulticast, CONTAINER_NFT_TABLE, renderContainerMulticast } from '../../dataplane/host/container-multicast.js';
+import { firewallChains, renderFirewall, renderIPsecFirewallUpdate, type FirewallConfig } from '../../dataplane/host/firewall.js';
+import { NFT_FAMILY, NFT_TABLE } from '../../dataplane/host/names.js';
+import { ipsecChains, type IPsecFirewallEntry } from '../../dataplane/ipsec/index.js';
 
 const ns = `nlf${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
 
@@ -61,8 +66,8 @@ test('each namespace is asked on its own', async () => {
 });
 
 /** The table as nft lists it and as nft decodes its expressions, in namespace `netns`. */
-function listed(netns: string, table: string): string {
-  const list = (...flags: string[]): string => execFileSync('ip', ['netns', 'exec', netns, 'nft', ...flags, 'list', 'table', 'ip', table], { encoding: 'utf8' });
+function listed(netns: string, table: string, family: NftFamily = 'ip'): string {
+  const list = (...flags: string[]): string => execFileSync('ip', ['netns', 'exec', netns, 'nft', ...flags, 'list', 'table', family, table], { encoding: 'utf8' });
   return `${list()}\n${list('--debug=netlink')}`;
 }
 
@@ -95,11 +100,54 @@ test('a container multicast table loaded over netlink is the one nft loads from 
   }
 });
 
+const IPSEC: IPsecFirewallEntry[] = [
+  { localIp: '192.168.1.10', remoteIp: '192.168.1.20', vxlanPort: 6784, spiIn: 0x1234 },
+  // A second connection to the same peer from another of our addresses: its own marking rule, shared drops.
+  { localIp: '192.168.1.11', remoteIp: '192.168.1.20', vxlanPort: 6784, spiIn: 0xffffffff },
+  { localIp: '192.168.1.10', remoteIp: '10.9.8.7', vxlanPort: 6785, spiIn: 0x100 },
+];
+
+test('the host firewall table loaded over netlink is the one nft loads from its script, for every kind of rule', async () => {
+  const byNft = `${ns}f`;
+  execFileSync('ip', ['netns', 'add', byNft]);
+  try {
+    const cases: Array<[string, FirewallConfig]> = [
+      ['a bridge with nothing exposed', { bridge: 'weave', exposed: [] }],
+      ['the control port, the Docker bridge, exposed subnets with and without NAT', {
+        bridge: 'weave', dockerBridge: 'docker0', controlApi: { address: '127.0.0.1', port: 6784 },
+        exposed: [{ cidr: '10.32.0.254/12', masquerade: true }, { cidr: '10.2.1.1/24', masquerade: false }, { cidr: '172.16.5.1/30', masquerade: true }],
+      }],
+      ['encrypted connections too', { bridge: 'br-x.1', exposed: [{ cidr: '10.40.0.1/16', masquerade: true }], ipsec: IPSEC }],
+    ];
+    for (const [what, config] of cases) {
+      execFileSync('ip', ['netns', 'exec', byNft, 'nft', '-f', '-'], { input: renderFirewall(config) });
+      await replaceTable(NFT_FAMILY, NFT_TABLE, firewallChains(config), `/run/netns/${ns}`);
+      assert.equal(listed(ns, NFT_TABLE, NFT_FAMILY), listed(byNft, NFT_TABLE, NFT_FAMILY), `${what}: the tables differ`);
+    }
+    // The IPsec chains replaced alone, the rest kept: to one connection, then to none.
+    for (const entries of [IPSEC.slice(2), []]) {
+      execFileSync('ip', ['netns', 'exec', byNft, 'nft', '-f', '-'], { input: renderIPsecFirewallUpdate(entries) });
+      await replaceChains(NFT_FAMILY, NFT_TABLE, ipsecChains(entries), entries.length > 0, `/run/netns/${ns}`);
+      const ours = listed(ns, NFT_TABLE, NFT_FAMILY);
+      assert.equal(ours, listed(byNft, NFT_TABLE, NFT_FAMILY), `IPsec update to ${entries.length} connections: the tables differ`);
+      assert.match(ours, /masquerade/, 'the rest of the table is kept');
+      assert.equal(/10\.9\.8\.7/.test(ours), entries.length > 0);
+      assert.equal(/ipsec-out/.test(ours), entries.length > 0, 'no encrypted connection: no IPsec chains');
+    }
+    assert.equal(await deleteTable(NFT_FAMILY, NFT_TABLE, `/run/netns/${ns}`), true);
+    assert.doesNotMatch(tablesIn(ns), /table inet weave/);
+    assert.equal(await deleteTable(NFT_FAMILY, NFT_TABLE, `/run/netns/${ns}`), false, 'no table: nothing deleted');
+  } finally {
+    execFileSync('ip', ['netns', 'del', byNft], { stdio: 'ignore' });
+  }
+});
+
 test('a transaction the kernel refuses throws its reason and leaves the table as it was', async () => {
   await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', ['10.32.0.1/12']);
   const before = listed(ns, CONTAINER_NFT_TABLE);
   // Chain names are limited to 255 bytes (NFT_CHAIN_MAXNAMELEN): the chain's message fails after the table's delete.
-  const refused = replaceIpTable(CONTAINER_NFT_TABLE, [{ name: 'c'.repeat(300), priority: 0, policy: 'accept', rules: [] }], `/run/netns/${ns}`);
+  const chain = { name: 'c'.repeat(300), base: { type: 'filter', hook: 'input', priority: 0, policy: 'accept' } as const, rules: [] };
+  const refused = replaceTable('ip', CONTAINER_NFT_TABLE, [chain], `/run/netns/${ns}`);
   await assert.rejects(refused, (err: unknown) => err instanceof NetlinkError && /replace nftables table ip weave/.test(err.message));
   assert.equal(listed(ns, CONTAINER_NFT_TABLE), before);
   await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);

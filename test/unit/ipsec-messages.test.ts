@@ -1,5 +1,6 @@
-// The CryptoInitSARemote body (spec §7.2) and the nft rendering of the
-// spec §7.5 marking rules.
+// The CryptoInitSARemote body (spec §7.2) and the spec §7.5 marking rules as
+// nft chains (in nft's text; test/netns/host-firewall-nft checks the kernel's
+// form against nft's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -8,9 +9,12 @@ import {
   IPsecFirewallError,
   decodeCryptoInitSARemote,
   encodeCryptoInitSARemote,
-  renderIPsecChains,
-  renderIPsecTable,
+  ipsecChains,
+  type IPsecFirewallEntry,
 } from '../../dataplane/ipsec/index.js';
+import { renderNftChains } from '../../dataplane/netlink/index.js';
+
+const renderIPsecChains = (entries: IPsecFirewallEntry[]): string[] => renderNftChains(ipsecChains(entries));
 
 const nonce = Buffer.from(Array.from({ length: 32 }, (_, i) => 0xa0 + i));
 
@@ -36,12 +40,12 @@ test('CryptoInitSARemote round-trips and rejects other lengths and reserved SPIs
 
 test('nft chains carry each spec §7.5 rule for a connection', () => {
   const lines = renderIPsecChains([{ localIp: '10.1.0.1', remoteIp: '10.1.0.2', vxlanPort: 6784, spiIn: 0xabc }]).join('\n');
-  assert.match(lines, /type filter hook input priority mangle;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 esp spi 0xabc meta mark set meta mark or 0x20000/);
+  assert.match(lines, /type filter hook input priority -150;[\s\S]*ip saddr 10\.1\.0\.2 ip daddr 10\.1\.0\.1 esp spi 0xabc meta mark set meta mark or 0x20000/);
   // Plain VXLAN from the peer is dropped whichever of our addresses it was sent to.
-  assert.match(lines, /type filter hook input priority filter;[\s\S]*\n {4}ip saddr 10\.1\.0\.2 udp dport 6784 meta mark and 0x20000 != 0x20000 drop/);
+  assert.match(lines, /type filter hook input priority 0;[\s\S]*\n {4}ip saddr 10\.1\.0\.2 udp dport 6784 meta mark and 0x20000 != 0x20000 drop/);
   // VXLAN to the peer is marked whichever source address the kernel picks: from
   // another than the SA's, it then finds no policy and is dropped, never sent in clear.
-  assert.match(lines, /type route hook output priority mangle;[\s\S]*\n {4}ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
+  assert.match(lines, /type route hook output priority -150;[\s\S]*\n {4}ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
   assert.match(lines, /meta l4proto != esp rt ipsec missing meta mark and 0x20000 == 0x20000 drop/);
 });
 
@@ -55,6 +59,4 @@ test('nft rendering: duplicate marking rules are merged, bad input rejected', ()
   assert.equal(twoLocal.filter((l) => l.includes('udp dport 6784')).length, 2, twoLocal.join('\n'));
   assert.throws(() => renderIPsecChains([{ ...e, remoteIp: '10.1.0' }]), IPsecFirewallError);
   assert.throws(() => renderIPsecChains([{ ...e, spiIn: 5 }]), IPsecFirewallError);
-  assert.throws(() => renderIPsecTable('inet', 'bad name', []), IPsecFirewallError);
-  assert.match(renderIPsecTable('inet', 'weave', []), /^table inet weave \{\}\ndelete table inet weave\ntable inet weave \{/);
 });

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { mustRun, pollUntil, runCommand, uniqueSuffix } from '../../support/exec.js';
 import * as libc from '../../../dataplane/sys/libc.js';
 import { withNetns } from '../../../dataplane/netlink/netns.js';
+import { replaceTable } from '../../../dataplane/netlink/nftables.js';
 import { deriveIPsecKey } from '../../../crypto/ipsec-keys.js';
-import { IPsec, IPSEC_MARK, IPSEC_REQID, renderIPsecTable, type IPsecConnectionSpec, type IPsecConnectionState } from '../../../dataplane/ipsec/index.js';
+import { IPsec, IPSEC_MARK, IPSEC_REQID, ipsecChains, type IPsecConnectionSpec, type IPsecConnectionState } from '../../../dataplane/ipsec/index.js';
 
 const suffix = uniqueSuffix();
 const nsA = `wti-a-${suffix}`;
@@ -132,9 +133,9 @@ test('two peers set up IPsec, carry UDP 6784 as ESP, and tear down to nothing', 
   assert.deepEqual(policy.mark, { value: IPSEC_MARK, mask: IPSEC_MARK });
   assert.equal(policy.templates[0].spi, a2.spiOut);
 
-  // spec §7.5 marking rules, as nft chains, in each namespace.
+  // spec §7.5 marking rules, as nft chains loaded over netlink, in each namespace.
   for (const [ns, ipsec] of [[nsA, a], [nsB, b]] as const) {
-    await mustRun('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: renderIPsecTable('inet', 'weave_ipsec_test', ipsec.firewallEntries()) });
+    await replaceTable('inet', 'weave_ipsec_test', ipsecChains(ipsec.firewallEntries()), `/run/netns/${ns}`);
   }
 
   const rx = udpSocket(nsB, ipB, PORT);
