@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the managed Docker plugin (user-surface spec §7.2, Weave's weaveworks/net-plugin) as a
 # folder `docker plugin create NAME OUTDIR` takes: OUTDIR/config.json and OUTDIR/rootfs with
-# node, nft (the router loads its firewall through it), busybox as /bin/sh, the built router
+# node, busybox as /bin/sh, the built router
 # (dist/) with its production dependencies for this platform, and launch.sh as entrypoint.
 #
 #   make build && scripts/build-net-plugin.sh OUTDIR
@@ -19,7 +19,7 @@ out=${1:?usage: scripts/build-net-plugin.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=$out/rootfs
 [ -f "$repo/dist/router/weaver.cjs" ] && [ -f "$repo/dist/weaver/start.cjs" ] || { echo "build-net-plugin: run 'make build' first" >&2; exit 1; }
-for tool in node nft busybox; do
+for tool in node busybox; do
   command -v "$tool" >/dev/null || { echo "build-net-plugin: $tool is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
@@ -32,7 +32,6 @@ copy_with_libs() {
   ldd "$1" | grep -o '/[^ )]*' | while read -r lib; do cp -L --parents "$lib" "$root"; done
 }
 copy_with_libs "$(command -v node)"
-copy_with_libs "$(command -v nft)"
 # Loaded by the router at run time (koffi dlopen), not linked.
 for lib in libbpf.so.1; do
   path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|aarch64|AArch64/ { print $NF; exit }')
@@ -40,7 +39,6 @@ for lib in libbpf.so.1; do
   copy_with_libs "$path"
 done
 ln -sf "$(command -v node)" "$root/bin/node"
-ln -sf "$(command -v nft)" "$root/bin/nft" 2>/dev/null || true
 cp -L "$(command -v busybox)" "$root/bin/busybox"
 for applet in sh hostname mkdir cat; do ln -sf busybox "$root/bin/$applet"; done
 

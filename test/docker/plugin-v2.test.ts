@@ -72,6 +72,9 @@ test('docker plugin create + enable from the local rootfs: the router runs insid
     }, 30_000, 250);
     assert.ok(up, `${dh.host.label}: weave status shows the managed plugin:\n${out}`);
     assert.doesNotMatch(out, /DriverName/, 'no DriverName line for the managed plugin (spec §2.1)');
+    // The plugin's rootfs has no nft: the router loads the host firewall over netlink.
+    const table = await dh.host.exec('nft', ['list', 'table', 'inet', 'weave']);
+    assert.match(table.stdout, /iifname "weave" oifname "weave" accept/, `${dh.host.label}: the host firewall table:\n${table.stderr}`);
   }
   const conn = await pollUntil(async () => /established/.test((await weave(h(1).host, ['status', 'connections'])).stdout), 30_000, 250);
   assert.ok(conn, 'the two plugin routers connected');
