@@ -98,7 +98,11 @@ export type NftMatch =
   | { kind: 'notEsp' }
   /** `fib saddr type != local`: the source is not an address of this host. */
   | { kind: 'sourceNotLocal' }
-  /** `ct state established,related`: any of `states`; with `not`, none of them (`ct state ! ...`). */
+  /**
+   * `ct state established,related`: any of `states`; with `not`, none of them
+   * (`ct state ! ...`). A packet's connection is in one state (one bit), so
+   * this is what a set lookup (`ct state { a, b }`) matches, without a set.
+   */
   | { kind: 'ctState'; states: readonly CtState[]; not?: boolean }
   /** `meta mark and m == m` (all bits of `bits` set), or `!= m` with `not`. */
   | { kind: 'markBits'; bits: number; not?: boolean }
