@@ -54,7 +54,6 @@ function checkEntry(e: IPsecFirewallEntry): void {
  */
 export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] {
   entries.forEach(checkEntry);
-  const mark = IPSEC_MARK;
   const hooked = (type: NftBaseChain['type'], hook: NftBaseChain['hook'], priority: number): NftBaseChain => ({ type, hook, priority, policy: 'accept' });
   return [
     // mangle INPUT: ESP from R to L with our SPI gets the mark; it survives decryption.
@@ -64,7 +63,7 @@ export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] 
       // spec §7.5: "only if not present" — one marking rule per {R, L, SPI}.
       rules: unique(entries, (e) => `${e.remoteIp} ${e.localIp} ${e.spiIn}`).map((e) => ({
         match: [{ kind: 'saddr', cidr: e.remoteIp }, { kind: 'daddr', cidr: e.localIp }, { kind: 'espSpi', spi: e.spiIn }],
-        action: { kind: 'setMarkBits', bits: mark },
+        action: { kind: 'setMarkBits', bits: IPSEC_MARK },
       })),
     },
     // filter INPUT: plain VXLAN from R that did not come out of that ESP is dropped,
@@ -74,7 +73,7 @@ export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] 
       name: IPSEC_NFT_CHAINS.inFilter,
       base: hooked('filter', 'input', NFT_PRIORITY.filter),
       rules: unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e) => ({
-        match: [{ kind: 'saddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }, { kind: 'markBits', bits: mark, not: true }],
+        match: [{ kind: 'saddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }, { kind: 'markBits', bits: IPSEC_MARK, not: true }],
         action: { kind: 'drop' },
       })),
     },
@@ -89,7 +88,7 @@ export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] 
       base: hooked('route', 'output', NFT_PRIORITY.mangle),
       rules: unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e) => ({
         match: [{ kind: 'daddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }],
-        action: { kind: 'setMarkBits', bits: mark },
+        action: { kind: 'setMarkBits', bits: IPSEC_MARK },
       })),
     },
     // filter OUTPUT: a marked packet without a transform would leave in clear: drop it.
@@ -97,7 +96,7 @@ export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] 
     {
       name: IPSEC_NFT_CHAINS.outFilter,
       base: hooked('filter', 'output', NFT_PRIORITY.filter),
-      rules: [{ match: [{ kind: 'notEsp' }, { kind: 'noIpsecRoute' }, { kind: 'markBits', bits: mark }], action: { kind: 'drop' } }],
+      rules: [{ match: [{ kind: 'notEsp' }, { kind: 'noIpsecRoute' }, { kind: 'markBits', bits: IPSEC_MARK }], action: { kind: 'drop' } }],
     },
   ];
 }
