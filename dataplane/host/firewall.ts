@@ -13,7 +13,7 @@
 // just those chains. Every load goes through one queue so the two never race.
 import { ipsecChains, type IPsecFirewallEntry } from '../ipsec/firewall-rules.js';
 import {
-  deleteTable, NFT_PRIORITY, renderReplaceChains, renderReplaceTable, replaceChains, replaceTable, type NftChain, type NftMatch,
+  deleteTable, Errno, NetlinkError, NFT_PRIORITY, renderReplaceChains, renderReplaceTable, replaceChains, replaceTable, type NftChain, type NftMatch,
 } from '../netlink/index.js';
 import { networkOf } from './cidr.js';
 import { MULTICAST_ROUTE, NFT_FAMILY, NFT_TABLE } from './names.js';
@@ -106,13 +106,17 @@ export function renderIPsecFirewallUpdate(entries: readonly IPsecFirewallEntry[]
 let ipsecEntries: readonly IPsecFirewallEntry[] = [];
 let loads: Promise<unknown> = Promise.resolve();
 
+/** errnos that mean this kernel has no nf_tables (or not the part a rule needs), not that a rule is wrong. */
+const NO_NF_TABLES = new Set<number>([Errno.EPROTONOSUPPORT, Errno.EOPNOTSUPP, Errno.EAFNOSUPPORT]);
+
 /** Runs one table change after the previous ones, building it only when its turn comes. */
 function serialLoad(load: () => Promise<void>, what: string): Promise<void> {
   const run = async (): Promise<void> => {
     try {
       await load();
     } catch (err) {
-      throw new FirewallError(`cannot load ${what} into nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${(err as Error).message}`);
+      const hint = err instanceof NetlinkError && NO_NF_TABLES.has(err.errno) ? ' (does the kernel have nf_tables? modprobe nf_tables)' : '';
+      throw new FirewallError(`cannot load ${what} into nftables table ${NFT_FAMILY} ${NFT_TABLE}: ${(err as Error).message}${hint}`);
     }
   };
   const result = loads.then(run, run);
