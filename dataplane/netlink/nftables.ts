@@ -229,19 +229,13 @@ export function replaceChains(family: NftIpFamily, table: string, chains: readon
 }
 
 /** Deletes table `<family> <table>` with everything in it; false when there was none. */
-export async function deleteTable(family: NftFamily, table: string, netns?: OpenOptions['netns']): Promise<boolean> {
-  const sock = openNetfilter(netns);
+export async function deleteTable(family: NftIpFamily, table: string, netns?: OpenOptions['netns']): Promise<boolean> {
+  checkTableName(table);
   try {
-    await sock.requestBatch([
-      { type: NFNL_MSG_BATCH_BEGIN, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false },
-      { type: nftMessageType(NFT_MSG_DELTABLE), payload: Buffer.concat([nfgenmsg(NFT_FAMILIES[family]), new AttributeWriter().string(NFTA_TABLE_NAME, table).build()]) },
-      { type: NFNL_MSG_BATCH_END, payload: nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ack: false },
-    ], { operation: `delete nftables table ${family} ${table}` });
+    await commit(new TableTransaction(family, table).deleteTable().end(), `delete nftables table ${family} ${table}`, netns);
     return true;
   } catch (err) {
     if (err instanceof NetlinkError && err.errno === Errno.ENOENT) return false;
     throw err;
-  } finally {
-    sock.close();
   }
 }
