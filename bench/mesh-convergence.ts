@@ -44,11 +44,10 @@
 // with epoch-ms times; t0 of the run is printed), for timelines: startup phases, dials, connections,
 // the peer count growing.
 // Root needed; everything lives in namespaces the bench creates and removes.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
+import { createTestbed, pollUntil, processCpuTimes, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
 import { httpGetInNetns } from '../test/netns/lib/netns-http.js';
 import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 
@@ -185,18 +184,8 @@ async function report(h: Host): Promise<RouterReport | undefined> {
 
 const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/**
- * A process's user and system CPU seconds, its finished children's included
- * (fields 14-17 of /proc/PID/stat, after the parenthesised name): a command
- * the router runs (nft, ip) is CPU the router costs the host.
- */
-function cpuTimes(pid: number): { user: number; system: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  return { user: (fields[11] + fields[13]) / CLOCK_TICKS_PER_SECOND, system: (fields[12] + fields[14]) / CLOCK_TICKS_PER_SECOND };
-}
+/** A router's CPU, the commands it ran included (processCpuTimes). */
+const cpuTimes = (pid: number): { user: number; system: number } => processCpuTimes(pid, true);
 
 /** User + system CPU seconds of a process. */
 function cpuSeconds(pid: number): number {

@@ -26,11 +26,10 @@
 //
 //   node dist/bench/startup-bench.js [rounds=3] [router flags...]
 // Root needed; everything lives in namespaces the bench creates and removes.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestbed, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
+import { createTestbed, processCpuTimes, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
 import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
 import { DNS_ENTRIES_FILE, serialiseDnsEntries } from '../controlplane/dns/persistence.js';
@@ -74,15 +73,6 @@ function statusField(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' | 'Thre
 }
 
 const rssMiB = (pid: number): number => statusField(pid, 'VmRSS');
-
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** User + system CPU ms of a process and its finished children (fields 14-17 of /proc/PID/stat). */
-function cpuWithChildrenMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  return ((f[11]! + f[12]! + f[13]! + f[14]!) / CLOCK_TICKS_PER_SECOND) * 1000;
-}
 
 function startRouter(h: Host, stateDir: string, peers: string[], weaver = WEAVER, flags = extraFlags, nodeFlags: readonly string[] = []): SpawnedProcess {
   mkdirSync(stateDir, { recursive: true });
@@ -129,7 +119,8 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
       into.phaseCpu.set(phase, [...(into.phaseCpu.get(phase) ?? []), at.cpuMs]);
     }
     await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
-    into.cpu.push(cpuWithChildrenMs(router.pid));
+    const { user, system } = processCpuTimes(router.pid, true);
+    into.cpu.push((user + system) * 1000);
     into.rss.push(rssMiB(router.pid));
     into.rssAnon.push(statusField(router.pid, 'RssAnon'));
     into.rssFile.push(statusField(router.pid, 'RssFile'));

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pollUntil } from './lib/exec.js';
 import { bpfEntries } from './lib/router-maps.js';
-import { launchFullMesh, mustPing, mustWeave, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { launchFullMesh, mustPing, mustWeave, processCpuTimes, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
 export interface SoakOptions {
   durationMs: number;
@@ -75,15 +75,10 @@ export interface SoakResult {
   cpuSeconds: Map<string, number>;
 }
 
-/** clock ticks per second of /proc/PID/stat's times (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-
 /** User + system CPU seconds of the host's router so far. */
 function cpuSecondsOf(h: Host): number {
-  const stat = readFileSync(`/proc/${weaverPid(h)}/stat`, 'utf8');
-  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  const { user, system } = processCpuTimes(weaverPid(h));
+  return user + system;
 }
 
 /** The router's resident memory in KiB: all of it, and the anonymous part (heap, stacks; the rest is mapped files, mostly node's binary). */
