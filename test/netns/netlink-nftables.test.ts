@@ -20,6 +20,16 @@ const ns = `nlf${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
 before(() => execFileSync('ip', ['netns', 'add', ns]));
 after(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
 
+/** Runs `fn` with a second namespace `name` that exists only meanwhile. */
+async function withNamespace(name: string, fn: () => Promise<void>): Promise<void> {
+  execFileSync('ip', ['netns', 'add', name]);
+  try {
+    await fn();
+  } finally {
+    execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  }
+}
+
 const nft = (...args: string[]): void => void execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args]);
 const nftLists = (family: NftFamily, table: string, chain: string): boolean =>
   spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'chain', family, table, chain], { stdio: 'ignore' }).status === 0;
@@ -54,15 +64,12 @@ test('answers as nft list chain does while the table and its chains come and go'
 
 test('each namespace is asked on its own', async () => {
   const other = `${ns}b`;
-  execFileSync('ip', ['netns', 'add', other]);
-  try {
+  await withNamespace(other, async () => {
     execFileSync('ip', ['netns', 'exec', other, 'nft', 'add', 'table', 'ip', 'filter']);
     execFileSync('ip', ['netns', 'exec', other, 'nft', 'add', 'chain', 'ip', 'filter', 'FORWARD', '{ type filter hook forward priority 0; }']);
     assert.equal(await nftChainExists('ip', 'filter', 'FORWARD', `/run/netns/${other}`), true);
     assert.equal(await nftChainExists('ip', 'filter', 'FORWARD', `/run/netns/${ns}`), false);
-  } finally {
-    execFileSync('ip', ['netns', 'del', other], { stdio: 'ignore' });
-  }
+  });
 });
 
 /** The table as nft lists it and as nft decodes its expressions, in namespace `netns`. */
@@ -75,8 +82,7 @@ const tablesIn = (netns: string): string => execFileSync('ip', ['netns', 'exec',
 
 test('a container multicast table loaded over netlink is the one nft loads from its script, and is replaced whole', async () => {
   const byNft = `${ns}n`;
-  execFileSync('ip', ['netns', 'add', byNft]);
-  try {
+  await withNamespace(byNft, async () => {
     const cases: string[][] = [
       ['10.32.0.7/12'],
       ['10.2.1.1/24', '10.2.1.7/24', '10.0.0.5/8', '10.40.3.9/32', '192.168.77.1/20'],
@@ -95,9 +101,7 @@ test('a container multicast table loaded over netlink is the one nft loads from 
     await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);
     assert.doesNotMatch(tablesIn(ns), /table ip weave/, 'no addresses: no table');
     await applyContainerMulticast(`/run/netns/${ns}`, 'ethwe', []);
-  } finally {
-    execFileSync('ip', ['netns', 'del', byNft], { stdio: 'ignore' });
-  }
+  });
 });
 
 const IPSEC: IPsecFirewallEntry[] = [
@@ -109,8 +113,7 @@ const IPSEC: IPsecFirewallEntry[] = [
 
 test('the host firewall table loaded over netlink is the one nft loads from its script, for every kind of rule', async () => {
   const byNft = `${ns}f`;
-  execFileSync('ip', ['netns', 'add', byNft]);
-  try {
+  await withNamespace(byNft, async () => {
     const cases: Array<[string, FirewallConfig]> = [
       ['a bridge with nothing exposed', { bridge: 'weave', exposed: [] }],
       ['the control port, the Docker bridge, exposed subnets with and without NAT', {
@@ -137,9 +140,7 @@ test('the host firewall table loaded over netlink is the one nft loads from its 
     assert.equal(await deleteTable(NFT_FAMILY, NFT_TABLE, `/run/netns/${ns}`), true);
     assert.doesNotMatch(tablesIn(ns), /table inet weave/);
     assert.equal(await deleteTable(NFT_FAMILY, NFT_TABLE, `/run/netns/${ns}`), false, 'no table: nothing deleted');
-  } finally {
-    execFileSync('ip', ['netns', 'del', byNft], { stdio: 'ignore' });
-  }
+  });
 });
 
 test('a transaction the kernel refuses throws its reason and leaves the table as it was', async () => {
