@@ -10,7 +10,7 @@
 // The host-firewall module includes ipsecChains() in its table; the chains
 // carry their own hooks, so where they sit in the table does not matter.
 import { parseIPv4 } from '../netlink/inet.js';
-import { NFT_PRIORITY, type NftBaseChain, type NftChain } from '../netlink/nft-rules.js';
+import { NFT_PRIORITY, type NftBaseChain, type NftChain, type NftRule } from '../netlink/nft-rules.js';
 import { IPSEC_MARK } from './constants.js';
 
 export interface IPsecFirewallEntry {
@@ -46,6 +46,12 @@ function checkEntry(e: IPsecFirewallEntry): void {
     throw new IPsecFirewallError(`IPsec firewall rule: SPI ${e.spiIn} is outside 0x100..0xffffffff`);
   }
 }
+
+/** Takes the mark off an outgoing UDP packet that came in marked (see the OUTPUT marking chain). */
+const RELAYED_MARK_CLEARED: NftRule = {
+  match: [{ kind: 'udp' }, { kind: 'markBits', bits: IPSEC_MARK }],
+  action: { kind: 'clearMarkBits', bits: IPSEC_MARK },
+};
 
 /**
  * The four chains, each with its hook. Each rule matches what the iptables
@@ -83,13 +89,21 @@ export function ipsecChains(entries: readonly IPsecFirewallEntry[]): NftChain[] 
     // leaves it to routing): Weave's rule marks only packets from L, so one
     // from another of our addresses left in clear; marked, it finds no policy
     // for its source and the OUTPUT filter below drops it.
+    // First, any mark a UDP packet carries is taken off: a frame that came in
+    // inside ESP keeps the inbound mark through decapsulation, and the
+    // datapath relaying it to a trusted peer (plain VXLAN, no SA) would
+    // otherwise send it out marked, for the OUTPUT filter to drop. Packets to
+    // an encrypted peer are marked again by the rules after it.
     {
       name: IPSEC_NFT_CHAINS.outMark,
       base: hooked('route', 'output', NFT_PRIORITY.mangle),
-      rules: unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e) => ({
-        match: [{ kind: 'daddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }],
-        action: { kind: 'setMarkBits', bits: IPSEC_MARK },
-      })),
+      rules: [
+        ...(entries.length === 0 ? [] : [RELAYED_MARK_CLEARED]),
+        ...unique(entries, (e) => `${e.remoteIp} ${e.vxlanPort}`).map((e): NftRule => ({
+          match: [{ kind: 'daddr', cidr: e.remoteIp }, { kind: 'dport', protocol: 'udp', port: e.vxlanPort }],
+          action: { kind: 'setMarkBits', bits: IPSEC_MARK },
+        })),
+      ],
     },
     // filter OUTPUT: a marked packet without a transform would leave in clear: drop it.
     // ESP itself passes (the encrypted packet goes through OUTPUT again).

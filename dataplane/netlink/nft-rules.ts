@@ -96,6 +96,8 @@ export type NftMatch =
   | { kind: 'espSpi'; spi: number }
   /** `meta l4proto != esp` */
   | { kind: 'notEsp' }
+  /** `meta l4proto udp` */
+  | { kind: 'udp' }
   /** `fib saddr type != local`: the source is not an address of this host. */
   | { kind: 'sourceNotLocal' }
   /**
@@ -114,7 +116,9 @@ export type NftAction =
   | { kind: 'accept' | 'drop' | 'return' | 'masquerade' }
   | { kind: 'jump'; chain: string }
   /** `meta mark set meta mark or m` */
-  | { kind: 'setMarkBits'; bits: number };
+  | { kind: 'setMarkBits'; bits: number }
+  /** `meta mark set meta mark and ~m` */
+  | { kind: 'clearMarkBits'; bits: number };
 
 export interface NftRule {
   match: readonly NftMatch[];
@@ -248,6 +252,8 @@ function matchExpressions(match: NftMatch): Encoder[] {
       return [...l4protoIs(IP_PROTOCOLS.esp), payloadLoad(NFT_PAYLOAD_TRANSPORT_HEADER, ESP_SPI_OFFSET, 4), cmp(u32(match.spi))];
     case 'notEsp':
       return l4protoIs(IP_PROTOCOLS.esp, true);
+    case 'udp':
+      return l4protoIs(IP_PROTOCOLS.udp);
     case 'sourceNotLocal':
       return [
         expression('fib', (d) => d.u32be(NFTA_FIB_DREG, NFT_REG_1).u32be(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE).u32be(NFTA_FIB_FLAGS, NFTA_FIB_F_SADDR)),
@@ -289,10 +295,12 @@ function actionExpressions(action: NftAction): Encoder[] {
     case 'masquerade':
       return [expression('masq')];
     case 'setMarkBits':
+    case 'clearMarkBits':
       checkU32('mark', action.bits, 1);
+      // (mark & ~bits) ^ bits sets them, ^ 0 clears them: what nft compiles `or` and `and` into.
       return [
         metaLoad(NFT_META_MARK),
-        bitwise(hostU32(~action.bits), hostU32(action.bits)),
+        bitwise(hostU32(~action.bits), action.kind === 'setMarkBits' ? hostU32(action.bits) : Buffer.alloc(4)),
         expression('meta', (d) => d.u32be(NFTA_META_KEY, NFT_META_MARK).u32be(NFTA_META_SREG, NFT_REG_1)),
       ];
   }
@@ -352,6 +360,8 @@ function matchText(m: NftMatch): string {
       return `esp spi ${hex(m.spi)}`;
     case 'notEsp':
       return 'meta l4proto != esp';
+    case 'udp':
+      return 'meta l4proto udp';
     case 'sourceNotLocal':
       return 'fib saddr type != local';
     case 'ctState':
@@ -369,6 +379,8 @@ function actionText(a: NftAction): string {
       return `jump ${a.chain}`;
     case 'setMarkBits':
       return `meta mark set meta mark or ${hex(a.bits)}`;
+    case 'clearMarkBits':
+      return `meta mark set meta mark and ${hex(~a.bits)}`;
     default:
       return a.kind;
   }

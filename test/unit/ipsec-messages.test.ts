@@ -1,5 +1,5 @@
 // The CryptoInitSARemote body (spec §7.2) and the spec §7.5 marking rules as
-// nft chains (in nft's text; test/netns/host-firewall-nft checks the kernel's
+// nft chains (in nft's text; test/netns/netlink-nftables checks the kernel's
 // form against nft's).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import {
   ipsecChains,
   type IPsecFirewallEntry,
 } from '../../dataplane/ipsec/index.js';
-import { renderNftChains } from '../../dataplane/netlink/index.js';
+import { renderNftChains, renderNftRule } from '../../dataplane/netlink/index.js';
 
 const renderIPsecChains = (entries: IPsecFirewallEntry[]): string[] => renderNftChains(ipsecChains(entries));
 
@@ -47,6 +47,15 @@ test('nft chains carry each spec §7.5 rule for a connection', () => {
   // another than the SA's, it then finds no policy and is dropped, never sent in clear.
   assert.match(lines, /type route hook output priority -150;[\s\S]*\n {4}ip daddr 10\.1\.0\.2 udp dport 6784 meta mark set meta mark or 0x20000/);
   assert.match(lines, /meta l4proto != esp rt ipsec missing meta mark and 0x20000 == 0x20000 drop/);
+});
+
+test('a frame that came in inside ESP and leaves to a trusted peer loses the mark first, then VXLAN to an encrypted peer is marked', () => {
+  const outMark = ipsecChains([{ localIp: '10.1.0.1', remoteIp: '10.1.0.2', vxlanPort: 6784, spiIn: 0xabc }]).find((c) => c.name === 'ipsec-out-mark')!;
+  assert.deepEqual(outMark.rules.map(renderNftRule), [
+    'meta l4proto udp meta mark and 0x20000 == 0x20000 meta mark set meta mark and 0xfffdffff',
+    'ip daddr 10.1.0.2 udp dport 6784 meta mark set meta mark or 0x20000',
+  ]);
+  assert.deepEqual(ipsecChains([]).find((c) => c.name === 'ipsec-out-mark')!.rules, [], 'no encrypted connection: no mark to take off');
 });
 
 test('nft rendering: duplicate marking rules are merged, bad input rejected', () => {

@@ -117,3 +117,23 @@ export async function encryptedFastdpViaSecondAddress(bed: Testbed, password: st
   await pingAndTcp(h1, h2);
   await assertOnlyEsp(h2);
 }
+
+/**
+ * h1 —encrypted— h2 —trusted— h3, with h1-h3 cut: h2's datapath relays h1's
+ * frames to h3 and back. A frame from h1 arrives at h2 inside ESP, which marks
+ * it, and keeps that mark through decapsulation; relayed to h3 as plain VXLAN
+ * (trusted, no SA) it must leave h2 unmarked, or h2's OUTPUT filter takes it
+ * for a packet that lost its encryption and drops it.
+ */
+export async function relayFromEncryptedToTrusted(bed: Testbed, password: string, envOf: (h: Host) => Record<string, string> = () => ({})): Promise<void> {
+  const [h1, h2, h3] = bed.hosts as [Host, Host, Host];
+  await bed.cutLink(h1, h3);
+  await mustWeave(h2, ['launch', '--password', password, '--trusted-subnets', `${h3.address}/32`, '--nickname', 'h2'], envOf(h2));
+  await mustWeave(h1, ['launch', '--password', password, '--nickname', 'h1', h2.address], envOf(h1));
+  await mustWeave(h3, ['launch', '--password', password, '--trusted-subnets', `${h2.address}/32`, '--nickname', 'h3', h2.address], envOf(h3));
+  await connectionsMatch(h1, /^-> \S+:6783\s+established encrypted\s+fastdp \S+\(h2\)/m);
+  await connectionsMatch(h3, /^-> \S+:6783\s+established unencrypted\s+fastdp \S+\(h2\)/m);
+  const [c1, c3] = [await attachContainer(h1), await attachContainer(h3)];
+  await mustPing(c1, '10.32.0.3', 'h1/c1 -> h3/c1, relayed by h2 from ESP to plain VXLAN');
+  await mustPing(c3, '10.32.0.1', 'h3/c1 -> h1/c1, relayed by h2 from plain VXLAN into ESP');
+}

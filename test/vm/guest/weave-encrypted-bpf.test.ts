@@ -7,7 +7,8 @@
 // the wire as ESP (IP protocol 50) and never as plain UDP 6784, not even the
 // broadcasts a container sends while the peers set up their SAs; `weave reset`
 // leaves no XFRM state, policy or IPsec chain behind. A host reached on the
-// second of its addresses tunnels from that one, which its SAs cover.
+// second of its addresses tunnels from that one, which its SAs cover. A host
+// between an encrypted peer and a trusted one relays between the two.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { ensurePinDir } from '../../../dataplane/bpf/bpffs.js';
 import { pinnedCounters, withPinnedMaps } from '../../netns/lib/bpf-bed.js';
 import { createTestbed, execCommand, type Host, type Testbed } from '../../netns/lib/index.js';
-import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, encryptedFastdpViaSecondAddress, pingAndTcp, startBroadcasting, underlayCounts } from './ipsec-checks.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, encryptedFastdpViaSecondAddress, pingAndTcp, relayFromEncryptedToTrusted, startBroadcasting, underlayCounts } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, weave, withRouterLogs } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -98,6 +99,10 @@ test('eBPF fastdp with --password: encrypted fastdp over ESP; nothing crosses in
 
 test('eBPF fastdp with --password, the peer dialling the second of two addresses: encrypted fastdp from that address', { timeout: 700_000 }, async () => {
   await withBpfBed(['bpf', 'bpf'], (bed) => encryptedFastdpViaSecondAddress(bed, PASSWORD, (h) => envOf(bed, h, 'bpf')));
+});
+
+test('eBPF fastdp with --password, h2 between an encrypted peer and a trusted one: it relays between ESP and plain VXLAN both ways', { timeout: 700_000 }, async () => {
+  await withBpfBed(['bpf', 'bpf', 'bpf'], (bed) => relayFromEncryptedToTrusted(bed, PASSWORD, (h) => envOf(bed, h, 'bpf')));
 });
 
 test('an eBPF host and an OVS host, both with --password: encrypted fastdp between them', { timeout: 700_000 }, async () => {

@@ -5,13 +5,14 @@
 // traffic crossed the wire as ESP (IP protocol 50) and never as plain UDP 6784,
 // not even the broadcasts a container sends while the peers set up their SAs; `weave reset`
 // then leaves no XFRM state, policy or IPsec chain behind. A host reached on the
-// second of its addresses tunnels from that one, which its SAs cover.
+// second of its addresses tunnels from that one, which its SAs cover. A host
+// between an encrypted peer and a trusted one relays between the two.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host } from '../../netns/lib/index.js';
-import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, encryptedFastdpViaSecondAddress, pingAndTcp, startBroadcasting, xfrm } from './ipsec-checks.js';
+import { assertIPsecInstalled, assertOnlyEsp, assertResetClean, countUnderlay, encryptedFastdpViaSecondAddress, pingAndTcp, relayFromEncryptedToTrusted, startBroadcasting, xfrm } from './ipsec-checks.js';
 import { connectionsMatch, loadKernelModules, mustWeave, withBed } from './weave-fastdp-harness.js';
 
 before(() => loadKernelModules());
@@ -52,4 +53,8 @@ test('--password with --trusted-subnets on both ends: fastdp without IPsec', { t
     await connectionsMatch(h2, /^-> \S+:6783\s+established unencrypted\s+fastdp \S+\(h1\)/m);
     assert.equal(await xfrm(h2, 'state'), '', 'trusted peers install no SA');
   });
+});
+
+test('--password, h2 between an encrypted peer and a trusted one: it relays between ESP and plain VXLAN both ways', { timeout: 700_000 }, async () => {
+  await withBed(3, (bed) => relayFromEncryptedToTrusted(bed, 'fastdp-secret'));
 });
