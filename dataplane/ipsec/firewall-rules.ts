@@ -6,7 +6,10 @@
 //    XFRM policy (which matches the mark) encrypts it; marked packets that
 //    leave without a transform are dropped;
 //  * incoming ESP with our inbound SPI is marked; plain VXLAN from that peer,
-//    to any of our addresses, that did not arrive inside such ESP is dropped.
+//    to any of our addresses, that did not arrive inside such ESP is dropped;
+// and one more: a relayed frame that came in inside ESP leaves without the
+// inbound mark, so a host relays between an encrypted and a trusted peer
+// (with the spec §7.5 rules alone, the OUTPUT filter drops it).
 // The host-firewall module includes ipsecChains() in its table; the chains
 // carry their own hooks, so where they sit in the table does not matter.
 import { parseIPv4 } from '../netlink/inet.js';
