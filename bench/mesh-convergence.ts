@@ -47,7 +47,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestbed, pollUntil, processCpuTimes, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
+import { createTestbed, pollUntil, processCpuSeconds, processCpuTimes, type Host, type SpawnedProcess, type Testbed } from '../test/netns/lib/index.js';
 import { httpGetInNetns } from '../test/netns/lib/netns-http.js';
 import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 
@@ -187,11 +187,8 @@ const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').s
 /** A router's CPU, the commands it ran included (processCpuTimes). */
 const cpuTimes = (pid: number): { user: number; system: number } => processCpuTimes(pid, true);
 
-/** User + system CPU seconds of a process. */
-function cpuSeconds(pid: number): number {
-  const { user, system } = cpuTimes(pid);
-  return user + system;
-}
+/** A router's user + system CPU seconds, the commands it ran included. */
+const cpuSeconds = (pid: number): number => processCpuSeconds(pid, true);
 
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

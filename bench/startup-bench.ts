@@ -29,7 +29,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestbed, processCpuTimes, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
+import { createTestbed, processCpuSeconds, runIperfClient, startIperfServer, type Container, type Host, type SpawnedProcess } from '../test/netns/lib/index.js';
 import { WEAVER_NODE_FLAGS, weaverEnvironment } from '../controlplane/cli/daemon.js';
 import { statePaths } from '../controlplane/cli/state-paths.js';
 import { DNS_ENTRIES_FILE, serialiseDnsEntries } from '../controlplane/dns/persistence.js';
@@ -119,8 +119,7 @@ async function round(h1: Host, h2: Host, stateDir: string, weaver: string, nodeF
       into.phaseCpu.set(phase, [...(into.phaseCpu.get(phase) ?? []), at.cpuMs]);
     }
     await new Promise((r) => setTimeout(r, IDLE_BEFORE_RSS_MS));
-    const { user, system } = processCpuTimes(router.pid, true);
-    into.cpu.push((user + system) * 1000);
+    into.cpu.push(processCpuSeconds(router.pid, true) * 1000);
     into.rss.push(rssMiB(router.pid));
     into.rssAnon.push(statusField(router.pid, 'RssAnon'));
     into.rssFile.push(statusField(router.pid, 'RssFile'));

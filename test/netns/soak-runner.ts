@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pollUntil } from './lib/exec.js';
 import { bpfEntries } from './lib/router-maps.js';
-import { launchFullMesh, mustPing, mustWeave, processCpuTimes, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
+import { launchFullMesh, mustPing, mustWeave, processCpuSeconds, weaverPid, type Container, type Host, type Testbed } from './lib/index.js';
 
 export interface SoakOptions {
   durationMs: number;
@@ -77,8 +77,7 @@ export interface SoakResult {
 
 /** User + system CPU seconds of the host's router so far. */
 function cpuSecondsOf(h: Host): number {
-  const { user, system } = processCpuTimes(weaverPid(h));
-  return user + system;
+  return processCpuSeconds(weaverPid(h));
 }
 
 /** The router's resident memory in KiB: all of it, and the anonymous part (heap, stacks; the rest is mapped files, mostly node's binary). */

@@ -8,7 +8,7 @@ export {
   type NamespaceRunner, type PingOptions, type BlockOptions,
 } from './testbed.js';
 export { sweepStale, listNamespaces, newRunPrefix } from './cleanup.js';
-export { processCpuTimes } from './proc-stat.js';
+export { processCpuSeconds, processCpuTimes } from './proc-stat.js';
 export { execCommand, mustExec, pollUntil, type ExecResult, type ExecOptions, type SpawnedProcess } from './exec.js';
 export {
   weave, mustWeave, weaveStateDir, weaverPid, stopRouters, withWeaveBed, sharedWeaveBed, launchFullMesh, launchCutLine, pollWeave, connectionsMatch,

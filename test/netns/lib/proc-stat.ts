@@ -17,3 +17,9 @@ export function processCpuTimes(pid: number, withChildren = false): { user: numb
   const system = f[12]! + (withChildren ? f[14]! : 0);
   return { user: user / USER_HZ, system: system / USER_HZ };
 }
+
+/** User + system CPU seconds of process `pid` (processCpuTimes). */
+export function processCpuSeconds(pid: number, withChildren = false): number {
+  const { user, system } = processCpuTimes(pid, withChildren);
+  return user + system;
+}
